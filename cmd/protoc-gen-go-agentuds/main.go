@@ -1,0 +1,32 @@
+// Command protoc-gen-go-agentuds generates the frame table of agentwire's
+// framed transports (Unix socket, reverse connections) from the proto.
+//
+// Every case of an envelope oneof carries a (sentinel.agent.v2.frame_type)
+// option. For each message whose oneof cases carry it, the plugin emits
+// frame-type constants and their names, a table for documentation and tests,
+// and typed encode/decode between frames and messages. Generation fails on a
+// missing, out-of-range or duplicate id, so no hand-kept table can drift from
+// the schema.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"google.golang.org/protobuf/compiler/protogen"
+	"google.golang.org/protobuf/types/pluginpb"
+)
+
+// version is stamped into every generated file's header.
+const version = "v0.1.0"
+
+func main() {
+	if len(os.Args) == 2 && (os.Args[1] == "--version" || os.Args[1] == "-version") {
+		fmt.Println("protoc-gen-go-agentuds", version)
+		return
+	}
+	protogen.Options{}.Run(func(plugin *protogen.Plugin) error {
+		plugin.SupportedFeatures = uint64(pluginpb.CodeGeneratorResponse_FEATURE_PROTO3_OPTIONAL)
+		return generate(plugin)
+	})
+}
