@@ -3939,8 +3939,11 @@ type AgentResponse struct {
 	Audit            *AuditMetadata           `protobuf:"bytes,12,opt,name=audit,proto3,oneof" json:"audit,omitempty"`
 	ProcessingTimeMs *uint64                  `protobuf:"varint,13,opt,name=processing_time_ms,json=processingTimeMs,proto3,oneof" json:"processing_time_ms,omitempty"`
 	NeedsMore        bool                     `protobuf:"varint,14,opt,name=needs_more,json=needsMore,proto3" json:"needs_more,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// agentwire: set when the agent failed to process the event; the decision
+	// is then absent and the proxy surfaces the error to its caller.
+	Error         *Status `protobuf:"bytes,20,opt,name=error,proto3,oneof" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AgentResponse) Reset() {
@@ -4058,6 +4061,13 @@ func (x *AgentResponse) GetNeedsMore() bool {
 	return false
 }
 
+func (x *AgentResponse) GetError() *Status {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
 type isAgentResponse_Decision interface {
 	isAgentResponse_Decision()
 }
@@ -4086,6 +4096,60 @@ func (*AgentResponse_Redirect) isAgentResponse_Decision() {}
 
 func (*AgentResponse_Challenge) isAgentResponse_Decision() {}
 
+// Status is an error an agent reports for one event (agentwire): a gRPC
+// status code (never 0) and a message for humans.
+type Status struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          uint32                 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Status) Reset() {
+	*x = Status{}
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Status) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Status) ProtoMessage() {}
+
+func (x *Status) ProtoReflect() protoreflect.Message {
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Status.ProtoReflect.Descriptor instead.
+func (*Status) Descriptor() ([]byte, []int) {
+	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *Status) GetCode() uint32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *Status) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 // RegistrationRequest is the first frame an agent sends on a connection it
 // dialled to the proxy.
 type RegistrationRequest struct {
@@ -4101,7 +4165,7 @@ type RegistrationRequest struct {
 
 func (x *RegistrationRequest) Reset() {
 	*x = RegistrationRequest{}
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[45]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4113,7 +4177,7 @@ func (x *RegistrationRequest) String() string {
 func (*RegistrationRequest) ProtoMessage() {}
 
 func (x *RegistrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[45]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4126,7 +4190,7 @@ func (x *RegistrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegistrationRequest.ProtoReflect.Descriptor instead.
 func (*RegistrationRequest) Descriptor() ([]byte, []int) {
-	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{45}
+	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *RegistrationRequest) GetProtocolVersion() uint32 {
@@ -4181,7 +4245,7 @@ type RegistrationResponse struct {
 
 func (x *RegistrationResponse) Reset() {
 	*x = RegistrationResponse{}
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[46]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4193,7 +4257,7 @@ func (x *RegistrationResponse) String() string {
 func (*RegistrationResponse) ProtoMessage() {}
 
 func (x *RegistrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[46]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4206,7 +4270,7 @@ func (x *RegistrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegistrationResponse.ProtoReflect.Descriptor instead.
 func (*RegistrationResponse) Descriptor() ([]byte, []int) {
-	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{46}
+	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *RegistrationResponse) GetAccepted() bool {
@@ -4283,7 +4347,7 @@ type ProxyToAgent struct {
 
 func (x *ProxyToAgent) Reset() {
 	*x = ProxyToAgent{}
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[47]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4295,7 +4359,7 @@ func (x *ProxyToAgent) String() string {
 func (*ProxyToAgent) ProtoMessage() {}
 
 func (x *ProxyToAgent) ProtoReflect() protoreflect.Message {
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[47]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4308,7 +4372,7 @@ func (x *ProxyToAgent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProxyToAgent.ProtoReflect.Descriptor instead.
 func (*ProxyToAgent) Descriptor() ([]byte, []int) {
-	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{47}
+	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ProxyToAgent) GetMessage() isProxyToAgent_Message {
@@ -4595,7 +4659,7 @@ type AgentToProxy struct {
 
 func (x *AgentToProxy) Reset() {
 	*x = AgentToProxy{}
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[48]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4607,7 +4671,7 @@ func (x *AgentToProxy) String() string {
 func (*AgentToProxy) ProtoMessage() {}
 
 func (x *AgentToProxy) ProtoReflect() protoreflect.Message {
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[48]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4620,7 +4684,7 @@ func (x *AgentToProxy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentToProxy.ProtoReflect.Descriptor instead.
 func (*AgentToProxy) Descriptor() ([]byte, []int) {
-	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{48}
+	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *AgentToProxy) GetMessage() isAgentToProxy_Message {
@@ -4808,7 +4872,7 @@ type AgentControl struct {
 
 func (x *AgentControl) Reset() {
 	*x = AgentControl{}
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[49]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4820,7 +4884,7 @@ func (x *AgentControl) String() string {
 func (*AgentControl) ProtoMessage() {}
 
 func (x *AgentControl) ProtoReflect() protoreflect.Message {
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[49]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4833,7 +4897,7 @@ func (x *AgentControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentControl.ProtoReflect.Descriptor instead.
 func (*AgentControl) Descriptor() ([]byte, []int) {
-	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{49}
+	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *AgentControl) GetMessage() isAgentControl_Message {
@@ -4923,7 +4987,7 @@ type ProxyControl struct {
 
 func (x *ProxyControl) Reset() {
 	*x = ProxyControl{}
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[50]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4935,7 +4999,7 @@ func (x *ProxyControl) String() string {
 func (*ProxyControl) ProtoMessage() {}
 
 func (x *ProxyControl) ProtoReflect() protoreflect.Message {
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[50]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4948,7 +5012,7 @@ func (x *ProxyControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProxyControl.ProtoReflect.Descriptor instead.
 func (*ProxyControl) Descriptor() ([]byte, []int) {
-	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{50}
+	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ProxyControl) GetMessage() isProxyControl_Message {
@@ -5397,7 +5461,7 @@ const file_sentinel_agent_v2_agent_proto_rawDesc = "" +
 	"\x06params\x18\x02 \x03(\v20.sentinel.agent.v2.ChallengeDecision.ParamsEntryR\x06params\x1a9\n" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xfd\x04\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbd\x05\n" +
 	"\rAgentResponse\x12%\n" +
 	"\x0ecorrelation_id\x18\x01 \x01(\tR\rcorrelationId\x128\n" +
 	"\x05allow\x18\x02 \x01(\v2 .sentinel.agent.v2.AllowDecisionH\x00R\x05allow\x128\n" +
@@ -5410,11 +5474,16 @@ const file_sentinel_agent_v2_agent_proto_rawDesc = "" +
 	"\x05audit\x18\f \x01(\v2 .sentinel.agent.v2.AuditMetadataH\x01R\x05audit\x88\x01\x01\x121\n" +
 	"\x12processing_time_ms\x18\r \x01(\x04H\x02R\x10processingTimeMs\x88\x01\x01\x12\x1d\n" +
 	"\n" +
-	"needs_more\x18\x0e \x01(\bR\tneedsMoreB\n" +
+	"needs_more\x18\x0e \x01(\bR\tneedsMore\x124\n" +
+	"\x05error\x18\x14 \x01(\v2\x19.sentinel.agent.v2.StatusH\x03R\x05error\x88\x01\x01B\n" +
 	"\n" +
 	"\bdecisionB\b\n" +
 	"\x06_auditB\x15\n" +
-	"\x13_processing_time_ms\"\xd3\x02\n" +
+	"\x13_processing_time_msB\b\n" +
+	"\x06_error\"6\n" +
+	"\x06Status\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xd3\x02\n" +
 	"\x13RegistrationRequest\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x19\n" +
 	"\bagent_id\x18\x02 \x01(\tR\aagentId\x12H\n" +
@@ -5544,7 +5613,7 @@ func file_sentinel_agent_v2_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_sentinel_agent_v2_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
-var file_sentinel_agent_v2_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
+var file_sentinel_agent_v2_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 59)
 var file_sentinel_agent_v2_agent_proto_goTypes = []any{
 	(EventType)(0),                     // 0: sentinel.agent.v2.EventType
 	(HealthState)(0),                   // 1: sentinel.agent.v2.HealthState
@@ -5600,19 +5669,20 @@ var file_sentinel_agent_v2_agent_proto_goTypes = []any{
 	(*RedirectDecision)(nil),           // 51: sentinel.agent.v2.RedirectDecision
 	(*ChallengeDecision)(nil),          // 52: sentinel.agent.v2.ChallengeDecision
 	(*AgentResponse)(nil),              // 53: sentinel.agent.v2.AgentResponse
-	(*RegistrationRequest)(nil),        // 54: sentinel.agent.v2.RegistrationRequest
-	(*RegistrationResponse)(nil),       // 55: sentinel.agent.v2.RegistrationResponse
-	(*ProxyToAgent)(nil),               // 56: sentinel.agent.v2.ProxyToAgent
-	(*AgentToProxy)(nil),               // 57: sentinel.agent.v2.AgentToProxy
-	(*AgentControl)(nil),               // 58: sentinel.agent.v2.AgentControl
-	(*ProxyControl)(nil),               // 59: sentinel.agent.v2.ProxyControl
-	nil,                                // 60: sentinel.agent.v2.LogMessage.FieldsEntry
-	nil,                                // 61: sentinel.agent.v2.CounterMetric.LabelsEntry
-	nil,                                // 62: sentinel.agent.v2.GaugeMetric.LabelsEntry
-	nil,                                // 63: sentinel.agent.v2.HistogramMetric.LabelsEntry
-	nil,                                // 64: sentinel.agent.v2.AuditMetadata.CustomEntry
-	nil,                                // 65: sentinel.agent.v2.ChallengeDecision.ParamsEntry
-	nil,                                // 66: sentinel.agent.v2.RegistrationRequest.MetadataEntry
+	(*Status)(nil),                     // 54: sentinel.agent.v2.Status
+	(*RegistrationRequest)(nil),        // 55: sentinel.agent.v2.RegistrationRequest
+	(*RegistrationResponse)(nil),       // 56: sentinel.agent.v2.RegistrationResponse
+	(*ProxyToAgent)(nil),               // 57: sentinel.agent.v2.ProxyToAgent
+	(*AgentToProxy)(nil),               // 58: sentinel.agent.v2.AgentToProxy
+	(*AgentControl)(nil),               // 59: sentinel.agent.v2.AgentControl
+	(*ProxyControl)(nil),               // 60: sentinel.agent.v2.ProxyControl
+	nil,                                // 61: sentinel.agent.v2.LogMessage.FieldsEntry
+	nil,                                // 62: sentinel.agent.v2.CounterMetric.LabelsEntry
+	nil,                                // 63: sentinel.agent.v2.GaugeMetric.LabelsEntry
+	nil,                                // 64: sentinel.agent.v2.HistogramMetric.LabelsEntry
+	nil,                                // 65: sentinel.agent.v2.AuditMetadata.CustomEntry
+	nil,                                // 66: sentinel.agent.v2.ChallengeDecision.ParamsEntry
+	nil,                                // 67: sentinel.agent.v2.RegistrationRequest.MetadataEntry
 }
 var file_sentinel_agent_v2_agent_proto_depIdxs = []int32{
 	0,  // 0: sentinel.agent.v2.AgentCapabilities.supported_events:type_name -> sentinel.agent.v2.EventType
@@ -5633,13 +5703,13 @@ var file_sentinel_agent_v2_agent_proto_depIdxs = []int32{
 	6,  // 15: sentinel.agent.v2.ShutdownRequest.reason:type_name -> sentinel.agent.v2.ShutdownRequest.Reason
 	7,  // 16: sentinel.agent.v2.DrainRequest.reason:type_name -> sentinel.agent.v2.DrainRequest.Reason
 	4,  // 17: sentinel.agent.v2.LogMessage.level:type_name -> sentinel.agent.v2.LogLevel
-	60, // 18: sentinel.agent.v2.LogMessage.fields:type_name -> sentinel.agent.v2.LogMessage.FieldsEntry
+	61, // 18: sentinel.agent.v2.LogMessage.fields:type_name -> sentinel.agent.v2.LogMessage.FieldsEntry
 	31, // 19: sentinel.agent.v2.MetricsReport.counters:type_name -> sentinel.agent.v2.CounterMetric
 	32, // 20: sentinel.agent.v2.MetricsReport.gauges:type_name -> sentinel.agent.v2.GaugeMetric
 	33, // 21: sentinel.agent.v2.MetricsReport.histograms:type_name -> sentinel.agent.v2.HistogramMetric
-	61, // 22: sentinel.agent.v2.CounterMetric.labels:type_name -> sentinel.agent.v2.CounterMetric.LabelsEntry
-	62, // 23: sentinel.agent.v2.GaugeMetric.labels:type_name -> sentinel.agent.v2.GaugeMetric.LabelsEntry
-	63, // 24: sentinel.agent.v2.HistogramMetric.labels:type_name -> sentinel.agent.v2.HistogramMetric.LabelsEntry
+	62, // 22: sentinel.agent.v2.CounterMetric.labels:type_name -> sentinel.agent.v2.CounterMetric.LabelsEntry
+	63, // 23: sentinel.agent.v2.GaugeMetric.labels:type_name -> sentinel.agent.v2.GaugeMetric.LabelsEntry
+	64, // 24: sentinel.agent.v2.HistogramMetric.labels:type_name -> sentinel.agent.v2.HistogramMetric.LabelsEntry
 	34, // 25: sentinel.agent.v2.HistogramMetric.buckets:type_name -> sentinel.agent.v2.HistogramBucket
 	2,  // 26: sentinel.agent.v2.FlowControlSignal.action:type_name -> sentinel.agent.v2.FlowAction
 	37, // 27: sentinel.agent.v2.HeaderOp.set:type_name -> sentinel.agent.v2.Header
@@ -5649,9 +5719,9 @@ var file_sentinel_agent_v2_agent_proto_depIdxs = []int32{
 	37, // 31: sentinel.agent.v2.ResponseHeadersEvent.headers:type_name -> sentinel.agent.v2.Header
 	8,  // 32: sentinel.agent.v2.WebSocketFrameEvent.frame_type:type_name -> sentinel.agent.v2.WebSocketFrameEvent.FrameType
 	5,  // 33: sentinel.agent.v2.GuardrailInspectEvent.content_type:type_name -> sentinel.agent.v2.GuardrailContentType
-	64, // 34: sentinel.agent.v2.AuditMetadata.custom:type_name -> sentinel.agent.v2.AuditMetadata.CustomEntry
+	65, // 34: sentinel.agent.v2.AuditMetadata.custom:type_name -> sentinel.agent.v2.AuditMetadata.CustomEntry
 	37, // 35: sentinel.agent.v2.BlockDecision.headers:type_name -> sentinel.agent.v2.Header
-	65, // 36: sentinel.agent.v2.ChallengeDecision.params:type_name -> sentinel.agent.v2.ChallengeDecision.ParamsEntry
+	66, // 36: sentinel.agent.v2.ChallengeDecision.params:type_name -> sentinel.agent.v2.ChallengeDecision.ParamsEntry
 	49, // 37: sentinel.agent.v2.AgentResponse.allow:type_name -> sentinel.agent.v2.AllowDecision
 	50, // 38: sentinel.agent.v2.AgentResponse.block:type_name -> sentinel.agent.v2.BlockDecision
 	51, // 39: sentinel.agent.v2.AgentResponse.redirect:type_name -> sentinel.agent.v2.RedirectDecision
@@ -5659,53 +5729,54 @@ var file_sentinel_agent_v2_agent_proto_depIdxs = []int32{
 	38, // 41: sentinel.agent.v2.AgentResponse.request_headers:type_name -> sentinel.agent.v2.HeaderOp
 	38, // 42: sentinel.agent.v2.AgentResponse.response_headers:type_name -> sentinel.agent.v2.HeaderOp
 	48, // 43: sentinel.agent.v2.AgentResponse.audit:type_name -> sentinel.agent.v2.AuditMetadata
-	9,  // 44: sentinel.agent.v2.RegistrationRequest.capabilities:type_name -> sentinel.agent.v2.AgentCapabilities
-	66, // 45: sentinel.agent.v2.RegistrationRequest.metadata:type_name -> sentinel.agent.v2.RegistrationRequest.MetadataEntry
-	13, // 46: sentinel.agent.v2.ProxyToAgent.handshake:type_name -> sentinel.agent.v2.HandshakeRequest
-	39, // 47: sentinel.agent.v2.ProxyToAgent.request_headers:type_name -> sentinel.agent.v2.RequestHeadersEvent
-	41, // 48: sentinel.agent.v2.ProxyToAgent.request_body_chunk:type_name -> sentinel.agent.v2.BodyChunkEvent
-	40, // 49: sentinel.agent.v2.ProxyToAgent.response_headers:type_name -> sentinel.agent.v2.ResponseHeadersEvent
-	41, // 50: sentinel.agent.v2.ProxyToAgent.response_body_chunk:type_name -> sentinel.agent.v2.BodyChunkEvent
-	42, // 51: sentinel.agent.v2.ProxyToAgent.websocket_frame:type_name -> sentinel.agent.v2.WebSocketFrameEvent
-	43, // 52: sentinel.agent.v2.ProxyToAgent.guardrail:type_name -> sentinel.agent.v2.GuardrailInspectEvent
-	44, // 53: sentinel.agent.v2.ProxyToAgent.request_complete:type_name -> sentinel.agent.v2.RequestCompleteEvent
-	18, // 54: sentinel.agent.v2.ProxyToAgent.cancel:type_name -> sentinel.agent.v2.CancelRequest
-	45, // 55: sentinel.agent.v2.ProxyToAgent.configure:type_name -> sentinel.agent.v2.ConfigureEvent
-	46, // 56: sentinel.agent.v2.ProxyToAgent.ping:type_name -> sentinel.agent.v2.Ping
-	28, // 57: sentinel.agent.v2.ProxyToAgent.drain:type_name -> sentinel.agent.v2.DrainRequest
-	27, // 58: sentinel.agent.v2.ProxyToAgent.shutdown:type_name -> sentinel.agent.v2.ShutdownRequest
-	26, // 59: sentinel.agent.v2.ProxyToAgent.config_response:type_name -> sentinel.agent.v2.ConfigUpdateResponse
-	55, // 60: sentinel.agent.v2.ProxyToAgent.registration_response:type_name -> sentinel.agent.v2.RegistrationResponse
-	47, // 61: sentinel.agent.v2.ProxyToAgent.pong:type_name -> sentinel.agent.v2.Pong
-	14, // 62: sentinel.agent.v2.AgentToProxy.handshake:type_name -> sentinel.agent.v2.HandshakeResponse
-	53, // 63: sentinel.agent.v2.AgentToProxy.response:type_name -> sentinel.agent.v2.AgentResponse
-	15, // 64: sentinel.agent.v2.AgentToProxy.health:type_name -> sentinel.agent.v2.HealthStatus
-	30, // 65: sentinel.agent.v2.AgentToProxy.metrics:type_name -> sentinel.agent.v2.MetricsReport
-	19, // 66: sentinel.agent.v2.AgentToProxy.config_update:type_name -> sentinel.agent.v2.ConfigUpdateRequest
-	35, // 67: sentinel.agent.v2.AgentToProxy.flow_control:type_name -> sentinel.agent.v2.FlowControlSignal
-	47, // 68: sentinel.agent.v2.AgentToProxy.pong:type_name -> sentinel.agent.v2.Pong
-	29, // 69: sentinel.agent.v2.AgentToProxy.log:type_name -> sentinel.agent.v2.LogMessage
-	54, // 70: sentinel.agent.v2.AgentToProxy.registration:type_name -> sentinel.agent.v2.RegistrationRequest
-	46, // 71: sentinel.agent.v2.AgentToProxy.ping:type_name -> sentinel.agent.v2.Ping
-	15, // 72: sentinel.agent.v2.AgentControl.health:type_name -> sentinel.agent.v2.HealthStatus
-	30, // 73: sentinel.agent.v2.AgentControl.metrics:type_name -> sentinel.agent.v2.MetricsReport
-	19, // 74: sentinel.agent.v2.AgentControl.config_update:type_name -> sentinel.agent.v2.ConfigUpdateRequest
-	29, // 75: sentinel.agent.v2.AgentControl.log:type_name -> sentinel.agent.v2.LogMessage
-	45, // 76: sentinel.agent.v2.ProxyControl.configure:type_name -> sentinel.agent.v2.ConfigureEvent
-	27, // 77: sentinel.agent.v2.ProxyControl.shutdown:type_name -> sentinel.agent.v2.ShutdownRequest
-	28, // 78: sentinel.agent.v2.ProxyControl.drain:type_name -> sentinel.agent.v2.DrainRequest
-	26, // 79: sentinel.agent.v2.ProxyControl.config_response:type_name -> sentinel.agent.v2.ConfigUpdateResponse
-	56, // 80: sentinel.agent.v2.AgentServiceV2.ProcessStream:input_type -> sentinel.agent.v2.ProxyToAgent
-	58, // 81: sentinel.agent.v2.AgentServiceV2.ControlStream:input_type -> sentinel.agent.v2.AgentControl
-	56, // 82: sentinel.agent.v2.AgentServiceV2.ProcessEvent:input_type -> sentinel.agent.v2.ProxyToAgent
-	57, // 83: sentinel.agent.v2.AgentServiceV2.ProcessStream:output_type -> sentinel.agent.v2.AgentToProxy
-	59, // 84: sentinel.agent.v2.AgentServiceV2.ControlStream:output_type -> sentinel.agent.v2.ProxyControl
-	57, // 85: sentinel.agent.v2.AgentServiceV2.ProcessEvent:output_type -> sentinel.agent.v2.AgentToProxy
-	83, // [83:86] is the sub-list for method output_type
-	80, // [80:83] is the sub-list for method input_type
-	80, // [80:80] is the sub-list for extension type_name
-	80, // [80:80] is the sub-list for extension extendee
-	0,  // [0:80] is the sub-list for field type_name
+	54, // 44: sentinel.agent.v2.AgentResponse.error:type_name -> sentinel.agent.v2.Status
+	9,  // 45: sentinel.agent.v2.RegistrationRequest.capabilities:type_name -> sentinel.agent.v2.AgentCapabilities
+	67, // 46: sentinel.agent.v2.RegistrationRequest.metadata:type_name -> sentinel.agent.v2.RegistrationRequest.MetadataEntry
+	13, // 47: sentinel.agent.v2.ProxyToAgent.handshake:type_name -> sentinel.agent.v2.HandshakeRequest
+	39, // 48: sentinel.agent.v2.ProxyToAgent.request_headers:type_name -> sentinel.agent.v2.RequestHeadersEvent
+	41, // 49: sentinel.agent.v2.ProxyToAgent.request_body_chunk:type_name -> sentinel.agent.v2.BodyChunkEvent
+	40, // 50: sentinel.agent.v2.ProxyToAgent.response_headers:type_name -> sentinel.agent.v2.ResponseHeadersEvent
+	41, // 51: sentinel.agent.v2.ProxyToAgent.response_body_chunk:type_name -> sentinel.agent.v2.BodyChunkEvent
+	42, // 52: sentinel.agent.v2.ProxyToAgent.websocket_frame:type_name -> sentinel.agent.v2.WebSocketFrameEvent
+	43, // 53: sentinel.agent.v2.ProxyToAgent.guardrail:type_name -> sentinel.agent.v2.GuardrailInspectEvent
+	44, // 54: sentinel.agent.v2.ProxyToAgent.request_complete:type_name -> sentinel.agent.v2.RequestCompleteEvent
+	18, // 55: sentinel.agent.v2.ProxyToAgent.cancel:type_name -> sentinel.agent.v2.CancelRequest
+	45, // 56: sentinel.agent.v2.ProxyToAgent.configure:type_name -> sentinel.agent.v2.ConfigureEvent
+	46, // 57: sentinel.agent.v2.ProxyToAgent.ping:type_name -> sentinel.agent.v2.Ping
+	28, // 58: sentinel.agent.v2.ProxyToAgent.drain:type_name -> sentinel.agent.v2.DrainRequest
+	27, // 59: sentinel.agent.v2.ProxyToAgent.shutdown:type_name -> sentinel.agent.v2.ShutdownRequest
+	26, // 60: sentinel.agent.v2.ProxyToAgent.config_response:type_name -> sentinel.agent.v2.ConfigUpdateResponse
+	56, // 61: sentinel.agent.v2.ProxyToAgent.registration_response:type_name -> sentinel.agent.v2.RegistrationResponse
+	47, // 62: sentinel.agent.v2.ProxyToAgent.pong:type_name -> sentinel.agent.v2.Pong
+	14, // 63: sentinel.agent.v2.AgentToProxy.handshake:type_name -> sentinel.agent.v2.HandshakeResponse
+	53, // 64: sentinel.agent.v2.AgentToProxy.response:type_name -> sentinel.agent.v2.AgentResponse
+	15, // 65: sentinel.agent.v2.AgentToProxy.health:type_name -> sentinel.agent.v2.HealthStatus
+	30, // 66: sentinel.agent.v2.AgentToProxy.metrics:type_name -> sentinel.agent.v2.MetricsReport
+	19, // 67: sentinel.agent.v2.AgentToProxy.config_update:type_name -> sentinel.agent.v2.ConfigUpdateRequest
+	35, // 68: sentinel.agent.v2.AgentToProxy.flow_control:type_name -> sentinel.agent.v2.FlowControlSignal
+	47, // 69: sentinel.agent.v2.AgentToProxy.pong:type_name -> sentinel.agent.v2.Pong
+	29, // 70: sentinel.agent.v2.AgentToProxy.log:type_name -> sentinel.agent.v2.LogMessage
+	55, // 71: sentinel.agent.v2.AgentToProxy.registration:type_name -> sentinel.agent.v2.RegistrationRequest
+	46, // 72: sentinel.agent.v2.AgentToProxy.ping:type_name -> sentinel.agent.v2.Ping
+	15, // 73: sentinel.agent.v2.AgentControl.health:type_name -> sentinel.agent.v2.HealthStatus
+	30, // 74: sentinel.agent.v2.AgentControl.metrics:type_name -> sentinel.agent.v2.MetricsReport
+	19, // 75: sentinel.agent.v2.AgentControl.config_update:type_name -> sentinel.agent.v2.ConfigUpdateRequest
+	29, // 76: sentinel.agent.v2.AgentControl.log:type_name -> sentinel.agent.v2.LogMessage
+	45, // 77: sentinel.agent.v2.ProxyControl.configure:type_name -> sentinel.agent.v2.ConfigureEvent
+	27, // 78: sentinel.agent.v2.ProxyControl.shutdown:type_name -> sentinel.agent.v2.ShutdownRequest
+	28, // 79: sentinel.agent.v2.ProxyControl.drain:type_name -> sentinel.agent.v2.DrainRequest
+	26, // 80: sentinel.agent.v2.ProxyControl.config_response:type_name -> sentinel.agent.v2.ConfigUpdateResponse
+	57, // 81: sentinel.agent.v2.AgentServiceV2.ProcessStream:input_type -> sentinel.agent.v2.ProxyToAgent
+	59, // 82: sentinel.agent.v2.AgentServiceV2.ControlStream:input_type -> sentinel.agent.v2.AgentControl
+	57, // 83: sentinel.agent.v2.AgentServiceV2.ProcessEvent:input_type -> sentinel.agent.v2.ProxyToAgent
+	58, // 84: sentinel.agent.v2.AgentServiceV2.ProcessStream:output_type -> sentinel.agent.v2.AgentToProxy
+	60, // 85: sentinel.agent.v2.AgentServiceV2.ControlStream:output_type -> sentinel.agent.v2.ProxyControl
+	58, // 86: sentinel.agent.v2.AgentServiceV2.ProcessEvent:output_type -> sentinel.agent.v2.AgentToProxy
+	84, // [84:87] is the sub-list for method output_type
+	81, // [81:84] is the sub-list for method input_type
+	81, // [81:81] is the sub-list for extension type_name
+	81, // [81:81] is the sub-list for extension extendee
+	0,  // [0:81] is the sub-list for field type_name
 }
 
 func init() { file_sentinel_agent_v2_agent_proto_init() }
@@ -5752,8 +5823,8 @@ func file_sentinel_agent_v2_agent_proto_init() {
 		(*AgentResponse_Redirect)(nil),
 		(*AgentResponse_Challenge)(nil),
 	}
-	file_sentinel_agent_v2_agent_proto_msgTypes[46].OneofWrappers = []any{}
-	file_sentinel_agent_v2_agent_proto_msgTypes[47].OneofWrappers = []any{
+	file_sentinel_agent_v2_agent_proto_msgTypes[47].OneofWrappers = []any{}
+	file_sentinel_agent_v2_agent_proto_msgTypes[48].OneofWrappers = []any{
 		(*ProxyToAgent_Handshake)(nil),
 		(*ProxyToAgent_RequestHeaders)(nil),
 		(*ProxyToAgent_RequestBodyChunk)(nil),
@@ -5771,7 +5842,7 @@ func file_sentinel_agent_v2_agent_proto_init() {
 		(*ProxyToAgent_RegistrationResponse)(nil),
 		(*ProxyToAgent_Pong)(nil),
 	}
-	file_sentinel_agent_v2_agent_proto_msgTypes[48].OneofWrappers = []any{
+	file_sentinel_agent_v2_agent_proto_msgTypes[49].OneofWrappers = []any{
 		(*AgentToProxy_Handshake)(nil),
 		(*AgentToProxy_Response)(nil),
 		(*AgentToProxy_Health)(nil),
@@ -5783,13 +5854,13 @@ func file_sentinel_agent_v2_agent_proto_init() {
 		(*AgentToProxy_Registration)(nil),
 		(*AgentToProxy_Ping)(nil),
 	}
-	file_sentinel_agent_v2_agent_proto_msgTypes[49].OneofWrappers = []any{
+	file_sentinel_agent_v2_agent_proto_msgTypes[50].OneofWrappers = []any{
 		(*AgentControl_Health)(nil),
 		(*AgentControl_Metrics)(nil),
 		(*AgentControl_ConfigUpdate)(nil),
 		(*AgentControl_Log)(nil),
 	}
-	file_sentinel_agent_v2_agent_proto_msgTypes[50].OneofWrappers = []any{
+	file_sentinel_agent_v2_agent_proto_msgTypes[51].OneofWrappers = []any{
 		(*ProxyControl_Configure)(nil),
 		(*ProxyControl_Shutdown)(nil),
 		(*ProxyControl_Drain)(nil),
@@ -5801,7 +5872,7 @@ func file_sentinel_agent_v2_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sentinel_agent_v2_agent_proto_rawDesc), len(file_sentinel_agent_v2_agent_proto_rawDesc)),
 			NumEnums:      9,
-			NumMessages:   58,
+			NumMessages:   59,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

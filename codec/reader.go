@@ -1,0 +1,148 @@
+package codec
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/agentwire/agentwire"
+	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+)
+
+// DefaultMaxFrameSize is the largest frame (type byte plus payload) accepted
+// or written unless configured otherwise: 16 MiB.
+const DefaultMaxFrameSize = 16 << 20
+
+// readBufferSize is the buffered reader's size: frames up to this size are
+// decoded straight from it without a copy.
+const readBufferSize = 64 << 10
+
+// Reader reads frames from a byte stream. It is not safe for concurrent use:
+// one goroutine owns a Reader.
+type Reader struct {
+	br      *bufio.Reader
+	max     int
+	big     []byte // reused for payloads larger than the buffered reader
+	pending int    // bytes of the previous frame still to discard from br
+}
+
+// NewReader returns a Reader over r that rejects frames larger than max bytes
+// (type byte plus payload). max <= 0 means [DefaultMaxFrameSize].
+func NewReader(r io.Reader, max int) *Reader {
+	if max <= 0 {
+		max = DefaultMaxFrameSize
+	}
+	return &Reader{br: bufio.NewReaderSize(r, readBufferSize), max: max}
+}
+
+// ReadFrame reads the next frame and returns its type and payload. The
+// payload aliases the Reader's buffer: it is valid only until the next call.
+func (r *Reader) ReadFrame() (agentv2.FrameType, []byte, error) {
+	if r.pending > 0 {
+		// The previous payload was served from br's buffer; consume it now.
+		_, _ = r.br.Discard(r.pending)
+		r.pending = 0
+	}
+	hdr, err := r.br.Peek(agentv2.FrameHeaderSize)
+	if err != nil {
+		if errors.Is(err, io.EOF) && len(hdr) == 0 {
+			return 0, nil, agentwire.NewError(agentwire.CodeUnavailable, io.EOF)
+		}
+		return 0, nil, readErr(err)
+	}
+	n := int(binary.BigEndian.Uint32(hdr))
+	if n == 0 {
+		return 0, nil, wrap(agentwire.CodeInternal, ErrZeroLength, nil)
+	}
+	if n > r.max || n < 0 {
+		return 0, nil, wrap(agentwire.CodeResourceExhausted, ErrFrameTooLarge,
+			fmt.Errorf("frame of %d bytes, limit %d", n, r.max))
+	}
+	t := agentv2.FrameType(hdr[4])
+	_, _ = r.br.Discard(agentv2.FrameHeaderSize)
+	size := n - 1
+	if size <= r.br.Size() {
+		payload, err := r.br.Peek(size)
+		if err != nil {
+			return 0, nil, readErr(err)
+		}
+		r.pending = size
+		return t, payload, nil
+	}
+	if cap(r.big) < size {
+		r.big = make([]byte, size)
+	}
+	payload := r.big[:size]
+	if _, err := io.ReadFull(r.br, payload); err != nil {
+		return 0, nil, readErr(err)
+	}
+	return t, payload, nil
+}
+
+// readErr classifies an I/O error met inside a frame.
+func readErr(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return wrap(agentwire.CodeDataLoss, ErrTruncated, nil)
+	}
+	return agentwire.NewError(agentwire.CodeUnavailable, err)
+}
+
+// ReadProxyToAgent reads the next frame into m, replacing its contents.
+// Strings and bytes in m are copies: m outlives the next read.
+func (r *Reader) ReadProxyToAgent(m *agentv2.ProxyToAgent) error {
+	return r.read(m, agentv2.IsProxyToAgentFrame, false)
+}
+
+// ReadAgentToProxy reads the next frame into m, replacing its contents.
+// Strings and bytes in m are copies: m outlives the next read.
+func (r *Reader) ReadAgentToProxy(m *agentv2.AgentToProxy) error {
+	return r.read(m, agentv2.IsAgentToProxyFrame, false)
+}
+
+// ReadProxyToAgentUnsafe is ReadProxyToAgent without copies: strings and
+// bytes in m alias the Reader's buffer and are valid only until the next
+// read. Use it only where the caller controls m's lifetime.
+func (r *Reader) ReadProxyToAgentUnsafe(m *agentv2.ProxyToAgent) error {
+	return r.read(m, agentv2.IsProxyToAgentFrame, true)
+}
+
+// ReadAgentToProxyUnsafe is ReadAgentToProxy without copies; see
+// [Reader.ReadProxyToAgentUnsafe] for the lifetime rule.
+func (r *Reader) ReadAgentToProxyUnsafe(m *agentv2.AgentToProxy) error {
+	return r.read(m, agentv2.IsAgentToProxyFrame, true)
+}
+
+// envelope is what the generated frame code provides for both directions.
+type envelope interface {
+	UnmarshalFrame(t agentv2.FrameType, payload []byte) error
+	UnmarshalFrameUnsafe(t agentv2.FrameType, payload []byte) error
+}
+
+func (r *Reader) read(m envelope, known func(agentv2.FrameType) bool, unsafe bool) error {
+	t, payload, err := r.ReadFrame()
+	if err != nil {
+		return err
+	}
+	return Decode(m, t, payload, known, unsafe)
+}
+
+// Decode decodes one frame's payload into m. known tells which types m's
+// direction has; an unknown type yields [ErrUnknownFrameType] without
+// touching m.
+func Decode(m envelope, t agentv2.FrameType, payload []byte, known func(agentv2.FrameType) bool, unsafe bool) error {
+	if !known(t) {
+		return wrap(agentwire.CodeUnimplemented, ErrUnknownFrameType, fmt.Errorf("type 0x%02x, %d bytes skipped", uint8(t), len(payload)))
+	}
+	var err error
+	if unsafe {
+		err = m.UnmarshalFrameUnsafe(t, payload)
+	} else {
+		err = m.UnmarshalFrame(t, payload)
+	}
+	if err != nil {
+		return wrap(agentwire.CodeInternal, ErrMalformed, err)
+	}
+	return nil
+}

@@ -1,0 +1,173 @@
+package codec
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+
+	"github.com/agentwire/agentwire"
+	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+)
+
+// DefaultMaxPending is how many encoded bytes a [Writer] queues before
+// writers wait for the peer to read: a stalled peer costs bounded memory.
+const DefaultMaxPending = 4 << 20
+
+// Frame is an envelope that encodes itself as one frame; both generated
+// envelopes, ProxyToAgent and AgentToProxy, implement it.
+type Frame interface {
+	AppendFrame(dst []byte, max int) ([]byte, error)
+}
+
+// AppendFrame appends m to dst as one frame, failing with
+// [ErrFrameTooLarge] (and dst unchanged) if it exceeds max bytes.
+func AppendFrame(dst []byte, m Frame, max int) ([]byte, error) {
+	if max <= 0 {
+		max = DefaultMaxFrameSize
+	}
+	out, err := m.AppendFrame(dst, max)
+	if err != nil {
+		var size *agentv2.FrameSizeError
+		if errors.As(err, &size) {
+			return dst, wrap(agentwire.CodeResourceExhausted, ErrFrameTooLarge, err)
+		}
+		return dst, agentwire.NewError(agentwire.CodeInvalidArgument, err)
+	}
+	return out, nil
+}
+
+// Writer encodes frames from many goroutines into one stream. Callers encode
+// into a shared pending buffer; one flusher goroutine (the owner calls
+// [Writer.Run]) writes everything pending in one system call, so concurrent
+// senders are batched. Write is safe for concurrent use.
+type Writer struct {
+	w          io.Writer
+	max        int
+	maxPending int
+	wake       chan struct{} // capacity 1: "pending is non-empty"
+
+	mu sync.Mutex // mu guards the following
+	// pending holds encoded frames not yet handed to the flusher.
+	pending []byte
+	// spare is the flusher's last buffer, reused for pending.
+	spare []byte
+	// space is closed (and replaced) whenever the flusher drains pending.
+	space chan struct{}
+	err   error
+}
+
+// NewWriter returns a Writer over w. max limits each frame (<= 0:
+// [DefaultMaxFrameSize]); maxPending bounds queued bytes (<= 0:
+// [DefaultMaxPending]).
+func NewWriter(w io.Writer, max, maxPending int) *Writer {
+	if max <= 0 {
+		max = DefaultMaxFrameSize
+	}
+	if maxPending <= 0 {
+		maxPending = DefaultMaxPending
+	}
+	return &Writer{
+		w:          w,
+		max:        max,
+		maxPending: maxPending,
+		wake:       make(chan struct{}, 1),
+		space:      make(chan struct{}),
+	}
+}
+
+// Write encodes m and queues it. It waits, honouring ctx, while more than
+// the pending limit is queued. An oversize m fails with [ErrFrameTooLarge]
+// and affects no other frame.
+func (w *Writer) Write(ctx context.Context, m Frame) error {
+	for {
+		w.mu.Lock()
+		if w.err != nil {
+			err := w.err
+			w.mu.Unlock()
+			return err
+		}
+		if len(w.pending) < w.maxPending {
+			wasEmpty := len(w.pending) == 0
+			out, err := AppendFrame(w.pending, m, w.max)
+			w.pending = out
+			w.mu.Unlock()
+			if err != nil {
+				return err
+			}
+			if wasEmpty {
+				select {
+				case w.wake <- struct{}{}:
+				default:
+				}
+			}
+			return nil
+		}
+		space := w.space
+		w.mu.Unlock()
+		select {
+		case <-space:
+		case <-ctx.Done():
+			return agentwire.WrapContextError(ctx.Err())
+		}
+	}
+}
+
+// Run writes queued frames until ctx ends or a write fails; it returns the
+// write error (or nil after ctx ended) and fails every later Write. Exactly
+// one goroutine runs it.
+func (w *Writer) Run(ctx context.Context) error {
+	for {
+		select {
+		case <-w.wake:
+		case <-ctx.Done():
+			w.fail(agentwire.NewError(agentwire.CodeUnavailable, ErrWriterClosed))
+			return nil
+		}
+		w.mu.Lock()
+		out := w.pending
+		w.pending = w.spare[:0]
+		w.spare = nil
+		w.mu.Unlock()
+		if len(out) == 0 {
+			continue
+		}
+		_, err := w.w.Write(out)
+		w.mu.Lock()
+		if cap(out) <= 4*w.maxPending {
+			w.spare = out[:0]
+		}
+		close(w.space)
+		w.space = make(chan struct{})
+		w.mu.Unlock()
+		if err != nil {
+			werr := agentwire.NewError(agentwire.CodeUnavailable, errors.Join(ErrWriterClosed, err))
+			w.fail(werr)
+			return werr
+		}
+	}
+}
+
+// fail makes every later Write return err and wakes waiting writers.
+func (w *Writer) fail(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err == nil {
+		w.err = err
+		close(w.space)
+		w.space = make(chan struct{})
+	}
+}
+
+// WriteFrameTo encodes m and writes it to dst at once, for handshakes and
+// registration before a Writer runs.
+func WriteFrameTo(dst io.Writer, m Frame, max int) error {
+	b, err := AppendFrame(nil, m, max)
+	if err != nil {
+		return err
+	}
+	if _, err := dst.Write(b); err != nil {
+		return agentwire.NewError(agentwire.CodeUnavailable, err)
+	}
+	return nil
+}
