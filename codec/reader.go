@@ -116,6 +116,7 @@ func (r *Reader) ReadAgentToProxyUnsafe(m *agentv2.AgentToProxy) error {
 
 // envelope is what the generated frame code provides for both directions.
 type envelope interface {
+	Reset()
 	UnmarshalFrame(t agentv2.FrameType, payload []byte) error
 	UnmarshalFrameUnsafe(t agentv2.FrameType, payload []byte) error
 }
@@ -130,11 +131,13 @@ func (r *Reader) read(m envelope, known func(agentv2.FrameType) bool, unsafe boo
 
 // Decode decodes one frame's payload into m. known tells which types m's
 // direction has; an unknown type yields [ErrUnknownFrameType] without
-// touching m.
+// touching m. Otherwise m is reset first, so nothing of its previous
+// contents (possibly handed to someone else) is reused or changed.
 func Decode(m envelope, t agentv2.FrameType, payload []byte, known func(agentv2.FrameType) bool, unsafe bool) error {
 	if !known(t) {
 		return wrap(agentwire.CodeUnimplemented, ErrUnknownFrameType, fmt.Errorf("type 0x%02x, %d bytes skipped", uint8(t), len(payload)))
 	}
+	m.Reset()
 	var err error
 	if unsafe {
 		err = m.UnmarshalFrameUnsafe(t, payload)
