@@ -1,0 +1,15 @@
+// Package transport is the proxy side of agentwire: connections to agents.
+//
+// Every transport implements one interface, [Conn], so the pool never knows
+// which it holds. A Conn handshakes on connect, multiplexes many in-flight
+// events (matched by event id, or by correlation id in order for agents that
+// do not echo ids), fails every waiting call at once with Unavailable when the
+// agent goes away, and honours the agent's signals: flow control, health,
+// metrics, config-update requests, logs and pings.
+//
+// Transports: [DialUnix] (framed protobuf over a Unix socket), [DialGRPC]
+// (grpc-go bidi stream), [DialConnect] (connect-go), and [NewFramedConn] for
+// byte streams established otherwise (reverse connections). [Dial] picks one
+// from an endpoint URL's scheme. All share one session core, so they behave
+// alike; the behaviour suite in this package runs over each.
+package transport

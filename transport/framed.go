@@ -1,0 +1,71 @@
+package transport
+
+import (
+	"context"
+	"net"
+	"sync"
+
+	"github.com/agentwire/agentwire/codec"
+	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+)
+
+// framedWire carries envelopes as codec frames over a byte stream. It is the
+// wire of the Unix-socket transport and of reverse connections.
+type framedWire struct {
+	nc        net.Conn
+	r         *codec.Reader
+	w         *codec.Writer
+	transport string
+	closeOnce sync.Once
+}
+
+var _ wire = (*framedWire)(nil)
+
+func newFramedWire(nc net.Conn, cfg *config, transport string) *framedWire {
+	return &framedWire{
+		nc:        nc,
+		r:         codec.NewReader(nc, cfg.maxFrameSize),
+		w:         codec.NewWriter(nc, cfg.maxFrameSize, cfg.maxPending),
+		transport: transport,
+	}
+}
+
+func (f *framedWire) send(ctx context.Context, m *agentv2.ProxyToAgent) error {
+	return f.w.Write(ctx, m)
+}
+
+func (f *framedWire) recv(m *agentv2.AgentToProxy) error {
+	return f.r.ReadAgentToProxy(m)
+}
+
+func (f *framedWire) run(ctx context.Context) error { return f.w.Run(ctx) }
+
+func (f *framedWire) close() error {
+	var err error
+	f.closeOnce.Do(func() { err = f.nc.Close() })
+	return err
+}
+
+func (f *framedWire) name() string { return f.transport }
+
+// NewFramedConn runs the proxy side of the framed protocol over an
+// established byte stream: it sends the handshake, waits for the agent's
+// answer, and returns a Conn. The reverse-connection listener uses it after
+// registration; transport names the connection in logs and metrics.
+func NewFramedConn(ctx context.Context, nc net.Conn, transport string, opts ...Option) (Conn, error) {
+	cfg := newConfig(opts)
+	return startSession(ctx, cfg, newFramedWire(nc, cfg, transport))
+}
+
+func startSession(ctx context.Context, cfg *config, w wire) (Conn, error) {
+	if cfg.handshakeTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cfg.handshakeTimeout)
+		defer cancel()
+	}
+	s := newSession(cfg, w)
+	if err := s.start(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}

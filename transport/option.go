@@ -1,0 +1,162 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"log/slog"
+	"time"
+
+	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+)
+
+// Option configures a connection at dial time.
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// ProtocolVersion is the protocol version agentwire speaks.
+const ProtocolVersion = 2
+
+// DefaultServiceName is the gRPC service agents implement.
+const DefaultServiceName = "sentinel.agent.v2.AgentServiceV2"
+
+// Defaults for dial-time options.
+const (
+	DefaultCallTimeout      = 30 * time.Second
+	DefaultHandshakeTimeout = 5 * time.Second
+)
+
+// ConfigUpdateFunc answers an agent's request to change its configuration.
+type ConfigUpdateFunc func(ctx context.Context, req *agentv2.ConfigUpdateRequest) *agentv2.ConfigUpdateResponse
+
+type config struct {
+	proxyID           string
+	proxyVersion      string
+	configJSON        string
+	versions          []uint32
+	callTimeout       time.Duration
+	handshakeTimeout  time.Duration
+	healthInterval    time.Duration
+	maxFrameSize      int
+	maxPending        int
+	tlsConfig         *tls.Config
+	serviceName       string
+	logger            *slog.Logger
+	onMetrics         func(*agentv2.MetricsReport)
+	onHealth          func(*agentv2.HealthStatus)
+	onStatus          func(Status)
+	onConfigUpdate    ConfigUpdateFunc
+	now               func() time.Time
+	connectGRPCWeb    bool
+	grpcBufferedPipes int
+}
+
+func newConfig(opts []Option) *config {
+	c := &config{
+		proxyID:          "agentwire",
+		proxyVersion:     "0.1.0",
+		versions:         []uint32{ProtocolVersion},
+		callTimeout:      DefaultCallTimeout,
+		handshakeTimeout: DefaultHandshakeTimeout,
+		serviceName:      DefaultServiceName,
+		logger:           slog.Default(),
+		now:              time.Now,
+	}
+	for _, o := range opts {
+		o.apply(c)
+	}
+	return c
+}
+
+// WithProxyID sets the proxy id and version sent in the handshake.
+func WithProxyID(id, version string) Option {
+	return optionFunc(func(c *config) { c.proxyID, c.proxyVersion = id, version })
+}
+
+// WithHandshakeConfig sets the JSON configuration sent with the handshake.
+func WithHandshakeConfig(configJSON string) Option {
+	return optionFunc(func(c *config) { c.configJSON = configJSON })
+}
+
+// WithProtocolVersions overrides the protocol versions offered in the
+// handshake (default: 2). Mostly useful to test version negotiation.
+func WithProtocolVersions(versions ...uint32) Option {
+	return optionFunc(func(c *config) { c.versions = append([]uint32(nil), versions...) })
+}
+
+// WithCallTimeout sets the default deadline of a Send whose context has
+// none or a later one (default 30 s; <= 0 disables it).
+func WithCallTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.callTimeout = d })
+}
+
+// WithHandshakeTimeout bounds connecting plus the handshake (default 5 s).
+func WithHandshakeTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.handshakeTimeout = d })
+}
+
+// WithHealthInterval asks the agent to report health at this interval.
+func WithHealthInterval(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.healthInterval = d })
+}
+
+// WithMaxFrameSize limits a frame or message in either direction (default 16 MiB).
+func WithMaxFrameSize(n int) Option {
+	return optionFunc(func(c *config) { c.maxFrameSize = n })
+}
+
+// WithMaxPending bounds the bytes queued for a peer that does not read
+// (framed transports; default 4 MiB). Senders wait, honouring their context.
+func WithMaxPending(n int) Option {
+	return optionFunc(func(c *config) { c.maxPending = n })
+}
+
+// WithTLSConfig enables TLS (and mTLS when the config carries client
+// certificates) on gRPC and TCP transports.
+func WithTLSConfig(cfg *tls.Config) Option {
+	return optionFunc(func(c *config) { c.tlsConfig = cfg })
+}
+
+// WithServiceName sets the gRPC service name, for example
+// "zentinel.agent.v2.AgentServiceV2" to talk to Zentinel agents.
+func WithServiceName(name string) Option {
+	return optionFunc(func(c *config) { c.serviceName = name })
+}
+
+// WithLogger sets where connection events and agent log messages go.
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(c *config) { c.logger = l })
+}
+
+// WithMetricsHandler receives the agent's metrics reports. It runs on the
+// connection's reader goroutine: keep it short.
+func WithMetricsHandler(f func(*agentv2.MetricsReport)) Option {
+	return optionFunc(func(c *config) { c.onMetrics = f })
+}
+
+// WithHealthHandler receives each health report. It runs on the reader
+// goroutine: keep it short.
+func WithHealthHandler(f func(*agentv2.HealthStatus)) Option {
+	return optionFunc(func(c *config) { c.onHealth = f })
+}
+
+// WithStatusHandler is told whenever the connection's State changes (health,
+// pause, close). It runs on the goroutine that changed the state, without
+// locks held: keep it short and do not call back into the Conn's blocking
+// methods from it.
+func WithStatusHandler(f func(Status)) Option {
+	return optionFunc(func(c *config) { c.onStatus = f })
+}
+
+// WithConfigUpdateHandler answers agents' config-update requests. Without
+// it, requests are rejected with an error saying no handler is set.
+func WithConfigUpdateHandler(f ConfigUpdateFunc) Option {
+	return optionFunc(func(c *config) { c.onConfigUpdate = f })
+}
+
+// WithClock injects the clock used for timestamps (tests).
+func WithClock(now func() time.Time) Option {
+	return optionFunc(func(c *config) { c.now = now })
+}

@@ -1,0 +1,737 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/agentwire/agentwire"
+	"github.com/agentwire/agentwire/codec"
+	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+)
+
+// wire is what a transport provides to the shared session core: a way to
+// move envelopes. Everything else (matching, signals, failure) is the
+// session's, so all transports behave alike.
+type wire interface {
+	// send transmits one message, or queues it for transmission; it encodes
+	// m before returning, so the caller may reuse m. Safe for concurrent use.
+	send(ctx context.Context, m *agentv2.ProxyToAgent) error
+	// recv reads the next message into m. Only the session's reader calls it.
+	// An error wrapping codec.ErrUnknownFrameType is not fatal.
+	recv(m *agentv2.AgentToProxy) error
+	// run does the wire's background writing until ctx ends; it returns
+	// at once if the wire needs no such goroutine.
+	run(ctx context.Context) error
+	// close tears the wire down and unblocks recv and send.
+	close() error
+	// name is the transport's name for logs and metrics.
+	name() string
+}
+
+// call is one Send waiting for its decision.
+type call struct {
+	id   uint64
+	corr string
+	ch   chan result // capacity 1; exactly one result per call
+}
+
+type result struct {
+	resp *agentv2.AgentResponse
+	err  error
+}
+
+var callPool = sync.Pool{New: func() any { return &call{ch: make(chan result, 1)} }}
+
+// session is the transport-independent connection core behind every Conn.
+type session struct {
+	cfg  *config
+	w    wire
+	caps *agentv2.AgentCapabilities
+	// echo is true when the agent declared it copies event ids.
+	echo bool
+
+	nextID  atomic.Uint64
+	pingSeq atomic.Uint64
+
+	unknownResponses atomic.Uint64
+	unknownFrames    atomic.Uint64
+
+	stop context.CancelFunc // ends background goroutines
+	bg   context.Context
+	wg   sync.WaitGroup
+	done chan struct{}
+
+	mu sync.Mutex // mu guards the following
+	// pending maps event ids to waiting calls.
+	pending map[uint64]*call
+	// byCorr queues calls per correlation id, oldest first, for agents that
+	// do not echo event ids.
+	byCorr map[string][]*call
+	// pings maps ping sequence numbers to their waiters.
+	pings map[uint64]chan struct{}
+	err   error
+	// paused is a connection-wide pause; pausedCorr pauses single requests.
+	paused     bool
+	pausedCorr map[string]struct{}
+	// resume is closed (and replaced) when any pause is lifted or the
+	// connection ends.
+	resume   chan struct{}
+	health   agentv2.HealthState
+	load     *agentv2.LoadMetrics
+	healthAt time.Time
+	rtt      time.Duration
+	state    State
+}
+
+var _ Conn = (*session)(nil)
+
+// maxPausedRequests bounds per-request pauses an agent can hold open.
+const maxPausedRequests = 4096
+
+func newSession(cfg *config, w wire) *session {
+	bg, stop := context.WithCancel(context.Background())
+	return &session{
+		cfg:        cfg,
+		w:          w,
+		bg:         bg,
+		stop:       stop,
+		done:       make(chan struct{}),
+		pending:    make(map[uint64]*call),
+		pings:      make(map[uint64]chan struct{}),
+		pausedCorr: make(map[string]struct{}),
+		resume:     make(chan struct{}),
+		state:      StateReady,
+	}
+}
+
+// start runs the writer, performs the handshake, then starts the reader.
+// On error the wire is closed and nothing keeps running.
+func (s *session) start(ctx context.Context) error {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.w.run(s.bg); err != nil {
+			s.fail(agentwire.NewError(agentwire.CodeUnavailable, fmt.Errorf("%w: %w", ErrPeerGone, err)))
+		}
+	}()
+	if err := s.handshake(ctx); err != nil {
+		s.stop()
+		_ = s.w.close()
+		s.wg.Wait()
+		return err
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.readLoop()
+	}()
+	return nil
+}
+
+func (s *session) handshake(ctx context.Context) error {
+	// If ctx ends while we wait, closing the wire unblocks recv.
+	expired := context.AfterFunc(ctx, func() { _ = s.w.close() })
+	defer expired()
+	req := &agentv2.ProxyToAgent{Message: &agentv2.ProxyToAgent_Handshake{Handshake: &agentv2.HandshakeRequest{
+		SupportedVersions:      s.cfg.versions,
+		ProxyId:                s.cfg.proxyID,
+		ProxyVersion:           s.cfg.proxyVersion,
+		ConfigJson:             s.cfg.configJSON,
+		SupportedEncodings:     []string{"protobuf"},
+		HealthReportIntervalMs: uint32(s.cfg.healthInterval / time.Millisecond),
+	}}}
+	if err := s.w.send(ctx, req); err != nil {
+		return handshakeErr(ctx, err)
+	}
+	var msg agentv2.AgentToProxy
+	for {
+		if err := s.w.recv(&msg); err != nil {
+			if errors.Is(err, codec.ErrUnknownFrameType) {
+				s.unknownFrames.Add(1)
+				continue
+			}
+			return handshakeErr(ctx, err)
+		}
+		break
+	}
+	hs := msg.GetHandshake()
+	if hs == nil {
+		return agentwire.Errorf(agentwire.CodeInternal, "%w: expected a handshake response, got %v", ErrProtocol, msg.FrameType())
+	}
+	if !hs.GetSuccess() {
+		return agentwire.Errorf(agentwire.CodeFailedPrecondition, "%w: %s", ErrHandshakeRejected, hs.GetError())
+	}
+	if !slices.Contains(s.cfg.versions, hs.GetProtocolVersion()) {
+		return agentwire.Errorf(agentwire.CodeFailedPrecondition, "%w: agent chose version %d, offered %v",
+			ErrIncompatibleVersion, hs.GetProtocolVersion(), s.cfg.versions)
+	}
+	if enc := hs.GetEncoding(); enc != "" && enc != "protobuf" {
+		return agentwire.Errorf(agentwire.CodeFailedPrecondition, "%w: agent chose encoding %q", ErrIncompatibleVersion, enc)
+	}
+	s.caps = hs.GetCapabilities()
+	if s.caps == nil {
+		s.caps = &agentv2.AgentCapabilities{ProtocolVersion: hs.GetProtocolVersion()}
+	}
+	s.echo = s.caps.GetFeatures().GetEchoesEventId()
+	if !s.echo {
+		s.byCorr = make(map[string][]*call)
+	}
+	return nil
+}
+
+func handshakeErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return agentwire.NewError(agentwire.CodeDeadlineExceeded, fmt.Errorf("handshake: %w", ctx.Err()))
+	}
+	return agentwire.NewError(agentwire.CodeUnavailable, fmt.Errorf("handshake: %w", err))
+}
+
+// Send implements Conn.
+func (s *session) Send(ctx context.Context, event *agentv2.ProxyToAgent) (*agentv2.AgentResponse, error) {
+	corr, ok := CorrelationID(event)
+	if !ok {
+		return nil, agentwire.Errorf(agentwire.CodeInvalidArgument, "%w: %v", ErrNotEvent, event.FrameType())
+	}
+	c := callPool.Get().(*call)
+	c.id = s.nextID.Add(1)
+	c.corr = corr
+	event.EventId = c.id
+
+	s.mu.Lock()
+	if s.err != nil {
+		err := s.err
+		s.mu.Unlock()
+		callPool.Put(c)
+		return nil, err
+	}
+	s.pending[c.id] = c
+	if s.byCorr != nil {
+		s.byCorr[corr] = append(s.byCorr[corr], c)
+	}
+	s.mu.Unlock()
+
+	if err := s.w.send(ctx, event); err != nil {
+		if s.forget(c) {
+			callPool.Put(c)
+		} else {
+			<-c.ch // the connection failed concurrently and answered c
+			callPool.Put(c)
+		}
+		return nil, s.sendErr(err)
+	}
+
+	var timeout <-chan time.Time
+	if d := s.cfg.callTimeout; d > 0 {
+		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > d {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			timeout = t.C
+		}
+	}
+	var res result
+	select {
+	case res = <-c.ch:
+	case <-ctx.Done():
+		res = s.abandon(c, agentwire.WrapContextError(ctx.Err()))
+	case <-timeout:
+		res = s.abandon(c, agentwire.Errorf(agentwire.CodeDeadlineExceeded, "no decision within %v", s.cfg.callTimeout))
+	}
+	callPool.Put(c)
+	return res.resp, res.err
+}
+
+// abandon gives up on c unless its result raced in.
+func (s *session) abandon(c *call, err error) result {
+	if s.forget(c) {
+		return result{err: err}
+	}
+	return <-c.ch
+}
+
+// forget removes c from the tables; false means someone else already did
+// and will deliver (or has delivered) c's result.
+func (s *session) forget(c *call) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pending[c.id] != c {
+		return false
+	}
+	delete(s.pending, c.id)
+	s.unqueueLocked(c)
+	return true
+}
+
+func (s *session) unqueueLocked(c *call) {
+	if s.byCorr == nil {
+		return
+	}
+	q := s.byCorr[c.corr]
+	if i := slices.Index(q, c); i >= 0 {
+		q = slices.Delete(q, i, i+1)
+	}
+	if len(q) == 0 {
+		delete(s.byCorr, c.corr)
+	} else {
+		s.byCorr[c.corr] = q
+	}
+}
+
+func (s *session) sendErr(err error) error {
+	var e *agentwire.Error
+	if errors.As(err, &e) && e.Code() == agentwire.CodeUnavailable {
+		s.mu.Lock()
+		connErr := s.err
+		s.mu.Unlock()
+		if connErr != nil {
+			return connErr
+		}
+	}
+	return agentwire.WrapContextError(err)
+}
+
+// readLoop receives until the wire fails, dispatching every message.
+func (s *session) readLoop() {
+	msg := &agentv2.AgentToProxy{}
+	for {
+		if err := s.w.recv(msg); err != nil {
+			if errors.Is(err, codec.ErrUnknownFrameType) {
+				s.unknownFrames.Add(1)
+				continue
+			}
+			if errors.Is(err, codec.ErrMalformed) || errors.Is(err, codec.ErrZeroLength) || errors.Is(err, codec.ErrFrameTooLarge) {
+				s.fail(agentwire.NewError(agentwire.CodeInternal, fmt.Errorf("%w: %w", ErrProtocol, err)))
+				return
+			}
+			s.fail(agentwire.NewError(agentwire.CodeUnavailable, fmt.Errorf("%w: %w", ErrPeerGone, err)))
+			return
+		}
+		if err := s.dispatch(msg); err != nil {
+			s.fail(err)
+			return
+		}
+	}
+}
+
+func (s *session) dispatch(msg *agentv2.AgentToProxy) error {
+	switch m := msg.GetMessage().(type) {
+	case *agentv2.AgentToProxy_Response:
+		s.deliver(msg.GetEventId(), m.Response)
+	case *agentv2.AgentToProxy_Health:
+		s.onHealth(m.Health)
+	case *agentv2.AgentToProxy_Metrics:
+		if f := s.cfg.onMetrics; f != nil {
+			f(m.Metrics)
+		}
+	case *agentv2.AgentToProxy_FlowControl:
+		s.onFlow(m.FlowControl)
+	case *agentv2.AgentToProxy_Pong:
+		s.mu.Lock()
+		ch := s.pings[m.Pong.GetSequence()]
+		delete(s.pings, m.Pong.GetSequence())
+		s.mu.Unlock()
+		if ch != nil {
+			close(ch)
+		}
+	case *agentv2.AgentToProxy_Ping:
+		pong := &agentv2.ProxyToAgent{EventId: msg.GetEventId(), Message: &agentv2.ProxyToAgent_Pong{Pong: &agentv2.Pong{
+			Sequence:        m.Ping.GetSequence(),
+			PingTimestampMs: m.Ping.GetTimestampMs(),
+			TimestampMs:     uint64(s.cfg.now().UnixMilli()),
+		}}}
+		s.goBackground(func(ctx context.Context) { _ = s.w.send(ctx, pong) })
+	case *agentv2.AgentToProxy_ConfigUpdate:
+		s.onConfigUpdate(m.ConfigUpdate)
+	case *agentv2.AgentToProxy_Log:
+		s.onLog(m.Log)
+	case *agentv2.AgentToProxy_Handshake:
+		return agentwire.Errorf(agentwire.CodeInternal, "%w: second handshake response", ErrProtocol)
+	case *agentv2.AgentToProxy_Registration:
+		return agentwire.Errorf(agentwire.CodeInternal, "%w: registration after the handshake", ErrProtocol)
+	default:
+		// A case newer than this version, sent on a transport without frame
+		// types (gRPC): count it like an unknown frame.
+		s.unknownFrames.Add(1)
+	}
+	return nil
+}
+
+// goBackground runs f on a goroutine the session owns and waits for in Close.
+func (s *session) goBackground(f func(ctx context.Context)) {
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		f(s.bg)
+	}()
+}
+
+func (s *session) deliver(id uint64, resp *agentv2.AgentResponse) {
+	s.mu.Lock()
+	var c *call
+	switch {
+	case id != 0:
+		c = s.pending[id]
+		if c != nil {
+			delete(s.pending, id)
+			s.unqueueLocked(c)
+		}
+	case s.byCorr != nil:
+		if q := s.byCorr[resp.GetCorrelationId()]; len(q) > 0 {
+			c = q[0]
+			delete(s.pending, c.id)
+			s.unqueueLocked(c)
+		}
+	default:
+		// An echoing agent that left the id out: oldest call of the request.
+		for _, p := range s.pending {
+			if p.corr == resp.GetCorrelationId() && (c == nil || p.id < c.id) {
+				c = p
+			}
+		}
+		if c != nil {
+			delete(s.pending, c.id)
+		}
+	}
+	s.mu.Unlock()
+	if c == nil {
+		s.unknownResponses.Add(1)
+		return
+	}
+	if st := resp.GetError(); st != nil {
+		c.ch <- result{err: agentwire.NewWireError(agentwire.Code(st.GetCode()), st.GetMessage())}
+		return
+	}
+	c.ch <- result{resp: resp}
+}
+
+func (s *session) onHealth(h *agentv2.HealthStatus) {
+	s.mu.Lock()
+	s.health = h.GetState()
+	s.load = h.GetLoad()
+	s.healthAt = s.cfg.now()
+	st := s.statusLocked()
+	s.state = st.State
+	s.mu.Unlock()
+	if f := s.cfg.onHealth; f != nil {
+		f(h)
+	}
+	if f := s.cfg.onStatus; f != nil {
+		f(st)
+	}
+}
+
+func (s *session) onFlow(sig *agentv2.FlowControlSignal) {
+	s.mu.Lock()
+	switch sig.GetAction() {
+	case agentv2.FlowAction_FLOW_ACTION_PAUSE:
+		if sig.CorrelationId == nil {
+			s.paused = true
+		} else if len(s.pausedCorr) < maxPausedRequests {
+			s.pausedCorr[sig.GetCorrelationId()] = struct{}{}
+		}
+	case agentv2.FlowAction_FLOW_ACTION_RESUME:
+		if sig.CorrelationId == nil {
+			s.paused = false
+		} else {
+			delete(s.pausedCorr, sig.GetCorrelationId())
+		}
+		close(s.resume)
+		s.resume = make(chan struct{})
+	default:
+		s.mu.Unlock()
+		return
+	}
+	changed, st := s.stateChangedLocked()
+	s.mu.Unlock()
+	if changed && s.cfg.onStatus != nil {
+		s.cfg.onStatus(st)
+	}
+}
+
+func (s *session) onConfigUpdate(req *agentv2.ConfigUpdateRequest) {
+	s.goBackground(func(ctx context.Context) {
+		var resp *agentv2.ConfigUpdateResponse
+		if f := s.cfg.onConfigUpdate; f != nil {
+			resp = f(ctx, req)
+		}
+		if resp == nil {
+			msg := "proxy has no config-update handler"
+			resp = &agentv2.ConfigUpdateResponse{Error: &msg}
+		}
+		resp.RequestId = req.GetRequestId()
+		if resp.TimestampMs == 0 {
+			resp.TimestampMs = uint64(s.cfg.now().UnixMilli())
+		}
+		_ = s.w.send(ctx, &agentv2.ProxyToAgent{Message: &agentv2.ProxyToAgent_ConfigResponse{ConfigResponse: resp}})
+	})
+}
+
+func (s *session) onLog(l *agentv2.LogMessage) {
+	level := slog.LevelInfo
+	switch l.GetLevel() {
+	case agentv2.LogLevel_LOG_LEVEL_DEBUG:
+		level = slog.LevelDebug
+	case agentv2.LogLevel_LOG_LEVEL_WARN:
+		level = slog.LevelWarn
+	case agentv2.LogLevel_LOG_LEVEL_ERROR:
+		level = slog.LevelError
+	}
+	attrs := make([]slog.Attr, 0, len(l.GetFields())+3)
+	attrs = append(attrs, slog.String("agent_id", s.caps.GetAgentId()), slog.String("transport", s.w.name()))
+	if l.CorrelationId != nil {
+		attrs = append(attrs, slog.String("correlation_id", l.GetCorrelationId()))
+	}
+	for k, v := range l.GetFields() {
+		attrs = append(attrs, slog.String(k, v))
+	}
+	s.cfg.logger.LogAttrs(context.Background(), level, l.GetMessage(), attrs...)
+}
+
+// statusLocked derives the state; s.mu must be held.
+func (s *session) statusLocked() Status {
+	st := Status{
+		Health:           s.health,
+		Load:             s.load,
+		HealthAt:         s.healthAt,
+		InFlight:         len(s.pending),
+		RTT:              s.rtt,
+		UnknownResponses: s.unknownResponses.Load(),
+		UnknownFrames:    s.unknownFrames.Load(),
+	}
+	switch {
+	case s.err != nil:
+		st.State = StateClosed
+	case s.health == agentv2.HealthState_HEALTH_STATE_UNHEALTHY:
+		st.State = StateUnhealthy
+	case s.health == agentv2.HealthState_HEALTH_STATE_DRAINING:
+		st.State = StateDraining
+	case s.paused:
+		st.State = StatePaused
+	default:
+		st.State = StateReady
+	}
+	return st
+}
+
+func (s *session) stateChangedLocked() (bool, Status) {
+	st := s.statusLocked()
+	changed := st.State != s.state
+	s.state = st.State
+	return changed, st
+}
+
+// Cancel implements Conn.
+func (s *session) Cancel(ctx context.Context, correlationID string, reason agentv2.CancelReason) error {
+	msg := &agentv2.ProxyToAgent{Message: &agentv2.ProxyToAgent_Cancel{Cancel: &agentv2.CancelRequest{
+		CorrelationId: correlationID,
+		Reason:        reason,
+		TimestampMs:   uint64(s.cfg.now().UnixMilli()),
+	}}}
+	err := s.w.send(ctx, msg)
+	// Fail the local waiters whether or not the notice went out.
+	var victims []*call
+	s.mu.Lock()
+	for id, c := range s.pending {
+		if correlationID == "" || c.corr == correlationID {
+			victims = append(victims, c)
+			delete(s.pending, id)
+			s.unqueueLocked(c)
+		}
+	}
+	if correlationID == "" {
+		clear(s.pausedCorr)
+	} else {
+		delete(s.pausedCorr, correlationID)
+	}
+	s.mu.Unlock()
+	cerr := agentwire.Errorf(agentwire.CodeCanceled, "request cancelled: %s", reason)
+	for _, c := range victims {
+		c.ch <- result{err: cerr}
+	}
+	if err != nil {
+		return s.sendErr(err)
+	}
+	return nil
+}
+
+// Notify implements Conn.
+func (s *session) Notify(ctx context.Context, msg *agentv2.ProxyToAgent) error {
+	if err := s.Err(); err != nil {
+		return err
+	}
+	if err := s.w.send(ctx, msg); err != nil {
+		return s.sendErr(err)
+	}
+	return nil
+}
+
+// Ping implements Conn.
+func (s *session) Ping(ctx context.Context) (time.Duration, error) {
+	seq := s.pingSeq.Add(1)
+	ch := make(chan struct{})
+	s.mu.Lock()
+	if s.err != nil {
+		err := s.err
+		s.mu.Unlock()
+		return 0, err
+	}
+	s.pings[seq] = ch
+	s.mu.Unlock()
+	start := time.Now()
+	msg := &agentv2.ProxyToAgent{Message: &agentv2.ProxyToAgent_Ping{Ping: &agentv2.Ping{
+		Sequence: seq, TimestampMs: uint64(s.cfg.now().UnixMilli()),
+	}}}
+	forget := func() {
+		s.mu.Lock()
+		delete(s.pings, seq)
+		s.mu.Unlock()
+	}
+	if err := s.w.send(ctx, msg); err != nil {
+		forget()
+		return 0, s.sendErr(err)
+	}
+	select {
+	case <-ch:
+		rtt := time.Since(start)
+		s.mu.Lock()
+		err := s.err
+		if err == nil {
+			s.rtt = rtt
+		}
+		s.mu.Unlock()
+		if err != nil {
+			return 0, err
+		}
+		return rtt, nil
+	case <-ctx.Done():
+		forget()
+		return 0, agentwire.WrapContextError(ctx.Err())
+	}
+}
+
+// Capabilities implements Conn.
+func (s *session) Capabilities() *agentv2.AgentCapabilities { return s.caps }
+
+// Status implements Conn.
+func (s *session) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.statusLocked()
+}
+
+// Paused implements Conn.
+func (s *session) Paused(correlationID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pausedLocked(correlationID)
+}
+
+func (s *session) pausedLocked(corr string) bool {
+	if s.paused {
+		return true
+	}
+	if len(s.pausedCorr) == 0 || corr == "" {
+		return false
+	}
+	_, ok := s.pausedCorr[corr]
+	return ok
+}
+
+// WaitResume implements Conn.
+func (s *session) WaitResume(ctx context.Context, correlationID string) error {
+	for {
+		s.mu.Lock()
+		if s.err != nil {
+			err := s.err
+			s.mu.Unlock()
+			return err
+		}
+		if !s.pausedLocked(correlationID) {
+			s.mu.Unlock()
+			return nil
+		}
+		ch := s.resume
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return agentwire.WrapContextError(ctx.Err())
+		}
+	}
+}
+
+// Done implements Conn.
+func (s *session) Done() <-chan struct{} { return s.done }
+
+// Err implements Conn.
+func (s *session) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// fail ends the session once: every waiter gets err at once, the wire is
+// closed, and background goroutines are told to stop.
+func (s *session) fail(err error) {
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return
+	}
+	s.err = err
+	victims := make([]*call, 0, len(s.pending))
+	for _, c := range s.pending {
+		victims = append(victims, c)
+	}
+	clear(s.pending)
+	if s.byCorr != nil {
+		clear(s.byCorr)
+	}
+	for seq, ch := range s.pings {
+		close(ch)
+		delete(s.pings, seq)
+	}
+	clear(s.pausedCorr)
+	close(s.resume)
+	s.resume = make(chan struct{})
+	st := s.statusLocked()
+	s.state = st.State
+	s.mu.Unlock()
+
+	for _, c := range victims {
+		c.ch <- result{err: err}
+	}
+	s.stop()
+	_ = s.w.close()
+	close(s.done)
+	if f := s.cfg.onStatus; f != nil {
+		f(st)
+	}
+}
+
+// Close implements Conn.
+func (s *session) Close(ctx context.Context) error {
+	s.fail(agentwire.NewError(agentwire.CodeUnavailable, ErrClosed))
+	waited := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(waited)
+	}()
+	select {
+	case <-waited:
+		return nil
+	case <-ctx.Done():
+		return agentwire.WrapContextError(ctx.Err())
+	}
+}

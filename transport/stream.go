@@ -1,0 +1,110 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/agentwire/agentwire"
+	"github.com/agentwire/agentwire/codec"
+	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"google.golang.org/grpc/mem"
+)
+
+// encodedMsg is a ProxyToAgent already encoded by the sender, so that the
+// stream's single writer goroutine only copies bytes and callers may reuse
+// their message as soon as send returns.
+type encodedMsg struct {
+	bp *[]byte // from mem.DefaultBufferPool; the codec hands it to gRPC
+}
+
+func (e *encodedMsg) free() { mem.DefaultBufferPool().Put(e.bp) }
+
+// streamSendQueue is how many encoded messages may wait for a message
+// stream's writer; further senders wait, honouring their context.
+const streamSendQueue = 256
+
+// streamWire carries envelopes as messages of a bidi RPC (gRPC or Connect):
+// senders encode in their own goroutine and queue, one writer sends.
+type streamWire struct {
+	transport string
+	max       int
+	queue     chan *encodedMsg
+	closed    chan struct{}
+	closeOnce sync.Once
+	// sendMsg, recvMsg and teardown adapt a concrete stream. sendMsg is only
+	// called from run; recvMsg only from the session's reader.
+	sendMsg  func(*encodedMsg) error
+	recvMsg  func(*agentv2.AgentToProxy) error
+	teardown func() error
+}
+
+var _ wire = (*streamWire)(nil)
+
+func (w *streamWire) send(ctx context.Context, m *agentv2.ProxyToAgent) error {
+	n := m.SizeVT()
+	if w.max > 0 && n > w.max {
+		return agentwire.NewError(agentwire.CodeResourceExhausted,
+			fmt.Errorf("%w: message of %d bytes, limit %d", codec.ErrFrameTooLarge, n, w.max))
+	}
+	bp := mem.DefaultBufferPool().Get(n)
+	if _, err := m.MarshalToSizedBufferVT((*bp)[:n]); err != nil {
+		mem.DefaultBufferPool().Put(bp)
+		return agentwire.NewError(agentwire.CodeInvalidArgument, err)
+	}
+	*bp = (*bp)[:n]
+	e := &encodedMsg{bp: bp}
+	select {
+	case w.queue <- e:
+		return nil
+	case <-w.closed:
+		e.free()
+		return agentwire.NewError(agentwire.CodeUnavailable, ErrClosed)
+	case <-ctx.Done():
+		e.free()
+		return agentwire.WrapContextError(ctx.Err())
+	}
+}
+
+func (w *streamWire) run(ctx context.Context) error {
+	for {
+		select {
+		case e := <-w.queue:
+			if err := w.sendMsg(e); err != nil {
+				if errors.Is(err, io.EOF) {
+					// The stream ended; the reader learns why from recv.
+					return nil
+				}
+				return err
+			}
+		case <-ctx.Done():
+			return nil
+		case <-w.closed:
+			return nil
+		}
+	}
+}
+
+func (w *streamWire) recv(m *agentv2.AgentToProxy) error { return w.recvMsg(m) }
+
+func (w *streamWire) close() error {
+	var err error
+	w.closeOnce.Do(func() {
+		close(w.closed)
+		err = w.teardown()
+		// Free what never went out.
+		for {
+			select {
+			case e := <-w.queue:
+				e.free()
+			default:
+				return
+			}
+		}
+	})
+	return err
+}
+
+func (w *streamWire) name() string { return w.transport }
