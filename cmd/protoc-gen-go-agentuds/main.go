@@ -25,8 +25,12 @@ func main() {
 		fmt.Println("protoc-gen-go-agentuds", version)
 		return
 	}
-	protogen.Options{}.Run(func(plugin *protogen.Plugin) error {
-		plugin.SupportedFeatures = uint64(pluginpb.CodeGeneratorResponse_FEATURE_PROTO3_OPTIONAL)
-		return generate(plugin)
-	})
+	protogen.Options{}.Run(run)
+}
+
+// run is the whole plugin minus stdin and stdout, so tests can drive it with
+// a plugin built from a CodeGeneratorRequest.
+func run(plugin *protogen.Plugin) error {
+	plugin.SupportedFeatures = uint64(pluginpb.CodeGeneratorResponse_FEATURE_PROTO3_OPTIONAL)
+	return generate(plugin)
 }
