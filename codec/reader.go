@@ -24,7 +24,7 @@ const readBufferSize = 64 << 10
 type Reader struct {
 	br      *bufio.Reader
 	max     int
-	big     []byte // reused for payloads larger than the buffered reader
+	big     []byte // reused for payloads larger than the buffered reader; grows as they arrive
 	pending int    // bytes of the previous frame still to discard from br
 }
 
@@ -71,14 +71,33 @@ func (r *Reader) ReadFrame() (agentv2.FrameType, []byte, error) {
 		r.pending = size
 		return t, payload, nil
 	}
-	if cap(r.big) < size {
-		r.big = make([]byte, size)
-	}
-	payload := r.big[:size]
-	if _, err := io.ReadFull(r.br, payload); err != nil {
-		return 0, nil, readErr(err)
+	payload, err := r.readBig(size)
+	if err != nil {
+		return 0, nil, err
 	}
 	return t, payload, nil
+}
+
+// readBig reads a payload larger than the buffered reader into r.big. The
+// buffer grows with the bytes that arrive, not with the length the header
+// announces, so a peer that announces a 16 MiB frame and sends five bytes
+// costs no 16 MiB allocation.
+func (r *Reader) readBig(size int) ([]byte, error) {
+	buf := r.big[:0]
+	for len(buf) < size {
+		if len(buf) == cap(buf) {
+			grown := make([]byte, len(buf), min(size, max(2*cap(buf), 2*readBufferSize)))
+			copy(grown, buf)
+			buf = grown
+			r.big = grown
+		}
+		n, err := io.ReadFull(r.br, buf[len(buf):min(size, cap(buf))])
+		buf = buf[:len(buf)+n]
+		if err != nil {
+			return nil, readErr(err)
+		}
+	}
+	return buf, nil
 }
 
 // readErr classifies an I/O error met inside a frame.
