@@ -425,9 +425,9 @@ func TestReadTransportError(t *testing.T) {
 	valid := encode(t, nil, bodyChunk(1, 100))
 	bigValid := encode(t, nil, bodyChunk(1, 200<<10))
 	for name, in := range map[string][]byte{
-		"before a frame":    nil,
-		"in the header":     valid[:2],
-		"in the payload":    valid[:20],
+		"before a frame":     nil,
+		"in the header":      valid[:2],
+		"in the payload":     valid[:20],
 		"in a large payload": bigValid[:100<<10],
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -133,16 +133,21 @@ func (w *Writer) Run(ctx context.Context) error {
 			continue
 		}
 		_, err := w.w.Write(out)
+		var werr error
 		w.mu.Lock()
-		if cap(out) <= 4*w.maxPending {
+		if err != nil {
+			// Fail in the same critical section that wakes waiting writers,
+			// so none of them queues a frame that will never be written.
+			werr = wrap(agentwire.CodeUnavailable, ErrWriterClosed, err)
+			w.err = werr
+			w.pending = nil
+		} else if cap(out) <= 4*w.maxPending {
 			w.spare = out[:0]
 		}
 		close(w.space)
 		w.space = make(chan struct{})
 		w.mu.Unlock()
-		if err != nil {
-			werr := agentwire.NewError(agentwire.CodeUnavailable, errors.Join(ErrWriterClosed, err))
-			w.fail(werr)
+		if werr != nil {
 			return werr
 		}
 	}
