@@ -62,6 +62,11 @@ type session struct {
 	unknownResponses atomic.Uint64
 	unknownFrames    atomic.Uint64
 
+	// orderMu makes "queue by correlation id" and "hand to the wire" one
+	// step for agents that do not echo event ids, so the queue order is the
+	// wire order. Unused for echoing agents.
+	orderMu sync.Mutex
+
 	stop context.CancelFunc // ends background goroutines
 	bg   context.Context
 	wg   sync.WaitGroup
@@ -203,20 +208,31 @@ func (s *session) Send(ctx context.Context, event *agentv2.ProxyToAgent) (*agent
 	c.corr = corr
 	event.EventId = c.id
 
+	ordered := s.byCorr != nil
+	if ordered {
+		s.orderMu.Lock()
+	}
 	s.mu.Lock()
 	if s.err != nil {
 		err := s.err
 		s.mu.Unlock()
+		if ordered {
+			s.orderMu.Unlock()
+		}
 		callPool.Put(c)
 		return nil, err
 	}
 	s.pending[c.id] = c
-	if s.byCorr != nil {
+	if ordered {
 		s.byCorr[corr] = append(s.byCorr[corr], c)
 	}
 	s.mu.Unlock()
 
-	if err := s.w.send(ctx, event); err != nil {
+	err := s.w.send(ctx, event)
+	if ordered {
+		s.orderMu.Unlock()
+	}
+	if err != nil {
 		if s.forget(c) {
 			callPool.Put(c)
 		} else {

@@ -1,0 +1,95 @@
+// Package waf is the policy of agentwire's example WAF agent, shared by the
+// runnable agent (examples/waf-agent), the quickstart, the gateway example
+// and the benchmarks.
+//
+// Policy, decided from request headers and bodies:
+//   - /admin and below: block 403, audit tag "admin-blocked"
+//   - a query that looks like SQL injection: block 403, rule "sqli-1"
+//   - /old-login: redirect 301 to /login
+//   - a user agent containing "bot": challenge (captcha)
+//   - a request body containing "<script": block 403, rule "xss-1"
+//   - everything else: allow, with one request-header mutation
+//     (x-waf: pass) so the proxy has something to apply.
+package waf
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+
+	"github.com/agentwire/agentwire/agent"
+	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+)
+
+// Handler implements the example policy. It is safe for concurrent use.
+type Handler struct {
+	agent.Base
+	// Seen counts request-headers events, for demos and tests.
+	Seen atomic.Uint64
+	// Blocked counts block decisions of any kind.
+	Blocked atomic.Uint64
+}
+
+var _ agent.Handler = (*Handler)(nil)
+
+var sqliMarkers = []string{"union select", "' or 1=1", "%27%20or%201=1", "union%20select", "drop table"}
+
+// RequestHeaders applies the header policy.
+func (h *Handler) RequestHeaders(_ context.Context, ev *agentv2.RequestHeadersEvent) (*agentv2.AgentResponse, error) {
+	h.Seen.Add(1)
+	uri := ev.GetUri()
+	path, query, _ := strings.Cut(uri, "?")
+	switch {
+	case path == "/admin" || strings.HasPrefix(path, "/admin/"):
+		return h.block(403, "forbidden\n", "admin-blocked", "admin-1"), nil
+	case containsAny(strings.ToLower(query), sqliMarkers):
+		return h.block(403, "request blocked\n", "sqli", "sqli-1"), nil
+	case path == "/old-login":
+		return agent.Redirect("/login", 301), nil
+	case strings.Contains(strings.ToLower(header(ev.GetHeaders(), "user-agent")), "bot"):
+		return agent.Challenge("captcha", map[string]string{"reason": "automated client"}), nil
+	}
+	r := agent.Allow()
+	r.RequestHeaders = append(r.RequestHeaders, agent.SetHeader("x-waf", "pass"))
+	return r, nil
+}
+
+// RequestBodyChunk blocks script injection in request bodies.
+func (h *Handler) RequestBodyChunk(_ context.Context, ev *agentv2.BodyChunkEvent) (*agentv2.AgentResponse, error) {
+	if strings.Contains(strings.ToLower(string(ev.GetData())), "<script") {
+		return h.block(403, "request blocked\n", "xss", "xss-1"), nil
+	}
+	return agent.Allow(), nil
+}
+
+// ResponseHeaders tags every response the WAF saw.
+func (h *Handler) ResponseHeaders(_ context.Context, _ *agentv2.ResponseHeadersEvent) (*agentv2.AgentResponse, error) {
+	r := agent.Allow()
+	r.ResponseHeaders = append(r.ResponseHeaders, agent.SetHeader("x-waf-agent", "agentwire"))
+	return r, nil
+}
+
+func (h *Handler) block(status uint32, body, tag, rule string) *agentv2.AgentResponse {
+	h.Blocked.Add(1)
+	r := agent.Block(status, body)
+	r.Audit = agent.Audit([]string{tag}, rule)
+	return r
+}
+
+func header(hs []*agentv2.Header, name string) string {
+	for _, h := range hs {
+		if strings.EqualFold(h.GetName(), name) {
+			return h.GetValue()
+		}
+	}
+	return ""
+}
+
+func containsAny(s string, subs []string) bool {
+	for _, sub := range subs {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
+}
