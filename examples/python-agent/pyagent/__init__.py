@@ -1,0 +1,1 @@
+"""Example agentwire agent in Python: gRPC (grpcio) and Unix-socket framing (asyncio)."""
