@@ -88,6 +88,7 @@ func TestRunDetectsMisbehaviour(t *testing.T) {
 		{"keeps malformed", misbehaviour{keepMalformed: true}, "frames/malformed", "connection still open"},
 		{"waits for oversize payload", misbehaviour{readOversize: true}, "frames/oversize", "connection still open"},
 		{"dies on unknown frame", misbehaviour{closeOnUnknown: true}, "frames/unknown-type", "request after a frame of type 0x7e"},
+		{"dies on cancel", misbehaviour{closeOnCancel: true}, "cancel", "after cancel"},
 		{"never blocks", misbehaviour{allowAll: true}, "decision/block", "want a block"},
 	}
 	for _, tc := range cases {

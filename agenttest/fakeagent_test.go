@@ -25,6 +25,7 @@ type misbehaviour struct {
 	closeOnUnknown   bool // drops the connection on an unknown frame type
 	allowAll         bool // never blocks
 	readOversize     bool // waits for an oversize frame's payload
+	closeOnCancel    bool // drops the connection when a request is cancelled
 }
 
 const fakeMutationHeader = "x-fake-agent"
@@ -165,6 +166,9 @@ func (a *fakeAgent) serve(nc net.Conn) {
 			case errors.Is(err, codec.ErrMalformed) && a.bad.keepMalformed:
 				continue
 			}
+			return
+		}
+		if m.GetCancel() != nil && a.bad.closeOnCancel {
 			return
 		}
 		a.handle(c, &m)
