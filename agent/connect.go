@@ -1,0 +1,158 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"connectrpc.com/connect"
+	"connectrpc.com/grpchealth"
+	"connectrpc.com/grpcreflect"
+
+	"github.com/agentwire/agentwire"
+	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+)
+
+// ConnectHandler returns the agent service as a connect-go handler and the
+// path to mount it on, serving the Connect, gRPC and gRPC-Web protocols
+// under the configured service name ([WithServiceName]). ProcessStream
+// needs HTTP/2 (h2c or TLS); ProcessEvent and ControlStream behave as
+// described at [Server.RegisterGRPC]. opts come after the server's own
+// (a vtprotobuf codec and the message size limit).
+func (srv *Server) ConnectHandler(opts ...connect.HandlerOption) (string, http.Handler) {
+	methods := agentv2.File_sentinel_agent_v2_agent_proto.Services().ByName("AgentServiceV2").Methods()
+	base := "/" + srv.cfg.serviceName + "/"
+	hopts := connect.WithHandlerOptions(append([]connect.HandlerOption{
+		connect.WithCodec(connectCodec{}),
+		connect.WithReadMaxBytes(srv.cfg.maxFrameSize),
+		connect.WithSendMaxBytes(srv.cfg.maxFrameSize),
+	}, opts...)...)
+	c := &connectService{srv: srv}
+	mux := http.NewServeMux()
+	mux.Handle(base+"ProcessStream", connect.NewBidiStreamHandler(base+"ProcessStream", c.processStream,
+		connect.WithSchema(methods.ByName("ProcessStream")), hopts))
+	mux.Handle(base+"ControlStream", connect.NewBidiStreamHandler(base+"ControlStream", c.controlStream,
+		connect.WithSchema(methods.ByName("ControlStream")), hopts))
+	mux.Handle(base+"ProcessEvent", connect.NewUnaryHandler(base+"ProcessEvent", c.processEvent,
+		connect.WithSchema(methods.ByName("ProcessEvent")), hopts))
+	return base, mux
+}
+
+// HTTPHandler returns an http.Handler serving the agent service
+// ([Server.ConnectHandler]), the gRPC health service (SERVING until
+// Shutdown or Close, NOT_SERVING after) and gRPC server reflection (v1 and
+// v1alpha). Serve it over HTTP/2, for example with [Server.ServeH2C].
+// Reflection describes the service only under its default name.
+func (srv *Server) HTTPHandler(opts ...connect.HandlerOption) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle(srv.ConnectHandler(opts...))
+	mux.Handle(grpchealth.NewHandler(srv.checker, opts...))
+	reflector := grpcreflect.NewStaticReflector(srv.cfg.serviceName)
+	mux.Handle(grpcreflect.NewHandlerV1(reflector, opts...))
+	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector, opts...))
+	return mux
+}
+
+// ServeH2C serves [Server.HTTPHandler] on ln over HTTP/1.1 and unencrypted
+// HTTP/2 (h2c, prior knowledge, as gRPC clients speak it) until ctx ends
+// (closing every connection at once) or the server shuts down (waiting for
+// the server to end its streams). It returns nil then, and the serving
+// error otherwise.
+func (srv *Server) ServeH2C(ctx context.Context, ln net.Listener) error {
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	hs := &http.Server{
+		Handler:           srv.HTTPHandler(),
+		Protocols:         &protocols,
+		ReadHeaderTimeout: srv.cfg.handshakeTimeout,
+		ErrorLog:          slog.NewLogLogger(srv.cfg.logger.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	if !srv.addListener(ln) {
+		_ = ln.Close()
+		return nil
+	}
+	defer srv.removeListener(ln)
+	stop := context.AfterFunc(ctx, func() { _ = ln.Close() })
+	defer stop()
+	err := hs.Serve(ln)
+	if ctx.Err() != nil {
+		_ = hs.Close()
+		return nil
+	}
+	if errors.Is(err, net.ErrClosed) || errors.Is(err, http.ErrServerClosed) {
+		// Shutdown or Close closed ln; the streams end with the server.
+		sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if hs.Shutdown(sctx) != nil {
+			_ = hs.Close()
+		}
+		return nil
+	}
+	_ = hs.Close()
+	return agentwire.NewError(agentwire.CodeUnavailable, err)
+}
+
+type connectService struct {
+	srv *Server
+}
+
+func (c *connectService) processStream(ctx context.Context, bs *connect.BidiStream[agentv2.ProxyToAgent, agentv2.AgentToProxy]) error {
+	st := &connectStream{ctx: ctx, bs: bs, rpcEnd: newRPCEnd()}
+	return connectError(c.srv.serveRPC(ctx, st, st.rpcEnd))
+}
+
+func (c *connectService) controlStream(context.Context, *connect.BidiStream[agentv2.AgentControl, agentv2.ProxyControl]) error {
+	return connect.NewError(connect.CodeUnimplemented, errControlStream)
+}
+
+func (c *connectService) processEvent(ctx context.Context, req *connect.Request[agentv2.ProxyToAgent]) (*connect.Response[agentv2.AgentToProxy], error) {
+	resp, err := c.srv.processEvent(ctx, req.Msg)
+	if err != nil {
+		return nil, connectError(err)
+	}
+	return connect.NewResponse(resp), nil
+}
+
+// connectError converts an agentwire error into a connect error.
+func connectError(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	if e := (*agentwire.Error)(nil); errors.As(err, &e) {
+		msg = e.Message()
+	}
+	return connect.NewError(connect.Code(agentwire.CodeOf(err)), errors.New(msg))
+}
+
+// connectStream adapts a connect-go bidi stream.
+type connectStream struct {
+	*rpcEnd
+	ctx context.Context
+	bs  *connect.BidiStream[agentv2.ProxyToAgent, agentv2.AgentToProxy]
+}
+
+var _ stream = (*connectStream)(nil)
+
+func (c *connectStream) Recv() (*agentv2.ProxyToAgent, error) {
+	m, err := c.bs.Receive()
+	switch {
+	case err == nil:
+		return m, nil
+	case errors.Is(err, io.EOF):
+		return nil, errHalfClosed
+	case c.ctx.Err() != nil:
+		return nil, errConnClosed
+	}
+	return nil, agentwire.NewError(agentwire.Code(connect.CodeOf(err)), err)
+}
+
+func (c *connectStream) Send(_ context.Context, m *agentv2.AgentToProxy) error {
+	return c.send(func() error { return c.bs.Send(m) })
+}

@@ -1,0 +1,107 @@
+package agent
+
+import (
+	"context"
+
+	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+)
+
+// Handler decides on the events of a proxy. The server calls its methods
+// concurrently from many goroutines, but never concurrently for two events
+// of the same correlation id: those arrive one after another in the order
+// the proxy sent them. Implementations must be safe for concurrent use.
+//
+// An event method returns the decision for its event. A nil response means
+// "allow". A non-nil error is sent to the proxy as AgentResponse.error with
+// the code [agentwire.CodeOf] gives (use [agentwire.NewError] to pick one),
+// and the response is then discarded. The server sets the response's
+// correlation id and event id itself. The event and its context belong to
+// the call: do not keep them after it returns.
+//
+// ctx is cancelled when the proxy cancels the request (or every request),
+// or when the connection ends. [PeerFromContext] returns the connection.
+//
+// Embed [Base] to implement only the methods you need.
+type Handler interface {
+	RequestHeaders(ctx context.Context, ev *agentv2.RequestHeadersEvent) (*agentv2.AgentResponse, error)
+	RequestBodyChunk(ctx context.Context, ev *agentv2.BodyChunkEvent) (*agentv2.AgentResponse, error)
+	ResponseHeaders(ctx context.Context, ev *agentv2.ResponseHeadersEvent) (*agentv2.AgentResponse, error)
+	ResponseBodyChunk(ctx context.Context, ev *agentv2.BodyChunkEvent) (*agentv2.AgentResponse, error)
+	RequestComplete(ctx context.Context, ev *agentv2.RequestCompleteEvent) (*agentv2.AgentResponse, error)
+	WebSocketFrame(ctx context.Context, ev *agentv2.WebSocketFrameEvent) (*agentv2.AgentResponse, error)
+	GuardrailInspect(ctx context.Context, ev *agentv2.GuardrailInspectEvent) (*agentv2.AgentResponse, error)
+
+	// Configure applies configuration the proxy pushed. The proxy gets an
+	// allow response on success and the error otherwise.
+	Configure(ctx context.Context, ev *agentv2.ConfigureEvent) error
+	// Drain tells the agent that the proxy sends no new requests on this
+	// connection. The server already reports HEALTH_STATE_DRAINING.
+	Drain(ctx context.Context, req *agentv2.DrainRequest)
+	// Shutdown tells the agent that the proxy is going away.
+	Shutdown(ctx context.Context, req *agentv2.ShutdownRequest)
+}
+
+// Base implements [Handler] by allowing every event and ignoring
+// configuration, drain and shutdown. Embed it and override what you need.
+type Base struct{}
+
+var _ Handler = Base{}
+
+// RequestHeaders allows.
+func (Base) RequestHeaders(context.Context, *agentv2.RequestHeadersEvent) (*agentv2.AgentResponse, error) {
+	return nil, nil
+}
+
+// RequestBodyChunk allows.
+func (Base) RequestBodyChunk(context.Context, *agentv2.BodyChunkEvent) (*agentv2.AgentResponse, error) {
+	return nil, nil
+}
+
+// ResponseHeaders allows.
+func (Base) ResponseHeaders(context.Context, *agentv2.ResponseHeadersEvent) (*agentv2.AgentResponse, error) {
+	return nil, nil
+}
+
+// ResponseBodyChunk allows.
+func (Base) ResponseBodyChunk(context.Context, *agentv2.BodyChunkEvent) (*agentv2.AgentResponse, error) {
+	return nil, nil
+}
+
+// RequestComplete allows.
+func (Base) RequestComplete(context.Context, *agentv2.RequestCompleteEvent) (*agentv2.AgentResponse, error) {
+	return nil, nil
+}
+
+// WebSocketFrame allows.
+func (Base) WebSocketFrame(context.Context, *agentv2.WebSocketFrameEvent) (*agentv2.AgentResponse, error) {
+	return nil, nil
+}
+
+// GuardrailInspect allows.
+func (Base) GuardrailInspect(context.Context, *agentv2.GuardrailInspectEvent) (*agentv2.AgentResponse, error) {
+	return nil, nil
+}
+
+// Configure accepts any configuration.
+func (Base) Configure(context.Context, *agentv2.ConfigureEvent) error { return nil }
+
+// Drain does nothing.
+func (Base) Drain(context.Context, *agentv2.DrainRequest) {}
+
+// Shutdown does nothing.
+func (Base) Shutdown(context.Context, *agentv2.ShutdownRequest) {}
+
+// MetricsReporter is implemented by handlers that export their own metrics.
+// The server sends the report on every connection at the health interval;
+// a nil report sends nothing. Metrics is called concurrently.
+type MetricsReporter interface {
+	Metrics(ctx context.Context) *agentv2.MetricsReport
+}
+
+// HealthReporter is implemented by handlers that know their own health. The
+// server calls Health at every report; without it, or when it returns
+// HEALTH_STATE_UNSPECIFIED, the agent reports HEALTH_STATE_HEALTHY. A
+// draining connection always reports HEALTH_STATE_DRAINING.
+type HealthReporter interface {
+	Health(ctx context.Context) agentv2.HealthState
+}

@@ -1,0 +1,199 @@
+package agent
+
+import (
+	"errors"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/agentwire/agentwire"
+	"github.com/agentwire/agentwire/codec"
+	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/gen/sentinel/agent/v2/agentv2connect"
+)
+
+// Defaults of a [Server].
+const (
+	// DefaultMaxConcurrency is how many events one connection handles at once.
+	DefaultMaxConcurrency = 256
+	// DefaultHealthInterval is the health report interval when the proxy
+	// asks for none.
+	DefaultHealthInterval = 10 * time.Second
+	// DefaultHandshakeTimeout is how long a new connection may take to send
+	// its handshake.
+	DefaultHandshakeTimeout = 10 * time.Second
+	// DefaultSocketMode is the permission of a socket file ListenUnix creates.
+	DefaultSocketMode os.FileMode = 0o600
+)
+
+// ProtocolVersion is the protocol version the agent speaks.
+const ProtocolVersion = 2
+
+// An Option configures a [Server].
+type Option interface {
+	apply(*config)
+}
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+type config struct {
+	agentID, name, version string
+	events                 []agentv2.EventType
+	maxConcurrency         int
+	maxQueue               int
+	healthInterval         time.Duration
+	handshakeTimeout       time.Duration
+	maxFrameSize           int
+	logger                 *slog.Logger
+	now                    func() time.Time
+	serviceName            string
+	allowedUIDs            []uint32
+}
+
+func newConfig(opts []Option) (config, error) {
+	c := config{
+		agentID:          "agent",
+		events:           allEvents(),
+		maxConcurrency:   DefaultMaxConcurrency,
+		healthInterval:   DefaultHealthInterval,
+		handshakeTimeout: DefaultHandshakeTimeout,
+		maxFrameSize:     codec.DefaultMaxFrameSize,
+		logger:           slog.Default(),
+		now:              time.Now,
+		serviceName:      agentv2connect.AgentServiceV2Name,
+	}
+	for _, o := range opts {
+		o.apply(&c)
+	}
+	var errs []error
+	if c.maxConcurrency <= 0 {
+		errs = append(errs, errors.New("max concurrency must be positive"))
+	}
+	if c.maxQueue < 0 {
+		errs = append(errs, errors.New("max queue must not be negative"))
+	} else if c.maxQueue == 0 {
+		c.maxQueue = c.maxConcurrency
+	}
+	if c.healthInterval <= 0 {
+		errs = append(errs, errors.New("health interval must be positive"))
+	}
+	if c.handshakeTimeout <= 0 {
+		errs = append(errs, errors.New("handshake timeout must be positive"))
+	}
+	if c.maxFrameSize <= 0 {
+		errs = append(errs, errors.New("max frame size must be positive"))
+	}
+	if c.serviceName == "" {
+		errs = append(errs, errors.New("service name must not be empty"))
+	}
+	if c.logger == nil || c.now == nil {
+		errs = append(errs, errors.New("logger and clock must not be nil"))
+	}
+	if len(errs) > 0 {
+		return c, agentwire.NewError(agentwire.CodeInvalidArgument, errors.Join(errs...))
+	}
+	return c, nil
+}
+
+func allEvents() []agentv2.EventType {
+	return []agentv2.EventType{
+		agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS,
+		agentv2.EventType_EVENT_TYPE_REQUEST_BODY_CHUNK,
+		agentv2.EventType_EVENT_TYPE_RESPONSE_HEADERS,
+		agentv2.EventType_EVENT_TYPE_RESPONSE_BODY_CHUNK,
+		agentv2.EventType_EVENT_TYPE_REQUEST_COMPLETE,
+		agentv2.EventType_EVENT_TYPE_WEBSOCKET_FRAME,
+		agentv2.EventType_EVENT_TYPE_GUARDRAIL_INSPECT,
+		agentv2.EventType_EVENT_TYPE_CONFIGURE,
+	}
+}
+
+// WithAgentID sets the agent id reported in the handshake and health
+// reports ("agent" by default).
+func WithAgentID(id string) Option { return optionFunc(func(c *config) { c.agentID = id }) }
+
+// WithName sets the agent's human-readable name reported in the handshake.
+func WithName(name string) Option { return optionFunc(func(c *config) { c.name = name }) }
+
+// WithVersion sets the agent's version reported in the handshake.
+func WithVersion(version string) Option { return optionFunc(func(c *config) { c.version = version }) }
+
+// WithSupportedEvents sets the event types the agent declares in the
+// handshake (all by default). The proxy should send no others; if it does,
+// the handler is still called.
+func WithSupportedEvents(events ...agentv2.EventType) Option {
+	return optionFunc(func(c *config) { c.events = append([]agentv2.EventType(nil), events...) })
+}
+
+// WithMaxConcurrency sets how many events of one connection are handled at
+// once ([DefaultMaxConcurrency]). When that many events are pending the
+// agent sends flow_control PAUSE, and RESUME once they fall to three
+// quarters of it.
+func WithMaxConcurrency(n int) Option { return optionFunc(func(c *config) { c.maxConcurrency = n }) }
+
+// WithMaxQueue sets how many events beyond the concurrency limit one
+// connection queues when the proxy ignores a pause (default: the
+// concurrency limit). Events past that are answered with a
+// RESOURCE_EXHAUSTED error without calling the handler.
+func WithMaxQueue(n int) Option { return optionFunc(func(c *config) { c.maxQueue = n }) }
+
+// WithHealthInterval sets the health and metrics report interval used when
+// the proxy's handshake asks for none ([DefaultHealthInterval]).
+func WithHealthInterval(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.healthInterval = d })
+}
+
+// WithHandshakeTimeout bounds how long a connection may take to send its
+// handshake before it is closed ([DefaultHandshakeTimeout]).
+func WithHandshakeTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.handshakeTimeout = d })
+}
+
+// WithMaxFrameSize sets the largest message accepted or sent, in bytes
+// (codec.DefaultMaxFrameSize, 16 MiB). It applies to frames on framed
+// transports and to messages on gRPC.
+func WithMaxFrameSize(n int) Option { return optionFunc(func(c *config) { c.maxFrameSize = n }) }
+
+// WithLogger sets where the server logs (slog.Default() by default).
+func WithLogger(l *slog.Logger) Option { return optionFunc(func(c *config) { c.logger = l }) }
+
+// WithClock sets the clock used for timestamps in messages (time.Now by
+// default), for tests.
+func WithClock(now func() time.Time) Option { return optionFunc(func(c *config) { c.now = now }) }
+
+// WithServiceName sets the fully-qualified gRPC service name served by
+// [Server.RegisterGRPC], [Server.ConnectHandler] and [Server.HTTPHandler]
+// ("sentinel.agent.v2.AgentServiceV2" by default), for example
+// "zentinel.agent.v2.AgentServiceV2" to serve Zentinel proxies. The
+// messages are the same whatever the name.
+func WithServiceName(name string) Option { return optionFunc(func(c *config) { c.serviceName = name }) }
+
+// WithAllowedUIDs restricts connections accepted by [Server.ServeUnix] to
+// peers running as one of uids, checked with SO_PEERCRED. Others are closed
+// before the handshake. Where the platform cannot tell a peer's uid, every
+// connection is refused. By default any peer that can open the socket file
+// is served.
+func WithAllowedUIDs(uids ...uint32) Option {
+	return optionFunc(func(c *config) { c.allowedUIDs = append([]uint32(nil), uids...) })
+}
+
+// A UnixOption configures [Server.ListenUnix].
+type UnixOption interface {
+	applyUnix(*unixConfig)
+}
+
+type unixConfig struct {
+	mode os.FileMode
+}
+
+type unixOptionFunc func(*unixConfig)
+
+func (f unixOptionFunc) applyUnix(c *unixConfig) { f(c) }
+
+// WithSocketMode sets the permission bits of the socket file
+// ([DefaultSocketMode], 0600: only the agent's user may connect).
+func WithSocketMode(mode os.FileMode) UnixOption {
+	return unixOptionFunc(func(c *unixConfig) { c.mode = mode.Perm() })
+}

@@ -1,0 +1,495 @@
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/agentwire/agentwire"
+	"github.com/agentwire/agentwire/codec"
+	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+)
+
+// Defaults of a [ReverseDialer].
+const (
+	// DefaultReconnectMin and DefaultReconnectMax bound the exponential
+	// backoff between connection attempts.
+	DefaultReconnectMin = 100 * time.Millisecond
+	DefaultReconnectMax = 30 * time.Second
+	// DefaultRegistrationTimeout bounds dialling, the TLS handshake and the
+	// registration exchange.
+	DefaultRegistrationTimeout = 10 * time.Second
+)
+
+// stableConnection is how long a registered connection must last for the
+// next attempt to start again from the shortest backoff. A proxy that
+// accepts and drops at once is retried ever more slowly instead.
+const stableConnection = 5 * time.Second
+
+// maxRegistrationAnswer bounds the proxy's registration answer.
+const maxRegistrationAnswer = 1 << 20
+
+// ErrRegistrationRejected: the proxy refused the agent's registration. It
+// is wrapped in an *agentwire.Error whose code is the proxy's reason:
+// Unauthenticated, PermissionDenied, ResourceExhausted, FailedPrecondition,
+// InvalidArgument (CodeUnknown if the proxy gave none). The dialer retries
+// with backoff, waiting the longest backoff after refusals other than
+// ResourceExhausted, so a misconfigured agent does not hammer the proxy.
+var ErrRegistrationRejected = errors.New("agent: registration rejected by the proxy")
+
+// A ReverseDialOption configures a [ReverseDialer].
+type ReverseDialOption interface{ applyReverseDial(*reverseDialConfig) }
+
+type reverseDialOptionFunc func(*reverseDialConfig)
+
+func (f reverseDialOptionFunc) applyReverseDial(c *reverseDialConfig) { f(c) }
+
+type reverseDialConfig struct {
+	token        string
+	metadata     map[string]string
+	conns        int
+	minBackoff   time.Duration
+	maxBackoff   time.Duration
+	timeout      time.Duration
+	tlsConfig    *tls.Config
+	rand         func() uint64
+	onRegistered func(*agentv2.RegistrationResponse)
+	onError      func(err error, retryIn time.Duration)
+	stableAfter  time.Duration
+	dialer       net.Dialer
+}
+
+// WithAuthToken sets the token sent with every registration.
+func WithAuthToken(token string) ReverseDialOption {
+	return reverseDialOptionFunc(func(c *reverseDialConfig) { c.token = token })
+}
+
+// WithRegistrationMetadata sets metadata sent with every registration
+// (for example region or version); the map is copied.
+func WithRegistrationMetadata(md map[string]string) ReverseDialOption {
+	return reverseDialOptionFunc(func(c *reverseDialConfig) {
+		c.metadata = make(map[string]string, len(md))
+		for k, v := range md {
+			c.metadata[k] = v
+		}
+	})
+}
+
+// WithConnections sets how many connections the dialer keeps open to the
+// proxy (1 by default); each reconnects on its own.
+func WithConnections(n int) ReverseDialOption {
+	return reverseDialOptionFunc(func(c *reverseDialConfig) { c.conns = n })
+}
+
+// WithReconnectBackoff sets the exponential backoff between attempts: the
+// n-th consecutive failure waits between half and all of min·2ⁿ, capped at
+// max ([DefaultReconnectMin], [DefaultReconnectMax]).
+func WithReconnectBackoff(min, max time.Duration) ReverseDialOption {
+	return reverseDialOptionFunc(func(c *reverseDialConfig) { c.minBackoff, c.maxBackoff = min, max })
+}
+
+// WithRegistrationTimeout bounds dialling, the TLS handshake and the
+// registration exchange ([DefaultRegistrationTimeout]).
+func WithRegistrationTimeout(d time.Duration) ReverseDialOption {
+	return reverseDialOptionFunc(func(c *reverseDialConfig) { c.timeout = d })
+}
+
+// WithDialTLSConfig connects with TLS; give it a client certificate when
+// the proxy requires mTLS. An empty ServerName is set from the address.
+func WithDialTLSConfig(cfg *tls.Config) ReverseDialOption {
+	return reverseDialOptionFunc(func(c *reverseDialConfig) { c.tlsConfig = cfg })
+}
+
+// WithBackoffRand sets the random source of the backoff jitter
+// (math/rand/v2's by default), for tests.
+func WithBackoffRand(f func() uint64) ReverseDialOption {
+	return reverseDialOptionFunc(func(c *reverseDialConfig) { c.rand = f })
+}
+
+// WithRegistrationHandler is called with the proxy's answer each time a
+// connection is registered, before it is served (connection id, proxy id
+// and version, configuration JSON if any). It must not block.
+func WithRegistrationHandler(f func(resp *agentv2.RegistrationResponse)) ReverseDialOption {
+	return reverseDialOptionFunc(func(c *reverseDialConfig) { c.onRegistered = f })
+}
+
+// WithDialErrorHandler is told about every failed attempt (dial, TLS,
+// registration refused, connection lost) and how long the dialer waits
+// before the next. It must not block.
+func WithDialErrorHandler(f func(err error, retryIn time.Duration)) ReverseDialOption {
+	return reverseDialOptionFunc(func(c *reverseDialConfig) { c.onError = f })
+}
+
+// ReverseDialStats is a snapshot of a dialer's counters.
+type ReverseDialStats struct {
+	// Connected is how many connections are registered and being served now.
+	Connected int
+	// Registered counts accepted registrations, Rejected refused ones, and
+	// Failed attempts that broke before an answer (dial, TLS, I/O).
+	Registered, Rejected, Failed uint64
+}
+
+// ReverseDialer connects an agent to a proxy that cannot dial it (NAT,
+// firewalls, autoscaling): it dials the proxy's reverse listener,
+// registers with the server's agent id and capabilities and a token, then
+// serves the connection with [Server.ServeConn] as if the proxy had
+// dialled. Lost or refused connections are retried with exponential
+// backoff and jitter until Run's context ends, Close is called, or the
+// server shuts down.
+//
+// A ReverseDialer is safe for concurrent use; Run may be called once.
+// Close waits for every goroutine it started.
+type ReverseDialer struct {
+	srv     *Server
+	network string
+	address string
+	host    string
+	cfg     reverseDialConfig
+	wg      sync.WaitGroup
+
+	connected  atomic.Int64
+	registered atomic.Uint64
+	rejected   atomic.Uint64
+	failed     atomic.Uint64
+
+	mu sync.Mutex // mu guards the following
+	// started and closed only go from false to true.
+	started, closed bool
+	cancel          context.CancelFunc
+}
+
+// NewReverseDialer returns a dialer that will serve srv to the proxy at
+// addr: "unix:///path/to.sock" or "tcp://host:port" (with TLS given by
+// [WithDialTLSConfig]). It fails with CodeInvalidArgument on a bad address
+// or option.
+func NewReverseDialer(srv *Server, addr string, opts ...ReverseDialOption) (*ReverseDialer, error) {
+	cfg := reverseDialConfig{
+		conns:       1,
+		minBackoff:  DefaultReconnectMin,
+		maxBackoff:  DefaultReconnectMax,
+		timeout:     DefaultRegistrationTimeout,
+		rand:        rand.Uint64,
+		stableAfter: stableConnection,
+	}
+	for _, o := range opts {
+		o.applyReverseDial(&cfg)
+	}
+	var errs []error
+	if srv == nil {
+		errs = append(errs, errors.New("nil server"))
+	}
+	if cfg.conns <= 0 {
+		errs = append(errs, errors.New("connections must be positive"))
+	}
+	if cfg.minBackoff <= 0 || cfg.maxBackoff < cfg.minBackoff {
+		errs = append(errs, errors.New("backoff needs 0 < min <= max"))
+	}
+	if cfg.timeout <= 0 {
+		errs = append(errs, errors.New("registration timeout must be positive"))
+	}
+	if cfg.rand == nil {
+		errs = append(errs, errors.New("nil random source"))
+	}
+	d := &ReverseDialer{srv: srv, cfg: cfg}
+	if err := d.parseAddr(addr); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return nil, agentwire.NewError(agentwire.CodeInvalidArgument, fmt.Errorf("agent: reverse dialer: %w", errors.Join(errs...)))
+	}
+	return d, nil
+}
+
+func (d *ReverseDialer) parseAddr(addr string) error {
+	u, err := url.Parse(addr)
+	if err != nil {
+		return fmt.Errorf("address %q: %w", addr, err)
+	}
+	switch u.Scheme {
+	case "unix":
+		p := u.Path
+		if p == "" {
+			p = u.Opaque
+		}
+		if p == "" {
+			return fmt.Errorf("address %q: no socket path", addr)
+		}
+		d.network, d.address = "unix", p
+	case "tcp":
+		host, _, err := net.SplitHostPort(u.Host)
+		if err != nil {
+			return fmt.Errorf("address %q: %w", addr, err)
+		}
+		d.network, d.address, d.host = "tcp", u.Host, host
+	default:
+		return fmt.Errorf("address %q: scheme must be unix or tcp", addr)
+	}
+	return nil
+}
+
+// DialReverse serves srv to the proxy at addr over reverse connections
+// until ctx ends or the server shuts down; see [ReverseDialer]. It returns
+// nil then, and an error only for a bad address or option.
+func DialReverse(ctx context.Context, srv *Server, addr string, opts ...ReverseDialOption) error {
+	d, err := NewReverseDialer(srv, addr, opts...)
+	if err != nil {
+		return err
+	}
+	return d.Run(ctx)
+}
+
+// Run keeps the configured number of connections registered and served
+// until ctx ends, Close is called, or the server shuts down, then returns
+// nil once all of them have ended. Calling it twice, or after Close, fails
+// with CodeFailedPrecondition.
+func (d *ReverseDialer) Run(ctx context.Context) error {
+	d.mu.Lock()
+	if d.started || d.closed {
+		d.mu.Unlock()
+		return agentwire.Errorf(agentwire.CodeFailedPrecondition, "agent: reverse dialer already run or closed")
+	}
+	d.started = true
+	ctx, cancel := context.WithCancel(ctx)
+	d.cancel = cancel
+	d.wg.Add(d.cfg.conns)
+	d.mu.Unlock()
+	defer cancel()
+	for range d.cfg.conns {
+		go func() {
+			defer d.wg.Done()
+			d.keep(ctx)
+		}()
+	}
+	d.wg.Wait()
+	return nil
+}
+
+// Close stops the dialer: it closes its connections (cancelling their
+// handlers) and waits, honouring ctx, for its goroutines. Run returns.
+// Close is idempotent.
+func (d *ReverseDialer) Close(ctx context.Context) error {
+	d.mu.Lock()
+	d.closed = true
+	if d.cancel != nil {
+		d.cancel()
+	}
+	d.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		d.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return agentwire.WrapContextError(ctx.Err())
+	}
+}
+
+// Stats returns the dialer's counters.
+func (d *ReverseDialer) Stats() ReverseDialStats {
+	return ReverseDialStats{
+		Connected:  int(d.connected.Load()),
+		Registered: d.registered.Load(),
+		Rejected:   d.rejected.Load(),
+		Failed:     d.failed.Load(),
+	}
+}
+
+// keep holds one connection: connect, serve, back off, again.
+func (d *ReverseDialer) keep(ctx context.Context) {
+	failures := 0
+	for ctx.Err() == nil && !d.srv.draining() {
+		nc, err := d.connect(ctx)
+		if err == nil {
+			d.connected.Add(1)
+			start := time.Now()
+			err = d.srv.ServeConn(ctx, nc)
+			d.connected.Add(-1)
+			if ctx.Err() != nil {
+				return
+			}
+			if time.Since(start) >= d.cfg.stableAfter {
+				failures = 0
+			}
+			if err == nil {
+				err = agentwire.Errorf(agentwire.CodeUnavailable, "agent: reverse connection to %s ended", d.address)
+			}
+		} else if ctx.Err() != nil {
+			return
+		}
+		wait := d.backoff(failures, err)
+		failures++
+		if f := d.cfg.onError; f != nil {
+			f(err, wait)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+	}
+}
+
+// backoff is the wait after the failures-th consecutive failure: "equal
+// jitter", between half and all of min·2^failures capped at max; refusals
+// that retrying soon cannot fix wait the longest.
+func (d *ReverseDialer) backoff(failures int, err error) time.Duration {
+	ceiling := d.cfg.maxBackoff
+	if !errors.Is(err, ErrRegistrationRejected) || retryableRejection(agentwire.CodeOf(err)) {
+		ceiling = d.cfg.minBackoff
+		for i := 0; i < failures && ceiling < d.cfg.maxBackoff; i++ {
+			ceiling *= 2
+		}
+		ceiling = min(ceiling, d.cfg.maxBackoff)
+	}
+	half := ceiling / 2
+	return half + time.Duration(d.cfg.rand()%uint64(ceiling-half+1))
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func retryableRejection(c agentwire.Code) bool {
+	return c == agentwire.CodeResourceExhausted || c == agentwire.CodeUnavailable
+}
+
+// connect dials and registers; on success the connection is ready for the
+// proxy's handshake.
+func (d *ReverseDialer) connect(ctx context.Context) (net.Conn, error) {
+	rctx, cancel := context.WithTimeout(ctx, d.cfg.timeout)
+	defer cancel()
+	nc, err := d.cfg.dialer.DialContext(rctx, d.network, d.address)
+	if err != nil {
+		d.failed.Add(1)
+		return nil, d.ioErr(ctx, rctx, "dial", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = nc.Close()
+		}
+	}()
+	deadline, _ := rctx.Deadline()
+	_ = nc.SetDeadline(deadline)
+	unblock := context.AfterFunc(rctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
+	defer unblock()
+	if d.cfg.tlsConfig != nil {
+		cfg := d.cfg.tlsConfig
+		if cfg.ServerName == "" && !cfg.InsecureSkipVerify && d.host != "" {
+			cfg = cfg.Clone()
+			cfg.ServerName = d.host
+		}
+		tc := tls.Client(nc, cfg)
+		if err := tc.HandshakeContext(rctx); err != nil {
+			_ = tc.Close()
+			d.failed.Add(1)
+			return nil, d.ioErr(ctx, rctx, "tls handshake", err)
+		}
+		nc = tc
+	}
+	resp, err := d.register(nc)
+	if err != nil {
+		d.failed.Add(1)
+		return nil, d.ioErr(ctx, rctx, "registration", err)
+	}
+	if !resp.GetAccepted() {
+		d.rejected.Add(1)
+		return nil, rejectionError(resp.GetError())
+	}
+	if !unblock() || rctx.Err() != nil {
+		d.failed.Add(1)
+		return nil, d.ioErr(ctx, rctx, "registration", rctx.Err())
+	}
+	_ = nc.SetDeadline(time.Time{})
+	d.registered.Add(1)
+	if f := d.cfg.onRegistered; f != nil {
+		f(resp)
+	}
+	d.srv.cfg.logger.Debug("agent: registered with proxy", "addr", d.address,
+		"connection_id", resp.GetConnectionId(), "proxy_id", resp.GetProxyId())
+	ok = true
+	return nc, nil
+}
+
+func (d *ReverseDialer) ioErr(ctx, rctx context.Context, what string, err error) error {
+	switch {
+	case ctx.Err() != nil:
+		return agentwire.WrapContextError(ctx.Err())
+	case rctx.Err() != nil || isTimeout(err):
+		return agentwire.Errorf(agentwire.CodeDeadlineExceeded, "agent: %s %s: no answer within %v", what, d.address, d.cfg.timeout)
+	}
+	if agentwire.CodeOf(err) != agentwire.CodeUnknown {
+		return fmt.Errorf("agent: %s %s: %w", what, d.address, err)
+	}
+	return agentwire.NewError(agentwire.CodeUnavailable, fmt.Errorf("agent: %s %s: %w", what, d.address, err))
+}
+
+// register sends the registration and reads the answer. It reads exactly
+// one frame, so the proxy's handshake, which may follow in the same
+// segment, stays for ServeConn.
+func (d *ReverseDialer) register(nc net.Conn) (*agentv2.RegistrationResponse, error) {
+	caps, _ := d.srv.handshakeResponse(&agentv2.HandshakeRequest{SupportedVersions: []uint32{ProtocolVersion}}, d.srv.cfg.healthInterval)
+	req := &agentv2.AgentToProxy{Message: &agentv2.AgentToProxy_Registration{Registration: &agentv2.RegistrationRequest{
+		ProtocolVersion: ProtocolVersion,
+		AgentId:         d.srv.cfg.agentID,
+		Capabilities:    caps.GetCapabilities(),
+		AuthToken:       d.cfg.token,
+		Metadata:        d.cfg.metadata,
+	}}}
+	if err := codec.WriteFrameTo(nc, req, d.srv.cfg.maxFrameSize); err != nil {
+		return nil, err
+	}
+	var hdr [agentv2.FrameHeaderSize]byte
+	if _, err := io.ReadFull(nc, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := int(binary.BigEndian.Uint32(hdr[:4]))
+	t := agentv2.FrameType(hdr[4])
+	if n == 0 || n > maxRegistrationAnswer {
+		return nil, agentwire.Errorf(agentwire.CodeInternal, "%w: registration answer of %d bytes", errProtocol, n)
+	}
+	if t != agentv2.ProxyToAgentFrameRegistrationResponse {
+		return nil, agentwire.Errorf(agentwire.CodeInternal, "%w: expected a registration answer, got frame type 0x%02x", errProtocol, uint8(t))
+	}
+	payload := make([]byte, n-1)
+	if _, err := io.ReadFull(nc, payload); err != nil {
+		return nil, err
+	}
+	var msg agentv2.ProxyToAgent
+	if err := codec.Decode(&msg, t, payload, agentv2.IsProxyToAgentFrame, false); err != nil {
+		return nil, err
+	}
+	return msg.GetRegistrationResponse(), nil
+}
+
+// rejectionError turns the proxy's "code_name: reason" into a typed error.
+func rejectionError(text string) error {
+	code := agentwire.CodeUnknown
+	reason := text
+	if name, rest, ok := strings.Cut(text, ": "); ok {
+		var c agentwire.Code
+		if c.UnmarshalText([]byte(name)) == nil {
+			code, reason = c, rest
+		}
+	}
+	if reason == "" {
+		reason = "no reason given"
+	}
+	return agentwire.Errorf(code, "%w: %s", ErrRegistrationRejected, reason)
+}

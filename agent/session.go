@@ -1,0 +1,785 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/agentwire/agentwire"
+	"github.com/agentwire/agentwire/codec"
+	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+)
+
+// stream is one connection's message transport as the session core sees
+// it. The framed, gRPC and Connect transports implement it.
+type stream interface {
+	// Recv returns the next message, which the session then owns. Only the
+	// session's reader calls it. It returns errHalfClosed when
+	// the peer finished sending but still reads, an error wrapping
+	// codec.ErrUnknownFrameType for a frame to skip, and any other error
+	// when the connection is over.
+	Recv() (*agentv2.ProxyToAgent, error)
+	// Send sends m, waiting at most until ctx ends. It is safe for
+	// concurrent use; m must not be changed afterwards.
+	Send(ctx context.Context, m *agentv2.AgentToProxy) error
+	// CloseRecv makes Recv return soon, without dropping messages already
+	// sent: the graceful end of a connection.
+	CloseRecv()
+	// Abort ends the connection now. Recv and Send fail soon after.
+	// CloseRecv and Abort are safe to call concurrently and more than once.
+	Abort()
+}
+
+// errHalfClosed: the proxy closed its sending side. The session answers the
+// events it has and then ends.
+var errHalfClosed = errors.New("agent: proxy closed its side of the stream")
+
+// errConnClosed: the connection was closed, by the peer or the server.
+var errConnClosed = errors.New("agent: connection closed")
+
+// errProtocol marks errors caused by a peer breaking the protocol.
+var errProtocol = errors.New("agent: protocol violation")
+
+func protocolError(format string, args ...any) error {
+	return agentwire.NewError(agentwire.CodeInternal, fmt.Errorf("%w: "+format, append([]any{errProtocol}, args...)...))
+}
+
+// serve runs one connection: handshake, then the session until the
+// connection ends. It returns nil when the connection ended normally (the
+// peer closed it, or the server did) and the reason otherwise.
+func (srv *Server) serve(ctx context.Context, st stream) error {
+	timer := time.AfterFunc(srv.cfg.handshakeTimeout, st.Abort)
+	first, err := st.Recv()
+	if !timer.Stop() {
+		return agentwire.Errorf(agentwire.CodeDeadlineExceeded, "agent: no handshake within %v", srv.cfg.handshakeTimeout)
+	}
+	if err != nil {
+		if endedNormally(err) {
+			return nil
+		}
+		if errors.Is(err, codec.ErrUnknownFrameType) {
+			return protocolError("first frame is not a handshake: %w", err)
+		}
+		return err
+	}
+	hs := first.GetHandshake()
+	if hs == nil {
+		return protocolError("first message is %T, not a handshake", first.GetMessage())
+	}
+	interval := srv.cfg.healthInterval
+	if ms := hs.GetHealthReportIntervalMs(); ms > 0 {
+		interval = time.Duration(ms) * time.Millisecond
+	}
+	resp, rejected := srv.handshakeResponse(hs, interval)
+	if err := st.Send(ctx, &agentv2.AgentToProxy{Message: &agentv2.AgentToProxy_Handshake{Handshake: resp}}); err != nil {
+		return err
+	}
+	if rejected != nil {
+		return rejected
+	}
+	s := newSession(ctx, srv, st, hs, interval)
+	if !srv.addSession(s) {
+		s.end(agentwire.Errorf(agentwire.CodeUnavailable, "agent: server closed"))
+		return nil
+	}
+	defer srv.removeSession(s)
+	return s.run()
+}
+
+// endedNormally tells a connection that ended (closed by either side) from
+// one that broke.
+func endedNormally(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, errConnClosed) ||
+		errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.Canceled) ||
+		errors.Is(err, codec.ErrWriterClosed)
+}
+
+// handshakeResponse answers a handshake; rejected is non-nil when the agent
+// cannot serve the proxy.
+func (srv *Server) handshakeResponse(hs *agentv2.HandshakeRequest, interval time.Duration) (resp *agentv2.HandshakeResponse, rejected error) {
+	cfg := &srv.cfg
+	caps := &agentv2.AgentCapabilities{
+		ProtocolVersion: ProtocolVersion,
+		AgentId:         cfg.agentID,
+		Name:            cfg.name,
+		Version:         cfg.version,
+		SupportedEvents: cfg.events,
+		Features: &agentv2.AgentFeatures{
+			StreamingBody:      slices.Contains(cfg.events, agentv2.EventType_EVENT_TYPE_REQUEST_BODY_CHUNK) || slices.Contains(cfg.events, agentv2.EventType_EVENT_TYPE_RESPONSE_BODY_CHUNK),
+			Websocket:          slices.Contains(cfg.events, agentv2.EventType_EVENT_TYPE_WEBSOCKET_FRAME),
+			Guardrails:         slices.Contains(cfg.events, agentv2.EventType_EVENT_TYPE_GUARDRAIL_INSPECT),
+			ConfigPush:         slices.Contains(cfg.events, agentv2.EventType_EVENT_TYPE_CONFIGURE),
+			MetricsExport:      srv.metrics != nil,
+			ConcurrentRequests: uint32(cfg.maxConcurrency),
+			Cancellation:       true,
+			FlowControl:        true,
+			HealthReporting:    true,
+			EchoesEventId:      true,
+		},
+		Limits: &agentv2.AgentLimits{
+			MaxBodySize:    uint64(cfg.maxFrameSize),
+			MaxConcurrency: uint32(cfg.maxConcurrency),
+		},
+		HealthConfig: &agentv2.HealthConfig{
+			ReportIntervalMs:   uint32(interval.Milliseconds()),
+			IncludeLoadMetrics: true,
+		},
+	}
+	resp = &agentv2.HandshakeResponse{ProtocolVersion: ProtocolVersion, Capabilities: caps, Success: true, Encoding: "protobuf"}
+	var problem string
+	switch {
+	case !slices.Contains(hs.GetSupportedVersions(), ProtocolVersion):
+		problem = fmt.Sprintf("unsupported protocol versions %v: this agent speaks version %d", hs.GetSupportedVersions(), ProtocolVersion)
+	case len(hs.GetSupportedEncodings()) > 0 && !slices.Contains(hs.GetSupportedEncodings(), "protobuf"):
+		problem = fmt.Sprintf("unsupported encodings %q: this agent speaks \"protobuf\"", hs.GetSupportedEncodings())
+	default:
+		return resp, nil
+	}
+	resp.Success = false
+	resp.Error = &problem
+	return resp, agentwire.Errorf(agentwire.CodeUnimplemented, "agent: handshake rejected: %s", problem)
+}
+
+// session is one handshaken connection: it reads messages, runs events on
+// workers and sends what the agent has to say. Its methods are safe for
+// concurrent use.
+type session struct {
+	srv      *Server
+	st       stream
+	hs       *agentv2.HandshakeRequest
+	log      *slog.Logger
+	peer     *Peer
+	interval time.Duration
+	// ctx carries the peer and is cancelled, with a cause, when the session
+	// ends; every lane context derives from it.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	// limit is the concurrency limit; pause at limit pending events, resume
+	// at resumeAt, refuse beyond maxPending.
+	limit, resumeAt, maxPending int
+	// maxIdle bounds parked workers; more exit instead of waiting for work.
+	maxIdle int
+	stats   stats
+	// wg counts the session's goroutines: workers, health loop, hooks.
+	wg sync.WaitGroup
+	// kick asks the health loop for a report now (capacity 1).
+	kick chan struct{}
+
+	mu sync.Mutex // mu guards the following
+	// work wakes parked workers; its L is &mu.
+	work sync.Cond
+	// lanes holds one lane per correlation id with events pending.
+	lanes map[string]*lane
+	// ready is the FIFO of lanes with events and no worker.
+	ready []*lane
+	// pending counts events accepted and not yet answered; running those
+	// inside a handler call.
+	pending, running int
+	// workers is the number of worker goroutines; idle the number parked
+	// and not yet woken.
+	workers, idle int
+	wantPause     bool
+	draining      bool
+	ended         bool
+	idleWaiters   []chan struct{}
+	configWaiters map[string]chan *agentv2.ConfigUpdateResponse
+	configSeq     uint64
+
+	flowMu sync.Mutex // flowMu serialises flow-control sends and guards sentPause
+	// sentPause is the last flow-control state sent.
+	sentPause bool
+}
+
+// lane is the queue of one correlation id's events: a worker runs them one
+// after another, so they are handled in order.
+//
+// A lane is the context of its handler calls: cancelled by cancel messages
+// and when the session ends, and carrying the correlation id for Peer.Log.
+type lane struct {
+	context.Context
+	cancel context.CancelCauseFunc
+	cid    string
+	q      []*agentv2.ProxyToAgent
+	head   int
+}
+
+// Value adds the correlation id to the session context's values.
+func (l *lane) Value(key any) any {
+	if _, ok := key.(correlationKey); ok {
+		return l.cid
+	}
+	return l.Context.Value(key)
+}
+
+func (l *lane) push(m *agentv2.ProxyToAgent) { l.q = append(l.q, m) }
+
+func (l *lane) pop() *agentv2.ProxyToAgent {
+	m := l.q[l.head]
+	l.q[l.head] = nil
+	l.head++
+	if l.head == len(l.q) {
+		l.q, l.head = l.q[:0], 0
+	}
+	return m
+}
+
+func (l *lane) empty() bool { return l.head == len(l.q) }
+
+type peerKey struct{}
+
+func newSession(ctx context.Context, srv *Server, st stream, hs *agentv2.HandshakeRequest, interval time.Duration) *session {
+	cfg := &srv.cfg
+	s := &session{
+		srv:           srv,
+		st:            st,
+		hs:            hs,
+		interval:      interval,
+		limit:         cfg.maxConcurrency,
+		resumeAt:      cfg.maxConcurrency * 3 / 4,
+		maxPending:    cfg.maxConcurrency + cfg.maxQueue,
+		maxIdle:       min(cfg.maxConcurrency, 32),
+		lanes:         make(map[string]*lane),
+		configWaiters: make(map[string]chan *agentv2.ConfigUpdateResponse),
+		kick:          make(chan struct{}, 1),
+	}
+	s.work.L = &s.mu
+	s.peer = &Peer{s: s}
+	s.log = cfg.logger.With("proxy_id", hs.GetProxyId(), "session", srv.nextID.Add(1))
+	s.ctx, s.cancel = context.WithCancelCause(context.WithValue(ctx, peerKey{}, s.peer))
+	return s
+}
+
+// run serves the session until the connection ends and all its goroutines
+// have exited.
+func (s *session) run() error {
+	s.wg.Add(1)
+	go s.healthLoop()
+	err := s.readLoop()
+	if errors.Is(err, errHalfClosed) {
+		s.waitIdle(s.ctx)
+		err = nil
+	}
+	if err != nil && endedNormally(err) {
+		err = nil
+	}
+	cause := err
+	if cause == nil {
+		cause = agentwire.Errorf(agentwire.CodeUnavailable, "agent: connection closed")
+	}
+	s.end(cause)
+	s.wg.Wait()
+	if err != nil {
+		s.log.Warn("agent: connection closed", "error", err)
+	}
+	return err
+}
+
+// end stops the session: workers exit, handler contexts are cancelled.
+func (s *session) end(cause error) {
+	s.mu.Lock()
+	s.ended = true
+	s.work.Broadcast()
+	for _, ch := range s.idleWaiters {
+		close(ch)
+	}
+	s.idleWaiters = nil
+	s.mu.Unlock()
+	s.cancel(cause)
+}
+
+func (s *session) readLoop() error {
+	for {
+		m, err := s.st.Recv()
+		if err != nil {
+			if errors.Is(err, codec.ErrUnknownFrameType) {
+				s.stats.unknown.Add(1)
+				continue
+			}
+			return err
+		}
+		if err := s.dispatch(m); err != nil {
+			return err
+		}
+	}
+}
+
+// dispatch acts on one message from the proxy.
+func (s *session) dispatch(m *agentv2.ProxyToAgent) error {
+	switch x := m.Message.(type) {
+	case *agentv2.ProxyToAgent_RequestHeaders:
+		s.submit(x.RequestHeaders.GetMetadata().GetCorrelationId(), m)
+	case *agentv2.ProxyToAgent_RequestBodyChunk:
+		s.submit(x.RequestBodyChunk.GetCorrelationId(), m)
+	case *agentv2.ProxyToAgent_ResponseHeaders:
+		s.submit(x.ResponseHeaders.GetCorrelationId(), m)
+	case *agentv2.ProxyToAgent_ResponseBodyChunk:
+		s.submit(x.ResponseBodyChunk.GetCorrelationId(), m)
+	case *agentv2.ProxyToAgent_RequestComplete:
+		s.submit(x.RequestComplete.GetCorrelationId(), m)
+	case *agentv2.ProxyToAgent_WebsocketFrame:
+		s.submit(x.WebsocketFrame.GetCorrelationId(), m)
+	case *agentv2.ProxyToAgent_Guardrail:
+		s.submit(x.Guardrail.GetCorrelationId(), m)
+	case *agentv2.ProxyToAgent_Configure:
+		s.submit("", m)
+	case *agentv2.ProxyToAgent_Ping:
+		return s.send(&agentv2.AgentToProxy{EventId: m.EventId, Message: &agentv2.AgentToProxy_Pong{Pong: &agentv2.Pong{
+			Sequence:        x.Ping.GetSequence(),
+			PingTimestampMs: x.Ping.GetTimestampMs(),
+			TimestampMs:     s.srv.nowMs(),
+		}}})
+	case *agentv2.ProxyToAgent_Cancel:
+		s.cancelLanes(x.Cancel)
+	case *agentv2.ProxyToAgent_Drain:
+		s.mu.Lock()
+		s.draining = true
+		s.mu.Unlock()
+		s.reportNow()
+		s.goHook(func() { s.srv.h.Drain(s.ctx, x.Drain) })
+	case *agentv2.ProxyToAgent_Shutdown:
+		s.goHook(func() { s.srv.h.Shutdown(s.ctx, x.Shutdown) })
+	case *agentv2.ProxyToAgent_ConfigResponse:
+		s.mu.Lock()
+		ch := s.configWaiters[x.ConfigResponse.GetRequestId()]
+		delete(s.configWaiters, x.ConfigResponse.GetRequestId())
+		s.mu.Unlock()
+		if ch == nil {
+			s.stats.stray.Add(1)
+			return nil
+		}
+		ch <- x.ConfigResponse
+	case *agentv2.ProxyToAgent_Handshake:
+		return protocolError("second handshake")
+	case *agentv2.ProxyToAgent_Pong, *agentv2.ProxyToAgent_RegistrationResponse:
+		// The agent sends no pings, and registration precedes the
+		// handshake: nothing waits for these.
+		s.stats.stray.Add(1)
+	default:
+		// A message case this version does not know (gRPC transports).
+		s.stats.unknown.Add(1)
+	}
+	return nil
+}
+
+// goHook runs a drain or shutdown hook without holding up the reader.
+func (s *session) goHook(f func()) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer func() {
+			if r := recover(); r != nil {
+				s.log.Error("agent: handler hook panicked", "panic", r)
+			}
+		}()
+		f()
+	}()
+}
+
+// submit queues an event on its correlation id's lane and makes sure a
+// worker will run it, or refuses it when too many events are pending.
+func (s *session) submit(cid string, m *agentv2.ProxyToAgent) {
+	s.mu.Lock()
+	if s.pending >= s.maxPending {
+		s.mu.Unlock()
+		s.stats.rejected.Add(1)
+		s.reply(m.EventId, cid, nil, agentwire.Errorf(agentwire.CodeResourceExhausted,
+			"agent: %d events pending on this connection, the limit is %d", s.maxPending, s.maxPending))
+		return
+	}
+	s.pending++
+	flip := s.flowLocked()
+	l := s.lanes[cid]
+	if l == nil {
+		l = &lane{cid: cid}
+		l.Context, l.cancel = context.WithCancelCause(s.ctx)
+		s.lanes[cid] = l
+		s.ready = append(s.ready, l)
+		switch {
+		case s.idle > 0:
+			s.idle--
+			s.work.Signal()
+		case s.workers < s.limit:
+			s.workers++
+			s.wg.Add(1)
+			go s.worker()
+		}
+	}
+	l.push(m)
+	s.mu.Unlock()
+	if flip {
+		s.updateFlow()
+	}
+}
+
+// worker runs ready lanes until the session ends, parking when there is
+// nothing to do (or exiting when enough workers are parked already).
+func (s *session) worker() {
+	defer s.wg.Done()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		l := s.nextLaneLocked()
+		if l == nil {
+			s.workers--
+			return
+		}
+		for !s.ended {
+			m := l.pop()
+			s.running++
+			s.mu.Unlock()
+			s.handle(l, m)
+			s.mu.Lock()
+			s.running--
+			s.pending--
+			if s.pending == 0 {
+				for _, ch := range s.idleWaiters {
+					close(ch)
+				}
+				s.idleWaiters = nil
+			}
+			if s.flowLocked() {
+				s.mu.Unlock()
+				s.updateFlow()
+				s.mu.Lock()
+			}
+			if l.empty() {
+				delete(s.lanes, l.cid)
+				l.cancel(context.Canceled)
+				break
+			}
+		}
+	}
+}
+
+func (s *session) nextLaneLocked() *lane {
+	for !s.ended {
+		if len(s.ready) > 0 {
+			l := s.ready[0]
+			s.ready[0] = nil
+			s.ready = s.ready[1:]
+			if len(s.ready) == 0 {
+				s.ready = s.ready[:0:0]
+			}
+			return l
+		}
+		if s.idle >= s.maxIdle {
+			return nil
+		}
+		s.idle++
+		s.work.Wait()
+	}
+	return nil
+}
+
+// flowLocked updates wantPause from pending and reports whether it changed.
+func (s *session) flowLocked() bool {
+	was := s.wantPause
+	switch {
+	case !was && s.pending >= s.limit:
+		s.wantPause = true
+	case was && s.pending <= s.resumeAt:
+		s.wantPause = false
+	}
+	return was != s.wantPause
+}
+
+// updateFlow sends PAUSE or RESUME when the wanted state differs from the
+// last one sent. Sends are serialised, so the proxy sees them in order and
+// the last one matches the latest state.
+func (s *session) updateFlow() {
+	s.flowMu.Lock()
+	defer s.flowMu.Unlock()
+	s.mu.Lock()
+	want := s.wantPause
+	s.mu.Unlock()
+	if want == s.sentPause {
+		return
+	}
+	action := agentv2.FlowAction_FLOW_ACTION_RESUME
+	if want {
+		action = agentv2.FlowAction_FLOW_ACTION_PAUSE
+	}
+	s.sentPause = want
+	_ = s.send(&agentv2.AgentToProxy{Message: &agentv2.AgentToProxy_FlowControl{FlowControl: &agentv2.FlowControlSignal{
+		Action:      action,
+		TimestampMs: s.srv.nowMs(),
+	}}})
+}
+
+// handle runs one event and answers it.
+func (s *session) handle(l *lane, m *agentv2.ProxyToAgent) {
+	if l.Err() != nil {
+		// Cancelled while queued: the proxy no longer waits for it.
+		err := context.Cause(l)
+		if agentwire.CodeOf(err) == agentwire.CodeDeadlineExceeded {
+			s.stats.timedOut.Add(1)
+		}
+		s.reply(m.EventId, l.cid, nil, err)
+		return
+	}
+	start := time.Now()
+	resp, err := s.srv.call(l, m)
+	s.stats.record(time.Since(start))
+	if err != nil && agentwire.CodeOf(err) == agentwire.CodeDeadlineExceeded {
+		s.stats.timedOut.Add(1)
+	}
+	s.reply(m.EventId, l.cid, resp, err)
+}
+
+// reply sends the answer to event id.
+func (s *session) reply(id uint64, cid string, resp *agentv2.AgentResponse, err error) {
+	_ = s.send(&agentv2.AgentToProxy{EventId: id, Message: &agentv2.AgentToProxy_Response{Response: finishResponse(cid, resp, err)}})
+}
+
+// finishResponse fills in what the SDK owns: the correlation id, allow for a
+// nil response, the error status.
+func finishResponse(cid string, resp *agentv2.AgentResponse, err error) *agentv2.AgentResponse {
+	if err != nil {
+		return &agentv2.AgentResponse{CorrelationId: cid, Error: statusOf(err)}
+	}
+	if resp == nil {
+		resp = Allow()
+	}
+	resp.CorrelationId = cid
+	return resp
+}
+
+// statusOf converts a handler error into the Status sent to the proxy.
+func statusOf(err error) *agentv2.Status {
+	msg := err.Error()
+	if e := (*agentwire.Error)(nil); errors.As(err, &e) && e.Message() != "" {
+		msg = e.Message()
+	}
+	return &agentv2.Status{Code: uint32(agentwire.CodeOf(err)), Message: msg}
+}
+
+// call runs the handler method for event m, turning a panic into an
+// internal error.
+func (srv *Server) call(ctx context.Context, m *agentv2.ProxyToAgent) (resp *agentv2.AgentResponse, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			srv.cfg.logger.Error("agent: handler panicked", "panic", r, "event_id", m.EventId)
+			resp, err = nil, agentwire.Errorf(agentwire.CodeInternal, "agent: handler panicked: %v", r)
+		}
+	}()
+	h := srv.h
+	switch x := m.Message.(type) {
+	case *agentv2.ProxyToAgent_RequestHeaders:
+		return h.RequestHeaders(ctx, x.RequestHeaders)
+	case *agentv2.ProxyToAgent_RequestBodyChunk:
+		return h.RequestBodyChunk(ctx, x.RequestBodyChunk)
+	case *agentv2.ProxyToAgent_ResponseHeaders:
+		return h.ResponseHeaders(ctx, x.ResponseHeaders)
+	case *agentv2.ProxyToAgent_ResponseBodyChunk:
+		return h.ResponseBodyChunk(ctx, x.ResponseBodyChunk)
+	case *agentv2.ProxyToAgent_RequestComplete:
+		return h.RequestComplete(ctx, x.RequestComplete)
+	case *agentv2.ProxyToAgent_WebsocketFrame:
+		return h.WebSocketFrame(ctx, x.WebsocketFrame)
+	case *agentv2.ProxyToAgent_Guardrail:
+		return h.GuardrailInspect(ctx, x.Guardrail)
+	case *agentv2.ProxyToAgent_Configure:
+		return nil, h.Configure(ctx, x.Configure)
+	}
+	return nil, agentwire.Errorf(agentwire.CodeInvalidArgument, "agent: %T is not an event", m.Message)
+}
+
+// eventCorrelationID returns the correlation id of an event message, and
+// false for messages that are not events.
+func eventCorrelationID(m *agentv2.ProxyToAgent) (string, bool) {
+	switch x := m.Message.(type) {
+	case *agentv2.ProxyToAgent_RequestHeaders:
+		return x.RequestHeaders.GetMetadata().GetCorrelationId(), true
+	case *agentv2.ProxyToAgent_RequestBodyChunk:
+		return x.RequestBodyChunk.GetCorrelationId(), true
+	case *agentv2.ProxyToAgent_ResponseHeaders:
+		return x.ResponseHeaders.GetCorrelationId(), true
+	case *agentv2.ProxyToAgent_ResponseBodyChunk:
+		return x.ResponseBodyChunk.GetCorrelationId(), true
+	case *agentv2.ProxyToAgent_RequestComplete:
+		return x.RequestComplete.GetCorrelationId(), true
+	case *agentv2.ProxyToAgent_WebsocketFrame:
+		return x.WebsocketFrame.GetCorrelationId(), true
+	case *agentv2.ProxyToAgent_Guardrail:
+		return x.Guardrail.GetCorrelationId(), true
+	case *agentv2.ProxyToAgent_Configure:
+		return "", true
+	}
+	return "", false
+}
+
+// cancelLanes cancels the handler contexts of one correlation id, or of
+// every request when the id is empty.
+func (s *session) cancelLanes(c *agentv2.CancelRequest) {
+	code := agentwire.CodeCanceled
+	if c.GetReason() == agentv2.CancelReason_CANCEL_REASON_TIMEOUT {
+		code = agentwire.CodeDeadlineExceeded
+	}
+	cause := agentwire.Errorf(code, "agent: proxy cancelled the request (%s)", c.GetReason())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.GetCorrelationId() == "" {
+		for _, l := range s.lanes {
+			l.cancel(cause)
+		}
+		return
+	}
+	if l := s.lanes[c.GetCorrelationId()]; l != nil {
+		l.cancel(cause)
+	}
+}
+
+// waitIdle returns when no event is pending or ctx ends.
+func (s *session) waitIdle(ctx context.Context) error {
+	s.mu.Lock()
+	if s.pending == 0 || s.ended {
+		s.mu.Unlock()
+		return nil
+	}
+	ch := make(chan struct{})
+	s.idleWaiters = append(s.idleWaiters, ch)
+	s.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return agentwire.WrapContextError(ctx.Err())
+	}
+}
+
+// send sends m, giving up when the session ends.
+func (s *session) send(m *agentv2.AgentToProxy) error {
+	return s.st.Send(s.ctx, m)
+}
+
+// healthLoop sends a health report (and metrics) right away and then every
+// interval until the session ends.
+func (s *session) healthLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.interval)
+	defer t.Stop()
+	for {
+		if s.sendHealth() != nil {
+			return
+		}
+		if s.sendMetrics() != nil {
+			return
+		}
+		select {
+		case <-t.C:
+		case <-s.kick:
+		case <-s.ctx.Done():
+			return
+		}
+	}
+}
+
+// reportNow makes the health loop send a report without waiting for the
+// interval, for example after a drain.
+func (s *session) reportNow() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (s *session) sendHealth() error {
+	return s.send(&agentv2.AgentToProxy{Message: &agentv2.AgentToProxy_Health{Health: s.health()}})
+}
+
+// health builds the session's health report.
+func (s *session) health() *agentv2.HealthStatus {
+	state := agentv2.HealthState_HEALTH_STATE_HEALTHY
+	if s.srv.healthReporter != nil {
+		if st := s.srv.healthReporter.Health(s.ctx); st != agentv2.HealthState_HEALTH_STATE_UNSPECIFIED {
+			state = st
+		}
+	}
+	s.mu.Lock()
+	draining := s.draining
+	load := &agentv2.LoadMetrics{InFlight: uint32(s.running), QueueDepth: uint32(s.pending - s.running)}
+	s.mu.Unlock()
+	if draining || s.srv.draining() {
+		state = agentv2.HealthState_HEALTH_STATE_DRAINING
+	}
+	s.stats.load(load)
+	return &agentv2.HealthStatus{
+		AgentId:     s.srv.cfg.agentID,
+		State:       state,
+		Load:        load,
+		TimestampMs: s.srv.nowMs(),
+	}
+}
+
+func (s *session) sendMetrics() error {
+	if s.srv.metrics == nil {
+		return nil
+	}
+	r := s.srv.metrics.Metrics(s.ctx)
+	if r == nil {
+		return nil
+	}
+	if r.AgentId == "" {
+		r.AgentId = s.srv.cfg.agentID
+	}
+	if r.TimestampMs == 0 {
+		r.TimestampMs = s.srv.nowMs()
+	}
+	if r.IntervalMs == 0 {
+		r.IntervalMs = uint64(s.interval.Milliseconds())
+	}
+	return s.send(&agentv2.AgentToProxy{Message: &agentv2.AgentToProxy_Metrics{Metrics: r}})
+}
+
+// requestConfigUpdate sends req and waits for the proxy's answer.
+func (s *session) requestConfigUpdate(ctx context.Context, req *agentv2.ConfigUpdateRequest) (*agentv2.ConfigUpdateResponse, error) {
+	ch := make(chan *agentv2.ConfigUpdateResponse, 1)
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return nil, agentwire.Errorf(agentwire.CodeUnavailable, "agent: connection closed")
+	}
+	if req.RequestId == "" {
+		s.configSeq++
+		req.RequestId = "agent-" + strconv.FormatUint(s.configSeq, 10)
+	}
+	id := req.RequestId
+	if _, dup := s.configWaiters[id]; dup {
+		s.mu.Unlock()
+		return nil, agentwire.Errorf(agentwire.CodeAlreadyExists, "agent: config update %q is already waiting", id)
+	}
+	s.configWaiters[id] = ch
+	s.mu.Unlock()
+	forget := func() {
+		s.mu.Lock()
+		if s.configWaiters[id] == ch {
+			delete(s.configWaiters, id)
+		}
+		s.mu.Unlock()
+	}
+	if req.TimestampMs == 0 {
+		req.TimestampMs = s.srv.nowMs()
+	}
+	if err := s.st.Send(ctx, &agentv2.AgentToProxy{Message: &agentv2.AgentToProxy_ConfigUpdate{ConfigUpdate: req}}); err != nil {
+		forget()
+		return nil, err
+	}
+	select {
+	case resp := <-ch:
+		return resp, nil
+	case <-ctx.Done():
+		forget()
+		return nil, agentwire.WrapContextError(ctx.Err())
+	case <-s.ctx.Done():
+		forget()
+		return nil, agentwire.Errorf(agentwire.CodeUnavailable, "agent: connection closed before the proxy answered")
+	}
+}

@@ -1,0 +1,311 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/agentwire/agentwire"
+	"github.com/agentwire/agentwire/codec"
+	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+)
+
+// flushTimeout bounds how long a closing framed connection waits for its
+// last frames to reach the socket.
+const flushTimeout = 5 * time.Second
+
+// ListenUnix creates a Unix socket listener at path for [Server.ServeUnix].
+// The socket file gets the permission [DefaultSocketMode] (0600) or the one
+// set with [WithSocketMode] before any peer can connect. A leftover socket
+// file at path is removed when nothing listens on it; any other file, or a
+// socket in use, makes ListenUnix fail rather than remove it. Closing the
+// listener removes the socket file.
+func (srv *Server) ListenUnix(path string, opts ...UnixOption) (net.Listener, error) {
+	cfg := unixConfig{mode: DefaultSocketMode}
+	for _, o := range opts {
+		o.applyUnix(&cfg)
+	}
+	if err := removeStaleSocket(path); err != nil {
+		return nil, err
+	}
+	// Bind in a private directory, set the mode, then link the socket into
+	// place: no peer ever sees it with the umask's permissions, and an
+	// existing file is never replaced.
+	tmp, err := os.MkdirTemp(filepath.Dir(path), ".aw")
+	if err != nil {
+		return nil, agentwire.NewError(agentwire.CodeUnavailable, err)
+	}
+	defer os.RemoveAll(tmp)
+	bindPath := filepath.Join(tmp, "s")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: bindPath, Net: "unix"})
+	if err != nil {
+		return nil, agentwire.NewError(agentwire.CodeUnavailable, err)
+	}
+	l.SetUnlinkOnClose(false)
+	if err := os.Chmod(bindPath, cfg.mode); err != nil {
+		_ = l.Close()
+		return nil, agentwire.NewError(agentwire.CodeUnavailable, err)
+	}
+	if err := os.Link(bindPath, path); err != nil {
+		_ = l.Close()
+		return nil, agentwire.NewError(agentwire.CodeUnavailable, err)
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		_ = l.Close()
+		return nil, agentwire.NewError(agentwire.CodeUnavailable, err)
+	}
+	return &unixListener{UnixListener: l, addr: &net.UnixAddr{Name: path, Net: "unix"}, file: fi}, nil
+}
+
+// removeStaleSocket removes a socket file nobody listens on.
+func removeStaleSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return agentwire.NewError(agentwire.CodeUnavailable, err)
+	}
+	if fi.Mode()&os.ModeSocket == 0 {
+		return agentwire.Errorf(agentwire.CodeFailedPrecondition, "agent: %s exists and is not a socket; not removing it", path)
+	}
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err == nil {
+		_ = c.Close()
+		return agentwire.Errorf(agentwire.CodeAlreadyExists, "agent: another process listens on %s", path)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return agentwire.Errorf(agentwire.CodeUnavailable, "agent: cannot tell whether %s is in use: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return agentwire.NewError(agentwire.CodeUnavailable, err)
+	}
+	return nil
+}
+
+// unixListener removes its socket file on Close, if the file is still the
+// one it created.
+type unixListener struct {
+	*net.UnixListener
+	addr *net.UnixAddr
+	file os.FileInfo
+	once sync.Once
+}
+
+func (l *unixListener) Addr() net.Addr { return l.addr }
+
+func (l *unixListener) Close() error {
+	err := l.UnixListener.Close()
+	l.once.Do(func() {
+		if fi, serr := os.Lstat(l.addr.Name); serr == nil && os.SameFile(fi, l.file) {
+			_ = os.Remove(l.addr.Name)
+		}
+	})
+	return err
+}
+
+// ServeUnix accepts framed connections on ln (from [Server.ListenUnix] or
+// any stream listener) and serves each on its own goroutine until ctx ends
+// or the server shuts down; it returns nil then, and the accept error
+// otherwise. With [WithAllowedUIDs], peers running as other users are
+// closed at once. Cancelling ctx also closes the connections ServeUnix
+// accepted; after Shutdown or Close, the server finishes them.
+func (srv *Server) ServeUnix(ctx context.Context, ln net.Listener) error {
+	if !srv.addListener(ln) {
+		_ = ln.Close()
+		return nil
+	}
+	defer srv.removeListener(ln)
+	stop := context.AfterFunc(ctx, func() { _ = ln.Close() })
+	defer stop()
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			if ne, ok := err.(net.Error); ok && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				srv.cfg.logger.Warn("agent: accept failed; retrying", "error", err, "backoff", backoff)
+				select {
+				case <-time.After(backoff):
+					continue
+				case <-ctx.Done():
+					return nil
+				}
+			}
+			return agentwire.NewError(agentwire.CodeUnavailable, err)
+		}
+		backoff = 0
+		if err := srv.checkPeer(c); err != nil {
+			srv.cfg.logger.Warn("agent: refused connection", "error", err)
+			_ = c.Close()
+			continue
+		}
+		if !srv.goTracked(func() { _ = srv.ServeConn(ctx, c) }) {
+			_ = c.Close()
+			return nil
+		}
+	}
+}
+
+// checkPeer enforces WithAllowedUIDs.
+func (srv *Server) checkPeer(c net.Conn) error {
+	if len(srv.cfg.allowedUIDs) == 0 {
+		return nil
+	}
+	uid, err := peerUID(c)
+	if err != nil {
+		return agentwire.Errorf(agentwire.CodePermissionDenied, "agent: cannot check the peer's uid: %w", err)
+	}
+	if !slices.Contains(srv.cfg.allowedUIDs, uid) {
+		return agentwire.Errorf(agentwire.CodePermissionDenied, "agent: peer uid %d is not allowed", uid)
+	}
+	return nil
+}
+
+// ServeConn serves one established framed connection (a Unix socket
+// accepted by ServeUnix, or a connection the agent dialled and registered
+// on) until it ends, ctx ends, or the server closes it, then closes conn.
+// It returns nil when the connection ended normally and the reason
+// otherwise, for example a protocol violation by the peer.
+func (srv *Server) ServeConn(ctx context.Context, conn net.Conn) error {
+	fs := newFramedStream(conn, srv.cfg.maxFrameSize)
+	if !srv.track(fs) {
+		_ = conn.Close()
+		return errServerClosed()
+	}
+	defer srv.untrack(fs)
+	wctx, stopWriter := context.WithCancel(context.Background())
+	go func() {
+		defer close(fs.runDone)
+		if err := fs.w.Run(wctx); err != nil {
+			fs.Abort()
+		}
+	}()
+	stop := context.AfterFunc(ctx, fs.Abort)
+	err := srv.serve(ctx, fs)
+	stop()
+	fctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
+	fs.flush(fctx)
+	cancel()
+	stopWriter()
+	<-fs.runDone
+	_ = conn.Close()
+	if err != nil {
+		srv.cfg.logger.Warn("agent: framed connection failed", "error", err)
+	}
+	return err
+}
+
+// framedStream is a framed connection: one reader (the session's) and a
+// batching writer. It counts bytes queued and written so that a closing
+// connection can wait for its last frames.
+type framedStream struct {
+	conn    net.Conn
+	r       *codec.Reader
+	w       *codec.Writer
+	runDone chan struct{} // closed when the writer's Run returned
+	aborted atomic.Bool
+	queued  atomic.Int64 // bytes handed to the writer
+
+	mu sync.Mutex // mu guards the following
+	// written counts bytes written to conn; progress, when non-nil, is
+	// closed at the next write.
+	written  int64
+	progress chan struct{}
+}
+
+var _ stream = (*framedStream)(nil)
+
+func newFramedStream(conn net.Conn, maxFrame int) *framedStream {
+	f := &framedStream{conn: conn, runDone: make(chan struct{})}
+	f.r = codec.NewReader(conn, maxFrame)
+	f.w = codec.NewWriter((*countingWriter)(f), maxFrame, 0)
+	return f
+}
+
+func (f *framedStream) Recv() (*agentv2.ProxyToAgent, error) {
+	m := &agentv2.ProxyToAgent{}
+	if err := f.r.ReadProxyToAgent(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (f *framedStream) Send(ctx context.Context, m *agentv2.AgentToProxy) error {
+	return f.w.Write(ctx, countedFrame{f, m})
+}
+
+func (f *framedStream) CloseRecv() { _ = f.conn.SetReadDeadline(time.Unix(1, 0)) }
+
+func (f *framedStream) Abort() {
+	f.aborted.Store(true)
+	_ = f.conn.Close()
+}
+
+// flush waits until every frame queued so far is written, the connection
+// fails, or ctx ends.
+func (f *framedStream) flush(ctx context.Context) {
+	target := f.queued.Load()
+	for {
+		f.mu.Lock()
+		if f.written >= target || f.aborted.Load() {
+			f.mu.Unlock()
+			return
+		}
+		if f.progress == nil {
+			f.progress = make(chan struct{})
+		}
+		ch := f.progress
+		f.mu.Unlock()
+		select {
+		case <-ch:
+		case <-f.runDone:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// countingWriter is the framedStream's connection as its writer sees it.
+type countingWriter framedStream
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.conn.Write(p)
+	c.mu.Lock()
+	c.written += int64(n)
+	if c.progress != nil {
+		close(c.progress)
+		c.progress = nil
+	}
+	c.mu.Unlock()
+	return n, err
+}
+
+// countedFrame adds an envelope's encoded size to the bytes queued.
+type countedFrame struct {
+	f *framedStream
+	m *agentv2.AgentToProxy
+}
+
+func (c countedFrame) AppendFrame(dst []byte, max int) ([]byte, error) {
+	out, err := c.m.AppendFrame(dst, max)
+	if err == nil {
+		c.f.queued.Add(int64(len(out) - len(dst)))
+	}
+	return out, err
+}
+
+func (f *framedStream) String() string { return fmt.Sprintf("framed %v", f.conn.RemoteAddr()) }

@@ -1,0 +1,105 @@
+package agent
+
+import (
+	"fmt"
+
+	"google.golang.org/grpc/encoding"
+	grpcproto "google.golang.org/grpc/encoding/proto"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/proto"
+)
+
+// vtMessage is what vtprotobuf generates for every message of the schema.
+type vtMessage interface {
+	SizeVT() int
+	MarshalToSizedBufferVT(dAtA []byte) (int, error)
+	UnmarshalVT(dAtA []byte) error
+}
+
+// grpcCodec is a grpc-go codec named "proto" that encodes the schema's
+// messages with their generated vtprotobuf methods, and any other message
+// (health, reflection) with the default codec.
+type grpcCodec struct{}
+
+var _ encoding.CodecV2 = grpcCodec{}
+
+func (grpcCodec) Name() string { return grpcproto.Name }
+
+func (grpcCodec) Marshal(v any) (mem.BufferSlice, error) {
+	m, ok := v.(vtMessage)
+	if !ok {
+		return encoding.GetCodecV2(grpcproto.Name).Marshal(v)
+	}
+	size := m.SizeVT()
+	if mem.IsBelowBufferPoolingThreshold(size) {
+		buf := make([]byte, size)
+		if _, err := m.MarshalToSizedBufferVT(buf); err != nil {
+			return nil, err
+		}
+		return mem.BufferSlice{mem.SliceBuffer(buf)}, nil
+	}
+	pool := mem.DefaultBufferPool()
+	buf := pool.Get(size)
+	if _, err := m.MarshalToSizedBufferVT((*buf)[:size]); err != nil {
+		pool.Put(buf)
+		return nil, err
+	}
+	return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
+}
+
+func (grpcCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	m, ok := v.(vtMessage)
+	if !ok {
+		return encoding.GetCodecV2(grpcproto.Name).Unmarshal(data, v)
+	}
+	reset(v)
+	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+	defer buf.Free()
+	// UnmarshalVT copies strings and bytes, so m outlives buf.
+	return m.UnmarshalVT(buf.ReadOnlyData())
+}
+
+// connectCodec is the Connect counterpart of grpcCodec.
+type connectCodec struct{}
+
+func (connectCodec) Name() string { return "proto" }
+
+func (c connectCodec) Marshal(v any) ([]byte, error) { return c.MarshalAppend(nil, v) }
+
+func (connectCodec) MarshalAppend(dst []byte, v any) ([]byte, error) {
+	m, ok := v.(vtMessage)
+	if !ok {
+		pm, ok := v.(proto.Message)
+		if !ok {
+			return nil, fmt.Errorf("agent: %T is not a protobuf message", v)
+		}
+		return proto.MarshalOptions{}.MarshalAppend(dst, pm)
+	}
+	size := m.SizeVT()
+	start := len(dst)
+	dst = append(dst, make([]byte, size)...)
+	if _, err := m.MarshalToSizedBufferVT(dst[start:]); err != nil {
+		return dst[:start], err
+	}
+	return dst, nil
+}
+
+func (connectCodec) Unmarshal(data []byte, v any) error {
+	if m, ok := v.(vtMessage); ok {
+		reset(v)
+		return m.UnmarshalVT(data)
+	}
+	pm, ok := v.(proto.Message)
+	if !ok {
+		return fmt.Errorf("agent: %T is not a protobuf message", v)
+	}
+	return proto.Unmarshal(data, pm)
+}
+
+// reset clears a message before decoding into it, as proto.Unmarshal does:
+// UnmarshalVT merges.
+func reset(v any) {
+	if r, ok := v.(interface{ Reset() }); ok {
+		r.Reset()
+	}
+}
