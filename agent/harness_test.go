@@ -328,4 +328,3 @@ func eventually(t *testing.T, cond func() bool, msg string) {
 	t.Helper()
 	require.Eventually(t, cond, waitTimeout, time.Millisecond, msg)
 }
-

@@ -273,4 +273,3 @@ func (srv *Server) removeListener(ln net.Listener) {
 	defer srv.mu.Unlock()
 	delete(srv.listeners, ln)
 }
-

@@ -503,7 +503,6 @@ func TestPing(t *testing.T) {
 	})
 }
 
-
 func TestHealthReports(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, start func(*testing.T, Handler, ...Option) *env) {
 		e := start(t, slowHandler{}, WithAgentID("h1"))
