@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/agentwire/agentwire"
+	"github.com/agentwire/agentwire/agenttest"
 	"github.com/agentwire/agentwire/codec"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 	"github.com/agentwire/agentwire/transport"
@@ -156,25 +157,35 @@ func freePort(t *testing.T) string {
 	return addr
 }
 
+// dialFunc dials the agent under test with the Go proxy transport.
+type dialFunc func(ctx context.Context, opts ...transport.Option) (transport.Conn, error)
+
+// running is an agent listening on one transport.
+type running struct {
+	proc *agentProc
+	url  string // endpoint as transport.Dial and agenttest take it
+	dial dialFunc
+}
+
 // endpoint is one transport of the agent under test.
 type endpoint struct {
 	name  string
-	start func(t *testing.T, args ...string) (*agentProc, func(ctx context.Context, opts ...transport.Option) (transport.Conn, error))
+	start func(t *testing.T, args ...string) running
 }
 
 var endpoints = []endpoint{
-	{"uds", func(t *testing.T, args ...string) (*agentProc, func(context.Context, ...transport.Option) (transport.Conn, error)) {
+	{"uds", func(t *testing.T, args ...string) running {
 		dir, err := os.MkdirTemp("", "aw")
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = os.RemoveAll(dir) })
 		path := filepath.Join(dir, "agent.sock")
 		p, err := startAgent(t, append([]string{"--uds", path}, args...)...)
 		require.NoError(t, err)
-		return p, func(ctx context.Context, opts ...transport.Option) (transport.Conn, error) {
+		return running{p, "unix://" + path, func(ctx context.Context, opts ...transport.Option) (transport.Conn, error) {
 			return transport.DialUnix(ctx, path, opts...)
-		}
+		}}
 	}},
-	{"grpc", func(t *testing.T, args ...string) (*agentProc, func(context.Context, ...transport.Option) (transport.Conn, error)) {
+	{"grpc", func(t *testing.T, args ...string) running {
 		var addr string
 		var p *agentProc
 		var err error
@@ -185,9 +196,9 @@ var endpoints = []endpoint{
 			}
 		}
 		require.NoError(t, err)
-		return p, func(ctx context.Context, opts ...transport.Option) (transport.Conn, error) {
+		return running{p, "grpc://" + addr, func(ctx context.Context, opts ...transport.Option) (transport.Conn, error) {
 			return transport.DialGRPC(ctx, addr, opts...)
-		}
+		}}
 	}},
 }
 
@@ -237,7 +248,7 @@ func (h *healthLog) len() int {
 	return len(h.reports)
 }
 
-func dialAgent(t *testing.T, dial func(context.Context, ...transport.Option) (transport.Conn, error)) (transport.Conn, *healthLog) {
+func dialAgent(t *testing.T, dial dialFunc) (transport.Conn, *healthLog) {
 	t.Helper()
 	health := newHealthLog()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -305,7 +316,8 @@ func TestPythonAgent(t *testing.T) {
 	for _, ep := range endpoints {
 		t.Run(ep.name, func(t *testing.T) {
 			t.Parallel()
-			proc, dial := ep.start(t)
+			agent := ep.start(t)
+			proc, dial := agent.proc, agent.dial
 			conn, health := dialAgent(t, dial)
 
 			t.Run("handshake", func(t *testing.T) {
@@ -319,12 +331,12 @@ func TestPythonAgent(t *testing.T) {
 			})
 
 			t.Run("health", func(t *testing.T) {
-				first := health.wait(t, 0, func(*agentv2.HealthStatus) bool { return true }, 2*time.Second)
+				first := health.wait(t, 0, func(*agentv2.HealthStatus) bool { return true }, 5*time.Second)
 				assert.Equal(t, agentv2.HealthState_HEALTH_STATE_HEALTHY, first.GetState())
 				assert.Equal(t, "python-agent", first.GetAgentId())
 				assert.NotNil(t, first.GetLoad())
 				// And again at the interval asked for.
-				health.wait(t, 1, func(*agentv2.HealthStatus) bool { return true }, 2*time.Second)
+				health.wait(t, 1, func(*agentv2.HealthStatus) bool { return true }, 5*time.Second)
 			})
 
 			t.Run("block and allow", func(t *testing.T) {
@@ -389,17 +401,17 @@ func TestPythonAgent(t *testing.T) {
 					errc <- err
 				}()
 				// Wait until the agent holds the event.
-				health.wait(t, health.len(), func(h *agentv2.HealthStatus) bool { return h.GetLoad().GetInFlight() == 1 }, 3*time.Second)
+				health.wait(t, health.len(), func(h *agentv2.HealthStatus) bool { return h.GetLoad().GetInFlight() == 1 }, 5*time.Second)
 				n := health.len()
 				require.NoError(t, conn.Cancel(ctx, "slow-1", agentv2.CancelReason_CANCEL_REASON_CLIENT_DISCONNECT))
 				select {
 				case err := <-errc:
 					assert.Equal(t, agentwire.CodeCanceled, agentwire.CodeOf(err), "%v", err)
-				case <-time.After(2 * time.Second):
+				case <-time.After(5 * time.Second):
 					t.Fatal("cancelled Send did not return")
 				}
 				// The agent stopped the handler rather than sleeping 30 s.
-				health.wait(t, n, func(h *agentv2.HealthStatus) bool { return h.GetLoad().GetInFlight() == 0 }, 2*time.Second)
+				health.wait(t, n, func(h *agentv2.HealthStatus) bool { return h.GetLoad().GetInFlight() == 0 }, 5*time.Second)
 
 				// The connection carries on, the same correlation id included.
 				resp, err := conn.Send(ctx, requestHeaders("slow-1", "/admin"))
@@ -452,7 +464,8 @@ func TestPythonAgentKilled(t *testing.T) {
 	for _, ep := range endpoints {
 		t.Run(ep.name, func(t *testing.T) {
 			t.Parallel()
-			proc, dial := ep.start(t)
+			agent := ep.start(t)
+			proc, dial := agent.proc, agent.dial
 			conn, health := dialAgent(t, dial)
 			ctx := ctxFor(t, 10*time.Second)
 			errc := make(chan error, 1)
@@ -460,16 +473,16 @@ func TestPythonAgentKilled(t *testing.T) {
 				_, err := conn.Send(ctx, requestHeaders("doomed", "/index", &agentv2.Header{Name: delayHeader, Value: "30000"}))
 				errc <- err
 			}()
-			health.wait(t, 0, func(h *agentv2.HealthStatus) bool { return h.GetLoad().GetInFlight() == 1 }, 3*time.Second)
+			health.wait(t, 0, func(h *agentv2.HealthStatus) bool { return h.GetLoad().GetInFlight() == 1 }, 5*time.Second)
 			require.NoError(t, proc.cmd.Process.Kill())
 			start := time.Now()
 			select {
 			case err := <-errc:
 				require.Error(t, err)
 				assert.Equal(t, agentwire.CodeUnavailable, agentwire.CodeOf(err), "%v", err)
-				assert.Less(t, time.Since(start), 2*time.Second)
-			case <-time.After(3 * time.Second):
-				t.Fatal("in-flight Send still waiting 3 s after the agent was killed")
+				assert.Less(t, time.Since(start), 4*time.Second)
+			case <-time.After(5 * time.Second):
+				t.Fatal("in-flight Send still waiting 5 s after the agent was killed")
 			}
 		})
 	}
@@ -484,10 +497,10 @@ func TestPythonAgentFlowControl(t *testing.T) {
 	for _, ep := range endpoints {
 		t.Run(ep.name, func(t *testing.T) {
 			t.Parallel()
-			_, dial := ep.start(t, "--max-concurrency", "4", "--max-queue", "2")
-			conn, _ := dialAgent(t, dial)
+			agent := ep.start(t, "--max-concurrency", "4", "--max-queue", "2")
+			conn, _ := dialAgent(t, agent.dial)
 			assert.EqualValues(t, 4, conn.Capabilities().GetLimits().GetMaxConcurrency())
-			ctx := ctxFor(t, 5*time.Second)
+			ctx := ctxFor(t, 10*time.Second)
 			const n = 8
 			errs := make(chan error, n)
 			var wg sync.WaitGroup
@@ -496,11 +509,11 @@ func TestPythonAgentFlowControl(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					_, err := conn.Send(ctx, requestHeaders(fmt.Sprintf("fc-%d", i), "/index",
-						&agentv2.Header{Name: delayHeader, Value: "300"}))
+						&agentv2.Header{Name: delayHeader, Value: "1000"}))
 					errs <- err
 				}()
 			}
-			require.Eventually(t, func() bool { return conn.Paused("any") }, 2*time.Second, 5*time.Millisecond,
+			require.Eventually(t, func() bool { return conn.Paused("any") }, 5*time.Second, 5*time.Millisecond,
 				"agent did not pause the connection")
 			wg.Wait()
 			close(errs)
@@ -517,8 +530,37 @@ func TestPythonAgentFlowControl(t *testing.T) {
 			}
 			assert.Equal(t, 6, ok, "max-concurrency + max-queue events are answered")
 			assert.Equal(t, 2, exhausted, "the rest are refused")
-			require.Eventually(t, func() bool { return !conn.Paused("any") }, 2*time.Second, 5*time.Millisecond,
+			require.Eventually(t, func() bool { return !conn.Paused("any") }, 5*time.Second, 5*time.Millisecond,
 				"agent did not resume the connection")
+		})
+	}
+}
+
+// TestPythonAgentConformance runs the conformance kit (agenttest) against
+// the agent on both transports, with the policy it documents.
+func TestPythonAgentConformance(t *testing.T) {
+	t.Parallel()
+	requireDeps(t)
+	for _, ep := range endpoints {
+		t.Run(ep.name, func(t *testing.T) {
+			t.Parallel()
+			agent := ep.start(t)
+			results, err := agenttest.Run(ctxFor(t, 20*time.Second), agent.url,
+				agenttest.WithBlockPath("/admin"),
+				agenttest.WithBlockStatus(403),
+				agenttest.WithMutationHeader("x-agent"),
+				agenttest.WithCheckTimeout(5*time.Second),
+			)
+			require.NoError(t, err)
+			var table strings.Builder
+			require.NoError(t, agenttest.WriteTable(&table, results))
+			for _, r := range results {
+				assert.False(t, r.Failed(), "check %s failed", r.Name)
+			}
+			assert.True(t, agenttest.Passed(results), "conformance:\n%s", table.String())
+			if t.Failed() || testing.Verbose() {
+				t.Logf("conformance on %s:\n%s", agent.url, table.String())
+			}
 		})
 	}
 }
