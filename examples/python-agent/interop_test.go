@@ -438,6 +438,21 @@ func TestPythonAgent(t *testing.T) {
 				require.NoError(t, err)
 			})
 
+			t.Run("drain", func(t *testing.T) {
+				ctx := ctxFor(t, 5*time.Second)
+				n := health.len()
+				require.NoError(t, conn.Notify(ctx, &agentv2.ProxyToAgent{Message: &agentv2.ProxyToAgent_Drain{
+					Drain: &agentv2.DrainRequest{Reason: agentv2.DrainRequest_REASON_MAINTENANCE},
+				}}))
+				health.wait(t, n, func(h *agentv2.HealthStatus) bool {
+					return h.GetState() == agentv2.HealthState_HEALTH_STATE_DRAINING
+				}, 5*time.Second)
+				// A draining agent still answers.
+				resp, err := conn.Send(ctx, requestHeaders("drain-1", "/index"))
+				require.NoError(t, err)
+				assertAllowed(t, resp, "drain-1")
+			})
+
 			t.Run("sigterm", func(t *testing.T) {
 				require.NoError(t, proc.cmd.Process.Signal(syscall.SIGTERM))
 				select {
@@ -693,8 +708,10 @@ func TestPythonAgentFrames(t *testing.T) {
 	})
 }
 
-// TestPythonAgentGRPC covers what only gRPC has: the unary ProcessEvent and
-// the status a protocol error ends the stream with.
+const zentinelService = "zentinel.agent.v2.AgentServiceV2"
+
+// TestPythonAgentGRPC covers what only gRPC has: the unary ProcessEvent, the
+// status a protocol error ends the stream with, and a second service name.
 func TestPythonAgentGRPC(t *testing.T) {
 	t.Parallel()
 	requireDeps(t)
@@ -702,7 +719,7 @@ func TestPythonAgentGRPC(t *testing.T) {
 	var err error
 	for range 3 {
 		addr = freePort(t)
-		if _, err = startAgent(t, "--grpc", addr); err == nil {
+		if _, err = startAgent(t, "--grpc", addr, "--service-name", zentinelService); err == nil {
 			break
 		}
 	}
@@ -725,6 +742,17 @@ func TestPythonAgentGRPC(t *testing.T) {
 		out, err = client.ProcessEvent(ctx, requestHeaders("unary-2", "/"))
 		require.NoError(t, err)
 		assertAllowed(t, out.GetResponse(), "unary-2")
+	})
+
+	t.Run("service alias", func(t *testing.T) {
+		t.Parallel()
+		ctx := ctxFor(t, 5*time.Second)
+		conn, err := transport.DialGRPC(ctx, addr, transport.WithServiceName(zentinelService))
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = conn.Close(context.Background()) })
+		resp, err := conn.Send(ctx, requestHeaders("alias-1", "/admin"))
+		require.NoError(t, err)
+		assertBlocked(t, resp, "alias-1")
 	})
 
 	t.Run("event before handshake", func(t *testing.T) {
