@@ -169,12 +169,11 @@ class Session:
             self._out.put_nowait(None)
             try:
                 await asyncio.wait_for(asyncio.shield(writer), _FLUSH_TIMEOUT_S)
-            except (asyncio.TimeoutError, asyncio.CancelledError):
-                pass
             except Exception:
-                pass
-            writer.cancel()
-            await asyncio.gather(writer, return_exceptions=True)
+                pass  # timed out, or the writer failed (raised below)
+            finally:
+                writer.cancel()
+                await asyncio.gather(writer, return_exceptions=True)
         # Surface the reader's failure (protocol error, bad frame).
         if not reader.cancelled() and reader.exception() is not None:
             raise reader.exception()
