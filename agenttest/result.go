@@ -88,7 +88,11 @@ func Passed(results []Result) bool {
 
 // Summary counts results by status.
 type Summary struct {
-	Passed, Failed, Skipped, Warned int
+	Passed  int `json:"passed"`
+	Failed  int `json:"failed"`
+	Skipped int `json:"skipped"`
+	// Warned counts failed optional checks.
+	Warned int `json:"optional_failed"`
 }
 
 // Summarize counts results by status.

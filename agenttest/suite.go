@@ -20,6 +20,16 @@ import (
 // command can tell "no agent there" from "the agent is wrong".
 var ErrUnreachable = errors.New("agenttest: agent unreachable")
 
+// unreachableError reads "cannot reach ENDPOINT: why" and matches
+// ErrUnreachable.
+type unreachableError struct {
+	endpoint string
+	err      error
+}
+
+func (e *unreachableError) Error() string   { return "cannot reach " + e.endpoint + ": " + e.err.Error() }
+func (e *unreachableError) Unwrap() []error { return []error{ErrUnreachable, e.err} }
+
 // check is one conformance check. run returns what it observed; an error
 // fails the check, a skipError skips it.
 type check struct {
@@ -104,7 +114,7 @@ func Run(ctx context.Context, endpoint string, opts ...Option) ([]Result, error)
 		return nil, err
 	}
 	if err := reachable(ctx, network, addr, cfg.checkTimeout); err != nil {
-		return nil, agentwire.Errorf(agentwire.CodeUnavailable, "%w: cannot reach %s: %w", ErrUnreachable, endpoint, err)
+		return nil, agentwire.NewError(agentwire.CodeUnavailable, &unreachableError{endpoint: endpoint, err: err})
 	}
 	defer s.closeShared()
 
