@@ -100,6 +100,12 @@ func dialUDS(t *testing.T, path string) *conn {
 	t.Helper()
 	nc, err := net.Dial("unix", path)
 	require.NoError(t, err)
+	return framedConn(t, nc)
+}
+
+// framedConn drives the proxy end of a framed connection.
+func framedConn(t *testing.T, nc net.Conn) *conn {
+	t.Helper()
 	c := &conn{t: t, raw: nc, in: make(chan *agentv2.AgentToProxy, 4096)}
 	c.send = func(m *agentv2.ProxyToAgent) error { return codec.WriteFrameTo(nc, m, 0) }
 	done := make(chan struct{})

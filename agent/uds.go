@@ -238,6 +238,9 @@ func newFramedStream(conn net.Conn, maxFrame int) *framedStream {
 func (f *framedStream) Recv() (*agentv2.ProxyToAgent, error) {
 	m := &agentv2.ProxyToAgent{}
 	if err := f.r.ReadProxyToAgent(m); err != nil {
+		if f.aborted.Load() {
+			return nil, errConnClosed
+		}
 		return nil, err
 	}
 	return m, nil
