@@ -130,4 +130,3 @@ func TestGRPCHealth(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, grpchealth.StatusNotServing, got.Status)
 }
-
