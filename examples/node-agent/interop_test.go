@@ -355,35 +355,58 @@ func TestNodeAgentConcurrentEvents(t *testing.T) {
 
 func TestNodeAgentCancel(t *testing.T) {
 	t.Parallel()
-	eachTransport(t, func(t *testing.T, ctx context.Context, conn transport.Conn) {
-		slow := requestHeaders("slow", "/slow", &agentv2.Header{Name: "X-Test-Delay-Ms", Value: "400"})
-		done := make(chan error, 1)
-		go func() {
-			_, err := conn.Send(ctx, slow)
-			done <- err
-		}()
-		for conn.Status().InFlight == 0 {
-			time.Sleep(5 * time.Millisecond)
-		}
-		time.Sleep(50 * time.Millisecond) // let the event reach the wire before the cancel
-		if err := conn.Cancel(ctx, "slow", agentv2.CancelReason_CANCEL_REASON_CLIENT_DISCONNECT); err != nil {
-			t.Fatalf("cancel: %v", err)
-		}
-		if err := <-done; agentwire.CodeOf(err) != agentwire.CodeCanceled {
-			t.Fatalf("cancelled Send: %v, want Canceled", err)
-		}
-		// An agent that ignored the cancel would answer after 400 ms; that
-		// answer would count as an unknown response.
-		time.Sleep(600 * time.Millisecond)
-		if n := conn.Status().UnknownResponses; n != 0 {
-			t.Errorf("%d late responses after cancel: the agent did not drop the cancelled answer", n)
-		}
-		resp, err := conn.Send(ctx, requestHeaders("after", "/index"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		checkDecision(t, "/index", "after", resp)
-	})
+	a := startAgent(t)
+	for _, d := range dialers {
+		t.Run(d.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+			defer cancel()
+			// Frequent health reports tell when the agent holds the slow event.
+			inFlight := make(chan uint32, 256)
+			conn, err := d.dial(ctx, a,
+				transport.WithHealthInterval(20*time.Millisecond),
+				transport.WithHealthHandler(func(h *agentv2.HealthStatus) {
+					select {
+					case inFlight <- h.GetLoad().GetInFlight() + h.GetLoad().GetQueueDepth():
+					default:
+					}
+				}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(context.Background())
+			slow := requestHeaders("slow", "/slow", &agentv2.Header{Name: "X-Test-Delay-Ms", Value: "400"})
+			done := make(chan error, 1)
+			go func() {
+				_, err := conn.Send(ctx, slow)
+				done <- err
+			}()
+			for n := uint32(0); n == 0; {
+				select {
+				case n = <-inFlight:
+				case <-ctx.Done():
+					t.Fatal("the agent never reported the slow event in flight")
+				}
+			}
+			if err := conn.Cancel(ctx, "slow", agentv2.CancelReason_CANCEL_REASON_CLIENT_DISCONNECT); err != nil {
+				t.Fatalf("cancel: %v", err)
+			}
+			if err := <-done; agentwire.CodeOf(err) != agentwire.CodeCanceled {
+				t.Fatalf("cancelled Send: %v, want Canceled", err)
+			}
+			// An agent that ignored the cancel would answer after 400 ms; that
+			// answer would count as an unknown response.
+			time.Sleep(600 * time.Millisecond)
+			if n := conn.Status().UnknownResponses; n != 0 {
+				t.Errorf("%d late responses after cancel: the agent did not drop the cancelled answer", n)
+			}
+			resp, err := conn.Send(ctx, requestHeaders("after", "/index"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkDecision(t, "/index", "after", resp)
+		})
+	}
 }
 
 func TestNodeAgentPing(t *testing.T) {
