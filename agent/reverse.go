@@ -69,7 +69,9 @@ type reverseDialConfig struct {
 	dialer       net.Dialer
 }
 
-// WithAuthToken sets the token sent with every registration.
+// WithAuthToken sets the token sent with every registration. Over TCP,
+// use [WithDialTLSConfig]: without TLS the token crosses the network in
+// the clear.
 func WithAuthToken(token string) ReverseDialOption {
 	return reverseDialOptionFunc(func(c *reverseDialConfig) { c.token = token })
 }

@@ -55,7 +55,8 @@ var ErrListenerClosed = errors.New("transport: reverse listener closed")
 // AdmitFunc receives a connection that passed registration and the
 // handshake. It owns c from then on (the pool adopts it). It runs on the
 // registration's goroutine, which the listener waits for in Close: hand c
-// over and return.
+// over and return. If the listener is closing with [WithCloseConnsOnClose],
+// c may already be closed.
 type AdmitFunc func(agentID string, c Conn, reg *agentv2.RegistrationRequest)
 
 // RejectFunc is told about every connection that was not admitted: refused

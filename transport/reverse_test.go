@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/agentwire/agentwire"
+	"github.com/agentwire/agentwire/codec"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 	"github.com/agentwire/agentwire/transport"
 	"github.com/stretchr/testify/assert"
@@ -396,4 +398,57 @@ func TestReverseWithoutAuth(t *testing.T) {
 	b := dialRaw(t, rl)
 	b.register(t, reg("ok-12", ""))
 	assert.Contains(t, b.answer(t).GetError(), "permission_denied")
+}
+
+// BenchmarkReverseRegistration measures one agent connection from dial to
+// an admitted, handshaken Conn (registration, token check, handshake).
+func BenchmarkReverseRegistration(b *testing.B) {
+	for _, network := range []string{"unix", "tcp"} {
+		b.Run(network, func(b *testing.B) {
+			admitted := make(chan transport.Conn, 1)
+			l, err := transport.NewReverseListener(transport.WithGlobalToken("bench-token"),
+				transport.WithAdmitHandler(func(_ string, c transport.Conn, _ *agentv2.RegistrationRequest) { admitted <- c }))
+			require.NoError(b, err)
+			defer l.Close(context.Background())
+			var addr string
+			if network == "unix" {
+				dir, err := os.MkdirTemp("", "aw")
+				require.NoError(b, err)
+				defer os.RemoveAll(dir)
+				a, err := l.ListenUnix(dir + "/b.sock")
+				require.NoError(b, err)
+				addr = a.String()
+			} else {
+				a, err := l.ListenTCP("127.0.0.1:0", nil)
+				require.NoError(b, err)
+				addr = a.String()
+			}
+			regFrame, err := (&agentv2.AgentToProxy{Message: &agentv2.AgentToProxy_Registration{
+				Registration: reg("bench", "bench-token")}}).AppendFrame(nil, 0)
+			require.NoError(b, err)
+			hsFrame, err := (&agentv2.AgentToProxy{Message: &agentv2.AgentToProxy_Handshake{Handshake: &agentv2.HandshakeResponse{
+				ProtocolVersion: 2, Success: true, Capabilities: &agentv2.AgentCapabilities{AgentId: "bench"},
+			}}}).AppendFrame(nil, 0)
+			require.NoError(b, err)
+			b.ResetTimer()
+			for b.Loop() {
+				nc, err := net.Dial(network, addr)
+				require.NoError(b, err)
+				r := codec.NewReader(nc, 0)
+				_, err = nc.Write(regFrame)
+				require.NoError(b, err)
+				var m agentv2.ProxyToAgent
+				require.NoError(b, r.ReadProxyToAgent(&m)) // registration answer
+				require.True(b, m.GetRegistrationResponse().GetAccepted())
+				require.NoError(b, r.ReadProxyToAgent(&m)) // handshake
+				_, err = nc.Write(hsFrame)
+				require.NoError(b, err)
+				c := <-admitted
+				b.StopTimer()
+				require.NoError(b, c.Close(context.Background()))
+				nc.Close()
+				b.StartTimer()
+			}
+		})
+	}
 }
