@@ -1,0 +1,407 @@
+package pool
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/transport"
+)
+
+// closeTimeout bounds closing one transport connection.
+const closeTimeout = 5 * time.Second
+
+// agent is one agent of the pool: its instances (endpoints), connections,
+// balancer, breaker and request tables.
+type agent struct {
+	p        *Pool
+	id       string
+	cfg      agentConfig
+	endpoint string // as given to AddAgent; empty for agents known only by reverse connections
+
+	snap     atomic.Pointer[snapshot]
+	inflight atomic.Int64
+	draining atomic.Bool
+	removing atomic.Bool
+	idle     chan struct{} // capacity 1; poked when draining and a counter reaches zero
+	breaker  *breaker
+	aff      *connTable // correlation id -> connection holding the request
+	sticky   *connTable // session id -> connection
+
+	requests, errors, failOpen, flowRejected, limitRejected atomic.Uint64
+	breakerRejected, affinityMisses, stickyOverflow         atomic.Uint64
+	configState                                             atomic.Pointer[ConfigStatus]
+
+	ctx    context.Context // ends when the agent is closed
+	cancel context.CancelFunc
+	force  chan struct{} // closed with the agent: retiring connections close at once
+	wg     sync.WaitGroup
+
+	mu sync.Mutex // mu guards the following
+	// conns are the installed connections that are not retired, in order.
+	conns     []*SubConn
+	instances map[string]*instance
+	bal       Balancer
+	seq       int // numbers connections
+	reverse   int // adopted connections installed
+	closed    bool
+}
+
+// instance is one endpoint of an agent and the slots that keep connections
+// to it.
+type instance struct {
+	endpoint string
+	ctx      context.Context
+	cancel   context.CancelFunc
+	// grace is how long a retiring connection may drain; written before
+	// cancel, read after ctx.Done.
+	grace time.Duration
+}
+
+// snapshot is what the hot path reads: an immutable picker and the paused
+// connections to fall back on when nothing is ready.
+type snapshot struct {
+	picker Picker
+	ready  int
+	paused []*SubConn
+}
+
+func newAgent(p *Pool, id string, cfg agentConfig, endpoint string) *agent {
+	ctx, cancel := context.WithCancel(context.Background())
+	a := &agent{
+		p:         p,
+		id:        id,
+		cfg:       cfg,
+		endpoint:  endpoint,
+		idle:      make(chan struct{}, 1),
+		breaker:   newBreaker(cfg.breaker),
+		aff:       newConnTable(cfg.maxAffinities, cfg.affinityTTL),
+		sticky:    newConnTable(cfg.maxSessions, cfg.sessionTTL),
+		ctx:       ctx,
+		cancel:    cancel,
+		force:     make(chan struct{}),
+		instances: make(map[string]*instance),
+	}
+	a.aff.onZero = a.pokeIdle
+	a.bal = cfg.builder.Build(BuildOptions{AgentID: id, Rand: p.cfg.rand})
+	a.snap.Store(&snapshot{picker: a.bal.UpdateState(State{})})
+	return a
+}
+
+func (a *agent) pokeIdle() {
+	if a.draining.Load() {
+		select {
+		case a.idle <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// transportOptions are the options of every connection the agent dials.
+func (a *agent) transportOptions() []transport.Option {
+	opts := make([]transport.Option, 0, len(a.cfg.transportOpts)+3)
+	opts = append(opts, a.cfg.transportOpts...)
+	return append(opts, a.p.handlerOptions(a.id)...)
+}
+
+// setInstances makes the agent's endpoints eps: new ones get connection
+// slots, missing ones are retired after draining. first receives the
+// result of each new slot's first dial; n is how many will arrive.
+func (a *agent) setInstances(eps []string) (first chan error, n int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return nil, 0
+	}
+	keep := make(map[string]bool, len(eps))
+	for _, ep := range eps {
+		keep[ep] = true
+	}
+	for ep, in := range a.instances {
+		if !keep[ep] {
+			in.grace = a.cfg.drainTimeout
+			in.cancel()
+			delete(a.instances, ep)
+			a.p.cfg.logger.Info("pool: agent instance removed", "agent", a.id, "endpoint", ep)
+		}
+	}
+	var added []string
+	for _, ep := range eps {
+		if _, ok := a.instances[ep]; !ok && !slices.Contains(added, ep) {
+			added = append(added, ep)
+		}
+	}
+	first = make(chan error, len(added)*a.cfg.conns)
+	for _, ep := range added {
+		ctx, cancel := context.WithCancel(a.ctx)
+		in := &instance{endpoint: ep, ctx: ctx, cancel: cancel}
+		a.instances[ep] = in
+		for range a.cfg.conns {
+			a.wg.Add(1)
+			go a.runSlot(in, first)
+		}
+		if len(a.instances) > 1 || a.endpoint != ep {
+			a.p.cfg.logger.Info("pool: agent instance added", "agent", a.id, "endpoint", ep)
+		}
+	}
+	return first, len(added) * a.cfg.conns
+}
+
+// runSlot keeps one connection to in open until in ends: it dials, with
+// backoff and jitter after failures (never giving up), installs the
+// connection, and replaces it as soon as it fails.
+func (a *agent) runSlot(in *instance, first chan<- error) {
+	defer a.wg.Done()
+	bo := a.p.newBackoff()
+	stable := 10 * a.p.cfg.backoffBase
+	for {
+		c, err := a.p.cfg.dialer(in.ctx, in.endpoint, a.transportOptions()...)
+		if first != nil {
+			first <- err
+			first = nil
+		}
+		if err != nil {
+			if in.ctx.Err() != nil {
+				return
+			}
+			d := bo.next()
+			a.p.cfg.logger.Debug("pool: dial failed", "agent", a.id, "endpoint", in.endpoint, "retry_in", d, "error", err)
+			if !sleep(in.ctx, d) {
+				return
+			}
+			continue
+		}
+		sc := a.newSubConn(in.endpoint, false)
+		if !a.install(sc, c) {
+			closeConn(c)
+			return
+		}
+		select {
+		case <-c.Done():
+			a.uninstall(sc)
+			closeConn(c)
+			a.p.cfg.logger.Info("pool: connection lost", "agent", a.id, "conn", sc.id, "error", c.Err())
+			if a.p.cfg.now().Sub(sc.since) >= stable {
+				bo.reset()
+				continue
+			}
+			if !sleep(in.ctx, bo.next()) {
+				return
+			}
+		case <-in.ctx.Done():
+			a.retireConn(sc, in.grace)
+			return
+		}
+	}
+}
+
+// watchReverse owns an adopted connection: it removes it when it fails and
+// retires it when the agent closes.
+func (a *agent) watchReverse(sc *SubConn) {
+	defer a.wg.Done()
+	select {
+	case <-sc.conn.Done():
+		a.uninstall(sc)
+		closeConn(sc.conn)
+	case <-a.ctx.Done():
+		a.retireConn(sc, 0)
+	}
+}
+
+func (a *agent) newSubConn(endpoint string, reverse bool) *SubConn {
+	a.mu.Lock()
+	a.seq++
+	n := a.seq
+	a.mu.Unlock()
+	return newSubConn(a, a.id+"/"+strconv.Itoa(n), endpoint, reverse)
+}
+
+// install publishes a connection; false means the agent is closed.
+func (a *agent) install(sc *SubConn, c transport.Conn) bool {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return false
+	}
+	a.installLocked(sc, c)
+	ch := a.rebuildLocked()
+	a.mu.Unlock()
+	a.report(ch)
+	return true
+}
+
+func (a *agent) installLocked(sc *SubConn, c transport.Conn) {
+	sc.conn = c
+	limit := a.cfg.maxConcurrency
+	if m := int(c.Capabilities().GetLimits().GetMaxConcurrency()); m > 0 && m < limit {
+		limit = m
+	}
+	sc.sem = make(chan struct{}, limit)
+	sc.since = a.p.cfg.now()
+	a.conns = append(a.conns, sc)
+	if sc.reverse {
+		a.reverse++
+	}
+}
+
+// uninstall removes a failed connection at once.
+func (a *agent) uninstall(sc *SubConn) {
+	a.mu.Lock()
+	ch := a.removeLocked(sc)
+	if old := ConnState(sc.state.Swap(int32(ConnClosed))); old != ConnClosed {
+		ch = append(ch, stateChange{sc, old, ConnClosed})
+	}
+	a.mu.Unlock()
+	a.report(ch)
+}
+
+func (a *agent) removeLocked(sc *SubConn) []stateChange {
+	i := slices.Index(a.conns, sc)
+	if i < 0 {
+		return nil
+	}
+	a.conns = slices.Delete(a.conns, i, i+1)
+	if sc.reverse {
+		a.reverse--
+	}
+	return a.rebuildLocked()
+}
+
+// retireConn takes sc out of service, lets its in-flight events finish for
+// up to grace (less if the agent closes), and closes it.
+func (a *agent) retireConn(sc *SubConn, grace time.Duration) {
+	a.mu.Lock()
+	sc.retire()
+	ch := a.removeLocked(sc)
+	if old := ConnState(sc.state.Swap(int32(ConnRetired))); old != ConnRetired {
+		ch = append(ch, stateChange{sc, old, ConnRetired})
+	}
+	a.mu.Unlock()
+	a.report(ch)
+	if grace > 0 {
+		t := time.NewTimer(grace)
+		select {
+		case <-sc.idle:
+		case <-t.C:
+		case <-a.force:
+		case <-sc.conn.Done():
+		}
+		t.Stop()
+	}
+	closeConn(sc.conn)
+	if old := ConnState(sc.state.Swap(int32(ConnClosed))); old != ConnClosed {
+		a.report([]stateChange{{sc, old, ConnClosed}})
+	}
+}
+
+func closeConn(c transport.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	_ = c.Close(ctx)
+}
+
+// refresh re-reads every connection's status and rebuilds the picker. The
+// transports' status and health handlers call it.
+func (a *agent) refresh() {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return
+	}
+	ch := a.rebuildLocked()
+	a.mu.Unlock()
+	a.report(ch)
+}
+
+type stateChange struct {
+	sc       *SubConn
+	from, to ConnState
+}
+
+// rebuildLocked derives each connection's state and publishes a new picker
+// over the pickable ones. a.mu must be held; it calls into the transport
+// (Status), which never calls back with its own locks held.
+func (a *agent) rebuildLocked() []stateChange {
+	var changes []stateChange
+	ready := make([]*SubConn, 0, len(a.conns))
+	var paused []*SubConn
+	for _, sc := range a.conns {
+		st := sc.conn.Status()
+		sc.status.Store(&st)
+		ns := sc.computeState(st)
+		if old := ConnState(sc.state.Swap(int32(ns))); old != ns {
+			changes = append(changes, stateChange{sc, old, ns})
+		}
+		switch {
+		case ns.pickable():
+			ready = append(ready, sc)
+		case ns == ConnPaused:
+			paused = append(paused, sc)
+		}
+	}
+	a.snap.Store(&snapshot{picker: a.bal.UpdateState(State{Conns: ready}), ready: len(ready), paused: paused})
+	return changes
+}
+
+func (a *agent) report(changes []stateChange) {
+	for _, c := range changes {
+		a.p.cfg.logger.Debug("pool: connection state", "agent", a.id, "conn", c.sc.id, "from", c.from, "to", c.to)
+		if o := a.p.cfg.observer; o != nil {
+			o.ConnStateChange(a.id, c.sc.id, c.from, c.to)
+		}
+	}
+}
+
+// connList returns the installed connections.
+func (a *agent) connList() []*SubConn {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.conns)
+}
+
+// notifyAll sends msg (drain or shutdown) on every connection, ignoring
+// failures: a connection that cannot take a notice is going away anyway.
+func (a *agent) notifyAll(ctx context.Context, msg func() *agentv2.ProxyToAgent) {
+	for _, sc := range a.connList() {
+		if err := sc.conn.Notify(ctx, msg()); err != nil {
+			a.p.cfg.logger.Debug("pool: notice not sent", "agent", a.id, "conn", sc.id, "error", err)
+		}
+	}
+}
+
+// waitIdle waits until no event is in flight and no request is open, or ctx
+// ends. a.draining must be set.
+func (a *agent) waitIdle(ctx context.Context) error {
+	for a.inflight.Load() != 0 || a.aff.len() != 0 {
+		select {
+		case <-a.idle:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// close stops everything the agent runs and closes its connections at once;
+// it returns when every goroutine of the agent has exited. Idempotent.
+func (a *agent) close() {
+	a.mu.Lock()
+	if !a.closed {
+		a.closed = true
+		a.cancel()
+		close(a.force)
+	}
+	a.mu.Unlock()
+	a.wg.Wait()
+	a.mu.Lock()
+	if a.bal != nil {
+		a.bal.Close()
+		a.bal = nil
+		a.snap.Store(&snapshot{picker: emptyPicker{}})
+	}
+	a.mu.Unlock()
+}

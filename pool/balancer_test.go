@@ -1,0 +1,147 @@
+package pool
+
+import (
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/transport"
+)
+
+// testConns returns n SubConns that are not connected to anything, for
+// picker tests.
+func testConns(n int) []*SubConn {
+	out := make([]*SubConn, n)
+	for i := range out {
+		out[i] = newSubConn(nil, "c"+strconv.Itoa(i), "mem", false)
+		out[i].status.Store(&transport.Status{State: transport.StateReady})
+	}
+	return out
+}
+
+func countPicks(t *testing.T, p Picker, conns []*SubConn, n int) []int {
+	t.Helper()
+	counts := make([]int, len(conns))
+	for range n {
+		res, err := p.Pick(PickInfo{})
+		require.NoError(t, err)
+		require.Nil(t, res.Done)
+		i := indexOf(conns, res.Conn)
+		require.GreaterOrEqual(t, i, 0, "picked a connection outside the state")
+		counts[i]++
+	}
+	return counts
+}
+
+func indexOf(conns []*SubConn, sc *SubConn) int {
+	for i, c := range conns {
+		if c == sc {
+			return i
+		}
+	}
+	return -1
+}
+
+func TestRoundRobinDistribution(t *testing.T) {
+	t.Parallel()
+	conns := testConns(4)
+	b := builtins[RoundRobin].Build(BuildOptions{Rand: seqRand()})
+	defer b.Close()
+	p := b.UpdateState(State{Conns: conns})
+	var order []int
+	for range 8 {
+		res, err := p.Pick(PickInfo{})
+		require.NoError(t, err)
+		order = append(order, indexOf(conns, res.Conn))
+	}
+	assert.Equal(t, []int{0, 1, 2, 3, 0, 1, 2, 3}, order)
+	assert.Equal(t, []int{100, 100, 100, 100}, countPicks(t, p, conns, 400))
+
+	// A rebuild carries the rotation on; a removed connection is skipped.
+	p = b.UpdateState(State{Conns: conns[:3]})
+	assert.Equal(t, []int{100, 100, 100, 0}, countPicks(t, p, conns, 300))
+}
+
+func TestRandomDistribution(t *testing.T) {
+	t.Parallel()
+	conns := testConns(4)
+	src := rand.New(rand.NewPCG(1, 2))
+	b := builtins[Random].Build(BuildOptions{Rand: src.Uint64})
+	defer b.Close()
+	got := countPicks(t, b.UpdateState(State{Conns: conns}), conns, 10000)
+
+	replay := rand.New(rand.NewPCG(1, 2))
+	want := make([]int, 4)
+	for range 10000 {
+		want[replay.Uint64()%4]++
+	}
+	assert.Equal(t, want, got)
+	for i, n := range got {
+		assert.InDelta(t, 2500, n, 250, "connection %d", i)
+	}
+}
+
+func TestLeastInFlightDistribution(t *testing.T) {
+	t.Parallel()
+	conns := testConns(4)
+	for i, n := range []int64{0, 5, 0, 10} {
+		conns[i].inflight.Store(n)
+	}
+	src := rand.New(rand.NewPCG(3, 4))
+	b := builtins[LeastInFlight].Build(BuildOptions{Rand: src.Uint64})
+	defer b.Close()
+	got := countPicks(t, b.UpdateState(State{Conns: conns}), conns, 12000)
+	// Two distinct choices: the busiest connection never wins, the second
+	// busiest only against it (2 ordered pairs of 12).
+	assert.Zero(t, got[3])
+	assert.InDelta(t, 2000, got[1], 200)
+	assert.InDelta(t, 10000, got[0]+got[2], 200)
+
+	// One connection: always it.
+	p := b.UpdateState(State{Conns: conns[3:]})
+	assert.Equal(t, []int{100}, countPicks(t, p, conns[3:], 100))
+}
+
+func TestWeightedDistribution(t *testing.T) {
+	t.Parallel()
+	conns := testConns(4)
+	// Reported load 0, 1 and 3 in flight: weights 1e6, 5e5, 2.5e5.
+	for i, inflight := range []uint32{0, 1, 3} {
+		conns[i].status.Store(&transport.Status{State: transport.StateReady, Load: &agentv2.LoadMetrics{InFlight: inflight}})
+	}
+	// Idle but degraded, and failing half its events: 1e6 / 4 * 0.25.
+	conns[3].status.Store(&transport.Status{State: transport.StateReady, Health: agentv2.HealthState_HEALTH_STATE_DEGRADED})
+	conns[3].errRate.Store(math.Float64bits(0.5))
+	assert.Equal(t, []uint64{1_000_000, 500_000, 250_000, 62_500}, []uint64{Weight(conns[0]), Weight(conns[1]), Weight(conns[2]), Weight(conns[3])})
+
+	// A fixed sequence that walks the weight range in steps of 250.
+	var k uint64
+	step := func() uint64 { k++; return (k - 1) * 250 }
+	b := builtins[Weighted].Build(BuildOptions{Rand: step})
+	defer b.Close()
+	got := countPicks(t, b.UpdateState(State{Conns: conns}), conns, 7250)
+	assert.Equal(t, []int{4000, 2000, 1000, 250}, got)
+}
+
+func TestWeightFloor(t *testing.T) {
+	t.Parallel()
+	sc := testConns(1)[0]
+	sc.errRate.Store(math.Float64bits(1))
+	assert.Equal(t, uint64(1), Weight(sc))
+}
+
+func TestEmptyPicker(t *testing.T) {
+	t.Parallel()
+	for name, builder := range builtins {
+		b := builder.Build(BuildOptions{Rand: seqRand()})
+		_, err := b.UpdateState(State{}).Pick(PickInfo{})
+		assert.ErrorIs(t, err, ErrNoConnAvailable, name)
+		assert.Equal(t, name, builder.Name())
+		b.Close()
+	}
+}

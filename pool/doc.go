@@ -1,0 +1,33 @@
+// Package pool is the proxy's side of many agent connections: it keeps
+// several [transport.Conn]s to each agent and routes every event of a
+// proxied exchange through one request pipeline ([Pool.Send]).
+//
+// Agents join by endpoint ([Pool.AddAgent]: unix://, grpc://, grpcs://,
+// http(s):// or dns:/// for DNS discovery of instances) or by connecting to
+// the proxy ([Pool.AdoptConn] for reverse connections). The pool never
+// looks at transports: it dials through a [Dialer] ([transport.Dial] by
+// default) and uses only the Conn interface.
+//
+// Balancing follows grpc-go: a [Builder] makes a [Balancer] per agent, which
+// turns the connections that are ready and not draining into an immutable
+// [Picker]; the pool swaps pickers atomically when membership, health or
+// load change, so picking never blocks. Built in: [RoundRobin],
+// [LeastInFlight], [Weighted] and [Random].
+//
+// Health comes from the transport (a closed connection leaves at once and a
+// new one is dialled, with backoff and jitter, forever), from the agent's
+// reports (draining and unhealthy connections take no new requests,
+// degraded ones weigh less) and from the pool's own accounting: consecutive
+// transport failures take a connection out until a probe ping answers, and
+// a per-agent circuit breaker fails new requests fast while the agent is
+// failing. Caller cancellations, caller deadlines and errors the agent
+// reported ([agentwire.IsWireError]) never count as failures.
+//
+// Every event of a request goes to the connection that received its
+// headers (correlation affinity), so the agent's per-request state stays
+// on one connection; sticky sessions ([Pool.SendSession]) extend this to
+// long-lived streams. Flow control, concurrency limits, cancellation,
+// config push ([Pool.PushConfig]), draining ([Pool.Drain],
+// [Pool.Shutdown]) and statistics ([Pool.Stats]) complete it. An
+// [Observer] sees the pipeline for tracing and metrics.
+package pool

@@ -1,0 +1,68 @@
+package pool
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// maintain runs the pool's periodic work until the pool shuts down.
+func (p *Pool) maintain() {
+	defer p.wg.Done()
+	t := time.NewTicker(p.cfg.probeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.bg.Done():
+			return
+		case <-t.C:
+			p.tick(p.bg)
+		}
+	}
+}
+
+// tick expires idle pins and sessions, decays error rates, probes failing
+// connections and rebuilds pickers (which picks up new load reports and
+// the state of connections without status handlers).
+func (p *Pool) tick(ctx context.Context) {
+	now := p.cfg.now().UnixNano()
+	for _, a := range p.agentList() {
+		a.tick(ctx, now)
+	}
+}
+
+func (a *agent) tick(ctx context.Context, now int64) {
+	if n := a.aff.sweep(now); n > 0 {
+		a.p.cfg.logger.Debug("pool: expired idle requests", "agent", a.id, "count", n)
+	}
+	a.sticky.sweep(now)
+	conns := a.connList()
+	for _, sc := range conns {
+		sc.decay()
+	}
+	a.probe(ctx, conns)
+	a.refresh()
+}
+
+// probe pings the connections taken out after transport failures, all at
+// once, and puts back those that answer.
+func (a *agent) probe(ctx context.Context, conns []*SubConn) {
+	var wg sync.WaitGroup
+	for _, sc := range conns {
+		if !sc.failing.Load() {
+			continue
+		}
+		wg.Go(func() {
+			pctx, cancel := context.WithTimeout(ctx, a.p.cfg.probeTimeout)
+			defer cancel()
+			if _, err := sc.conn.Ping(pctx); err != nil {
+				a.p.cfg.logger.Debug("pool: probe failed", "agent", a.id, "conn", sc.id, "error", err)
+				return
+			}
+			sc.consecutive.Store(0)
+			sc.failing.Store(false)
+			a.p.cfg.logger.Info("pool: connection back after probe", "agent", a.id, "conn", sc.id)
+		})
+	}
+	wg.Wait()
+}

@@ -1,0 +1,363 @@
+package pool
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/agentwire/agentwire"
+	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/transport"
+)
+
+// Pool keeps connections to agents and routes each event of a proxied
+// exchange to one of them. It is safe for concurrent use by multiple
+// goroutines. Every goroutine it starts has exited when [Pool.Shutdown]
+// returns.
+type Pool struct {
+	cfg config
+
+	// agents is replaced, never modified, under mu: the hot path reads it
+	// without locks.
+	agents atomic.Pointer[map[string]*agent]
+	state  atomic.Int32
+
+	bg   context.Context
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+
+	mu sync.Mutex // mu serialises changes to agents and state
+
+	shutdownOnce sync.Once
+	shutdownDone chan struct{}
+	shutdownErr  error
+}
+
+const (
+	poolOpen int32 = iota
+	poolDraining
+	poolClosed
+)
+
+// New returns a pool with no agents; add them with [Pool.AddAgent] or
+// [Pool.AdoptConn].
+func New(opts ...Option) (*Pool, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o.applyPool(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.resolver == nil {
+		cfg.resolver = net.DefaultResolver
+	}
+	bg, stop := context.WithCancel(context.Background())
+	p := &Pool{cfg: cfg, bg: bg, stop: stop, shutdownDone: make(chan struct{})}
+	empty := map[string]*agent{}
+	p.agents.Store(&empty)
+	p.wg.Add(1)
+	go p.maintain()
+	return p, nil
+}
+
+func (p *Pool) newBackoff() *backoff {
+	return &backoff{base: p.cfg.backoffBase, max: p.cfg.backoffMax, rand: p.cfg.rand}
+}
+
+func (p *Pool) lookup(id string) *agent { return (*p.agents.Load())[id] }
+
+func (p *Pool) agentList() []*agent {
+	m := *p.agents.Load()
+	ids := slices.Sorted(maps.Keys(m))
+	out := make([]*agent, len(ids))
+	for i, id := range ids {
+		out[i] = m[id]
+	}
+	return out
+}
+
+func unknownAgent(id string) error {
+	return agentwire.Errorf(agentwire.CodeNotFound, "%w %q", ErrUnknownAgent, id)
+}
+
+func (p *Pool) closedErr() error {
+	if p.state.Load() == poolClosed {
+		return agentwire.NewError(agentwire.CodeUnavailable, ErrClosed)
+	}
+	return agentwire.NewError(agentwire.CodeUnavailable, ErrDraining)
+}
+
+// register adds a to the pool; it fails if the id is taken or the pool no
+// longer accepts agents.
+func (p *Pool) register(a *agent) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state.Load() != poolOpen {
+		return p.closedErr()
+	}
+	old := *p.agents.Load()
+	if _, ok := old[a.id]; ok {
+		return agentwire.Errorf(agentwire.CodeAlreadyExists, "%w: %q", ErrAgentExists, a.id)
+	}
+	m := maps.Clone(old)
+	m[a.id] = a
+	p.agents.Store(&m)
+	return nil
+}
+
+// unregister removes a (if it is still the agent of its id) and reports
+// whether it did.
+func (p *Pool) unregister(a *agent) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old := *p.agents.Load()
+	if old[a.id] != a {
+		return false
+	}
+	m := maps.Clone(old)
+	delete(m, a.id)
+	p.agents.Store(&m)
+	return true
+}
+
+// AddAgent adds an agent and connects to it. The endpoint names the
+// transport explicitly:
+//
+//	unix:///run/waf.sock                   Unix socket
+//	grpc://host:port, grpcs://host:port    gRPC (grpc-go)
+//	http://host:port, https://host:port    Connect (gRPC protocol)
+//	dns:///name:port?scheme=grpc           DNS discovery of instances (also interval=30s)
+//
+// The endpoint is dialled through the pool's [Dialer]. AddAgent returns once
+// one connection is up, or with the dial error if every first attempt
+// failed (the agent is then not added). Afterwards the pool keeps
+// [WithConnections] connections to each instance, redialling with backoff
+// forever. With DNS discovery an empty record set is not an error.
+func (p *Pool) AddAgent(ctx context.Context, id, endpoint string, opts ...AgentOption) error {
+	if id == "" {
+		return agentwire.Errorf(agentwire.CodeInvalidArgument, "pool: empty agent id")
+	}
+	cfg := p.cfg.agent
+	for _, o := range opts {
+		o.applyAgent(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		return agentwire.Errorf(agentwire.CodeInvalidArgument, "agent %q: %w", id, err)
+	}
+	t, err := parseTarget(endpoint, cfg.dnsInterval)
+	if err != nil {
+		return err
+	}
+	a := newAgent(p, id, cfg, endpoint)
+	if err := p.register(a); err != nil {
+		return err
+	}
+	if err := a.start(ctx, t); err != nil {
+		p.unregister(a)
+		a.close()
+		return err
+	}
+	return nil
+}
+
+// start creates the agent's first instances and waits for a connection.
+func (a *agent) start(ctx context.Context, t target) error {
+	eps := []string{t.endpoint}
+	if t.discover {
+		var err error
+		if eps, err = a.resolve(ctx, t); err != nil {
+			return err
+		}
+		a.wg.Add(1)
+		go a.discover(t)
+	}
+	first, n := a.setInstances(eps)
+	var last error
+	for range n {
+		select {
+		case err := <-first:
+			if err == nil {
+				return nil
+			}
+			last = err
+		case <-ctx.Done():
+			return agentwire.NewError(agentwire.CodeOf(agentwire.WrapContextError(ctx.Err())),
+				fmt.Errorf("agent %q: connecting: %w", a.id, ctx.Err()))
+		}
+	}
+	if last != nil {
+		return agentwire.NewError(agentwire.CodeOf(last), fmt.Errorf("agent %q: %w", a.id, last))
+	}
+	return nil
+}
+
+// target is a parsed AddAgent endpoint.
+type target struct {
+	endpoint string // what to dial when not discovering
+	discover bool
+	// For discovery: the name to resolve and how to build endpoints.
+	scheme, host, port, path string
+	interval                 time.Duration
+	server                   string // DNS server from a dns://server/ authority
+}
+
+func parseTarget(endpoint string, interval time.Duration) (target, error) {
+	bad := func(format string, args ...any) (target, error) {
+		return target{}, agentwire.Errorf(agentwire.CodeInvalidArgument, "endpoint %q: "+format, append([]any{endpoint}, args...)...)
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return bad("%w", err)
+	}
+	t := target{endpoint: endpoint, interval: interval}
+	switch u.Scheme {
+	case "unix":
+		if interval > 0 {
+			return bad("DNS discovery needs a network endpoint")
+		}
+		return t, nil
+	case "grpc", "grpcs", "http", "https":
+		if interval == 0 {
+			return t, nil
+		}
+		t.scheme, t.path = u.Scheme, u.Path
+		t.host, t.port = u.Hostname(), u.Port()
+	case "dns":
+		t.server = u.Host
+		t.scheme = u.Query().Get("scheme")
+		if t.scheme == "" {
+			t.scheme = "grpc"
+		}
+		switch t.scheme {
+		case "grpc", "grpcs", "http", "https":
+		default:
+			return bad("unknown scheme %q (want grpc, grpcs, http or https)", t.scheme)
+		}
+		if s := u.Query().Get("interval"); s != "" {
+			d, err := time.ParseDuration(s)
+			if err != nil || d <= 0 {
+				return bad("bad interval %q", s)
+			}
+			t.interval = d
+		}
+		if t.interval == 0 {
+			t.interval = DefaultDNSInterval
+		}
+		hp := strings.TrimPrefix(u.Path, "/")
+		if t.host, t.port, err = net.SplitHostPort(hp); err != nil {
+			return bad("want dns:///name:port: %w", err)
+		}
+	default:
+		return bad("unknown scheme %q (want unix, grpc, grpcs, http, https or dns)", u.Scheme)
+	}
+	if t.host == "" || t.port == "" {
+		return bad("DNS discovery needs a host name and a port")
+	}
+	t.discover = true
+	return t, nil
+}
+
+// RemoveAgent takes an agent out of the pool: it stops sending it new
+// requests, sends its connections a drain notice, waits (up to ctx) for its
+// in-flight events and open requests, then closes its connections.
+func (p *Pool) RemoveAgent(ctx context.Context, id string) error {
+	a := p.lookup(id)
+	if a == nil || a.removing.Swap(true) {
+		return unknownAgent(id)
+	}
+	// The agent stays registered while it drains so that events of its open
+	// requests still find it.
+	err := a.drain(ctx, agentv2.DrainRequest_REASON_CONFIG_RELOAD)
+	p.unregister(a)
+	a.close()
+	if err != nil {
+		return agentwire.NewError(agentwire.CodeOf(agentwire.WrapContextError(err)),
+			fmt.Errorf("agent %q removed before it drained: %w", id, err))
+	}
+	return nil
+}
+
+// AdoptConn adds a connection the agent opened to the proxy (a reverse
+// connection, already registered and handshaken) to agent agentID, creating
+// the agent with the pool's defaults if needed. The pool owns c from then
+// on; when it fails it is removed, not redialled. It fails with
+// ResourceExhausted ([ErrReverseLimit]) past [WithMaxReverseConns], and the
+// caller then keeps c. Build c with [Pool.ConnOptions] so that the pool
+// learns of its state changes at once (otherwise at the next probe tick).
+func (p *Pool) AdoptConn(agentID string, c transport.Conn) error {
+	if agentID == "" || c == nil {
+		return agentwire.Errorf(agentwire.CodeInvalidArgument, "pool: AdoptConn needs an agent id and a connection")
+	}
+	a := p.lookup(agentID)
+	if a == nil {
+		cfg := p.cfg.agent
+		if err := cfg.validate(); err != nil {
+			return agentwire.NewError(agentwire.CodeInvalidArgument, err)
+		}
+		a = newAgent(p, agentID, cfg, "")
+		if err := p.register(a); err != nil {
+			if agentwire.CodeOf(err) != agentwire.CodeAlreadyExists {
+				return err
+			}
+			if a = p.lookup(agentID); a == nil {
+				return unknownAgent(agentID)
+			}
+		}
+	}
+	sc := a.newSubConn("reverse", true)
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return p.closedErr()
+	}
+	if a.reverse >= a.cfg.maxReverse {
+		a.mu.Unlock()
+		return agentwire.Errorf(agentwire.CodeResourceExhausted, "%w: agent %q has %d", ErrReverseLimit, agentID, a.cfg.maxReverse)
+	}
+	a.installLocked(sc, c)
+	ch := a.rebuildLocked()
+	a.wg.Add(1)
+	go a.watchReverse(sc)
+	a.mu.Unlock()
+	a.report(ch)
+	return nil
+}
+
+// ConnOptions returns the transport options the pool needs on connections
+// of agentID that it does not dial itself (reverse connections passed to
+// [Pool.AdoptConn]): state changes and health reports reach the pool at
+// once, and config-update requests reach [WithConfigUpdateHandler].
+func (p *Pool) ConnOptions(agentID string) []transport.Option {
+	return p.handlerOptions(agentID)
+}
+
+func (p *Pool) handlerOptions(agentID string) []transport.Option {
+	refresh := func() {
+		if a := p.lookup(agentID); a != nil {
+			a.refresh()
+		}
+	}
+	return []transport.Option{
+		transport.WithStatusHandler(func(transport.Status) { refresh() }),
+		transport.WithHealthHandler(func(*agentv2.HealthStatus) { refresh() }),
+		transport.WithConfigUpdateHandler(func(ctx context.Context, req *agentv2.ConfigUpdateRequest) *agentv2.ConfigUpdateResponse {
+			if f := p.cfg.onConfigUpdate; f != nil {
+				return f(ctx, agentID, req)
+			}
+			return nil
+		}),
+	}
+}
+
+// Agents returns the ids of the pool's agents, sorted.
+func (p *Pool) Agents() []string {
+	return slices.Sorted(maps.Keys(*p.agents.Load()))
+}

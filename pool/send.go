@@ -1,0 +1,435 @@
+package pool
+
+import (
+	"context"
+	"time"
+
+	"github.com/agentwire/agentwire"
+	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/transport"
+)
+
+// FlowControlMode says what the pool does with an event whose connection
+// the agent has paused.
+type FlowControlMode int
+
+const (
+	// FailClosed fails the event with ResourceExhausted ([ErrPaused]).
+	FailClosed FlowControlMode = iota
+	// FailOpen answers allow without asking the agent, and counts it. When
+	// it happens to a request's headers, the rest of that request skips the
+	// agent too.
+	FailOpen
+	// WaitAndRetry waits for the agent's resume signal up to the
+	// flow-control wait, then fails like FailClosed.
+	WaitAndRetry
+)
+
+func (m FlowControlMode) String() string {
+	switch m {
+	case FailClosed:
+		return "fail_closed"
+	case FailOpen:
+		return "fail_open"
+	case WaitAndRetry:
+		return "wait_and_retry"
+	}
+	return "unknown"
+}
+
+// Send sends one event to agent agentID and returns its decision. Every
+// event kind goes through the same pipeline:
+//
+//  1. route: request headers are balanced over the agent's ready
+//     connections (behind its circuit breaker) and pin their connection for
+//     the request's correlation id; the request's other events follow the
+//     pin. Events with no pin are balanced. If the pinned connection is gone
+//     the event fails with FailedPrecondition ([ErrAffinityLost]).
+//  2. flow control, if the agent paused the connection ([FlowControlMode]);
+//  3. the connection's concurrency limit ([WithConcurrencyLimit]);
+//  4. send, and wait for the decision;
+//  5. accounting: counters, latency, health and breaker, exactly once.
+//
+// The pin ends with the request_complete event, a block, redirect or
+// challenge decision, [Pool.Cancel], or its idle TTL. Errors are
+// *agentwire.Error; the agent's own failures satisfy agentwire.IsWireError.
+// The event's event_id is set by the connection.
+func (p *Pool) Send(ctx context.Context, agentID string, event *agentv2.ProxyToAgent) (*agentv2.AgentResponse, error) {
+	a := p.lookup(agentID)
+	if a == nil {
+		return nil, unknownAgent(agentID)
+	}
+	return a.send(ctx, route{}, event)
+}
+
+// SendSession is [Pool.Send] within a sticky session (a websocket, an SSE
+// stream, a long poll): events that need a new connection go to the one
+// bound to sessionID while it can take requests, and bind it otherwise.
+// Sessions expire when idle ([WithStickySessions]); end one with
+// [Pool.EndSession].
+func (p *Pool) SendSession(ctx context.Context, agentID, sessionID string, event *agentv2.ProxyToAgent) (*agentv2.AgentResponse, error) {
+	a := p.lookup(agentID)
+	if a == nil {
+		return nil, unknownAgent(agentID)
+	}
+	return a.send(ctx, route{session: sessionID}, event)
+}
+
+// EndSession forgets a sticky session; it reports whether it existed.
+func (p *Pool) EndSession(agentID, sessionID string) bool {
+	a := p.lookup(agentID)
+	if a == nil {
+		return false
+	}
+	_, ok := a.sticky.del(sessionID)
+	return ok
+}
+
+// Cancel tells the connection holding request correlationID of agent
+// agentID to abandon it, fails the calls waiting on it with Canceled, and
+// ends its pin. It fails with NotFound ([ErrUnknownRequest]) if the agent
+// has no such open request.
+func (p *Pool) Cancel(ctx context.Context, agentID, correlationID string, reason agentv2.CancelReason) error {
+	a := p.lookup(agentID)
+	if a == nil {
+		return unknownAgent(agentID)
+	}
+	if correlationID == "" {
+		return agentwire.Errorf(agentwire.CodeInvalidArgument, "pool: Cancel needs a correlation id")
+	}
+	e, ok := a.aff.del(correlationID)
+	if !ok {
+		return agentwire.Errorf(agentwire.CodeNotFound, "%w: %q on agent %q", ErrUnknownRequest, correlationID, a.id)
+	}
+	if e.skip || e.sc.gone() {
+		return nil
+	}
+	return e.sc.conn.Cancel(ctx, correlationID, reason)
+}
+
+// route says where an event must go beyond the default.
+type route struct {
+	session string   // sticky session id
+	conn    *SubConn // a fixed connection (config push)
+}
+
+// send is the request pipeline.
+func (a *agent) send(ctx context.Context, rt route, ev *agentv2.ProxyToAgent) (*agentv2.AgentResponse, error) {
+	corr, ok := transport.CorrelationID(ev)
+	if !ok {
+		return nil, agentwire.Errorf(agentwire.CodeInvalidArgument, "%w: %v", transport.ErrNotEvent, ev.FrameType())
+	}
+	kind := transport.EventType(ev)
+	obs := a.p.cfg.observer
+	// info is only built for an observer: without one it costs nothing.
+	var info *EventInfo
+	if obs != nil {
+		info = &EventInfo{AgentID: a.id, CorrelationID: corr, Type: kind, Event: ev}
+		ctx = obs.EventStart(ctx, *info)
+	}
+	start := a.p.cfg.now()
+	a.requests.Add(1)
+	a.inflight.Add(1)
+
+	x := exchange{a: a, ctx: ctx, corr: corr, kind: kind, start: start, sendAt: start, now: start.UnixNano(), info: info}
+	var (
+		resp *agentv2.AgentResponse
+		err  error
+	)
+	if err = x.route(rt); err == nil {
+		if x.skip {
+			resp, x.failOpen = allowResponse(corr), true
+			a.failOpen.Add(1)
+		} else {
+			resp, err = x.deliver(ev)
+		}
+	}
+	x.finish(resp, err)
+	if obs != nil {
+		var connID string
+		if x.sc != nil {
+			connID = x.sc.id
+		}
+		obs.EventEnd(ctx, *info, EventResult{ConnID: connID, Err: err, FailOpen: x.failOpen, Duration: a.p.cfg.since(start)})
+	}
+	return resp, err
+}
+
+// exchange is the state of one event in the pipeline; it lives on the
+// stack of agent.send.
+type exchange struct {
+	a    *agent
+	ctx  context.Context
+	corr string
+	kind agentv2.EventType
+	// start is when the event entered the pipeline, now the same in unix
+	// nanoseconds; sendAt is start unless the event waited (flow control,
+	// concurrency slot): reading the clock costs more than the pipeline.
+	start, sendAt time.Time
+	now           int64
+	info          *EventInfo
+
+	sc       *SubConn       // the connection, once routed (its inflight counts this event)
+	done     func(DoneInfo) // the picker's callback
+	probe    bool           // the breaker's half-open probe
+	skip     bool           // the request skips the agent (fail-open on its headers)
+	failOpen bool           // answered without the agent
+	sent     bool           // reached the transport
+	latency  time.Duration  // of the transport call
+	outcome  outcome
+}
+
+// route chooses the connection: fixed, pinned by affinity, sticky, or
+// picked.
+func (x *exchange) route(rt route) error {
+	a := x.a
+	if rt.conn != nil {
+		if rt.conn.gone() {
+			return agentwire.Errorf(agentwire.CodeUnavailable, "%w: %s closed", ErrNoConnAvailable, rt.conn.id)
+		}
+		x.hold(rt.conn)
+		return nil
+	}
+	if x.kind != agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS && x.corr != "" {
+		if e, ok := a.aff.get(x.corr, x.now); ok {
+			if e.skip {
+				x.skip = true
+				return nil
+			}
+			if e.sc.gone() {
+				return agentwire.Errorf(agentwire.CodeFailedPrecondition, "%w: request %q was on %s",
+					ErrAffinityLost, x.corr, e.sc.id)
+			}
+			x.hold(e.sc)
+			return nil
+		}
+		a.affinityMisses.Add(1)
+		if o := a.p.cfg.observer; o != nil {
+			o.AffinityMiss(x.ctx, *x.info)
+		}
+	}
+	// A new request, or an event without one.
+	if a.draining.Load() || a.p.state.Load() != poolOpen {
+		return agentwire.Errorf(agentwire.CodeUnavailable, "%w: agent %q", ErrDraining, a.id)
+	}
+	ok, probe := a.breaker.allow(x.now)
+	if !ok {
+		a.breakerRejected.Add(1)
+		return agentwire.Errorf(agentwire.CodeUnavailable, "%w: agent %q", ErrCircuitOpen, a.id)
+	}
+	x.probe = probe
+	if rt.session != "" {
+		if e, ok := a.sticky.get(rt.session, x.now); ok && e.sc.State().pickable() {
+			x.hold(e.sc)
+			return nil
+		}
+	}
+	if err := x.pick(); err != nil {
+		return err
+	}
+	if rt.session != "" && !a.sticky.put(rt.session, tableEntry{sc: x.sc, touched: x.now}) {
+		a.stickyOverflow.Add(1)
+	}
+	return nil
+}
+
+func (x *exchange) hold(sc *SubConn) {
+	x.sc = sc
+	sc.inflight.Add(1)
+}
+
+func (x *exchange) pick() error {
+	a := x.a
+	s := a.snap.Load()
+	if s.ready == 0 {
+		if len(s.paused) > 0 {
+			// Everything is paused: let flow control decide.
+			x.hold(s.paused[bounded(a.p.cfg.rand(), len(s.paused))])
+			return nil
+		}
+		return agentwire.Errorf(agentwire.CodeUnavailable, "%w: agent %q", ErrNoConnAvailable, a.id)
+	}
+	res, err := s.picker.Pick(PickInfo{CorrelationID: x.corr, Event: x.kind})
+	if err != nil {
+		return err
+	}
+	if res.Conn == nil || res.Conn.agent != a {
+		if res.Done != nil {
+			res.Done(DoneInfo{Err: errBadPick})
+		}
+		return errBadPick
+	}
+	x.done = res.Done
+	x.hold(res.Conn)
+	return nil
+}
+
+var errBadPick = agentwire.Errorf(agentwire.CodeInternal, "pool: picker returned a connection of another agent")
+
+// deliver applies flow control and the concurrency limit, pins a new
+// request, and sends.
+func (x *exchange) deliver(ev *agentv2.ProxyToAgent) (*agentv2.AgentResponse, error) {
+	a, sc := x.a, x.sc
+	headers := x.kind == agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS && x.corr != ""
+	if sc.conn.Paused(x.corr) {
+		if err := x.flowControl(); err != nil || x.failOpen {
+			if x.failOpen && headers {
+				a.aff.put(x.corr, tableEntry{sc: sc, touched: x.now, skip: true})
+			}
+			if x.failOpen {
+				return allowResponse(x.corr), nil
+			}
+			return nil, err
+		}
+	}
+	if err := x.acquire(); err != nil {
+		return nil, err
+	}
+	if headers && !a.aff.put(x.corr, tableEntry{sc: sc, touched: x.now}) {
+		<-sc.sem
+		return nil, agentwire.Errorf(agentwire.CodeResourceExhausted, "%w: agent %q has %d", ErrAffinityFull, a.id, a.cfg.maxAffinities)
+	}
+	resp, err := sc.conn.Send(x.ctx, ev)
+	x.latency = a.p.cfg.since(x.sendAt)
+	<-sc.sem
+	x.sent = true
+	x.outcome = classify(x.ctx, err)
+	return resp, err
+}
+
+// flowControl handles a paused connection; nil with x.failOpen unset means
+// go on.
+func (x *exchange) flowControl() error {
+	a, sc := x.a, x.sc
+	var (
+		err    error
+		waited time.Duration
+	)
+	switch a.cfg.flowMode {
+	case FailOpen:
+		x.failOpen = true
+		a.failOpen.Add(1)
+	case WaitAndRetry:
+		wctx, cancel := context.WithTimeout(x.ctx, a.cfg.flowWait)
+		werr := sc.conn.WaitResume(wctx, x.corr)
+		cancel()
+		x.sendAt = a.p.cfg.now()
+		waited = x.sendAt.Sub(x.start)
+		switch {
+		case werr == nil:
+		case x.ctx.Err() != nil:
+			err = agentwire.WrapContextError(x.ctx.Err())
+		case sc.gone():
+			err = werr
+		default:
+			a.flowRejected.Add(1)
+			err = agentwire.Errorf(agentwire.CodeResourceExhausted, "%w: agent %q, still paused after %v", ErrPaused, a.id, a.cfg.flowWait)
+		}
+	default:
+		a.flowRejected.Add(1)
+		err = agentwire.Errorf(agentwire.CodeResourceExhausted, "%w: agent %q", ErrPaused, a.id)
+	}
+	if o := a.p.cfg.observer; o != nil {
+		o.FlowControl(x.ctx, *x.info, a.cfg.flowMode, waited, err)
+	}
+	return err
+}
+
+// acquire takes a concurrency slot on x.sc, waiting up to the queue wait.
+func (x *exchange) acquire() error {
+	a, sc := x.a, x.sc
+	select {
+	case sc.sem <- struct{}{}:
+		return nil
+	default:
+	}
+	if a.cfg.queueWait > 0 {
+		t := time.NewTimer(a.cfg.queueWait)
+		defer t.Stop()
+		select {
+		case sc.sem <- struct{}{}:
+			x.sendAt = a.p.cfg.now()
+			return nil
+		case <-x.ctx.Done():
+			return agentwire.WrapContextError(x.ctx.Err())
+		case <-sc.conn.Done():
+			return sc.conn.Err()
+		case <-t.C:
+		}
+	}
+	a.limitRejected.Add(1)
+	return agentwire.Errorf(agentwire.CodeResourceExhausted, "%w: %s has %d in flight", ErrConcurrencyLimit, sc.id, cap(sc.sem))
+}
+
+// finish does the accounting of the event, once, whatever happened.
+func (x *exchange) finish(resp *agentv2.AgentResponse, err error) {
+	a, sc := x.a, x.sc
+	if sc != nil {
+		if x.sent {
+			sc.requests.Add(1)
+			sc.latencyNs.Add(int64(x.latency))
+			if err != nil {
+				sc.errors.Add(1)
+			}
+		}
+		switch x.outcome {
+		case outcomeFailure:
+			if sc.consecutive.Add(1) >= int32(a.cfg.failureThreshold) && sc.failing.CompareAndSwap(false, true) {
+				a.p.cfg.logger.Warn("pool: connection taken out after consecutive failures", "agent", a.id, "conn", sc.id, "error", err)
+				a.refresh()
+			}
+		case outcomeSuccess:
+			if sc.consecutive.Load() != 0 {
+				sc.consecutive.Store(0)
+			}
+		}
+		sc.release()
+	}
+	if x.done != nil {
+		x.done(DoneInfo{Err: err, Latency: x.latency})
+	}
+	if x.probe || x.outcome == outcomeFailure {
+		a.breaker.done(a.p.cfg.now().UnixNano(), x.probe, x.outcome)
+	}
+	if err != nil {
+		a.errors.Add(1)
+	}
+	if x.corr != "" && (x.kind == agentv2.EventType_EVENT_TYPE_REQUEST_COMPLETE || terminal(resp)) {
+		a.aff.del(x.corr)
+	}
+	if a.inflight.Add(-1) == 0 {
+		a.pokeIdle()
+	}
+}
+
+// classify tells transport failures, which count against the connection
+// and the breaker, from outcomes that say nothing about it.
+func classify(ctx context.Context, err error) outcome {
+	if err == nil || agentwire.IsWireError(err) {
+		return outcomeSuccess
+	}
+	if ctx.Err() != nil {
+		// The caller cancelled, or its own deadline passed.
+		return outcomeNeutral
+	}
+	switch agentwire.CodeOf(err) {
+	case agentwire.CodeUnavailable, agentwire.CodeDeadlineExceeded, agentwire.CodeInternal,
+		agentwire.CodeDataLoss, agentwire.CodeUnknown:
+		return outcomeFailure
+	}
+	// Explicit cancels, invalid or oversize events.
+	return outcomeNeutral
+}
+
+// terminal reports whether a decision ends the request.
+func terminal(resp *agentv2.AgentResponse) bool {
+	switch resp.GetDecision().(type) {
+	case *agentv2.AgentResponse_Block, *agentv2.AgentResponse_Redirect, *agentv2.AgentResponse_Challenge:
+		return true
+	}
+	return false
+}
+
+func allowResponse(corr string) *agentv2.AgentResponse {
+	return &agentv2.AgentResponse{CorrelationId: corr, Decision: &agentv2.AgentResponse_Allow{Allow: &agentv2.AllowDecision{}}}
+}

@@ -1,0 +1,154 @@
+package pool
+
+import (
+	"math"
+	"slices"
+	"time"
+
+	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/transport"
+)
+
+// AgentStats is a snapshot of one agent.
+type AgentStats struct {
+	ID       string
+	Endpoint string
+	Policy   string
+	Draining bool
+	// Instances are the endpoints with connection slots.
+	Instances []string
+
+	Breaker       BreakerState
+	BreakerOpened uint64 // times the breaker opened
+
+	// InFlight counts events in the pipeline.
+	InFlight int64
+	// Requests counts events that entered the pipeline; Errors those that
+	// returned an error.
+	Requests, Errors uint64
+	// FailOpen counts events answered allow without the agent.
+	FailOpen uint64
+	// FlowRejected, LimitRejected and BreakerRejected count events refused
+	// by flow control, the concurrency limit and the open breaker.
+	FlowRejected, LimitRejected, BreakerRejected uint64
+	// AffinityMisses counts events of a request with no pinned connection.
+	AffinityMisses uint64
+	// StickyOverflow counts sessions not bound because the table was full.
+	StickyOverflow uint64
+	// OpenRequests is the number of pinned requests; Sessions of sticky
+	// sessions.
+	OpenRequests, Sessions int
+	// Config is the last config push, nil if none.
+	Config *ConfigStatus
+
+	Conns []ConnStats
+}
+
+// ConnStats is a snapshot of one connection.
+type ConnStats struct {
+	ID       string
+	Endpoint string
+	Reverse  bool
+	State    ConnState
+	Since    time.Time
+	// Health and Load are the agent's last report (Load may be nil).
+	Health agentv2.HealthState
+	Load   *agentv2.LoadMetrics
+	// InFlight counts events routed to the connection and not ended; Limit
+	// is its concurrency limit.
+	InFlight int64
+	Limit    int
+	// Requests and Errors count events sent and those that failed.
+	Requests, Errors    uint64
+	ConsecutiveFailures int
+	// ErrorRate is the decaying recent error rate.
+	ErrorRate float64
+	// LatencyAvg is the mean over the connection's life, LatencyRecent a
+	// decaying average.
+	LatencyAvg, LatencyRecent time.Duration
+	// Transport is the transport's own view.
+	Transport transport.Status
+}
+
+// Stats returns a snapshot of every agent, sorted by id.
+func (p *Pool) Stats() []AgentStats {
+	agents := p.agentList()
+	out := make([]AgentStats, 0, len(agents))
+	for _, a := range agents {
+		out = append(out, a.stats())
+	}
+	return out
+}
+
+// AgentStats returns a snapshot of agent id.
+func (p *Pool) AgentStats(id string) (AgentStats, error) {
+	a := p.lookup(id)
+	if a == nil {
+		return AgentStats{}, unknownAgent(id)
+	}
+	return a.stats(), nil
+}
+
+func (a *agent) stats() AgentStats {
+	br, opened := a.breaker.snapshot()
+	s := AgentStats{
+		ID:              a.id,
+		Endpoint:        a.endpoint,
+		Policy:          a.cfg.builder.Name(),
+		Draining:        a.draining.Load(),
+		Breaker:         br,
+		BreakerOpened:   opened,
+		InFlight:        a.inflight.Load(),
+		Requests:        a.requests.Load(),
+		Errors:          a.errors.Load(),
+		FailOpen:        a.failOpen.Load(),
+		FlowRejected:    a.flowRejected.Load(),
+		LimitRejected:   a.limitRejected.Load(),
+		BreakerRejected: a.breakerRejected.Load(),
+		AffinityMisses:  a.affinityMisses.Load(),
+		StickyOverflow:  a.stickyOverflow.Load(),
+		OpenRequests:    a.aff.len(),
+		Sessions:        a.sticky.len(),
+	}
+	if c := a.configState.Load(); c != nil {
+		cc := *c
+		s.Config = &cc
+	}
+	a.mu.Lock()
+	for ep := range a.instances {
+		s.Instances = append(s.Instances, ep)
+	}
+	conns := append([]*SubConn(nil), a.conns...)
+	a.mu.Unlock()
+	slices.Sort(s.Instances)
+	for _, sc := range conns {
+		s.Conns = append(s.Conns, sc.stats())
+	}
+	return s
+}
+
+func (sc *SubConn) stats() ConnStats {
+	st := sc.conn.Status()
+	req := sc.requests.Load()
+	cs := ConnStats{
+		ID:                  sc.id,
+		Endpoint:            sc.endpoint,
+		Reverse:             sc.reverse,
+		State:               sc.State(),
+		Since:               sc.since,
+		Health:              st.Health,
+		Load:                st.Load.CloneVT(),
+		InFlight:            sc.inflight.Load(),
+		Limit:               cap(sc.sem),
+		Requests:            req,
+		Errors:              sc.errors.Load(),
+		ConsecutiveFailures: int(sc.consecutive.Load()),
+		ErrorRate:           math.Float64frombits(sc.errRate.Load()),
+		LatencyRecent:       time.Duration(sc.latencyEWMA.Load()),
+		Transport:           st,
+	}
+	if req > 0 {
+		cs.LatencyAvg = time.Duration(sc.latencyNs.Load() / int64(req))
+	}
+	return cs
+}

@@ -1,0 +1,217 @@
+package pool
+
+import (
+	"math"
+	"sync/atomic"
+	"time"
+
+	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/transport"
+)
+
+// ConnState is the pool's view of one connection.
+type ConnState int32
+
+const (
+	// ConnReady takes new requests.
+	ConnReady ConnState = iota + 1
+	// ConnDegraded takes new requests; the agent reports itself degraded,
+	// which lowers its weight.
+	ConnDegraded
+	// ConnPaused: the agent paused the connection (flow control).
+	ConnPaused
+	// ConnDraining: the agent reported draining; no new requests.
+	ConnDraining
+	// ConnUnhealthy: the agent reported itself unhealthy; no new requests.
+	ConnUnhealthy
+	// ConnFailing: consecutive transport failures took the connection out
+	// until a probe ping answers.
+	ConnFailing
+	// ConnRetired: taken out of service (its instance left DNS, or its agent
+	// is being removed); it finishes in-flight events, then closes.
+	ConnRetired
+	// ConnClosed: the connection is gone.
+	ConnClosed
+)
+
+func (s ConnState) String() string {
+	switch s {
+	case ConnReady:
+		return "ready"
+	case ConnDegraded:
+		return "degraded"
+	case ConnPaused:
+		return "paused"
+	case ConnDraining:
+		return "draining"
+	case ConnUnhealthy:
+		return "unhealthy"
+	case ConnFailing:
+		return "failing"
+	case ConnRetired:
+		return "retired"
+	case ConnClosed:
+		return "closed"
+	}
+	return "unknown"
+}
+
+// pickable reports whether the state takes new requests.
+func (s ConnState) pickable() bool { return s == ConnReady || s == ConnDegraded }
+
+// SubConn is one pooled connection as balancers see it. Its methods are safe
+// for concurrent use.
+type SubConn struct {
+	agent    *agent
+	id       string
+	endpoint string // the instance it belongs to ("reverse" for adopted connections)
+	reverse  bool
+	// conn and sem are set before the SubConn is published and never change.
+	conn transport.Conn
+	sem  chan struct{}
+	// since is when it was installed.
+	since time.Time
+
+	inflight    atomic.Int64
+	requests    atomic.Uint64
+	errors      atomic.Uint64
+	latencyNs   atomic.Int64
+	consecutive atomic.Int32
+	failing     atomic.Bool
+	retired     atomic.Bool
+	idleSent    atomic.Bool
+	idle        chan struct{} // closed once retired and without events in flight
+
+	state  atomic.Int32
+	status atomic.Pointer[transport.Status]
+	// errRate and latencyEWMA are decaying averages kept by the probe tick
+	// (float64 bits and nanoseconds).
+	errRate     atomic.Uint64
+	latencyEWMA atomic.Int64
+
+	// last* are the totals at the previous tick; only the tick touches them.
+	lastRequests, lastErrors uint64
+	lastLatency              int64
+}
+
+func newSubConn(a *agent, id, endpoint string, reverse bool) *SubConn {
+	return &SubConn{agent: a, id: id, endpoint: endpoint, reverse: reverse, idle: make(chan struct{})}
+}
+
+// ID names the connection within its pool ("agent/endpoint#n").
+func (sc *SubConn) ID() string { return sc.id }
+
+// AgentID is the id of the agent the connection belongs to.
+func (sc *SubConn) AgentID() string { return sc.agent.id }
+
+// Endpoint is the instance the connection goes to.
+func (sc *SubConn) Endpoint() string { return sc.endpoint }
+
+// Conn is the transport connection.
+func (sc *SubConn) Conn() transport.Conn { return sc.conn }
+
+// InFlight is the number of events routed to the connection that have not
+// ended, including those waiting for a concurrency slot.
+func (sc *SubConn) InFlight() int64 { return sc.inflight.Load() }
+
+// State is the connection's state as of the last rebuild.
+func (sc *SubConn) State() ConnState { return ConnState(sc.state.Load()) }
+
+// Health is the agent's last reported health on this connection.
+func (sc *SubConn) Health() agentv2.HealthState {
+	if st := sc.status.Load(); st != nil {
+		return st.Health
+	}
+	return agentv2.HealthState_HEALTH_STATE_UNSPECIFIED
+}
+
+// Load is the load the agent last reported on this connection, or nil.
+func (sc *SubConn) Load() *agentv2.LoadMetrics {
+	if st := sc.status.Load(); st != nil {
+		return st.Load
+	}
+	return nil
+}
+
+// ErrorRate is the connection's recent error rate in [0, 1], an
+// exponentially decaying average over probe ticks.
+func (sc *SubConn) ErrorRate() float64 { return math.Float64frombits(sc.errRate.Load()) }
+
+// gone reports whether the transport connection has ended.
+func (sc *SubConn) gone() bool {
+	select {
+	case <-sc.conn.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+// computeState derives the pool state from the transport's status.
+func (sc *SubConn) computeState(st transport.Status) ConnState {
+	switch {
+	case st.State == transport.StateClosed:
+		return ConnClosed
+	case sc.retired.Load():
+		return ConnRetired
+	case sc.failing.Load():
+		return ConnFailing
+	case st.State == transport.StateUnhealthy:
+		return ConnUnhealthy
+	case st.State == transport.StateDraining:
+		return ConnDraining
+	case st.State == transport.StatePaused:
+		return ConnPaused
+	case st.Health == agentv2.HealthState_HEALTH_STATE_DEGRADED:
+		return ConnDegraded
+	}
+	return ConnReady
+}
+
+// release ends one event's hold on the connection.
+func (sc *SubConn) release() {
+	if sc.inflight.Add(-1) == 0 && sc.retired.Load() {
+		sc.signalIdle()
+	}
+}
+
+// retire marks the connection out of service and signals idle if nothing is
+// in flight.
+func (sc *SubConn) retire() {
+	sc.retired.Store(true)
+	if sc.inflight.Load() == 0 {
+		sc.signalIdle()
+	}
+}
+
+func (sc *SubConn) signalIdle() {
+	if sc.idleSent.CompareAndSwap(false, true) {
+		close(sc.idle)
+	}
+}
+
+// ewmaAlpha weighs the newest tick in decaying averages.
+const ewmaAlpha = 0.3
+
+// decay folds the counters since the previous tick into the decaying error
+// rate and latency. Only the probe tick calls it.
+func (sc *SubConn) decay() {
+	req, errs, lat := sc.requests.Load(), sc.errors.Load(), sc.latencyNs.Load()
+	dr, de, dl := req-sc.lastRequests, errs-sc.lastErrors, lat-sc.lastLatency
+	sc.lastRequests, sc.lastErrors, sc.lastLatency = req, errs, lat
+	rate := sc.ErrorRate()
+	if dr > 0 {
+		rate = (1-ewmaAlpha)*rate + ewmaAlpha*float64(de)/float64(dr)
+		avg := dl / int64(dr)
+		old := sc.latencyEWMA.Load()
+		if old == 0 {
+			sc.latencyEWMA.Store(avg)
+		} else {
+			sc.latencyEWMA.Store(int64((1-ewmaAlpha)*float64(old) + ewmaAlpha*float64(avg)))
+		}
+	} else {
+		// No traffic: the memory of old errors fades.
+		rate *= 1 - ewmaAlpha
+	}
+	sc.errRate.Store(math.Float64bits(rate))
+}
