@@ -1,0 +1,108 @@
+// Command agentctl is an operator's tool for any agentwire (Sentinel v2)
+// agent, whatever its language: it connects as a proxy would.
+//
+//	agentctl probe ENDPOINT              handshake, capabilities, first health report, ping RTT
+//	agentctl send ENDPOINT -uri /x ...   send a request (headers, optional body), print the decisions
+//	agentctl watch ENDPOINT [-for 30s]   stream health and metrics reports
+//
+// ENDPOINT is unix:///path/agent.sock, grpc://host:port, grpcs://host:port,
+// http://host:port (Connect/gRPC over h2c) or https://host:port. Exit
+// status: 0 on success, 1 when the agent answered with an error or the
+// connection failed midway, 2 for usage errors and agents that cannot be
+// reached or are incompatible.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit statuses.
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2 // also: unreachable or incompatible agent
+)
+
+// exitError carries an exit status and the message printed for it.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+func failf(code int, format string, args ...any) error {
+	return &exitError{code: code, msg: fmt.Sprintf(format, args...)}
+}
+
+// errUsage: the usage was printed already; exit 2 quietly.
+var errUsage = errors.New("usage")
+
+type command struct {
+	name, summary string
+	run           func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+var commands = []command{
+	{"probe", "handshake, capabilities, first health report and ping RTT", runProbe},
+	{"send", "send a request's headers (and body) and print the decisions", runSend},
+	{"watch", "stream health and metrics reports", runWatch},
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: agentctl COMMAND ENDPOINT [flags]\n\ncommands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-6s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nENDPOINT: unix:///path.sock, grpc://host:port, grpcs://host:port, http://host:port, https://host:port")
+	fmt.Fprintln(w, "'agentctl COMMAND -h' lists a command's flags.")
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return exitUsage
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		usage(stdout)
+		return exitOK
+	}
+	for _, c := range commands {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(ctx, args[1:], stdout, stderr)
+		var ee *exitError
+		switch {
+		case err == nil:
+			return exitOK
+		case errors.Is(err, flag.ErrHelp):
+			return exitOK
+		case errors.Is(err, errUsage):
+			return exitUsage
+		case errors.As(err, &ee):
+			fmt.Fprintf(stderr, "agentctl: %s\n", ee.msg)
+			return ee.code
+		}
+		fmt.Fprintf(stderr, "agentctl: %v\n", err)
+		return exitFail
+	}
+	fmt.Fprintf(stderr, "agentctl: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return exitUsage
+}
