@@ -1,19 +1,17 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
+	"context"
 	"errors"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/agentwire/agentwire/agenttest"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -104,70 +102,19 @@ func freeLoopbackAddr(t *testing.T) string {
 // readyTimeout bounds an example agent's start-up.
 const readyTimeout = 30 * time.Second
 
-// startExample starts argv, waits for its "ready" line, and stops it (by
-// its process id: SIGTERM, then SIGKILL) when the test ends.
+// startExample starts argv, waits for its "ready" line, and stops it when
+// the test ends.
 func startExample(t *testing.T, argv []string) {
 	t.Helper()
 	_, err := exec.LookPath(argv[0])
 	require.NoError(t, err, "%s is needed to run this example agent", argv[0])
-	cmd := exec.Command(argv[0], argv[1:]...)
-	stdout, err := cmd.StdoutPipe()
+	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+	defer cancel()
+	p, err := agenttest.StartProcess(ctx, argv)
 	require.NoError(t, err)
-	var stderr lockedBuffer
-	cmd.Stderr = &stderr
-	require.NoError(t, cmd.Start(), "starting %v", argv)
-
-	exited := make(chan error, 1)
-	ready := make(chan struct{})
-	var readers sync.WaitGroup
-	readers.Go(func() {
-		sc := bufio.NewScanner(stdout)
-		signalled := false
-		for sc.Scan() {
-			if !signalled && strings.HasPrefix(sc.Text(), "ready") {
-				close(ready)
-				signalled = true
-			}
-		}
-	})
-	go func() {
-		readers.Wait() // stdout must be drained before Wait closes it
-		exited <- cmd.Wait()
-	}()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		assert.NoError(t, p.Stop(ctx), "stopping %v; stderr:\n%s", argv, p.Stderr())
 	})
-	select {
-	case <-ready:
-	case err := <-exited:
-		exited <- err // for the cleanup
-		t.Fatalf("%v exited before it was ready: %v\n%s", argv, err, stderr.String())
-	case <-time.After(readyTimeout):
-		t.Fatalf("%v not ready after %v\n%s", argv, readyTimeout, stderr.String())
-	}
-}
-
-// lockedBuffer is a bytes.Buffer written by exec's copier goroutine and
-// read by the test.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
