@@ -248,7 +248,8 @@ func (a *agent) installLocked(sc *SubConn, c transport.Conn) {
 	}
 }
 
-// uninstall removes a failed connection at once.
+// uninstall removes a failed connection at once; the requests it held are
+// lost.
 func (a *agent) uninstall(sc *SubConn) {
 	a.mu.Lock()
 	ch := a.removeLocked(sc)
@@ -257,6 +258,7 @@ func (a *agent) uninstall(sc *SubConn) {
 	}
 	a.mu.Unlock()
 	a.report(ch)
+	a.aff.markLost(sc)
 }
 
 func (a *agent) removeLocked(sc *SubConn) []stateChange {
@@ -296,6 +298,7 @@ func (a *agent) retireConn(sc *SubConn, grace time.Duration) {
 	if old := ConnState(sc.state.Swap(int32(ConnClosed))); old != ConnClosed {
 		a.report([]stateChange{{sc, old, ConnClosed}})
 	}
+	a.aff.markLost(sc)
 }
 
 func closeConn(c transport.Conn) {
@@ -376,7 +379,7 @@ func (a *agent) notifyAll(ctx context.Context, msg func() *agentv2.ProxyToAgent)
 // waitIdle waits until no event is in flight and no request is open, or ctx
 // ends. a.draining must be set.
 func (a *agent) waitIdle(ctx context.Context) error {
-	for a.inflight.Load() != 0 || a.aff.len() != 0 {
+	for a.inflight.Load() != 0 || a.aff.live() != 0 {
 		select {
 		case <-a.idle:
 		case <-ctx.Done():

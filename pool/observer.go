@@ -41,6 +41,11 @@ type EventInfo struct {
 type EventResult struct {
 	// ConnID is the connection it was routed to, empty if none.
 	ConnID string
+	// Endpoint is that connection's instance endpoint ("unix:///...",
+	// "grpc://...", "reverse" for adopted connections), empty if none.
+	Endpoint string
+	// Response is the decision returned to the caller, nil with Err.
+	Response *agentv2.AgentResponse
 	// Err is the error returned to the caller.
 	Err error
 	// FailOpen is true when the pool answered allow without the agent.

@@ -101,7 +101,7 @@ func (p *Pool) Cancel(ctx context.Context, agentID, correlationID string, reason
 	if !ok {
 		return agentwire.Errorf(agentwire.CodeNotFound, "%w: %q on agent %q", ErrUnknownRequest, correlationID, a.id)
 	}
-	if e.skip || e.sc.gone() {
+	if e.skip || e.lost || e.sc.gone() {
 		return nil
 	}
 	return e.sc.conn.Cancel(ctx, correlationID, reason)
@@ -146,11 +146,12 @@ func (a *agent) send(ctx context.Context, rt route, ev *agentv2.ProxyToAgent) (*
 	}
 	x.finish(resp, err)
 	if obs != nil {
-		var connID string
+		var connID, endpoint string
 		if x.sc != nil {
-			connID = x.sc.id
+			connID, endpoint = x.sc.id, x.sc.endpoint
 		}
-		obs.EventEnd(ctx, *info, EventResult{ConnID: connID, Err: err, FailOpen: x.failOpen, Duration: a.p.cfg.since(start)})
+		obs.EventEnd(ctx, *info, EventResult{ConnID: connID, Endpoint: endpoint, Response: resp, Err: err,
+			FailOpen: x.failOpen, Duration: a.p.cfg.since(start)})
 	}
 	return resp, err
 }
@@ -196,7 +197,7 @@ func (x *exchange) route(rt route) error {
 				x.skip = true
 				return nil
 			}
-			if e.sc.gone() {
+			if e.lost || e.sc.gone() {
 				return agentwire.Errorf(agentwire.CodeFailedPrecondition, "%w: request %q was on %s",
 					ErrAffinityLost, x.corr, e.sc.id)
 			}
@@ -374,6 +375,10 @@ func (x *exchange) finish(resp *agentv2.AgentResponse, err error) {
 		}
 		switch x.outcome {
 		case outcomeFailure:
+			if x.kind == agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS && sc.gone() {
+				// The pin may postdate the sweep of the dead connection.
+				a.aff.markKeyLost(x.corr, sc)
+			}
 			if sc.consecutive.Add(1) >= int32(a.cfg.failureThreshold) && sc.failing.CompareAndSwap(false, true) {
 				a.p.cfg.logger.Warn("pool: connection taken out after consecutive failures", "agent", a.id, "conn", sc.id, "error", err)
 				a.refresh()

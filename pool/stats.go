@@ -35,9 +35,10 @@ type AgentStats struct {
 	AffinityMisses uint64
 	// StickyOverflow counts sessions not bound because the table was full.
 	StickyOverflow uint64
-	// OpenRequests is the number of pinned requests; Sessions of sticky
-	// sessions.
-	OpenRequests, Sessions int
+	// OpenRequests is the number of pinned requests, LostRequests of those
+	// whose connection died (their remaining events fail), Sessions of
+	// sticky sessions.
+	OpenRequests, LostRequests, Sessions int
 	// Config is the last config push, nil if none.
 	Config *ConfigStatus
 
@@ -107,7 +108,8 @@ func (a *agent) stats() AgentStats {
 		BreakerRejected: a.breakerRejected.Load(),
 		AffinityMisses:  a.affinityMisses.Load(),
 		StickyOverflow:  a.stickyOverflow.Load(),
-		OpenRequests:    a.aff.len(),
+		OpenRequests:    a.aff.live(),
+		LostRequests:    a.aff.len() - a.aff.live(),
 		Sessions:        a.sticky.len(),
 	}
 	if c := a.configState.Load(); c != nil {

@@ -18,7 +18,10 @@ type connTable struct {
 	ttl    int64 // nanoseconds
 	seed   maphash.Seed
 	count  atomic.Int64
-	onZero func() // called (outside locks) when a removal empties the table
+	// lost counts entries whose connection died: kept so that the rest of
+	// the request fails clearly, but no longer open work.
+	lost   atomic.Int64
+	onZero func() // called when the last live entry goes
 	shards [tableShards]tableShard
 }
 
@@ -34,6 +37,8 @@ type tableEntry struct {
 	// skip marks a request the pool answered without the agent (fail-open
 	// on its headers): its remaining events skip the agent too.
 	skip bool
+	// lost marks a request whose connection died.
+	lost bool
 }
 
 func newConnTable(maxEntries int, ttl time.Duration) *connTable {
@@ -82,7 +87,7 @@ func (t *connTable) get(key string, now int64) (tableEntry, bool) {
 	if now-e.touched > t.ttl {
 		delete(s.m, key)
 		s.mu.Unlock()
-		t.removed(1)
+		t.removed(e)
 		return tableEntry{}, false
 	}
 	// Rewriting the entry costs a second hash: do it only when the last
@@ -106,14 +111,63 @@ func (t *connTable) del(key string) (tableEntry, bool) {
 	}
 	s.mu.Unlock()
 	if ok {
-		t.removed(1)
+		t.removed(e)
 	}
 	return e, ok
 }
 
-func (t *connTable) removed(n int64) {
-	if t.count.Add(-n) == 0 && t.onZero != nil {
+func (t *connTable) removed(e tableEntry) {
+	if e.lost {
+		t.lost.Add(-1)
+	}
+	t.count.Add(-1)
+	t.checkZero()
+}
+
+func (t *connTable) checkZero() {
+	if t.onZero != nil && t.live() == 0 {
 		t.onZero()
+	}
+}
+
+// live is the number of entries whose connection has not died.
+func (t *connTable) live() int { return int(t.count.Load() - t.lost.Load()) }
+
+// markLost flags every entry bound to sc, whose connection died.
+func (t *connTable) markLost(sc *SubConn) {
+	var n int64
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		for k, e := range s.m {
+			if e.sc == sc && !e.lost && !e.skip {
+				e.lost = true
+				s.m[k] = e
+				n++
+			}
+		}
+		s.mu.Unlock()
+	}
+	if n > 0 {
+		t.lost.Add(n)
+		t.checkZero()
+	}
+}
+
+// markKeyLost flags key's entry if it is bound to sc, whose connection died.
+func (t *connTable) markKeyLost(key string, sc *SubConn) {
+	s := t.shard(key)
+	s.mu.Lock()
+	e, ok := s.m[key]
+	ok = ok && e.sc == sc && !e.lost && !e.skip
+	if ok {
+		e.lost = true
+		s.m[key] = e
+	}
+	s.mu.Unlock()
+	if ok {
+		t.lost.Add(1)
+		t.checkZero()
 	}
 }
 
@@ -130,21 +184,25 @@ func (t *connTable) sweep(now int64) int {
 	return total
 }
 
-// sweepShardLocked removes s's expired entries; s.mu must be held. It
-// adjusts the count but leaves onZero to the caller's next removal.
+// sweepShardLocked removes s's expired entries; s.mu must be held (onZero
+// only pokes a buffered channel, which is safe under it).
 func (t *connTable) sweepShardLocked(s *tableShard, now int64) int {
-	n := 0
+	var n, lost int64
 	for k, e := range s.m {
 		if now-e.touched > t.ttl {
 			delete(s.m, k)
 			n++
+			if e.lost {
+				lost++
+			}
 		}
 	}
-	if n > 0 && t.count.Add(-int64(n)) == 0 && t.onZero != nil {
-		// onZero only pokes a buffered channel; safe under the shard lock.
-		t.onZero()
+	if n > 0 {
+		t.lost.Add(-lost)
+		t.count.Add(-n)
+		t.checkZero()
 	}
-	return n
+	return int(n)
 }
 
 // len is the number of entries.
