@@ -14,10 +14,10 @@ const tableShards = 64
 // bounded in size, with entries that expire when idle. It is safe for
 // concurrent use; each shard has its own lock, held only for map work.
 type connTable struct {
-	max    int64
-	ttl    int64 // nanoseconds
-	seed   maphash.Seed
-	count  atomic.Int64
+	max   int64
+	ttl   int64 // nanoseconds
+	seed  maphash.Seed
+	count atomic.Int64
 	// lost counts entries whose connection died: kept so that the rest of
 	// the request fails clearly, but no longer open work.
 	lost   atomic.Int64
