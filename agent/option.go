@@ -50,6 +50,7 @@ type config struct {
 	now                    func() time.Time
 	serviceName            string
 	allowedUIDs            []uint32
+	interceptors           []Interceptor
 }
 
 func newConfig(opts []Option) (config, error) {

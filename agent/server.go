@@ -20,6 +20,7 @@ import (
 type Server struct {
 	h              Handler
 	cfg            config
+	invoke         EventFunc       // the interceptors around callHandler
 	metrics        MetricsReporter // nil if h reports none
 	healthReporter HealthReporter  // nil if h reports none
 	checker        *grpchealth.StaticChecker
@@ -65,6 +66,7 @@ func NewServer(h Handler, opts ...Option) (*Server, error) {
 		streams:   make(map[stream]struct{}),
 		changed:   make(chan struct{}),
 	}
+	srv.invoke = srv.chain()
 	srv.metrics, _ = h.(MetricsReporter)
 	srv.healthReporter, _ = h.(HealthReporter)
 	return srv, nil

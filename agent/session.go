@@ -561,9 +561,14 @@ func statusOf(err error) *agentv2.Status {
 	return &agentv2.Status{Code: uint32(agentwire.CodeOf(err)), Message: msg}
 }
 
-// call runs the handler method for event m, turning a panic into an
+// call runs event m through the interceptors and the handler.
+func (srv *Server) call(ctx context.Context, m *agentv2.ProxyToAgent) (*agentv2.AgentResponse, error) {
+	return srv.invoke(ctx, m)
+}
+
+// callHandler runs the handler method for event m, turning a panic into an
 // internal error.
-func (srv *Server) call(ctx context.Context, m *agentv2.ProxyToAgent) (resp *agentv2.AgentResponse, err error) {
+func (srv *Server) callHandler(ctx context.Context, m *agentv2.ProxyToAgent) (resp *agentv2.AgentResponse, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			srv.cfg.logger.Error("agent: handler panicked", "panic", r, "event_id", m.EventId)

@@ -77,6 +77,10 @@ func DialConnect(ctx context.Context, baseURL string, opts ...Option) (Conn, err
 	)
 	sctx, cancel := context.WithCancel(context.Background())
 	stream := client.CallBidiStream(sctx)
+	if cfg.streamHeaders != nil {
+		h := stream.RequestHeader()
+		cfg.streamHeaders(ctx, func(k, v string) { h.Add(k, v) })
+	}
 	w := &streamWire{
 		transport: TransportConnect,
 		max:       maxOr(cfg.maxFrameSize),

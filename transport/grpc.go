@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -88,6 +89,11 @@ func DialGRPC(ctx context.Context, target string, opts ...Option) (Conn, error) 
 		return nil, agentwire.NewError(agentwire.CodeInvalidArgument, fmt.Errorf("grpc target %q: %w", target, err))
 	}
 	sctx, cancel := context.WithCancel(context.Background())
+	if cfg.streamHeaders != nil {
+		md := metadata.MD{}
+		cfg.streamHeaders(ctx, func(k, v string) { md.Append(k, v) })
+		sctx = metadata.NewOutgoingContext(sctx, md)
+	}
 	dctx := ctx
 	if cfg.handshakeTimeout > 0 {
 		var dcancel context.CancelFunc

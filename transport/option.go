@@ -51,6 +51,7 @@ type config struct {
 	now               func() time.Time
 	connectGRPCWeb    bool
 	grpcBufferedPipes int
+	streamHeaders     func(ctx context.Context, set func(key, value string))
 }
 
 func newConfig(opts []Option) *config {
@@ -159,4 +160,13 @@ func WithConfigUpdateHandler(f ConfigUpdateFunc) Option {
 // WithClock injects the clock used for timestamps (tests).
 func WithClock(now func() time.Time) Option {
 	return optionFunc(func(c *config) { c.now = now })
+}
+
+// WithStreamHeaders adds request headers (gRPC metadata) to the
+// ProcessStream call of the gRPC and Connect transports: f runs once per
+// dial, with the dial's context, and calls set for each header, for
+// example a W3C traceparent. Framed transports have no headers and ignore
+// it.
+func WithStreamHeaders(f func(ctx context.Context, set func(key, value string))) Option {
+	return optionFunc(func(c *config) { c.streamHeaders = f })
 }
