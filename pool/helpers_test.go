@@ -96,7 +96,7 @@ type recorder struct {
 	health atomic.Int32
 
 	// hook, if set, runs for every event and decides its answer.
-	hook      func(ctx context.Context, corr string, kind agentv2.EventType) (*agentv2.AgentResponse, error)
+	hook      atomic.Pointer[hookFunc]
 	configure func(ctx context.Context, ev *agentv2.ConfigureEvent) error
 
 	events, active, drains, shutdowns, configures atomic.Int64
@@ -132,11 +132,16 @@ func (r *recorder) handle(ctx context.Context, corr string, kind agentv2.EventTy
 		r.kinds[corr] = append(r.kinds[corr], kind)
 	}
 	r.mu.Unlock()
-	if r.hook != nil {
-		return r.hook(ctx, corr, kind)
+	if h := r.hook.Load(); h != nil {
+		return (*h)(ctx, corr, kind)
 	}
 	return nil, nil
 }
+
+type hookFunc = func(ctx context.Context, corr string, kind agentv2.EventType) (*agentv2.AgentResponse, error)
+
+// setHook sets how the recorder answers events, safely while it runs.
+func (r *recorder) setHook(h hookFunc) { r.hook.Store(&h) }
 
 func (r *recorder) peers() []int {
 	r.mu.Lock()

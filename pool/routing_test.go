@@ -60,12 +60,12 @@ func TestRoundRobinOverRealConnections(t *testing.T) {
 func TestLeastInFlightAvoidsSlowAgent(t *testing.T) {
 	t.Parallel()
 	slow, fast := newRecorder("slow"), newRecorder("fast")
-	slow.hook = func(ctx context.Context, _ string, kind agentv2.EventType) (*agentv2.AgentResponse, error) {
+	slow.setHook(func(ctx context.Context, _ string, kind agentv2.EventType) (*agentv2.AgentResponse, error) {
 		if kind == agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS {
 			time.Sleep(20 * time.Millisecond)
 		}
 		return nil, nil
-	}
+	})
 	us, uf := newUnixAgent(t, slow), newUnixAgent(t, fast)
 	p := newTestPool(t, WithDialer(alternating(us.endpoint(), uf.endpoint())), WithPolicy(LeastInFlight))
 	ctx := testCtx(t)
@@ -128,7 +128,7 @@ func TestKilledAgentFailsFastAndTrafficMoves(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
 	ra, rb := newRecorder("a"), newRecorder("b")
-	ra.hook = holdUntil("", release) // a never answers
+	ra.setHook(holdUntil("", release)) // a never answers
 	ua, ub := newUnixAgent(t, ra), newUnixAgent(t, rb)
 	p := newTestPool(t, WithDialer(alternating(ua.endpoint(), ub.endpoint())), WithConnections(2))
 	ctx := testCtx(t)
