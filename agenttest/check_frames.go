@@ -23,7 +23,7 @@ func (s *suite) rawSession(ctx context.Context) (*rawConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := c.handshake(s); err != nil {
+	if _, err := c.handshake(); err != nil {
 		c.close()
 		return nil, err
 	}

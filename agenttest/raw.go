@@ -46,7 +46,7 @@ func (c *rawConn) close() {
 
 // handshake sends a version-2 handshake and expects a successful answer as
 // the first frame.
-func (c *rawConn) handshake(s *suite) (*agentv2.HandshakeResponse, error) {
+func (c *rawConn) handshake() (*agentv2.HandshakeResponse, error) {
 	req := &agentv2.ProxyToAgent{Message: &agentv2.ProxyToAgent_Handshake{Handshake: &agentv2.HandshakeRequest{
 		SupportedVersions:  []uint32{transport.ProtocolVersion},
 		ProxyId:            "agenttest",

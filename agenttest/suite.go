@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/agentwire/agentwire"
-	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 	"github.com/agentwire/agentwire/transport"
 )
 
@@ -93,8 +92,6 @@ type suite struct {
 	socket string
 	prefix string // correlation-id prefix of this run
 	seq    atomic.Uint64
-
-	caps *agentv2.AgentCapabilities // from the handshake check
 
 	mu     sync.Mutex // mu guards shared
 	shared transport.Conn
