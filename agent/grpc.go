@@ -189,5 +189,5 @@ func (srv *Server) processEvent(ctx context.Context, m *agentv2.ProxyToAgent) (*
 		return nil, agentwire.Errorf(agentwire.CodeInvalidArgument, "agent: ProcessEvent takes an event, a ping or a handshake, not %T", m.Message)
 	}
 	resp, err := srv.call(ctx, m)
-	return &agentv2.AgentToProxy{EventId: m.EventId, Message: &agentv2.AgentToProxy_Response{Response: finishResponse(cid, resp, err)}}, nil
+	return newReply(m.EventId, cid, resp, err), nil
 }

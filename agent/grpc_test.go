@@ -18,7 +18,7 @@ import (
 // rpcTransports are the transports with a gRPC service.
 var rpcTransports = []transport{{"grpc", startGRPC}, {"connect", startConnect}}
 
-func forEachRPCTransport(t *testing.T, test func(t *testing.T, start func(t *testing.T, h Handler, opts ...Option) *env)) {
+func forEachRPCTransport(t *testing.T, test func(t *testing.T, start func(t testing.TB, h Handler, opts ...Option) *env)) {
 	t.Parallel()
 	for _, tr := range rpcTransports {
 		t.Run(tr.name, func(t *testing.T) {
@@ -29,7 +29,7 @@ func forEachRPCTransport(t *testing.T, test func(t *testing.T, start func(t *tes
 }
 
 func TestProcessEventUnary(t *testing.T) {
-	forEachRPCTransport(t, func(t *testing.T, start func(*testing.T, Handler, ...Option) *env) {
+	forEachRPCTransport(t, func(t *testing.T, start func(testing.TB, Handler, ...Option) *env) {
 		e := start(t, &kindHandler{})
 		client := agentv2.NewAgentServiceV2Client(e.grpcCC)
 		ctx := context.Background()
@@ -53,7 +53,7 @@ func TestProcessEventUnary(t *testing.T) {
 }
 
 func TestControlStreamUnimplemented(t *testing.T) {
-	forEachRPCTransport(t, func(t *testing.T, start func(*testing.T, Handler, ...Option) *env) {
+	forEachRPCTransport(t, func(t *testing.T, start func(testing.TB, Handler, ...Option) *env) {
 		e := start(t, Base{})
 		cs, err := agentv2.NewAgentServiceV2Client(e.grpcCC).ControlStream(context.Background())
 		require.NoError(t, err)
@@ -64,7 +64,7 @@ func TestControlStreamUnimplemented(t *testing.T) {
 }
 
 func TestServiceName(t *testing.T) {
-	forEachRPCTransport(t, func(t *testing.T, start func(*testing.T, Handler, ...Option) *env) {
+	forEachRPCTransport(t, func(t *testing.T, start func(testing.TB, Handler, ...Option) *env) {
 		const name = "zentinel.agent.v2.AgentServiceV2"
 		e := start(t, Base{}, WithServiceName(name))
 		c := dialGRPC(t, e.grpcCC, name)
@@ -80,7 +80,7 @@ func TestServiceName(t *testing.T) {
 }
 
 func TestHalfCloseAnswersPending(t *testing.T) {
-	forEachRPCTransport(t, func(t *testing.T, start func(*testing.T, Handler, ...Option) *env) {
+	forEachRPCTransport(t, func(t *testing.T, start func(testing.TB, Handler, ...Option) *env) {
 		e := start(t, slowHandler{})
 		c := e.dialReady()
 		for i := 1; i <= 5; i++ {

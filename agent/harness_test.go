@@ -23,7 +23,7 @@ const waitTimeout = 10 * time.Second
 
 // env is a running Server reachable over one transport.
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	srv  *Server
 	name string
 	// dial opens a new connection to the server.
@@ -36,7 +36,7 @@ type env struct {
 
 // conn is the proxy end of one connection, driven by a test.
 type conn struct {
-	t      *testing.T
+	t      testing.TB
 	sendMu sync.Mutex
 	send   func(*agentv2.ProxyToAgent) error
 	// in delivers what the agent sends; it is closed when the connection ends.
@@ -50,7 +50,7 @@ type conn struct {
 
 type transport struct {
 	name  string
-	start func(t *testing.T, h Handler, opts ...Option) *env
+	start func(t testing.TB, h Handler, opts ...Option) *env
 }
 
 var transports = []transport{
@@ -61,7 +61,7 @@ var transports = []transport{
 
 func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-func newTestServer(t *testing.T, h Handler, opts ...Option) *Server {
+func newTestServer(t testing.TB, h Handler, opts ...Option) *Server {
 	t.Helper()
 	srv, err := NewServer(h, append([]Option{WithLogger(quietLogger())}, opts...)...)
 	require.NoError(t, err)
@@ -69,7 +69,7 @@ func newTestServer(t *testing.T, h Handler, opts ...Option) *Server {
 }
 
 // socketPath returns a short socket path in a fresh directory.
-func socketPath(t *testing.T) string {
+func socketPath(t testing.TB) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "aw")
 	require.NoError(t, err)
@@ -77,7 +77,7 @@ func socketPath(t *testing.T) string {
 	return filepath.Join(dir, "agent.sock")
 }
 
-func startUDS(t *testing.T, h Handler, opts ...Option) *env {
+func startUDS(t testing.TB, h Handler, opts ...Option) *env {
 	t.Helper()
 	srv := newTestServer(t, h, opts...)
 	path := socketPath(t)
@@ -96,7 +96,7 @@ func startUDS(t *testing.T, h Handler, opts ...Option) *env {
 	return e
 }
 
-func dialUDS(t *testing.T, path string) *conn {
+func dialUDS(t testing.TB, path string) *conn {
 	t.Helper()
 	nc, err := net.Dial("unix", path)
 	require.NoError(t, err)
@@ -104,7 +104,7 @@ func dialUDS(t *testing.T, path string) *conn {
 }
 
 // framedConn drives the proxy end of a framed connection.
-func framedConn(t *testing.T, nc net.Conn) *conn {
+func framedConn(t testing.TB, nc net.Conn) *conn {
 	t.Helper()
 	c := &conn{t: t, raw: nc, in: make(chan *agentv2.AgentToProxy, 4096)}
 	c.send = func(m *agentv2.ProxyToAgent) error { return codec.WriteFrameTo(nc, m, 0) }
@@ -129,7 +129,7 @@ func framedConn(t *testing.T, nc net.Conn) *conn {
 	return c
 }
 
-func startGRPC(t *testing.T, h Handler, opts ...Option) *env {
+func startGRPC(t testing.TB, h Handler, opts ...Option) *env {
 	t.Helper()
 	srv := newTestServer(t, h, opts...)
 	gs := grpc.NewServer(GRPCServerOptions()...)
@@ -152,7 +152,7 @@ func startGRPC(t *testing.T, h Handler, opts ...Option) *env {
 	return e
 }
 
-func startConnect(t *testing.T, h Handler, opts ...Option) *env {
+func startConnect(t testing.TB, h Handler, opts ...Option) *env {
 	t.Helper()
 	srv := newTestServer(t, h, opts...)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -171,7 +171,7 @@ func startConnect(t *testing.T, h Handler, opts ...Option) *env {
 	return e
 }
 
-func newGRPCClient(t *testing.T, addr string) *grpc.ClientConn {
+func newGRPCClient(t testing.TB, addr string) *grpc.ClientConn {
 	t.Helper()
 	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
@@ -180,7 +180,7 @@ func newGRPCClient(t *testing.T, addr string) *grpc.ClientConn {
 }
 
 // dialGRPC opens a ProcessStream; service overrides the service name.
-func dialGRPC(t *testing.T, cc *grpc.ClientConn, service string) *conn {
+func dialGRPC(t testing.TB, cc *grpc.ClientConn, service string) *conn {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var cs grpc.ClientStream
@@ -330,7 +330,7 @@ func bodyChunk(id uint64, cid string, index uint32) *agentv2.ProxyToAgent {
 }
 
 // eventually polls cond until it holds.
-func eventually(t *testing.T, cond func() bool, msg string) {
+func eventually(t testing.TB, cond func() bool, msg string) {
 	t.Helper()
 	require.Eventually(t, cond, waitTimeout, time.Millisecond, msg)
 }

@@ -159,9 +159,13 @@ type session struct {
 	peer     *Peer
 	interval time.Duration
 	// ctx carries the peer and is cancelled, with a cause, when the session
-	// ends; every lane context derives from it.
+	// ends.
 	ctx    context.Context
 	cancel context.CancelCauseFunc
+	// laneParent is ctx without its cancellation: lane contexts derive from
+	// it, so creating and ending one never touches ctx's list of children.
+	// end cancels the lanes itself.
+	laneParent context.Context
 	// limit is the concurrency limit; pause at limit pending events, resume
 	// at resumeAt, refuse beyond maxPending.
 	limit, resumeAt, maxPending int
@@ -209,6 +213,8 @@ type lane struct {
 	cid    string
 	q      []*agentv2.ProxyToAgent
 	head   int
+	// first backs q while the lane holds one event, the common case.
+	first [1]*agentv2.ProxyToAgent
 }
 
 // Value adds the correlation id to the session context's values.
@@ -254,6 +260,7 @@ func newSession(ctx context.Context, srv *Server, st stream, hs *agentv2.Handsha
 	s.peer = &Peer{s: s}
 	s.log = cfg.logger.With("proxy_id", hs.GetProxyId(), "session", srv.nextID.Add(1))
 	s.ctx, s.cancel = context.WithCancelCause(context.WithValue(ctx, peerKey{}, s.peer))
+	s.laneParent = context.WithoutCancel(s.ctx)
 	return s
 }
 
@@ -286,6 +293,9 @@ func (s *session) run() error {
 func (s *session) end(cause error) {
 	s.mu.Lock()
 	s.ended = true
+	for _, l := range s.lanes {
+		l.cancel(cause)
+	}
 	s.work.Broadcast()
 	for _, ch := range s.idleWaiters {
 		close(ch)
@@ -399,7 +409,8 @@ func (s *session) submit(cid string, m *agentv2.ProxyToAgent) {
 	l := s.lanes[cid]
 	if l == nil {
 		l = &lane{cid: cid}
-		l.Context, l.cancel = context.WithCancelCause(s.ctx)
+		l.q = l.first[:0]
+		l.Context, l.cancel = context.WithCancelCause(s.laneParent)
 		s.lanes[cid] = l
 		s.ready = append(s.ready, l)
 		switch {
@@ -536,21 +547,39 @@ func (s *session) handle(l *lane, m *agentv2.ProxyToAgent) {
 
 // reply sends the answer to event id.
 func (s *session) reply(id uint64, cid string, resp *agentv2.AgentResponse, err error) {
-	_ = s.send(&agentv2.AgentToProxy{EventId: id, Message: &agentv2.AgentToProxy_Response{Response: finishResponse(cid, resp, err)}})
+	_ = s.send(newReply(id, cid, resp, err))
 }
 
-// finishResponse fills in what the SDK owns: the correlation id, allow for a
-// nil response, the error status.
-func finishResponse(cid string, resp *agentv2.AgentResponse, err error) *agentv2.AgentResponse {
-	if err != nil {
-		return &agentv2.AgentResponse{CorrelationId: cid, Error: statusOf(err)}
-	}
-	if resp == nil {
-		resp = Allow()
+// replyEnvelope allocates a response envelope, its oneof wrapper and (for
+// nil responses and errors) the response at once.
+type replyEnvelope struct {
+	env  agentv2.AgentToProxy
+	wrap agentv2.AgentToProxy_Response
+	resp agentv2.AgentResponse
+}
+
+// newReply builds the answer to an event, filling in what the SDK owns:
+// the event id, the correlation id, allow for a nil response, the error
+// status.
+func newReply(id uint64, cid string, resp *agentv2.AgentResponse, err error) *agentv2.AgentToProxy {
+	r := &replyEnvelope{}
+	switch {
+	case err != nil:
+		r.resp.Error = statusOf(err)
+		resp = &r.resp
+	case resp == nil:
+		r.resp.Decision = allowDecision
+		resp = &r.resp
 	}
 	resp.CorrelationId = cid
-	return resp
+	r.wrap.Response = resp
+	r.env.EventId = id
+	r.env.Message = &r.wrap
+	return &r.env
 }
+
+// allowDecision is the decision of nil responses, shared: nothing changes it.
+var allowDecision = &agentv2.AgentResponse_Allow{Allow: &agentv2.AllowDecision{}}
 
 // statusOf converts a handler error into the Status sent to the proxy.
 func statusOf(err error) *agentv2.Status {

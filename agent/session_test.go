@@ -17,7 +17,7 @@ import (
 )
 
 // forEachTransport runs test over every transport, in parallel.
-func forEachTransport(t *testing.T, test func(t *testing.T, start func(t *testing.T, h Handler, opts ...Option) *env)) {
+func forEachTransport(t *testing.T, test func(t *testing.T, start func(t testing.TB, h Handler, opts ...Option) *env)) {
 	t.Parallel()
 	for _, tr := range transports {
 		t.Run(tr.name, func(t *testing.T) {
@@ -68,7 +68,7 @@ func (h *kindHandler) Configure(_ context.Context, ev *agentv2.ConfigureEvent) e
 }
 
 func TestHandshake(t *testing.T) {
-	forEachTransport(t, func(t *testing.T, start func(*testing.T, Handler, ...Option) *env) {
+	forEachTransport(t, func(t *testing.T, start func(testing.TB, Handler, ...Option) *env) {
 		e := start(t, Base{}, WithAgentID("waf-1"), WithName("waf"), WithVersion("1.2.3"), WithMaxConcurrency(64))
 		c := e.dial()
 		hs := c.handshake()
@@ -95,7 +95,7 @@ func TestHandshake(t *testing.T) {
 }
 
 func TestHandshakeRejected(t *testing.T) {
-	forEachTransport(t, func(t *testing.T, start func(*testing.T, Handler, ...Option) *env) {
+	forEachTransport(t, func(t *testing.T, start func(testing.TB, Handler, ...Option) *env) {
 		e := start(t, Base{})
 		for name, m := range map[string]*agentv2.ProxyToAgent{
 			"version":  handshakeMsg(0, 1, 3),
@@ -113,7 +113,7 @@ func TestHandshakeRejected(t *testing.T) {
 }
 
 func TestFirstMessageMustBeHandshake(t *testing.T) {
-	forEachTransport(t, func(t *testing.T, start func(*testing.T, Handler, ...Option) *env) {
+	forEachTransport(t, func(t *testing.T, start func(testing.TB, Handler, ...Option) *env) {
 		e := start(t, Base{})
 		c := e.dial()
 		c.Send(&agentv2.ProxyToAgent{EventId: 1, Message: &agentv2.ProxyToAgent_Ping{Ping: &agentv2.Ping{Sequence: 1}}})
@@ -131,7 +131,7 @@ func TestFirstMessageMustBeHandshake(t *testing.T) {
 }
 
 func TestEventKinds(t *testing.T) {
-	forEachTransport(t, func(t *testing.T, start func(*testing.T, Handler, ...Option) *env) {
+	forEachTransport(t, func(t *testing.T, start func(testing.TB, Handler, ...Option) *env) {
 		h := &kindHandler{}
 		e := start(t, h)
 		c := e.dialReady()
@@ -187,7 +187,7 @@ func (errHandler) Configure(context.Context, *agentv2.ConfigureEvent) error {
 }
 
 func TestHandlerError(t *testing.T) {
-	forEachTransport(t, func(t *testing.T, start func(*testing.T, Handler, ...Option) *env) {
+	forEachTransport(t, func(t *testing.T, start func(testing.TB, Handler, ...Option) *env) {
 		e := start(t, errHandler{})
 		c := e.dialReady()
 		c.Send(requestHeaders(1, "coded"))
@@ -237,7 +237,7 @@ func (h *barrierHandler) RequestHeaders(ctx context.Context, _ *agentv2.RequestH
 }
 
 func TestManyConcurrentEvents(t *testing.T) {
-	forEachTransport(t, func(t *testing.T, start func(*testing.T, Handler, ...Option) *env) {
+	forEachTransport(t, func(t *testing.T, start func(testing.TB, Handler, ...Option) *env) {
 		const n = 1000
 		h := &barrierHandler{n: n, all: make(chan struct{})}
 		e := start(t, h, WithMaxConcurrency(n))
@@ -261,7 +261,7 @@ func TestManyConcurrentEvents(t *testing.T) {
 }
 
 func TestFlowControlHonoured(t *testing.T) {
-	forEachTransport(t, func(t *testing.T, start func(*testing.T, Handler, ...Option) *env) {
+	forEachTransport(t, func(t *testing.T, start func(testing.TB, Handler, ...Option) *env) {
 		// A proxy that stops sending while paused never sees a refusal, though
 		// it sends faster than the agent works (at least 1000/s against 4
 		// workers of 10 ms: 400/s) and more than the queue holds.
@@ -343,7 +343,7 @@ func (h *orderHandler) RequestBodyChunk(ctx context.Context, ev *agentv2.BodyChu
 }
 
 func TestPerCorrelationOrdering(t *testing.T) {
-	forEachTransport(t, func(t *testing.T, start func(*testing.T, Handler, ...Option) *env) {
+	forEachTransport(t, func(t *testing.T, start func(testing.TB, Handler, ...Option) *env) {
 		h := &orderHandler{release: make(chan struct{}), started: make(chan string, 1000), seen: map[string][]uint32{}, active: map[string]bool{}}
 		e := start(t, h)
 		c := e.dialReady()
@@ -426,7 +426,7 @@ func (h *blockHandler) waitStarted(t *testing.T, n int) []string {
 }
 
 func TestFlowControl(t *testing.T) {
-	forEachTransport(t, func(t *testing.T, start func(*testing.T, Handler, ...Option) *env) {
+	forEachTransport(t, func(t *testing.T, start func(testing.TB, Handler, ...Option) *env) {
 		h := newBlockHandler()
 		e := start(t, h, WithMaxConcurrency(4), WithMaxQueue(2))
 		c := e.dialReady()
@@ -462,7 +462,7 @@ func TestFlowControl(t *testing.T) {
 }
 
 func TestCancel(t *testing.T) {
-	forEachTransport(t, func(t *testing.T, start func(*testing.T, Handler, ...Option) *env) {
+	forEachTransport(t, func(t *testing.T, start func(testing.TB, Handler, ...Option) *env) {
 		h := newBlockHandler()
 		e := start(t, h)
 		c := e.dialReady()
@@ -491,7 +491,7 @@ func TestCancel(t *testing.T) {
 }
 
 func TestPing(t *testing.T) {
-	forEachTransport(t, func(t *testing.T, start func(*testing.T, Handler, ...Option) *env) {
+	forEachTransport(t, func(t *testing.T, start func(testing.TB, Handler, ...Option) *env) {
 		e := start(t, Base{}, WithClock(func() time.Time { return time.UnixMilli(5000) }))
 		c := e.dialReady()
 		c.Send(&agentv2.ProxyToAgent{EventId: 9, Message: &agentv2.ProxyToAgent_Ping{Ping: &agentv2.Ping{Sequence: 7, TimestampMs: 123}}})
@@ -504,7 +504,7 @@ func TestPing(t *testing.T) {
 }
 
 func TestHealthReports(t *testing.T) {
-	forEachTransport(t, func(t *testing.T, start func(*testing.T, Handler, ...Option) *env) {
+	forEachTransport(t, func(t *testing.T, start func(testing.TB, Handler, ...Option) *env) {
 		e := start(t, slowHandler{}, WithAgentID("h1"))
 		c := e.dial()
 		hs := c.handshakeWith(handshakeMsg(40))
@@ -535,7 +535,7 @@ func TestHealthReports(t *testing.T) {
 }
 
 func TestHealthLoad(t *testing.T) {
-	forEachTransport(t, func(t *testing.T, start func(*testing.T, Handler, ...Option) *env) {
+	forEachTransport(t, func(t *testing.T, start func(testing.TB, Handler, ...Option) *env) {
 		h := newBlockHandler()
 		e := start(t, h)
 		c := e.dial()
@@ -564,7 +564,7 @@ func (metricsHandler) Health(context.Context) agentv2.HealthState {
 }
 
 func TestMetricsAndHealthReporter(t *testing.T) {
-	forEachTransport(t, func(t *testing.T, start func(*testing.T, Handler, ...Option) *env) {
+	forEachTransport(t, func(t *testing.T, start func(testing.TB, Handler, ...Option) *env) {
 		e := start(t, metricsHandler{}, WithAgentID("m1"))
 		c := e.dial()
 		hs := c.handshakeWith(handshakeMsg(30))
@@ -620,7 +620,7 @@ func answerConfigUpdate(t *testing.T, c *conn, accept bool) {
 }
 
 func TestConfigUpdateAndLog(t *testing.T) {
-	forEachTransport(t, func(t *testing.T, start func(*testing.T, Handler, ...Option) *env) {
+	forEachTransport(t, func(t *testing.T, start func(testing.TB, Handler, ...Option) *env) {
 		e := start(t, configHandler{})
 		c := e.dialReady()
 		c.Send(requestHeaders(1, "r1"))
@@ -673,7 +673,7 @@ func (h *hookHandler) Drain(_ context.Context, r *agentv2.DrainRequest)       { 
 func (h *hookHandler) Shutdown(_ context.Context, r *agentv2.ShutdownRequest) { h.shutdown <- r }
 
 func TestDrainAndShutdownNotices(t *testing.T) {
-	forEachTransport(t, func(t *testing.T, start func(*testing.T, Handler, ...Option) *env) {
+	forEachTransport(t, func(t *testing.T, start func(testing.TB, Handler, ...Option) *env) {
 		h := &hookHandler{drained: make(chan *agentv2.DrainRequest, 1), shutdown: make(chan *agentv2.ShutdownRequest, 1)}
 		e := start(t, h)
 		c := e.dialReady()
@@ -703,7 +703,7 @@ func TestDrainAndShutdownNotices(t *testing.T) {
 }
 
 func TestUnknownMessageSkipped(t *testing.T) {
-	forEachTransport(t, func(t *testing.T, start func(*testing.T, Handler, ...Option) *env) {
+	forEachTransport(t, func(t *testing.T, start func(testing.TB, Handler, ...Option) *env) {
 		e := start(t, Base{})
 		c := e.dialReady()
 		if c.raw != nil {
@@ -725,7 +725,7 @@ func TestUnknownMessageSkipped(t *testing.T) {
 }
 
 func TestServerShutdownWaitsForInFlight(t *testing.T) {
-	forEachTransport(t, func(t *testing.T, start func(*testing.T, Handler, ...Option) *env) {
+	forEachTransport(t, func(t *testing.T, start func(testing.TB, Handler, ...Option) *env) {
 		h := newBlockHandler()
 		e := start(t, h)
 		c := e.dialReady()
@@ -756,7 +756,7 @@ func TestServerShutdownWaitsForInFlight(t *testing.T) {
 }
 
 func TestServerShutdownDeadline(t *testing.T) {
-	forEachTransport(t, func(t *testing.T, start func(*testing.T, Handler, ...Option) *env) {
+	forEachTransport(t, func(t *testing.T, start func(testing.TB, Handler, ...Option) *env) {
 		h := newBlockHandler()
 		e := start(t, h)
 		c := e.dialReady()

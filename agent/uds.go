@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -235,15 +236,21 @@ func newFramedStream(conn net.Conn, maxFrame int) *framedStream {
 	return f
 }
 
+// Recv copies each frame's payload once and decodes it in place: the
+// message's strings and bytes share that copy instead of each being
+// allocated on its own. The copy lives as long as the message.
 func (f *framedStream) Recv() (*agentv2.ProxyToAgent, error) {
-	m := &agentv2.ProxyToAgent{}
-	if err := f.r.ReadProxyToAgent(m); err != nil {
-		if f.aborted.Load() {
-			return nil, errConnClosed
+	t, payload, err := f.r.ReadFrame()
+	if err == nil {
+		m := &agentv2.ProxyToAgent{}
+		if err = codec.Decode(m, t, bytes.Clone(payload), agentv2.IsProxyToAgentFrame, true); err == nil {
+			return m, nil
 		}
-		return nil, err
 	}
-	return m, nil
+	if f.aborted.Load() {
+		return nil, errConnClosed
+	}
+	return nil, err
 }
 
 func (f *framedStream) Send(ctx context.Context, m *agentv2.AgentToProxy) error {
