@@ -91,6 +91,9 @@ func run(ctx context.Context, out io.Writer) error {
 			return fmt.Errorf("add agent %s: %w", id, err)
 		}
 	}
+	// AddAgent returns once the first connection is up; give the others a
+	// moment so the statistics below show the full pool.
+	waitReady(ctx, p, 2)
 	fmt.Fprintf(out, "agentwire quickstart: agent %q on %s and %s\n\n", "waf", endpoints["waf-uds"], endpoints["waf-grpc"])
 
 	// 3. Realistic traffic through the pool.
@@ -119,6 +122,19 @@ func run(ctx context.Context, out io.Writer) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	// A proxy ends every exchange with request-complete: it releases the
+	// request's affinity in the pool and the agent's per-request state.
+	completed := map[string]bool{"req-6": true}
+	for _, s := range steps {
+		corr, status := correlationOf(s.event), uint32(200)
+		if corr == "" || completed[corr] {
+			continue
+		}
+		completed[corr] = true
+		if _, err := p.Send(ctx, s.agentID, requestComplete(corr, status)); err != nil {
+			return fmt.Errorf("request complete %s: %w", corr, err)
+		}
 	}
 
 	// 4. What the pool saw.
@@ -174,6 +190,34 @@ func requestComplete(corr string, status uint32) *agentv2.ProxyToAgent {
 	return &agentv2.ProxyToAgent{Message: &agentv2.ProxyToAgent_RequestComplete{RequestComplete: &agentv2.RequestCompleteEvent{
 		CorrelationId: corr, StatusCode: status, DurationMs: 12,
 	}}}
+}
+
+// waitReady waits (briefly) until every agent has n ready connections.
+func waitReady(ctx context.Context, p *pool.Pool, n int) {
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		all := true
+		for _, st := range p.Stats() {
+			ready := 0
+			for _, c := range st.Conns {
+				if c.State.String() == "ready" {
+					ready++
+				}
+			}
+			all = all && ready >= n
+		}
+		if all {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func correlationOf(ev *agentv2.ProxyToAgent) string {
+	if h := ev.GetRequestHeaders(); h != nil {
+		return h.GetMetadata().GetCorrelationId()
+	}
+	return ""
 }
 
 func eventName(ev *agentv2.ProxyToAgent) string {

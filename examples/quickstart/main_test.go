@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -27,7 +28,7 @@ func TestQuickstart(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, got)
 		}
 	}
-	if strings.Contains(got, "ERROR") {
+	if regexp.MustCompile(`\sERROR\s`).MatchString(got) {
 		t.Errorf("a step failed:\n%s", got)
 	}
 	// Pool statistics: both agents, every connection ready, no errors.
