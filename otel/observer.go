@@ -1,0 +1,347 @@
+package otel
+
+import (
+	"context"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/agentwire/agentwire"
+	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/pool"
+	"github.com/agentwire/agentwire/transport"
+)
+
+// Observer traces and measures the events a [pool.Pool] sends: give it to
+// [pool.WithObserver]. Each event gets a client span, named
+// "<service>/<Method>" (for example
+// "sentinel.agent.v2.AgentServiceV2/RequestHeaders"), child of the span in
+// the caller's context; its W3C trace context goes into the
+// request_headers event's RequestMetadata so that the agent's span becomes
+// its child. An Observer is safe for concurrent use.
+type Observer struct {
+	pool.NopObserver
+
+	cfg    config
+	tracer trace.Tracer // nil when tracing is off
+	prop   propagation.TextMapPropagator
+	names  [numKinds]string
+	ins    *clientInstruments // nil when metrics are off
+	bridge *reportBridge      // nil when metrics are off
+
+	agentAttrs attrCache[string]
+	eventAttrs attrCache[eventKey]
+	connAttrs  attrCache[[2]string]
+	flowAttrs  attrCache[[3]string]
+	agents     sync.Map // agent id -> *agentState
+}
+
+var _ pool.Observer = (*Observer)(nil)
+
+// agentState is what the Observer tracks per agent.
+type agentState struct {
+	// lost counts connections that closed and have not been replaced yet.
+	lost atomic.Int64
+}
+
+// NewObserver returns an Observer. Tracer provider, meter provider and
+// propagator default to the OpenTelemetry globals; see [WithoutTracing]
+// and [WithoutMetrics] to turn either off.
+func NewObserver(opts ...Option) (*Observer, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	o := &Observer{cfg: cfg, prop: cfg.propagator, names: spanNames(cfg.serviceName)}
+	if !cfg.tracingOff() {
+		o.tracer = cfg.tracerProvider.Tracer(instrumentationName)
+	}
+	if !cfg.metricsOff() {
+		m := cfg.meterProvider.Meter(instrumentationName)
+		if o.ins, err = newClientInstruments(m); err != nil {
+			return nil, agentwire.Errorf(agentwire.CodeInternal, "otel: creating instruments: %w", err)
+		}
+		o.bridge = newReportBridge(m, &cfg, o.ins.reportDrop)
+	}
+	return o, nil
+}
+
+func (o *Observer) agentSet(id string) attribute.Set {
+	return o.agentAttrs.get(id, func() []attribute.KeyValue { return []attribute.KeyValue{AgentIDKey.String(id)} })
+}
+
+// EventStart starts the event's span and writes its trace context into a
+// request_headers event. With tracing off it still writes the caller's
+// trace context, if any. When the caller's context has no span but the
+// event already carries a traceparent (the proxy copied the client's), the
+// span continues that trace.
+func (o *Observer) EventStart(ctx context.Context, info pool.EventInfo) context.Context {
+	if o.ins != nil {
+		o.ins.inFlight.Add(ctx, 1, metric.WithAttributeSet(o.agentSet(info.AgentID)))
+	}
+	md := requestMetadata(info.Event)
+	if o.tracer == nil {
+		if md != nil && trace.SpanContextFromContext(ctx).IsValid() {
+			o.prop.Inject(ctx, metadataCarrier{md})
+		}
+		return ctx
+	}
+	if md != nil && md.Traceparent != nil && !trace.SpanContextFromContext(ctx).IsValid() {
+		ctx = o.prop.Extract(ctx, metadataCarrier{md})
+	}
+	ctx, span := o.tracer.Start(ctx, o.names[kindIndex(info.Type)], trace.WithSpanKind(trace.SpanKindClient))
+	if span.IsRecording() {
+		k := kindOf(info.Type)
+		span.SetAttributes(
+			rpcSystem,
+			RPCServiceKey.String(o.cfg.serviceName),
+			k.attrs[0], k.attrs[1],
+			AgentIDKey.String(info.AgentID),
+		)
+		if info.CorrelationID != "" {
+			span.SetAttributes(CorrelationIDKey.String(info.CorrelationID))
+		}
+	}
+	if md != nil {
+		o.prop.Inject(ctx, metadataCarrier{md})
+	}
+	return ctx
+}
+
+func kindIndex(t agentv2.EventType) int {
+	if int(t) < 0 || int(t) >= numKinds {
+		return 0
+	}
+	return int(t)
+}
+
+// EventEnd ends the event's span with the decision and status, and
+// records the event's metrics.
+func (o *Observer) EventEnd(ctx context.Context, info pool.EventInfo, res pool.EventResult) {
+	outcome := ""
+	if o.tracer != nil {
+		span := trace.SpanFromContext(ctx)
+		if span.IsRecording() {
+			outcome = outcomeOf(res.Response, res.Err, res.FailOpen)
+			o.finishSpan(span, info, res)
+		}
+		span.End()
+	}
+	if o.ins == nil {
+		return
+	}
+	if outcome == "" {
+		outcome = outcomeOf(res.Response, res.Err, res.FailOpen)
+	}
+	agent := metric.WithAttributeSet(o.agentSet(info.AgentID))
+	o.ins.inFlight.Add(ctx, -1, agent)
+	if res.FailOpen {
+		o.ins.failOpen.Add(ctx, 1, agent)
+	}
+	key := eventKey{agent: info.AgentID, transport: transportOf(res.Endpoint), kind: info.Type, outcome: outcome}
+	set := metric.WithAttributeSet(o.eventAttrs.get(key, func() []attribute.KeyValue {
+		k := kindOf(key.kind)
+		return []attribute.KeyValue{
+			rpcSystem, AgentIDKey.String(key.agent), TransportKey.String(key.transport),
+			k.attrs[1], OutcomeKey.String(key.outcome),
+		}
+	}))
+	o.ins.duration.Record(ctx, res.Duration.Seconds(), set)
+	o.ins.events.Add(ctx, 1, set)
+}
+
+func (o *Observer) finishSpan(span trace.Span, info pool.EventInfo, res pool.EventResult) {
+	attrs := make([]attribute.KeyValue, 0, 6)
+	if res.ConnID != "" {
+		attrs = append(attrs, ConnIDKey.String(res.ConnID), TransportKey.String(transportOf(res.Endpoint)))
+	}
+	if id := info.Event.GetEventId(); id != 0 {
+		attrs = append(attrs, EventIDKey.Int64(int64(min(id, math.MaxInt64))))
+	}
+	code := 0
+	if res.Err != nil {
+		code = int(agentwire.CodeOf(res.Err))
+	} else if d := decisionOf(res.Response); d != "" {
+		attrs = append(attrs, DecisionKey.String(d))
+		if b := res.Response.GetBlock(); b != nil {
+			attrs = append(attrs, BlockStatusKey.Int(int(b.GetStatus())))
+		}
+	}
+	attrs = append(attrs, RPCStatusCodeKey.Int(code))
+	span.SetAttributes(attrs...)
+	if res.FailOpen {
+		span.AddEvent(EventFailOpen)
+	}
+	if c, msg := spanStatus(false, o.cfg.blockIsError, res.Response, res.Err); c != codes.Unset {
+		span.SetStatus(c, msg)
+	}
+}
+
+// FlowControl adds a span event and counts the pause.
+func (o *Observer) FlowControl(ctx context.Context, info pool.EventInfo, mode pool.FlowControlMode, waited time.Duration, err error) {
+	result := "resumed"
+	switch {
+	case err != nil && agentwire.CodeOf(err) == agentwire.CodeResourceExhausted:
+		result = "rejected"
+	case err != nil:
+		result = agentwire.CodeOf(err).String()
+	case mode == pool.FailOpen:
+		result = OutcomeFailOpen
+	}
+	if o.tracer != nil {
+		if span := trace.SpanFromContext(ctx); span.IsRecording() {
+			span.AddEvent(EventFlowControl, trace.WithAttributes(
+				FlowModeKey.String(mode.String()),
+				FlowResultKey.String(result),
+				FlowWaitedKey.Float64(float64(waited)/float64(time.Millisecond)),
+			))
+		}
+	}
+	if o.ins == nil {
+		return
+	}
+	set := metric.WithAttributeSet(o.flowAttrs.get([3]string{info.AgentID, mode.String(), result}, func() []attribute.KeyValue {
+		return []attribute.KeyValue{AgentIDKey.String(info.AgentID), FlowModeKey.String(mode.String()), FlowResultKey.String(result)}
+	}))
+	o.ins.flow.Add(ctx, 1, set)
+	if mode == pool.WaitAndRetry {
+		o.ins.flowWait.Record(ctx, waited.Seconds(), set)
+	}
+}
+
+// AffinityMiss adds a span event and counts the miss.
+func (o *Observer) AffinityMiss(ctx context.Context, info pool.EventInfo) {
+	if o.tracer != nil {
+		if span := trace.SpanFromContext(ctx); span.IsRecording() {
+			span.AddEvent(EventAffinityMiss)
+		}
+	}
+	if o.ins != nil {
+		o.ins.affinityMiss.Add(ctx, 1, metric.WithAttributeSet(o.agentSet(info.AgentID)))
+	}
+}
+
+// ConnStateChange keeps the connection gauge and counts reconnections: a
+// connection opened while the agent has one lost and not replaced.
+func (o *Observer) ConnStateChange(agentID, _ string, from, to pool.ConnState) {
+	if o.ins == nil {
+		return
+	}
+	ctx := context.Background()
+	if from != 0 {
+		o.ins.connections.Add(ctx, -1, metric.WithAttributeSet(o.connSet(agentID, from)))
+	}
+	if to != pool.ConnClosed {
+		o.ins.connections.Add(ctx, 1, metric.WithAttributeSet(o.connSet(agentID, to)))
+	}
+	v, _ := o.agents.LoadOrStore(agentID, &agentState{})
+	st := v.(*agentState)
+	switch {
+	case to == pool.ConnClosed && from != pool.ConnRetired && from != 0:
+		st.lost.Add(1)
+	case from == 0:
+		for {
+			n := st.lost.Load()
+			if n <= 0 {
+				break
+			}
+			if st.lost.CompareAndSwap(n, n-1) {
+				o.ins.reconnects.Add(ctx, 1, metric.WithAttributeSet(o.agentSet(agentID)))
+				break
+			}
+		}
+	}
+}
+
+func (o *Observer) connSet(agentID string, s pool.ConnState) attribute.Set {
+	name := s.String()
+	return o.connAttrs.get([2]string{agentID, name}, func() []attribute.KeyValue {
+		return []attribute.KeyValue{AgentIDKey.String(agentID), ConnStateKey.String(name)}
+	})
+}
+
+// ObservePool reports p's gauges on every collection: open requests
+// (affinity table size), sticky sessions and circuit breaker state per
+// agent. Unregister the returned registration before shutting p down if
+// the meter provider outlives it.
+func (o *Observer) ObservePool(p *pool.Pool) (metric.Registration, error) {
+	if o.ins == nil {
+		return noRegistration{}, nil
+	}
+	ins := o.ins
+	states := []pool.BreakerState{pool.BreakerClosed, pool.BreakerOpen, pool.BreakerHalfOpen}
+	reg, err := o.cfg.meterProvider.Meter(instrumentationName).RegisterCallback(func(_ context.Context, obs metric.Observer) error {
+		for _, a := range p.Stats() {
+			agent := metric.WithAttributeSet(o.agentSet(a.ID))
+			obs.ObserveInt64(ins.affinitySize, int64(a.OpenRequests), agent)
+			obs.ObserveInt64(ins.sessions, int64(a.Sessions), agent)
+			obs.ObserveInt64(ins.breakerOpened, int64(min(a.BreakerOpened, math.MaxInt64)), agent)
+			for _, s := range states {
+				v := int64(0)
+				if a.Breaker == s {
+					v = 1
+				}
+				obs.ObserveInt64(ins.breaker, v, metric.WithAttributes(AgentIDKey.String(a.ID), BreakerStateKey.String(s.String())))
+			}
+		}
+		return nil
+	}, ins.affinitySize, ins.sessions, ins.breaker, ins.breakerOpened)
+	if err != nil {
+		return nil, agentwire.Errorf(agentwire.CodeInternal, "otel: registering pool callback: %w", err)
+	}
+	return reg, nil
+}
+
+type noRegistration struct{ metric.Registration }
+
+func (noRegistration) Unregister() error { return nil }
+
+// TransportOptions returns the transport options that complete the
+// Observer for one agent's connections: its metrics reports are bridged
+// into OpenTelemetry instruments labelled agentID (the report's own
+// agent_id when agentID is empty), and the gRPC and Connect transports
+// carry the dial's trace context in their stream headers. Give them to
+// [pool.WithTransportOptions] (with AddAgent for a per-agent id) or append
+// them to [pool.Pool.ConnOptions] for reverse connections. They replace
+// any transport.WithMetricsHandler given before them.
+func (o *Observer) TransportOptions(agentID string) []transport.Option {
+	opts := []transport.Option{StreamHeaders(o.prop)}
+	if o.bridge != nil {
+		b := o.bridge
+		opts = append(opts, transport.WithMetricsHandler(func(r *agentv2.MetricsReport) { b.record(agentID, r) }))
+	}
+	return opts
+}
+
+// Dialer wraps a pool dialer ([transport.Dial] when next is nil) with a
+// client span per dial, "agentwire.Dial", whose trace context the stream
+// headers carry (see [Observer.TransportOptions]). Give it to
+// [pool.WithDialer].
+func (o *Observer) Dialer(next pool.Dialer) pool.Dialer {
+	if next == nil {
+		next = transport.Dial
+	}
+	if o.tracer == nil {
+		return next
+	}
+	return func(ctx context.Context, endpoint string, opts ...transport.Option) (transport.Conn, error) {
+		ctx, span := o.tracer.Start(ctx, "agentwire.Dial", trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(rpcSystem, RPCServiceKey.String(o.cfg.serviceName),
+				TransportKey.String(transportOf(endpoint)), attribute.String("server.address", endpoint)))
+		defer span.End()
+		c, err := next(ctx, endpoint, opts...)
+		if err != nil {
+			span.SetStatus(codes.Error, errorMessage(err))
+			span.SetAttributes(RPCStatusCodeKey.Int(int(agentwire.CodeOf(err))))
+		}
+		return c, err
+	}
+}
+

@@ -1,0 +1,252 @@
+package otel
+
+import (
+	"context"
+	"maps"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+)
+
+// Reasons (agentwire.drop.reason) for samples of agents' metrics reports
+// that are not bridged.
+const (
+	DropSeriesLimit     = "series_limit"
+	DropInstrumentLimit = "instrument_limit"
+	DropInvalidName     = "invalid_name"
+	DropTypeConflict    = "type_conflict"
+	DropInstrumentError = "instrument_error"
+)
+
+// sampleKind is the instrument a reported sample goes to.
+type sampleKind int
+
+const (
+	intCounter   sampleKind = iota // counters, histogram counts and buckets
+	floatCounter                   // histogram sums
+	floatGauge                     // gauges
+)
+
+// reportBridge turns agents' MetricsReports into observable instruments:
+// one per metric name (prefixed), observed at collection from the last
+// value reported for each series. Series are (agent, labels); histograms
+// become name.count, name.sum and name.bucket (with an "le" attribute).
+// The number of instruments and of series is capped; what does not fit is
+// dropped and counted, and series not reported for the staleness period
+// disappear. A reportBridge is safe for concurrent use.
+type reportBridge struct {
+	meter          metric.Meter
+	prefix         string
+	maxSeries      int
+	maxInstruments int
+	stale          time.Duration
+	now            func() time.Time
+	dropped        metric.Int64Counter
+
+	mu sync.Mutex // mu guards the following
+	// insts holds the instruments by full name.
+	insts map[string]*bridged
+	// series counts the series of every instrument.
+	series int
+}
+
+// bridged is one bridged instrument and its series.
+type bridged struct {
+	kind   sampleKind
+	series map[string]*sample
+}
+
+// sample is the last value of one series.
+type sample struct {
+	attrs attribute.Set
+	i     int64
+	f     float64
+	at    time.Time
+}
+
+func newReportBridge(m metric.Meter, cfg *config, dropped metric.Int64Counter) *reportBridge {
+	return &reportBridge{
+		meter:          m,
+		prefix:         cfg.reportPrefix,
+		maxSeries:      cfg.reportSeries,
+		maxInstruments: cfg.reportInstruments,
+		stale:          cfg.reportStale,
+		now:            cfg.now,
+		dropped:        dropped,
+		insts:          make(map[string]*bridged),
+	}
+}
+
+// record stores report r of agent agentID (r.AgentId when empty).
+func (b *reportBridge) record(agentID string, r *agentv2.MetricsReport) {
+	if agentID == "" {
+		agentID = r.GetAgentId()
+	}
+	now := b.now()
+	var drops map[string]int64
+	drop := func(reason string) {
+		if drops == nil {
+			drops = make(map[string]int64)
+		}
+		drops[reason]++
+	}
+	b.mu.Lock()
+	for _, c := range r.GetCounters() {
+		b.put(intCounter, c.GetName(), c.GetHelp(), agentID, c.GetLabels(), "", clampInt(c.GetValue()), 0, now, drop)
+	}
+	for _, g := range r.GetGauges() {
+		b.put(floatGauge, g.GetName(), g.GetHelp(), agentID, g.GetLabels(), "", 0, g.GetValue(), now, drop)
+	}
+	for _, h := range r.GetHistograms() {
+		name, help, labels := h.GetName(), h.GetHelp(), h.GetLabels()
+		b.put(intCounter, name+".count", help, agentID, labels, "", clampInt(h.GetCount()), 0, now, drop)
+		b.put(floatCounter, name+".sum", help, agentID, labels, "", 0, h.GetSum(), now, drop)
+		for _, bk := range h.GetBuckets() {
+			le := strconv.FormatFloat(bk.GetLe(), 'g', -1, 64)
+			b.put(intCounter, name+".bucket", help, agentID, labels, le, clampInt(bk.GetCount()), 0, now, drop)
+		}
+	}
+	b.mu.Unlock()
+	for reason, n := range drops {
+		b.dropped.Add(context.Background(), n, metric.WithAttributes(AgentIDKey.String(agentID), DropReasonKey.String(reason)))
+	}
+}
+
+func clampInt(v uint64) int64 { return int64(min(v, math.MaxInt64)) }
+
+// put stores one sample; b.mu must be held.
+func (b *reportBridge) put(kind sampleKind, name, help, agentID string, labels map[string]string, le string,
+	i int64, f float64, now time.Time, drop func(string),
+) {
+	full := b.prefix + name
+	inst := b.insts[full]
+	switch {
+	case inst == nil:
+		if !validInstrumentName(full) {
+			drop(DropInvalidName)
+			return
+		}
+		if len(b.insts) >= b.maxInstruments {
+			drop(DropInstrumentLimit)
+			return
+		}
+		var err error
+		if inst, err = b.newInstrument(kind, full, help); err != nil {
+			drop(DropInstrumentError)
+			return
+		}
+		b.insts[full] = inst
+	case inst.kind != kind:
+		drop(DropTypeConflict)
+		return
+	}
+	key := seriesKey(agentID, labels, le)
+	s := inst.series[key]
+	if s == nil {
+		if b.series >= b.maxSeries {
+			drop(DropSeriesLimit)
+			return
+		}
+		s = &sample{attrs: seriesAttrs(agentID, labels, le)}
+		inst.series[key] = s
+		b.series++
+	}
+	s.i, s.f, s.at = i, f, now
+}
+
+func (b *reportBridge) newInstrument(kind sampleKind, name, help string) (*bridged, error) {
+	inst := &bridged{kind: kind, series: make(map[string]*sample)}
+	var err error
+	switch kind {
+	case intCounter:
+		_, err = b.meter.Int64ObservableCounter(name, metric.WithDescription(help),
+			metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+				b.observe(inst, func(s *sample) { o.Observe(s.i, metric.WithAttributeSet(s.attrs)) })
+				return nil
+			}))
+	case floatCounter:
+		_, err = b.meter.Float64ObservableCounter(name, metric.WithDescription(help),
+			metric.WithFloat64Callback(func(_ context.Context, o metric.Float64Observer) error {
+				b.observe(inst, func(s *sample) { o.Observe(s.f, metric.WithAttributeSet(s.attrs)) })
+				return nil
+			}))
+	case floatGauge:
+		_, err = b.meter.Float64ObservableGauge(name, metric.WithDescription(help),
+			metric.WithFloat64Callback(func(_ context.Context, o metric.Float64Observer) error {
+				b.observe(inst, func(s *sample) { o.Observe(s.f, metric.WithAttributeSet(s.attrs)) })
+				return nil
+			}))
+	}
+	return inst, err
+}
+
+// observe reports inst's live series and forgets the stale ones.
+func (b *reportBridge) observe(inst *bridged, f func(*sample)) {
+	cutoff := b.now().Add(-b.stale)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for k, s := range inst.series {
+		if s.at.Before(cutoff) {
+			delete(inst.series, k)
+			b.series--
+			continue
+		}
+		f(s)
+	}
+}
+
+// seriesKey identifies a series within an instrument.
+func seriesKey(agentID string, labels map[string]string, le string) string {
+	var sb strings.Builder
+	sb.WriteString(agentID)
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		sb.WriteByte(0)
+		sb.WriteString(k)
+		sb.WriteByte('=')
+		sb.WriteString(labels[k])
+	}
+	if le != "" {
+		sb.WriteString("\x00le=")
+		sb.WriteString(le)
+	}
+	return sb.String()
+}
+
+func seriesAttrs(agentID string, labels map[string]string, le string) attribute.Set {
+	kv := make([]attribute.KeyValue, 0, len(labels)+2)
+	for k, v := range labels {
+		kv = append(kv, attribute.String(k, v))
+	}
+	if le != "" {
+		kv = append(kv, attribute.String("le", le))
+	}
+	// The agent label wins over a reported label of the same name.
+	kv = append(kv, AgentIDKey.String(agentID))
+	return attribute.NewSet(kv...)
+}
+
+// validInstrumentName follows the OpenTelemetry instrument name syntax:
+// a letter, then up to 254 letters, digits, '_', '.', '-' or '/'.
+func validInstrumentName(name string) bool {
+	if name == "" || len(name) > 255 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
+		case i > 0 && (c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-' || c == '/'):
+		default:
+			return false
+		}
+	}
+	return true
+}
