@@ -46,12 +46,11 @@ func (srv *Server) ConnectHandler(opts ...connect.HandlerOption) (string, http.H
 // ([Server.ConnectHandler]), the gRPC health service (SERVING until
 // Shutdown or Close, NOT_SERVING after) and gRPC server reflection (v1 and
 // v1alpha). Serve it over HTTP/2, for example with [Server.ServeH2C].
-// Reflection describes the service only under its default name.
 func (srv *Server) HTTPHandler(opts ...connect.HandlerOption) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(srv.ConnectHandler(opts...))
 	mux.Handle(grpchealth.NewHandler(srv.checker, opts...))
-	reflector := grpcreflect.NewStaticReflector(srv.cfg.serviceName)
+	reflector := srv.reflector()
 	mux.Handle(grpcreflect.NewHandlerV1(reflector, opts...))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector, opts...))
 	return mux

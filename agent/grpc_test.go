@@ -11,6 +11,10 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/descriptorpb"
 
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 )
@@ -94,26 +98,44 @@ func TestHalfCloseAnswersPending(t *testing.T) {
 
 func TestGRPCReflection(t *testing.T) {
 	t.Parallel()
-	e := startConnect(t, Base{})
-	stream, err := reflectionpb.NewServerReflectionClient(e.grpcCC).ServerReflectionInfo(context.Background())
-	require.NoError(t, err)
-	defer stream.CloseSend()
-	require.NoError(t, stream.Send(&reflectionpb.ServerReflectionRequest{
-		MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{},
-	}))
-	resp, err := stream.Recv()
-	require.NoError(t, err)
-	var names []string
-	for _, s := range resp.GetListServicesResponse().GetService() {
-		names = append(names, s.GetName())
+	for _, name := range []string{"sentinel.agent.v2.AgentServiceV2", "zentinel.agent.v2.AgentServiceV2"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := startConnect(t, Base{}, WithServiceName(name))
+			stream, err := reflectionpb.NewServerReflectionClient(e.grpcCC).ServerReflectionInfo(context.Background())
+			require.NoError(t, err)
+			defer stream.CloseSend()
+			require.NoError(t, stream.Send(&reflectionpb.ServerReflectionRequest{
+				MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{},
+			}))
+			resp, err := stream.Recv()
+			require.NoError(t, err)
+			var names []string
+			for _, s := range resp.GetListServicesResponse().GetService() {
+				names = append(names, s.GetName())
+			}
+			assert.Equal(t, []string{name}, names)
+			require.NoError(t, stream.Send(&reflectionpb.ServerReflectionRequest{
+				MessageRequest: &reflectionpb.ServerReflectionRequest_FileContainingSymbol{FileContainingSymbol: name},
+			}))
+			resp, err = stream.Recv()
+			require.NoError(t, err)
+			var files descriptorpb.FileDescriptorSet
+			for _, b := range resp.GetFileDescriptorResponse().GetFileDescriptorProto() {
+				fd := &descriptorpb.FileDescriptorProto{}
+				require.NoError(t, proto.Unmarshal(b, fd))
+				files.File = append(files.File, fd)
+			}
+			// The files returned describe the service and its messages.
+			reg, err := protodesc.NewFiles(&files)
+			require.NoError(t, err)
+			d, err := reg.FindDescriptorByName(protoreflect.FullName(name))
+			require.NoError(t, err)
+			m := d.(protoreflect.ServiceDescriptor).Methods().ByName("ProcessStream")
+			require.NotNil(t, m)
+			assert.EqualValues(t, "sentinel.agent.v2.ProxyToAgent", m.Input().FullName())
+		})
 	}
-	assert.Contains(t, names, "sentinel.agent.v2.AgentServiceV2")
-	require.NoError(t, stream.Send(&reflectionpb.ServerReflectionRequest{
-		MessageRequest: &reflectionpb.ServerReflectionRequest_FileContainingSymbol{FileContainingSymbol: "sentinel.agent.v2.AgentServiceV2"},
-	}))
-	resp, err = stream.Recv()
-	require.NoError(t, err)
-	assert.NotEmpty(t, resp.GetFileDescriptorResponse().GetFileDescriptorProto())
 }
 
 func TestGRPCHealth(t *testing.T) {

@@ -54,8 +54,18 @@ func protocolError(format string, args ...any) error {
 
 // serve runs one connection: handshake, then the session until the
 // connection ends. It returns nil when the connection ended normally (the
-// peer closed it, or the server did) and the reason otherwise.
-func (srv *Server) serve(ctx context.Context, st stream) error {
+// peer closed it, or the server did) and the reason otherwise, which it
+// logs.
+func (srv *Server) serve(ctx context.Context, st stream) (err error) {
+	defer func() {
+		if err != nil {
+			srv.cfg.logger.Warn("agent: connection closed", "error", err)
+		}
+	}()
+	return srv.serveStream(ctx, st)
+}
+
+func (srv *Server) serveStream(ctx context.Context, st stream) error {
 	timer := time.AfterFunc(srv.cfg.handshakeTimeout, st.Abort)
 	first, err := st.Recv()
 	if !timer.Stop() {
@@ -102,16 +112,21 @@ func endedNormally(err error) bool {
 		errors.Is(err, codec.ErrWriterClosed)
 }
 
-// handshakeResponse answers a handshake; rejected is non-nil when the agent
-// cannot serve the proxy.
-func (srv *Server) handshakeResponse(hs *agentv2.HandshakeRequest, interval time.Duration) (resp *agentv2.HandshakeResponse, rejected error) {
+// Capabilities returns what the agent declares in its handshake (with the
+// default health interval), for example for a RegistrationRequest. The
+// result is the caller's.
+func (srv *Server) Capabilities() *agentv2.AgentCapabilities {
+	return srv.capabilities(srv.cfg.healthInterval)
+}
+
+func (srv *Server) capabilities(interval time.Duration) *agentv2.AgentCapabilities {
 	cfg := &srv.cfg
-	caps := &agentv2.AgentCapabilities{
+	return &agentv2.AgentCapabilities{
 		ProtocolVersion: ProtocolVersion,
 		AgentId:         cfg.agentID,
 		Name:            cfg.name,
 		Version:         cfg.version,
-		SupportedEvents: cfg.events,
+		SupportedEvents: slices.Clone(cfg.events),
 		Features: &agentv2.AgentFeatures{
 			StreamingBody:      slices.Contains(cfg.events, agentv2.EventType_EVENT_TYPE_REQUEST_BODY_CHUNK) || slices.Contains(cfg.events, agentv2.EventType_EVENT_TYPE_RESPONSE_BODY_CHUNK),
 			Websocket:          slices.Contains(cfg.events, agentv2.EventType_EVENT_TYPE_WEBSOCKET_FRAME),
@@ -133,6 +148,12 @@ func (srv *Server) handshakeResponse(hs *agentv2.HandshakeRequest, interval time
 			IncludeLoadMetrics: true,
 		},
 	}
+}
+
+// handshakeResponse answers a handshake; rejected is non-nil when the agent
+// cannot serve the proxy.
+func (srv *Server) handshakeResponse(hs *agentv2.HandshakeRequest, interval time.Duration) (resp *agentv2.HandshakeResponse, rejected error) {
+	caps := srv.capabilities(interval)
 	resp = &agentv2.HandshakeResponse{ProtocolVersion: ProtocolVersion, Capabilities: caps, Success: true, Encoding: "protobuf"}
 	var problem string
 	switch {
@@ -284,7 +305,7 @@ func (s *session) run() error {
 	s.end(cause)
 	s.wg.Wait()
 	if err != nil {
-		s.log.Warn("agent: connection closed", "error", err)
+		err = fmt.Errorf("proxy %q: %w", s.hs.GetProxyId(), err)
 	}
 	return err
 }
@@ -401,7 +422,7 @@ func (s *session) submit(cid string, m *agentv2.ProxyToAgent) {
 		s.mu.Unlock()
 		s.stats.rejected.Add(1)
 		s.reply(m.EventId, cid, nil, agentwire.Errorf(agentwire.CodeResourceExhausted,
-			"agent: %d events pending on this connection, the limit is %d", s.maxPending, s.maxPending))
+			"agent: %d events pending on this connection, the limit is %d", s.maxPending, s.maxPending), -1)
 		return
 	}
 	s.pending++
@@ -533,35 +554,38 @@ func (s *session) handle(l *lane, m *agentv2.ProxyToAgent) {
 		if agentwire.CodeOf(err) == agentwire.CodeDeadlineExceeded {
 			s.stats.timedOut.Add(1)
 		}
-		s.reply(m.EventId, l.cid, nil, err)
+		s.reply(m.EventId, l.cid, nil, err, -1)
 		return
 	}
 	start := time.Now()
 	resp, err := s.srv.call(l, m)
-	s.stats.record(time.Since(start))
+	took := time.Since(start)
+	s.stats.record(took)
 	if err != nil && agentwire.CodeOf(err) == agentwire.CodeDeadlineExceeded {
 		s.stats.timedOut.Add(1)
 	}
-	s.reply(m.EventId, l.cid, resp, err)
+	s.reply(m.EventId, l.cid, resp, err, took)
 }
 
 // reply sends the answer to event id.
-func (s *session) reply(id uint64, cid string, resp *agentv2.AgentResponse, err error) {
-	_ = s.send(newReply(id, cid, resp, err))
+func (s *session) reply(id uint64, cid string, resp *agentv2.AgentResponse, err error, took time.Duration) {
+	_ = s.send(newReply(id, cid, resp, err, took))
 }
 
-// replyEnvelope allocates a response envelope, its oneof wrapper and (for
-// nil responses and errors) the response at once.
+// replyEnvelope allocates a response envelope, its oneof wrapper, the
+// processing time and (for nil responses and errors) the response at once.
 type replyEnvelope struct {
 	env  agentv2.AgentToProxy
 	wrap agentv2.AgentToProxy_Response
 	resp agentv2.AgentResponse
+	ms   uint64
 }
 
 // newReply builds the answer to an event, filling in what the SDK owns:
 // the event id, the correlation id, allow for a nil response, the error
-// status.
-func newReply(id uint64, cid string, resp *agentv2.AgentResponse, err error) *agentv2.AgentToProxy {
+// status, and the processing time unless the handler set one (took < 0:
+// the handler did not run).
+func newReply(id uint64, cid string, resp *agentv2.AgentResponse, err error, took time.Duration) *agentv2.AgentToProxy {
 	r := &replyEnvelope{}
 	switch {
 	case err != nil:
@@ -572,6 +596,10 @@ func newReply(id uint64, cid string, resp *agentv2.AgentResponse, err error) *ag
 		resp = &r.resp
 	}
 	resp.CorrelationId = cid
+	if took >= 0 && resp.ProcessingTimeMs == nil {
+		r.ms = uint64(took.Milliseconds())
+		resp.ProcessingTimeMs = &r.ms
+	}
 	r.wrap.Response = resp
 	r.env.EventId = id
 	r.env.Message = &r.wrap

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/agentwire/agentwire"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
@@ -86,6 +87,7 @@ func TestHandshake(t *testing.T) {
 		assert.False(t, caps.GetFeatures().GetMetricsExport())
 		assert.EqualValues(t, 64, caps.GetLimits().GetMaxConcurrency())
 		assert.EqualValues(t, DefaultHealthInterval.Milliseconds(), caps.GetHealthConfig().GetReportIntervalMs())
+		assert.True(t, proto.Equal(caps, e.srv.Capabilities()), "Capabilities() differs from the handshake's")
 		// A health report follows the handshake at once.
 		h := c.recv(nil).GetHealth()
 		require.NotNil(t, h)
@@ -159,6 +161,7 @@ func TestEventKinds(t *testing.T) {
 			require.NotNil(t, r, "no response to %T", ev.m.Message)
 			assert.Equal(t, ev.cid, r.GetCorrelationId())
 			assert.Equal(t, ev.status, r.GetBlock().GetStatus(), "event %T", ev.m.Message)
+			assert.NotNil(t, r.ProcessingTimeMs, "processing time of %T", ev.m.Message)
 		}
 		cfg := got[200]
 		assert.NotNil(t, cfg.GetAllow(), "configure answered %v", cfg)
@@ -514,7 +517,9 @@ func TestHealthReports(t *testing.T) {
 		for i := 1; i <= 3; i++ {
 			c.Send(requestHeaders(uint64(i), fmt.Sprint("r", i)))
 		}
-		c.responses(3)
+		for _, r := range c.responses(3) {
+			assert.GreaterOrEqual(t, r.GetProcessingTimeMs(), uint64(3))
+		}
 		var last *agentv2.HealthStatus
 		for range 3 {
 			last = c.recv(isHealth).GetHealth()

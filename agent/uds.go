@@ -178,8 +178,11 @@ func (srv *Server) checkPeer(c net.Conn) error {
 // ServeConn serves one established framed connection (a Unix socket
 // accepted by ServeUnix, or a connection the agent dialled and registered
 // on) until it ends, ctx ends, or the server closes it, then closes conn.
-// It returns nil when the connection ended normally and the reason
-// otherwise, for example a protocol violation by the peer.
+// The next frame on conn must be the proxy's handshake: a caller that read
+// from conn through a buffer (the registration exchange) must pass a conn
+// whose Read returns the buffered bytes first. ServeConn returns nil when
+// the connection ended normally and the reason otherwise, for example a
+// protocol violation by the peer (also logged).
 func (srv *Server) ServeConn(ctx context.Context, conn net.Conn) error {
 	fs := newFramedStream(conn, srv.cfg.maxFrameSize)
 	if !srv.track(fs) {
@@ -203,9 +206,6 @@ func (srv *Server) ServeConn(ctx context.Context, conn net.Conn) error {
 	stopWriter()
 	<-fs.runDone
 	_ = conn.Close()
-	if err != nil {
-		srv.cfg.logger.Warn("agent: framed connection failed", "error", err)
-	}
 	return err
 }
 
