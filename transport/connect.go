@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 
 	"connectrpc.com/connect"
@@ -24,15 +25,23 @@ type connectCodec struct{}
 
 func (connectCodec) Name() string { return "proto" }
 
-func (connectCodec) Marshal(v any) ([]byte, error) {
+func (c connectCodec) Marshal(v any) ([]byte, error) { return c.MarshalAppend(nil, v) }
+
+// MarshalAppend appends v's encoding to dst, a buffer from connect-go's
+// pool. connect-go recycles whatever the codec returns into that pool (and
+// reads later messages into it), so the codec must never return memory
+// someone else owns, such as a pre-encoded message's pooled buffer: it
+// copies.
+func (connectCodec) MarshalAppend(dst []byte, v any) ([]byte, error) {
 	switch m := v.(type) {
 	case *encodedMsg:
-		// connect copies the bytes into its own envelope before returning.
-		return *m.bp, nil
+		return append(dst, *m.bp...), nil
 	case vtMessage:
-		b := make([]byte, m.SizeVT())
-		_, err := m.MarshalToSizedBufferVT(b)
-		return b, err
+		n := m.SizeVT()
+		start := len(dst)
+		dst = slices.Grow(dst, n)[:start+n]
+		_, err := m.MarshalToSizedBufferVT(dst[start:])
+		return dst, err
 	}
 	return nil, fmt.Errorf("agentwire codec: cannot marshal %T", v)
 }
