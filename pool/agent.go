@@ -160,11 +160,11 @@ func (a *agent) runSlot(in *instance, first chan<- error) {
 	stable := 10 * a.p.cfg.backoffBase
 	for {
 		c, err := a.p.cfg.dialer(in.ctx, in.endpoint, a.transportOptions()...)
-		if first != nil {
-			first <- err
-			first = nil
-		}
 		if err != nil {
+			if first != nil {
+				first <- err
+				first = nil
+			}
 			if in.ctx.Err() != nil {
 				return
 			}
@@ -176,7 +176,13 @@ func (a *agent) runSlot(in *instance, first chan<- error) {
 			continue
 		}
 		sc := a.newSubConn(in.endpoint, false)
-		if !a.install(sc, c) {
+		installed := a.install(sc, c)
+		if first != nil {
+			// Only now may AddAgent return: the connection takes requests.
+			first <- nil
+			first = nil
+		}
+		if !installed {
 			closeConn(c)
 			return
 		}
