@@ -26,7 +26,10 @@
 //     whole connection, and RESUME once they fall to three quarters of it.
 //     The reader never blocks on the handler: a proxy that ignores the pause
 //     has up to [WithMaxQueue] more events queued, and events beyond that
-//     are answered at once with a RESOURCE_EXHAUSTED error.
+//     are answered at once with a RESOURCE_EXHAUSTED error. When one request
+//     has [WithMaxQueuedPerRequest] events waiting (a body streamed faster
+//     than the handler reads it), the agent pauses that request alone: a
+//     PAUSE carrying its correlation id, and RESUME when half are done.
 //   - A cancel message cancels the context of the request's running and
 //     queued events (all requests when its correlation id is empty); queued
 //     events are then answered with the cancellation error without calling

@@ -16,6 +16,9 @@ import (
 const (
 	// DefaultMaxConcurrency is how many events one connection handles at once.
 	DefaultMaxConcurrency = 256
+	// DefaultMaxQueuedPerRequest is how many queued events of one request
+	// make the agent pause that request.
+	DefaultMaxQueuedPerRequest = 32
 	// DefaultHealthInterval is the health report interval when the proxy
 	// asks for none.
 	DefaultHealthInterval = 10 * time.Second
@@ -43,6 +46,7 @@ type config struct {
 	events                 []agentv2.EventType
 	maxConcurrency         int
 	maxQueue               int
+	maxQueuedPerRequest    int
 	healthInterval         time.Duration
 	handshakeTimeout       time.Duration
 	maxFrameSize           int
@@ -55,15 +59,16 @@ type config struct {
 
 func newConfig(opts []Option) (config, error) {
 	c := config{
-		agentID:          "agent",
-		events:           allEvents(),
-		maxConcurrency:   DefaultMaxConcurrency,
-		healthInterval:   DefaultHealthInterval,
-		handshakeTimeout: DefaultHandshakeTimeout,
-		maxFrameSize:     codec.DefaultMaxFrameSize,
-		logger:           slog.Default(),
-		now:              time.Now,
-		serviceName:      agentv2connect.AgentServiceV2Name,
+		agentID:             "agent",
+		events:              allEvents(),
+		maxConcurrency:      DefaultMaxConcurrency,
+		maxQueuedPerRequest: DefaultMaxQueuedPerRequest,
+		healthInterval:      DefaultHealthInterval,
+		handshakeTimeout:    DefaultHandshakeTimeout,
+		maxFrameSize:        codec.DefaultMaxFrameSize,
+		logger:              slog.Default(),
+		now:                 time.Now,
+		serviceName:         agentv2connect.AgentServiceV2Name,
 	}
 	for _, o := range opts {
 		o.apply(&c)
@@ -76,6 +81,9 @@ func newConfig(opts []Option) (config, error) {
 		errs = append(errs, errors.New("max queue must not be negative"))
 	} else if c.maxQueue == 0 {
 		c.maxQueue = c.maxConcurrency
+	}
+	if c.maxQueuedPerRequest < 0 {
+		errs = append(errs, errors.New("max queued per request must not be negative"))
 	}
 	if c.healthInterval <= 0 {
 		errs = append(errs, errors.New("health interval must be positive"))
@@ -139,6 +147,15 @@ func WithMaxConcurrency(n int) Option { return optionFunc(func(c *config) { c.ma
 // concurrency limit). Events past that are answered with a
 // RESOURCE_EXHAUSTED error without calling the handler.
 func WithMaxQueue(n int) Option { return optionFunc(func(c *config) { c.maxQueue = n }) }
+
+// WithMaxQueuedPerRequest sets how many events of one correlation id may
+// wait behind the one being handled before the agent sends a flow_control
+// PAUSE for that request ([DefaultMaxQueuedPerRequest]); RESUME follows
+// when half of them are done. 0 disables per-request pauses. Events are
+// never refused for this: only the connection-wide queue bound refuses.
+func WithMaxQueuedPerRequest(n int) Option {
+	return optionFunc(func(c *config) { c.maxQueuedPerRequest = n })
+}
 
 // WithHealthInterval sets the health and metrics report interval used when
 // the proxy's handshake asks for none ([DefaultHealthInterval]).

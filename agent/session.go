@@ -190,6 +190,8 @@ type session struct {
 	// limit is the concurrency limit; pause at limit pending events, resume
 	// at resumeAt, refuse beyond maxPending.
 	limit, resumeAt, maxPending int
+	// laneLimit is how many queued events pause one request (0: never).
+	laneLimit int
 	// maxIdle bounds parked workers; more exit instead of waiting for work.
 	maxIdle int
 	stats   stats
@@ -236,6 +238,9 @@ type lane struct {
 	head   int
 	// first backs q while the lane holds one event, the common case.
 	first [1]*agentv2.ProxyToAgent
+	// wantPause (guarded by the session's mu) and sentPause (guarded by its
+	// flowMu) are the per-request flow-control state.
+	wantPause, sentPause bool
 }
 
 // Value adds the correlation id to the session context's values.
@@ -272,6 +277,7 @@ func newSession(ctx context.Context, srv *Server, st stream, hs *agentv2.Handsha
 		limit:         cfg.maxConcurrency,
 		resumeAt:      cfg.maxConcurrency * 3 / 4,
 		maxPending:    cfg.maxConcurrency + cfg.maxQueue,
+		laneLimit:     cfg.maxQueuedPerRequest,
 		maxIdle:       min(cfg.maxConcurrency, 32),
 		lanes:         make(map[string]*lane),
 		configWaiters: make(map[string]chan *agentv2.ConfigUpdateResponse),
@@ -445,9 +451,13 @@ func (s *session) submit(cid string, m *agentv2.ProxyToAgent) {
 		}
 	}
 	l.push(m)
+	laneFlip := s.laneFlowLocked(l)
 	s.mu.Unlock()
 	if flip {
-		s.updateFlow()
+		s.updateFlow(nil)
+	}
+	if laneFlip {
+		s.updateFlow(l)
 	}
 }
 
@@ -477,9 +487,15 @@ func (s *session) worker() {
 				}
 				s.idleWaiters = nil
 			}
-			if s.flowLocked() {
+			flip, laneFlip := s.flowLocked(), s.laneFlowLocked(l)
+			if flip || laneFlip {
 				s.mu.Unlock()
-				s.updateFlow()
+				if laneFlip {
+					s.updateFlow(l)
+				}
+				if flip {
+					s.updateFlow(nil)
+				}
 				s.mu.Lock()
 			}
 			if l.empty() {
@@ -523,26 +539,50 @@ func (s *session) flowLocked() bool {
 	return was != s.wantPause
 }
 
-// updateFlow sends PAUSE or RESUME when the wanted state differs from the
-// last one sent. Sends are serialised, so the proxy sees them in order and
-// the last one matches the latest state.
-func (s *session) updateFlow() {
+// laneFlowLocked updates a request's wantPause from its queue: pause at
+// laneLimit queued events, resume when the queue is down to half of that.
+// It reports whether the state changed.
+func (s *session) laneFlowLocked(l *lane) bool {
+	if s.laneLimit == 0 {
+		return false
+	}
+	was, queued := l.wantPause, len(l.q)-l.head
+	switch {
+	case !was && queued >= s.laneLimit:
+		l.wantPause = true
+	case was && queued <= s.laneLimit/2:
+		l.wantPause = false
+	}
+	return was != l.wantPause
+}
+
+// updateFlow sends PAUSE or RESUME, for the connection (l == nil) or one
+// request, when the wanted state differs from the last one sent. Sends are
+// serialised, so the proxy sees them in order and the last one matches the
+// latest state.
+func (s *session) updateFlow(l *lane) {
 	s.flowMu.Lock()
 	defer s.flowMu.Unlock()
+	want, sent := &s.wantPause, &s.sentPause
+	var cid *string
+	if l != nil {
+		want, sent, cid = &l.wantPause, &l.sentPause, &l.cid
+	}
 	s.mu.Lock()
-	want := s.wantPause
+	w := *want
 	s.mu.Unlock()
-	if want == s.sentPause {
+	if w == *sent {
 		return
 	}
+	*sent = w
 	action := agentv2.FlowAction_FLOW_ACTION_RESUME
-	if want {
+	if w {
 		action = agentv2.FlowAction_FLOW_ACTION_PAUSE
 	}
-	s.sentPause = want
 	_ = s.send(&agentv2.AgentToProxy{Message: &agentv2.AgentToProxy_FlowControl{FlowControl: &agentv2.FlowControlSignal{
-		Action:      action,
-		TimestampMs: s.srv.nowMs(),
+		CorrelationId: cid,
+		Action:        action,
+		TimestampMs:   s.srv.nowMs(),
 	}}})
 }
 

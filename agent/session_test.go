@@ -777,3 +777,35 @@ func TestServerShutdownDeadline(t *testing.T) {
 		e.srv.Close()
 	})
 }
+
+func TestPerRequestFlowControl(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, start func(testing.TB, Handler, ...Option) *env) {
+		h := &orderHandler{release: make(chan struct{}), started: make(chan string, 1000), seen: map[string][]uint32{}, active: map[string]bool{}}
+		e := start(t, h, WithMaxQueuedPerRequest(4))
+		c := e.dialReady()
+		// Chunk 0 of "slow" blocks; four more queue behind it.
+		for i := range uint32(5) {
+			c.Send(bodyChunk(uint64(i+1), "slow", i))
+		}
+		fc := c.recv(isFlow).GetFlowControl()
+		assert.Equal(t, agentv2.FlowAction_FLOW_ACTION_PAUSE, fc.GetAction())
+		assert.Equal(t, "slow", fc.GetCorrelationId())
+		// Other requests go on.
+		c.Send(bodyChunk(10, "other", 0))
+		assert.EqualValues(t, 10, c.response().EventId)
+		close(h.release)
+		answered, resumed := 0, false
+		for answered < 5 || !resumed {
+			m := c.recv(nil)
+			switch {
+			case m.GetResponse() != nil:
+				answered++
+			case m.GetFlowControl() != nil:
+				require.False(t, resumed, "second flow-control signal")
+				assert.Equal(t, agentv2.FlowAction_FLOW_ACTION_RESUME, m.GetFlowControl().GetAction())
+				assert.Equal(t, "slow", m.GetFlowControl().GetCorrelationId())
+				resumed = true
+			}
+		}
+	})
+}
