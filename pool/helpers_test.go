@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -42,6 +43,7 @@ func shortTempDir(t *testing.T) string {
 
 func newUnixAgent(t *testing.T, rec *recorder, opts ...sdk.Option) *unixAgent {
 	t.Helper()
+	opts = append([]sdk.Option{sdk.WithLogger(slog.New(slog.DiscardHandler))}, opts...)
 	ua := &unixAgent{t: t, path: filepath.Join(shortTempDir(t), "a.sock"), rec: rec, opts: opts}
 	ua.start()
 	t.Cleanup(ua.kill)
@@ -211,7 +213,8 @@ func holdUntil(prefix string, release <-chan struct{}) func(context.Context, str
 // probing (tests call tick themselves), shut down at cleanup.
 func newTestPool(t *testing.T, opts ...Option) *Pool {
 	t.Helper()
-	base := []Option{WithBackoff(5*time.Millisecond, 50*time.Millisecond), WithProbeInterval(time.Hour, time.Second)}
+	base := []Option{WithBackoff(5*time.Millisecond, 50*time.Millisecond), WithProbeInterval(time.Hour, time.Second),
+		WithLogger(slog.New(slog.DiscardHandler))}
 	p, err := New(append(base, opts...)...)
 	require.NoError(t, err)
 	t.Cleanup(func() {
