@@ -55,7 +55,7 @@ const numKinds = int(agentv2.EventType_EVENT_TYPE_CONFIGURE) + 1
 
 // kind is what spans and metrics say about one event kind.
 type kind struct {
-	method string             // rpc.method: the Handler method's name
+	method string                // rpc.method: the Handler method's name
 	attrs  [2]attribute.KeyValue // rpc.method and agentwire.event.kind
 }
 

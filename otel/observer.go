@@ -344,4 +344,3 @@ func (o *Observer) Dialer(next pool.Dialer) pool.Dialer {
 		return c, err
 	}
 }
-
