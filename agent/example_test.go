@@ -10,6 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
 	"github.com/agentwire/agentwire/agent"
 	"github.com/agentwire/agentwire/codec"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
@@ -103,4 +106,56 @@ func Example() {
 	// handshake: true waf-1
 	// event 1 req-1: allow, set x-waf
 	// event 2 req-2: block 403, rules [admin-path]
+}
+
+// Serve a handler with grpc-go and call it as a proxy would.
+func ExampleServer_RegisterGRPC() {
+	srv, err := agent.NewServer(waf{}, agent.WithAgentID("waf-1"), agent.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		log.Fatal(err)
+	}
+	gs := grpc.NewServer(agent.GRPCServerOptions()...)
+	srv.RegisterGRPC(gs)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	go gs.Serve(ln)
+	defer gs.Stop()
+	defer srv.Close()
+
+	// The proxy side.
+	cc, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stream, err := agentv2.NewAgentServiceV2Client(cc).ProcessStream(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	recv := func() *agentv2.AgentToProxy {
+		for {
+			m, err := stream.Recv()
+			if err != nil {
+				log.Fatal(err)
+			}
+			if m.GetHealth() == nil {
+				return m
+			}
+		}
+	}
+	_ = stream.Send(&agentv2.ProxyToAgent{Message: &agentv2.ProxyToAgent_Handshake{Handshake: &agentv2.HandshakeRequest{SupportedVersions: []uint32{2}}}})
+	fmt.Println("handshake:", recv().GetHandshake().GetSuccess())
+	_ = stream.Send(&agentv2.ProxyToAgent{EventId: 7, Message: &agentv2.ProxyToAgent_RequestHeaders{RequestHeaders: &agentv2.RequestHeadersEvent{
+		Metadata: &agentv2.RequestMetadata{CorrelationId: "req-7"},
+		Uri:      "/admin",
+	}}})
+	m := recv()
+	fmt.Println("event", m.EventId, m.GetResponse().GetCorrelationId(), "block", m.GetResponse().GetBlock().GetStatus())
+	// Output:
+	// handshake: true
+	// event 7 req-7 block 403
 }

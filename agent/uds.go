@@ -244,6 +244,7 @@ func (f *framedStream) Recv() (*agentv2.ProxyToAgent, error) {
 	if err == nil {
 		m := &agentv2.ProxyToAgent{}
 		if err = codec.Decode(m, t, bytes.Clone(payload), agentv2.IsProxyToAgentFrame, true); err == nil {
+			clipBytes(m)
 			return m, nil
 		}
 	}
@@ -286,6 +287,20 @@ func (f *framedStream) flush(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
+	}
+}
+
+// clipBytes caps the capacity of m's bytes fields at their length, so that
+// a handler appending to one cannot overwrite the rest of the shared
+// payload, which backs the message's strings.
+func clipBytes(m *agentv2.ProxyToAgent) {
+	switch x := m.Message.(type) {
+	case *agentv2.ProxyToAgent_RequestBodyChunk:
+		x.RequestBodyChunk.Data = slices.Clip(x.RequestBodyChunk.Data)
+	case *agentv2.ProxyToAgent_ResponseBodyChunk:
+		x.ResponseBodyChunk.Data = slices.Clip(x.ResponseBodyChunk.Data)
+	case *agentv2.ProxyToAgent_WebsocketFrame:
+		x.WebsocketFrame.Payload = slices.Clip(x.WebsocketFrame.Payload)
 	}
 }
 
