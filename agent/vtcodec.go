@@ -1,12 +1,15 @@
 package agent
 
 import (
+	"bytes"
 	"fmt"
 
 	"google.golang.org/grpc/encoding"
 	grpcproto "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
+
+	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 )
 
 // vtMessage is what vtprotobuf generates for every message of the schema.
@@ -48,6 +51,9 @@ func (grpcCodec) Marshal(v any) (mem.BufferSlice, error) {
 }
 
 func (grpcCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	if p, ok := v.(*agentv2.ProxyToAgent); ok {
+		return decodeInPlace(p, data.Materialize())
+	}
 	m, ok := v.(vtMessage)
 	if !ok {
 		return encoding.GetCodecV2(grpcproto.Name).Unmarshal(data, v)
@@ -85,6 +91,9 @@ func (connectCodec) MarshalAppend(dst []byte, v any) ([]byte, error) {
 }
 
 func (connectCodec) Unmarshal(data []byte, v any) error {
+	if p, ok := v.(*agentv2.ProxyToAgent); ok {
+		return decodeInPlace(p, bytes.Clone(data))
+	}
 	if m, ok := v.(vtMessage); ok {
 		reset(v)
 		return m.UnmarshalVT(data)
@@ -94,6 +103,18 @@ func (connectCodec) Unmarshal(data []byte, v any) error {
 		return fmt.Errorf("agent: %T is not a protobuf message", v)
 	}
 	return proto.Unmarshal(data, pm)
+}
+
+// decodeInPlace decodes an event envelope whose strings and bytes share
+// buf, one allocation, instead of being allocated one by one. buf must be
+// the message's own: it lives as long as the message.
+func decodeInPlace(p *agentv2.ProxyToAgent, buf []byte) error {
+	p.Reset()
+	if err := p.UnmarshalVTUnsafe(buf); err != nil {
+		return err
+	}
+	clipBytes(p)
+	return nil
 }
 
 // reset clears a message before decoding into it, as proto.Unmarshal does:
