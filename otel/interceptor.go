@@ -84,7 +84,7 @@ func (i *Interceptor) WrapEvent(next agent.EventFunc) agent.EventFunc {
 		ctx, inherited := i.parent(ctx, ev, t, cid, peer, start.UnixNano())
 		var span trace.Span
 		if i.tracer != nil {
-			ctx, span = i.tracer.Start(ctx, i.names[kindIndex(t)], trace.WithSpanKind(trace.SpanKindServer))
+			ctx, span = i.tracer.Start(ctx, i.names[kindIndex(t)], serverKind...)
 			if span.IsRecording() {
 				k := kindOf(t)
 				span.SetAttributes(rpcSystem, RPCServiceKey.String(i.cfg.serviceName), k.attrs[0], k.attrs[1])
@@ -118,7 +118,7 @@ func (i *Interceptor) WrapEvent(next agent.EventFunc) agent.EventFunc {
 			set := i.attrs.get(key, func() []attribute.KeyValue {
 				return []attribute.KeyValue{rpcSystem, kindOf(key.kind).attrs[1], OutcomeKey.String(key.outcome)}
 			})
-			i.duration.Record(ctx, i.cfg.now().Sub(start).Seconds(), metric.WithAttributeSet(set))
+			i.duration.Record(ctx, i.cfg.now().Sub(start).Seconds(), set)
 		}
 		return resp, err
 	}

@@ -115,20 +115,21 @@ func newClientInstruments(m metric.Meter) (*clientInstruments, error) {
 	return &c, nil
 }
 
-// attrCache keeps the attribute sets of the hot path, so that recording
-// allocates nothing after the first event of each combination. Its keys
-// come from the pool's agents and fixed tables, so it stays small.
+// attrCache keeps the measurement options (attribute sets) of the hot
+// path, so that recording allocates nothing after the first event of each
+// combination. Its keys come from the pool's agents and fixed tables, so it
+// stays small.
 type attrCache[K comparable] struct {
-	m sync.Map // K -> attribute.Set
+	m sync.Map // K -> metric.MeasurementOption
 }
 
-func (c *attrCache[K]) get(k K, build func() []attribute.KeyValue) attribute.Set {
-	if s, ok := c.m.Load(k); ok {
-		return s.(attribute.Set)
+func (c *attrCache[K]) get(k K, build func() []attribute.KeyValue) metric.MeasurementOption {
+	if o, ok := c.m.Load(k); ok {
+		return o.(metric.MeasurementOption)
 	}
-	s := attribute.NewSet(build()...)
-	c.m.Store(k, s)
-	return s
+	o := metric.WithAttributeSet(attribute.NewSet(build()...))
+	c.m.Store(k, o)
+	return o
 }
 
 // eventKey identifies the attributes of an event's metrics.

@@ -73,7 +73,7 @@ func NewObserver(opts ...Option) (*Observer, error) {
 	return o, nil
 }
 
-func (o *Observer) agentSet(id string) attribute.Set {
+func (o *Observer) agentSet(id string) metric.MeasurementOption {
 	return o.agentAttrs.get(id, func() []attribute.KeyValue { return []attribute.KeyValue{AgentIDKey.String(id)} })
 }
 
@@ -84,7 +84,7 @@ func (o *Observer) agentSet(id string) attribute.Set {
 // span continues that trace.
 func (o *Observer) EventStart(ctx context.Context, info pool.EventInfo) context.Context {
 	if o.ins != nil {
-		o.ins.inFlight.Add(ctx, 1, metric.WithAttributeSet(o.agentSet(info.AgentID)))
+		o.ins.inFlight.Add(ctx, 1, o.agentSet(info.AgentID))
 	}
 	md := requestMetadata(info.Event)
 	if o.tracer == nil {
@@ -96,7 +96,7 @@ func (o *Observer) EventStart(ctx context.Context, info pool.EventInfo) context.
 	if md != nil && md.Traceparent != nil && !trace.SpanContextFromContext(ctx).IsValid() {
 		ctx = o.prop.Extract(ctx, metadataCarrier{md})
 	}
-	ctx, span := o.tracer.Start(ctx, o.names[kindIndex(info.Type)], trace.WithSpanKind(trace.SpanKindClient))
+	ctx, span := o.tracer.Start(ctx, o.names[kindIndex(info.Type)], clientKind...)
 	if span.IsRecording() {
 		k := kindOf(info.Type)
 		span.SetAttributes(
@@ -114,6 +114,11 @@ func (o *Observer) EventStart(ctx context.Context, info pool.EventInfo) context.
 	}
 	return ctx
 }
+
+var (
+	clientKind = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)}
+	serverKind = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
+)
 
 func kindIndex(t agentv2.EventType) int {
 	if int(t) < 0 || int(t) >= numKinds {
@@ -140,19 +145,19 @@ func (o *Observer) EventEnd(ctx context.Context, info pool.EventInfo, res pool.E
 	if outcome == "" {
 		outcome = outcomeOf(res.Response, res.Err, res.FailOpen)
 	}
-	agent := metric.WithAttributeSet(o.agentSet(info.AgentID))
+	agent := o.agentSet(info.AgentID)
 	o.ins.inFlight.Add(ctx, -1, agent)
 	if res.FailOpen {
 		o.ins.failOpen.Add(ctx, 1, agent)
 	}
 	key := eventKey{agent: info.AgentID, transport: transportOf(res.Endpoint), kind: info.Type, outcome: outcome}
-	set := metric.WithAttributeSet(o.eventAttrs.get(key, func() []attribute.KeyValue {
+	set := o.eventAttrs.get(key, func() []attribute.KeyValue {
 		k := kindOf(key.kind)
 		return []attribute.KeyValue{
 			rpcSystem, AgentIDKey.String(key.agent), TransportKey.String(key.transport),
 			k.attrs[1], OutcomeKey.String(key.outcome),
 		}
-	}))
+	})
 	o.ins.duration.Record(ctx, res.Duration.Seconds(), set)
 	o.ins.events.Add(ctx, 1, set)
 }
@@ -207,9 +212,9 @@ func (o *Observer) FlowControl(ctx context.Context, info pool.EventInfo, mode po
 	if o.ins == nil {
 		return
 	}
-	set := metric.WithAttributeSet(o.flowAttrs.get([3]string{info.AgentID, mode.String(), result}, func() []attribute.KeyValue {
+	set := o.flowAttrs.get([3]string{info.AgentID, mode.String(), result}, func() []attribute.KeyValue {
 		return []attribute.KeyValue{AgentIDKey.String(info.AgentID), FlowModeKey.String(mode.String()), FlowResultKey.String(result)}
-	}))
+	})
 	o.ins.flow.Add(ctx, 1, set)
 	if mode == pool.WaitAndRetry {
 		o.ins.flowWait.Record(ctx, waited.Seconds(), set)
@@ -224,7 +229,7 @@ func (o *Observer) AffinityMiss(ctx context.Context, info pool.EventInfo) {
 		}
 	}
 	if o.ins != nil {
-		o.ins.affinityMiss.Add(ctx, 1, metric.WithAttributeSet(o.agentSet(info.AgentID)))
+		o.ins.affinityMiss.Add(ctx, 1, o.agentSet(info.AgentID))
 	}
 }
 
@@ -236,10 +241,10 @@ func (o *Observer) ConnStateChange(agentID, _ string, from, to pool.ConnState) {
 	}
 	ctx := context.Background()
 	if from != 0 {
-		o.ins.connections.Add(ctx, -1, metric.WithAttributeSet(o.connSet(agentID, from)))
+		o.ins.connections.Add(ctx, -1, o.connSet(agentID, from))
 	}
 	if to != pool.ConnClosed {
-		o.ins.connections.Add(ctx, 1, metric.WithAttributeSet(o.connSet(agentID, to)))
+		o.ins.connections.Add(ctx, 1, o.connSet(agentID, to))
 	}
 	v, _ := o.agents.LoadOrStore(agentID, &agentState{})
 	st := v.(*agentState)
@@ -253,14 +258,14 @@ func (o *Observer) ConnStateChange(agentID, _ string, from, to pool.ConnState) {
 				break
 			}
 			if st.lost.CompareAndSwap(n, n-1) {
-				o.ins.reconnects.Add(ctx, 1, metric.WithAttributeSet(o.agentSet(agentID)))
+				o.ins.reconnects.Add(ctx, 1, o.agentSet(agentID))
 				break
 			}
 		}
 	}
 }
 
-func (o *Observer) connSet(agentID string, s pool.ConnState) attribute.Set {
+func (o *Observer) connSet(agentID string, s pool.ConnState) metric.MeasurementOption {
 	name := s.String()
 	return o.connAttrs.get([2]string{agentID, name}, func() []attribute.KeyValue {
 		return []attribute.KeyValue{AgentIDKey.String(agentID), ConnStateKey.String(name)}
@@ -279,7 +284,7 @@ func (o *Observer) ObservePool(p *pool.Pool) (metric.Registration, error) {
 	states := []pool.BreakerState{pool.BreakerClosed, pool.BreakerOpen, pool.BreakerHalfOpen}
 	reg, err := o.cfg.meterProvider.Meter(instrumentationName).RegisterCallback(func(_ context.Context, obs metric.Observer) error {
 		for _, a := range p.Stats() {
-			agent := metric.WithAttributeSet(o.agentSet(a.ID))
+			agent := o.agentSet(a.ID)
 			obs.ObserveInt64(ins.affinitySize, int64(a.OpenRequests), agent)
 			obs.ObserveInt64(ins.sessions, int64(a.Sessions), agent)
 			obs.ObserveInt64(ins.breakerOpened, int64(min(a.BreakerOpened, math.MaxInt64)), agent)

@@ -1,0 +1,165 @@
+package otel
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/propagation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/pool"
+	"github.com/agentwire/agentwire/transport"
+)
+
+// memConn is an in-memory transport.Conn that allows every event at once,
+// so that benchmarks measure the pool and the Observer, not a transport.
+type memConn struct {
+	resp *agentv2.AgentResponse
+	done chan struct{}
+	once sync.Once
+}
+
+var _ transport.Conn = (*memConn)(nil)
+
+func newMemConn() *memConn {
+	return &memConn{
+		resp: &agentv2.AgentResponse{Decision: &agentv2.AgentResponse_Allow{Allow: &agentv2.AllowDecision{}}},
+		done: make(chan struct{}),
+	}
+}
+
+func (c *memConn) Send(context.Context, *agentv2.ProxyToAgent) (*agentv2.AgentResponse, error) {
+	return c.resp, nil
+}
+func (c *memConn) Cancel(context.Context, string, agentv2.CancelReason) error { return nil }
+func (c *memConn) Notify(context.Context, *agentv2.ProxyToAgent) error        { return nil }
+func (c *memConn) Ping(context.Context) (time.Duration, error)                { return 0, nil }
+func (c *memConn) Capabilities() *agentv2.AgentCapabilities {
+	return &agentv2.AgentCapabilities{ProtocolVersion: 2}
+}
+func (c *memConn) Status() transport.Status                 { return transport.Status{State: transport.StateReady} }
+func (c *memConn) Paused(string) bool                       { return false }
+func (c *memConn) WaitResume(context.Context, string) error { return nil }
+func (c *memConn) Done() <-chan struct{}                    { return c.done }
+func (c *memConn) Err() error                               { return nil }
+func (c *memConn) Close(context.Context) error {
+	c.once.Do(func() { close(c.done) })
+	return nil
+}
+
+// benchVariants are the configurations the overhead is measured for.
+func benchVariants(b *testing.B) []struct {
+	name string
+	obs  func() pool.Observer
+} {
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	drop := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()))
+	all := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()))
+	b.Cleanup(func() {
+		_ = mp.Shutdown(context.Background())
+		_ = drop.Shutdown(context.Background())
+		_ = all.Shutdown(context.Background())
+	})
+	prop := WithPropagator(propagation.TraceContext{})
+	mk := func(opts ...Option) func() pool.Observer {
+		return func() pool.Observer {
+			o, err := NewObserver(opts...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return o
+		}
+	}
+	return []struct {
+		name string
+		obs  func() pool.Observer
+	}{
+		{"no-otel", func() pool.Observer { return nil }},
+		{"disabled", mk(WithoutTracing(), WithoutMetrics(), prop)},
+		{"unset-globals", mk()},
+		{"sampler-drops", mk(WithTracerProvider(drop), WithoutMetrics(), prop)},
+		{"sampled", mk(WithTracerProvider(all), WithoutMetrics(), prop)},
+		{"metrics-only", mk(WithoutTracing(), WithMeterProvider(mp), prop)},
+		{"sampled+metrics", mk(WithTracerProvider(all), WithMeterProvider(mp), prop)},
+	}
+}
+
+func benchEvents(n int) [][3]*agentv2.ProxyToAgent {
+	out := make([][3]*agentv2.ProxyToAgent, n)
+	for i := range out {
+		cid := "req-" + strconv.Itoa(i)
+		out[i] = [3]*agentv2.ProxyToAgent{headers(cid, "/"), bodyChunk(cid), complete(cid)}
+	}
+	return out
+}
+
+// BenchmarkPoolSend measures pool.Send per event (headers, body chunk,
+// request_complete) over an in-memory connection, without OpenTelemetry
+// and with the Observer in each configuration: the difference to
+// "no-otel" is the Observer's cost.
+func BenchmarkPoolSend(b *testing.B) {
+	for _, v := range benchVariants(b) {
+		b.Run(v.name, func(b *testing.B) {
+			opts := []pool.Option{pool.WithLogger(quiet()), pool.WithProbeInterval(time.Hour, time.Second)}
+			if o := v.obs(); o != nil {
+				opts = append(opts, pool.WithObserver(o))
+			}
+			p, err := pool.New(opts...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = p.Close() })
+			for range 4 {
+				if err := p.AdoptConn("waf", newMemConn()); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reqs := benchEvents(1024)
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				r := reqs[i%len(reqs)]
+				md := r[0].GetRequestHeaders().GetMetadata()
+				md.Traceparent, md.Tracestate = nil, nil
+				for _, ev := range r {
+					if _, err := p.Send(ctx, "waf", ev); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(3*b.N), "ns/event")
+		})
+	}
+}
+
+// BenchmarkObserver measures the Observer's own hooks for one event
+// (EventStart and EventEnd), the exact per-event overhead.
+func BenchmarkObserver(b *testing.B) {
+	for _, v := range benchVariants(b) {
+		o := v.obs()
+		if o == nil {
+			continue
+		}
+		b.Run(v.name, func(b *testing.B) {
+			ev := headers("bench", "/")
+			info := pool.EventInfo{AgentID: "waf", CorrelationID: "bench", Type: agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS, Event: ev}
+			res := pool.EventResult{ConnID: "waf/1", Endpoint: "unix:///run/waf.sock", Response: newMemConn().resp, Duration: time.Microsecond}
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			md := ev.GetRequestHeaders().GetMetadata()
+			for range b.N {
+				md.Traceparent, md.Tracestate = nil, nil
+				c := o.EventStart(ctx, info)
+				o.EventEnd(c, info, res)
+			}
+		})
+	}
+}
