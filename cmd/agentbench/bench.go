@@ -1,0 +1,294 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// scenario is one shape of traffic on one transport.
+type scenario struct {
+	Transport string
+	Conns     int
+	InFlight  int
+	Payload   string
+}
+
+func (s scenario) name() string {
+	return fmt.Sprintf("%s %dx%d %s", s.Transport, s.Conns, s.InFlight, s.Payload)
+}
+
+// baseline is the scenario s is compared with, and false for baselines.
+func (s scenario) baseline() (scenario, bool) {
+	b, ok := baselineOf[s.Transport]
+	if !ok {
+		return scenario{}, false
+	}
+	s.Transport = b
+	return s, true
+}
+
+// scenarios lists what a run measures, baselines first in each group so
+// the table reads top-down.
+func scenarios(o options) []scenario {
+	type shape struct{ conns, inflight int }
+	var out []scenario
+	add := func(payload string, shapes []shape, transports ...string) {
+		for _, sh := range shapes {
+			for _, tr := range transports {
+				out = append(out, scenario{Transport: tr, Conns: sh.conns, InFlight: sh.inflight, Payload: payload})
+			}
+		}
+	}
+	udsConn, grpcConn := tUDS+directSuffix, tGRPC+directSuffix
+	if o.quick {
+		add(payloadHeaders, []shape{{1, 1}}, tRaw, tUDS)
+		add(payloadHeaders, []shape{{1, 64}}, tRaw, tUDS, tReverse, tBareGRPC, tGRPC, tBareConnect, tConnect)
+		add(payloadHeaders, []shape{{4, 64}}, tRaw, tUDS, udsConn)
+		add(payloadBody, []shape{{1, 64}}, tRaw, tUDS)
+	} else {
+		add(payloadHeaders, []shape{{1, 1}}, tRaw, tUDS, udsConn, tReverse, tBareGRPC, tGRPC, tBareConnect, tConnect)
+		add(payloadHeaders, []shape{{1, 64}}, tRaw, tUDS, tReverse, tBareGRPC, tGRPC, grpcConn, tBareConnect, tConnect)
+		add(payloadHeaders, []shape{{4, 64}}, tRaw, tUDS, udsConn, tReverse, tBareGRPC, tGRPC, tBareConnect, tConnect)
+		add(payloadBody, []shape{{1, 64}, {4, 64}}, tRaw, tUDS)
+		add(payloadBody, []shape{{1, 64}}, tBareGRPC, tGRPC)
+	}
+	if len(o.only) == 0 {
+		return out
+	}
+	keep := map[scenario]bool{}
+	for _, s := range out {
+		for _, f := range o.only {
+			if strings.Contains(s.name(), f) {
+				keep[s] = true
+				if b, ok := s.baseline(); ok {
+					keep[b] = true
+				}
+			}
+		}
+	}
+	return slices.DeleteFunc(out, func(s scenario) bool { return !keep[s] })
+}
+
+// env is everything a run starts: server processes, sockets, listeners.
+type env struct {
+	o    options
+	logf func(string, ...any)
+	dir  string
+
+	agent     *child // the WAF agent: uds, grpc and connect
+	agentAddr agentAddrs
+	agentKind string // what the agent process is, for the report
+
+	reverse      *reverseSetup
+	reverseAgent *child
+
+	baseline        *child
+	rawPath         string
+	bareGRPCAddr    string
+	bareConnectAddr string
+
+	slow     *child // the WAF policy answering after an hour: in-flight memory
+	slowAddr agentAddrs
+
+	// requestSize is the frame size of each payload's event; baselines send
+	// requests of that size.
+	requestSize map[string]int
+	closers     []func()
+}
+
+func (e *env) close() {
+	for i := len(e.closers) - 1; i >= 0; i-- {
+		e.closers[i]()
+	}
+}
+
+// selfArgv re-executes this binary as a child server.
+func selfArgv(args ...string) ([]string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	return append([]string{exe, childCommand}, args...), nil
+}
+
+// setup starts the processes the scenarios need.
+func setup(ctx context.Context, o options, scs []scenario, logf func(string, ...any)) (_ *env, err error) {
+	dir, err := os.MkdirTemp("", "awb")
+	if err != nil {
+		return nil, err
+	}
+	e := &env{o: o, logf: logf, dir: dir}
+	e.closers = append(e.closers, func() { _ = os.RemoveAll(dir) })
+	defer func() {
+		if err != nil {
+			e.close()
+		}
+	}()
+	e.requestSize = map[string]int{
+		payloadHeaders: frameSize(headersEvent(0)),
+		payloadBody:    frameSize(bodyEvent(0)),
+	}
+	need := map[string]bool{}
+	for _, s := range scs {
+		need[s.Transport] = true
+	}
+	addr := func() string {
+		if err != nil {
+			return ""
+		}
+		var a string
+		a, err = freeLoopbackAddr()
+		return a
+	}
+
+	// The agent under test.
+	e.agentAddr = agentAddrs{uds: filepath.Join(dir, "agent.sock"), grpc: addr(), connect: addr()}
+	if err != nil {
+		return nil, err
+	}
+	agentFlags := []string{"-uds", e.agentAddr.uds, "-grpc", e.agentAddr.grpc, "-connect", e.agentAddr.connect}
+	var argv []string
+	switch o.agent {
+	case "self":
+		e.agentKind = "agentbench serving examples/waf-agent/waf (same SDK, same policy)"
+		if argv, err = selfArgv(append([]string{"agent"}, agentFlags...)...); err != nil {
+			return nil, err
+		}
+	case "build", "":
+		logf("building %s", wafAgentPackage)
+		bin, err := buildWAFAgent(ctx, dir)
+		if err != nil {
+			return nil, err
+		}
+		e.agentKind = "examples/waf-agent (built for this run)"
+		argv = append([]string{bin}, agentFlags...)
+	default:
+		e.agentKind = o.agent
+		argv = append([]string{o.agent}, agentFlags...)
+	}
+	if e.agent, err = startChild(ctx, "waf-agent", argv, nil); err != nil {
+		return nil, err
+	}
+	e.closers = append(e.closers, e.agent.close)
+
+	// Reverse connections: the proxy listens, an agent process dials in.
+	if need[tReverse] {
+		path := filepath.Join(dir, "reverse.sock")
+		if e.reverse, err = newReverseSetup(path); err != nil {
+			return nil, err
+		}
+		e.closers = append(e.closers, e.reverse.close)
+		if argv, err = selfArgv("agent", "-reverse", "unix://"+path, "-conns", "4"); err != nil {
+			return nil, err
+		}
+		if e.reverseAgent, err = startChild(ctx, "reverse agent", argv, nil); err != nil {
+			return nil, err
+		}
+		// Stop the agent before the listener, so it does not redial.
+		e.closers = append(e.closers, e.reverseAgent.close)
+	}
+
+	// Baselines.
+	e.rawPath = filepath.Join(dir, "raw.sock")
+	e.bareGRPCAddr, e.bareConnectAddr = addr(), addr()
+	if err != nil {
+		return nil, err
+	}
+	if argv, err = selfArgv("baseline", "-uds", e.rawPath, "-grpc", e.bareGRPCAddr, "-connect", e.bareConnectAddr); err != nil {
+		return nil, err
+	}
+	if e.baseline, err = startChild(ctx, "baseline server", argv, nil); err != nil {
+		return nil, err
+	}
+	e.closers = append(e.closers, e.baseline.close)
+
+	// The slow agent parks requests for the in-flight memory measurement.
+	e.slowAddr = agentAddrs{uds: filepath.Join(dir, "slow.sock"), grpc: addr()}
+	if err != nil {
+		return nil, err
+	}
+	if argv, err = selfArgv("agent", "-uds", e.slowAddr.uds, "-grpc", e.slowAddr.grpc,
+		"-delay", "1h", "-max-concurrency", fmt.Sprint(4*o.inflight)); err != nil {
+		return nil, err
+	}
+	if e.slow, err = startChild(ctx, "slow agent", argv, nil); err != nil {
+		return nil, err
+	}
+	e.closers = append(e.closers, e.slow.close)
+	return e, nil
+}
+
+// bench runs every scenario o selects, o.reps times, interleaved: each
+// repetition runs all scenarios once, so a noisy minute hurts every
+// scenario alike rather than one.
+func bench(ctx context.Context, o options, logf func(string, ...any)) (*Report, error) {
+	scs := scenarios(o)
+	if len(scs) == 0 {
+		return nil, errors.New("no scenario matches --only")
+	}
+	e, err := setup(ctx, o, scs, logf)
+	if err != nil {
+		return nil, err
+	}
+	defer e.close()
+
+	rep := &Report{Machine: machine(), Agent: e.agentKind,
+		Driver: "pool.Pool (round robin over the scenario's connections); *-conn scenarios drive transport.Conn directly"}
+	rep.Options = RunOptions{Duration: o.duration.String(), Warmup: o.warmup.String(), Reps: o.reps, Quick: o.quick}
+	samples := make([][]loopResult, len(scs))
+	for r := range o.reps {
+		for i, sc := range scs {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			res, err := e.runOnce(ctx, sc)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", sc.name(), err)
+			}
+			logf("rep %d %-26s %9.0f/s p50 %v errors %d", r+1, sc.name(),
+				float64(res.events)/res.elapsed.Seconds(), res.hist.quantile(0.5), res.errors)
+			samples[i] = append(samples[i], res)
+		}
+	}
+	for i, sc := range scs {
+		rep.Scenarios = append(rep.Scenarios, summarize(sc, e.requestSize[sc.Payload], samples[i]))
+	}
+	rep.computeRatios()
+
+	mem, err := e.measureMemory(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("memory: %w", err)
+	}
+	rep.Memory = mem
+	rep.checkTargets()
+	return rep, nil
+}
+
+// runOnce opens sc's connections, runs the closed loop, and closes them.
+func (e *env) runOnce(ctx context.Context, sc scenario) (loopResult, error) {
+	for _, c := range []*child{e.agent, e.baseline, e.reverseAgent} {
+		if c != nil {
+			if err := c.alive(); err != nil {
+				return loopResult{}, err
+			}
+		}
+	}
+	t, err := e.openTarget(ctx, sc)
+	if err != nil {
+		return loopResult{}, err
+	}
+	res := closedLoop(ctx, t.workers, e.o.warmup, e.o.duration, t.pid)
+	t.close()
+	if res.events == 0 {
+		return res, fmt.Errorf("no exchange completed (%d errors, first: %v)", res.errors, res.firstErr)
+	}
+	return res, nil
+}
+
+func durationUS(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }

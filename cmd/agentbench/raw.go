@@ -1,0 +1,251 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"sync"
+)
+
+// The raw-frames baseline is the physical limit of the framing agentwire
+// uses on Unix sockets: [u32 length][u8 type][payload], the payload's first
+// 8 bytes an id that the server copies into a fixed 40-byte reply. No
+// protobuf, no session: one batching writer and one reader per connection
+// on the client, one loop per connection on the server that answers every
+// frame it has and writes the answers in one system call.
+
+const (
+	rawHeader    = 5 // length + type
+	rawReplySize = 40
+	rawReadBuf   = 64 << 10
+)
+
+// rawFrame builds a request frame of size bytes in all (at least 13)
+// carrying id.
+func rawFrame(size int, id uint64) []byte {
+	size = max(size, rawHeader+8)
+	b := make([]byte, size)
+	binary.BigEndian.PutUint32(b, uint32(size-4))
+	b[4] = 0x10
+	binary.BigEndian.PutUint64(b[5:], id)
+	for i := 13; i < size; i++ {
+		b[i] = 'a' + byte(i%26)
+	}
+	return b
+}
+
+// serveRaw answers raw frames on every connection ln accepts until ln is
+// closed.
+func serveRaw(ln net.Listener) {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	conns := map[net.Conn]struct{}{}
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			break
+		}
+		mu.Lock()
+		conns[c] = struct{}{}
+		mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			serveRawConn(c)
+			mu.Lock()
+			delete(conns, c)
+			mu.Unlock()
+		}()
+	}
+	mu.Lock()
+	for c := range conns {
+		_ = c.Close()
+	}
+	mu.Unlock()
+	wg.Wait()
+}
+
+func serveRawConn(c net.Conn) {
+	defer c.Close()
+	br := bufio.NewReaderSize(c, rawReadBuf)
+	out := make([]byte, 0, rawReadBuf)
+	var reply [rawReplySize]byte
+	binary.BigEndian.PutUint32(reply[:], rawReplySize-4)
+	reply[4] = 0x20
+	var scratch [8]byte
+	for {
+		hdr, err := br.Peek(rawHeader)
+		if err != nil {
+			return
+		}
+		n := int(binary.BigEndian.Uint32(hdr))
+		if n < 9 {
+			return
+		}
+		total := 4 + n
+		if total <= br.Size() {
+			frame, err := br.Peek(total)
+			if err != nil {
+				return
+			}
+			copy(reply[5:13], frame[5:13])
+			_, _ = br.Discard(total)
+		} else {
+			_, _ = br.Discard(rawHeader)
+			if _, err := io.ReadFull(br, scratch[:]); err != nil {
+				return
+			}
+			copy(reply[5:13], scratch[:])
+			if _, err := br.Discard(n - 9); err != nil {
+				return
+			}
+		}
+		out = append(out, reply[:]...)
+		// Write what we have before any read that would block.
+		if !rawFrameBuffered(br) {
+			if _, err := c.Write(out); err != nil {
+				return
+			}
+			out = out[:0]
+		}
+	}
+}
+
+// rawFrameBuffered reports whether br holds a complete frame already.
+func rawFrameBuffered(br *bufio.Reader) bool {
+	k := br.Buffered()
+	if k < 4 {
+		return false
+	}
+	hdr, _ := br.Peek(4)
+	return k >= 4+int(binary.BigEndian.Uint32(hdr))
+}
+
+// rawClient is one raw-frames connection with pipelining: any number of
+// slots, each with at most one frame in flight.
+type rawClient struct {
+	nc    net.Conn
+	slots []chan struct{}
+	wake  chan struct{}
+	done  chan struct{}
+	wg    sync.WaitGroup
+
+	mu      sync.Mutex // mu guards the following
+	pending []byte
+	spare   []byte
+	err     error
+}
+
+func dialRaw(ctx context.Context, path string, slots int) (*rawClient, error) {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return nil, err
+	}
+	c := &rawClient{nc: nc, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	c.slots = make([]chan struct{}, slots)
+	for i := range c.slots {
+		c.slots[i] = make(chan struct{}, 1)
+	}
+	c.wg.Add(2)
+	go c.writeLoop()
+	go c.readLoop()
+	return c, nil
+}
+
+func (c *rawClient) fail(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil {
+		c.err = err
+		close(c.done)
+		_ = c.nc.Close()
+	}
+}
+
+func (c *rawClient) writeLoop() {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-c.wake:
+		case <-c.done:
+			return
+		}
+		c.mu.Lock()
+		out := c.pending
+		c.pending = c.spare[:0]
+		c.spare = nil
+		c.mu.Unlock()
+		if len(out) == 0 {
+			continue
+		}
+		if _, err := c.nc.Write(out); err != nil {
+			c.fail(err)
+			return
+		}
+		c.mu.Lock()
+		c.spare = out[:0]
+		c.mu.Unlock()
+	}
+}
+
+func (c *rawClient) readLoop() {
+	defer c.wg.Done()
+	br := bufio.NewReaderSize(c.nc, rawReadBuf)
+	for {
+		hdr, err := br.Peek(rawHeader + 8)
+		if err != nil {
+			c.fail(err)
+			return
+		}
+		n := int(binary.BigEndian.Uint32(hdr))
+		id := binary.BigEndian.Uint64(hdr[rawHeader:])
+		if _, err := br.Discard(4 + n); err != nil {
+			c.fail(err)
+			return
+		}
+		if !signalSlot(c.slots, id) {
+			c.fail(errors.New("raw: reply for a slot with none in flight"))
+			return
+		}
+	}
+}
+
+// roundTrip returns the round trip of slot with a request of size bytes.
+func (c *rawClient) roundTrip(slot, size int) roundTrip {
+	frame := rawFrame(size, uint64(slot))
+	ch := c.slots[slot]
+	return func(ctx context.Context) error {
+		c.mu.Lock()
+		if c.err != nil {
+			err := c.err
+			c.mu.Unlock()
+			return err
+		}
+		wasEmpty := len(c.pending) == 0
+		c.pending = append(c.pending, frame...)
+		c.mu.Unlock()
+		if wasEmpty {
+			select {
+			case c.wake <- struct{}{}:
+			default:
+			}
+		}
+		select {
+		case <-ch:
+			return nil
+		case <-c.done:
+			return c.err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (c *rawClient) close() {
+	c.fail(errors.New("raw: closed"))
+	c.wg.Wait()
+}

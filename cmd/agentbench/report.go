@@ -1,0 +1,290 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+)
+
+// Report is one run's results; --json prints it as is.
+type Report struct {
+	Machine   Machine          `json:"machine"`
+	Options   RunOptions       `json:"options"`
+	Agent     string           `json:"agent"`
+	Driver    string           `json:"driver"`
+	Scenarios []ScenarioResult `json:"scenarios"`
+	Memory    []MemoryResult   `json:"memory"`
+	Targets   []TargetResult   `json:"targets"`
+	Elapsed   string           `json:"elapsed"`
+}
+
+// Machine is where the run happened.
+type Machine struct {
+	Host       string `json:"host"`
+	GOOS       string `json:"goos"`
+	GOARCH     string `json:"goarch"`
+	NumCPU     int    `json:"num_cpu"`
+	GOMAXPROCS int    `json:"gomaxprocs"`
+	GoVersion  string `json:"go_version"`
+	CPUModel   string `json:"cpu_model,omitempty"`
+}
+
+// RunOptions are the settings that shape the numbers.
+type RunOptions struct {
+	Duration string `json:"duration"`
+	Warmup   string `json:"warmup"`
+	Reps     int    `json:"reps"`
+	Quick    bool   `json:"quick"`
+}
+
+// Stat is a figure over the repetitions.
+type Stat struct {
+	Median float64 `json:"median"`
+	Min    float64 `json:"min"`
+	Max    float64 `json:"max"`
+}
+
+func statOf(xs []float64) Stat {
+	if len(xs) == 0 {
+		return Stat{}
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	med := s[len(s)/2]
+	if len(s)%2 == 0 {
+		med = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return Stat{Median: med, Min: s[0], Max: s[len(s)-1]}
+}
+
+// ScenarioResult is one scenario over all repetitions. Latencies are in
+// microseconds; CPU is microseconds per event; throughput events per second.
+type ScenarioResult struct {
+	Name         string `json:"name"`
+	Transport    string `json:"transport"`
+	Conns        int    `json:"conns"`
+	InFlight     int    `json:"in_flight_per_conn"`
+	Payload      string `json:"payload"`
+	RequestBytes int    `json:"request_bytes"`
+	Baseline     string `json:"baseline,omitempty"`
+	Reps         int    `json:"reps"`
+
+	Throughput Stat   `json:"events_per_sec"`
+	MBps       *Stat  `json:"mb_per_sec,omitempty"`
+	P50        Stat   `json:"p50_us"`
+	P99        Stat   `json:"p99_us"`
+	P999       Stat   `json:"p999_us"`
+	ClientCPU  Stat   `json:"client_cpu_us_per_event"`
+	ServerCPU  Stat   `json:"server_cpu_us_per_event"`
+	Allocs     Stat   `json:"client_allocs_per_event"`
+	Errors     uint64 `json:"errors"`
+	FirstError string `json:"first_error,omitempty"`
+
+	// Ratios to the baseline's medians (0 for baselines).
+	ThroughputRatio float64 `json:"throughput_ratio,omitempty"`
+	P50Ratio        float64 `json:"p50_ratio,omitempty"`
+}
+
+func summarize(sc scenario, reqBytes int, rs []loopResult) ScenarioResult {
+	out := ScenarioResult{
+		Name: sc.name(), Transport: sc.Transport, Conns: sc.Conns, InFlight: sc.InFlight,
+		Payload: sc.Payload, RequestBytes: reqBytes, Reps: len(rs),
+	}
+	if b, ok := sc.baseline(); ok {
+		out.Baseline = b.name()
+	}
+	var thr, mb, p50, p99, p999, ccpu, scpu, allocs []float64
+	for _, r := range rs {
+		ev := float64(r.events)
+		thr = append(thr, ev/r.elapsed.Seconds())
+		mb = append(mb, ev*bodyChunkSize/r.elapsed.Seconds()/(1<<20))
+		p50 = append(p50, durationUS(r.hist.quantile(0.50)))
+		p99 = append(p99, durationUS(r.hist.quantile(0.99)))
+		p999 = append(p999, durationUS(r.hist.quantile(0.999)))
+		ccpu = append(ccpu, durationUS(r.clientCPU)/ev)
+		scpu = append(scpu, durationUS(r.serverCPU)/ev)
+		allocs = append(allocs, float64(r.mallocs)/ev)
+		out.Errors += r.errors
+		if r.firstErr != nil && out.FirstError == "" {
+			out.FirstError = r.firstErr.Error()
+		}
+	}
+	out.Throughput, out.P50, out.P99, out.P999 = statOf(thr), statOf(p50), statOf(p99), statOf(p999)
+	out.ClientCPU, out.ServerCPU, out.Allocs = statOf(ccpu), statOf(scpu), statOf(allocs)
+	if sc.Payload == payloadBody {
+		s := statOf(mb)
+		out.MBps = &s
+	}
+	return out
+}
+
+func (r *Report) scenario(name string) *ScenarioResult {
+	for i := range r.Scenarios {
+		if r.Scenarios[i].Name == name {
+			return &r.Scenarios[i]
+		}
+	}
+	return nil
+}
+
+func (r *Report) computeRatios() {
+	for i := range r.Scenarios {
+		s := &r.Scenarios[i]
+		b := r.scenario(s.Baseline)
+		if s.Baseline == "" || b == nil {
+			continue
+		}
+		if b.Throughput.Median > 0 {
+			s.ThroughputRatio = s.Throughput.Median / b.Throughput.Median
+		}
+		if b.P50.Median > 0 {
+			s.P50Ratio = s.P50.Median / b.P50.Median
+		}
+	}
+}
+
+// TargetResult is one of issue 8's targets, checked on this run.
+type TargetResult struct {
+	Target string  `json:"target"`
+	Value  float64 `json:"value"`
+	Want   string  `json:"want"`
+	Met    bool    `json:"met"`
+	// Missing is set when the run did not measure what the target needs.
+	Missing bool `json:"missing,omitempty"`
+}
+
+func (r *Report) checkTargets() {
+	add := func(target string, value float64, want string, met, missing bool) {
+		r.Targets = append(r.Targets, TargetResult{Target: target, Value: value, Want: want, Met: met && !missing, Missing: missing})
+	}
+	if s := r.scenario("uds 4x64 headers"); s != nil {
+		add("uds 4x64 throughput ratio to raw frames", s.ThroughputRatio, ">= 0.35", s.ThroughputRatio >= 0.35, s.ThroughputRatio == 0)
+		add("uds 4x64 decisions/s", s.Throughput.Median, ">= 350000", s.Throughput.Median >= 350000, false)
+		add("uds 4x64 proxy allocations per headers event", s.Allocs.Median, "<= 10", s.Allocs.Median <= 10, false)
+	} else {
+		add("uds 4x64 throughput ratio to raw frames", 0, ">= 0.35", false, true)
+	}
+	if s := r.scenario("uds 1x1 headers"); s != nil {
+		add("uds 1 in flight p50 ratio to raw frames", s.P50Ratio, "<= 1.3", s.P50Ratio <= 1.3, s.P50Ratio == 0)
+	} else {
+		add("uds 1 in flight p50 ratio to raw frames", 0, "<= 1.3", false, true)
+	}
+	if s := r.scenario("grpc 1x64 headers"); s != nil {
+		add("grpc 1x64 throughput ratio to bare grpc-go", s.ThroughputRatio, ">= 0.8", s.ThroughputRatio >= 0.8, s.ThroughputRatio == 0)
+	} else {
+		add("grpc 1x64 throughput ratio to bare grpc-go", 0, ">= 0.8", false, true)
+	}
+	for _, m := range r.Memory {
+		switch {
+		case m.What == "idle connection" && m.Transport == tUDS:
+			add("uds idle connection bytes (heap+stacks)", m.TotalBytes(), "<= 65536", m.TotalBytes() <= 64<<10, false)
+		case m.What == "in-flight request" && m.Transport == tUDS:
+			add("uds in-flight request heap bytes", m.HeapBytes, "<= 2048", m.HeapBytes <= 2<<10, false)
+		}
+	}
+}
+
+func writeJSON(w io.Writer, r *Report) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// si formats x with a k/M suffix.
+func si(x float64) string {
+	switch {
+	case x >= 10e6:
+		return fmt.Sprintf("%.1fM", x/1e6)
+	case x >= 1e6:
+		return fmt.Sprintf("%.2fM", x/1e6)
+	case x >= 100e3:
+		return fmt.Sprintf("%.0fk", x/1e3)
+	case x >= 1e3:
+		return fmt.Sprintf("%.1fk", x/1e3)
+	}
+	return fmt.Sprintf("%.0f", x)
+}
+
+func num(x float64) string {
+	switch {
+	case x >= 100:
+		return fmt.Sprintf("%.0f", x)
+	case x >= 10:
+		return fmt.Sprintf("%.1f", x)
+	}
+	return fmt.Sprintf("%.2f", x)
+}
+
+func ratio(x float64) string {
+	if x == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.2f×", x)
+}
+
+func bytesStr(x float64) string {
+	switch {
+	case x >= 10<<10 || x <= -10<<10:
+		return fmt.Sprintf("%.1f KiB", x/1024)
+	}
+	return fmt.Sprintf("%.0f B", x)
+}
+
+// writeTables prints the report for people.
+func writeTables(w io.Writer, r *Report) {
+	m := r.Machine
+	fmt.Fprintf(w, "agentbench: %s, %d CPUs (GOMAXPROCS %d), %s %s/%s\n", strings.TrimSpace(m.CPUModel), m.NumCPU, m.GOMAXPROCS, m.GoVersion, m.GOOS, m.GOARCH)
+	fmt.Fprintf(w, "agent: %s; proxy side driven through %s\n", r.Agent, r.Driver)
+	fmt.Fprintf(w, "%d repetition(s) of %s after %s warm-up, interleaved; median [min–max]; ratios are agentwire ÷ its baseline in this run\n\n",
+		r.Options.Reps, r.Options.Duration, r.Options.Warmup)
+
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\treq B\tevents/s\t[min–max]\t×base\tMB/s\tp50 µs\tp99 µs\tp99.9 µs\t×base p50\tCPU µs/ev proxy\tagent\tallocs/ev\terrors\t")
+	for _, s := range r.Scenarios {
+		mb := ""
+		if s.MBps != nil {
+			mb = num(s.MBps.Median)
+		}
+		errs := ""
+		if s.Errors > 0 {
+			errs = fmt.Sprint(s.Errors)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t[%s–%s]\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
+			s.Name, s.RequestBytes, si(s.Throughput.Median), si(s.Throughput.Min), si(s.Throughput.Max),
+			ratio(s.ThroughputRatio), mb, num(s.P50.Median), num(s.P99.Median), num(s.P999.Median),
+			ratio(s.P50Ratio), num(s.ClientCPU.Median), num(s.ServerCPU.Median), num(s.Allocs.Median), errs)
+	}
+	_ = tw.Flush()
+	for _, s := range r.Scenarios {
+		if s.FirstError != "" {
+			fmt.Fprintf(w, "  %s: first error: %s\n", s.Name, s.FirstError)
+		}
+	}
+
+	fmt.Fprintln(w, "\nproxy-side memory (live heap after GC, and goroutine stacks), per connection or request")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "what\ttransport\tN\theap\tstacks\ttotal\tnote\t")
+	for _, mr := range r.Memory {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t\n", mr.What, mr.Transport, mr.N,
+			bytesStr(mr.HeapBytes), bytesStr(mr.StackBytes), bytesStr(mr.TotalBytes()), mr.Note)
+	}
+	_ = tw.Flush()
+
+	fmt.Fprintln(w, "\ntargets (issue 8)")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, t := range r.Targets {
+		verdict := "MET"
+		switch {
+		case t.Missing:
+			verdict = "not measured"
+		case !t.Met:
+			verdict = "MISSED"
+		}
+		fmt.Fprintf(tw, "%s\t%s\twant %s\t%s\n", t.Target, num(t.Value), t.Want, verdict)
+	}
+	_ = tw.Flush()
+	fmt.Fprintf(w, "\nelapsed %s\n", r.Elapsed)
+}
