@@ -266,11 +266,12 @@ func TestManyConcurrentEvents(t *testing.T) {
 func TestFlowControlHonoured(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, start func(testing.TB, Handler, ...Option) *env) {
 		// A proxy that stops sending while paused never sees a refusal, though
-		// it sends faster than the agent works (at least 1000/s against 4
-		// workers of 10 ms: 400/s) and more than the queue holds.
-		e := start(t, slowHandler{}, WithMaxConcurrency(4), WithMaxQueue(100))
+		// it sends faster than the agent works (bursts of 4 every 2 ms, about
+		// 2000/s, against 8 workers of 20 ms: 400/s) and more than the queue
+		// holds. The queue absorbs what it sends before the pause reaches it.
+		e := start(t, slowHandler{}, WithMaxConcurrency(8), WithMaxQueue(200))
 		c := e.dialReady()
-		const n = 200
+		const n = 300
 		var mu sync.Mutex
 		resume := sync.NewCond(&mu)
 		paused := false
@@ -284,7 +285,9 @@ func TestFlowControlHonoured(t *testing.T) {
 				if c.send(bodyChunk(uint64(i), fmt.Sprint("r", i%50), uint32(i))) != nil {
 					return
 				}
-				time.Sleep(200 * time.Microsecond)
+				if i%4 == 0 {
+					time.Sleep(2 * time.Millisecond)
+				}
 			}
 		}()
 		pauses := 0
@@ -386,7 +389,7 @@ func (slowHandler) RequestHeaders(context.Context, *agentv2.RequestHeadersEvent)
 }
 
 func (slowHandler) RequestBodyChunk(context.Context, *agentv2.BodyChunkEvent) (*agentv2.AgentResponse, error) {
-	time.Sleep(10 * time.Millisecond)
+	time.Sleep(20 * time.Millisecond)
 	return nil, nil
 }
 
