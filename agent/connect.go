@@ -86,7 +86,7 @@ func (srv *Server) ServeH2C(ctx context.Context, ln net.Listener) error {
 	}
 	if errors.Is(err, net.ErrClosed) || errors.Is(err, http.ErrServerClosed) {
 		// Shutdown or Close closed ln; the streams end with the server.
-		sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		sctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
 		if hs.Shutdown(sctx) != nil {
 			_ = hs.Close()
