@@ -34,11 +34,14 @@ type wire interface {
 	name() string
 }
 
-// call is one Send waiting for its decision.
+// call is one Send waiting for its decision. Calls are pooled.
 type call struct {
 	id   uint64
 	corr string
 	ch   chan result // capacity 1; exactly one result per call
+	// timer is the call timeout, kept with the pooled call so that a Send
+	// allocates none. Stopped whenever the call is not in a Send.
+	timer *time.Timer
 }
 
 type result struct {
@@ -242,21 +245,37 @@ func (s *session) Send(ctx context.Context, event *agentv2.ProxyToAgent) (*agent
 		return nil, s.sendErr(err)
 	}
 
-	var timeout <-chan time.Time
+	var (
+		timeout  <-chan time.Time
+		deadline time.Time
+	)
 	if d := s.cfg.callTimeout; d > 0 {
 		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > d {
-			t := time.NewTimer(d)
-			defer t.Stop()
-			timeout = t.C
+			deadline = time.Now().Add(d)
+			if c.timer == nil {
+				c.timer = time.NewTimer(d)
+			} else {
+				c.timer.Reset(d)
+			}
+			timeout = c.timer.C
 		}
 	}
 	var res result
+wait:
 	select {
 	case res = <-c.ch:
 	case <-ctx.Done():
 		res = s.abandon(c, agentwire.WrapContextError(ctx.Err()))
 	case <-timeout:
+		if time.Now().Before(deadline) {
+			// A stale tick from the call's previous use, possible only
+			// with asynchronous timer channels (GODEBUG asynctimerchan=1).
+			goto wait
+		}
 		res = s.abandon(c, agentwire.Errorf(agentwire.CodeDeadlineExceeded, "no decision within %v", s.cfg.callTimeout))
+	}
+	if timeout != nil {
+		c.timer.Stop()
 	}
 	callPool.Put(c)
 	return res.resp, res.err

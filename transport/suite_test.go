@@ -687,6 +687,12 @@ func runSuite(t *testing.T, h harness) {
 		assert.Equal(t, agentwire.CodeDeadlineExceeded, agentwire.CodeOf(err))
 		assert.Less(t, time.Since(start), 2*time.Second)
 		assert.Equal(t, 0, c.Status().InFlight)
+		// Calls and their timers are reused: the expired one must not cut
+		// later calls short.
+		for i := range 20 {
+			_, err := c.Send(context.Background(), headers(fmt.Sprint("dl-ok-", i), "GET", "/"))
+			require.NoError(t, err)
+		}
 	})
 	t.Run("Oversize", func(t *testing.T) {
 		t.Parallel()
