@@ -52,7 +52,9 @@ type Writer struct {
 	pending []byte
 	// spare is the flusher's last buffer, reused for pending.
 	spare []byte
-	// space is closed (and replaced) whenever the flusher drains pending.
+	// space, when not nil, is closed (and cleared) when the flusher drains
+	// pending or the Writer fails. Writers waiting for room create it, so
+	// a Writer that never fills up allocates none.
 	space chan struct{}
 	err   error
 }
@@ -72,7 +74,6 @@ func NewWriter(w io.Writer, max, maxPending int) *Writer {
 		max:        max,
 		maxPending: maxPending,
 		wake:       make(chan struct{}, 1),
-		space:      make(chan struct{}),
 	}
 }
 
@@ -102,6 +103,9 @@ func (w *Writer) Write(ctx context.Context, m Frame) error {
 				}
 			}
 			return nil
+		}
+		if w.space == nil {
+			w.space = make(chan struct{})
 		}
 		space := w.space
 		w.mu.Unlock()
@@ -144,8 +148,7 @@ func (w *Writer) Run(ctx context.Context) error {
 		} else if cap(out) <= 4*w.maxPending {
 			w.spare = out[:0]
 		}
-		close(w.space)
-		w.space = make(chan struct{})
+		w.wakeWaitersLocked()
 		w.mu.Unlock()
 		if werr != nil {
 			return werr
@@ -159,8 +162,15 @@ func (w *Writer) fail(err error) {
 	defer w.mu.Unlock()
 	if w.err == nil {
 		w.err = err
+		w.wakeWaitersLocked()
+	}
+}
+
+// wakeWaitersLocked wakes the writers waiting for room; w.mu is held.
+func (w *Writer) wakeWaitersLocked() {
+	if w.space != nil {
 		close(w.space)
-		w.space = make(chan struct{})
+		w.space = nil
 	}
 }
 
