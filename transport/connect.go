@@ -52,6 +52,11 @@ func (connectCodec) Unmarshal(b []byte, v any) error {
 		return fmt.Errorf("agentwire codec: cannot unmarshal into %T", v)
 	}
 	m.Reset()
+	if u, ok := v.(unsafeUnmarshaler); ok {
+		// b is connect-go's pooled buffer: decode from a copy m owns,
+		// one allocation instead of one per string (see framedWire.recv).
+		return u.UnmarshalVTUnsafe(append([]byte(nil), b...))
+	}
 	return m.UnmarshalVT(b)
 }
 

@@ -56,10 +56,20 @@ func (wireCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if !ok {
 		return fmt.Errorf("agentwire codec: cannot unmarshal into %T", v)
 	}
+	m.Reset()
+	if u, ok := v.(unsafeUnmarshaler); ok {
+		// A fresh copy that m owns: strings and bytes alias it instead of
+		// being copied one allocation each (see framedWire.recv).
+		return u.UnmarshalVTUnsafe(data.Materialize())
+	}
 	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
 	defer buf.Free()
-	m.Reset()
 	return m.UnmarshalVT(buf.ReadOnlyData())
+}
+
+// unsafeUnmarshaler decodes with strings and bytes aliasing its input.
+type unsafeUnmarshaler interface {
+	UnmarshalVTUnsafe([]byte) error
 }
 
 var processStreamDesc = grpc.StreamDesc{StreamName: "ProcessStream", ServerStreams: true, ClientStreams: true}
