@@ -16,8 +16,10 @@ import (
 const DefaultMaxFrameSize = 16 << 20
 
 // readBufferSize is the buffered reader's size: frames up to this size are
-// decoded straight from it without a copy.
-const readBufferSize = 64 << 10
+// decoded straight from it without a copy. Every connection holds one, idle
+// or not: 32 KiB fits a 16 KiB body chunk and hundreds of pipelined
+// decisions, and keeps an idle connection well under 64 KiB.
+const readBufferSize = 32 << 10
 
 // Reader reads frames from a byte stream. It is not safe for concurrent use:
 // one goroutine owns a Reader.
