@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -157,6 +158,9 @@ func setup(ctx context.Context, o options, scs []scenario, logf func(string, ...
 	switch o.agent {
 	case "self":
 		e.agentKind = "agentbench serving examples/waf-agent/waf (same SDK, same policy)"
+		if o.agentProf != "" {
+			agentFlags = append(agentFlags, "-cpuprofile", o.agentProf)
+		}
 		if argv, err = selfArgv(append([]string{"agent"}, agentFlags...)...); err != nil {
 			return nil, err
 		}
@@ -247,7 +251,14 @@ func bench(ctx context.Context, o options, logf func(string, ...any)) (*Report, 
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			res, err := e.runOnce(ctx, sc)
+			var res loopResult
+			var err error
+			// Goroutines started for the scenario (connections' readers
+			// and writers, workers) carry its name: filter a --cpuprofile
+			// with -tagfocus 'scenario=uds 4x64 headers'.
+			pprof.Do(ctx, pprof.Labels("scenario", sc.name()), func(ctx context.Context) {
+				res, err = e.runOnce(ctx, sc)
+			})
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", sc.name(), err)
 			}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"sync"
 	"syscall"
 	"time"
@@ -132,8 +133,20 @@ func runAgentServer(ctx context.Context, args []string) error {
 	conns := fs.Int("conns", 1, "reverse connections to keep open")
 	delay := fs.Duration("delay", 0, "answer request headers after this long (0: at once)")
 	maxConc := fs.Int("max-concurrency", agent.DefaultMaxConcurrency, "events handled at once per connection")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process to the file")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	var h agent.Handler = &waf.Handler{}
 	if *delay > 0 {

@@ -58,6 +58,7 @@ type options struct {
 	agent      string   // "build", "self", or the path of a waf-agent binary
 	cpuprofile string
 	memprofile string
+	agentProf  string
 	idleConns  int // connections opened to measure memory per idle connection
 	inflight   int // requests parked to measure memory per in-flight request
 	verbose    bool
@@ -76,6 +77,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.agent, "agent", "build", `agent to benchmark: "build" (go build examples/waf-agent), "self" (this binary serving the same policy), or a waf-agent binary path`)
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the bench (proxy) process to this file")
 	fs.StringVar(&o.memprofile, "memprofile", "", "write an allocation profile of the bench (proxy) process to this file")
+	fs.StringVar(&o.agentProf, "agent-cpuprofile", "", "write a CPU profile of the agent process to this file (with --agent self)")
 	fs.IntVar(&o.idleConns, "idle-conns", 0, "connections opened to measure memory per idle connection (default 200, quick 20)")
 	fs.IntVar(&o.inflight, "inflight", 0, "requests parked to measure memory per in-flight request (default 2000, quick 200)")
 	fs.BoolVar(&o.verbose, "v", false, "log progress to stderr")
@@ -84,6 +86,9 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if o.agentProf != "" && o.agent != "self" {
+		return o, errors.New("--agent-cpuprofile needs --agent self")
 	}
 	def := func(d *time.Duration, full, quick time.Duration) {
 		if *d <= 0 {
