@@ -6,7 +6,6 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -189,7 +188,6 @@ func (srv *Server) processEvent(ctx context.Context, m *agentv2.ProxyToAgent) (*
 	if !ok {
 		return nil, agentwire.Errorf(agentwire.CodeInvalidArgument, "agent: ProcessEvent takes an event, a ping or a handshake, not %T", m.Message)
 	}
-	start := time.Now()
 	resp, err := srv.call(ctx, m)
-	return newReply(m.EventId, cid, resp, err, time.Since(start)), nil
+	return newReply(m.EventId, cid, resp, err), nil
 }

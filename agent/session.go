@@ -428,7 +428,7 @@ func (s *session) submit(cid string, m *agentv2.ProxyToAgent) {
 		s.mu.Unlock()
 		s.stats.rejected.Add(1)
 		s.reply(m.EventId, cid, nil, agentwire.Errorf(agentwire.CodeResourceExhausted,
-			"agent: %d events pending on this connection, the limit is %d", s.maxPending, s.maxPending), -1)
+			"agent: %d events pending on this connection, the limit is %d", s.maxPending, s.maxPending))
 		return
 	}
 	s.pending++
@@ -594,38 +594,35 @@ func (s *session) handle(l *lane, m *agentv2.ProxyToAgent) {
 		if agentwire.CodeOf(err) == agentwire.CodeDeadlineExceeded {
 			s.stats.timedOut.Add(1)
 		}
-		s.reply(m.EventId, l.cid, nil, err, -1)
+		s.reply(m.EventId, l.cid, nil, err)
 		return
 	}
 	start := time.Now()
 	resp, err := s.srv.call(l, m)
-	took := time.Since(start)
-	s.stats.record(took)
+	s.stats.record(time.Since(start))
 	if err != nil && agentwire.CodeOf(err) == agentwire.CodeDeadlineExceeded {
 		s.stats.timedOut.Add(1)
 	}
-	s.reply(m.EventId, l.cid, resp, err, took)
+	s.reply(m.EventId, l.cid, resp, err)
 }
 
 // reply sends the answer to event id.
-func (s *session) reply(id uint64, cid string, resp *agentv2.AgentResponse, err error, took time.Duration) {
-	_ = s.send(newReply(id, cid, resp, err, took))
+func (s *session) reply(id uint64, cid string, resp *agentv2.AgentResponse, err error) {
+	_ = s.send(newReply(id, cid, resp, err))
 }
 
-// replyEnvelope allocates a response envelope, its oneof wrapper, the
-// processing time and (for nil responses and errors) the response at once.
+// replyEnvelope allocates a response envelope, its oneof wrapper and (for
+// nil responses and errors) the response at once.
 type replyEnvelope struct {
 	env  agentv2.AgentToProxy
 	wrap agentv2.AgentToProxy_Response
 	resp agentv2.AgentResponse
-	ms   uint64
 }
 
 // newReply builds the answer to an event, filling in what the SDK owns:
 // the event id, the correlation id, allow for a nil response, the error
-// status, and the processing time unless the handler set one (took < 0:
-// the handler did not run).
-func newReply(id uint64, cid string, resp *agentv2.AgentResponse, err error, took time.Duration) *agentv2.AgentToProxy {
+// status.
+func newReply(id uint64, cid string, resp *agentv2.AgentResponse, err error) *agentv2.AgentToProxy {
 	r := &replyEnvelope{}
 	switch {
 	case err != nil:
@@ -636,10 +633,6 @@ func newReply(id uint64, cid string, resp *agentv2.AgentResponse, err error, too
 		resp = &r.resp
 	}
 	resp.CorrelationId = cid
-	if took >= 0 && resp.ProcessingTimeMs == nil {
-		r.ms = uint64(took.Milliseconds())
-		resp.ProcessingTimeMs = &r.ms
-	}
 	r.wrap.Response = resp
 	r.env.EventId = id
 	r.env.Message = &r.wrap

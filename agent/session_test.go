@@ -161,7 +161,6 @@ func TestEventKinds(t *testing.T) {
 			require.NotNil(t, r, "no response to %T", ev.m.Message)
 			assert.Equal(t, ev.cid, r.GetCorrelationId())
 			assert.Equal(t, ev.status, r.GetBlock().GetStatus(), "event %T", ev.m.Message)
-			assert.NotNil(t, r.ProcessingTimeMs, "processing time of %T", ev.m.Message)
 		}
 		cfg := got[200]
 		assert.NotNil(t, cfg.GetAllow(), "configure answered %v", cfg)
@@ -520,9 +519,7 @@ func TestHealthReports(t *testing.T) {
 		for i := 1; i <= 3; i++ {
 			c.Send(requestHeaders(uint64(i), fmt.Sprint("r", i)))
 		}
-		for _, r := range c.responses(3) {
-			assert.GreaterOrEqual(t, r.GetProcessingTimeMs(), uint64(3))
-		}
+		c.responses(3)
 		var last *agentv2.HealthStatus
 		for range 3 {
 			last = c.recv(isHealth).GetHealth()

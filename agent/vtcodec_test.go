@@ -17,7 +17,7 @@ func TestCodecs(t *testing.T) {
 	event := &agentv2.ProxyToAgent{EventId: 5, Message: &agentv2.ProxyToAgent_RequestBodyChunk{RequestBodyChunk: &agentv2.BodyChunkEvent{
 		CorrelationId: "c-1", Data: []byte("body"), IsLast: true,
 	}}}
-	reply := newReply(5, "c-1", Block(403, "no"), nil, 0)
+	reply := newReply(5, "c-1", Block(403, "no"), nil)
 	other := &healthpb.HealthCheckRequest{Service: "svc"}
 	type codec struct {
 		marshal   func(any) ([]byte, error)
