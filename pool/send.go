@@ -121,11 +121,11 @@ func (a *agent) send(ctx context.Context, rt route, ev *agentv2.ProxyToAgent) (*
 	}
 	kind := transport.EventType(ev)
 	obs := a.p.cfg.observer
-	// info is only built for an observer: without one it costs nothing.
-	var info *EventInfo
+	// info is only filled in for an observer: without one it costs nothing.
+	var info EventInfo
 	if obs != nil {
-		info = &EventInfo{AgentID: a.id, CorrelationID: corr, Type: kind, Event: ev}
-		ctx = obs.EventStart(ctx, *info)
+		info = EventInfo{AgentID: a.id, CorrelationID: corr, Type: kind, Event: ev}
+		ctx = obs.EventStart(ctx, info)
 	}
 	start := a.p.cfg.now()
 	a.requests.Add(1)
@@ -150,8 +150,13 @@ func (a *agent) send(ctx context.Context, rt route, ev *agentv2.ProxyToAgent) (*
 		if x.sc != nil {
 			connID, endpoint = x.sc.id, x.sc.endpoint
 		}
-		obs.EventEnd(ctx, *info, EventResult{ConnID: connID, Endpoint: endpoint, Response: resp, Err: err,
-			FailOpen: x.failOpen, Duration: a.p.cfg.since(start)})
+		// The decision came at sendAt+latency: no need to read the clock again.
+		d := x.sendAt.Sub(start) + x.latency
+		if !x.sent {
+			d = a.p.cfg.since(start)
+		}
+		obs.EventEnd(ctx, info, EventResult{ConnID: connID, Endpoint: endpoint, Response: resp, Err: err,
+			FailOpen: x.failOpen, Duration: d})
 	}
 	return resp, err
 }
@@ -168,7 +173,7 @@ type exchange struct {
 	// concurrency slot): reading the clock costs more than the pipeline.
 	start, sendAt time.Time
 	now           int64
-	info          *EventInfo
+	info          EventInfo // zero without an observer
 
 	sc       *SubConn       // the connection, once routed (its inflight counts this event)
 	done     func(DoneInfo) // the picker's callback
@@ -206,7 +211,7 @@ func (x *exchange) route(rt route) error {
 		}
 		a.affinityMisses.Add(1)
 		if o := a.p.cfg.observer; o != nil {
-			o.AffinityMiss(x.ctx, *x.info)
+			o.AffinityMiss(x.ctx, x.info)
 		}
 	}
 	// A new request, or an event without one.
@@ -331,7 +336,7 @@ func (x *exchange) flowControl() error {
 		err = agentwire.Errorf(agentwire.CodeResourceExhausted, "%w: agent %q", ErrPaused, a.id)
 	}
 	if o := a.p.cfg.observer; o != nil {
-		o.FlowControl(x.ctx, *x.info, a.cfg.flowMode, waited, err)
+		o.FlowControl(x.ctx, x.info, a.cfg.flowMode, waited, err)
 	}
 	return err
 }
