@@ -52,6 +52,25 @@ func (c *memConn) Close(context.Context) error {
 	return nil
 }
 
+// cpuMeter reports CPU nanoseconds per unit of work next to wall time.
+type cpuMeter struct {
+	b     *testing.B
+	start int64
+	ok    bool
+}
+
+func startCPU(b *testing.B) *cpuMeter {
+	c := &cpuMeter{b: b}
+	c.start, c.ok = cpuTime()
+	return c
+}
+
+func (c *cpuMeter) report(perOp int, unit string) {
+	if end, ok := cpuTime(); ok && c.ok && c.b.N > 0 {
+		c.b.ReportMetric(float64(end-c.start)/float64(c.b.N*perOp), "cpu-ns/"+unit)
+	}
+}
+
 // benchVariants are the configurations the overhead is measured for.
 func benchVariants(b *testing.B) []struct {
 	name string
@@ -80,6 +99,7 @@ func benchVariants(b *testing.B) []struct {
 		obs  func() pool.Observer
 	}{
 		{"no-otel", func() pool.Observer { return nil }},
+		{"nop-observer", func() pool.Observer { return pool.NopObserver{} }},
 		{"disabled", mk(WithoutTracing(), WithoutMetrics(), prop)},
 		{"unset-globals", mk()},
 		{"sampler-drops", mk(WithTracerProvider(drop), WithoutMetrics(), prop)},
@@ -123,6 +143,7 @@ func BenchmarkPoolSend(b *testing.B) {
 			ctx := context.Background()
 			b.ReportAllocs()
 			b.ResetTimer()
+			cpu := startCPU(b)
 			for i := range b.N {
 				r := reqs[i%len(reqs)]
 				md := r[0].GetRequestHeaders().GetMetadata()
@@ -134,6 +155,7 @@ func BenchmarkPoolSend(b *testing.B) {
 				}
 			}
 			b.StopTimer()
+			cpu.report(3, "event")
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(3*b.N), "ns/event")
 		})
 	}
@@ -155,11 +177,55 @@ func BenchmarkObserver(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			md := ev.GetRequestHeaders().GetMetadata()
+			cpu := startCPU(b)
 			for range b.N {
 				md.Traceparent, md.Tracestate = nil, nil
 				c := o.EventStart(ctx, info)
 				o.EventEnd(c, info, res)
 			}
+			cpu.report(1, "op")
+		})
+	}
+}
+
+// BenchmarkInterceptor measures the agent side's wrapper around a handler
+// that allows at once, for a request_headers event carrying a traceparent.
+func BenchmarkInterceptor(b *testing.B) {
+	drop := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()))
+	all := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()))
+	b.Cleanup(func() {
+		_ = drop.Shutdown(context.Background())
+		_ = all.Shutdown(context.Background())
+	})
+	prop := WithPropagator(propagation.TraceContext{})
+	allow := func(context.Context, *agentv2.ProxyToAgent) (*agentv2.AgentResponse, error) { return nil, nil }
+	for _, v := range []struct {
+		name string
+		opts []Option
+	}{
+		{"disabled", []Option{WithoutTracing(), WithoutMetrics(), prop}},
+		{"sampler-drops", []Option{WithTracerProvider(drop), WithoutMetrics(), prop}},
+		{"sampled", []Option{WithTracerProvider(all), WithoutMetrics(), prop}},
+	} {
+		b.Run(v.name, func(b *testing.B) {
+			ic, err := NewInterceptor(v.opts...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			f := ic.WrapEvent(allow)
+			ev := headers("bench", "/")
+			tp := "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+			ev.GetRequestHeaders().Metadata.Traceparent = &tp
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu := startCPU(b)
+			for range b.N {
+				if _, err := f(ctx, ev); err != nil {
+					b.Fatal(err)
+				}
+			}
+			cpu.report(1, "op")
 		})
 	}
 }

@@ -3,6 +3,7 @@ package otel
 import (
 	"context"
 	"math"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -80,7 +81,10 @@ func (i *Interceptor) WrapEvent(next agent.EventFunc) agent.EventFunc {
 		t := transport.EventType(ev)
 		cid, _ := transport.CorrelationID(ev)
 		peer := agent.PeerFromContext(ctx)
-		start := i.cfg.now()
+		var start time.Time
+		if i.duration != nil || i.cache != nil {
+			start = i.cfg.now()
+		}
 		ctx, inherited := i.parent(ctx, ev, t, cid, peer, start.UnixNano())
 		var span trace.Span
 		if i.tracer != nil {
@@ -118,7 +122,7 @@ func (i *Interceptor) WrapEvent(next agent.EventFunc) agent.EventFunc {
 			set := i.attrs.get(key, func() []attribute.KeyValue {
 				return []attribute.KeyValue{rpcSystem, kindOf(key.kind).attrs[1], OutcomeKey.String(key.outcome)}
 			})
-			i.duration.Record(ctx, i.cfg.now().Sub(start).Seconds(), set)
+			i.duration.Record(ctx, i.cfg.now().Sub(start).Seconds(), set.rec...)
 		}
 		return resp, err
 	}

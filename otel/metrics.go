@@ -116,18 +116,26 @@ func newClientInstruments(m metric.Meter) (*clientInstruments, error) {
 }
 
 // attrCache keeps the measurement options (attribute sets) of the hot
-// path, so that recording allocates nothing after the first event of each
-// combination. Its keys come from the pool's agents and fixed tables, so it
-// stays small.
+// path, as the option slices of each kind of call, so that recording
+// allocates nothing after the first event of each combination. Its keys
+// come from the pool's agents and fixed tables, so it stays small.
 type attrCache[K comparable] struct {
-	m sync.Map // K -> metric.MeasurementOption
+	m sync.Map // K -> *measureOpts
 }
 
-func (c *attrCache[K]) get(k K, build func() []attribute.KeyValue) metric.MeasurementOption {
+// measureOpts is one attribute set as options for Add, Record and Observe.
+type measureOpts struct {
+	add []metric.AddOption
+	rec []metric.RecordOption
+	obs []metric.ObserveOption
+}
+
+func (c *attrCache[K]) get(k K, build func() []attribute.KeyValue) *measureOpts {
 	if o, ok := c.m.Load(k); ok {
-		return o.(metric.MeasurementOption)
+		return o.(*measureOpts)
 	}
-	o := metric.WithAttributeSet(attribute.NewSet(build()...))
+	opt := metric.WithAttributeSet(attribute.NewSet(build()...))
+	o := &measureOpts{add: []metric.AddOption{opt}, rec: []metric.RecordOption{opt}, obs: []metric.ObserveOption{opt}}
 	c.m.Store(k, o)
 	return o
 }

@@ -73,7 +73,7 @@ func NewObserver(opts ...Option) (*Observer, error) {
 	return o, nil
 }
 
-func (o *Observer) agentSet(id string) metric.MeasurementOption {
+func (o *Observer) agentSet(id string) *measureOpts {
 	return o.agentAttrs.get(id, func() []attribute.KeyValue { return []attribute.KeyValue{AgentIDKey.String(id)} })
 }
 
@@ -84,7 +84,7 @@ func (o *Observer) agentSet(id string) metric.MeasurementOption {
 // span continues that trace.
 func (o *Observer) EventStart(ctx context.Context, info pool.EventInfo) context.Context {
 	if o.ins != nil {
-		o.ins.inFlight.Add(ctx, 1, o.agentSet(info.AgentID))
+		o.ins.inFlight.Add(ctx, 1, o.agentSet(info.AgentID).add...)
 	}
 	md := requestMetadata(info.Event)
 	if o.tracer == nil {
@@ -146,9 +146,9 @@ func (o *Observer) EventEnd(ctx context.Context, info pool.EventInfo, res pool.E
 		outcome = outcomeOf(res.Response, res.Err, res.FailOpen)
 	}
 	agent := o.agentSet(info.AgentID)
-	o.ins.inFlight.Add(ctx, -1, agent)
+	o.ins.inFlight.Add(ctx, -1, agent.add...)
 	if res.FailOpen {
-		o.ins.failOpen.Add(ctx, 1, agent)
+		o.ins.failOpen.Add(ctx, 1, agent.add...)
 	}
 	key := eventKey{agent: info.AgentID, transport: transportOf(res.Endpoint), kind: info.Type, outcome: outcome}
 	set := o.eventAttrs.get(key, func() []attribute.KeyValue {
@@ -158,8 +158,8 @@ func (o *Observer) EventEnd(ctx context.Context, info pool.EventInfo, res pool.E
 			k.attrs[1], OutcomeKey.String(key.outcome),
 		}
 	})
-	o.ins.duration.Record(ctx, res.Duration.Seconds(), set)
-	o.ins.events.Add(ctx, 1, set)
+	o.ins.duration.Record(ctx, res.Duration.Seconds(), set.rec...)
+	o.ins.events.Add(ctx, 1, set.add...)
 }
 
 func (o *Observer) finishSpan(span trace.Span, info pool.EventInfo, res pool.EventResult) {
@@ -215,9 +215,9 @@ func (o *Observer) FlowControl(ctx context.Context, info pool.EventInfo, mode po
 	set := o.flowAttrs.get([3]string{info.AgentID, mode.String(), result}, func() []attribute.KeyValue {
 		return []attribute.KeyValue{AgentIDKey.String(info.AgentID), FlowModeKey.String(mode.String()), FlowResultKey.String(result)}
 	})
-	o.ins.flow.Add(ctx, 1, set)
+	o.ins.flow.Add(ctx, 1, set.add...)
 	if mode == pool.WaitAndRetry {
-		o.ins.flowWait.Record(ctx, waited.Seconds(), set)
+		o.ins.flowWait.Record(ctx, waited.Seconds(), set.rec...)
 	}
 }
 
@@ -229,7 +229,7 @@ func (o *Observer) AffinityMiss(ctx context.Context, info pool.EventInfo) {
 		}
 	}
 	if o.ins != nil {
-		o.ins.affinityMiss.Add(ctx, 1, o.agentSet(info.AgentID))
+		o.ins.affinityMiss.Add(ctx, 1, o.agentSet(info.AgentID).add...)
 	}
 }
 
@@ -241,10 +241,10 @@ func (o *Observer) ConnStateChange(agentID, _ string, from, to pool.ConnState) {
 	}
 	ctx := context.Background()
 	if from != 0 {
-		o.ins.connections.Add(ctx, -1, o.connSet(agentID, from))
+		o.ins.connections.Add(ctx, -1, o.connSet(agentID, from).add...)
 	}
 	if to != pool.ConnClosed {
-		o.ins.connections.Add(ctx, 1, o.connSet(agentID, to))
+		o.ins.connections.Add(ctx, 1, o.connSet(agentID, to).add...)
 	}
 	v, _ := o.agents.LoadOrStore(agentID, &agentState{})
 	st := v.(*agentState)
@@ -258,14 +258,14 @@ func (o *Observer) ConnStateChange(agentID, _ string, from, to pool.ConnState) {
 				break
 			}
 			if st.lost.CompareAndSwap(n, n-1) {
-				o.ins.reconnects.Add(ctx, 1, o.agentSet(agentID))
+				o.ins.reconnects.Add(ctx, 1, o.agentSet(agentID).add...)
 				break
 			}
 		}
 	}
 }
 
-func (o *Observer) connSet(agentID string, s pool.ConnState) metric.MeasurementOption {
+func (o *Observer) connSet(agentID string, s pool.ConnState) *measureOpts {
 	name := s.String()
 	return o.connAttrs.get([2]string{agentID, name}, func() []attribute.KeyValue {
 		return []attribute.KeyValue{AgentIDKey.String(agentID), ConnStateKey.String(name)}
@@ -285,9 +285,9 @@ func (o *Observer) ObservePool(p *pool.Pool) (metric.Registration, error) {
 	reg, err := o.cfg.meterProvider.Meter(instrumentationName).RegisterCallback(func(_ context.Context, obs metric.Observer) error {
 		for _, a := range p.Stats() {
 			agent := o.agentSet(a.ID)
-			obs.ObserveInt64(ins.affinitySize, int64(a.OpenRequests), agent)
-			obs.ObserveInt64(ins.sessions, int64(a.Sessions), agent)
-			obs.ObserveInt64(ins.breakerOpened, int64(min(a.BreakerOpened, math.MaxInt64)), agent)
+			obs.ObserveInt64(ins.affinitySize, int64(a.OpenRequests), agent.obs...)
+			obs.ObserveInt64(ins.sessions, int64(a.Sessions), agent.obs...)
+			obs.ObserveInt64(ins.breakerOpened, int64(min(a.BreakerOpened, math.MaxInt64)), agent.obs...)
 			for _, s := range states {
 				v := int64(0)
 				if a.Breaker == s {
