@@ -412,7 +412,7 @@ func (d *ReverseDialer) connect(ctx context.Context) (net.Conn, error) {
 	}
 	if !resp.GetAccepted() {
 		d.rejected.Add(1)
-		return nil, rejectionError(resp.GetError())
+		return nil, rejectionError(agentwire.Code(resp.GetCode()), resp.GetError())
 	}
 	if !unblock() || rctx.Err() != nil {
 		d.failed.Add(1)
@@ -480,8 +480,9 @@ func (d *ReverseDialer) register(nc net.Conn) (*agentv2.RegistrationResponse, er
 	return msg.GetRegistrationResponse(), nil
 }
 
-// rejectionError turns the proxy's "code_name: reason" into a typed error.
-func rejectionError(text string) error {
+// rejectionError turns the proxy's refusal into a typed error: the code
+// field when set, else the "code_name: reason" prefix older proxies send.
+func rejectionError(wireCode agentwire.Code, text string) error {
 	code := agentwire.CodeUnknown
 	reason := text
 	if name, rest, ok := strings.Cut(text, ": "); ok {
@@ -489,6 +490,9 @@ func rejectionError(text string) error {
 		if c.UnmarshalText([]byte(name)) == nil {
 			code, reason = c, rest
 		}
+	}
+	if wireCode != 0 {
+		code = wireCode
 	}
 	if reason == "" {
 		reason = "no reason given"

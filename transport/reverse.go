@@ -429,7 +429,7 @@ func (l *ReverseListener) register(nc net.Conn) {
 		// Best effort: the client may already be gone.
 		text := rej.wireText()
 		_ = l.writeResponse(nc, &agentv2.RegistrationResponse{
-			Accepted: false, Error: &text,
+			Accepted: false, Error: &text, Code: uint32(rej.code),
 			ProxyId: l.conn.proxyID, ProxyVersion: l.conn.proxyVersion,
 		})
 		fail(rej.err())

@@ -4238,7 +4238,9 @@ type RegistrationResponse struct {
 	// Unique, random id the proxy assigned to this connection.
 	ConnectionId string `protobuf:"bytes,5,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
 	// Configuration the agent should apply, as JSON.
-	ConfigJson    *string `protobuf:"bytes,6,opt,name=config_json,json=configJson,proto3,oneof" json:"config_json,omitempty"`
+	ConfigJson *string `protobuf:"bytes,6,opt,name=config_json,json=configJson,proto3,oneof" json:"config_json,omitempty"`
+	// Why a registration was refused, as a gRPC status code (0 when accepted).
+	Code          uint32 `protobuf:"varint,7,opt,name=code,proto3" json:"code,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4313,6 +4315,13 @@ func (x *RegistrationResponse) GetConfigJson() string {
 		return *x.ConfigJson
 	}
 	return ""
+}
+
+func (x *RegistrationResponse) GetCode() uint32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
 }
 
 // ProxyToAgent is every message the proxy sends on a processing stream.
@@ -5493,7 +5502,7 @@ const file_sentinel_agent_v2_agent_proto_rawDesc = "" +
 	"\bmetadata\x18\x05 \x03(\v24.sentinel.agent.v2.RegistrationRequest.MetadataEntryR\bmetadata\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf2\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x86\x02\n" +
 	"\x14RegistrationResponse\x12\x1a\n" +
 	"\baccepted\x18\x01 \x01(\bR\baccepted\x12\x19\n" +
 	"\x05error\x18\x02 \x01(\tH\x00R\x05error\x88\x01\x01\x12\x19\n" +
@@ -5501,7 +5510,8 @@ const file_sentinel_agent_v2_agent_proto_rawDesc = "" +
 	"\rproxy_version\x18\x04 \x01(\tR\fproxyVersion\x12#\n" +
 	"\rconnection_id\x18\x05 \x01(\tR\fconnectionId\x12$\n" +
 	"\vconfig_json\x18\x06 \x01(\tH\x01R\n" +
-	"configJson\x88\x01\x01B\b\n" +
+	"configJson\x88\x01\x01\x12\x12\n" +
+	"\x04code\x18\a \x01(\rR\x04codeB\b\n" +
 	"\x06_errorB\x0e\n" +
 	"\f_config_json\"\xa9\n" +
 	"\n" +

@@ -1387,6 +1387,7 @@ func (m *RegistrationResponse) CloneVT() *RegistrationResponse {
 	r.ProxyId = m.ProxyId
 	r.ProxyVersion = m.ProxyVersion
 	r.ConnectionId = m.ConnectionId
+	r.Code = m.Code
 	if rhs := m.Error; rhs != nil {
 		tmpVal := *rhs
 		r.Error = &tmpVal
@@ -3794,6 +3795,9 @@ func (this *RegistrationResponse) EqualVT(that *RegistrationResponse) bool {
 		return false
 	}
 	if p, q := this.ConfigJson, that.ConfigJson; (p == nil && q != nil) || (p != nil && (q == nil || *p != *q)) {
+		return false
+	}
+	if this.Code != that.Code {
 		return false
 	}
 	return string(this.unknownFields) == string(that.unknownFields)
@@ -8209,6 +8213,11 @@ func (m *RegistrationResponse) MarshalToSizedBufferVT(dAtA []byte) (int, error) 
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
 	}
+	if m.Code != 0 {
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.Code))
+		i--
+		dAtA[i] = 0x38
+	}
 	if m.ConfigJson != nil {
 		i -= len(*m.ConfigJson)
 		copy(dAtA[i:], *m.ConfigJson)
@@ -10604,6 +10613,9 @@ func (m *RegistrationResponse) SizeVT() (n int) {
 	if m.ConfigJson != nil {
 		l = len(*m.ConfigJson)
 		n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
+	}
+	if m.Code != 0 {
+		n += 1 + protohelpers.SizeOfVarint(uint64(m.Code))
 	}
 	n += len(m.unknownFields)
 	return n
@@ -20381,6 +20393,25 @@ func (m *RegistrationResponse) UnmarshalVT(dAtA []byte) error {
 			s := string(dAtA[iNdEx:postIndex])
 			m.ConfigJson = &s
 			iNdEx = postIndex
+		case 7:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field Code", wireType)
+			}
+			m.Code = 0
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				m.Code |= uint32(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
 		default:
 			iNdEx = preIndex
 			skippy, err := protohelpers.Skip(dAtA[iNdEx:])
@@ -31731,6 +31762,25 @@ func (m *RegistrationResponse) UnmarshalVTUnsafe(dAtA []byte) error {
 			s := stringValue
 			m.ConfigJson = &s
 			iNdEx = postIndex
+		case 7:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field Code", wireType)
+			}
+			m.Code = 0
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				m.Code |= uint32(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
 		default:
 			iNdEx = preIndex
 			skippy, err := protohelpers.Skip(dAtA[iNdEx:])

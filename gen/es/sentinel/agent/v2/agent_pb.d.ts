@@ -1949,6 +1949,13 @@ export declare type RegistrationResponse = Message<"sentinel.agent.v2.Registrati
    * @generated from field: optional string config_json = 6;
    */
   configJson?: string | undefined;
+
+  /**
+   * Why a registration was refused, as a gRPC status code (0 when accepted).
+   *
+   * @generated from field: uint32 code = 7;
+   */
+  code: number;
 };
 
 /**

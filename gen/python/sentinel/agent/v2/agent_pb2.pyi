@@ -664,20 +664,22 @@ class RegistrationRequest(_message.Message):
     def __init__(self, protocol_version: _Optional[int] = ..., agent_id: _Optional[str] = ..., capabilities: _Optional[_Union[AgentCapabilities, _Mapping]] = ..., auth_token: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class RegistrationResponse(_message.Message):
-    __slots__ = ["accepted", "config_json", "connection_id", "error", "proxy_id", "proxy_version"]
+    __slots__ = ["accepted", "code", "config_json", "connection_id", "error", "proxy_id", "proxy_version"]
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
     CONFIG_JSON_FIELD_NUMBER: _ClassVar[int]
     CONNECTION_ID_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     PROXY_ID_FIELD_NUMBER: _ClassVar[int]
     PROXY_VERSION_FIELD_NUMBER: _ClassVar[int]
     accepted: bool
+    code: int
     config_json: str
     connection_id: str
     error: str
     proxy_id: str
     proxy_version: str
-    def __init__(self, accepted: bool = ..., error: _Optional[str] = ..., proxy_id: _Optional[str] = ..., proxy_version: _Optional[str] = ..., connection_id: _Optional[str] = ..., config_json: _Optional[str] = ...) -> None: ...
+    def __init__(self, accepted: bool = ..., error: _Optional[str] = ..., proxy_id: _Optional[str] = ..., proxy_version: _Optional[str] = ..., connection_id: _Optional[str] = ..., config_json: _Optional[str] = ..., code: _Optional[int] = ...) -> None: ...
 
 class RequestCompleteEvent(_message.Message):
     __slots__ = ["bytes_received", "bytes_sent", "correlation_id", "duration_ms", "error", "from_cache", "status_code", "upstream"]
