@@ -82,10 +82,10 @@ func (i *Interceptor) WrapEvent(next agent.EventFunc) agent.EventFunc {
 		cid, _ := transport.CorrelationID(ev)
 		peer := agent.PeerFromContext(ctx)
 		var start time.Time
-		if i.duration != nil || i.cache != nil {
+		if i.duration != nil {
 			start = i.cfg.now()
 		}
-		ctx, inherited := i.parent(ctx, ev, t, cid, peer, start.UnixNano())
+		ctx, inherited := i.parent(ctx, ev, t, cid, peer)
 		var span trace.Span
 		if i.tracer != nil {
 			ctx, span = i.tracer.Start(ctx, i.names[kindIndex(t)], serverKind...)
@@ -131,18 +131,18 @@ func (i *Interceptor) WrapEvent(next agent.EventFunc) agent.EventFunc {
 // parent returns ctx with the proxy's trace context for event ev, and
 // whether it came from the request's headers rather than ev itself.
 func (i *Interceptor) parent(ctx context.Context, ev *agentv2.ProxyToAgent, t agentv2.EventType, cid string,
-	peer *agent.Peer, now int64,
+	peer *agent.Peer,
 ) (context.Context, bool) {
 	if t == agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS {
 		if md := ev.GetRequestHeaders().GetMetadata(); md.GetTraceparent() != "" {
 			pctx := i.prop.Extract(ctx, metadataCarrier{md})
 			if sc := trace.SpanContextFromContext(pctx); sc.IsValid() && i.cache != nil && peer != nil && cid != "" {
-				i.cache.put(cacheKey{peer, cid}, sc, now)
+				i.cache.put(cacheKey{peer, cid}, sc, i.cfg.now().UnixNano())
 			}
 			return pctx, false
 		}
 	} else if i.cache != nil && peer != nil && cid != "" {
-		if sc, ok := i.cache.get(cacheKey{peer, cid}, now); ok {
+		if sc, ok := i.cache.get(cacheKey{peer, cid}, i.cfg.now().UnixNano()); ok {
 			return trace.ContextWithRemoteSpanContext(ctx, sc), true
 		}
 	}

@@ -89,7 +89,7 @@ func (o *Observer) EventStart(ctx context.Context, info pool.EventInfo) context.
 	md := requestMetadata(info.Event)
 	if o.tracer == nil {
 		if md != nil && trace.SpanContextFromContext(ctx).IsValid() {
-			o.prop.Inject(ctx, metadataCarrier{md})
+			injectMetadata(ctx, o.prop, md)
 		}
 		return ctx
 	}
@@ -110,7 +110,7 @@ func (o *Observer) EventStart(ctx context.Context, info pool.EventInfo) context.
 		}
 	}
 	if md != nil {
-		o.prop.Inject(ctx, metadataCarrier{md})
+		injectMetadata(ctx, o.prop, md)
 	}
 	return ctx
 }

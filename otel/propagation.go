@@ -2,8 +2,11 @@ package otel
 
 import (
 	"context"
+	"encoding/hex"
+	"unsafe"
 
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/metadata"
 
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
@@ -66,13 +69,58 @@ func requestMetadata(ev *agentv2.ProxyToAgent) *agentv2.RequestMetadata {
 	return rh.RequestHeaders.Metadata
 }
 
+// injectMetadata writes ctx's trace context into md with p. For the plain
+// W3C propagator it formats traceparent itself, in one allocation: this is
+// the hot path of every event.
+func injectMetadata(ctx context.Context, p propagation.TextMapPropagator, md *agentv2.RequestMetadata) {
+	if _, ok := p.(propagation.TraceContext); !ok {
+		p.Inject(ctx, metadataCarrier{md})
+		return
+	}
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() {
+		return
+	}
+	if ts := sc.TraceState(); ts.Len() > 0 {
+		s := ts.String()
+		md.Tracestate = &s
+	}
+	md.Traceparent = formatTraceparent(sc)
+}
+
+// traceparentBox holds a traceparent string and its bytes in one
+// allocation.
+type traceparentBox struct {
+	s string
+	b [55]byte // "00-" trace id "-" span id "-" flags
+}
+
+// formatTraceparent returns sc as a W3C traceparent (version 00), keeping
+// only the flags the specification defines (sampled, random), as
+// propagation.TraceContext does.
+func formatTraceparent(sc trace.SpanContext) *string {
+	box := new(traceparentBox)
+	b := box.b[:]
+	tid, sid := sc.TraceID(), sc.SpanID()
+	flags := [1]byte{byte(sc.TraceFlags() & (trace.FlagsSampled | trace.FlagsRandom))}
+	b[0], b[1], b[2] = '0', '0', '-'
+	hex.Encode(b[3:35], tid[:])
+	b[35] = '-'
+	hex.Encode(b[36:52], sid[:])
+	b[52] = '-'
+	hex.Encode(b[53:55], flags[:])
+	// The bytes are never written again: the string may alias them.
+	box.s = unsafe.String(&box.b[0], len(box.b))
+	return &box.s
+}
+
 // InjectEvent writes the trace context of ctx into ev's RequestMetadata
 // (traceparent, tracestate) with p when ev is a request_headers event, and
 // does nothing otherwise. The [Observer] does this for events sent through
 // a pool; use InjectEvent when calling a transport.Conn directly.
 func InjectEvent(ctx context.Context, p propagation.TextMapPropagator, ev *agentv2.ProxyToAgent) {
 	if md := requestMetadata(ev); md != nil {
-		p.Inject(ctx, metadataCarrier{md})
+		injectMetadata(ctx, p, md)
 	}
 }
 
