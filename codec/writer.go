@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"runtime"
 	"sync"
 
 	"github.com/agentwire/agentwire"
@@ -128,6 +129,12 @@ func (w *Writer) Run(ctx context.Context) error {
 			w.fail(agentwire.NewError(agentwire.CodeUnavailable, ErrWriterClosed))
 			return nil
 		}
+		// The writer that woke us often made us its successor on its
+		// processor: let the goroutines already runnable (other senders,
+		// typically woken by the same batch of replies) queue their frames
+		// first, so one system call carries them all. Returns at once when
+		// nothing else is runnable.
+		runtime.Gosched()
 		w.mu.Lock()
 		out := w.pending
 		w.pending = w.spare[:0]
