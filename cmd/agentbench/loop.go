@@ -83,6 +83,8 @@ type loopResult struct {
 	clientCPU time.Duration
 	serverCPU time.Duration
 	mallocs   uint64
+	// clientSys and serverSys count read and write system calls.
+	clientSys, serverSys uint64
 }
 
 // Phases of a closed loop.
@@ -159,12 +161,14 @@ func closedLoop(ctx context.Context, workers []roundTrip, warmup, duration time.
 	var ms0, ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
 	self0, srv0 := selfCPU(), procCPU(serverPID)
+	sys0, ssys0 := procSyscalls(0), procSyscalls(serverPID)
 	t0 := time.Now()
 	phase.Store(phaseMeasure)
 	sleepCtx(ctx, duration)
 	phase.Store(phaseStop)
 	res.elapsed = time.Since(t0)
 	self1, srv1 := selfCPU(), procCPU(serverPID)
+	sys1, ssys1 := procSyscalls(0), procSyscalls(serverPID)
 	runtime.ReadMemStats(&ms1)
 	// In-flight exchanges finish on their own; a stuck one is cut off.
 	stuck := time.AfterFunc(5*time.Second, cancel)
@@ -174,6 +178,7 @@ func closedLoop(ctx context.Context, workers []roundTrip, warmup, duration time.
 	res.clientCPU = self1 - self0
 	res.serverCPU = srv1 - srv0
 	res.mallocs = ms1.Mallocs - ms0.Mallocs
+	res.clientSys, res.serverSys = sys1-sys0, ssys1-ssys0
 	for _, h := range hists {
 		res.hist.merge(h)
 	}

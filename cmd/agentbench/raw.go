@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 )
 
@@ -174,6 +175,9 @@ func (c *rawClient) writeLoop() {
 		case <-c.done:
 			return
 		}
+		// Let the senders that are runnable queue their frames first: one
+		// system call for all of them (as codec.Writer does).
+		runtime.Gosched()
 		c.mu.Lock()
 		out := c.pending
 		c.pending = c.spare[:0]

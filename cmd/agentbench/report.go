@@ -80,6 +80,8 @@ type ScenarioResult struct {
 	ClientCPU  Stat   `json:"client_cpu_us_per_event"`
 	ServerCPU  Stat   `json:"server_cpu_us_per_event"`
 	Allocs     Stat   `json:"client_allocs_per_event"`
+	ClientSys  Stat   `json:"client_syscalls_per_event"`
+	ServerSys  Stat   `json:"server_syscalls_per_event"`
 	Errors     uint64 `json:"errors"`
 	FirstError string `json:"first_error,omitempty"`
 
@@ -96,7 +98,7 @@ func summarize(sc scenario, reqBytes int, rs []loopResult) ScenarioResult {
 	if b, ok := sc.baseline(); ok {
 		out.Baseline = b.name()
 	}
-	var thr, mb, p50, p99, p999, ccpu, scpu, allocs []float64
+	var thr, mb, p50, p99, p999, ccpu, scpu, allocs, csys, ssys []float64
 	for _, r := range rs {
 		ev := float64(r.events)
 		thr = append(thr, ev/r.elapsed.Seconds())
@@ -107,6 +109,8 @@ func summarize(sc scenario, reqBytes int, rs []loopResult) ScenarioResult {
 		ccpu = append(ccpu, durationUS(r.clientCPU)/ev)
 		scpu = append(scpu, durationUS(r.serverCPU)/ev)
 		allocs = append(allocs, float64(r.mallocs)/ev)
+		csys = append(csys, float64(r.clientSys)/ev)
+		ssys = append(ssys, float64(r.serverSys)/ev)
 		out.Errors += r.errors
 		if r.firstErr != nil && out.FirstError == "" {
 			out.FirstError = r.firstErr.Error()
@@ -114,6 +118,7 @@ func summarize(sc scenario, reqBytes int, rs []loopResult) ScenarioResult {
 	}
 	out.Throughput, out.P50, out.P99, out.P999 = statOf(thr), statOf(p50), statOf(p99), statOf(p999)
 	out.ClientCPU, out.ServerCPU, out.Allocs = statOf(ccpu), statOf(scpu), statOf(allocs)
+	out.ClientSys, out.ServerSys = statOf(csys), statOf(ssys)
 	if sc.Payload == payloadBody {
 		s := statOf(mb)
 		out.MBps = &s
@@ -242,7 +247,7 @@ func writeTables(w io.Writer, r *Report) {
 		r.Options.Reps, r.Options.Duration, r.Options.Warmup)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\treq B\tevents/s\t[min–max]\t×base\tMB/s\tp50 µs\tp99 µs\tp99.9 µs\t×base p50\tCPU µs/ev proxy\tagent\tallocs/ev\terrors\t")
+	fmt.Fprintln(tw, "scenario\treq B\tevents/s\t[min–max]\t×base\tMB/s\tp50 µs\tp99 µs\tp99.9 µs\t×base p50\tCPU µs/ev proxy\tagent\tsyscalls/ev proxy\tagent\tallocs/ev\terrors\t")
 	for _, s := range r.Scenarios {
 		mb := ""
 		if s.MBps != nil {
@@ -252,10 +257,11 @@ func writeTables(w io.Writer, r *Report) {
 		if s.Errors > 0 {
 			errs = fmt.Sprint(s.Errors)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t[%s–%s]\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%d\t%s\t[%s–%s]\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
 			s.Name, s.RequestBytes, si(s.Throughput.Median), si(s.Throughput.Min), si(s.Throughput.Max),
 			ratio(s.ThroughputRatio), mb, num(s.P50.Median), num(s.P99.Median), num(s.P999.Median),
-			ratio(s.P50Ratio), num(s.ClientCPU.Median), num(s.ServerCPU.Median), num(s.Allocs.Median), errs)
+			ratio(s.P50Ratio), num(s.ClientCPU.Median), num(s.ServerCPU.Median),
+			num(s.ClientSys.Median), num(s.ServerSys.Median), num(s.Allocs.Median), errs)
 	}
 	_ = tw.Flush()
 	for _, s := range r.Scenarios {
