@@ -34,6 +34,16 @@ func (s scenario) baseline() (scenario, bool) {
 	return s, true
 }
 
+// protobufBaseline is the bare grpc-go scenario with agentwire's own
+// messages that a grpc scenario is also compared with.
+func (s scenario) protobufBaseline() (scenario, bool) {
+	if tr, _ := s.agentTransport(); tr != tGRPC {
+		return scenario{}, false
+	}
+	s.Transport = tBarePB
+	return s, true
+}
+
 // scenarios lists what a run measures, baselines first in each group so
 // the table reads top-down.
 func scenarios(o options) []scenario {
@@ -49,13 +59,13 @@ func scenarios(o options) []scenario {
 	udsConn, grpcConn := tUDS+directSuffix, tGRPC+directSuffix
 	if o.quick {
 		add(payloadHeaders, []shape{{1, 1}}, tRaw, tUDS)
-		add(payloadHeaders, []shape{{1, 64}}, tRaw, tUDS, tReverse, tBareGRPC, tGRPC, tBareConnect, tConnect)
+		add(payloadHeaders, []shape{{1, 64}}, tRaw, tUDS, tReverse, tBareGRPC, tBarePB, tGRPC, tBareConnect, tConnect)
 		add(payloadHeaders, []shape{{4, 64}}, tRaw, tUDS, udsConn)
 		add(payloadBody, []shape{{1, 64}}, tRaw, tUDS)
 	} else {
-		add(payloadHeaders, []shape{{1, 1}}, tRaw, tUDS, udsConn, tReverse, tBareGRPC, tGRPC, tBareConnect, tConnect)
-		add(payloadHeaders, []shape{{1, 64}}, tRaw, tUDS, tReverse, tBareGRPC, tGRPC, grpcConn, tBareConnect, tConnect)
-		add(payloadHeaders, []shape{{4, 64}}, tRaw, tUDS, udsConn, tReverse, tBareGRPC, tGRPC, tBareConnect, tConnect)
+		add(payloadHeaders, []shape{{1, 1}}, tRaw, tUDS, udsConn, tReverse, tBareGRPC, tBarePB, tGRPC, tBareConnect, tConnect)
+		add(payloadHeaders, []shape{{1, 64}}, tRaw, tUDS, tReverse, tBareGRPC, tBarePB, tGRPC, grpcConn, tBareConnect, tConnect)
+		add(payloadHeaders, []shape{{4, 64}}, tRaw, tUDS, udsConn, tReverse, tBareGRPC, tBarePB, tGRPC, tBareConnect, tConnect)
 		add(payloadBody, []shape{{1, 64}, {4, 64}}, tRaw, tUDS)
 		add(payloadBody, []shape{{1, 64}}, tBareGRPC, tGRPC)
 	}
@@ -68,6 +78,9 @@ func scenarios(o options) []scenario {
 			if strings.Contains(s.name(), f) {
 				keep[s] = true
 				if b, ok := s.baseline(); ok {
+					keep[b] = true
+				}
+				if b, ok := s.protobufBaseline(); ok {
 					keep[b] = true
 				}
 			}
@@ -93,6 +106,7 @@ type env struct {
 	rawPath         string
 	bareGRPCAddr    string
 	bareConnectAddr string
+	barePBAddr      string
 
 	slow     *child // the WAF policy answering after an hour: in-flight memory
 	slowAddr agentAddrs
@@ -200,11 +214,12 @@ func setup(ctx context.Context, o options, scs []scenario, logf func(string, ...
 
 	// Baselines.
 	e.rawPath = filepath.Join(dir, "raw.sock")
-	e.bareGRPCAddr, e.bareConnectAddr = addr(), addr()
+	e.bareGRPCAddr, e.bareConnectAddr, e.barePBAddr = addr(), addr(), addr()
 	if err != nil {
 		return nil, err
 	}
-	if argv, err = selfArgv("baseline", "-uds", e.rawPath, "-grpc", e.bareGRPCAddr, "-connect", e.bareConnectAddr); err != nil {
+	if argv, err = selfArgv("baseline", "-uds", e.rawPath, "-grpc", e.bareGRPCAddr,
+		"-grpc-pb", e.barePBAddr, "-connect", e.bareConnectAddr); err != nil {
 		return nil, err
 	}
 	if e.baseline, err = startChild(ctx, "baseline server", argv, nil); err != nil {

@@ -27,7 +27,7 @@ const childCommand = "__child"
 
 // runChild runs a server process until SIGTERM or SIGINT:
 //
-//	__child baseline -uds PATH -grpc ADDR -connect ADDR
+//	__child baseline -uds PATH -grpc ADDR -grpc-pb ADDR -connect ADDR
 //	__child agent [-uds PATH] [-grpc ADDR] [-connect ADDR] [-reverse unix://PATH -conns N] [-delay D]
 //
 // It prints "ready" once it serves, and returns the exit status.
@@ -60,6 +60,7 @@ func runBaselineServer(ctx context.Context, args []string) error {
 	udsPath := fs.String("uds", "", "raw frames on this Unix socket")
 	grpcAddr := fs.String("grpc", "", "bare grpc-go echo on this address")
 	connectAddr := fs.String("connect", "", "bare connect-go echo (h2c) on this address")
+	pbAddr := fs.String("grpc-pb", "", "bare grpc-go AgentServiceV2 with the default protobuf codec on this address")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -80,6 +81,16 @@ func runBaselineServer(ctx context.Context, args []string) error {
 			return err
 		}
 		gs := newBareGRPCServer()
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = gs.Serve(ln) }()
+		closers = append(closers, gs.Stop)
+	}
+	if *pbAddr != "" {
+		ln, err := net.Listen("tcp", *pbAddr)
+		if err != nil {
+			return err
+		}
+		gs := newBarePBServer()
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = gs.Serve(ln) }()
 		closers = append(closers, gs.Stop)

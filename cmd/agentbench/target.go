@@ -23,6 +23,7 @@ const (
 	tRaw         = "raw"
 	tBareGRPC    = "bare-grpc"
 	tBareConnect = "bare-connect"
+	tBarePB      = "bare-grpc-pb"
 	// directSuffix marks an agentwire scenario that drives transport.Conn
 	// itself, one per connection, without the pool ("uds-conn").
 	directSuffix = "-conn"
@@ -75,6 +76,10 @@ func (e *env) openTarget(ctx context.Context, sc scenario) (*target, error) {
 	case tBareConnect:
 		return openBaseline(ctx, sc, e.baseline.pid(), func(ctx context.Context) (baselineConn, error) {
 			return dialBareConnect(ctx, e.bareConnectAddr, sc.InFlight)
+		}, size)
+	case tBarePB:
+		return openBaseline(ctx, sc, e.baseline.pid(), func(ctx context.Context) (baselineConn, error) {
+			return dialBarePB(ctx, e.barePBAddr, sc.Payload, sc.InFlight)
 		}, size)
 	}
 
