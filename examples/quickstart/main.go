@@ -42,9 +42,20 @@ func run(ctx context.Context, out io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 
+	tr, err := setupTracing(ctx, out)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		_ = tr.done(sctx, out)
+	}()
+
 	// 1. The agent: the example WAF policy, served on a Unix socket and on
 	// gRPC (both loopback-only).
-	srv, err := agent.NewServer(&waf.Handler{}, agent.WithAgentID("waf"), agent.WithName("example-waf"))
+	srv, err := agent.NewServer(&waf.Handler{},
+		append([]agent.Option{agent.WithAgentID("waf"), agent.WithName("example-waf")}, tr.agentOpts...)...)
 	if err != nil {
 		return err
 	}
@@ -77,7 +88,7 @@ func run(ctx context.Context, out io.Writer) error {
 	}()
 
 	// 2. The proxy side: one pool, the same agent reached two ways.
-	p, err := pool.New(pool.WithConnections(2))
+	p, err := pool.New(append([]pool.Option{pool.WithConnections(2)}, tr.poolOpts...)...)
 	if err != nil {
 		return err
 	}
@@ -114,9 +125,13 @@ func run(ctx context.Context, out io.Writer) error {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "AGENT\tREQUEST\tEVENT\tDECISION\tDETAILS\tLATENCY")
 	for _, s := range steps {
+		// One span per proxied request; the pool's spans and the agent's
+		// become its children when tracing is on.
+		sctx, span := tr.tracer.Start(ctx, "quickstart "+strings.TrimSpace(s.request))
 		start := time.Now()
-		resp, err := p.Send(ctx, s.agentID, s.event)
+		resp, err := p.Send(sctx, s.agentID, s.event)
 		elapsed := time.Since(start)
+		span.End()
 		decision, details := describe(resp, err)
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.agentID, s.request, eventName(s.event), decision, details, elapsed.Round(time.Microsecond))
 	}
