@@ -47,7 +47,10 @@ func (r *Reader) ReadFrame() (agentv2.FrameType, []byte, error) {
 		_, _ = r.br.Discard(r.pending)
 		r.pending = 0
 	}
-	hdr, err := r.br.Peek(agentv2.FrameHeaderSize)
+	// The length alone decides a zero-length or oversize frame: judge it
+	// before waiting for the type byte, which a zero-length frame does not
+	// have (a peer that sends one and then nothing must not hang us).
+	hdr, err := r.br.Peek(4)
 	if err != nil {
 		if errors.Is(err, io.EOF) && len(hdr) == 0 {
 			return 0, nil, agentwire.NewError(agentwire.CodeUnavailable, io.EOF)
@@ -61,6 +64,9 @@ func (r *Reader) ReadFrame() (agentv2.FrameType, []byte, error) {
 	if n > r.max || n < 0 {
 		return 0, nil, wrap(agentwire.CodeResourceExhausted, ErrFrameTooLarge,
 			fmt.Errorf("frame of %d bytes, limit %d", n, r.max))
+	}
+	if hdr, err = r.br.Peek(agentv2.FrameHeaderSize); err != nil {
+		return 0, nil, readErr(err)
 	}
 	t := agentv2.FrameType(hdr[4])
 	_, _ = r.br.Discard(agentv2.FrameHeaderSize)

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 
@@ -324,6 +325,40 @@ func TestMaxFrameSizeBoundary(t *testing.T) {
 	}
 	_, _, err := NewReader(bytes.NewReader(over), limit).ReadFrame()
 	checkErr(t, err, ErrFrameTooLarge, agentwire.CodeResourceExhausted)
+}
+
+// TestHeaderJudgedWithoutTypeByte: a zero-length frame has no type byte,
+// and an oversize one need not send it: the reader decides from the four
+// length bytes, without waiting for a fifth that a hostile or broken peer
+// never sends (it used to block until the connection ended).
+func TestHeaderJudgedWithoutTypeByte(t *testing.T) {
+	t.Parallel()
+	for name, tt := range map[string]struct {
+		hdr      []byte
+		sentinel error
+		code     agentwire.Code
+	}{
+		"zero length": {[]byte{0, 0, 0, 0}, ErrZeroLength, agentwire.CodeInternal},
+		"oversize":    {[]byte{0x40, 0, 0, 0}, ErrFrameTooLarge, agentwire.CodeResourceExhausted},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			pr, pw := io.Pipe()
+			defer pr.Close()
+			go func() { _, _ = pw.Write(tt.hdr) }() // and then nothing, without closing
+			done := make(chan error, 1)
+			go func() {
+				_, _, err := NewReader(pr, 1024).ReadFrame()
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				checkErr(t, err, tt.sentinel, tt.code)
+			case <-time.After(5 * time.Second):
+				t.Fatal("ReadFrame waited for a type byte that never comes")
+			}
+		})
+	}
 }
 
 // failingReader serves b, then returns err.
