@@ -54,7 +54,11 @@ func TestQuick(t *testing.T) {
 	assert.Positive(t, got["grpc 1x64 headers"].ProtobufRatio)
 	assert.Len(t, rep.Memory, 10)
 	for _, m := range rep.Memory {
-		assert.Positive(t, m.HeapBytes, "%s %s", m.What, m.Transport)
+		// A few in-flight requests are within the heap's noise; idle
+		// connections hold tens of KiB each.
+		if m.What == "idle connection" {
+			assert.Greater(t, m.HeapBytes, 4096.0, "%s %s", m.What, m.Transport)
+		}
 	}
 	assert.NotEmpty(t, rep.Targets)
 

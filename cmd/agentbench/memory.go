@@ -106,7 +106,7 @@ func (e *env) idleMemory(ctx context.Context, tr string, n int) (MemoryResult, e
 		}
 		closers = append(closers, func() { shutdownPool(p) })
 	}
-	sleepCtx(ctx, 200*time.Millisecond)
+	sleepCtx(ctx, e.settle())
 	h1, s1 := heapAndStacks()
 	res.HeapBytes, res.StackBytes = perUnit(h0, h1, n), perUnit(s0, s1, n)
 	return res, nil
@@ -176,14 +176,14 @@ func (e *env) inflightMemory(ctx context.Context, tr string, n int) (MemoryResul
 	}
 	// The goroutines exist, parked, before the first reading, and what
 	// earlier measurements freed is gone: only what Send adds is measured.
-	sleepCtx(ctx, 200*time.Millisecond)
+	sleepCtx(ctx, e.settle())
 	h0, s0 := heapAndStacks()
 	close(start)
 	err := waitFor(ctx, fmt.Sprintf("%d requests in flight", n), func() bool { return inflight() >= n })
 	if err != nil {
 		return res, err
 	}
-	sleepCtx(ctx, 100*time.Millisecond) // let the writer drain
+	sleepCtx(ctx, e.settle()/2) // let the writer drain
 	h1, s1 := heapAndStacks()
 	res.HeapBytes, res.StackBytes = perUnit(h0, h1, n), perUnit(s0, s1, n)
 	e.logf("in-flight %s: heap %d -> %d, stacks %d -> %d", tr, h0, h1, s0, s1)
@@ -191,4 +191,13 @@ func (e *env) inflightMemory(ctx context.Context, tr string, n int) (MemoryResul
 	cancel()
 	wg.Wait()
 	return res, nil
+}
+
+// settle is how long memory measurements let background work (health
+// reports, writers, closing connections) finish before reading the heap.
+func (e *env) settle() time.Duration {
+	if e.o.quick {
+		return 50 * time.Millisecond
+	}
+	return 200 * time.Millisecond
 }
