@@ -32,6 +32,10 @@ type agent struct {
 	aff      *connTable // correlation id -> connection holding the request
 	sticky   *connTable // session id -> connection
 
+	// notice is the drain notice once the agent drains: connections that
+	// join later get it too.
+	notice atomic.Pointer[agentv2.ProxyToAgent]
+
 	requests, errors, failOpen, flowRejected, limitRejected atomic.Uint64
 	breakerRejected, affinityMisses, stickyOverflow         atomic.Uint64
 	configState                                             atomic.Pointer[ConfigStatus]
@@ -237,7 +241,18 @@ func (a *agent) install(sc *SubConn, c transport.Conn) bool {
 	ch := a.rebuildLocked()
 	a.mu.Unlock()
 	a.report(ch)
+	a.noticeLate(sc)
 	return true
+}
+
+// noticeLate sends the drain notice to a connection installed after the
+// agent started draining.
+func (a *agent) noticeLate(sc *SubConn) {
+	if msg := a.notice.Load(); msg != nil {
+		ctx, cancel := context.WithTimeout(a.ctx, time.Second)
+		defer cancel()
+		_ = sc.conn.Notify(ctx, msg.CloneVT())
+	}
 }
 
 func (a *agent) installLocked(sc *SubConn, c transport.Conn) {
@@ -283,8 +298,10 @@ func (a *agent) removeLocked(sc *SubConn) []stateChange {
 // up to grace (less if the agent closes), and closes it.
 func (a *agent) retireConn(sc *SubConn, grace time.Duration) {
 	a.mu.Lock()
-	sc.retire()
+	// Out of the picker first: a pick from an older picker that comes after
+	// retire fails its hold and picks again from the new one.
 	ch := a.removeLocked(sc)
+	sc.retire()
 	if old := ConnState(sc.state.Swap(int32(ConnRetired))); old != ConnRetired {
 		ch = append(ch, stateChange{sc, old, ConnRetired})
 	}
@@ -372,11 +389,15 @@ func (a *agent) connList() []*SubConn {
 	return slices.Clone(a.conns)
 }
 
-// notifyAll sends msg (drain or shutdown) on every connection, ignoring
-// failures: a connection that cannot take a notice is going away anyway.
-func (a *agent) notifyAll(ctx context.Context, msg func() *agentv2.ProxyToAgent) {
+// startDrain marks the agent draining and sends msg, a drain notice, on
+// every connection (and, through noticeLate, on those installed later),
+// ignoring failures: a connection that cannot take a notice is going away
+// anyway.
+func (a *agent) startDrain(ctx context.Context, msg *agentv2.ProxyToAgent) {
+	a.draining.Store(true)
+	a.notice.CompareAndSwap(nil, msg)
 	for _, sc := range a.connList() {
-		if err := sc.conn.Notify(ctx, msg()); err != nil {
+		if err := sc.conn.Notify(ctx, msg.CloneVT()); err != nil {
 			a.p.cfg.logger.Debug("pool: notice not sent", "agent", a.id, "conn", sc.id, "error", err)
 		}
 	}

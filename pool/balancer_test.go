@@ -90,7 +90,7 @@ func TestLeastInFlightDistribution(t *testing.T) {
 	t.Parallel()
 	conns := testConns(4)
 	for i, n := range []int64{0, 5, 0, 10} {
-		conns[i].inflight.Store(n)
+		conns[i].holds.Store(n)
 	}
 	src := rand.New(rand.NewPCG(3, 4))
 	b := builtins[LeastInFlight].Build(BuildOptions{Rand: src.Uint64})

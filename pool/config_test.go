@@ -144,10 +144,15 @@ func TestAgentConfigUpdateReachesCallback(t *testing.T) {
 	ctx := testCtx(t)
 	require.NoError(t, p.AddAgent(ctx, "waf", ua.endpoint()))
 
-	resp, err := ua.server().RequestConfigUpdate(ctx, &agentv2.ConfigUpdateRequest{
-		RequestId: "u1", UpdateType: &agentv2.ConfigUpdateRequest_RequestReload{RequestReload: &agentv2.RequestReload{}},
-	})
-	require.NoError(t, err)
+	// The agent registers the connection just after its handshake answer.
+	var resp *agentv2.ConfigUpdateResponse
+	require.Eventually(t, func() bool {
+		var err error
+		resp, err = ua.server().RequestConfigUpdate(ctx, &agentv2.ConfigUpdateRequest{
+			RequestId: "u1", UpdateType: &agentv2.ConfigUpdateRequest_RequestReload{RequestReload: &agentv2.RequestReload{}},
+		})
+		return err == nil
+	}, 5*time.Second, time.Millisecond)
 	assert.True(t, resp.GetAccepted())
 	assert.Equal(t, "u1", resp.GetRequestId())
 	assert.Equal(t, call{"waf", "u1"}, <-calls)

@@ -4,30 +4,56 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/netip"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/agentwire/agentwire"
 )
 
 // resolve looks up t's host and returns one endpoint per address, sorted.
-// A name that does not exist resolves to no instances.
+// A and AAAA records are asked for separately, so that one failing query
+// is not mistaken for a name without addresses: the name has none only
+// when both say so.
 func (a *agent) resolve(ctx context.Context, t target) ([]string, error) {
 	r := a.p.cfg.resolver
 	if t.server != "" {
 		r = serverResolver(t.server)
 	}
-	addrs, err := r.LookupHost(ctx, t.host)
-	if err != nil {
+	var (
+		addrs []netip.Addr
+		errs  [2]error
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+	)
+	for i, network := range []string{"ip4", "ip6"} {
+		wg.Go(func() {
+			got, err := r.LookupNetIP(ctx, network, t.host)
+			mu.Lock()
+			defer mu.Unlock()
+			addrs = append(addrs, got...)
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	notFound := 0
+	for _, err := range errs {
 		var dnsErr *net.DNSError
-		if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
-			return nil, nil
+		switch {
+		case err == nil:
+		case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+			notFound++
+		default:
+			return nil, agentwire.Errorf(agentwire.CodeUnavailable, "agent %q: resolving %q: %w", a.id, t.host, err)
 		}
-		return nil, agentwire.Errorf(agentwire.CodeUnavailable, "agent %q: resolving %q: %w", a.id, t.host, err)
+	}
+	if len(addrs) == 0 && notFound < len(errs) {
+		return nil, agentwire.Errorf(agentwire.CodeUnavailable, "agent %q: resolving %q: no addresses", a.id, t.host)
 	}
 	eps := make([]string, 0, len(addrs))
 	for _, addr := range addrs {
-		eps = append(eps, t.scheme+"://"+net.JoinHostPort(addr, t.port)+t.path)
+		eps = append(eps, t.scheme+"://"+net.JoinHostPort(addr.Unmap().String(), t.port)+t.path)
 	}
 	slices.Sort(eps)
 	return slices.Compact(eps), nil
@@ -51,13 +77,14 @@ func (a *agent) discover(t target) {
 	defer a.wg.Done()
 	tk := time.NewTicker(t.interval)
 	defer tk.Stop()
+	empty := 0
 	for {
 		select {
 		case <-a.ctx.Done():
 			return
 		case <-tk.C:
 		}
-		ctx, cancel := context.WithTimeout(a.ctx, t.interval)
+		ctx, cancel := context.WithTimeout(a.ctx, max(t.interval, lookupTimeout))
 		eps, err := a.resolve(ctx, t)
 		cancel()
 		if err != nil {
@@ -66,9 +93,20 @@ func (a *agent) discover(t target) {
 			}
 			continue
 		}
+		// Losing every instance takes two answers in a row.
+		if len(eps) == 0 {
+			if empty++; empty < 2 {
+				continue
+			}
+		} else {
+			empty = 0
+		}
 		a.setInstances(eps)
 	}
 }
+
+// lookupTimeout is the least time a DNS lookup of discovery may take.
+const lookupTimeout = 2 * time.Second
 
 // Instances returns the endpoints agent agentID currently has connection
 // slots for (one per address with DNS discovery), sorted.

@@ -28,7 +28,7 @@ func (p *Pool) Drain(ctx context.Context) error {
 	}
 	msg := drainNotice(ctx, p.cfg.now(), agentv2.DrainRequest_REASON_MANUAL)
 	for _, a := range agents {
-		a.notifyAll(ctx, msg)
+		a.startDrain(ctx, msg)
 	}
 	for _, a := range agents {
 		if err := a.waitIdle(ctx); err != nil {
@@ -41,21 +41,18 @@ func (p *Pool) Drain(ctx context.Context) error {
 
 // drain is Drain for one agent.
 func (a *agent) drain(ctx context.Context, reason agentv2.DrainRequest_Reason) error {
-	a.draining.Store(true)
-	a.notifyAll(ctx, drainNotice(ctx, a.p.cfg.now(), reason))
+	a.startDrain(ctx, drainNotice(ctx, a.p.cfg.now(), reason))
 	return a.waitIdle(ctx)
 }
 
-func drainNotice(ctx context.Context, now time.Time, reason agentv2.DrainRequest_Reason) func() *agentv2.ProxyToAgent {
+func drainNotice(ctx context.Context, now time.Time, reason agentv2.DrainRequest_Reason) *agentv2.ProxyToAgent {
 	var ms uint64
 	if dl, ok := ctx.Deadline(); ok && dl.After(now) {
 		ms = uint64(dl.Sub(now) / time.Millisecond)
 	}
-	return func() *agentv2.ProxyToAgent {
-		return &agentv2.ProxyToAgent{Message: &agentv2.ProxyToAgent_Drain{Drain: &agentv2.DrainRequest{
-			DurationMs: ms, Reason: reason, TimestampMs: uint64(now.UnixMilli()),
-		}}}
-	}
+	return &agentv2.ProxyToAgent{Message: &agentv2.ProxyToAgent_Drain{Drain: &agentv2.DrainRequest{
+		DurationMs: ms, Reason: reason, TimestampMs: uint64(now.UnixMilli()),
+	}}}
 }
 
 // Shutdown drains the pool (see [Pool.Drain]) up to ctx's deadline, sends

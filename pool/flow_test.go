@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,33 +14,50 @@ import (
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 )
 
-// pausedAgent starts an agent that handles one event per connection at a
-// time and a pool of one connection to it, then occupies that event so the
-// agent pauses the connection. release lets it go.
+// pausedAgent starts an agent that handles two events per connection at a
+// time and a pool of one connection to it, then occupies both (requests
+// hold0 and hold1) so that the agent pauses the connection. release lets
+// them go; held receives their two results. With one event in flight the
+// agent does not pause, so sequential requests afterwards are not
+// disturbed.
 func pausedAgent(t *testing.T, opts ...Option) (p *Pool, rec *recorder, release func(), held <-chan error) {
 	t.Helper()
 	rel := make(chan struct{})
 	rec = newRecorder("a")
 	rec.setHook(holdUntil("hold", rel))
-	ua := newUnixAgent(t, rec, sdk.WithMaxConcurrency(1))
+	ua := newUnixAgent(t, rec, sdk.WithMaxConcurrency(2))
 	p = newTestPool(t, append([]Option{WithConnections(1)}, opts...)...)
 	ctx := testCtx(t)
 	require.NoError(t, p.AddAgent(ctx, "waf", ua.endpoint()))
-	done := make(chan error, 1)
-	go func() {
-		_, err := p.Send(ctx, "waf", headers("hold"))
-		done <- err
-	}()
-	require.Eventually(t, func() bool { return countState(stats(t, p, "waf"), ConnPaused) == 1 }, 5*time.Second, time.Millisecond)
-	var once bool
-	release = func() {
-		if !once {
-			once = true
-			close(rel)
-		}
+	done := make(chan error, 2)
+	for i := range 2 {
+		go func() {
+			_, err := p.Send(ctx, "waf", headers("hold"+itoa(i)))
+			done <- err
+		}()
 	}
+	require.Eventually(t, func() bool {
+		return rec.active.Load() == 2 && countState(stats(t, p, "waf"), ConnPaused) == 1
+	}, 5*time.Second, time.Millisecond)
+	var once sync.Once
+	release = func() { once.Do(func() { close(rel) }) }
 	t.Cleanup(release)
 	return p, rec, release, done
+}
+
+// finishHolds waits for the held requests and completes them.
+func finishHolds(t *testing.T, p *Pool, release func(), held <-chan error) {
+	t.Helper()
+	release()
+	ctx := testCtx(t)
+	for range 2 {
+		require.NoError(t, <-held)
+	}
+	require.Eventually(t, func() bool { return countState(stats(t, p, "waf"), ConnReady) == 1 }, 5*time.Second, time.Millisecond)
+	for i := range 2 {
+		_, err := p.Send(ctx, "waf", complete("hold"+itoa(i)))
+		require.NoError(t, err)
+	}
 }
 
 func TestFlowControlFailClosed(t *testing.T) {
@@ -49,16 +67,13 @@ func TestFlowControlFailClosed(t *testing.T) {
 	_, err := p.Send(ctx, "waf", headers("r2"))
 	assert.ErrorIs(t, err, ErrPaused)
 	assert.Equal(t, agentwire.CodeResourceExhausted, agentwire.CodeOf(err))
-	assert.Equal(t, int64(1), rec.events.Load())
+	assert.Equal(t, int64(2), rec.events.Load())
 	s := stats(t, p, "waf")
 	assert.Equal(t, uint64(1), s.FlowRejected)
-	assert.Equal(t, 1, s.OpenRequests, "a refused request is not pinned")
-	release()
-	require.NoError(t, <-held)
-	require.Eventually(t, func() bool { return countState(stats(t, p, "waf"), ConnReady) == 1 }, 5*time.Second, time.Millisecond)
+	assert.Equal(t, 2, s.OpenRequests, "a refused request is not pinned")
+	finishHolds(t, p, release, held)
 	require.NoError(t, sendRequest(ctx, p, "waf", "r3"))
-	_, err = p.Send(ctx, "waf", complete("hold"))
-	require.NoError(t, err)
+	assert.Zero(t, stats(t, p, "waf").OpenRequests)
 }
 
 func TestFlowControlFailOpen(t *testing.T) {
@@ -72,14 +87,11 @@ func TestFlowControlFailOpen(t *testing.T) {
 		assert.NotNil(t, resp.GetAllow())
 		assert.Equal(t, "r2", resp.GetCorrelationId())
 	}
-	assert.Equal(t, int64(1), rec.events.Load(), "the agent saw none of the request")
+	assert.Equal(t, int64(2), rec.events.Load(), "the agent saw none of the request")
 	s := stats(t, p, "waf")
 	assert.Equal(t, uint64(3), s.FailOpen)
-	assert.Equal(t, 1, s.OpenRequests)
-	release()
-	require.NoError(t, <-held)
-	_, err := p.Send(ctx, "waf", complete("hold"))
-	require.NoError(t, err)
+	assert.Equal(t, 2, s.OpenRequests)
+	finishHolds(t, p, release, held)
 }
 
 func TestFlowControlWaitAndRetry(t *testing.T) {
@@ -96,12 +108,10 @@ func TestFlowControlWaitAndRetry(t *testing.T) {
 		case <-time.After(50 * time.Millisecond):
 		}
 		release()
-		require.NoError(t, <-held)
 		require.NoError(t, <-res)
-		assert.Equal(t, int64(3), rec.events.Load())
+		assert.Equal(t, int64(4), rec.events.Load())
 		assert.Zero(t, stats(t, p, "waf").FlowRejected)
-		_, err := p.Send(ctx, "waf", complete("hold"))
-		require.NoError(t, err)
+		finishHolds(t, p, release, held)
 	})
 	t.Run("timeout", func(t *testing.T) {
 		t.Parallel()
@@ -119,10 +129,7 @@ func TestFlowControlWaitAndRetry(t *testing.T) {
 		_, err = p.Send(cctx, "waf", headers("r3"))
 		cancel()
 		assert.Equal(t, agentwire.CodeDeadlineExceeded, agentwire.CodeOf(err))
-		release()
-		require.NoError(t, <-held)
-		_, err = p.Send(ctx, "waf", complete("hold"))
-		require.NoError(t, err)
+		finishHolds(t, p, release, held)
 	})
 }
 

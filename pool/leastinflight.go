@@ -47,7 +47,7 @@ func (p *leastInFlightPicker) Pick(PickInfo) (PickResult, error) {
 		j++
 	}
 	a, b := p.conns[i], p.conns[j]
-	if b.inflight.Load() < a.inflight.Load() {
+	if b.InFlight() < a.InFlight() {
 		a = b
 	}
 	return PickResult{Conn: a}, nil

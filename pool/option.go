@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/netip"
 	"time"
 
 	"github.com/agentwire/agentwire"
@@ -41,10 +42,10 @@ const (
 // pool itself never looks at transports.
 type Dialer func(ctx context.Context, endpoint string, opts ...transport.Option) (transport.Conn, error)
 
-// Resolver looks up the addresses of a host name for DNS discovery.
-// *net.Resolver implements it.
+// Resolver looks up the addresses of a host name for DNS discovery
+// (network "ip4" or "ip6"). *net.Resolver implements it.
 type Resolver interface {
-	LookupHost(ctx context.Context, host string) ([]string, error)
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
 }
 
 // ConfigUpdateFunc answers an agent's request to change its configuration;

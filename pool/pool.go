@@ -328,6 +328,7 @@ func (p *Pool) AdoptConn(agentID string, c transport.Conn) error {
 	go a.watchReverse(sc)
 	a.mu.Unlock()
 	a.report(ch)
+	a.noticeLate(sc)
 	return nil
 }
 

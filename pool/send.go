@@ -55,11 +55,22 @@ func (m FlowControlMode) String() string {
 // *agentwire.Error; the agent's own failures satisfy agentwire.IsWireError.
 // The event's event_id is set by the connection.
 func (p *Pool) Send(ctx context.Context, agentID string, event *agentv2.ProxyToAgent) (*agentv2.AgentResponse, error) {
-	a := p.lookup(agentID)
-	if a == nil {
-		return nil, unknownAgent(agentID)
+	a, err := p.agentFor(agentID)
+	if err != nil {
+		return nil, err
 	}
 	return a.send(ctx, route{}, event)
+}
+
+func (p *Pool) agentFor(id string) (*agent, error) {
+	if p.state.Load() == poolClosed {
+		return nil, p.closedErr()
+	}
+	a := p.lookup(id)
+	if a == nil {
+		return nil, unknownAgent(id)
+	}
+	return a, nil
 }
 
 // SendSession is [Pool.Send] within a sticky session (a websocket, an SSE
@@ -68,9 +79,9 @@ func (p *Pool) Send(ctx context.Context, agentID string, event *agentv2.ProxyToA
 // Sessions expire when idle ([WithStickySessions]); end one with
 // [Pool.EndSession].
 func (p *Pool) SendSession(ctx context.Context, agentID, sessionID string, event *agentv2.ProxyToAgent) (*agentv2.AgentResponse, error) {
-	a := p.lookup(agentID)
-	if a == nil {
-		return nil, unknownAgent(agentID)
+	a, err := p.agentFor(agentID)
+	if err != nil {
+		return nil, err
 	}
 	return a.send(ctx, route{session: sessionID}, event)
 }
@@ -190,10 +201,9 @@ type exchange struct {
 func (x *exchange) route(rt route) error {
 	a := x.a
 	if rt.conn != nil {
-		if rt.conn.gone() {
+		if !x.hold(rt.conn, false) {
 			return agentwire.Errorf(agentwire.CodeUnavailable, "%w: %s closed", ErrNoConnAvailable, rt.conn.id)
 		}
-		x.hold(rt.conn)
 		return nil
 	}
 	if x.kind != agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS && x.corr != "" {
@@ -202,11 +212,10 @@ func (x *exchange) route(rt route) error {
 				x.skip = true
 				return nil
 			}
-			if e.lost || e.sc.gone() {
+			if e.lost || !x.hold(e.sc, true) {
 				return agentwire.Errorf(agentwire.CodeFailedPrecondition, "%w: request %q was on %s",
 					ErrAffinityLost, x.corr, e.sc.id)
 			}
-			x.hold(e.sc)
 			return nil
 		}
 		a.affinityMisses.Add(1)
@@ -216,7 +225,11 @@ func (x *exchange) route(rt route) error {
 	}
 	// A new request, or an event without one.
 	if a.draining.Load() || a.p.state.Load() != poolOpen {
-		return agentwire.Errorf(agentwire.CodeUnavailable, "%w: agent %q", ErrDraining, a.id)
+		sentinel := ErrDraining
+		if a.p.state.Load() == poolClosed {
+			sentinel = ErrClosed
+		}
+		return agentwire.Errorf(agentwire.CodeUnavailable, "%w: agent %q", sentinel, a.id)
 	}
 	ok, probe := a.breaker.allow(x.now)
 	if !ok {
@@ -225,8 +238,7 @@ func (x *exchange) route(rt route) error {
 	}
 	x.probe = probe
 	if rt.session != "" {
-		if e, ok := a.sticky.get(rt.session, x.now); ok && e.sc.State().pickable() {
-			x.hold(e.sc)
+		if e, ok := a.sticky.get(rt.session, x.now); ok && e.sc.State().pickable() && x.hold(e.sc, false) {
 			return nil
 		}
 	}
@@ -239,36 +251,62 @@ func (x *exchange) route(rt route) error {
 	return nil
 }
 
-func (x *exchange) hold(sc *SubConn) {
+// hold routes the event to sc if sc takes it: not closed, and not retired
+// unless the event is pinned to it.
+func (x *exchange) hold(sc *SubConn, pinned bool) bool {
+	if !sc.tryHold(pinned) {
+		return false
+	}
+	if sc.gone() {
+		sc.release()
+		return false
+	}
 	x.sc = sc
-	sc.inflight.Add(1)
+	return true
 }
+
+// pickAttempts bounds re-picking when a picker hands out a connection that
+// was retired or closed after the picker was built.
+const pickAttempts = 3
 
 func (x *exchange) pick() error {
 	a := x.a
-	s := a.snap.Load()
-	if s.ready == 0 {
-		if len(s.paused) > 0 {
-			// Everything is paused: let flow control decide.
-			x.hold(s.paused[bounded(a.p.cfg.rand(), len(s.paused))])
+	for range pickAttempts {
+		s := a.snap.Load()
+		if s.ready == 0 {
+			if len(s.paused) > 0 {
+				// Everything is paused: let flow control decide.
+				if x.hold(s.paused[bounded(a.p.cfg.rand(), len(s.paused))], false) {
+					return nil
+				}
+				continue
+			}
+			break
+		}
+		res, err := s.picker.Pick(PickInfo{CorrelationID: x.corr, Event: x.kind})
+		if err != nil {
+			return err
+		}
+		if res.Conn == nil || res.Conn.agent != a {
+			if res.Done != nil {
+				res.Done(DoneInfo{Err: errBadPick})
+			}
+			return errBadPick
+		}
+		if x.hold(res.Conn, false) {
+			x.done = res.Done
 			return nil
 		}
-		return agentwire.Errorf(agentwire.CodeUnavailable, "%w: agent %q", ErrNoConnAvailable, a.id)
-	}
-	res, err := s.picker.Pick(PickInfo{CorrelationID: x.corr, Event: x.kind})
-	if err != nil {
-		return err
-	}
-	if res.Conn == nil || res.Conn.agent != a {
 		if res.Done != nil {
-			res.Done(DoneInfo{Err: errBadPick})
+			res.Done(DoneInfo{Err: errStalePick})
 		}
-		return errBadPick
 	}
-	x.done = res.Done
-	x.hold(res.Conn)
-	return nil
+	return agentwire.Errorf(agentwire.CodeUnavailable, "%w: agent %q", ErrNoConnAvailable, a.id)
 }
+
+// errStalePick is what a picker's Done hears when its connection went away
+// before the event could use it; the event is picked again.
+var errStalePick = agentwire.Errorf(agentwire.CodeUnavailable, "pool: picked connection went away; picked again")
 
 var errBadPick = agentwire.Errorf(agentwire.CodeInternal, "pool: picker returned a connection of another agent")
 

@@ -140,7 +140,7 @@ func (sc *SubConn) stats() ConnStats {
 		Since:               sc.since,
 		Health:              st.Health,
 		Load:                st.Load.CloneVT(),
-		InFlight:            sc.inflight.Load(),
+		InFlight:            sc.InFlight(),
 		Limit:               cap(sc.sem),
 		Requests:            req,
 		Errors:              sc.errors.Load(),

@@ -72,14 +72,15 @@ type SubConn struct {
 	// since is when it was installed.
 	since time.Time
 
-	inflight    atomic.Int64
+	// holds counts the events routed to the connection and not ended, with
+	// the retired and closing flags in its high bits, so that taking a hold
+	// and retiring agree on who saw what (see tryHold and retire).
+	holds       atomic.Int64
 	requests    atomic.Uint64
 	errors      atomic.Uint64
 	latencyNs   atomic.Int64
 	consecutive atomic.Int32
 	failing     atomic.Bool
-	retired     atomic.Bool
-	idleSent    atomic.Bool
 	idle        chan struct{} // closed once retired and without events in flight
 
 	state  atomic.Int32
@@ -112,7 +113,7 @@ func (sc *SubConn) Conn() transport.Conn { return sc.conn }
 
 // InFlight is the number of events routed to the connection that have not
 // ended, including those waiting for a concurrency slot.
-func (sc *SubConn) InFlight() int64 { return sc.inflight.Load() }
+func (sc *SubConn) InFlight() int64 { return sc.holds.Load() & holdCount }
 
 // State is the connection's state as of the last rebuild.
 func (sc *SubConn) State() ConnState { return ConnState(sc.state.Load()) }
@@ -152,7 +153,7 @@ func (sc *SubConn) computeState(st transport.Status) ConnState {
 	switch {
 	case st.State == transport.StateClosed:
 		return ConnClosed
-	case sc.retired.Load():
+	case sc.holds.Load()&holdRetired != 0:
 		return ConnRetired
 	case sc.failing.Load():
 		return ConnFailing
@@ -168,24 +169,46 @@ func (sc *SubConn) computeState(st transport.Status) ConnState {
 	return ConnReady
 }
 
+// Bits of SubConn.holds.
+const (
+	// holdRetired: out of service; only events of requests already pinned
+	// to the connection may still take a hold.
+	holdRetired int64 = 1 << 62
+	// holdClosing: retired with nothing in flight; it is being closed and
+	// takes no hold at all.
+	holdClosing int64 = 1 << 61
+	holdCount         = holdClosing - 1
+)
+
+// tryHold counts one more event on the connection. It fails if the
+// connection is closing, or retired and the event is not pinned to it: the
+// caller must then route the event elsewhere. Retirement and holds are
+// ordered by the one atomic word, so a retiring connection is never closed
+// under an event that got a hold.
+func (sc *SubConn) tryHold(pinned bool) bool {
+	for {
+		v := sc.holds.Load()
+		if v&holdClosing != 0 || (!pinned && v&holdRetired != 0) {
+			return false
+		}
+		if sc.holds.CompareAndSwap(v, v+1) {
+			return true
+		}
+	}
+}
+
 // release ends one event's hold on the connection.
 func (sc *SubConn) release() {
-	if sc.inflight.Add(-1) == 0 && sc.retired.Load() {
-		sc.signalIdle()
+	if v := sc.holds.Add(-1); v == holdRetired && sc.holds.CompareAndSwap(v, v|holdClosing) {
+		close(sc.idle)
 	}
 }
 
-// retire marks the connection out of service and signals idle if nothing is
-// in flight.
+// retire marks the connection out of service; sc.idle is closed once it
+// has nothing in flight.
 func (sc *SubConn) retire() {
-	sc.retired.Store(true)
-	if sc.inflight.Load() == 0 {
-		sc.signalIdle()
-	}
-}
-
-func (sc *SubConn) signalIdle() {
-	if sc.idleSent.CompareAndSwap(false, true) {
+	if v := sc.holds.Or(holdRetired); v&holdRetired == 0 && v&holdCount == 0 &&
+		sc.holds.CompareAndSwap(holdRetired, holdRetired|holdClosing) {
 		close(sc.idle)
 	}
 }
