@@ -1,0 +1,89 @@
+package pool_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/agentwire/agentwire/agent"
+	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/pool"
+)
+
+// waf blocks requests for /admin.
+type waf struct{ agent.Base }
+
+func (waf) RequestHeaders(_ context.Context, ev *agentv2.RequestHeadersEvent) (*agentv2.AgentResponse, error) {
+	if strings.HasPrefix(ev.GetUri(), "/admin") {
+		return agent.Block(403, "forbidden"), nil
+	}
+	return agent.Allow(), nil
+}
+
+func Example() {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "aw")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "waf.sock")
+
+	// An agent on a Unix socket (normally another process).
+	srv, err := agent.NewServer(waf{}, agent.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		log.Fatal(err)
+	}
+	ln, err := srv.ListenUnix(sock)
+	if err != nil {
+		log.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = srv.ServeUnix(ctx, ln)
+	}()
+	defer func() { srv.Close(); <-served }()
+
+	// The proxy's side: a pool with the agent in it.
+	p, err := pool.New(pool.WithPolicy(pool.LeastInFlight))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer p.Shutdown(ctx)
+	if err := p.AddAgent(ctx, "waf", "unix://"+sock); err != nil {
+		log.Fatal(err)
+	}
+
+	for _, uri := range []string{"/index.html", "/admin/users"} {
+		corr := "req" + uri
+		resp, err := p.Send(ctx, "waf", &agentv2.ProxyToAgent{Message: &agentv2.ProxyToAgent_RequestHeaders{
+			RequestHeaders: &agentv2.RequestHeadersEvent{
+				Metadata: &agentv2.RequestMetadata{CorrelationId: corr}, Method: "GET", Uri: uri,
+			}}})
+		if err != nil {
+			log.Fatal(err)
+		}
+		if b := resp.GetBlock(); b != nil {
+			fmt.Println(uri, "blocked with", b.GetStatus())
+			continue
+		}
+		fmt.Println(uri, "allowed")
+		// The rest of the request goes to the same connection.
+		if _, err := p.Send(ctx, "waf", &agentv2.ProxyToAgent{Message: &agentv2.ProxyToAgent_RequestComplete{
+			RequestComplete: &agentv2.RequestCompleteEvent{CorrelationId: corr, StatusCode: 200},
+		}}); err != nil {
+			log.Fatal(err)
+		}
+	}
+	s, _ := p.AgentStats("waf")
+	fmt.Println("open requests:", s.OpenRequests)
+	// Output:
+	// /index.html allowed
+	// /admin/users blocked with 403
+	// open requests: 0
+}
