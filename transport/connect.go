@@ -3,8 +3,10 @@ package transport
 import (
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -12,6 +14,7 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/agentwire/agentwire"
+	"github.com/agentwire/agentwire/codec"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 	"golang.org/x/net/http2"
 )
@@ -47,6 +50,12 @@ func (connectCodec) MarshalAppend(dst []byte, v any) ([]byte, error) {
 }
 
 func (connectCodec) Unmarshal(b []byte, v any) error {
+	if r, ok := v.(*rawReply); ok {
+		// b is connect-go's pooled buffer: keep a copy, decoded by the
+		// session's reader (see DialConnect).
+		r.b = append(r.b[:0], b...)
+		return nil
+	}
 	m, ok := v.(vtMessage)
 	if !ok {
 		return fmt.Errorf("agentwire codec: cannot unmarshal into %T", v)
@@ -80,8 +89,9 @@ func DialConnect(ctx context.Context, baseURL string, opts ...Option) (Conn, err
 	default:
 		return nil, agentwire.Errorf(agentwire.CodeInvalidArgument, "connect base URL %q: want http:// or https://", baseURL)
 	}
-	client := connect.NewClient[encodedMsg, agentv2.AgentToProxy](
-		&http.Client{Transport: tr},
+	guard := &envelopeGuard{max: maxOr(cfg.maxFrameSize)}
+	client := connect.NewClient[encodedMsg, rawReply](
+		&http.Client{Transport: guard.wrap(tr)},
 		strings.TrimSuffix(baseURL, "/")+"/"+cfg.serviceName+"/ProcessStream",
 		connect.WithGRPC(),
 		connect.WithCodec(connectCodec{}),
@@ -108,10 +118,18 @@ func DialConnect(ctx context.Context, baseURL string, opts ...Option) (Conn, err
 		recvMsg: func(m *agentv2.AgentToProxy) error {
 			r, err := stream.Receive()
 			if err != nil {
+				if gerr := guard.failure(); gerr != nil {
+					return gerr
+				}
 				return connectErr(err)
 			}
+			// Decoded here rather than by connect-go, which on a decoding
+			// error would wait for the end of the stream (see envelopeGuard).
+			// The copy r.b belongs to m: strings and bytes alias it.
 			m.Reset()
-			m.Message, m.EventId = r.Message, r.EventId
+			if err := m.UnmarshalVTUnsafe(r.b); err != nil {
+				return agentwire.NewError(agentwire.CodeInternal, fmt.Errorf("%w: %w", codec.ErrMalformed, err))
+			}
 			return nil
 		},
 		teardown: func() error {
@@ -124,6 +142,89 @@ func DialConnect(ctx context.Context, baseURL string, opts ...Option) (Conn, err
 	}
 	return startSession(ctx, cfg, w)
 }
+
+// rawReply is an agent message as received, decoded by the session's reader.
+type rawReply struct{ b []byte }
+
+// envelopeGuard checks the gRPC message prefixes of a Connect stream's
+// response body before connect-go reads them. After a receive error (a
+// message over the size limit, a compressed one although compression was
+// not negotiated), connect-go reads on to the end of the body to find the
+// trailers: on a ProcessStream that the agent keeps open that read never
+// ends, and the connection and every call on it would hang until their
+// deadlines. The guard fails such a message at its prefix, and every read
+// after it, so the receive error surfaces at once and the session closes
+// the connection as a protocol violation. Only the session's reader reads
+// the body.
+type envelopeGuard struct {
+	body   io.ReadCloser
+	max    int
+	prefix [5]byte
+	n      int   // prefix bytes seen of the current message
+	left   int64 // payload bytes of the current message still to pass
+	err    error
+}
+
+// wrap returns rt with the guard on its (only) response body.
+func (g *envelopeGuard) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		resp, err := rt.RoundTrip(req)
+		if err == nil && resp.Body != nil {
+			g.body = resp.Body
+			resp.Body = g
+		}
+		return resp, err
+	})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+
+// failure returns the violation the guard found, if any.
+func (g *envelopeGuard) failure() error { return g.err }
+
+func (g *envelopeGuard) Read(p []byte) (int, error) {
+	if g.err != nil {
+		return 0, g.err
+	}
+	n, err := g.body.Read(p)
+	for i := 0; i < n; {
+		if g.left > 0 {
+			k := int(min(g.left, int64(n-i)))
+			i += k
+			g.left -= int64(k)
+			continue
+		}
+		g.prefix[g.n] = p[i]
+		g.n++
+		i++
+		if g.n < len(g.prefix) {
+			continue
+		}
+		g.n = 0
+		size := int64(binary.BigEndian.Uint32(g.prefix[1:]))
+		switch {
+		case g.prefix[0] != 0:
+			g.err = agentwire.NewError(agentwire.CodeInternal,
+				fmt.Errorf("%w: message flags 0x%02x (no compression was negotiated)", codec.ErrMalformed, g.prefix[0]))
+		case size > int64(g.max):
+			g.err = agentwire.NewError(agentwire.CodeResourceExhausted,
+				fmt.Errorf("%w: message of %d bytes, limit %d", codec.ErrFrameTooLarge, size, g.max))
+		default:
+			g.left = size
+			continue
+		}
+		// Pass on what came before the bad prefix; fail from there on.
+		if before := i - len(g.prefix); before > 0 {
+			return before, nil
+		}
+		return 0, g.err
+	}
+	return n, err
+}
+
+func (g *envelopeGuard) Close() error { return g.body.Close() }
 
 func connectErr(err error) error {
 	var ce *connect.Error

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/agentwire/agentwire"
+	"github.com/agentwire/agentwire/codec"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -135,7 +137,7 @@ func DialGRPC(ctx context.Context, target string, opts ...Option) (Conn, error) 
 		sendMsg:   func(e *encodedMsg) error { return stream.SendMsg(e) },
 		recvMsg: func(m *agentv2.AgentToProxy) error {
 			if err := stream.RecvMsg(m); err != nil {
-				return grpcErr(err)
+				return grpcRecvErr(err)
 			}
 			return nil
 		},
@@ -152,6 +154,24 @@ func maxOr(n int) int {
 		return 16 << 20
 	}
 	return n
+}
+
+// grpcRecvErr classifies a receive error. grpc-go reports an agent message
+// it could not decode, or one over the size limit, as a status of its own
+// making (Internal, ResourceExhausted), which would read as the agent
+// ending the stream; they are protocol violations, as their framed
+// equivalents are, and are wrapped in the codec's sentinels so that the
+// session treats them alike.
+func grpcRecvErr(err error) error {
+	if st, ok := status.FromError(err); ok {
+		switch {
+		case st.Code() == codes.Internal && strings.Contains(st.Message(), "failed to unmarshal"):
+			return agentwire.NewError(agentwire.CodeInternal, fmt.Errorf("%w: %w", codec.ErrMalformed, err))
+		case st.Code() == codes.ResourceExhausted && strings.Contains(st.Message(), "larger than max"):
+			return agentwire.NewError(agentwire.CodeResourceExhausted, fmt.Errorf("%w: %w", codec.ErrFrameTooLarge, err))
+		}
+	}
+	return grpcErr(err)
 }
 
 // grpcErr converts a gRPC status into an *agentwire.Error with the same code.
