@@ -24,12 +24,15 @@ type op struct {
 	errs       []error // every failed call, headers or complete
 }
 
-// loadConfig shapes a paced load over agents.
+// loadConfig shapes a paced load over agents: each worker is one client
+// connection of a proxy, sending its requests one after another on a
+// schedule (catching up when it fell behind), so a stall shows up as
+// latency rather than as an unbounded pile of requests.
 type loadConfig struct {
 	pool    *pool.Pool
 	agents  []string
 	workers int
-	rate    float64 // requests per second over all workers (two events each)
+	rate    float64 // requests per second over all workers, two events each
 	timeout time.Duration
 	// headers builds a request's headers event (default: a plain GET).
 	headers func(corr string) *agentv2.ProxyToAgent
@@ -55,12 +58,15 @@ func runLoad(ctx context.Context, cfg *loadConfig) []op {
 		go func() {
 			defer wg.Done()
 			var mine []op
+			timer := time.NewTimer(0)
+			defer timer.Stop()
 			// Stagger the workers over one interval.
 			next := t0.Add(time.Duration(w) * interval / time.Duration(cfg.workers))
 			for i := 0; ; i++ {
 				if d := time.Until(next); d > 0 {
+					timer.Reset(d)
 					select {
-					case <-time.After(d):
+					case <-timer.C:
 					case <-ctx.Done():
 					}
 				}

@@ -5,11 +5,14 @@ import (
 	"errors"
 	"log/slog"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/agentwire/agentwire"
+	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 	"github.com/agentwire/agentwire/pool"
 	"github.com/agentwire/agentwire/reliability"
 	"github.com/agentwire/agentwire/transport"
@@ -136,6 +139,131 @@ func TestAgentKilledUnderLoad(t *testing.T) {
 	faultsSurvived.Add(1)
 }
 
+// TestAgentStoppedUnderLoad: SIGSTOP the agent process (it stops reading;
+// the kernel buffers fill, then the proxy's write queues). Calls end at
+// their deadlines, the proxy's memory stays bounded by its pending-bytes
+// limit, no connection is dropped, and SIGCONT brings service back.
+func TestAgentStoppedUnderLoad(t *testing.T) {
+	path := filepath.Join(shortDir(t), "waf.sock")
+	proc := startWAF(t, "-uds", path, "-id", "waf")
+	const (
+		conns       = 4
+		maxPending  = 256 << 10
+		callTimeout = 300 * time.Millisecond
+		stopFor     = 2 * time.Second
+	)
+	p := newTestPool(t, pool.WithConnections(conns), pool.WithTransportOptions(transport.WithMaxPending(maxPending)))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, p.AddAgent(ctx, "waf", "unix://"+path))
+	eventually(t, 5*time.Second, "connected", func() bool { return readyConns(p, "waf") == conns })
+	connIDs := func() []string {
+		st, _ := p.AgentStats("waf")
+		var ids []string
+		for _, c := range st.Conns {
+			ids = append(ids, c.ID)
+		}
+		return ids
+	}
+	before := connIDs()
+
+	// 8 KiB of headers per request, so that a stalled agent fills the
+	// kernel's socket buffers and then the proxy's queues within the stop.
+	big := strings.Repeat("x", 8<<10)
+	cfg := &loadConfig{pool: p, agents: []string{"waf"}, workers: 400, rate: 1000, timeout: callTimeout,
+		headers: func(corr string) *agentv2.ProxyToAgent {
+			ev := headersEvent(corr, "/upload")
+			h := ev.GetRequestHeaders()
+			h.Headers = append(h.Headers, &agentv2.Header{Name: "x-bulk", Value: big})
+			return ev
+		}}
+	lctx, stopLoad := context.WithCancel(context.Background())
+	defer stopLoad()
+	results := make(chan []op, 1)
+	go func() { results <- runLoad(lctx, cfg) }()
+
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	time.Sleep(500 * time.Millisecond)
+	var baseline uint64
+	for range 5 {
+		baseline = max(baseline, heap())
+		time.Sleep(100 * time.Millisecond)
+	}
+	baseGoroutines := runtime.NumGoroutine()
+
+	stopAt := time.Now()
+	require.NoError(t, proc.Signal(syscall.SIGSTOP))
+	var peak uint64
+	peakGoroutines := 0
+	for time.Since(stopAt) < stopFor {
+		peak = max(peak, heap())
+		peakGoroutines = max(peakGoroutines, runtime.NumGoroutine())
+		time.Sleep(250 * time.Millisecond)
+	}
+	require.NoError(t, proc.Signal(syscall.SIGCONT))
+	contAt := time.Now()
+	servedAtCont := cfg.served[0].Load()
+	eventually(t, 5*time.Second, "served again after SIGCONT", func() bool { return cfg.served[0].Load() > servedAtCont })
+	recovery := time.Since(contAt)
+	time.Sleep(time.Second)
+	stopLoad()
+	ops := <-results
+
+	var (
+		durations       []time.Duration
+		stalled, served int
+		codes           = map[agentwire.Code]int{}
+	)
+	for _, o := range ops {
+		durations = append(durations, o.end.Sub(o.start))
+		for _, err := range o.errs {
+			codes[agentwire.CodeOf(err)]++
+			switch agentwire.CodeOf(err) {
+			case agentwire.CodeDeadlineExceeded, agentwire.CodeResourceExhausted:
+			default:
+				t.Errorf("request at %v: %v, want DeadlineExceeded or ResourceExhausted (limits)", o.start.Sub(stopAt), err)
+			}
+		}
+		if o.start.After(stopAt) && o.end.Before(contAt) {
+			stalled++
+			if o.servedBy >= 0 {
+				served++
+			}
+		}
+	}
+	longest := quantile(durations, 1)
+	assert.LessOrEqual(t, longest, callTimeout+100*time.Millisecond, "a call outlived its deadline")
+	assert.NotZero(t, codes[agentwire.CodeDeadlineExceeded], "no call hit its deadline: was the agent stopped?")
+	assert.Zero(t, served, "requests decided by a stopped agent")
+	growth := int64(peak) - int64(baseline)
+	// Each connection queues at most maxPending bytes (plus the flusher's
+	// buffer of the same size); the rest is bookkeeping of waiting calls.
+	bound := int64(conns*2*maxPending + 8<<20)
+	assert.Less(t, growth, bound, "proxy heap grew by %d bytes while the agent was stopped", growth)
+	assert.Equal(t, before, connIDs(), "connections were replaced: a stalled agent is not a dead one")
+	assert.Equal(t, conns, readyConns(p, "waf"))
+	st, err := p.AgentStats("waf")
+	require.NoError(t, err)
+	var late uint64
+	for _, c := range st.Conns {
+		late += c.Transport.UnknownResponses
+	}
+
+	figure(t, "stop.requests", "%d requests during a %v SIGSTOP, %d decided; longest call %s (deadline %v)",
+		stalled, stopFor, served, ms(longest), callTimeout)
+	offered := float64(stalled) * float64(len(big)) / (1 << 20)
+	figure(t, "stop.heap", "proxy heap +%.1f MiB while stopped with %.0f MiB of events offered (bound %.1f MiB), goroutines %d -> %d",
+		float64(growth)/(1<<20), offered, float64(bound)/(1<<20), baseGoroutines, peakGoroutines)
+	figure(t, "stop.recovery", "served again %s after SIGCONT; %d late answers ignored and counted", ms(recovery), late)
+	t.Logf("error codes: %v", codes)
+	faultsSurvived.Add(1)
+}
+
 func btoi(b bool) int {
 	if b {
 		return 1
@@ -152,6 +280,3 @@ func errorsIs(err error, targets ...error) bool {
 	}
 	return false
 }
-
-var _ = transport.ErrPeerGone
-var _ = syscall.SIGSTOP
