@@ -62,7 +62,7 @@ func TestLeastInFlightAvoidsSlowAgent(t *testing.T) {
 	slow, fast := newRecorder("slow"), newRecorder("fast")
 	slow.setHook(func(ctx context.Context, _ string, kind agentv2.EventType) (*agentv2.AgentResponse, error) {
 		if kind == agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS {
-			time.Sleep(20 * time.Millisecond)
+			time.Sleep(50 * time.Millisecond)
 		}
 		return nil, nil
 	})
@@ -81,12 +81,13 @@ func TestLeastInFlightAvoidsSlowAgent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	// Half the connections go to the slow agent; round robin would send it
-	// half the requests.
+	// Half the connections go to the slow agent; round robin sends it
+	// exactly half the requests. Two random choices pick only slow
+	// connections one time in six.
 	s, f := slow.events.Load()/2, fast.events.Load()/2
 	t.Logf("slow agent %d requests, fast agent %d", s, f)
 	assert.Equal(t, int64(208), s+f)
-	assert.Less(t, s, int64(70), "the slow agent got more than 35%")
+	assert.Less(t, s, int64(83), "the slow agent got more than 40%")
 }
 
 func TestDrainingAgentGetsNoNewRequests(t *testing.T) {
