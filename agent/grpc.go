@@ -151,7 +151,7 @@ type grpcStream struct {
 var _ stream = (*grpcStream)(nil)
 
 func (g *grpcStream) Recv() (*agentv2.ProxyToAgent, error) {
-	m := &agentv2.ProxyToAgent{}
+	m := agentv2.ProxyToAgentFromVTPool()
 	err := g.ss.RecvMsg(m)
 	switch {
 	case err == nil:

@@ -21,7 +21,8 @@ import (
 // stream is one connection's message transport as the session core sees
 // it. The framed, gRPC and Connect transports implement it.
 type stream interface {
-	// Recv returns the next message, which the session then owns. Only the
+	// Recv returns the next message, which the session then owns (events go
+	// back to the vtprotobuf pool once answered). Only the
 	// session's reader calls it. It returns errHalfClosed when
 	// the peer finished sending but still reads, an error wrapping
 	// codec.ErrUnknownFrameType for a frame to skip, and any other error
@@ -429,6 +430,7 @@ func (s *session) submit(cid string, m *agentv2.ProxyToAgent) {
 		s.stats.rejected.Add(1)
 		s.reply(m.EventId, cid, nil, agentwire.Errorf(agentwire.CodeResourceExhausted,
 			"agent: %d events pending on this connection, the limit is %d", s.maxPending, s.maxPending))
+		m.ReturnToVTPool()
 		return
 	}
 	s.pending++
@@ -586,8 +588,12 @@ func (s *session) updateFlow(l *lane) {
 	}}})
 }
 
-// handle runs one event and answers it.
+// handle runs one event and answers it. The answer is encoded before
+// reply returns, and the handler contract forbids keeping the event, so the
+// event's structs go back to the pool (its strings and bytes live in their
+// own buffer, which the garbage collector frees once nothing uses it).
 func (s *session) handle(l *lane, m *agentv2.ProxyToAgent) {
+	defer m.ReturnToVTPool()
 	if l.Err() != nil {
 		// Cancelled while queued: the proxy no longer waits for it.
 		err := context.Cause(l)

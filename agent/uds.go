@@ -242,11 +242,12 @@ func newFramedStream(conn net.Conn, maxFrame int) *framedStream {
 func (f *framedStream) Recv() (*agentv2.ProxyToAgent, error) {
 	t, payload, err := f.r.ReadFrame()
 	if err == nil {
-		m := &agentv2.ProxyToAgent{}
+		m := agentv2.ProxyToAgentFromVTPool()
 		if err = codec.Decode(m, t, bytes.Clone(payload), agentv2.IsProxyToAgentFrame, true); err == nil {
 			clipBytes(m)
 			return m, nil
 		}
+		m.ReturnToVTPool()
 	}
 	if f.aborted.Load() {
 		return nil, errConnClosed

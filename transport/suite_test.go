@@ -681,7 +681,7 @@ func runSuite(t *testing.T, h harness) {
 	t.Run("Deadline", func(t *testing.T) {
 		t.Parallel()
 		f := h.setup(t)
-		c := dial(t, f, transport.WithCallTimeout(50*time.Millisecond))
+		c := dial(t, f, transport.WithCallTimeout(250*time.Millisecond))
 		start := time.Now()
 		_, err := c.Send(context.Background(), headers("dl", "GET", "/hold"))
 		assert.Equal(t, agentwire.CodeDeadlineExceeded, agentwire.CodeOf(err))

@@ -799,7 +799,7 @@ func (m *RequestMetadata) CloneVT() *RequestMetadata {
 	if m == nil {
 		return (*RequestMetadata)(nil)
 	}
-	r := new(RequestMetadata)
+	r := RequestMetadataFromVTPool()
 	r.CorrelationId = m.CorrelationId
 	r.RequestId = m.RequestId
 	r.ClientIp = m.ClientIp
@@ -845,7 +845,7 @@ func (m *Header) CloneVT() *Header {
 	if m == nil {
 		return (*Header)(nil)
 	}
-	r := new(Header)
+	r := HeaderFromVTPool()
 	r.Name = m.Name
 	r.Value = m.Value
 	if len(m.unknownFields) > 0 {
@@ -909,7 +909,7 @@ func (m *RequestHeadersEvent) CloneVT() *RequestHeadersEvent {
 	if m == nil {
 		return (*RequestHeadersEvent)(nil)
 	}
-	r := new(RequestHeadersEvent)
+	r := RequestHeadersEventFromVTPool()
 	r.Metadata = m.Metadata.CloneVT()
 	r.Method = m.Method
 	r.Uri = m.Uri
@@ -936,7 +936,7 @@ func (m *ResponseHeadersEvent) CloneVT() *ResponseHeadersEvent {
 	if m == nil {
 		return (*ResponseHeadersEvent)(nil)
 	}
-	r := new(ResponseHeadersEvent)
+	r := ResponseHeadersEventFromVTPool()
 	r.CorrelationId = m.CorrelationId
 	r.StatusCode = m.StatusCode
 	if rhs := m.Headers; rhs != nil {
@@ -961,7 +961,7 @@ func (m *BodyChunkEvent) CloneVT() *BodyChunkEvent {
 	if m == nil {
 		return (*BodyChunkEvent)(nil)
 	}
-	r := new(BodyChunkEvent)
+	r := BodyChunkEventFromVTPool()
 	r.CorrelationId = m.CorrelationId
 	r.ChunkIndex = m.ChunkIndex
 	r.IsLast = m.IsLast
@@ -9109,6 +9109,124 @@ func (m *ProxyControl_ConfigResponse) MarshalToSizedBufferVT(dAtA []byte) (int, 
 	return len(dAtA) - i, nil
 }
 
+var vtprotoPool_RequestMetadata = sync.Pool{
+	New: func() interface{} {
+		return &RequestMetadata{}
+	},
+}
+
+func (m *RequestMetadata) ResetVT() {
+	if m != nil {
+		m.Reset()
+	}
+}
+func (m *RequestMetadata) ReturnToVTPool() {
+	if m != nil {
+		m.ResetVT()
+		vtprotoPool_RequestMetadata.Put(m)
+	}
+}
+func RequestMetadataFromVTPool() *RequestMetadata {
+	return vtprotoPool_RequestMetadata.Get().(*RequestMetadata)
+}
+
+var vtprotoPool_Header = sync.Pool{
+	New: func() interface{} {
+		return &Header{}
+	},
+}
+
+func (m *Header) ResetVT() {
+	if m != nil {
+		m.Reset()
+	}
+}
+func (m *Header) ReturnToVTPool() {
+	if m != nil {
+		m.ResetVT()
+		vtprotoPool_Header.Put(m)
+	}
+}
+func HeaderFromVTPool() *Header {
+	return vtprotoPool_Header.Get().(*Header)
+}
+
+var vtprotoPool_RequestHeadersEvent = sync.Pool{
+	New: func() interface{} {
+		return &RequestHeadersEvent{}
+	},
+}
+
+func (m *RequestHeadersEvent) ResetVT() {
+	if m != nil {
+		m.Metadata.ReturnToVTPool()
+		for _, mm := range m.Headers {
+			mm.ResetVT()
+		}
+		f0 := m.Headers[:0]
+		m.Reset()
+		m.Headers = f0
+	}
+}
+func (m *RequestHeadersEvent) ReturnToVTPool() {
+	if m != nil {
+		m.ResetVT()
+		vtprotoPool_RequestHeadersEvent.Put(m)
+	}
+}
+func RequestHeadersEventFromVTPool() *RequestHeadersEvent {
+	return vtprotoPool_RequestHeadersEvent.Get().(*RequestHeadersEvent)
+}
+
+var vtprotoPool_ResponseHeadersEvent = sync.Pool{
+	New: func() interface{} {
+		return &ResponseHeadersEvent{}
+	},
+}
+
+func (m *ResponseHeadersEvent) ResetVT() {
+	if m != nil {
+		for _, mm := range m.Headers {
+			mm.ResetVT()
+		}
+		f0 := m.Headers[:0]
+		m.Reset()
+		m.Headers = f0
+	}
+}
+func (m *ResponseHeadersEvent) ReturnToVTPool() {
+	if m != nil {
+		m.ResetVT()
+		vtprotoPool_ResponseHeadersEvent.Put(m)
+	}
+}
+func ResponseHeadersEventFromVTPool() *ResponseHeadersEvent {
+	return vtprotoPool_ResponseHeadersEvent.Get().(*ResponseHeadersEvent)
+}
+
+var vtprotoPool_BodyChunkEvent = sync.Pool{
+	New: func() interface{} {
+		return &BodyChunkEvent{}
+	},
+}
+
+func (m *BodyChunkEvent) ResetVT() {
+	if m != nil {
+		f0 := m.Data[:0]
+		m.Reset()
+		m.Data = f0
+	}
+}
+func (m *BodyChunkEvent) ReturnToVTPool() {
+	if m != nil {
+		m.ResetVT()
+		vtprotoPool_BodyChunkEvent.Put(m)
+	}
+}
+func BodyChunkEventFromVTPool() *BodyChunkEvent {
+	return vtprotoPool_BodyChunkEvent.Get().(*BodyChunkEvent)
+}
+
 var vtprotoPool_ProxyToAgent = sync.Pool{
 	New: func() interface{} {
 		return &ProxyToAgent{}
@@ -9117,6 +9235,18 @@ var vtprotoPool_ProxyToAgent = sync.Pool{
 
 func (m *ProxyToAgent) ResetVT() {
 	if m != nil {
+		if oneof, ok := m.Message.(*ProxyToAgent_RequestHeaders); ok {
+			oneof.RequestHeaders.ReturnToVTPool()
+		}
+		if oneof, ok := m.Message.(*ProxyToAgent_RequestBodyChunk); ok {
+			oneof.RequestBodyChunk.ReturnToVTPool()
+		}
+		if oneof, ok := m.Message.(*ProxyToAgent_ResponseHeaders); ok {
+			oneof.ResponseHeaders.ReturnToVTPool()
+		}
+		if oneof, ok := m.Message.(*ProxyToAgent_ResponseBodyChunk); ok {
+			oneof.ResponseBodyChunk.ReturnToVTPool()
+		}
 		m.Reset()
 	}
 }
@@ -17091,7 +17221,7 @@ func (m *RequestHeadersEvent) UnmarshalVT(dAtA []byte) error {
 				return io.ErrUnexpectedEOF
 			}
 			if m.Metadata == nil {
-				m.Metadata = &RequestMetadata{}
+				m.Metadata = RequestMetadataFromVTPool()
 			}
 			if err := m.Metadata.UnmarshalVT(dAtA[iNdEx:postIndex]); err != nil {
 				return err
@@ -17222,7 +17352,14 @@ func (m *RequestHeadersEvent) UnmarshalVT(dAtA []byte) error {
 			if postIndex > l {
 				return io.ErrUnexpectedEOF
 			}
-			m.Headers = append(m.Headers, &Header{})
+			if len(m.Headers) == cap(m.Headers) {
+				m.Headers = append(m.Headers, &Header{})
+			} else {
+				m.Headers = m.Headers[:len(m.Headers)+1]
+				if m.Headers[len(m.Headers)-1] == nil {
+					m.Headers[len(m.Headers)-1] = &Header{}
+				}
+			}
 			if err := m.Headers[len(m.Headers)-1].UnmarshalVT(dAtA[iNdEx:postIndex]); err != nil {
 				return err
 			}
@@ -17358,7 +17495,14 @@ func (m *ResponseHeadersEvent) UnmarshalVT(dAtA []byte) error {
 			if postIndex > l {
 				return io.ErrUnexpectedEOF
 			}
-			m.Headers = append(m.Headers, &Header{})
+			if len(m.Headers) == cap(m.Headers) {
+				m.Headers = append(m.Headers, &Header{})
+			} else {
+				m.Headers = m.Headers[:len(m.Headers)+1]
+				if m.Headers[len(m.Headers)-1] == nil {
+					m.Headers[len(m.Headers)-1] = &Header{}
+				}
+			}
 			if err := m.Headers[len(m.Headers)-1].UnmarshalVT(dAtA[iNdEx:postIndex]); err != nil {
 				return err
 			}
@@ -20538,7 +20682,7 @@ func (m *ProxyToAgent) UnmarshalVT(dAtA []byte) error {
 					return err
 				}
 			} else {
-				v := &RequestHeadersEvent{}
+				v := RequestHeadersEventFromVTPool()
 				if err := v.UnmarshalVT(dAtA[iNdEx:postIndex]); err != nil {
 					return err
 				}
@@ -20579,7 +20723,7 @@ func (m *ProxyToAgent) UnmarshalVT(dAtA []byte) error {
 					return err
 				}
 			} else {
-				v := &BodyChunkEvent{}
+				v := BodyChunkEventFromVTPool()
 				if err := v.UnmarshalVT(dAtA[iNdEx:postIndex]); err != nil {
 					return err
 				}
@@ -20620,7 +20764,7 @@ func (m *ProxyToAgent) UnmarshalVT(dAtA []byte) error {
 					return err
 				}
 			} else {
-				v := &ResponseHeadersEvent{}
+				v := ResponseHeadersEventFromVTPool()
 				if err := v.UnmarshalVT(dAtA[iNdEx:postIndex]); err != nil {
 					return err
 				}
@@ -20661,7 +20805,7 @@ func (m *ProxyToAgent) UnmarshalVT(dAtA []byte) error {
 					return err
 				}
 			} else {
-				v := &BodyChunkEvent{}
+				v := BodyChunkEventFromVTPool()
 				if err := v.UnmarshalVT(dAtA[iNdEx:postIndex]); err != nil {
 					return err
 				}
@@ -28322,7 +28466,7 @@ func (m *RequestHeadersEvent) UnmarshalVTUnsafe(dAtA []byte) error {
 				return io.ErrUnexpectedEOF
 			}
 			if m.Metadata == nil {
-				m.Metadata = &RequestMetadata{}
+				m.Metadata = RequestMetadataFromVTPool()
 			}
 			if err := m.Metadata.UnmarshalVTUnsafe(dAtA[iNdEx:postIndex]); err != nil {
 				return err
@@ -28465,7 +28609,14 @@ func (m *RequestHeadersEvent) UnmarshalVTUnsafe(dAtA []byte) error {
 			if postIndex > l {
 				return io.ErrUnexpectedEOF
 			}
-			m.Headers = append(m.Headers, &Header{})
+			if len(m.Headers) == cap(m.Headers) {
+				m.Headers = append(m.Headers, &Header{})
+			} else {
+				m.Headers = m.Headers[:len(m.Headers)+1]
+				if m.Headers[len(m.Headers)-1] == nil {
+					m.Headers[len(m.Headers)-1] = &Header{}
+				}
+			}
 			if err := m.Headers[len(m.Headers)-1].UnmarshalVTUnsafe(dAtA[iNdEx:postIndex]); err != nil {
 				return err
 			}
@@ -28605,7 +28756,14 @@ func (m *ResponseHeadersEvent) UnmarshalVTUnsafe(dAtA []byte) error {
 			if postIndex > l {
 				return io.ErrUnexpectedEOF
 			}
-			m.Headers = append(m.Headers, &Header{})
+			if len(m.Headers) == cap(m.Headers) {
+				m.Headers = append(m.Headers, &Header{})
+			} else {
+				m.Headers = m.Headers[:len(m.Headers)+1]
+				if m.Headers[len(m.Headers)-1] == nil {
+					m.Headers[len(m.Headers)-1] = &Header{}
+				}
+			}
 			if err := m.Headers[len(m.Headers)-1].UnmarshalVTUnsafe(dAtA[iNdEx:postIndex]); err != nil {
 				return err
 			}
@@ -31907,7 +32065,7 @@ func (m *ProxyToAgent) UnmarshalVTUnsafe(dAtA []byte) error {
 					return err
 				}
 			} else {
-				v := &RequestHeadersEvent{}
+				v := RequestHeadersEventFromVTPool()
 				if err := v.UnmarshalVTUnsafe(dAtA[iNdEx:postIndex]); err != nil {
 					return err
 				}
@@ -31948,7 +32106,7 @@ func (m *ProxyToAgent) UnmarshalVTUnsafe(dAtA []byte) error {
 					return err
 				}
 			} else {
-				v := &BodyChunkEvent{}
+				v := BodyChunkEventFromVTPool()
 				if err := v.UnmarshalVTUnsafe(dAtA[iNdEx:postIndex]); err != nil {
 					return err
 				}
@@ -31989,7 +32147,7 @@ func (m *ProxyToAgent) UnmarshalVTUnsafe(dAtA []byte) error {
 					return err
 				}
 			} else {
-				v := &ResponseHeadersEvent{}
+				v := ResponseHeadersEventFromVTPool()
 				if err := v.UnmarshalVTUnsafe(dAtA[iNdEx:postIndex]); err != nil {
 					return err
 				}
@@ -32030,7 +32188,7 @@ func (m *ProxyToAgent) UnmarshalVTUnsafe(dAtA []byte) error {
 					return err
 				}
 			} else {
-				v := &BodyChunkEvent{}
+				v := BodyChunkEventFromVTPool()
 				if err := v.UnmarshalVTUnsafe(dAtA[iNdEx:postIndex]); err != nil {
 					return err
 				}
