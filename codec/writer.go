@@ -39,16 +39,26 @@ func AppendFrame(dst []byte, m Frame, max int) ([]byte, error) {
 }
 
 // Writer encodes frames from many goroutines into one stream. Callers encode
-// into a shared pending buffer; one flusher goroutine (the owner calls
-// [Writer.Run]) writes everything pending in one system call, so concurrent
-// senders are batched. Write is safe for concurrent use.
+// into a shared pending buffer. When the stream is idle and is a socket, the
+// caller writes its frame itself with one non-blocking system call (no
+// goroutine hand-off on the latency path); otherwise one flusher goroutine
+// (the owner calls [Writer.Run]) writes everything pending in one system
+// call, so concurrent senders are batched. A caller never blocks on the
+// peer: what a non-blocking write leaves over goes to the flusher. Write is
+// safe for concurrent use.
 type Writer struct {
 	w          io.Writer
 	max        int
 	maxPending int
-	wake       chan struct{} // capacity 1: "pending is non-empty"
+	wake       chan struct{} // capacity 1: "the flusher has work"
+	// try writes without blocking and reports how much went out; nil when
+	// the stream does not support it, and then the flusher does all writes.
+	try func([]byte) (int, error)
 
 	mu sync.Mutex // mu guards the following
+	// owner is who writes to the stream now; at most one does, so frames
+	// never interleave.
+	owner writerOwner
 	// pending holds encoded frames not yet handed to the flusher.
 	pending []byte
 	// spare is the flusher's last buffer, reused for pending.
@@ -75,8 +85,18 @@ func NewWriter(w io.Writer, max, maxPending int) *Writer {
 		max:        max,
 		maxPending: maxPending,
 		wake:       make(chan struct{}, 1),
+		try:        nonBlockingWrite(w),
 	}
 }
+
+// writerOwner says who holds the right to write to the stream.
+type writerOwner uint8
+
+const (
+	ownerNone    writerOwner = iota // nobody: the next Write may write itself
+	ownerCaller                     // a Write is doing a non-blocking write
+	ownerFlusher                    // the flusher owns pending until it is empty
+)
 
 // Write encodes m and queues it. It waits, honouring ctx, while more than
 // the pending limit is queued. An oversize m fails with [ErrFrameTooLarge]
@@ -90,18 +110,22 @@ func (w *Writer) Write(ctx context.Context, m Frame) error {
 			return err
 		}
 		if len(w.pending) < w.maxPending {
-			wasEmpty := len(w.pending) == 0
 			out, err := AppendFrame(w.pending, m, w.max)
 			w.pending = out
-			w.mu.Unlock()
 			if err != nil {
+				w.mu.Unlock()
 				return err
 			}
-			if wasEmpty {
-				select {
-				case w.wake <- struct{}{}:
-				default:
-				}
+			switch {
+			case w.owner != ownerNone:
+				// The current writer takes this frame along.
+				w.mu.Unlock()
+			case w.try == nil:
+				w.owner = ownerFlusher
+				w.mu.Unlock()
+				w.kick()
+			default:
+				return w.writeThrough()
 			}
 			return nil
 		}
@@ -115,6 +139,58 @@ func (w *Writer) Write(ctx context.Context, m Frame) error {
 		case <-ctx.Done():
 			return agentwire.WrapContextError(ctx.Err())
 		}
+	}
+}
+
+// writeThrough writes pending from the calling goroutine with one
+// non-blocking system call, handing whatever is left (the socket was full,
+// or more frames arrived meanwhile) to the flusher. w.mu is held on entry
+// and released on return.
+func (w *Writer) writeThrough() error {
+	w.owner = ownerCaller
+	buf := w.pending
+	w.pending = w.spare[:0]
+	w.spare = nil
+	w.mu.Unlock()
+
+	n, err := w.try(buf)
+
+	w.mu.Lock()
+	if err != nil {
+		werr := wrap(agentwire.CodeUnavailable, ErrWriterClosed, err)
+		if w.err == nil {
+			w.err = werr
+		}
+		w.pending = nil
+		w.owner = ownerNone
+		w.wakeWaitersLocked()
+		w.mu.Unlock()
+		return werr
+	}
+	if n < len(buf) {
+		// Unsent bytes go first, before frames queued meanwhile.
+		rest := append(buf[:0], buf[n:]...)
+		w.pending = append(rest, w.pending...)
+	} else if cap(buf) <= 4*w.maxPending {
+		w.spare = buf[:0]
+	}
+	w.wakeWaitersLocked()
+	if len(w.pending) == 0 {
+		w.owner = ownerNone
+		w.mu.Unlock()
+		return nil
+	}
+	w.owner = ownerFlusher
+	w.mu.Unlock()
+	w.kick()
+	return nil
+}
+
+// kick wakes the flusher.
+func (w *Writer) kick() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -135,30 +211,41 @@ func (w *Writer) Run(ctx context.Context) error {
 		// first, so one system call carries them all. Returns at once when
 		// nothing else is runnable.
 		runtime.Gosched()
-		w.mu.Lock()
-		out := w.pending
-		w.pending = w.spare[:0]
-		w.spare = nil
-		w.mu.Unlock()
-		if len(out) == 0 {
-			continue
-		}
-		_, err := w.w.Write(out)
-		var werr error
-		w.mu.Lock()
-		if err != nil {
-			// Fail in the same critical section that wakes waiting writers,
-			// so none of them queues a frame that will never be written.
-			werr = wrap(agentwire.CodeUnavailable, ErrWriterClosed, err)
-			w.err = werr
-			w.pending = nil
-		} else if cap(out) <= 4*w.maxPending {
-			w.spare = out[:0]
-		}
-		w.wakeWaitersLocked()
-		w.mu.Unlock()
-		if werr != nil {
-			return werr
+		for {
+			w.mu.Lock()
+			if w.owner != ownerFlusher {
+				// A stale wake-up: a caller is writing, or nothing is due.
+				w.mu.Unlock()
+				break
+			}
+			if len(w.pending) == 0 {
+				w.owner = ownerNone
+				w.mu.Unlock()
+				break
+			}
+			out := w.pending
+			w.pending = w.spare[:0]
+			w.spare = nil
+			w.mu.Unlock()
+			_, err := w.w.Write(out)
+			w.mu.Lock()
+			if err != nil {
+				// Fail in the same critical section that wakes waiting
+				// writers, so none of them queues a frame that will never
+				// be written.
+				werr := wrap(agentwire.CodeUnavailable, ErrWriterClosed, err)
+				w.err = werr
+				w.pending = nil
+				w.owner = ownerNone
+				w.wakeWaitersLocked()
+				w.mu.Unlock()
+				return werr
+			}
+			if cap(out) <= 4*w.maxPending {
+				w.spare = out[:0]
+			}
+			w.wakeWaitersLocked()
+			w.mu.Unlock()
 		}
 	}
 }

@@ -1,0 +1,8 @@
+//go:build !unix
+
+package codec
+
+import "io"
+
+// nonBlockingWrite is unavailable here: the flusher does every write.
+func nonBlockingWrite(io.Writer) func([]byte) (int, error) { return nil }
