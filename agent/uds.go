@@ -210,21 +210,13 @@ func (srv *Server) ServeConn(ctx context.Context, conn net.Conn) error {
 }
 
 // framedStream is a framed connection: one reader (the session's) and a
-// batching writer. It counts bytes queued and written so that a closing
-// connection can wait for its last frames.
+// batching writer, which a closing connection flushes for its last frames.
 type framedStream struct {
 	conn    net.Conn
 	r       *codec.Reader
 	w       *codec.Writer
 	runDone chan struct{} // closed when the writer's Run returned
 	aborted atomic.Bool
-	queued  atomic.Int64 // bytes handed to the writer
-
-	mu sync.Mutex // mu guards the following
-	// written counts bytes written to conn; progress, when non-nil, is
-	// closed at the next write.
-	written  int64
-	progress chan struct{}
 }
 
 var _ stream = (*framedStream)(nil)
@@ -232,7 +224,7 @@ var _ stream = (*framedStream)(nil)
 func newFramedStream(conn net.Conn, maxFrame int) *framedStream {
 	f := &framedStream{conn: conn, runDone: make(chan struct{})}
 	f.r = codec.NewReader(conn, maxFrame)
-	f.w = codec.NewWriter((*countingWriter)(f), maxFrame, 0)
+	f.w = codec.NewWriter(conn, maxFrame, 0)
 	return f
 }
 
@@ -256,7 +248,7 @@ func (f *framedStream) Recv() (*agentv2.ProxyToAgent, error) {
 }
 
 func (f *framedStream) Send(ctx context.Context, m *agentv2.AgentToProxy) error {
-	return f.w.Write(ctx, countedFrame{f, m})
+	return f.w.Write(ctx, m)
 }
 
 func (f *framedStream) CloseRecv() { _ = f.conn.SetReadDeadline(time.Unix(1, 0)) }
@@ -269,26 +261,10 @@ func (f *framedStream) Abort() {
 // flush waits until every frame queued so far is written, the connection
 // fails, or ctx ends.
 func (f *framedStream) flush(ctx context.Context) {
-	target := f.queued.Load()
-	for {
-		f.mu.Lock()
-		if f.written >= target || f.aborted.Load() {
-			f.mu.Unlock()
-			return
-		}
-		if f.progress == nil {
-			f.progress = make(chan struct{})
-		}
-		ch := f.progress
-		f.mu.Unlock()
-		select {
-		case <-ch:
-		case <-f.runDone:
-			return
-		case <-ctx.Done():
-			return
-		}
+	if f.aborted.Load() {
+		return
 	}
+	_ = f.w.Flush(ctx)
 }
 
 // clipBytes caps the capacity of m's bytes fields at their length, so that
@@ -303,35 +279,6 @@ func clipBytes(m *agentv2.ProxyToAgent) {
 	case *agentv2.ProxyToAgent_WebsocketFrame:
 		x.WebsocketFrame.Payload = slices.Clip(x.WebsocketFrame.Payload)
 	}
-}
-
-// countingWriter is the framedStream's connection as its writer sees it.
-type countingWriter framedStream
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.conn.Write(p)
-	c.mu.Lock()
-	c.written += int64(n)
-	if c.progress != nil {
-		close(c.progress)
-		c.progress = nil
-	}
-	c.mu.Unlock()
-	return n, err
-}
-
-// countedFrame adds an envelope's encoded size to the bytes queued.
-type countedFrame struct {
-	f *framedStream
-	m *agentv2.AgentToProxy
-}
-
-func (c countedFrame) AppendFrame(dst []byte, max int) ([]byte, error) {
-	out, err := c.m.AppendFrame(dst, max)
-	if err == nil {
-		c.f.queued.Add(int64(len(out) - len(dst)))
-	}
-	return out, err
 }
 
 func (f *framedStream) String() string { return fmt.Sprintf("framed %v", f.conn.RemoteAddr()) }

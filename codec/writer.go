@@ -174,16 +174,45 @@ func (w *Writer) writeThrough() error {
 	} else if cap(buf) <= 4*w.maxPending {
 		w.spare = buf[:0]
 	}
-	w.wakeWaitersLocked()
 	if len(w.pending) == 0 {
 		w.owner = ownerNone
+		w.wakeWaitersLocked()
 		w.mu.Unlock()
 		return nil
 	}
+	w.wakeWaitersLocked()
 	w.owner = ownerFlusher
 	w.mu.Unlock()
 	w.kick()
 	return nil
+}
+
+// Flush waits until every frame queued before it was called has been
+// handed to the stream (nothing pending, nobody writing), the Writer fails,
+// or ctx ends. A closing connection uses it to get its last frames out.
+func (w *Writer) Flush(ctx context.Context) error {
+	for {
+		w.mu.Lock()
+		if w.err != nil {
+			err := w.err
+			w.mu.Unlock()
+			return err
+		}
+		if len(w.pending) == 0 && w.owner == ownerNone {
+			w.mu.Unlock()
+			return nil
+		}
+		if w.space == nil {
+			w.space = make(chan struct{})
+		}
+		space := w.space
+		w.mu.Unlock()
+		select {
+		case <-space:
+		case <-ctx.Done():
+			return agentwire.WrapContextError(ctx.Err())
+		}
+	}
 }
 
 // kick wakes the flusher.
@@ -220,6 +249,7 @@ func (w *Writer) Run(ctx context.Context) error {
 			}
 			if len(w.pending) == 0 {
 				w.owner = ownerNone
+				w.wakeWaitersLocked()
 				w.mu.Unlock()
 				break
 			}
