@@ -612,9 +612,26 @@ func (s *session) handle(l *lane, m *agentv2.ProxyToAgent) {
 	s.reply(m.EventId, l.cid, resp, err)
 }
 
-// reply sends the answer to event id.
+// batchSender is implemented by streams that can hold a message back to
+// share a system call with the next ones (the framed stream).
+type batchSender interface {
+	SendBatched(ctx context.Context, m *agentv2.AgentToProxy) error
+}
+
+// reply sends the answer to event id: at once when it is the only event
+// pending, batched with the answers right behind it otherwise.
 func (s *session) reply(id uint64, cid string, resp *agentv2.AgentResponse, err error) {
-	_ = s.send(newReply(id, cid, resp, err))
+	m := newReply(id, cid, resp, err)
+	if bs, ok := s.st.(batchSender); ok {
+		s.mu.Lock()
+		busy := s.pending > 1
+		s.mu.Unlock()
+		if busy {
+			_ = bs.SendBatched(s.ctx, m)
+			return
+		}
+	}
+	_ = s.send(m)
 }
 
 // replyEnvelope allocates a response envelope, its oneof wrapper and (for

@@ -251,6 +251,12 @@ func (f *framedStream) Send(ctx context.Context, m *agentv2.AgentToProxy) error 
 	return f.w.Write(ctx, m)
 }
 
+// SendBatched queues m for the writer's next batch instead of writing it
+// through; the session uses it while other events are in flight.
+func (f *framedStream) SendBatched(ctx context.Context, m *agentv2.AgentToProxy) error {
+	return f.w.WriteBatched(ctx, m)
+}
+
 func (f *framedStream) CloseRecv() { _ = f.conn.SetReadDeadline(time.Unix(1, 0)) }
 
 func (f *framedStream) Abort() {

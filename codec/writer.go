@@ -102,6 +102,18 @@ const (
 // the pending limit is queued. An oversize m fails with [ErrFrameTooLarge]
 // and affects no other frame.
 func (w *Writer) Write(ctx context.Context, m Frame) error {
+	return w.write(ctx, m, true)
+}
+
+// WriteBatched is Write without the write-through: the frame always waits
+// for the flusher, to share its system call with others. Callers that know
+// more frames are coming right behind this one (many events in flight) use
+// it to trade a little latency for far fewer system calls.
+func (w *Writer) WriteBatched(ctx context.Context, m Frame) error {
+	return w.write(ctx, m, false)
+}
+
+func (w *Writer) write(ctx context.Context, m Frame, through bool) error {
 	for {
 		w.mu.Lock()
 		if w.err != nil {
@@ -120,7 +132,7 @@ func (w *Writer) Write(ctx context.Context, m Frame) error {
 			case w.owner != ownerNone:
 				// The current writer takes this frame along.
 				w.mu.Unlock()
-			case w.try == nil:
+			case w.try == nil || !through:
 				w.owner = ownerFlusher
 				w.mu.Unlock()
 				w.kick()

@@ -39,6 +39,10 @@ func (f *framedWire) send(ctx context.Context, m *agentv2.ProxyToAgent) error {
 // else writes, so m and everything handed out of it (responses belong to
 // the callers of Send) stay valid after the next read. One allocation
 // replaces one per field.
+func (f *framedWire) sendBatched(ctx context.Context, m *agentv2.ProxyToAgent) error {
+	return f.w.WriteBatched(ctx, m)
+}
+
 func (f *framedWire) recv(m *agentv2.AgentToProxy) error {
 	t, payload, err := f.r.ReadFrame()
 	if err != nil {

@@ -22,6 +22,9 @@ type wire interface {
 	// send transmits one message, or queues it for transmission; it encodes
 	// m before returning, so the caller may reuse m. Safe for concurrent use.
 	send(ctx context.Context, m *agentv2.ProxyToAgent) error
+	// sendBatched is send for a message with others right behind it: the
+	// wire may hold it back to share a system call.
+	sendBatched(ctx context.Context, m *agentv2.ProxyToAgent) error
 	// recv reads the next message into m. Only the session's reader calls it.
 	// An error wrapping codec.ErrUnknownFrameType is not fatal.
 	recv(m *agentv2.AgentToProxy) error
@@ -229,9 +232,17 @@ func (s *session) Send(ctx context.Context, event *agentv2.ProxyToAgent) (*agent
 	if ordered {
 		s.byCorr[corr] = append(s.byCorr[corr], c)
 	}
+	// Alone in flight, the event goes out at once; with others in flight,
+	// it shares the writer's next system call with them.
+	busy := len(s.pending) > 1
 	s.mu.Unlock()
 
-	err := s.w.send(ctx, event)
+	var err error
+	if busy {
+		err = s.w.sendBatched(ctx, event)
+	} else {
+		err = s.w.send(ctx, event)
+	}
 	if ordered {
 		s.orderMu.Unlock()
 	}

@@ -68,6 +68,11 @@ func (w *streamWire) send(ctx context.Context, m *agentv2.ProxyToAgent) error {
 	}
 }
 
+// sendBatched is send: the stream's writer goroutine batches already.
+func (w *streamWire) sendBatched(ctx context.Context, m *agentv2.ProxyToAgent) error {
+	return w.send(ctx, m)
+}
+
 func (w *streamWire) run(ctx context.Context) error {
 	for {
 		select {
