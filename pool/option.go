@@ -251,7 +251,8 @@ func WithFailureThreshold(n int) SharedOption {
 // WithCircuitBreaker configures the per-agent circuit breaker: it opens
 // after failures transport failures within window, refuses new requests for
 // cooldown, then lets one probe request through (half-open) and closes if it
-// succeeds. Default 5 failures in 10 s, 5 s cool-down.
+// succeeds. A lost connection is one failure, however many requests it
+// held. Default 5 failures in 10 s, 5 s cool-down.
 func WithCircuitBreaker(failures int, window, cooldown time.Duration) SharedOption {
 	return sharedOption(func(c *agentConfig) {
 		c.breaker = BreakerConfig{Failures: failures, Window: window, Cooldown: cooldown}

@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/agentwire/agentwire"
@@ -436,7 +437,7 @@ func (x *exchange) finish(resp *agentv2.AgentResponse, err error) {
 	if x.done != nil {
 		x.done(DoneInfo{Err: err, Latency: x.latency})
 	}
-	if x.probe || x.outcome == outcomeFailure {
+	if x.probe || x.outcome == outcomeFailure && x.breakerCounts(err) {
 		a.breaker.done(a.p.cfg.now().UnixNano(), x.probe, x.outcome)
 	}
 	if err != nil {
@@ -448,6 +449,19 @@ func (x *exchange) finish(resp *agentv2.AgentResponse, err error) {
 	if a.inflight.Add(-1) == 0 {
 		a.pokeIdle()
 	}
+}
+
+// breakerCounts reports whether a transport failure counts against the
+// agent's breaker. A connection that ends fails every call it held at
+// once: that is one failure of the agent, not one per call, or a single
+// dropped connection with a few requests in flight would open the breaker
+// of an agent whose other connections are fine.
+func (x *exchange) breakerCounts(err error) bool {
+	if x.sc == nil || !errors.Is(err, transport.ErrPeerGone) && !errors.Is(err, transport.ErrClosed) &&
+		!errors.Is(err, transport.ErrProtocol) {
+		return true
+	}
+	return x.sc.lossCounted.CompareAndSwap(false, true)
 }
 
 // classify tells transport failures, which count against the connection

@@ -81,6 +81,9 @@ type SubConn struct {
 	latencyNs   atomic.Int64
 	consecutive atomic.Int32
 	failing     atomic.Bool
+	// lossCounted is set once the connection's end has been counted
+	// against the agent's breaker (see exchange.breakerCounts).
+	lossCounted atomic.Bool
 	idle        chan struct{} // closed once retired and without events in flight
 
 	state  atomic.Int32
