@@ -291,7 +291,14 @@ func (p *Pool) RemoveAgent(ctx context.Context, id string) error {
 // on; when it fails it is removed, not redialled. It fails with
 // ResourceExhausted ([ErrReverseLimit]) past [WithMaxReverseConns], and the
 // caller then keeps c. Build c with [Pool.ConnOptions] so that the pool
-// learns of its state changes at once (otherwise at the next probe tick).
+// learns of its state changes at once (otherwise at the next probe tick):
+// with a [transport.ReverseListener], pass
+//
+//	transport.WithConnOptionsFunc(func(id string, _ *agentv2.RegistrationRequest) []transport.Option {
+//		return p.ConnOptions(id)
+//	})
+//
+// and call AdoptConn from its admit handler.
 func (p *Pool) AdoptConn(agentID string, c transport.Conn) error {
 	if agentID == "" || c == nil {
 		return agentwire.Errorf(agentwire.CodeInvalidArgument, "pool: AdoptConn needs an agent id and a connection")

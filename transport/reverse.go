@@ -87,6 +87,7 @@ func (f reverseOptionFunc) applyReverse(c *reverseConfig) { f(c) }
 
 type reverseConfig struct {
 	connOpts      []Option
+	connOptsFor   func(agentID string, reg *agentv2.RegistrationRequest) []Option
 	timeout       time.Duration
 	maxPerAgent   int
 	maxPending    int
@@ -108,6 +109,14 @@ type reverseConfig struct {
 // version also go into the registration answer.
 func WithConnOptions(opts ...Option) ReverseOption {
 	return reverseOptionFunc(func(c *reverseConfig) { c.connOpts = append(c.connOpts, opts...) })
+}
+
+// WithConnOptionsFunc adds options chosen per admitted agent, after those of
+// [WithConnOptions]: a pool passes its per-agent status, health and
+// config-update handlers here (see pool.Pool.ConnOptions), so adopted
+// connections report to it like dialled ones.
+func WithConnOptionsFunc(f func(agentID string, reg *agentv2.RegistrationRequest) []Option) ReverseOption {
+	return reverseOptionFunc(func(c *reverseConfig) { c.connOptsFor = f })
 }
 
 // WithRegistrationTimeout bounds the TLS handshake, reading the registration
@@ -469,7 +478,11 @@ func (l *ReverseListener) register(nc net.Conn) {
 
 	// The framed protocol, exactly as over a Unix socket. Closing the
 	// listener cancels l.ctx, which aborts the handshake.
-	c, err := NewFramedConn(l.ctx, nc, TransportReverse, l.cfg.connOpts...)
+	opts := l.cfg.connOpts
+	if f := l.cfg.connOptsFor; f != nil {
+		opts = append(append([]Option(nil), opts...), f(reg.GetAgentId(), reg)...)
+	}
+	c, err := NewFramedConn(l.ctx, nc, TransportReverse, opts...)
 	if err != nil {
 		if l.ctx.Err() != nil {
 			err = agentwire.Errorf(agentwire.CodeCanceled, "handshake: %w", ErrListenerClosed)

@@ -452,3 +452,34 @@ func BenchmarkReverseRegistration(b *testing.B) {
 		})
 	}
 }
+
+// TestReverseConnOptionsPerAgent: options chosen per registered agent reach
+// that agent's connection (here a health handler that knows the agent id),
+// after the listener-wide ones.
+func TestReverseConnOptionsPerAgent(t *testing.T) {
+	t.Parallel()
+	got := make(chan string, 4)
+	rl := startReverse(t, "unix",
+		transport.WithGlobalToken(reverseToken),
+		transport.WithConnOptionsFunc(func(agentID string, reg *agentv2.RegistrationRequest) []transport.Option {
+			return []transport.Option{transport.WithHealthHandler(func(h *agentv2.HealthStatus) {
+				got <- agentID + "/" + reg.GetMetadata()["zone"] + "/" + h.GetState().String()
+			})}
+		}))
+	a := dialRaw(t, rl)
+	r := reg("edge-7", reverseToken)
+	r.Metadata = map[string]string{"zone": "eu"}
+	a.register(t, r)
+	require.True(t, a.answer(t).GetAccepted())
+	a.handshake(t, "edge-7")
+	rl.nextAdmitted(t)
+	health := &agentv2.AgentToProxy{Message: &agentv2.AgentToProxy_Health{Health: &agentv2.HealthStatus{
+		AgentId: "edge-7", State: agentv2.HealthState_HEALTH_STATE_DEGRADED}}}
+	require.NoError(t, codec.WriteFrameTo(a.nc, health, 0))
+	select {
+	case s := <-got:
+		require.Equal(t, "edge-7/eu/HEALTH_STATE_DEGRADED", s)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the per-agent health handler was not called")
+	}
+}
