@@ -26,7 +26,12 @@ func startGateway(t *testing.T) string {
 	done := make(chan error, 1)
 	ready := make(chan string, 1)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	go func() { done <- serve(ctx, ln, "", "", logger, func(addr string) { ready <- addr }) }()
+	mln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsURL = "http://" + mln.Addr().String() + "/metrics"
+	go func() { done <- serve(ctx, ln, mln, "", "", logger, func(addr string) { ready <- addr }) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -43,6 +48,9 @@ func startGateway(t *testing.T) string {
 	}
 	return ""
 }
+
+// metricsURL is where the gateway under test serves Prometheus metrics.
+var metricsURL string
 
 var client = &http.Client{
 	Timeout:       10 * time.Second,
@@ -131,6 +139,23 @@ func TestGatewayReadmeRequests(t *testing.T) {
 		res.Body.Close()
 		if res.StatusCode != 200 || echo.BodyBytes != len(body) {
 			t.Fatalf("got %d, upstream saw %d bytes", res.StatusCode, echo.BodyBytes)
+		}
+	})
+	t.Run("prometheus metrics", func(t *testing.T) { // curl http://127.0.0.1:9464/metrics
+		res, err := client.Get(metricsURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		text := string(body)
+		for _, want := range []string{
+			"agentwire_client_events_total", `agent_id="waf"`, `event_kind="request_headers"`,
+			"agentwire_client_event_duration", "agentwire_client_connections",
+		} {
+			if !strings.Contains(text, want) {
+				t.Errorf("metrics lack %q:\n%.2000s", want, text)
+			}
 		}
 	})
 	t.Run("websocket", func(t *testing.T) {

@@ -38,6 +38,7 @@ func main() {
 		listen   = flag.String("listen", "127.0.0.1:8080", "address to serve HTTP on (keep it loopback)")
 		agentURL = flag.String("agent", "", "agent endpoint (unix:///path, grpc://host:port, ...); default: an embedded WAF agent")
 		upstream = flag.String("upstream", "", "upstream base URL; default: an embedded echo server")
+		metrics  = flag.String("metrics", "", "serve Prometheus metrics (through the OTel exporter) at http://ADDR/metrics, e.g. 127.0.0.1:9464")
 	)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -48,7 +49,15 @@ func main() {
 		fmt.Fprintln(os.Stderr, "gateway:", err)
 		os.Exit(1)
 	}
-	if err := serve(ctx, ln, *agentURL, *upstream, logger, func(addr string) {
+	var mln net.Listener
+	if *metrics != "" {
+		if mln, err = net.Listen("tcp", *metrics); err != nil {
+			fmt.Fprintln(os.Stderr, "gateway:", err)
+			os.Exit(1)
+		}
+		fmt.Printf("metrics on http://%s/metrics\n", mln.Addr())
+	}
+	if err := serve(ctx, ln, mln, *agentURL, *upstream, logger, func(addr string) {
 		fmt.Printf("gateway listening on http://%s\n", addr)
 	}); err != nil {
 		fmt.Fprintln(os.Stderr, "gateway:", err)
@@ -57,8 +66,9 @@ func main() {
 }
 
 // serve runs the gateway on ln until ctx ends, starting the embedded agent
-// and upstream when agentURL or upstreamURL are empty.
-func serve(ctx context.Context, ln net.Listener, agentURL, upstreamURL string, logger *slog.Logger, ready func(addr string)) error {
+// and upstream when agentURL or upstreamURL are empty, and serving metrics
+// on metricsLn unless it is nil.
+func serve(ctx context.Context, ln, metricsLn net.Listener, agentURL, upstreamURL string, logger *slog.Logger, ready func(addr string)) error {
 	var cleanups []func()
 	defer func() {
 		for i := len(cleanups) - 1; i >= 0; i-- {
@@ -99,13 +109,34 @@ func serve(ctx context.Context, ln net.Listener, agentURL, upstreamURL string, l
 	if err != nil {
 		return fmt.Errorf("upstream: %w", err)
 	}
-	p, err := pool.New(pool.WithLogger(logger))
+	popts := []pool.Option{pool.WithLogger(logger)}
+	var aopts []pool.AgentOption
+	var m *metricsSetup
+	if metricsLn != nil {
+		if m, err = newMetrics(); err != nil {
+			return err
+		}
+		popts = append(popts, m.poolOptions()...)
+		aopts = append(aopts, pool.WithTransportOptions(m.observer.TransportOptions("waf")...))
+	}
+	p, err := pool.New(popts...)
 	if err != nil {
 		return err
 	}
 	cleanups = append(cleanups, func() { _ = p.Close() })
-	if err := p.AddAgent(ctx, "waf", agentURL); err != nil {
+	if err := p.AddAgent(ctx, "waf", agentURL, aopts...); err != nil {
 		return fmt.Errorf("agent %s: %w", agentURL, err)
+	}
+	if m != nil {
+		reg, err := m.observer.ObservePool(p)
+		if err != nil {
+			return err
+		}
+		cleanups = append(cleanups, func() { _ = reg.Unregister() })
+		mctx, mcancel := context.WithCancel(context.Background())
+		mdone := make(chan struct{})
+		go func() { defer close(mdone); _ = m.serve(mctx, metricsLn) }()
+		cleanups = append(cleanups, func() { mcancel(); <-mdone })
 	}
 	hs := &http.Server{Handler: NewGateway(p, "waf", up, logger), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
