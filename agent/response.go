@@ -4,19 +4,41 @@ import (
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 )
 
+// The builders below allocate a response (or header operation) together
+// with its oneof wrapper and inner message in one object: one allocation
+// instead of three on the hot path. The results are ordinary messages.
+
+type allowAlloc struct {
+	resp  agentv2.AgentResponse
+	wrap  agentv2.AgentResponse_Allow
+	allow agentv2.AllowDecision
+}
+
 // Allow returns a response that lets the request continue.
 func Allow() *agentv2.AgentResponse {
-	return &agentv2.AgentResponse{Decision: &agentv2.AgentResponse_Allow{Allow: &agentv2.AllowDecision{}}}
+	a := &allowAlloc{}
+	a.wrap.Allow = &a.allow
+	a.resp.Decision = &a.wrap
+	return &a.resp
+}
+
+type blockAlloc struct {
+	resp  agentv2.AgentResponse
+	wrap  agentv2.AgentResponse_Block
+	block agentv2.BlockDecision
 }
 
 // Block returns a response that answers the client with status and body
 // (no body if empty).
 func Block(status uint32, body string) *agentv2.AgentResponse {
-	b := &agentv2.BlockDecision{Status: status}
+	a := &blockAlloc{}
+	a.block.Status = status
 	if body != "" {
-		b.Body = &body
+		a.block.Body = &body
 	}
-	return &agentv2.AgentResponse{Decision: &agentv2.AgentResponse_Block{Block: b}}
+	a.wrap.Block = &a.block
+	a.resp.Decision = &a.wrap
+	return &a.resp
 }
 
 // Redirect returns a response that redirects the client to url with status
@@ -38,14 +60,34 @@ func Challenge(challengeType string, params map[string]string) *agentv2.AgentRes
 	}}
 }
 
+type setAlloc struct {
+	op   agentv2.HeaderOp
+	wrap agentv2.HeaderOp_Set
+	h    agentv2.Header
+}
+
 // SetHeader returns an operation that replaces header name with value.
 func SetHeader(name, value string) *agentv2.HeaderOp {
-	return &agentv2.HeaderOp{Operation: &agentv2.HeaderOp_Set{Set: &agentv2.Header{Name: name, Value: value}}}
+	a := &setAlloc{}
+	a.h.Name, a.h.Value = name, value
+	a.wrap.Set = &a.h
+	a.op.Operation = &a.wrap
+	return &a.op
+}
+
+type addAlloc struct {
+	op   agentv2.HeaderOp
+	wrap agentv2.HeaderOp_Add
+	h    agentv2.Header
 }
 
 // AddHeader returns an operation that adds a value to header name.
 func AddHeader(name, value string) *agentv2.HeaderOp {
-	return &agentv2.HeaderOp{Operation: &agentv2.HeaderOp_Add{Add: &agentv2.Header{Name: name, Value: value}}}
+	a := &addAlloc{}
+	a.h.Name, a.h.Value = name, value
+	a.wrap.Add = &a.h
+	a.op.Operation = &a.wrap
+	return &a.op
 }
 
 // RemoveHeader returns an operation that removes header name.
