@@ -11,6 +11,10 @@
 // line on stdout: "ready" followed by the addresses, for example
 // "ready uds=/run/agent.sock grpc=127.0.0.1:50051" (with --grpc HOST:0 the
 // port is the one the system picked). Logs go to stderr.
+//
+// With OTEL_EXPORTER_OTLP_ENDPOINT set (for example http://127.0.0.1:4318)
+// the request spans are exported over OTLP/HTTP; SIGTERM and SIGINT flush
+// them before exiting.
 
 import { parseArgs } from "node:util";
 import { DEFAULT_MAX_FRAME } from "./lib/frames.mjs";
@@ -110,13 +114,19 @@ try {
   process.exit(1);
 }
 
-log(`tracing ${tracing.enabled ? "enabled" : "disabled"}; listening on ${ready.join(" ")}`);
+const tracingState = !tracing.enabled ? "disabled" : tracing.exporting ? `exporting to ${tracing.endpoint}` : "enabled (not exporting)";
+log(`tracing ${tracingState}; listening on ${ready.join(" ")}`);
 process.stdout.write(`ready ${ready.join(" ")}\n`);
 
+// On SIGINT or SIGTERM: stop listening, export the spans not yet sent
+// (bounded), exit. A second signal exits at once.
+let stopping = false;
 for (const sig of ["SIGINT", "SIGTERM"]) {
   process.on(sig, () => {
+    if (stopping) process.exit(1);
+    stopping = true;
     log(`${sig}: stopping`);
     for (const l of listeners) l.close();
-    process.exit(0);
+    tracing.shutdown().finally(() => process.exit(0));
   });
 }

@@ -1,24 +1,63 @@
-// Optional OpenTelemetry tracing: when @opentelemetry/api, core and
-// sdk-trace-base are installed, each request_headers event gets a span that
-// continues the proxy's trace from RequestMetadata.traceparent/tracestate.
-// Without them (or with no traceparent) tracing is a no-op. The provider has
-// no exporter: add a span processor to ship the spans somewhere.
+// Optional OpenTelemetry tracing: when @opentelemetry/api, core, resources
+// and sdk-trace-base are installed, each request_headers event gets a span
+// that continues the proxy's trace from RequestMetadata.traceparent/tracestate.
+// Without them (or with no traceparent) tracing is a no-op.
+//
+// Spans are exported over OTLP/HTTP (protobuf) when OTEL_EXPORTER_OTLP_ENDPOINT
+// or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set, through a batch span processor
+// (OTEL_BSP_* tune it); otherwise they are only used for the traceparent the
+// agent hands back. The service name is "agentwire-node-agent" unless
+// OTEL_SERVICE_NAME or OTEL_RESOURCE_ATTRIBUTES says otherwise.
+
+export const SERVICE_NAME = "agentwire-node-agent";
+
+// How long shutdown waits for the last spans to be exported.
+const SHUTDOWN_TIMEOUT_MS = 5000;
 
 /**
- * loadTracing returns { enabled, startEventSpan(name, metadata) }, where
- * startEventSpan returns a span handle with traceparent() and end(), or null.
+ * loadTracing returns { enabled, exporting, startEventSpan(name, metadata),
+ * shutdown() }. startEventSpan returns a span handle with traceparent() and
+ * end(), or null. shutdown() exports the spans not yet sent (bounded by
+ * SHUTDOWN_TIMEOUT_MS) and never rejects.
  */
 export async function loadTracing(log) {
-  let api, core, sdk;
+  const env = process.env;
+  let api, core, resources, sdk;
   try {
     api = await import("@opentelemetry/api");
     core = await import("@opentelemetry/core");
+    resources = await import("@opentelemetry/resources");
     sdk = await import("@opentelemetry/sdk-trace-base");
   } catch (err) {
     log(`tracing disabled: OpenTelemetry packages not available (${err.code ?? err.message})`);
-    return { enabled: false, startEventSpan: () => null };
+    return { enabled: false, exporting: false, startEventSpan: () => null, shutdown: async () => {} };
   }
-  const provider = new sdk.BasicTracerProvider({ spanProcessors: [] });
+
+  const spanProcessors = [];
+  const endpoint = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || env.OTEL_EXPORTER_OTLP_ENDPOINT;
+  if (endpoint) {
+    try {
+      const { OTLPTraceExporter } = await import("@opentelemetry/exporter-trace-otlp-proto");
+      // The exporter reads the endpoint, headers, timeout and compression
+      // from the OTEL_EXPORTER_OTLP_* variables itself.
+      spanProcessors.push(new sdk.BatchSpanProcessor(new OTLPTraceExporter()));
+      // Export failures are reported through the diag logger; send its
+      // warnings and errors to the agent's log.
+      const diagLine = (level) => (msg, ...rest) =>
+        log(`otel ${level}: ${[msg, ...rest].map(brief).join(" ")}`);
+      api.diag.setLogger(
+        { error: diagLine("error"), warn: diagLine("warn"), info() {}, debug() {}, verbose() {} },
+        { logLevel: api.DiagLogLevel.WARN, suppressOverrideMessage: true },
+      );
+    } catch (err) {
+      log(`tracing: not exporting spans to ${endpoint}: ${err.code ?? err.message}`);
+    }
+  }
+
+  const resource = resources
+    .resourceFromAttributes({ "service.name": SERVICE_NAME })
+    .merge(resources.detectResources({ detectors: [resources.envDetector] }));
+  const provider = new sdk.BasicTracerProvider({ resource, spanProcessors });
   const tracer = provider.getTracer("agentwire-node-agent");
   const propagator = new core.W3CTraceContextPropagator();
 
@@ -49,5 +88,42 @@ export async function loadTracing(log) {
       },
     };
   }
-  return { enabled: true, startEventSpan };
+
+  let shutdownPromise;
+  function shutdown() {
+    shutdownPromise ??= new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        log(`tracing: spans not exported within ${SHUTDOWN_TIMEOUT_MS} ms of shutdown; dropping them`);
+        resolve();
+      }, SHUTDOWN_TIMEOUT_MS);
+      timer.unref();
+      provider.shutdown().then(
+        () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        (err) => {
+          clearTimeout(timer);
+          log(`tracing: shutdown: ${err.message}`);
+          resolve();
+        },
+      );
+    });
+    return shutdownPromise;
+  }
+
+  return { enabled: true, exporting: spanProcessors.length > 0, endpoint, startEventSpan, shutdown };
+}
+
+// brief renders a diag argument on one line: errors (which the SDK's error
+// handler passes as JSON text) by their message.
+function brief(x) {
+  if (x instanceof Error) return x.message;
+  if (typeof x === "string" && x.startsWith("{")) {
+    try {
+      const o = JSON.parse(x);
+      if (typeof o?.message === "string") return o.message;
+    } catch {}
+  }
+  return String(x);
 }
