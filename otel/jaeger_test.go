@@ -32,8 +32,8 @@ import (
 	"github.com/agentwire/agentwire/pool"
 )
 
-// jaegerConfig runs Jaeger's all-in-one pipeline (OTLP gRPC in, memory
-// storage, query API) with every listener on 127.0.0.1 and its own
+// jaegerConfig runs Jaeger's all-in-one pipeline (OTLP gRPC and HTTP in,
+// memory storage, query API) with every listener on 127.0.0.1 and its own
 // telemetry off: the stock configuration serves the query ports on all
 // interfaces.
 const jaegerConfig = `service:
@@ -67,6 +67,8 @@ receivers:
     protocols:
       grpc:
         endpoint: 127.0.0.1:%d
+      http:
+        endpoint: 127.0.0.1:%d
 processors:
   batch:
     timeout: 100ms
@@ -77,9 +79,10 @@ exporters:
 
 // jaeger is a running Jaeger all-in-one.
 type jaeger struct {
-	query string // http://127.0.0.1:port
-	otlp  string // 127.0.0.1:port (OTLP gRPC)
-	pid   int
+	query    string // http://127.0.0.1:port
+	otlp     string // 127.0.0.1:port (OTLP gRPC)
+	otlpHTTP string // http://127.0.0.1:port (OTLP HTTP)
+	pid      int
 }
 
 // jaegerBinary returns the Jaeger binary to test with. Without one the test
@@ -135,9 +138,9 @@ func startJaeger(t *testing.T, bin string) *jaeger {
 
 func tryJaeger(t *testing.T, bin string) (*jaeger, error) {
 	dir := t.TempDir()
-	p := freePorts(t, 3)
+	p := freePorts(t, 4)
 	cfg := filepath.Join(dir, "jaeger.yaml")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, jaegerConfig, p[0], p[1], p[2]), 0o600); err != nil {
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, jaegerConfig, p[0], p[1], p[2], p[3]), 0o600); err != nil {
 		return nil, err
 	}
 	logPath := filepath.Join(dir, "jaeger.log")
@@ -164,7 +167,12 @@ func tryJaeger(t *testing.T, bin string) (*jaeger, error) {
 		}
 		_ = logf.Close()
 	}
-	j := &jaeger{query: fmt.Sprintf("http://127.0.0.1:%d", p[0]), otlp: fmt.Sprintf("127.0.0.1:%d", p[2]), pid: cmd.Process.Pid}
+	j := &jaeger{
+		query:    fmt.Sprintf("http://127.0.0.1:%d", p[0]),
+		otlp:     fmt.Sprintf("127.0.0.1:%d", p[2]),
+		otlpHTTP: fmt.Sprintf("http://127.0.0.1:%d", p[3]),
+		pid:      cmd.Process.Pid,
+	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		select {
@@ -204,11 +212,13 @@ func (j *jaeger) ready() bool {
 	if resp.StatusCode != http.StatusOK {
 		return false
 	}
-	c, err := net.DialTimeout("tcp", j.otlp, time.Second)
-	if err != nil {
-		return false
+	for _, addr := range []string{j.otlp, strings.TrimPrefix(j.otlpHTTP, "http://")} {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return false
+		}
+		_ = c.Close()
 	}
-	_ = c.Close()
 	return true
 }
 
@@ -406,7 +416,7 @@ func assertLoopbackOnly(t *testing.T, pid int) {
 		}
 		_ = f.Close()
 	}
-	assert.Equal(t, 3, listening, "jaeger listens on query HTTP, query gRPC and OTLP gRPC only")
+	assert.Equal(t, 4, listening, "jaeger listens on query HTTP, query gRPC, OTLP gRPC and OTLP HTTP only")
 }
 
 // loopbackHex reports whether a /proc/net address (little-endian words) is
