@@ -106,10 +106,11 @@ func DialConnect(ctx context.Context, baseURL string, opts ...Option) (Conn, err
 		cfg.streamHeaders(ctx, func(k, v string) { h.Add(k, v) })
 	}
 	w := &streamWire{
-		transport: TransportConnect,
-		max:       maxOr(cfg.maxFrameSize),
-		queue:     make(chan *encodedMsg, streamSendQueue),
-		closed:    make(chan struct{}),
+		transport:  TransportConnect,
+		max:        maxOr(cfg.maxFrameSize),
+		queue:      make(chan *encodedMsg, streamSendQueue),
+		closed:     make(chan struct{}),
+		maxPending: pendingOr(cfg.maxPending),
 		sendMsg: func(e *encodedMsg) error {
 			err := stream.Send(e)
 			e.free()

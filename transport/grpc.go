@@ -130,11 +130,12 @@ func DialGRPC(ctx context.Context, target string, opts ...Option) (Conn, error) 
 		return nil, grpcErr(fmt.Errorf("open ProcessStream on %s: %w", target, err))
 	}
 	w := &streamWire{
-		transport: TransportGRPC,
-		max:       maxOr(cfg.maxFrameSize),
-		queue:     make(chan *encodedMsg, streamSendQueue),
-		closed:    make(chan struct{}),
-		sendMsg:   func(e *encodedMsg) error { return stream.SendMsg(e) },
+		transport:  TransportGRPC,
+		max:        maxOr(cfg.maxFrameSize),
+		queue:      make(chan *encodedMsg, streamSendQueue),
+		closed:     make(chan struct{}),
+		maxPending: pendingOr(cfg.maxPending),
+		sendMsg:    func(e *encodedMsg) error { return stream.SendMsg(e) },
 		recvMsg: func(m *agentv2.AgentToProxy) error {
 			if err := stream.RecvMsg(m); err != nil {
 				return grpcRecvErr(err)
@@ -147,6 +148,13 @@ func DialGRPC(ctx context.Context, target string, opts ...Option) (Conn, error) 
 		},
 	}
 	return startSession(dctx, cfg, w)
+}
+
+func pendingOr(n int) int {
+	if n <= 0 {
+		return codec.DefaultMaxPending
+	}
+	return n
 }
 
 func maxOr(n int) int {

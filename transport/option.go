@@ -109,7 +109,8 @@ func WithMaxFrameSize(n int) Option {
 }
 
 // WithMaxPending bounds the bytes queued for a peer that does not read
-// (framed transports; default 4 MiB). Senders wait, honouring their context.
+// (default 4 MiB; on gRPC and Connect, on top of what HTTP/2 flow control
+// lets the RPC stack buffer). Senders wait, honouring their context.
 func WithMaxPending(n int) Option {
 	return optionFunc(func(c *config) { c.maxPending = n })
 }

@@ -23,7 +23,8 @@ type encodedMsg struct {
 func (e *encodedMsg) free() { mem.DefaultBufferPool().Put(e.bp) }
 
 // streamSendQueue is how many encoded messages may wait for a message
-// stream's writer; further senders wait, honouring their context.
+// stream's writer, within the pending-bytes bound (WithMaxPending);
+// further senders wait, honouring their context.
 const streamSendQueue = 256
 
 // streamWire carries envelopes as messages of a bidi RPC (gRPC or Connect):
@@ -39,6 +40,17 @@ type streamWire struct {
 	sendMsg  func(*encodedMsg) error
 	recvMsg  func(*agentv2.AgentToProxy) error
 	teardown func() error
+
+	// maxPending bounds the encoded bytes waiting for the writer, so that
+	// an agent that stops reading costs bounded memory however large the
+	// messages (the queue alone bounds only their number). A message
+	// larger than the bound still goes when nothing else waits.
+	maxPending int
+	mu         sync.Mutex // mu guards the following
+	pending    int
+	// room, when not nil, is closed (and cleared) when the writer hands
+	// bytes on; senders waiting for room create it.
+	room chan struct{}
 }
 
 var _ wire = (*streamWire)(nil)
@@ -56,16 +68,57 @@ func (w *streamWire) send(ctx context.Context, m *agentv2.ProxyToAgent) error {
 	}
 	*bp = (*bp)[:n]
 	e := &encodedMsg{bp: bp}
+	if err := w.reserve(ctx, n); err != nil {
+		e.free()
+		return err
+	}
 	select {
 	case w.queue <- e:
 		return nil
 	case <-w.closed:
+		w.release(n)
 		e.free()
 		return agentwire.NewError(agentwire.CodeUnavailable, ErrClosed)
 	case <-ctx.Done():
+		w.release(n)
 		e.free()
 		return agentwire.WrapContextError(ctx.Err())
 	}
+}
+
+// reserve waits, honouring ctx, until n more bytes fit under maxPending.
+func (w *streamWire) reserve(ctx context.Context, n int) error {
+	for {
+		w.mu.Lock()
+		if w.pending == 0 || w.maxPending <= 0 || w.pending+n <= w.maxPending {
+			w.pending += n
+			w.mu.Unlock()
+			return nil
+		}
+		if w.room == nil {
+			w.room = make(chan struct{})
+		}
+		room := w.room
+		w.mu.Unlock()
+		select {
+		case <-room:
+		case <-w.closed:
+			return agentwire.NewError(agentwire.CodeUnavailable, ErrClosed)
+		case <-ctx.Done():
+			return agentwire.WrapContextError(ctx.Err())
+		}
+	}
+}
+
+// release returns n bytes reserved by a sender and wakes waiting senders.
+func (w *streamWire) release(n int) {
+	w.mu.Lock()
+	w.pending -= n
+	if w.room != nil {
+		close(w.room)
+		w.room = nil
+	}
+	w.mu.Unlock()
 }
 
 // sendBatched is send: the stream's writer goroutine batches already.
@@ -77,7 +130,10 @@ func (w *streamWire) run(ctx context.Context) error {
 	for {
 		select {
 		case e := <-w.queue:
-			if err := w.sendMsg(e); err != nil {
+			n := len(*e.bp) // sendMsg may free e
+			err := w.sendMsg(e)
+			w.release(n)
+			if err != nil {
 				if errors.Is(err, io.EOF) {
 					// The stream ended; the reader learns why from recv.
 					return nil
