@@ -120,9 +120,6 @@ func firstFrame(b []byte, m interface {
 // exactly when it offers version 2 and protobuf, and ends the connection
 // when the bytes run out.
 func FuzzAgentHandshake(f *testing.F) {
-	for _, s := range agentHandshakeSeeds() {
-		f.Add(s)
-	}
 	srv, err := agent.NewServer(agent.Base{}, agent.WithLogger(quietLogger), agent.WithHandshakeTimeout(fuzzBound))
 	if err != nil {
 		f.Fatal(err)
@@ -215,9 +212,6 @@ func agentHandshakeSeeds() [][]byte {
 // frame of a known type is a successful protocol-2 protobuf handshake
 // response, and otherwise a typed error, within the bound.
 func FuzzProxyHandshake(f *testing.F) {
-	for _, s := range proxyHandshakeSeeds() {
-		f.Add(s)
-	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		proxyEnd, agentEnd := socketPair(t)
 		defer agentEnd.Close()
@@ -344,9 +338,6 @@ type regOutcome struct {
 // outcome within the bound; a refusal the client is told about carries
 // the code the listener reports.
 func FuzzReverseRegistration(f *testing.F) {
-	for _, s := range registrationSeeds() {
-		f.Add(s)
-	}
 	outcomes := make(chan regOutcome, 16)
 	l, err := transport.NewReverseListener(
 		transport.WithAgentToken(fuzzAgent, fuzzToken),

@@ -183,7 +183,7 @@ func TestPauseForeverThroughPool(t *testing.T) {
 				}
 				return len(st.Conns) == tt.conns && paused == tt.paused
 			})
-			for i := range 20 {
+			for i := range 5 {
 				corr := fmt.Sprintf("p-%d", i)
 				start := time.Now()
 				resp, err := p.Send(ctx, "peer", headersEvent(corr, "/"))

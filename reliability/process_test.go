@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -52,12 +53,18 @@ const (
 // (by the other instance). Restart it: the pool is back to full
 // connections within the reconnect backoff, and the agent serves again.
 func TestAgentKilledUnderLoad(t *testing.T) {
+	for _, tr := range processTransports {
+		t.Run(tr, func(t *testing.T) { killUnderLoad(t, tr) })
+	}
+}
+
+func killUnderLoad(t *testing.T, tr string) {
 	dir := shortDir(t)
-	paths := []string{filepath.Join(dir, "a.sock"), filepath.Join(dir, "b.sock")}
 	ids := []string{"waf-a", "waf-b"}
+	addrs := []agentAddr{newAgentAddr(t, tr, dir, "a"), newAgentAddr(t, tr, dir, "b")}
 	procs := make([]*reliability.AgentProcess, 2)
 	for i := range procs {
-		procs[i] = startWAF(t, "-uds", paths[i], "-id", ids[i])
+		procs[i] = startWAF(t, addrs[i].args(ids[i])...)
 	}
 	const conns = 4
 	p := newTestPool(t, pool.WithConnections(conns), pool.WithBackoff(backoffBase, backoffMax),
@@ -65,7 +72,7 @@ func TestAgentKilledUnderLoad(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for i := range ids {
-		require.NoError(t, p.AddAgent(ctx, ids[i], "unix://"+paths[i]))
+		require.NoError(t, p.AddAgent(ctx, ids[i], addrs[i].endpoint))
 		eventually(t, 5*time.Second, ids[i]+" connected", func() bool { return readyConns(p, ids[i]) == conns })
 	}
 
@@ -80,7 +87,7 @@ func TestAgentKilledUnderLoad(t *testing.T) {
 	require.NoError(t, procs[0].Kill())
 	time.Sleep(time.Second)
 
-	procs[0] = startWAF(t, "-uds", paths[0], "-id", ids[0])
+	procs[0] = startWAF(t, addrs[0].args(ids[0])...)
 	restartAt := time.Now()
 	servedBefore := cfg.served[0].Load()
 	recovery := eventually(t, 5*time.Second, "waf-a back to full connections",
@@ -131,10 +138,10 @@ func TestAgentKilledUnderLoad(t *testing.T) {
 	assert.NotZero(t, failedOver, "no request failed over: was the agent killed?")
 	assert.Greater(t, rate, 0.5*2*killLoad, "load generator far below the target rate")
 
-	figure(t, "kill.events_per_s", "%.0f", rate)
-	figure(t, "kill.requests", "%d requests, %d after the kill, %d failed over, %d undecided", len(ops), afterKill, failedOver, unserved)
-	figure(t, "kill.wait_after_kill", "p50 %s, p99 %s, max %s", ms(quantile(waits, 0.5)), ms(quantile(waits, 0.99)), ms(worst))
-	figure(t, "kill.recovery", "full connections %s after restart (backoff max %v), serving after %s", ms(recovery), backoffMax, ms(serving))
+	figure(t, "kill."+tr+".events_per_s", "%.0f", rate)
+	figure(t, "kill."+tr+".requests", "%d requests, %d after the kill, %d failed over, %d undecided", len(ops), afterKill, failedOver, unserved)
+	figure(t, "kill."+tr+".wait", "after the kill: p50 %s, p99 %s, max %s", ms(quantile(waits, 0.5)), ms(quantile(waits, 0.99)), ms(worst))
+	figure(t, "kill."+tr+".recovery", "full connections %s after restart (backoff max %v), serving after %s", ms(recovery), backoffMax, ms(serving))
 	t.Logf("error codes: %v; restart at +%v", codes, restartAt.Sub(killAt))
 	faultsSurvived.Add(1)
 }
@@ -144,8 +151,14 @@ func TestAgentKilledUnderLoad(t *testing.T) {
 // their deadlines, the proxy's memory stays bounded by its pending-bytes
 // limit, no connection is dropped, and SIGCONT brings service back.
 func TestAgentStoppedUnderLoad(t *testing.T) {
-	path := filepath.Join(shortDir(t), "waf.sock")
-	proc := startWAF(t, "-uds", path, "-id", "waf")
+	for _, tr := range processTransports {
+		t.Run(tr, func(t *testing.T) { stopUnderLoad(t, tr) })
+	}
+}
+
+func stopUnderLoad(t *testing.T, tr string) {
+	addr := newAgentAddr(t, tr, shortDir(t), "waf")
+	proc := startWAF(t, addr.args("waf")...)
 	const (
 		conns       = 4
 		maxPending  = 256 << 10
@@ -155,7 +168,7 @@ func TestAgentStoppedUnderLoad(t *testing.T) {
 	p := newTestPool(t, pool.WithConnections(conns), pool.WithTransportOptions(transport.WithMaxPending(maxPending)))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	require.NoError(t, p.AddAgent(ctx, "waf", "unix://"+path))
+	require.NoError(t, p.AddAgent(ctx, "waf", addr.endpoint))
 	eventually(t, 5*time.Second, "connected", func() bool { return readyConns(p, "waf") == conns })
 	connIDs := func() []string {
 		st, _ := p.AgentStats("waf")
@@ -242,8 +255,12 @@ func TestAgentStoppedUnderLoad(t *testing.T) {
 	assert.Zero(t, served, "requests decided by a stopped agent")
 	growth := int64(peak) - int64(baseline)
 	// Each connection queues at most maxPending bytes (plus the flusher's
-	// buffer of the same size); the rest is bookkeeping of waiting calls.
+	// buffer of the same size); the rest is bookkeeping of waiting calls
+	// and, on gRPC, what HTTP/2 flow control lets grpc-go buffer.
 	bound := int64(conns*2*maxPending + 8<<20)
+	if tr == transport.TransportGRPC {
+		bound += 3 << 20
+	}
 	assert.Less(t, growth, bound, "proxy heap grew by %d bytes while the agent was stopped", growth)
 	assert.Equal(t, before, connIDs(), "connections were replaced: a stalled agent is not a dead one")
 	assert.Equal(t, conns, readyConns(p, "waf"))
@@ -254,15 +271,35 @@ func TestAgentStoppedUnderLoad(t *testing.T) {
 		late += c.Transport.UnknownResponses
 	}
 
-	figure(t, "stop.requests", "%d requests during a %v SIGSTOP, %d decided; longest call %s (deadline %v)",
+	figure(t, "stop."+tr+".requests", "%d requests during a %v SIGSTOP, %d decided; longest call %s (deadline %v)",
 		stalled, stopFor, served, ms(longest), callTimeout)
 	offered := float64(stalled) * float64(len(big)) / (1 << 20)
-	figure(t, "stop.heap", "proxy heap +%.1f MiB while stopped with %.0f MiB of events offered (bound %.1f MiB), goroutines %d -> %d",
+	figure(t, "stop."+tr+".heap", "proxy heap +%.1f MiB while stopped with %.0f MiB of events offered (bound %.1f MiB), goroutines %d -> %d",
 		float64(growth)/(1<<20), offered, float64(bound)/(1<<20), baseGoroutines, peakGoroutines)
-	figure(t, "stop.recovery", "served again %s after SIGCONT; %d late answers ignored and counted", ms(recovery), late)
+	figure(t, "stop."+tr+".recovery", "served again %s after SIGCONT; %d late answers ignored and counted", ms(recovery), late)
 	t.Logf("error codes: %v", codes)
 	faultsSurvived.Add(1)
 }
+
+// agentAddr is where an agent process listens: its command-line flag and
+// the pool endpoint for it.
+type agentAddr struct{ flag, addr, endpoint string }
+
+// newAgentAddr picks a Unix socket in dir or a free loopback port.
+func newAgentAddr(t *testing.T, tr, dir, name string) agentAddr {
+	t.Helper()
+	if tr == transport.TransportGRPC {
+		a := "127.0.0.1:" + strconv.Itoa(freePort(t))
+		return agentAddr{"-grpc", a, "grpc://" + a}
+	}
+	path := filepath.Join(dir, name+".sock")
+	return agentAddr{"-uds", path, "unix://" + path}
+}
+
+func (a agentAddr) args(id string) []string { return []string{a.flag, a.addr, "-id", id} }
+
+// processTransports are the transports the process-fault tests run over.
+var processTransports = []string{transport.TransportUnix, transport.TransportGRPC}
 
 func btoi(b bool) int {
 	if b {
