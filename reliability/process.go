@@ -142,6 +142,22 @@ func (p *AgentProcess) Stop(ctx context.Context) error {
 	return nil
 }
 
+// Stopped reports whether the process is stopped by a signal (SIGSTOP):
+// its state in /proc is 'T'. Signals are delivered asynchronously; poll
+// this to know when a SIGSTOP has taken effect. Linux only.
+func (p *AgentProcess) Stopped() (bool, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Pid()))
+	if err != nil {
+		return false, agentwire.NewError(agentwire.CodeUnavailable, err)
+	}
+	// "pid (comm) state ...": comm may hold spaces and parentheses.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return false, agentwire.Errorf(agentwire.CodeInternal, "unexpected /proc stat %q", b)
+	}
+	return b[i+2] == 'T', nil
+}
+
 // Exited is closed once the process has exited and been reaped.
 func (p *AgentProcess) Exited() <-chan struct{} { return p.exited }
 

@@ -209,8 +209,14 @@ func stopUnderLoad(t *testing.T, tr string) {
 	}
 	baseGoroutines := runtime.NumGoroutine()
 
-	stopAt := time.Now()
 	require.NoError(t, proc.Signal(syscall.SIGSTOP))
+	eventually(t, 5*time.Second, "agent stopped", func() bool {
+		stopped, err := proc.Stopped()
+		require.NoError(t, err)
+		return stopped
+	})
+	// Answers the agent wrote just before it stopped may still be read.
+	stopAt := time.Now().Add(50 * time.Millisecond)
 	var peak uint64
 	peakGoroutines := 0
 	for time.Since(stopAt) < stopFor {
@@ -250,7 +256,7 @@ func stopUnderLoad(t *testing.T, tr string) {
 		}
 	}
 	longest := quantile(durations, 1)
-	assert.LessOrEqual(t, longest, callTimeout+100*time.Millisecond, "a call outlived its deadline")
+	assert.LessOrEqual(t, longest, callTimeout+150*time.Millisecond, "a call outlived its deadline")
 	assert.NotZero(t, codes[agentwire.CodeDeadlineExceeded], "no call hit its deadline: was the agent stopped?")
 	assert.Zero(t, served, "requests decided by a stopped agent")
 	growth := int64(peak) - int64(baseline)
