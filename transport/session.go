@@ -67,6 +67,8 @@ type session struct {
 
 	unknownResponses atomic.Uint64
 	unknownFrames    atomic.Uint64
+	// floodLogged: the drop of a background task was logged (once).
+	floodLogged atomic.Bool
 
 	// orderMu makes "queue by correlation id" and "hand to the wire" one
 	// step for agents that do not echo event ids, so the queue order is the
@@ -98,6 +100,8 @@ type session struct {
 	healthAt time.Time
 	rtt      time.Duration
 	state    State
+	// background counts goroutines started by goBackground still running.
+	background int
 }
 
 var _ Conn = (*session)(nil)
@@ -390,7 +394,7 @@ func (s *session) dispatch(msg *agentv2.AgentToProxy) error {
 			PingTimestampMs: m.Ping.GetTimestampMs(),
 			TimestampMs:     uint64(s.cfg.now().UnixMilli()),
 		}}}
-		s.goBackground(func(ctx context.Context) { _ = s.w.send(ctx, pong) })
+		s.goBackground("pong", func(ctx context.Context) { _ = s.w.send(ctx, pong) })
 	case *agentv2.AgentToProxy_ConfigUpdate:
 		s.onConfigUpdate(m.ConfigUpdate)
 	case *agentv2.AgentToProxy_Log:
@@ -407,18 +411,38 @@ func (s *session) dispatch(msg *agentv2.AgentToProxy) error {
 	return nil
 }
 
-// goBackground runs f on a goroutine the session owns and waits for in Close.
-func (s *session) goBackground(f func(ctx context.Context)) {
+// maxBackground bounds the goroutines answering an agent's pings and
+// config-update requests at once. Each may wait for room on a connection
+// the agent does not read: without a bound, an agent flooding pings would
+// make the proxy start one blocked goroutine per ping.
+const maxBackground = 64
+
+// goBackground runs f on a goroutine the session owns and waits for in
+// Close. It drops f (what names it in the log) once maxBackground run.
+func (s *session) goBackground(what string, f func(ctx context.Context)) {
 	s.mu.Lock()
 	if s.err != nil {
 		s.mu.Unlock()
 		return
 	}
+	if s.background >= maxBackground {
+		s.mu.Unlock()
+		if s.floodLogged.CompareAndSwap(false, true) {
+			s.cfg.logger.LogAttrs(context.Background(), slog.LevelWarn,
+				"agent sends pings or config updates faster than it reads the answers; dropping some",
+				slog.String("agent_id", s.caps.GetAgentId()), slog.String("transport", s.w.name()), slog.String("dropped", what))
+		}
+		return
+	}
+	s.background++
 	s.wg.Add(1)
 	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
 		f(s.bg)
+		s.mu.Lock()
+		s.background--
+		s.mu.Unlock()
 	}()
 }
 
@@ -506,7 +530,7 @@ func (s *session) onFlow(sig *agentv2.FlowControlSignal) {
 }
 
 func (s *session) onConfigUpdate(req *agentv2.ConfigUpdateRequest) {
-	s.goBackground(func(ctx context.Context) {
+	s.goBackground("config update", func(ctx context.Context) {
 		var resp *agentv2.ConfigUpdateResponse
 		if f := s.cfg.onConfigUpdate; f != nil {
 			resp = f(ctx, req)
