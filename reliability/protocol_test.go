@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -26,6 +27,7 @@ const (
 	faultCallTimeout  = 5 * time.Second
 	faultOutcomeLimit = 6 * time.Second // a fault must have its outcome by then
 	floodSize         = 5000            // stray messages in a flood (> the 4096 pauses kept)
+	pingFlood         = 50000           // pings from an agent that reads no pongs
 )
 
 // fault is one way an agent breaks the protocol, and what the proxy must
@@ -153,7 +155,39 @@ func faults(t *testing.T) []fault {
 	healthPayload := encode(t, &agentv2.AgentToProxy{Message: &agentv2.AgentToProxy_Health{Health: &agentv2.HealthStatus{AgentId: "victim"}}})
 	// A message case this version does not know: field 50, empty.
 	unknownCase := []byte{0x92, 0x03, 0x00}
+	// The ping flood's peer reports when it has sent everything, and holds
+	// the connection, unread, until the check is done.
+	pingsSent, holdPings := make(chan struct{}), make(chan struct{})
 	return []fault{
+		{name: "PingFloodUnread", script: func(c *reliability.PeerConn) {
+			sent := sync.OnceFunc(func() { close(pingsSent) })
+			defer sent()
+			if c.Accept("victim") != nil {
+				return
+			}
+			for i := range pingFlood {
+				if c.Send(&agentv2.AgentToProxy{EventId: uint64(i), Message: &agentv2.AgentToProxy_Ping{Ping: &agentv2.Ping{
+					Sequence: uint64(i), TimestampMs: 1}}}) != nil {
+					return
+				}
+			}
+			sent()
+			<-holdPings
+		}, check: func(t *testing.T, c transport.Conn, dialErr error) {
+			require.NoError(t, dialErr)
+			defer close(holdPings)
+			before := runtime.NumGoroutine()
+			select {
+			case <-pingsSent:
+			case <-time.After(20 * time.Second):
+				t.Fatal("the peer could not send its pings")
+			}
+			time.Sleep(200 * time.Millisecond) // let the proxy read them all
+			grew := runtime.NumGoroutine() - before
+			assert.Less(t, grew, 1000, "the proxy started a goroutine per unanswered ping")
+			assert.NoError(t, c.Err())
+		}},
+
 		{name: "ResponseForUnknownID", script: afterFirstEvent(func(c *reliability.PeerConn, ev *agentv2.ProxyToAgent) error {
 			stray := reliability.Response(ev, nil)
 			stray.EventId += 1 << 20
@@ -405,7 +439,7 @@ func runFault(t *testing.T, tr string, f fault) {
 
 	victim, dialErr := transport.Dial(ctx, endpoint, transport.WithProxyID("victim", "1"),
 		transport.WithHandshakeTimeout(faultHandshake), transport.WithMaxFrameSize(faultMaxFrame),
-		transport.WithCallTimeout(faultCallTimeout))
+		transport.WithCallTimeout(faultCallTimeout), transport.WithMaxPending(4<<10))
 	if victim != nil {
 		defer func() {
 			cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
