@@ -2,7 +2,6 @@ package reliability_test
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"path/filepath"
 	"runtime"
@@ -312,14 +311,4 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
-}
-
-// errorsIs reports whether err matches any of targets.
-func errorsIs(err error, targets ...error) bool {
-	for _, t := range targets {
-		if errors.Is(err, t) {
-			return true
-		}
-	}
-	return false
 }
