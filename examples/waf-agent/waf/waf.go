@@ -13,6 +13,7 @@
 package waf
 
 import (
+	"bytes"
 	"context"
 	"strings"
 	"sync/atomic"
@@ -56,7 +57,7 @@ func (h *Handler) RequestHeaders(_ context.Context, ev *agentv2.RequestHeadersEv
 
 // RequestBodyChunk blocks script injection in request bodies.
 func (h *Handler) RequestBodyChunk(_ context.Context, ev *agentv2.BodyChunkEvent) (*agentv2.AgentResponse, error) {
-	if strings.Contains(strings.ToLower(string(ev.GetData())), "<script") {
+	if containsFold(ev.GetData(), "<script") {
 		return h.block(403, "request blocked\n", "xss", "xss-1"), nil
 	}
 	return agent.Allow(), nil
@@ -83,6 +84,22 @@ func header(hs []*agentv2.Header, name string) string {
 		}
 	}
 	return ""
+}
+
+// containsFold reports whether data contains the lower-case ASCII needle,
+// ignoring case, without copying data (bodies come in 16 KiB chunks).
+func containsFold(data []byte, needle string) bool {
+	for i := 0; i+len(needle) <= len(data); i++ {
+		j := bytes.IndexByte(data[i:], needle[0])
+		if j < 0 || i+j+len(needle) > len(data) {
+			return false
+		}
+		i += j
+		if strings.EqualFold(string(data[i:i+len(needle)]), needle) {
+			return true
+		}
+	}
+	return false
 }
 
 func containsAny(s string, subs []string) bool {

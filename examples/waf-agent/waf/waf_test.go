@@ -1,0 +1,73 @@
+package waf
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+)
+
+func TestContainsFold(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		data string
+		want bool
+	}{
+		{"<script>", true},
+		{"a=<SCRIPT src=x>", true},
+		{"a=<ScRiPt", true},
+		{"<scrip", false},
+		{"<<<script", true},
+		{strings.Repeat("<", 1000), false},
+		{"", false},
+		{"text <scripture", true}, // a prefix match is what the policy asks for
+	} {
+		if got := containsFold([]byte(tc.data), "<script"); got != tc.want {
+			t.Errorf("%q: %v, want %v", tc.data, got, tc.want)
+		}
+	}
+}
+
+func TestPolicy(t *testing.T) {
+	t.Parallel()
+	h := &Handler{}
+	ctx := context.Background()
+	req := func(uri, ua string) *agentv2.RequestHeadersEvent {
+		return &agentv2.RequestHeadersEvent{Uri: uri, Headers: []*agentv2.Header{{Name: "User-Agent", Value: ua}}}
+	}
+	for _, tc := range []struct {
+		ev   *agentv2.RequestHeadersEvent
+		want string
+	}{
+		{req("/admin", "x"), "block"},
+		{req("/admin/users?id=1", "x"), "block"},
+		{req("/administrator", "x"), "allow"},
+		{req("/q?x=1'%20or%201=1", "x"), "allow"}, // encoded space is not the marker
+		{req("/q?x=1' or 1=1", "x"), "block"},
+		{req("/old-login", "x"), "redirect"},
+		{req("/", "GoogleBot/2.1"), "challenge"},
+		{req("/", "Mozilla/5.0"), "allow"},
+	} {
+		r, err := h.RequestHeaders(ctx, tc.ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := "allow"
+		switch {
+		case r.GetBlock() != nil:
+			got = "block"
+		case r.GetRedirect() != nil:
+			got = "redirect"
+		case r.GetChallenge() != nil:
+			got = "challenge"
+		}
+		if got != tc.want {
+			t.Errorf("%s (%s): %s, want %s", tc.ev.GetUri(), tc.ev.GetHeaders()[0].GetValue(), got, tc.want)
+		}
+	}
+	r, _ := h.RequestBodyChunk(ctx, &agentv2.BodyChunkEvent{Data: []byte(strings.Repeat("a", 16<<10) + "<Script>")})
+	if r.GetBlock() == nil {
+		t.Error("script in a body was allowed")
+	}
+}
