@@ -44,25 +44,7 @@ func describeCaps(caps *agentv2.AgentCapabilities) string {
 	}
 	fmt.Fprintf(&b, ", protocol %d, %d event types", caps.GetProtocolVersion(), len(caps.GetSupportedEvents()))
 	f := caps.GetFeatures()
-	var feats []string
-	for _, x := range []struct {
-		on   bool
-		name string
-	}{
-		{f.GetEchoesEventId(), "echoes-event-id"},
-		{f.GetCancellation(), "cancellation"},
-		{f.GetFlowControl(), "flow-control"},
-		{f.GetHealthReporting(), "health"},
-		{f.GetMetricsExport(), "metrics"},
-		{f.GetStreamingBody(), "streaming-body"},
-		{f.GetWebsocket(), "websocket"},
-		{f.GetGuardrails(), "guardrails"},
-		{f.GetConfigPush(), "config-push"},
-	} {
-		if x.on {
-			feats = append(feats, x.name)
-		}
-	}
+	feats := FeatureNames(f)
 	if len(feats) > 0 {
 		fmt.Fprintf(&b, ", features %s", strings.Join(feats, ","))
 	}

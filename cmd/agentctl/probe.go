@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/agentwire/agentwire/agenttest"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 	"github.com/agentwire/agentwire/transport"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -153,25 +154,7 @@ func eventNames(evs []agentv2.EventType) string {
 }
 
 func features(f *agentv2.AgentFeatures) string {
-	var out []string
-	for _, x := range []struct {
-		on   bool
-		name string
-	}{
-		{f.GetEchoesEventId(), "echoes-event-id"},
-		{f.GetCancellation(), "cancellation"},
-		{f.GetFlowControl(), "flow-control"},
-		{f.GetHealthReporting(), "health-reporting"},
-		{f.GetMetricsExport(), "metrics-export"},
-		{f.GetStreamingBody(), "streaming-body"},
-		{f.GetWebsocket(), "websocket"},
-		{f.GetGuardrails(), "guardrails"},
-		{f.GetConfigPush(), "config-push"},
-	} {
-		if x.on {
-			out = append(out, x.name)
-		}
-	}
+	out := agenttest.FeatureNames(f)
 	if n := f.GetConcurrentRequests(); n > 0 {
 		out = append(out, fmt.Sprintf("concurrent-requests=%d", n))
 	}
