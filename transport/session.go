@@ -31,6 +31,10 @@ type wire interface {
 	// run does the wire's background writing until ctx ends; it returns
 	// at once if the wire needs no such goroutine.
 	run(ctx context.Context) error
+	// flush waits, honouring ctx, until what was sent so far has been
+	// handed to the operating system (or returns at once if the wire cannot
+	// tell); Close uses it so notices sent just before go out.
+	flush(ctx context.Context) error
 	// close tears the wire down and unblocks recv and send.
 	close() error
 	// name is the transport's name for logs and metrics.
@@ -105,6 +109,9 @@ type session struct {
 }
 
 var _ Conn = (*session)(nil)
+
+// closeFlushTimeout bounds how long Close waits for queued frames.
+const closeFlushTimeout = time.Second
 
 // maxPausedRequests bounds per-request pauses an agent can hold open.
 const maxPausedRequests = 4096
@@ -792,6 +799,12 @@ func (s *session) fail(err error) {
 
 // Close implements Conn.
 func (s *session) Close(ctx context.Context) error {
+	if s.Err() == nil {
+		// Let notices queued just before (drain, shutdown) reach the agent.
+		fctx, cancel := context.WithTimeout(ctx, closeFlushTimeout)
+		_ = s.w.flush(fctx)
+		cancel()
+	}
 	s.fail(agentwire.NewError(agentwire.CodeUnavailable, ErrClosed))
 	waited := make(chan struct{})
 	go func() {

@@ -150,6 +150,10 @@ func (w *streamWire) run(ctx context.Context) error {
 
 func (w *streamWire) recv(m *agentv2.AgentToProxy) error { return w.recvMsg(m) }
 
+// flush returns at once: the RPC library owns the bytes once a message is
+// sent, and its close path does not promise to deliver them.
+func (w *streamWire) flush(context.Context) error { return nil }
+
 func (w *streamWire) close() error {
 	var err error
 	w.closeOnce.Do(func() {
