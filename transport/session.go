@@ -615,8 +615,8 @@ func (s *session) Cancel(ctx context.Context, correlationID string, reason agent
 		Reason:        reason,
 		TimestampMs:   uint64(s.cfg.now().UnixMilli()),
 	}}}
-	err := s.w.send(ctx, msg)
-	// Fail the local waiters whether or not the notice went out.
+	// Fail the local waiters first: once the notice is out, the agent's
+	// own (error) answers may race in, and the caller must see the cancel.
 	var victims []*call
 	s.mu.Lock()
 	for id, c := range s.pending {
@@ -636,6 +636,7 @@ func (s *session) Cancel(ctx context.Context, correlationID string, reason agent
 	for _, c := range victims {
 		c.ch <- result{err: cerr}
 	}
+	err := s.w.send(ctx, msg)
 	if err != nil {
 		return s.sendErr(err)
 	}
