@@ -416,14 +416,17 @@ func runFault(t *testing.T, tr string, f fault) {
 		controlErrs []error
 		controlOK   int
 	)
+	firstCall := make(chan struct{})
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
+			if i > 0 {
+				select {
+				case <-stop:
+					return
+				default:
+				}
 			}
 			cctx, ccancel := context.WithTimeout(context.Background(), faultCallTimeout)
 			_, err := control.Send(cctx, headersEvent(fmt.Sprintf("control-%d", i), "/"))
@@ -433,9 +436,15 @@ func runFault(t *testing.T, tr string, f fault) {
 			} else {
 				controlOK++
 			}
+			if i == 0 {
+				close(firstCall)
+			}
 			time.Sleep(time.Millisecond)
 		}
 	}()
+	// The other connection carries traffic before, during and after the
+	// fault: at least one call completes before the fault starts.
+	<-firstCall
 
 	victim, dialErr := transport.Dial(ctx, endpoint, transport.WithProxyID("victim", "1"),
 		transport.WithHandshakeTimeout(faultHandshake), transport.WithMaxFrameSize(faultMaxFrame),
