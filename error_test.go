@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/agentwire/agentwire"
+	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 func TestCodeNamesRoundTrip(t *testing.T) {
@@ -67,5 +69,42 @@ func TestWireErrors(t *testing.T) {
 	}
 	if got := w.Error(); got != "unknown: boom" {
 		t.Errorf("Error() = %q", got)
+	}
+}
+
+func TestCorrelationIDOfEveryEvent(t *testing.T) {
+	t.Parallel()
+	// Every event case carries its request's correlation id (configure has
+	// none); control messages are not events.
+	for _, info := range agentv2.ProxyToAgentFrames {
+		m := &agentv2.ProxyToAgent{}
+		fd := m.ProtoReflect().Descriptor().Fields().ByName(protoreflect.Name(info.Field))
+		inner := m.ProtoReflect().NewField(fd).Message()
+		if f := inner.Descriptor().Fields().ByName("correlation_id"); f != nil {
+			inner.Set(f, protoreflect.ValueOfString("c-"+info.Field))
+		}
+		if f := inner.Descriptor().Fields().ByName("metadata"); f != nil {
+			md := inner.NewField(f).Message()
+			md.Set(md.Descriptor().Fields().ByName("correlation_id"), protoreflect.ValueOfString("c-"+info.Field))
+			inner.Set(f, protoreflect.ValueOfMessage(md))
+		}
+		m.ProtoReflect().Set(fd, protoreflect.ValueOfMessage(inner))
+		cid, ok := agentwire.CorrelationID(m)
+		isEvent := agentwire.EventTypeOf(m) != agentv2.EventType_EVENT_TYPE_UNSPECIFIED
+		if ok != isEvent {
+			t.Errorf("%s: CorrelationID says event=%v, EventTypeOf says %v", info.Field, ok, isEvent)
+		}
+		switch {
+		case !ok:
+		case info.Field == "configure":
+			if cid != "" {
+				t.Errorf("configure: correlation id %q", cid)
+			}
+		case cid != "c-"+info.Field:
+			t.Errorf("%s: correlation id %q", info.Field, cid)
+		}
+	}
+	if _, ok := agentwire.CorrelationID(&agentv2.ProxyToAgent{}); ok {
+		t.Error("an empty envelope is an event")
 	}
 }

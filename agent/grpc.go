@@ -184,7 +184,7 @@ func (srv *Server) processEvent(ctx context.Context, m *agentv2.ProxyToAgent) (*
 			TimestampMs:     srv.nowMs(),
 		}}}, nil
 	}
-	cid, ok := eventCorrelationID(m)
+	cid, ok := agentwire.CorrelationID(m)
 	if !ok {
 		return nil, agentwire.Errorf(agentwire.CodeInvalidArgument, "agent: ProcessEvent takes an event, a ping or a handshake, not %T", m.Message)
 	}

@@ -351,23 +351,11 @@ func (s *session) readLoop() error {
 
 // dispatch acts on one message from the proxy.
 func (s *session) dispatch(m *agentv2.ProxyToAgent) error {
+	if cid, ok := agentwire.CorrelationID(m); ok {
+		s.submit(cid, m)
+		return nil
+	}
 	switch x := m.Message.(type) {
-	case *agentv2.ProxyToAgent_RequestHeaders:
-		s.submit(x.RequestHeaders.GetMetadata().GetCorrelationId(), m)
-	case *agentv2.ProxyToAgent_RequestBodyChunk:
-		s.submit(x.RequestBodyChunk.GetCorrelationId(), m)
-	case *agentv2.ProxyToAgent_ResponseHeaders:
-		s.submit(x.ResponseHeaders.GetCorrelationId(), m)
-	case *agentv2.ProxyToAgent_ResponseBodyChunk:
-		s.submit(x.ResponseBodyChunk.GetCorrelationId(), m)
-	case *agentv2.ProxyToAgent_RequestComplete:
-		s.submit(x.RequestComplete.GetCorrelationId(), m)
-	case *agentv2.ProxyToAgent_WebsocketFrame:
-		s.submit(x.WebsocketFrame.GetCorrelationId(), m)
-	case *agentv2.ProxyToAgent_Guardrail:
-		s.submit(x.Guardrail.GetCorrelationId(), m)
-	case *agentv2.ProxyToAgent_Configure:
-		s.submit("", m)
 	case *agentv2.ProxyToAgent_Ping:
 		return s.send(&agentv2.AgentToProxy{EventId: m.EventId, Message: &agentv2.AgentToProxy_Pong{Pong: &agentv2.Pong{
 			Sequence:        x.Ping.GetSequence(),
@@ -708,30 +696,6 @@ func (srv *Server) callHandler(ctx context.Context, m *agentv2.ProxyToAgent) (re
 		return nil, h.Configure(ctx, x.Configure)
 	}
 	return nil, agentwire.Errorf(agentwire.CodeInvalidArgument, "agent: %T is not an event", m.Message)
-}
-
-// eventCorrelationID returns the correlation id of an event message, and
-// false for messages that are not events.
-func eventCorrelationID(m *agentv2.ProxyToAgent) (string, bool) {
-	switch x := m.Message.(type) {
-	case *agentv2.ProxyToAgent_RequestHeaders:
-		return x.RequestHeaders.GetMetadata().GetCorrelationId(), true
-	case *agentv2.ProxyToAgent_RequestBodyChunk:
-		return x.RequestBodyChunk.GetCorrelationId(), true
-	case *agentv2.ProxyToAgent_ResponseHeaders:
-		return x.ResponseHeaders.GetCorrelationId(), true
-	case *agentv2.ProxyToAgent_ResponseBodyChunk:
-		return x.ResponseBodyChunk.GetCorrelationId(), true
-	case *agentv2.ProxyToAgent_RequestComplete:
-		return x.RequestComplete.GetCorrelationId(), true
-	case *agentv2.ProxyToAgent_WebsocketFrame:
-		return x.WebsocketFrame.GetCorrelationId(), true
-	case *agentv2.ProxyToAgent_Guardrail:
-		return x.Guardrail.GetCorrelationId(), true
-	case *agentv2.ProxyToAgent_Configure:
-		return "", true
-	}
-	return "", false
 }
 
 // cancelLanes cancels the handler contexts of one correlation id, or of
