@@ -135,6 +135,9 @@ func (m *memStream) Send(_ context.Context, msg *agentv2.AgentToProxy) error {
 	}
 }
 
+// Release keeps nothing: the benchmark reuses its events.
+func (m *memStream) Release(*agentv2.ProxyToAgent) {}
+
 func (m *memStream) CloseRecv() { m.Abort() }
 func (m *memStream) Abort()     { m.once.Do(func() { close(m.stopped) }) }
 

@@ -155,3 +155,6 @@ func (c *connectStream) Recv() (*agentv2.ProxyToAgent, error) {
 func (c *connectStream) Send(_ context.Context, m *agentv2.AgentToProxy) error {
 	return c.send(func() error { return c.bs.Send(m) })
 }
+
+// Release returns m to the message pools.
+func (c *connectStream) Release(m *agentv2.ProxyToAgent) { m.ReturnToVTPool() }

@@ -191,3 +191,6 @@ func (srv *Server) processEvent(ctx context.Context, m *agentv2.ProxyToAgent) (*
 	resp, err := srv.call(ctx, m)
 	return newReply(m.EventId, cid, resp, err), nil
 }
+
+// Release returns m to the message pools.
+func (g *grpcStream) Release(m *agentv2.ProxyToAgent) { m.ReturnToVTPool() }

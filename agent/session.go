@@ -28,6 +28,9 @@ type stream interface {
 	// codec.ErrUnknownFrameType for a frame to skip, and any other error
 	// when the connection is over.
 	Recv() (*agentv2.ProxyToAgent, error)
+	// Release takes back an event Recv returned once the session is done
+	// with it (answered and encoded): the stream may reuse its memory.
+	Release(m *agentv2.ProxyToAgent)
 	// Send sends m, waiting at most until ctx ends. It is safe for
 	// concurrent use; m must not be changed afterwards.
 	Send(ctx context.Context, m *agentv2.AgentToProxy) error
@@ -418,7 +421,7 @@ func (s *session) submit(cid string, m *agentv2.ProxyToAgent) {
 		s.stats.rejected.Add(1)
 		s.reply(m.EventId, cid, nil, agentwire.Errorf(agentwire.CodeResourceExhausted,
 			"agent: %d events pending on this connection, the limit is %d", s.maxPending, s.maxPending))
-		m.ReturnToVTPool()
+		s.st.Release(m)
 		return
 	}
 	s.pending++
@@ -581,7 +584,7 @@ func (s *session) updateFlow(l *lane) {
 // event's structs go back to the pool (its strings and bytes live in their
 // own buffer, which the garbage collector frees once nothing uses it).
 func (s *session) handle(l *lane, m *agentv2.ProxyToAgent) {
-	defer m.ReturnToVTPool()
+	defer s.st.Release(m)
 	if l.Err() != nil {
 		// Cancelled while queued: the proxy no longer waits for it.
 		err := context.Cause(l)

@@ -288,3 +288,6 @@ func clipBytes(m *agentv2.ProxyToAgent) {
 }
 
 func (f *framedStream) String() string { return fmt.Sprintf("framed %v", f.conn.RemoteAddr()) }
+
+// Release returns m to the message pools.
+func (f *framedStream) Release(m *agentv2.ProxyToAgent) { m.ReturnToVTPool() }
