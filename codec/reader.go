@@ -176,3 +176,18 @@ func Decode(m envelope, t agentv2.FrameType, payload []byte, known func(agentv2.
 	}
 	return nil
 }
+
+// FrameBuffered reports whether the next frame is wholly in memory already,
+// so the next ReadFrame will not wait for the peer. A reader that answers
+// frames as it reads them uses it to write its answers once per burst.
+func (r *Reader) FrameBuffered() bool {
+	k := r.br.Buffered() - r.pending
+	if k < 4 {
+		return false
+	}
+	hdr, err := r.br.Peek(r.pending + 4)
+	if err != nil {
+		return false
+	}
+	return k >= 4+int(binary.BigEndian.Uint32(hdr[r.pending:]))
+}

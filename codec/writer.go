@@ -102,7 +102,7 @@ const (
 // the pending limit is queued. An oversize m fails with [ErrFrameTooLarge]
 // and affects no other frame.
 func (w *Writer) Write(ctx context.Context, m Frame) error {
-	return w.write(ctx, m, true)
+	return w.write(ctx, m, modeThrough)
 }
 
 // WriteBatched is Write without the write-through: the frame always waits
@@ -110,10 +110,49 @@ func (w *Writer) Write(ctx context.Context, m Frame) error {
 // more frames are coming right behind this one (many events in flight) use
 // it to trade a little latency for far fewer system calls.
 func (w *Writer) WriteBatched(ctx context.Context, m Frame) error {
-	return w.write(ctx, m, false)
+	return w.write(ctx, m, modeBatched)
 }
 
-func (w *Writer) write(ctx context.Context, m Frame, through bool) error {
+// WriteDeferred queues m without writing it or waking the flusher: the
+// caller promises a [Writer.Push] (or a later Write) once it has no more
+// frames to add, so a burst of frames produced by one goroutine leaves in
+// one system call with no goroutine hand-off.
+func (w *Writer) WriteDeferred(ctx context.Context, m Frame) error {
+	return w.write(ctx, m, modeDeferred)
+}
+
+// Push writes what is queued from the calling goroutine (one non-blocking
+// system call, the rest to the flusher), unless a write is already under
+// way, which then takes it along.
+func (w *Writer) Push() error {
+	w.mu.Lock()
+	switch {
+	case w.err != nil:
+		err := w.err
+		w.mu.Unlock()
+		return err
+	case w.owner != ownerNone || len(w.pending) == 0:
+		w.mu.Unlock()
+		return nil
+	case w.try == nil:
+		w.owner = ownerFlusher
+		w.mu.Unlock()
+		w.kick()
+		return nil
+	}
+	return w.writeThrough()
+}
+
+// writeMode says what a write does after queueing its frame.
+type writeMode uint8
+
+const (
+	modeThrough  writeMode = iota // write at once when nobody else is writing
+	modeBatched                   // leave it to the flusher
+	modeDeferred                  // leave it for a later Push
+)
+
+func (w *Writer) write(ctx context.Context, m Frame, mode writeMode) error {
 	for {
 		w.mu.Lock()
 		if w.err != nil {
@@ -129,10 +168,11 @@ func (w *Writer) write(ctx context.Context, m Frame, through bool) error {
 				return err
 			}
 			switch {
-			case w.owner != ownerNone:
-				// The current writer takes this frame along.
+			case w.owner != ownerNone || mode == modeDeferred:
+				// The current writer, or the promised Push, takes this
+				// frame along.
 				w.mu.Unlock()
-			case w.try == nil || !through:
+			case w.try == nil || mode == modeBatched:
 				w.owner = ownerFlusher
 				w.mu.Unlock()
 				w.kick()
