@@ -25,6 +25,10 @@ const (
 	// DefaultHandshakeTimeout is how long a new connection may take to send
 	// its handshake.
 	DefaultHandshakeTimeout = 10 * time.Second
+	// DefaultInlineBudget is how long a handler may run on the goroutine
+	// that reads its connection before another goroutine takes the reading
+	// over.
+	DefaultInlineBudget = 100 * time.Microsecond
 	// DefaultSocketMode is the permission of a socket file ListenUnix creates.
 	DefaultSocketMode os.FileMode = 0o600
 )
@@ -49,6 +53,7 @@ type config struct {
 	maxQueuedPerRequest    int
 	healthInterval         time.Duration
 	handshakeTimeout       time.Duration
+	inlineBudget           time.Duration
 	maxFrameSize           int
 	logger                 *slog.Logger
 	now                    func() time.Time
@@ -65,6 +70,7 @@ func newConfig(opts []Option) (config, error) {
 		maxQueuedPerRequest: DefaultMaxQueuedPerRequest,
 		healthInterval:      DefaultHealthInterval,
 		handshakeTimeout:    DefaultHandshakeTimeout,
+		inlineBudget:        DefaultInlineBudget,
 		maxFrameSize:        codec.DefaultMaxFrameSize,
 		logger:              slog.Default(),
 		now:                 time.Now,
@@ -90,6 +96,9 @@ func newConfig(opts []Option) (config, error) {
 	}
 	if c.handshakeTimeout <= 0 {
 		errs = append(errs, errors.New("handshake timeout must be positive"))
+	}
+	if c.inlineBudget < 0 {
+		errs = append(errs, errors.New("inline budget must not be negative"))
 	}
 	if c.maxFrameSize <= 0 {
 		errs = append(errs, errors.New("max frame size must be positive"))
@@ -167,6 +176,17 @@ func WithHealthInterval(d time.Duration) Option {
 // handshake before it is closed ([DefaultHandshakeTimeout]).
 func WithHandshakeTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.handshakeTimeout = d })
+}
+
+// WithInlineBudget sets how long a handler may run on the goroutine that
+// reads its connection ([DefaultInlineBudget]). Events are handled where
+// they are read while handlers are quick, which saves a goroutine hand-off
+// per event; a handler still running after d gets the reading taken over by
+// another goroutine, and a connection whose handlers are slow (longer than
+// a quarter of d) hands its next events to worker goroutines for a while.
+// 0 always uses workers.
+func WithInlineBudget(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.inlineBudget = d })
 }
 
 // WithMaxFrameSize sets the largest message accepted or sent, in bytes

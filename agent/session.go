@@ -198,7 +198,14 @@ type session struct {
 	laneLimit int
 	// maxIdle bounds parked workers; more exit instead of waiting for work.
 	maxIdle int
-	stats   stats
+	// budget is how long a handler may run on the reading goroutine (0:
+	// events always go to workers); watch fires when one runs longer.
+	budget time.Duration
+	watch  *time.Timer
+	// readDone carries the read loop's final error to run once reading has
+	// moved to another goroutine.
+	readDone chan error
+	stats    stats
 	// wg counts the session's goroutines: workers, health loop, hooks.
 	wg sync.WaitGroup
 	// kick asks the health loop for a report now (capacity 1).
@@ -209,8 +216,17 @@ type session struct {
 	work sync.Cond
 	// lanes holds one lane per correlation id with events pending.
 	lanes map[string]*lane
-	// ready is the FIFO of lanes with events and no worker.
-	ready []*lane
+	// ready[readyHead:] is the FIFO of lanes with events and no worker.
+	ready     []*lane
+	readyHead int
+	// readerID names the goroutine reading the connection now; a takeover
+	// moves reading to a new goroutine with the next id.
+	readerID uint64
+	// inlineLane is the lane the reader is running itself, if any.
+	inlineLane *lane
+	// cooldown counts events still to hand to workers after handlers were
+	// too slow to run inline.
+	cooldown int
 	// pending counts events accepted and not yet answered; running those
 	// inside a handler call.
 	pending, running int
@@ -286,8 +302,14 @@ func newSession(ctx context.Context, srv *Server, st stream, hs *agentv2.Handsha
 		lanes:         make(map[string]*lane),
 		configWaiters: make(map[string]chan *agentv2.ConfigUpdateResponse),
 		kick:          make(chan struct{}, 1),
+		budget:        cfg.inlineBudget,
+		readDone:      make(chan error, 1),
 	}
 	s.work.L = &s.mu
+	if s.budget > 0 {
+		s.watch = time.AfterFunc(time.Hour, s.takeover)
+		s.watch.Stop()
+	}
 	s.peer = &Peer{s: s}
 	s.log = cfg.logger.With("proxy_id", hs.GetProxyId(), "session", srv.nextID.Add(1))
 	s.ctx, s.cancel = context.WithCancelCause(context.WithValue(ctx, peerKey{}, s.peer))
@@ -300,7 +322,25 @@ func newSession(ctx context.Context, srv *Server, st stream, hs *agentv2.Handsha
 func (s *session) run() error {
 	s.wg.Add(1)
 	go s.healthLoop()
-	err := s.readLoop()
+	err, over := s.readLoop(0)
+	if over {
+		err = <-s.readDone
+	} else {
+		err = s.stopReading(err)
+	}
+	s.wg.Wait()
+	if err != nil {
+		err = fmt.Errorf("proxy %q: %w", s.hs.GetProxyId(), err)
+	}
+	return err
+}
+
+// stopReading ends the session once its read loop failed with err, after
+// answering what is pending if the proxy only half-closed. Whichever
+// goroutine reads last calls it (a takeover may have left run's goroutine
+// inside a handler that waits for the session's end). It returns the error
+// worth reporting: nil for a normal end.
+func (s *session) stopReading(err error) error {
 	if errors.Is(err, errHalfClosed) {
 		s.waitIdle(s.ctx)
 		err = nil
@@ -313,10 +353,6 @@ func (s *session) run() error {
 		cause = agentwire.Errorf(agentwire.CodeUnavailable, "agent: connection closed")
 	}
 	s.end(cause)
-	s.wg.Wait()
-	if err != nil {
-		err = fmt.Errorf("proxy %q: %w", s.hs.GetProxyId(), err)
-	}
 	return err
 }
 
@@ -333,31 +369,132 @@ func (s *session) end(cause error) {
 	}
 	s.idleWaiters = nil
 	s.mu.Unlock()
+	if s.watch != nil {
+		s.watch.Stop()
+	}
 	s.cancel(cause)
 }
 
-func (s *session) readLoop() error {
+// burstStream is implemented by streams that can tell whether the next
+// message is already in memory and hold answers back until told to write
+// (the framed stream): the reader then answers a burst of events with one
+// system call, as a plain request-reply server would.
+type burstStream interface {
+	// InputBuffered reports whether Recv would return without waiting.
+	InputBuffered() bool
+	// SendDeferred queues m until the next Push (or any other write).
+	SendDeferred(ctx context.Context, m *agentv2.AgentToProxy) error
+	// Push writes what SendDeferred queued.
+	Push() error
+}
+
+// readLoop reads and acts on messages until the connection fails, which
+// it returns, or a takeover (over) made another goroutine the reader.
+// Events run on this goroutine while handlers are quick (see submit).
+func (s *session) readLoop(id uint64) (err error, over bool) {
+	bs, _ := s.st.(burstStream)
+	held := false // answers wait for a Push
 	for {
+		if held && !bs.InputBuffered() {
+			// The burst is over: send its answers before waiting.
+			_ = bs.Push()
+			held = false
+		}
 		m, err := s.st.Recv()
 		if err != nil {
 			if errors.Is(err, codec.ErrUnknownFrameType) {
 				s.stats.unknown.Add(1)
 				continue
 			}
-			return err
+			if held {
+				_ = bs.Push()
+			}
+			return err, false
 		}
-		if err := s.dispatch(m); err != nil {
-			return err
+		cid, ok := agentwire.CorrelationID(m)
+		if !ok {
+			if err := s.dispatch(m); err != nil {
+				return err, false
+			}
+			continue
+		}
+		l := s.submit(cid, m)
+		if l == nil {
+			continue
+		}
+		if bs != nil {
+			held = true
+		}
+		if !s.runInline(id, l, m, bs) {
+			return nil, true
 		}
 	}
 }
 
-// dispatch acts on one message from the proxy.
-func (s *session) dispatch(m *agentv2.ProxyToAgent) error {
-	if cid, ok := agentwire.CorrelationID(m); ok {
-		s.submit(cid, m)
-		return nil
+// runInline handles event m of lane l on the reading goroutine id, under
+// the watch of the budget timer. It reports whether this goroutine is still
+// the reader; if not, the event's lane is left to the workers and held
+// answers are pushed.
+func (s *session) runInline(id uint64, l *lane, m *agentv2.ProxyToAgent, bs burstStream) bool {
+	s.watch.Reset(s.budget)
+	d := s.handle(l, m, bs)
+	s.mu.Lock()
+	reader := s.readerID == id
+	if reader {
+		s.inlineLane = nil
 	}
+	if d > s.budget/4 {
+		// Slow handlers would hold up the events behind them: use workers
+		// for a while.
+		s.cooldown = inlineCooldown
+	}
+	s.running--
+	s.finishLocked(l)
+	if !l.empty() && !s.ended {
+		// Events of this request arrived through the new reader: the
+		// lane goes to the workers.
+		s.readyLaneLocked(l)
+	} else if l.empty() {
+		delete(s.lanes, l.cid)
+		l.cancel(context.Canceled)
+	}
+	s.mu.Unlock()
+	if reader {
+		s.watch.Stop()
+	} else if bs != nil {
+		_ = bs.Push()
+	}
+	return reader
+}
+
+// inlineCooldown is how many events go to workers after an inline handler
+// was slow, before the reader tries again.
+const inlineCooldown = 256
+
+// takeover runs when an inline handler outlived the budget: a new
+// goroutine becomes the reader, so the connection's other events are not
+// held up; the old one finishes its event and leaves.
+func (s *session) takeover() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended || s.inlineLane == nil {
+		return
+	}
+	s.inlineLane = nil
+	s.readerID++
+	s.cooldown = inlineCooldown
+	id := s.readerID
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err, over := s.readLoop(id); !over {
+			s.readDone <- s.stopReading(err)
+		}
+	}()
+}
+
+// dispatch acts on one message from the proxy that is not an event.
+func (s *session) dispatch(m *agentv2.ProxyToAgent) error {
 	switch x := m.Message.(type) {
 	case *agentv2.ProxyToAgent_Ping:
 		return s.send(&agentv2.AgentToProxy{EventId: m.EventId, Message: &agentv2.AgentToProxy_Pong{Pong: &agentv2.Pong{
@@ -413,16 +550,19 @@ func (s *session) goHook(f func()) {
 }
 
 // submit queues an event on its correlation id's lane and makes sure a
-// worker will run it, or refuses it when too many events are pending.
-func (s *session) submit(cid string, m *agentv2.ProxyToAgent) {
+// worker will run it, or refuses it when too many events are pending. It
+// returns the event's new lane instead when the reader is to run it itself:
+// inline handling is on, handlers have been quick, no earlier event of the
+// request is pending and no lane waits for a worker.
+func (s *session) submit(cid string, m *agentv2.ProxyToAgent) *lane {
 	s.mu.Lock()
 	if s.pending >= s.maxPending {
 		s.mu.Unlock()
 		s.stats.rejected.Add(1)
 		s.reply(m.EventId, cid, nil, agentwire.Errorf(agentwire.CodeResourceExhausted,
-			"agent: %d events pending on this connection, the limit is %d", s.maxPending, s.maxPending))
+			"agent: %d events pending on this connection, the limit is %d", s.maxPending, s.maxPending), nil)
 		s.st.Release(m)
-		return
+		return nil
 	}
 	s.pending++
 	flip := s.flowLocked()
@@ -432,16 +572,16 @@ func (s *session) submit(cid string, m *agentv2.ProxyToAgent) {
 		l.q = l.first[:0]
 		l.Context, l.cancel = context.WithCancelCause(s.laneParent)
 		s.lanes[cid] = l
-		s.ready = append(s.ready, l)
-		switch {
-		case s.idle > 0:
-			s.idle--
-			s.work.Signal()
-		case s.workers < s.limit:
-			s.workers++
-			s.wg.Add(1)
-			go s.worker()
+		if s.budget > 0 && !flip && s.inlineLane == nil && s.readyHead == len(s.ready) {
+			if s.cooldown == 0 {
+				s.inlineLane = l
+				s.running++
+				s.mu.Unlock()
+				return l
+			}
+			s.cooldown--
 		}
+		s.readyLaneLocked(l)
 	}
 	l.push(m)
 	laneFlip := s.laneFlowLocked(l)
@@ -451,6 +591,21 @@ func (s *session) submit(cid string, m *agentv2.ProxyToAgent) {
 	}
 	if laneFlip {
 		s.updateFlow(l)
+	}
+	return nil
+}
+
+// readyLaneLocked queues lane l for a worker and wakes or starts one.
+func (s *session) readyLaneLocked(l *lane) {
+	s.ready = append(s.ready, l)
+	switch {
+	case s.idle > 0:
+		s.idle--
+		s.work.Signal()
+	case s.workers < s.limit:
+		s.workers++
+		s.wg.Add(1)
+		go s.worker()
 	}
 }
 
@@ -470,27 +625,10 @@ func (s *session) worker() {
 			m := l.pop()
 			s.running++
 			s.mu.Unlock()
-			s.handle(l, m)
+			s.handle(l, m, nil)
 			s.mu.Lock()
 			s.running--
-			s.pending--
-			if s.pending == 0 {
-				for _, ch := range s.idleWaiters {
-					close(ch)
-				}
-				s.idleWaiters = nil
-			}
-			flip, laneFlip := s.flowLocked(), s.laneFlowLocked(l)
-			if flip || laneFlip {
-				s.mu.Unlock()
-				if laneFlip {
-					s.updateFlow(l)
-				}
-				if flip {
-					s.updateFlow(nil)
-				}
-				s.mu.Lock()
-			}
+			s.finishLocked(l)
 			if l.empty() {
 				delete(s.lanes, l.cid)
 				l.cancel(context.Canceled)
@@ -500,14 +638,38 @@ func (s *session) worker() {
 	}
 }
 
+// finishLocked does the accounting of an answered event of lane l: the
+// pending count, idle waiters, flow control. It may release s.mu for a
+// while.
+func (s *session) finishLocked(l *lane) {
+	s.pending--
+	if s.pending == 0 {
+		for _, ch := range s.idleWaiters {
+			close(ch)
+		}
+		s.idleWaiters = nil
+	}
+	flip, laneFlip := s.flowLocked(), s.laneFlowLocked(l)
+	if flip || laneFlip {
+		s.mu.Unlock()
+		if laneFlip {
+			s.updateFlow(l)
+		}
+		if flip {
+			s.updateFlow(nil)
+		}
+		s.mu.Lock()
+	}
+}
+
 func (s *session) nextLaneLocked() *lane {
 	for !s.ended {
-		if len(s.ready) > 0 {
-			l := s.ready[0]
-			s.ready[0] = nil
-			s.ready = s.ready[1:]
-			if len(s.ready) == 0 {
-				s.ready = s.ready[:0:0]
+		if s.readyHead < len(s.ready) {
+			l := s.ready[s.readyHead]
+			s.ready[s.readyHead] = nil
+			s.readyHead++
+			if s.readyHead == len(s.ready) {
+				s.ready, s.readyHead = s.ready[:0], 0
 			}
 			return l
 		}
@@ -583,7 +745,11 @@ func (s *session) updateFlow(l *lane) {
 // reply returns, and the handler contract forbids keeping the event, so the
 // event's structs go back to the pool (its strings and bytes live in their
 // own buffer, which the garbage collector frees once nothing uses it).
-func (s *session) handle(l *lane, m *agentv2.ProxyToAgent) {
+//
+// A reader running the event itself passes its burst stream: the answer
+// then waits for the reader's Push. handle returns how long the handler
+// ran.
+func (s *session) handle(l *lane, m *agentv2.ProxyToAgent, held burstStream) time.Duration {
 	defer s.st.Release(m)
 	if l.Err() != nil {
 		// Cancelled while queued: the proxy no longer waits for it.
@@ -591,16 +757,18 @@ func (s *session) handle(l *lane, m *agentv2.ProxyToAgent) {
 		if agentwire.CodeOf(err) == agentwire.CodeDeadlineExceeded {
 			s.stats.timedOut.Add(1)
 		}
-		s.reply(m.EventId, l.cid, nil, err)
-		return
+		s.reply(m.EventId, l.cid, nil, err, held)
+		return 0
 	}
 	start := time.Now()
 	resp, err := s.srv.call(l, m)
-	s.stats.record(time.Since(start))
+	d := time.Since(start)
+	s.stats.record(d)
 	if err != nil && agentwire.CodeOf(err) == agentwire.CodeDeadlineExceeded {
 		s.stats.timedOut.Add(1)
 	}
-	s.reply(m.EventId, l.cid, resp, err)
+	s.reply(m.EventId, l.cid, resp, err, held)
+	return d
 }
 
 // batchSender is implemented by streams that can hold a message back to
@@ -611,8 +779,12 @@ type batchSender interface {
 
 // reply sends the answer to event id: at once when it is the only event
 // pending, batched with the answers right behind it otherwise.
-func (s *session) reply(id uint64, cid string, resp *agentv2.AgentResponse, err error) {
+func (s *session) reply(id uint64, cid string, resp *agentv2.AgentResponse, err error, held burstStream) {
 	m := newReply(id, cid, resp, err)
+	if held != nil {
+		_ = held.SendDeferred(s.ctx, m)
+		return
+	}
 	if bs, ok := s.st.(batchSender); ok {
 		s.mu.Lock()
 		busy := s.pending > 1
