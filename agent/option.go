@@ -28,7 +28,7 @@ const (
 	// DefaultInlineBudget is how long a handler may run on the goroutine
 	// that reads its connection before another goroutine takes the reading
 	// over.
-	DefaultInlineBudget = 100 * time.Microsecond
+	DefaultInlineBudget = time.Millisecond
 	// DefaultSocketMode is the permission of a socket file ListenUnix creates.
 	DefaultSocketMode os.FileMode = 0o600
 )
@@ -183,7 +183,7 @@ func WithHandshakeTimeout(d time.Duration) Option {
 // they are read while handlers are quick, which saves a goroutine hand-off
 // per event; a handler still running after d gets the reading taken over by
 // another goroutine, and a connection whose handlers are slow (longer than
-// a quarter of d) hands its next events to worker goroutines for a while.
+// half of d) hands its next events to worker goroutines for a while.
 // 0 always uses workers.
 func WithInlineBudget(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.inlineBudget = d })

@@ -245,46 +245,6 @@ type session struct {
 	sentPause bool
 }
 
-// lane is the queue of one correlation id's events: a worker runs them one
-// after another, so they are handled in order.
-//
-// A lane is the context of its handler calls: cancelled by cancel messages
-// and when the session ends, and carrying the correlation id for Peer.Log.
-type lane struct {
-	context.Context
-	cancel context.CancelCauseFunc
-	cid    string
-	q      []*agentv2.ProxyToAgent
-	head   int
-	// first backs q while the lane holds one event, the common case.
-	first [1]*agentv2.ProxyToAgent
-	// wantPause (guarded by the session's mu) and sentPause (guarded by its
-	// flowMu) are the per-request flow-control state.
-	wantPause, sentPause bool
-}
-
-// Value adds the correlation id to the session context's values.
-func (l *lane) Value(key any) any {
-	if _, ok := key.(correlationKey); ok {
-		return l.cid
-	}
-	return l.Context.Value(key)
-}
-
-func (l *lane) push(m *agentv2.ProxyToAgent) { l.q = append(l.q, m) }
-
-func (l *lane) pop() *agentv2.ProxyToAgent {
-	m := l.q[l.head]
-	l.q[l.head] = nil
-	l.head++
-	if l.head == len(l.q) {
-		l.q, l.head = l.q[:0], 0
-	}
-	return m
-}
-
-func (l *lane) empty() bool { return l.head == len(l.q) }
-
 type peerKey struct{}
 
 func newSession(ctx context.Context, srv *Server, st stream, hs *agentv2.HandshakeRequest, interval time.Duration) *session {
@@ -443,7 +403,7 @@ func (s *session) runInline(id uint64, l *lane, m *agentv2.ProxyToAgent, bs burs
 	if reader {
 		s.inlineLane = nil
 	}
-	if d > s.budget/4 {
+	if d > s.budget/2 {
 		// Slow handlers would hold up the events behind them: use workers
 		// for a while.
 		s.cooldown = inlineCooldown
@@ -456,7 +416,7 @@ func (s *session) runInline(id uint64, l *lane, m *agentv2.ProxyToAgent, bs burs
 		s.readyLaneLocked(l)
 	} else if l.empty() {
 		delete(s.lanes, l.cid)
-		l.cancel(context.Canceled)
+		l.finish()
 	}
 	s.mu.Unlock()
 	if reader {
@@ -568,9 +528,7 @@ func (s *session) submit(cid string, m *agentv2.ProxyToAgent) *lane {
 	flip := s.flowLocked()
 	l := s.lanes[cid]
 	if l == nil {
-		l = &lane{cid: cid}
-		l.q = l.first[:0]
-		l.Context, l.cancel = context.WithCancelCause(s.laneParent)
+		l = newLane(s.laneParent, cid)
 		s.lanes[cid] = l
 		if s.budget > 0 && !flip && s.inlineLane == nil && s.readyHead == len(s.ready) {
 			if s.cooldown == 0 {
@@ -631,7 +589,7 @@ func (s *session) worker() {
 			s.finishLocked(l)
 			if l.empty() {
 				delete(s.lanes, l.cid)
-				l.cancel(context.Canceled)
+				l.finish()
 				break
 			}
 		}
@@ -780,7 +738,11 @@ type batchSender interface {
 // reply sends the answer to event id: at once when it is the only event
 // pending, batched with the answers right behind it otherwise.
 func (s *session) reply(id uint64, cid string, resp *agentv2.AgentResponse, err error, held burstStream) {
-	m := newReply(id, cid, resp, err)
+	// Every stream encodes the answer before its send returns: the
+	// envelope goes back to the pool right after.
+	r := replyPool.Get().(*replyEnvelope)
+	defer r.release()
+	m := r.fill(id, cid, resp, err)
 	if held != nil {
 		_ = held.SendDeferred(s.ctx, m)
 		return
@@ -797,19 +759,30 @@ func (s *session) reply(id uint64, cid string, resp *agentv2.AgentResponse, err 
 	_ = s.send(m)
 }
 
-// replyEnvelope allocates a response envelope, its oneof wrapper and (for
-// nil responses and errors) the response at once.
+// replyEnvelope holds a response envelope, its oneof wrapper and (for nil
+// responses and errors) the response, in one allocation.
 type replyEnvelope struct {
 	env  agentv2.AgentToProxy
 	wrap agentv2.AgentToProxy_Response
 	resp agentv2.AgentResponse
 }
 
-// newReply builds the answer to an event, filling in what the SDK owns:
-// the event id, the correlation id, allow for a nil response, the error
-// status.
+var replyPool = sync.Pool{New: func() any { return new(replyEnvelope) }}
+
+// release clears r (dropping the handler's response) and pools it.
+func (r *replyEnvelope) release() {
+	*r = replyEnvelope{}
+	replyPool.Put(r)
+}
+
+// newReply builds the answer to an event in an envelope of its own.
 func newReply(id uint64, cid string, resp *agentv2.AgentResponse, err error) *agentv2.AgentToProxy {
-	r := &replyEnvelope{}
+	return new(replyEnvelope).fill(id, cid, resp, err)
+}
+
+// fill builds the answer to an event, filling in what the SDK owns: the
+// event id, the correlation id, allow for a nil response, the error status.
+func (r *replyEnvelope) fill(id uint64, cid string, resp *agentv2.AgentResponse, err error) *agentv2.AgentToProxy {
 	switch {
 	case err != nil:
 		r.resp.Error = statusOf(err)
