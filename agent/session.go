@@ -225,8 +225,11 @@ type session struct {
 	// inlineLane is the lane the reader is running itself, if any.
 	inlineLane *lane
 	// cooldown counts events still to hand to workers after handlers were
-	// too slow to run inline.
-	cooldown int
+	// too slow to run inline; backoff is the next cooldown, doubled each
+	// time inline handling fails again and reset when it works.
+	cooldown, backoff int
+	// takeovers and inlined count for tests and profiles.
+	takeovers, inlined int
 	// pending counts events accepted and not yet answered; running those
 	// inside a handler call.
 	pending, running int
@@ -403,11 +406,17 @@ func (s *session) runInline(id uint64, l *lane, m *agentv2.ProxyToAgent, bs burs
 	if reader {
 		s.inlineLane = nil
 	}
-	if d > s.budget/2 {
+	switch {
+	case !reader:
+		// takeover started the cooldown.
+	case d > s.budget/2:
 		// Slow handlers would hold up the events behind them: use workers
 		// for a while.
-		s.cooldown = inlineCooldown
+		s.slowLocked()
+	default:
+		s.backoff = 0
 	}
+	s.inlined++
 	s.running--
 	s.finishLocked(l)
 	if !l.empty() && !s.ended {
@@ -427,9 +436,21 @@ func (s *session) runInline(id uint64, l *lane, m *agentv2.ProxyToAgent, bs burs
 	return reader
 }
 
-// inlineCooldown is how many events go to workers after an inline handler
-// was slow, before the reader tries again.
-const inlineCooldown = 256
+// Inline cooldowns: after an inline handler was slow, events go to workers
+// for minCooldown events, then twice as many after each further slow
+// attempt, up to maxCooldown. A spurious takeover (the reading thread lost
+// its processor for a while) costs little; a consistently slow handler
+// tries inline once in maxCooldown events.
+const (
+	minCooldown = 64
+	maxCooldown = 1 << 16
+)
+
+// slowLocked starts a cooldown after a slow inline event.
+func (s *session) slowLocked() {
+	s.backoff = min(max(2*s.backoff, minCooldown), maxCooldown)
+	s.cooldown = s.backoff
+}
 
 // takeover runs when an inline handler outlived the budget: a new
 // goroutine becomes the reader, so the connection's other events are not
@@ -442,7 +463,8 @@ func (s *session) takeover() {
 	}
 	s.inlineLane = nil
 	s.readerID++
-	s.cooldown = inlineCooldown
+	s.takeovers++
+	s.slowLocked()
 	id := s.readerID
 	s.wg.Add(1)
 	go func() {
