@@ -135,15 +135,20 @@ type connectStream struct {
 	*rpcEnd
 	ctx context.Context
 	bs  *connect.BidiStream[agentv2.ProxyToAgent, agentv2.AgentToProxy]
+	in  rpcTarget // what Recv receives into
 }
 
 var _ stream = (*connectStream)(nil)
 
+// Recv decodes each message into a recycled envelope whose strings and
+// bytes live in the stream's slab (see rpcTarget). It receives through the
+// stream's Conn: BidiStream.Receive allocates a new message every time.
 func (c *connectStream) Recv() (*agentv2.ProxyToAgent, error) {
-	m, err := c.bs.Receive()
+	c.in.prepare()
+	err := c.bs.Conn().Receive(&c.in)
 	switch {
 	case err == nil:
-		return m, nil
+		return c.in.take(), nil
 	case errors.Is(err, io.EOF):
 		return nil, errHalfClosed
 	case c.ctx.Err() != nil:
@@ -156,5 +161,6 @@ func (c *connectStream) Send(_ context.Context, m *agentv2.AgentToProxy) error {
 	return c.send(func() error { return c.bs.Send(m) })
 }
 
-// Release returns m to the message pools.
-func (c *connectStream) Release(m *agentv2.ProxyToAgent) { m.ReturnToVTPool() }
+// Release takes back an answered event for the next one of its kind; safe
+// to call from any goroutine, concurrently with Recv.
+func (c *connectStream) Release(m *agentv2.ProxyToAgent) { releaseEnvelope(m) }

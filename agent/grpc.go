@@ -146,16 +146,19 @@ func (r *rpcEnd) Abort() { r.stop.Do(func() { close(r.stopped) }) }
 type grpcStream struct {
 	*rpcEnd
 	ss grpc.ServerStream
+	in rpcTarget // what Recv receives into
 }
 
 var _ stream = (*grpcStream)(nil)
 
+// Recv decodes each message into a recycled envelope whose strings and
+// bytes live in the stream's slab (see rpcTarget).
 func (g *grpcStream) Recv() (*agentv2.ProxyToAgent, error) {
-	m := agentv2.ProxyToAgentFromVTPool()
-	err := g.ss.RecvMsg(m)
+	g.in.prepare()
+	err := g.ss.RecvMsg(&g.in)
 	switch {
 	case err == nil:
-		return m, nil
+		return g.in.take(), nil
 	case errors.Is(err, io.EOF):
 		return nil, errHalfClosed
 	case g.ss.Context().Err() != nil:
@@ -192,5 +195,6 @@ func (srv *Server) processEvent(ctx context.Context, m *agentv2.ProxyToAgent) (*
 	return newReply(m.EventId, cid, resp, err), nil
 }
 
-// Release returns m to the message pools.
-func (g *grpcStream) Release(m *agentv2.ProxyToAgent) { m.ReturnToVTPool() }
+// Release takes back an answered event for the next one of its kind; safe
+// to call from any goroutine, concurrently with Recv.
+func (g *grpcStream) Release(m *agentv2.ProxyToAgent) { releaseEnvelope(m) }

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -217,6 +216,7 @@ type framedStream struct {
 	w       *codec.Writer
 	runDone chan struct{} // closed when the writer's Run returned
 	aborted atomic.Bool
+	in      frameTarget // Recv's decoder
 }
 
 var _ stream = (*framedStream)(nil)
@@ -228,23 +228,45 @@ func newFramedStream(conn net.Conn, maxFrame int) *framedStream {
 	return f
 }
 
-// Recv copies each frame's payload once and decodes it in place: the
-// message's strings and bytes share that copy instead of each being
-// allocated on its own. The copy lives as long as the message.
+// Recv copies each event's payload into the stream's slab and decodes it
+// in place into a recycled envelope: the message's strings and bytes share
+// the slab chunk instead of each being allocated on its own, and the chunk
+// lives as long as anything points into it.
 func (f *framedStream) Recv() (*agentv2.ProxyToAgent, error) {
 	t, payload, err := f.r.ReadFrame()
 	if err == nil {
-		m := agentv2.ProxyToAgentFromVTPool()
-		if err = codec.Decode(m, t, bytes.Clone(payload), agentv2.IsProxyToAgentFrame, true); err == nil {
-			clipBytes(m)
+		if err = codec.Decode(&f.in, t, payload, agentv2.IsProxyToAgentFrame, true); err == nil {
+			m := f.in.m
+			f.in.m = nil
 			return m, nil
 		}
-		m.ReturnToVTPool()
 	}
 	if f.aborted.Load() {
 		return nil, errConnClosed
 	}
 	return nil, err
+}
+
+// frameTarget is what Recv hands codec.Decode, which checks the frame type
+// and wraps errors as for every framed reader, to decode into: it decodes
+// with the stream's eventDecoder and keeps the result in m. Only the
+// stream's reader uses it.
+type frameTarget struct {
+	eventDecoder
+	m *agentv2.ProxyToAgent
+}
+
+func (d *frameTarget) Reset() { d.m = nil }
+
+// UnmarshalFrame never aliases payload, as UnmarshalFrameUnsafe.
+func (d *frameTarget) UnmarshalFrame(t agentv2.FrameType, payload []byte) error {
+	return d.UnmarshalFrameUnsafe(t, payload)
+}
+
+func (d *frameTarget) UnmarshalFrameUnsafe(t agentv2.FrameType, payload []byte) error {
+	m, err := d.decode(payload, t, true)
+	d.m = m
+	return err
 }
 
 func (f *framedStream) Send(ctx context.Context, m *agentv2.AgentToProxy) error {
@@ -273,21 +295,8 @@ func (f *framedStream) flush(ctx context.Context) {
 	_ = f.w.Flush(ctx)
 }
 
-// clipBytes caps the capacity of m's bytes fields at their length, so that
-// a handler appending to one cannot overwrite the rest of the shared
-// payload, which backs the message's strings.
-func clipBytes(m *agentv2.ProxyToAgent) {
-	switch x := m.Message.(type) {
-	case *agentv2.ProxyToAgent_RequestBodyChunk:
-		x.RequestBodyChunk.Data = slices.Clip(x.RequestBodyChunk.Data)
-	case *agentv2.ProxyToAgent_ResponseBodyChunk:
-		x.ResponseBodyChunk.Data = slices.Clip(x.ResponseBodyChunk.Data)
-	case *agentv2.ProxyToAgent_WebsocketFrame:
-		x.WebsocketFrame.Payload = slices.Clip(x.WebsocketFrame.Payload)
-	}
-}
-
 func (f *framedStream) String() string { return fmt.Sprintf("framed %v", f.conn.RemoteAddr()) }
 
-// Release returns m to the message pools.
-func (f *framedStream) Release(m *agentv2.ProxyToAgent) { m.ReturnToVTPool() }
+// Release takes back an answered event for the next one of its kind; safe
+// to call from any goroutine, concurrently with Recv.
+func (f *framedStream) Release(m *agentv2.ProxyToAgent) { releaseEnvelope(m) }

@@ -51,6 +51,14 @@ func (grpcCodec) Marshal(v any) (mem.BufferSlice, error) {
 }
 
 func (grpcCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	if t, ok := v.(*rpcTarget); ok {
+		m, err := t.dec.decodeSlice(data)
+		if err != nil {
+			return err
+		}
+		t.ProxyToAgent = m
+		return nil
+	}
 	if p, ok := v.(*agentv2.ProxyToAgent); ok {
 		return decodeInPlace(p, data.Materialize())
 	}
@@ -91,6 +99,14 @@ func (connectCodec) MarshalAppend(dst []byte, v any) ([]byte, error) {
 }
 
 func (connectCodec) Unmarshal(data []byte, v any) error {
+	if t, ok := v.(*rpcTarget); ok {
+		m, err := t.dec.decode(data, 0, false)
+		if err != nil {
+			return err
+		}
+		t.ProxyToAgent = m
+		return nil
+	}
 	if p, ok := v.(*agentv2.ProxyToAgent); ok {
 		return decodeInPlace(p, bytes.Clone(data))
 	}

@@ -1,0 +1,418 @@
+package agent
+
+import (
+	"bytes"
+	"slices"
+	"sync"
+
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+)
+
+// Decoding events is the agent's hottest path. Three habits keep it cheap:
+// payloads are copied into slab chunks shared by many events (strings and
+// bytes of the decoded message alias them), answered envelopes of the hot
+// event kinds are cleared by plain assignment (the generated Reset stores
+// atomically once per message) and kept with their oneof wrapper, event and
+// header structs for the next event of the same kind, which then decodes
+// without allocating.
+
+// Slab sizes: a chunk amortises one allocation over dozens of header events
+// while an idle connection pins at most one; a larger payload gets its own.
+const (
+	slabChunkSize = 16 << 10
+	slabMaxPiece  = slabChunkSize / 4
+)
+
+// slab hands out pieces of larger chunks for event payloads. A chunk is
+// never reused: the garbage collector frees it once no message or string
+// points into it, so a string a handler keeps stays valid. A slab holds no
+// chunk before its first event. Not safe for concurrent use: one stream's
+// reader owns it.
+type slab struct {
+	free []byte // the unused end of the current chunk
+}
+
+// alloc returns n bytes for the caller to fill, capped at n so that
+// appending to them cannot reach the next piece.
+func (s *slab) alloc(n int) []byte {
+	if n > slabMaxPiece {
+		return make([]byte, n)
+	}
+	if len(s.free) < n {
+		s.free = make([]byte, slabChunkSize)
+	}
+	b := s.free[:n:n]
+	s.free = s.free[n:]
+	return b
+}
+
+// copy returns a copy of p that lives in the slab.
+func (s *slab) copy(p []byte) []byte {
+	if len(p) > slabMaxPiece {
+		return bytes.Clone(p)
+	}
+	b := s.alloc(len(p))
+	copy(b, p)
+	return b
+}
+
+// Field numbers of the ProxyToAgent oneof cases kept in shape; a test checks
+// them against the schema.
+const (
+	fieldRequestHeaders    protowire.Number = 2
+	fieldRequestBodyChunk  protowire.Number = 3
+	fieldResponseHeaders   protowire.Number = 4
+	fieldResponseBodyChunk protowire.Number = 5
+	fieldWebsocketFrame    protowire.Number = 6
+	fieldRequestComplete   protowire.Number = 8
+	// fieldMetadata is RequestHeadersEvent.metadata.
+	fieldMetadata protowire.Number = 1
+)
+
+// maxKeptHeaders bounds the header structs an envelope keeps for reuse, so
+// that one huge request does not leave its headers in the pool for good.
+const maxKeptHeaders = 128
+
+// oneofField tells, by field number, which ProxyToAgent fields belong to
+// the message oneof.
+var oneofField = func() []bool {
+	fields := (*agentv2.ProxyToAgent)(nil).ProtoReflect().Descriptor().Oneofs().ByName("message").Fields()
+	var top protoreflect.FieldNumber
+	for i := range fields.Len() {
+		top = max(top, fields.Get(i).Number())
+	}
+	is := make([]bool, top+1)
+	for i := range fields.Len() {
+		is[fields.Get(i).Number()] = true
+	}
+	return is
+}()
+
+func isOneofField(n protowire.Number) bool { return n > 0 && int(n) < len(oneofField) && oneofField[n] }
+
+// shapes keeps cleared envelopes of the hot event kinds, indexed by oneof
+// field number: each has its oneof wrapper and event in place. metadataPool
+// keeps cleared request metadata apart, because an envelope may only carry
+// metadata when the event on the wire has some.
+var (
+	shapes       [fieldRequestComplete + 1]sync.Pool
+	metadataPool sync.Pool
+)
+
+// scanEnvelope reads the top level of a ProxyToAgent encoding as its
+// decoder will: the oneof case the message ends with (0 for none) and, for
+// request_headers, whether that event has metadata. ok is false for input
+// the scan cannot follow; the decoder may reject it too.
+func scanEnvelope(b []byte) (last protowire.Number, meta bool, ok bool) {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return 0, false, false
+		}
+		b = b[n:]
+		if typ != protowire.BytesType || !isOneofField(num) {
+			if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
+				return 0, false, false
+			}
+			b = b[n:]
+			continue
+		}
+		v, n := protowire.ConsumeBytes(b)
+		if n < 0 {
+			return 0, false, false
+		}
+		b = b[n:]
+		// The decoder merges a case repeated in a row into one message and
+		// starts a new one when the case changes.
+		if num != last {
+			last, meta = num, false
+		}
+		if num == fieldRequestHeaders && !meta {
+			if meta, ok = hasField(v, fieldMetadata); !ok {
+				return 0, false, false
+			}
+		}
+	}
+	return last, meta, true
+}
+
+// hasField reports whether the encoded message b has a length-delimited
+// field want.
+func hasField(b []byte, want protowire.Number) (has bool, ok bool) {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return false, false
+		}
+		if num == want && typ == protowire.BytesType {
+			return true, true
+		}
+		b = b[n:]
+		if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
+			return false, false
+		}
+		b = b[n:]
+	}
+	return false, true
+}
+
+// isShaped tells whether envelopes of a oneof case are kept in shape.
+func isShaped(field protowire.Number) bool {
+	switch field {
+	case fieldRequestHeaders, fieldRequestBodyChunk, fieldResponseHeaders,
+		fieldResponseBodyChunk, fieldWebsocketFrame, fieldRequestComplete:
+		return true
+	}
+	return false
+}
+
+// newEnvelope returns an empty envelope to decode into, for an encoding
+// whose scan found the oneof case field and, for request headers, meta:
+// for a hot event kind a recycled one, already shaped as the decoder would
+// build it, so that decoding fills it without allocating.
+func newEnvelope(field protowire.Number, meta bool) *agentv2.ProxyToAgent {
+	if !isShaped(field) {
+		return agentv2.ProxyToAgentFromVTPool()
+	}
+	m, _ := shapes[field].Get().(*agentv2.ProxyToAgent)
+	if m == nil {
+		m = makeShape(field)
+	}
+	return fillShape(m, field, meta)
+}
+
+// fillShape completes a cleared envelope of case field for an encoding
+// with metadata or not. An envelope carries nothing the wire does not: no
+// metadata for request headers without any.
+func fillShape(m *agentv2.ProxyToAgent, field protowire.Number, meta bool) *agentv2.ProxyToAgent {
+	if field == fieldRequestHeaders && meta {
+		md, _ := metadataPool.Get().(*agentv2.RequestMetadata)
+		if md == nil {
+			md = new(agentv2.RequestMetadata)
+		}
+		m.Message.(*agentv2.ProxyToAgent_RequestHeaders).RequestHeaders.Metadata = md
+	}
+	return m
+}
+
+// makeShape allocates an empty envelope of a hot event kind.
+func makeShape(field protowire.Number) *agentv2.ProxyToAgent {
+	m := new(agentv2.ProxyToAgent)
+	switch field {
+	case fieldRequestHeaders:
+		m.Message = &agentv2.ProxyToAgent_RequestHeaders{RequestHeaders: new(agentv2.RequestHeadersEvent)}
+	case fieldRequestBodyChunk:
+		m.Message = &agentv2.ProxyToAgent_RequestBodyChunk{RequestBodyChunk: new(agentv2.BodyChunkEvent)}
+	case fieldResponseHeaders:
+		m.Message = &agentv2.ProxyToAgent_ResponseHeaders{ResponseHeaders: new(agentv2.ResponseHeadersEvent)}
+	case fieldResponseBodyChunk:
+		m.Message = &agentv2.ProxyToAgent_ResponseBodyChunk{ResponseBodyChunk: new(agentv2.BodyChunkEvent)}
+	case fieldWebsocketFrame:
+		m.Message = &agentv2.ProxyToAgent_WebsocketFrame{WebsocketFrame: new(agentv2.WebSocketFrameEvent)}
+	case fieldRequestComplete:
+		m.Message = &agentv2.ProxyToAgent_RequestComplete{RequestComplete: new(agentv2.RequestCompleteEvent)}
+	}
+	return m
+}
+
+// releaseEnvelope takes back an envelope nobody uses any more: hot event
+// kinds are cleared and kept in shape, the others go back to the
+// vtprotobuf pools. Safe for concurrent use.
+func releaseEnvelope(m *agentv2.ProxyToAgent) {
+	if field := clearShape(m); field != 0 {
+		shapes[field].Put(m)
+		return
+	}
+	m.ReturnToVTPool()
+}
+
+// clearShape clears an envelope of a hot event kind by assignment, which
+// drops every reference into the slab, keeping its oneof wrapper, event and
+// header structs; it returns the oneof case, or 0 (and leaves m alone) for
+// other envelopes. Request metadata goes to metadataPool.
+func clearShape(m *agentv2.ProxyToAgent) protowire.Number {
+	var field protowire.Number
+	switch x := m.Message.(type) {
+	case *agentv2.ProxyToAgent_RequestHeaders:
+		if ev := x.RequestHeaders; ev != nil {
+			if md := ev.Metadata; md != nil {
+				*md = agentv2.RequestMetadata{}
+				metadataPool.Put(md)
+			}
+			*ev = agentv2.RequestHeadersEvent{Headers: clearHeaders(ev.Headers)}
+			field = fieldRequestHeaders
+		}
+	case *agentv2.ProxyToAgent_RequestBodyChunk:
+		if ev := x.RequestBodyChunk; ev != nil {
+			*ev = agentv2.BodyChunkEvent{}
+			field = fieldRequestBodyChunk
+		}
+	case *agentv2.ProxyToAgent_ResponseHeaders:
+		if ev := x.ResponseHeaders; ev != nil {
+			*ev = agentv2.ResponseHeadersEvent{Headers: clearHeaders(ev.Headers)}
+			field = fieldResponseHeaders
+		}
+	case *agentv2.ProxyToAgent_ResponseBodyChunk:
+		if ev := x.ResponseBodyChunk; ev != nil {
+			*ev = agentv2.BodyChunkEvent{}
+			field = fieldResponseBodyChunk
+		}
+	case *agentv2.ProxyToAgent_WebsocketFrame:
+		if ev := x.WebsocketFrame; ev != nil {
+			*ev = agentv2.WebSocketFrameEvent{}
+			field = fieldWebsocketFrame
+		}
+	case *agentv2.ProxyToAgent_RequestComplete:
+		if ev := x.RequestComplete; ev != nil {
+			*ev = agentv2.RequestCompleteEvent{}
+			field = fieldRequestComplete
+		}
+	}
+	if field != 0 {
+		*m = agentv2.ProxyToAgent{Message: m.Message}
+	}
+	return field
+}
+
+// clearHeaders clears the header structs of hs, up to its capacity (a
+// handler may have shortened the slice), and returns hs emptied for reuse,
+// or nil if it is too large to keep. The decoder reuses non-nil structs
+// past the length, and it does not clear a struct before decoding into it.
+func clearHeaders(hs []*agentv2.Header) []*agentv2.Header {
+	if cap(hs) > maxKeptHeaders {
+		return nil
+	}
+	hs = hs[:cap(hs)]
+	for _, h := range hs {
+		if h != nil {
+			*h = agentv2.Header{}
+		}
+	}
+	return hs[:0]
+}
+
+// eventDecoder decodes what a stream receives into recycled envelopes whose
+// strings and bytes live in its slab. Not safe for concurrent use: the
+// stream's reader owns it; the envelopes it returns go back through
+// releaseEnvelope from any goroutine.
+type eventDecoder struct {
+	slab slab
+}
+
+// decode decodes src, which the caller may reuse afterwards, into a new
+// envelope; with framed set, its oneof case must match the frame type t.
+func (d *eventDecoder) decode(src []byte, t agentv2.FrameType, framed bool) (*agentv2.ProxyToAgent, error) {
+	field, meta, ok := scanEnvelope(src)
+	var buf []byte
+	if ok && isShaped(field) {
+		buf = d.slab.copy(src)
+	} else {
+		// Handshakes and control messages get their own copy: they are
+		// rare, not always released, and a fresh connection should hold
+		// no chunk before its first event.
+		buf = bytes.Clone(src)
+	}
+	return decodeShaped(buf, field, meta, ok, t, framed)
+}
+
+// decodeOwned is decode for a buf that belongs to the message from now on.
+func decodeOwned(buf []byte) (*agentv2.ProxyToAgent, error) {
+	field, meta, ok := scanEnvelope(buf)
+	return decodeShaped(buf, field, meta, ok, 0, false)
+}
+
+// decodeShaped decodes buf into an envelope shaped by buf's scan.
+func decodeShaped(buf []byte, field protowire.Number, meta, scanned bool, t agentv2.FrameType, framed bool) (*agentv2.ProxyToAgent, error) {
+	if !scanned {
+		field, meta = 0, false
+	}
+	return unmarshalEnvelope(newEnvelope(field, meta), buf, t, framed)
+}
+
+// unmarshalEnvelope decodes buf into m, which it releases on failure.
+func unmarshalEnvelope(m *agentv2.ProxyToAgent, buf []byte, t agentv2.FrameType, framed bool) (*agentv2.ProxyToAgent, error) {
+	var err error
+	if framed {
+		err = m.UnmarshalFrameUnsafe(t, buf)
+	} else {
+		err = m.UnmarshalVTUnsafe(buf)
+	}
+	if err != nil {
+		releaseEnvelope(m)
+		return nil, err
+	}
+	clipBytes(m)
+	return m, nil
+}
+
+// clipBytes caps the capacity of m's bytes fields at their length, so that
+// a handler appending to one cannot overwrite the rest of the shared
+// payload, which backs the message's strings.
+func clipBytes(m *agentv2.ProxyToAgent) {
+	switch x := m.Message.(type) {
+	case *agentv2.ProxyToAgent_RequestBodyChunk:
+		x.RequestBodyChunk.Data = slices.Clip(x.RequestBodyChunk.Data)
+	case *agentv2.ProxyToAgent_ResponseBodyChunk:
+		x.ResponseBodyChunk.Data = slices.Clip(x.ResponseBodyChunk.Data)
+	case *agentv2.ProxyToAgent_WebsocketFrame:
+		x.WebsocketFrame.Payload = slices.Clip(x.WebsocketFrame.Payload)
+	}
+}
+
+// decodeSlice is decode for a message grpc-go received, possibly in
+// several buffers that it frees after the codec returns.
+func (d *eventDecoder) decodeSlice(data mem.BufferSlice) (*agentv2.ProxyToAgent, error) {
+	if len(data) == 1 {
+		return d.decode(data[0].ReadOnlyData(), 0, false)
+	}
+	n := data.Len()
+	var buf []byte
+	// The first field tells the kind of a well-formed envelope: events go
+	// to the slab, as in decode.
+	if len(data) > 0 {
+		if num, _, k := protowire.ConsumeTag(data[0].ReadOnlyData()); k > 0 && isShaped(num) {
+			buf = d.slab.alloc(n)
+		}
+	}
+	if buf == nil {
+		buf = make([]byte, n)
+	}
+	data.CopyTo(buf)
+	return decodeOwned(buf)
+}
+
+// rpcTarget is what gRPC and Connect streams receive into. Their codecs
+// decode into a recycled envelope whose strings and bytes live in the
+// target's slab, and point the embedded message at it; the embedding lets
+// interceptors, stats handlers and other codecs see a proto.Message. Only
+// the stream's reader uses it.
+type rpcTarget struct {
+	*agentv2.ProxyToAgent
+	dec eventDecoder
+	// spare is the embedded message before a receive: a codec other than
+	// the agent's (the client chose JSON, or the server was built without
+	// GRPCServerOptions) decodes into it.
+	spare *agentv2.ProxyToAgent
+}
+
+// prepare readies t for a receive.
+func (t *rpcTarget) prepare() {
+	if t.spare == nil {
+		t.spare = new(agentv2.ProxyToAgent)
+	}
+	t.ProxyToAgent = t.spare
+}
+
+// take returns the received message after a successful receive.
+func (t *rpcTarget) take() *agentv2.ProxyToAgent {
+	m := t.ProxyToAgent
+	if m == t.spare {
+		t.spare = nil
+	}
+	t.ProxyToAgent = nil
+	return m
+}
