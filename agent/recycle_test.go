@@ -333,7 +333,9 @@ func assertCleared(t *testing.T, m *agentv2.ProxyToAgent, field protowire.Number
 
 func TestScanEnvelope(t *testing.T) {
 	t.Parallel()
-	hdr := func(b []byte) []byte { return protowire.AppendBytes(protowire.AppendTag(nil, 2, protowire.BytesType), b) }
+	hdr := func(b []byte) []byte {
+		return protowire.AppendBytes(protowire.AppendTag(nil, 2, protowire.BytesType), b)
+	}
 	body := protowire.AppendBytes(protowire.AppendTag(nil, 3, protowire.BytesType), nil)
 	meta := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), nil)
 	method := protowire.AppendString(protowire.AppendTag(nil, 2, protowire.BytesType), "GET")
