@@ -22,6 +22,27 @@ func Allow() *agentv2.AgentResponse {
 	return &a.resp
 }
 
+type allowSetAlloc struct {
+	allowAlloc
+	set setAlloc
+	ops [1]*agentv2.HeaderOp
+}
+
+// AllowSetRequestHeader returns a response that lets the request continue
+// with request header name set to value, in one allocation: the common
+// answer of an agent that tags what it passed.
+func AllowSetRequestHeader(name, value string) *agentv2.AgentResponse {
+	a := &allowSetAlloc{}
+	a.wrap.Allow = &a.allow
+	a.resp.Decision = &a.wrap
+	a.set.h.Name, a.set.h.Value = name, value
+	a.set.wrap.Set = &a.set.h
+	a.set.op.Operation = &a.set.wrap
+	a.ops[0] = &a.set.op
+	a.resp.RequestHeaders = a.ops[:]
+	return &a.resp
+}
+
 type blockAlloc struct {
 	resp  agentv2.AgentResponse
 	wrap  agentv2.AgentResponse_Block

@@ -24,7 +24,22 @@ func TestBuildersAreOrdinaryMessages(t *testing.T) {
 	b := Block(451, "legal")
 	body := "legal"
 	wantBlock := &agentv2.AgentResponse{Decision: &agentv2.AgentResponse_Block{Block: &agentv2.BlockDecision{Status: 451, Body: &body}}}
-	for _, tc := range []struct{ got, want *agentv2.AgentResponse }{{r, want}, {b, wantBlock}} {
+	tagged := AllowSetRequestHeader("x-waf", "pass")
+	wantTagged := &agentv2.AgentResponse{
+		Decision:       &agentv2.AgentResponse_Allow{Allow: &agentv2.AllowDecision{}},
+		RequestHeaders: []*agentv2.HeaderOp{{Operation: &agentv2.HeaderOp_Set{Set: &agentv2.Header{Name: "x-waf", Value: "pass"}}}},
+	}
+	// Appending to the one-slot slice must not overwrite anything.
+	tagged2 := AllowSetRequestHeader("x-a", "1")
+	tagged2.RequestHeaders = append(tagged2.RequestHeaders, AddHeader("x-b", "2"))
+	wantTagged2 := &agentv2.AgentResponse{
+		Decision: &agentv2.AgentResponse_Allow{Allow: &agentv2.AllowDecision{}},
+		RequestHeaders: []*agentv2.HeaderOp{
+			{Operation: &agentv2.HeaderOp_Set{Set: &agentv2.Header{Name: "x-a", Value: "1"}}},
+			{Operation: &agentv2.HeaderOp_Add{Add: &agentv2.Header{Name: "x-b", Value: "2"}}},
+		},
+	}
+	for _, tc := range []struct{ got, want *agentv2.AgentResponse }{{r, want}, {b, wantBlock}, {tagged, wantTagged}, {tagged2, wantTagged2}} {
 		raw, err := tc.got.MarshalVT()
 		if err != nil {
 			t.Fatal(err)
@@ -44,6 +59,9 @@ func TestBuildersAreOrdinaryMessages(t *testing.T) {
 func TestBuildersAllocateOnce(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { _ = Allow() }); n != 1 {
 		t.Errorf("Allow: %v allocations, want 1", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = AllowSetRequestHeader("a", "b") }); n != 1 {
+		t.Errorf("AllowSetRequestHeader: %v allocations, want 1", n)
 	}
 	if n := testing.AllocsPerRun(100, func() { _ = SetHeader("a", "b") }); n != 1 {
 		t.Errorf("SetHeader: %v allocations, want 1", n)

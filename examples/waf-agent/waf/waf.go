@@ -50,9 +50,7 @@ func (h *Handler) RequestHeaders(_ context.Context, ev *agentv2.RequestHeadersEv
 	case strings.Contains(strings.ToLower(header(ev.GetHeaders(), "user-agent")), "bot"):
 		return agent.Challenge("captcha", map[string]string{"reason": "automated client"}), nil
 	}
-	r := agent.Allow()
-	r.RequestHeaders = append(r.RequestHeaders, agent.SetHeader("x-waf", "pass"))
-	return r, nil
+	return agent.AllowSetRequestHeader("x-waf", "pass"), nil
 }
 
 // RequestBodyChunk blocks script injection in request bodies.
