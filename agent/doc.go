@@ -21,6 +21,13 @@
 //     after another in the order they arrived, so a slow request never holds
 //     up the others. Each event gets exactly one response carrying the
 //     event's event id and correlation id, filled in by the server.
+//   - Where a handler runs: while handlers are quick, on the goroutine that
+//     reads the connection, like a plain request-reply server (no hand-off
+//     per event; the answers to a burst of events leave in one write). A
+//     handler still running after [WithInlineBudget] (1 ms) has the reading
+//     taken over by a new goroutine, and the connection's next events go to
+//     worker goroutines for a while (longer after each slow attempt), so a
+//     blocking handler delays the others by at most the budget, rarely.
 //   - Flow control: when as many events are pending (running or queued) as
 //     the concurrency limit, the agent sends flow_control PAUSE for the
 //     whole connection, and RESUME once they fall to three quarters of it.
