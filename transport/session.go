@@ -46,9 +46,12 @@ type call struct {
 	id   uint64
 	corr string
 	ch   chan result // capacity 1; exactly one result per call
-	// timer is the call timeout, kept with the pooled call so that a Send
-	// allocates none. Stopped whenever the call is not in a Send.
-	timer *time.Timer
+	// deadline is when the session's call timeout fails the call, on the
+	// session's monotonic clock (see session.clock); 0 without a timeout.
+	deadline time.Duration
+	// prev and next link the pending calls in the order they were sent
+	// (the order of their deadlines), under session.mu.
+	prev, next *call
 }
 
 type result struct {
@@ -84,9 +87,19 @@ type session struct {
 	wg   sync.WaitGroup
 	done chan struct{}
 
+	// base starts the monotonic clock of call deadlines: a deadline is
+	// the time since base when the call fails.
+	base time.Time
+	// sweepWake (capacity 1) wakes the sweeper from idle.
+	sweepWake chan struct{}
+
 	mu sync.Mutex // mu guards the following
 	// pending maps event ids to waiting calls.
 	pending map[uint64]*call
+	// oldest and newest end the list of pending calls in send order.
+	oldest, newest *call
+	// sweepIdle: the sweeper found nothing pending and waits on sweepWake.
+	sweepIdle bool
 	// byCorr queues calls per correlation id, oldest first, for agents that
 	// do not echo event ids.
 	byCorr map[string][]*call
@@ -129,6 +142,8 @@ func newSession(cfg *config, w wire) *session {
 		pausedCorr: make(map[string]struct{}),
 		resume:     make(chan struct{}),
 		state:      StateReady,
+		base:       time.Now(),
+		sweepWake:  make(chan struct{}, 1),
 	}
 }
 
@@ -153,6 +168,13 @@ func (s *session) start(ctx context.Context) error {
 		defer s.wg.Done()
 		s.readLoop()
 	}()
+	if s.cfg.callTimeout > 0 {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.sweep(s.bg)
+		}()
+	}
 	return nil
 }
 
@@ -223,6 +245,12 @@ func (s *session) Send(ctx context.Context, event *agentv2.ProxyToAgent) (*agent
 	c := callPool.Get().(*call)
 	c.id = s.nextID.Add(1)
 	c.corr = corr
+	c.deadline = 0
+	if d := s.cfg.callTimeout; d > 0 {
+		// The sweeper enforces it; a context deadline that comes sooner
+		// ends the call first.
+		c.deadline = time.Since(s.base) + d
+	}
 	event.EventId = c.id
 
 	ordered := s.byCorr != nil
@@ -240,13 +268,22 @@ func (s *session) Send(ctx context.Context, event *agentv2.ProxyToAgent) (*agent
 		return nil, err
 	}
 	s.pending[c.id] = c
+	s.linkLocked(c)
 	if ordered {
 		s.byCorr[corr] = append(s.byCorr[corr], c)
 	}
+	wake := s.sweepIdle
+	s.sweepIdle = false
 	// Alone in flight, the event goes out at once; with others in flight,
 	// it shares the writer's next system call with them.
 	busy := len(s.pending) > 1
 	s.mu.Unlock()
+	if wake {
+		select {
+		case s.sweepWake <- struct{}{}:
+		default:
+		}
+	}
 
 	var err error
 	if busy {
@@ -267,40 +304,94 @@ func (s *session) Send(ctx context.Context, event *agentv2.ProxyToAgent) (*agent
 		return nil, s.sendErr(err)
 	}
 
-	var (
-		timeout  <-chan time.Time
-		deadline time.Time
-	)
-	if d := s.cfg.callTimeout; d > 0 {
-		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > d {
-			deadline = time.Now().Add(d)
-			if c.timer == nil {
-				c.timer = time.NewTimer(d)
-			} else {
-				c.timer.Reset(d)
-			}
-			timeout = c.timer.C
-		}
-	}
 	var res result
-wait:
-	select {
-	case res = <-c.ch:
-	case <-ctx.Done():
-		res = s.abandon(c, agentwire.WrapContextError(ctx.Err()))
-	case <-timeout:
-		if time.Now().Before(deadline) {
-			// A stale tick from the call's previous use, possible only
-			// with asynchronous timer channels (GODEBUG asynctimerchan=1).
-			goto wait
+	if done := ctx.Done(); done == nil {
+		res = <-c.ch
+	} else {
+		select {
+		case res = <-c.ch:
+		case <-done:
+			res = s.abandon(c, agentwire.WrapContextError(ctx.Err()))
 		}
-		res = s.abandon(c, agentwire.Errorf(agentwire.CodeDeadlineExceeded, "no decision within %v", s.cfg.callTimeout))
-	}
-	if timeout != nil {
-		c.timer.Stop()
 	}
 	callPool.Put(c)
 	return res.resp, res.err
+}
+
+// sweep fails the calls that outlive the call timeout, until ctx ends. One
+// goroutine and one timer serve every call of the session: pending calls
+// are listed in send order, which is the order of their deadlines, so the
+// timer only ever waits for the oldest. With nothing pending the sweeper
+// waits to be woken by the next Send.
+func (s *session) sweep(ctx context.Context) {
+	timer := time.NewTimer(s.cfg.callTimeout)
+	defer timer.Stop()
+	var expired []*call
+	for {
+		now := time.Since(s.base)
+		s.mu.Lock()
+		for c := s.oldest; c != nil && c.deadline <= now; c = s.oldest {
+			s.removeLocked(c)
+			expired = append(expired, c)
+		}
+		var wait time.Duration
+		if s.oldest == nil {
+			s.sweepIdle = true
+		} else {
+			wait = s.oldest.deadline - now
+		}
+		s.mu.Unlock()
+		if len(expired) > 0 {
+			err := agentwire.Errorf(agentwire.CodeDeadlineExceeded, "no decision within %v", s.cfg.callTimeout)
+			for i, c := range expired {
+				c.ch <- result{err: err}
+				expired[i] = nil
+			}
+			expired = expired[:0]
+		}
+		if wait <= 0 {
+			select {
+			case <-s.sweepWake:
+			case <-ctx.Done():
+				return
+			}
+			continue
+		}
+		timer.Reset(wait)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// linkLocked appends c to the list of pending calls; s.mu is held.
+func (s *session) linkLocked(c *call) {
+	c.prev, c.next = s.newest, nil
+	if s.newest != nil {
+		s.newest.next = c
+	} else {
+		s.oldest = c
+	}
+	s.newest = c
+}
+
+// removeLocked takes c out of every table of pending calls; s.mu is held.
+func (s *session) removeLocked(c *call) {
+	delete(s.pending, c.id)
+	s.unqueueLocked(c)
+	if c.prev != nil {
+		c.prev.next = c.next
+	} else {
+		s.oldest = c.next
+	}
+	if c.next != nil {
+		c.next.prev = c.prev
+	} else {
+		s.newest = c.prev
+	}
+	c.prev, c.next = nil, nil
 }
 
 // abandon gives up on c unless its result raced in.
@@ -319,8 +410,7 @@ func (s *session) forget(c *call) bool {
 	if s.pending[c.id] != c {
 		return false
 	}
-	delete(s.pending, c.id)
-	s.unqueueLocked(c)
+	s.removeLocked(c)
 	return true
 }
 
@@ -460,14 +550,12 @@ func (s *session) deliver(id uint64, resp *agentv2.AgentResponse) {
 	case id != 0:
 		c = s.pending[id]
 		if c != nil {
-			delete(s.pending, id)
-			s.unqueueLocked(c)
+			s.removeLocked(c)
 		}
 	case s.byCorr != nil:
 		if q := s.byCorr[resp.GetCorrelationId()]; len(q) > 0 {
 			c = q[0]
-			delete(s.pending, c.id)
-			s.unqueueLocked(c)
+			s.removeLocked(c)
 		}
 	default:
 		// An echoing agent that left the id out: oldest call of the request.
@@ -477,7 +565,7 @@ func (s *session) deliver(id uint64, resp *agentv2.AgentResponse) {
 			}
 		}
 		if c != nil {
-			delete(s.pending, c.id)
+			s.removeLocked(c)
 		}
 	}
 	s.mu.Unlock()
@@ -619,11 +707,10 @@ func (s *session) Cancel(ctx context.Context, correlationID string, reason agent
 	// own (error) answers may race in, and the caller must see the cancel.
 	var victims []*call
 	s.mu.Lock()
-	for id, c := range s.pending {
+	for _, c := range s.pending {
 		if correlationID == "" || c.corr == correlationID {
 			victims = append(victims, c)
-			delete(s.pending, id)
-			s.unqueueLocked(c)
+			s.removeLocked(c)
 		}
 	}
 	if correlationID == "" {
@@ -769,9 +856,13 @@ func (s *session) fail(err error) {
 	}
 	s.err = err
 	victims := make([]*call, 0, len(s.pending))
-	for _, c := range s.pending {
+	for c := s.oldest; c != nil; c = c.next {
 		victims = append(victims, c)
 	}
+	for _, c := range victims {
+		c.prev, c.next = nil, nil
+	}
+	s.oldest, s.newest = nil, nil
 	clear(s.pending)
 	if s.byCorr != nil {
 		clear(s.byCorr)

@@ -1,0 +1,262 @@
+package transport_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/agentwire/agentwire"
+	"github.com/agentwire/agentwire/codec"
+	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/transport"
+)
+
+// The Unix-socket benchmarks measure the proxy side alone: the agent is
+// this test binary re-executed (benchAgentEnv names its socket), a minimal
+// echo agent in its own process, so the CPU time the benchmark reports per
+// event (cpu-ns/op, from getrusage) is the proxy's only.
+
+// benchAgentEnv, when set, makes the test binary serve as the benchmark's
+// echo agent on the Unix socket it names until its stdin closes.
+const benchAgentEnv = "AGENTWIRE_BENCH_AGENT"
+
+// serveBenchAgent is the echo agent's main: it answers the handshake and
+// then every event with an allow and one header mutation (what the
+// example WAF answers), writing answers before any read that would block.
+func serveBenchAgent(path string) error {
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return err
+	}
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		_ = ln.Close()
+	}()
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			return nil
+		}
+		go func() {
+			defer nc.Close()
+			_ = echoAgentConn(nc)
+		}()
+	}
+}
+
+func echoAgentConn(nc net.Conn) error {
+	br := bufio.NewReaderSize(nc, 64<<10)
+	var (
+		in  agentv2.ProxyToAgent
+		out []byte
+	)
+	resp := &agentv2.AgentResponse{
+		Decision:       &agentv2.AgentResponse_Allow{Allow: &agentv2.AllowDecision{}},
+		RequestHeaders: []*agentv2.HeaderOp{{Operation: &agentv2.HeaderOp_Set{Set: &agentv2.Header{Name: "x-waf", Value: "pass"}}}},
+	}
+	reply := &agentv2.AgentToProxy{Message: &agentv2.AgentToProxy_Response{Response: resp}}
+	for {
+		hdr, err := br.Peek(agentv2.FrameHeaderSize)
+		if err != nil {
+			return err
+		}
+		n := int(binary.BigEndian.Uint32(hdr))
+		frame, err := br.Peek(4 + n)
+		if err != nil {
+			return err
+		}
+		// Decoded in place: in is used up before the next read.
+		if err := codec.Decode(&in, agentv2.FrameType(frame[4]), frame[agentv2.FrameHeaderSize:], agentv2.IsProxyToAgentFrame, true); err != nil {
+			return err
+		}
+		_, _ = br.Discard(4 + n)
+		switch m := in.GetMessage().(type) {
+		case *agentv2.ProxyToAgent_Handshake:
+			hs := &agentv2.AgentToProxy{Message: &agentv2.AgentToProxy_Handshake{Handshake: &agentv2.HandshakeResponse{
+				ProtocolVersion: transport.ProtocolVersion, Success: true, Encoding: "protobuf",
+				Capabilities: &agentv2.AgentCapabilities{
+					ProtocolVersion: transport.ProtocolVersion, AgentId: "bench-echo",
+					Features: &agentv2.AgentFeatures{EchoesEventId: true, ConcurrentRequests: 1 << 20},
+				},
+			}}}
+			if out, err = codec.AppendFrame(out, hs, 0); err != nil {
+				return err
+			}
+		case *agentv2.ProxyToAgent_Ping:
+			pong := &agentv2.AgentToProxy{EventId: in.GetEventId(), Message: &agentv2.AgentToProxy_Pong{Pong: &agentv2.Pong{Sequence: m.Ping.GetSequence()}}}
+			if out, err = codec.AppendFrame(out, pong, 0); err != nil {
+				return err
+			}
+		default:
+			corr, ok := transport.CorrelationID(&in)
+			if !ok {
+				continue
+			}
+			reply.EventId = in.GetEventId()
+			resp.CorrelationId = corr
+			if out, err = codec.AppendFrame(out, reply, 0); err != nil {
+				return err
+			}
+		}
+		if !frameBuffered(br) {
+			if _, err := nc.Write(out); err != nil {
+				return err
+			}
+			out = out[:0]
+		}
+	}
+}
+
+// frameBuffered reports whether br holds a whole frame.
+func frameBuffered(br *bufio.Reader) bool {
+	if br.Buffered() < 4 {
+		return false
+	}
+	hdr, _ := br.Peek(4)
+	return br.Buffered() >= 4+int(binary.BigEndian.Uint32(hdr))
+}
+
+// startBenchAgent runs the echo agent process and returns its socket path.
+func startBenchAgent(b *testing.B) string {
+	b.Helper()
+	dir, err := os.MkdirTemp("", "awb")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = os.RemoveAll(dir) })
+	path := filepath.Join(dir, "agent.sock")
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), benchAgentEnv+"="+path)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = stdin.Close()
+		_ = cmd.Wait()
+	})
+	for start := time.Now(); ; time.Sleep(5 * time.Millisecond) {
+		if _, err := os.Stat(path); err == nil {
+			return path
+		}
+		if time.Since(start) > 10*time.Second {
+			b.Fatal("bench agent did not start")
+		}
+	}
+}
+
+// benchHeadersEvent is a request-headers event of about 500 bytes with 20
+// headers, as cmd/agentbench sends.
+func benchHeadersEvent(worker int) *agentv2.ProxyToAgent {
+	names := []string{
+		"host", "user-agent", "accept", "accept-encoding", "accept-language",
+		"content-type", "content-length", "connection", "cache-control", "origin",
+		"referer", "cookie", "x-request-id", "x-forwarded-for", "x-real-ip",
+		"dnt", "pragma", "te", "via", "date",
+	}
+	values := []string{
+		"a.io", "curl/8", "*/*", "gzip", "en",
+		"text/json", "0", "close", "no-cache", "https://a.io",
+		"https://a.io/", "s=1", strconv.Itoa(worker), "10.0.0.1", "10.0.0.1",
+		"1", "no-cache", "trailers", "1.1 lb", "Thu, 27 Nov 2026",
+	}
+	hs := make([]*agentv2.Header, len(names))
+	for i := range names {
+		hs[i] = &agentv2.Header{Name: names[i], Value: values[i]}
+	}
+	return &agentv2.ProxyToAgent{Message: &agentv2.ProxyToAgent_RequestHeaders{RequestHeaders: &agentv2.RequestHeadersEvent{
+		Metadata: &agentv2.RequestMetadata{
+			CorrelationId: fmt.Sprintf("c%06d", worker), ClientIp: "10.0.0.1", ClientPort: 51234,
+			Protocol: "HTTP/1.1", TimestampMs: 1764000000000,
+		},
+		Method: "GET", Uri: "/api/items?id=42", HttpVersion: "HTTP/1.1", Headers: hs,
+	}}}
+}
+
+// processCPU is the CPU time (user and system) this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func BenchmarkUnixSend(b *testing.B) {
+	for _, sc := range []struct{ conns, inflight int }{{1, 1}, {1, 64}, {4, 64}} {
+		b.Run(fmt.Sprintf("%dx%d", sc.conns, sc.inflight), func(b *testing.B) {
+			path := startBenchAgent(b)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			conns := make([]transport.Conn, sc.conns)
+			for i := range conns {
+				c, err := transport.DialUnix(ctx, path)
+				if err != nil {
+					b.Fatal(err)
+				}
+				conns[i] = c
+				defer c.Close(context.Background())
+			}
+			workers := sc.conns * sc.inflight
+			events := make([]*agentv2.ProxyToAgent, workers)
+			for i := range events {
+				events[i] = benchHeadersEvent(i)
+			}
+			var (
+				next    atomic.Int64
+				wg      sync.WaitGroup
+				errOnce sync.Once
+				failed  error
+			)
+			run := func(n int64) {
+				next.Store(0)
+				for w := range workers {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						c, ev := conns[w%len(conns)], events[w]
+						for next.Add(1) <= n {
+							resp, err := c.Send(ctx, ev)
+							if err == nil && resp.GetAllow() == nil {
+								err = errors.New("no allow decision")
+							}
+							if err != nil {
+								errOnce.Do(func() { failed = err })
+								return
+							}
+						}
+					}()
+				}
+				wg.Wait()
+			}
+			run(int64(workers * 100)) // warm up
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu := processCPU()
+			run(int64(b.N))
+			cpu = processCPU() - cpu
+			b.StopTimer()
+			if failed != nil {
+				b.Fatal(agentwire.CodeOf(failed), failed)
+			}
+			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+		})
+	}
+}
