@@ -34,19 +34,23 @@ func (f *framedWire) send(ctx context.Context, m *agentv2.ProxyToAgent) error {
 	return f.w.Write(ctx, m)
 }
 
-// recv decodes the next frame from a private copy of its payload, without
-// copying each string and bytes field: they alias the copy, which nothing
-// else writes, so m and everything handed out of it (responses belong to
-// the callers of Send) stay valid after the next read. One allocation
-// replaces one per field.
 func (f *framedWire) sendBatched(ctx context.Context, m *agentv2.ProxyToAgent) error {
 	return f.w.WriteBatched(ctx, m)
 }
 
+// recv decodes the next frame from a private copy of its payload, without
+// copying each string and bytes field: they alias the copy, which nothing
+// else writes, so m and everything handed out of it (responses belong to
+// the callers of Send) stay valid after the next read. One allocation
+// replaces one per field; common responses take one allocation in all
+// (decodeResponse).
 func (f *framedWire) recv(m *agentv2.AgentToProxy) error {
 	t, payload, err := f.r.ReadFrame()
 	if err != nil {
 		return err
+	}
+	if t == agentv2.AgentToProxyFrameResponse && decodeResponse(m, payload) {
+		return nil
 	}
 	if agentv2.IsAgentToProxyFrame(t) {
 		payload = append([]byte(nil), payload...)

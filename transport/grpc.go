@@ -58,6 +58,9 @@ func (wireCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if !ok {
 		return fmt.Errorf("agentwire codec: cannot unmarshal into %T", v)
 	}
+	if env, ok := v.(*agentv2.AgentToProxy); ok && len(data) == 1 && decodeResponse(env, data[0].ReadOnlyData()) {
+		return nil
+	}
 	m.Reset()
 	if u, ok := v.(unsafeUnmarshaler); ok {
 		// A fresh copy that m owns: strings and bytes alias it instead of
