@@ -141,3 +141,20 @@ func (h *chunkOrderHandler) RequestBodyChunk(_ context.Context, ev *agentv2.Body
 	h.mu.Unlock()
 	return Allow(), nil
 }
+
+func TestInlineWatchWakesAfterQuiet(t *testing.T) {
+	t.Parallel()
+	h := &gateHandler{release: make(chan struct{}), started: make(chan string, 10)}
+	e := startUDS(t, h, WithInlineBudget(2*time.Millisecond))
+	c := e.dialReady()
+	c.Send(requestHeaders(1, "quick-0"))
+	c.response()
+	// With nothing running inline the watch stops ticking.
+	eventually(t, e.srv.watch.parked.Load, "watch parked after a quiet spell")
+	c.Send(requestHeaders(2, "slow-1"))
+	<-h.started
+	c.Send(requestHeaders(3, "quick-1"))
+	assert.Equal(t, uint64(3), c.response().GetEventId(), "the parked watch woke and took the reading over")
+	close(h.release)
+	assert.Equal(t, uint64(2), c.response().GetEventId())
+}

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -24,6 +25,7 @@ type Server struct {
 	metrics        MetricsReporter // nil if h reports none
 	healthReporter HealthReporter  // nil if h reports none
 	checker        *grpchealth.StaticChecker
+	watch          *inlineWatch
 	nextID         atomic.Uint64
 	// wg counts goroutines the server starts outside any session: one per
 	// connection accepted by ServeUnix and one reader per gRPC stream.
@@ -66,6 +68,7 @@ func NewServer(h Handler, opts ...Option) (*Server, error) {
 		streams:   make(map[stream]struct{}),
 		changed:   make(chan struct{}),
 	}
+	srv.watch = newInlineWatch(srv, cfg.inlineBudget)
 	srv.invoke = srv.chain()
 	srv.metrics, _ = h.(MetricsReporter)
 	srv.healthReporter, _ = h.(HealthReporter)
@@ -128,6 +131,7 @@ func (srv *Server) addSession(s *session) bool {
 		return false
 	}
 	srv.sessions = append(srv.sessions, s)
+	srv.watch.launchLocked()
 	return true
 }
 
@@ -214,7 +218,14 @@ func (srv *Server) Close() {
 	for st := range srv.streams {
 		st.Abort()
 	}
+	sessions := slices.Clone(srv.sessions)
 	srv.mu.Unlock()
+	// A handler running on its connection's reader keeps that reader from
+	// seeing the abort: end the sessions here, which cancels it.
+	for _, s := range sessions {
+		s.end(agentwire.Errorf(agentwire.CodeUnavailable, "agent: server closed"))
+	}
+	srv.watch.close()
 	srv.setServing(false)
 	for _, ln := range lns {
 		_ = ln.Close()

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/agentwire/agentwire"
@@ -199,9 +200,13 @@ type session struct {
 	// maxIdle bounds parked workers; more exit instead of waiting for work.
 	maxIdle int
 	// budget is how long a handler may run on the reading goroutine (0:
-	// events always go to workers); watch fires when one runs longer.
+	// events always go to workers); the server's inlineWatch enforces it.
 	budget time.Duration
-	watch  *time.Timer
+	// inlineSeq is odd while the reader runs an event itself, and grows by
+	// two per such event; written under mu, read by the watch without it.
+	inlineSeq atomic.Uint64
+	// watchSeen is inlineSeq at the watch's last look (the watch's own).
+	watchSeen uint64
 	// readDone carries the read loop's final error to run once reading has
 	// moved to another goroutine.
 	readDone chan error
@@ -269,10 +274,6 @@ func newSession(ctx context.Context, srv *Server, st stream, hs *agentv2.Handsha
 		readDone:      make(chan error, 1),
 	}
 	s.work.L = &s.mu
-	if s.budget > 0 {
-		s.watch = time.AfterFunc(time.Hour, s.takeover)
-		s.watch.Stop()
-	}
 	s.peer = &Peer{s: s}
 	s.log = cfg.logger.With("proxy_id", hs.GetProxyId(), "session", srv.nextID.Add(1))
 	s.ctx, s.cancel = context.WithCancelCause(context.WithValue(ctx, peerKey{}, s.peer))
@@ -332,9 +333,6 @@ func (s *session) end(cause error) {
 	}
 	s.idleWaiters = nil
 	s.mu.Unlock()
-	if s.watch != nil {
-		s.watch.Stop()
-	}
 	s.cancel(cause)
 }
 
@@ -395,16 +393,16 @@ func (s *session) readLoop(id uint64) (err error, over bool) {
 }
 
 // runInline handles event m of lane l on the reading goroutine id, under
-// the watch of the budget timer. It reports whether this goroutine is still
+// the server's inline watch. It reports whether this goroutine is still
 // the reader; if not, the event's lane is left to the workers and held
 // answers are pushed.
 func (s *session) runInline(id uint64, l *lane, m *agentv2.ProxyToAgent, bs burstStream) bool {
-	s.watch.Reset(s.budget)
 	d := s.handle(l, m, bs)
 	s.mu.Lock()
 	reader := s.readerID == id
 	if reader {
 		s.inlineLane = nil
+		s.inlineSeq.Add(1)
 	}
 	switch {
 	case !reader:
@@ -428,9 +426,7 @@ func (s *session) runInline(id uint64, l *lane, m *agentv2.ProxyToAgent, bs burs
 		l.finish()
 	}
 	s.mu.Unlock()
-	if reader {
-		s.watch.Stop()
-	} else if bs != nil {
+	if !reader && bs != nil {
 		_ = bs.Push()
 	}
 	return reader
@@ -452,16 +448,17 @@ func (s *session) slowLocked() {
 	s.cooldown = s.backoff
 }
 
-// takeover runs when an inline handler outlived the budget: a new
+// takeover runs when the inline event seq outlived the budget: a new
 // goroutine becomes the reader, so the connection's other events are not
 // held up; the old one finishes its event and leaves.
-func (s *session) takeover() {
+func (s *session) takeover(seq uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ended || s.inlineLane == nil {
+	if s.ended || s.inlineLane == nil || s.inlineSeq.Load() != seq {
 		return
 	}
 	s.inlineLane = nil
+	s.inlineSeq.Add(1)
 	s.readerID++
 	s.takeovers++
 	s.slowLocked()
@@ -555,8 +552,10 @@ func (s *session) submit(cid string, m *agentv2.ProxyToAgent) *lane {
 		if s.budget > 0 && !flip && s.inlineLane == nil && s.readyHead == len(s.ready) {
 			if s.cooldown == 0 {
 				s.inlineLane = l
+				s.inlineSeq.Add(1)
 				s.running++
 				s.mu.Unlock()
+				s.srv.watch.active()
 				return l
 			}
 			s.cooldown--
