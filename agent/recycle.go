@@ -20,20 +20,23 @@ import (
 // header structs for the next event of the same kind, which then decodes
 // without allocating.
 
-// Slab sizes: a chunk amortises one allocation over dozens of header events
-// while an idle connection pins at most one; a larger payload gets its own.
+// Slab chunk sizes: chunks double from the first payload's size up to
+// slabChunkSize, which holds about thirty header events; a payload larger
+// than slabMaxPiece gets its own allocation.
 const (
 	slabChunkSize = 16 << 10
 	slabMaxPiece  = slabChunkSize / 4
 )
 
-// slab hands out pieces of larger chunks for event payloads. A chunk is
-// never reused: the garbage collector frees it once no message or string
-// points into it, so a string a handler keeps stays valid. A slab holds no
-// chunk before its first event. Not safe for concurrent use: one stream's
-// reader owns it.
+// slab hands out pieces of larger chunks for the payloads of gRPC and
+// Connect streams, which free a message's buffer once it is decoded. A
+// chunk is never reused: the garbage collector frees it once no message or
+// string points into it, so a string a handler keeps stays valid. A slab
+// holds no chunk before its first event. Not safe for concurrent use: one
+// stream's reader owns it.
 type slab struct {
 	free []byte // the unused end of the current chunk
+	next int    // size of the next chunk
 }
 
 // alloc returns n bytes for the caller to fill, capped at n so that
@@ -43,7 +46,9 @@ func (s *slab) alloc(n int) []byte {
 		return make([]byte, n)
 	}
 	if len(s.free) < n {
-		s.free = make([]byte, slabChunkSize)
+		size := min(max(s.next, n), slabChunkSize)
+		s.free = make([]byte, size)
+		s.next = 2 * size
 	}
 	b := s.free[:n:n]
 	s.free = s.free[n:]
@@ -295,17 +300,17 @@ func clearHeaders(hs []*agentv2.Header) []*agentv2.Header {
 	return hs[:0]
 }
 
-// eventDecoder decodes what a stream receives into recycled envelopes whose
-// strings and bytes live in its slab. Not safe for concurrent use: the
-// stream's reader owns it; the envelopes it returns go back through
-// releaseEnvelope from any goroutine.
+// eventDecoder decodes what a gRPC or Connect stream receives into
+// recycled envelopes whose strings and bytes live in its slab. Not safe
+// for concurrent use: the stream's reader owns it; the envelopes it returns
+// go back through releaseEnvelope from any goroutine.
 type eventDecoder struct {
 	slab slab
 }
 
 // decode decodes src, which the caller may reuse afterwards, into a new
-// envelope; with framed set, its oneof case must match the frame type t.
-func (d *eventDecoder) decode(src []byte, t agentv2.FrameType, framed bool) (*agentv2.ProxyToAgent, error) {
+// envelope.
+func (d *eventDecoder) decode(src []byte) (*agentv2.ProxyToAgent, error) {
 	field, meta, ok := scanEnvelope(src)
 	var buf []byte
 	if ok && isShaped(field) {
@@ -316,7 +321,22 @@ func (d *eventDecoder) decode(src []byte, t agentv2.FrameType, framed bool) (*ag
 		// no chunk before its first event.
 		buf = bytes.Clone(src)
 	}
-	return decodeShaped(buf, field, meta, ok, t, framed)
+	return decodeShaped(buf, field, meta, ok, 0, false)
+}
+
+// decodeFrame decodes a frame's payload, which the caller may reuse
+// afterwards, into a new envelope whose oneof case must match the frame
+// type t. own is nil, or holds the same bytes as payload in memory the
+// message may keep (a chunk nobody reuses): an event then decodes from it
+// without another copy.
+func decodeFrame(t agentv2.FrameType, payload, own []byte) (*agentv2.ProxyToAgent, error) {
+	field, meta, ok := scanEnvelope(payload)
+	if own == nil || !ok || !isShaped(field) {
+		// Handshakes and control messages get a copy of their own: they
+		// are not always released, and must not keep a chunk alive.
+		own = bytes.Clone(payload)
+	}
+	return decodeShaped(own, field, meta, ok, t, true)
 }
 
 // decodeOwned is decode for a buf that belongs to the message from now on.
@@ -367,7 +387,7 @@ func clipBytes(m *agentv2.ProxyToAgent) {
 // several buffers that it frees after the codec returns.
 func (d *eventDecoder) decodeSlice(data mem.BufferSlice) (*agentv2.ProxyToAgent, error) {
 	if len(data) == 1 {
-		return d.decode(data[0].ReadOnlyData(), 0, false)
+		return d.decode(data[0].ReadOnlyData())
 	}
 	n := data.Len()
 	var buf []byte

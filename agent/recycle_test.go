@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -11,7 +12,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -381,21 +381,60 @@ func TestSlab(t *testing.T) {
 	var s slab
 	assert.Nil(t, s.free, "no chunk before the first payload")
 	a := s.copy([]byte("abc"))
-	rest := s.free
 	b := s.copy([]byte("defg"))
 	assert.Equal(t, "abc", string(a))
 	assert.Equal(t, 3, cap(a), "pieces are capped")
-	assert.Same(t, unsafe.SliceData(rest), unsafe.SliceData(b), "pieces share a chunk")
 	a = append(a, 'x')
 	assert.Equal(t, "defg", string(b), "appending to a piece leaves the next one alone")
 	big := make([]byte, slabMaxPiece+1)
 	free := len(s.free)
 	assert.Len(t, s.copy(big), len(big))
 	assert.Equal(t, free, len(s.free), "large payloads get their own allocation")
-	for range slabChunkSize / slabMaxPiece {
-		copy(s.alloc(slabMaxPiece), big)
+
+	// Chunks double from the first payload's size up to slabChunkSize.
+	var g slab
+	var sizes []int
+	for range 300 {
+		if len(g.free) < 256 {
+			g.copy(big[:256])
+			sizes = append(sizes, len(g.free)+256)
+		} else {
+			g.copy(big[:256])
+		}
 	}
+	assert.Equal(t, []int{256, 512, 1024, 2048, 4096, 8192, slabChunkSize, slabChunkSize}, sizes[:8])
 	assert.Equal(t, "defg", string(b), "a chunk is never reused")
+}
+
+func TestTeeReader(t *testing.T) {
+	t.Parallel()
+	src := bytes.NewReader([]byte("0123456789abcdefghij"))
+	tee := &teeReader{r: src}
+	p := make([]byte, 8)
+	n, err := tee.Read(p)
+	require.NoError(t, err)
+	require.Equal(t, 8, n)
+	b := tee.bytes(2, 3)
+	assert.Equal(t, "234", string(b))
+	assert.Equal(t, 3, cap(b), "copies are capped")
+	clear(p)
+	assert.Equal(t, "234", string(b), "the copy is the reader's own")
+	assert.Nil(t, tee.bytes(6, 3), "bytes the last read did not bring")
+
+	n, err = tee.Read(p[:5])
+	require.NoError(t, err)
+	require.Equal(t, 5, n)
+	assert.Equal(t, "9ab", string(tee.bytes(9, 3)))
+	assert.Nil(t, tee.bytes(7, 3), "split over two reads")
+	assert.Equal(t, "234", string(b), "an earlier copy is never reused")
+	tee.idle()
+	assert.Nil(t, tee.bytes(9, 3), "an idle reader pins no copy")
+
+	n, err = tee.Read(make([]byte, teeMaxRead+1))
+	require.NoError(t, err)
+	assert.Equal(t, 7, n)
+	assert.Nil(t, tee.bytes(13, 2), "large reads are not copied")
+	assert.Equal(t, int64(20), tee.n)
 }
 
 // headersEvent20 is a request-headers event with 20 headers, as agentbench
@@ -467,6 +506,59 @@ func TestFramedRecvAllocs(t *testing.T) {
 	t.Logf("%.3f allocations and %.0f bytes per event", perEvent, float64(after.TotalAlloc-before.TotalAlloc)/n)
 	assert.Less(t, perEvent, 0.1)
 	assert.Less(t, float64(after.TotalAlloc-before.TotalAlloc)/n, 1000.0)
+}
+
+// chunkyConn returns its bytes in reads of random sizes.
+type chunkyConn struct {
+	net.Conn // nil: only the methods below are used
+	r        *bytes.Reader
+	rnd      *rand.Rand
+}
+
+func (c *chunkyConn) Read(p []byte) (int, error) {
+	return c.r.Read(p[:min(len(p), 1+c.rnd.IntN(700))])
+}
+
+func (c *chunkyConn) Close() error { return nil }
+
+// TestFramedRecvAnyReads: whatever sizes the reads of the connection have
+// (frames split between reads are copied, whole ones aliased), Recv
+// returns what the proxy sent.
+func TestFramedRecvAnyReads(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(3, 4))
+	var sent []*agentv2.ProxyToAgent
+	var data []byte
+	for i := range 2000 {
+		var m *agentv2.ProxyToAgent
+		if i%50 == 49 {
+			m = &agentv2.ProxyToAgent{Message: &agentv2.ProxyToAgent_Ping{Ping: &agentv2.Ping{Sequence: uint64(i)}}}
+		} else {
+			m = hotEvent(r, []protowire.Number{fieldRequestHeaders, fieldRequestBodyChunk, fieldResponseHeaders}[r.IntN(3)], r.IntN(2) == 0)
+		}
+		m.EventId = uint64(i + 1)
+		var err error
+		data, err = m.AppendFrame(data, 0)
+		require.NoError(t, err)
+		sent = append(sent, m)
+	}
+	f := newFramedStream(&chunkyConn{r: bytes.NewReader(data), rnd: r}, 0)
+	var held []*agentv2.ProxyToAgent
+	for i, want := range sent {
+		m, err := f.Recv()
+		require.NoError(t, err)
+		require.True(t, proto.Equal(want, m), "frame %d: got %v", i, m)
+		held = append(held, m)
+		if len(held) == 16 {
+			for _, h := range held {
+				require.True(t, proto.Equal(sent[h.EventId-1], h), "event %d changed while held", h.EventId)
+				f.Release(h)
+			}
+			held = held[:0]
+		}
+	}
+	_, err := f.Recv()
+	require.Error(t, err)
 }
 
 // TestReleaseConcurrentWithRecv: events released by other goroutines while

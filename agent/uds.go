@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -216,25 +217,35 @@ type framedStream struct {
 	w       *codec.Writer
 	runDone chan struct{} // closed when the writer's Run returned
 	aborted atomic.Bool
-	in      frameTarget // Recv's decoder
+	// Only Recv uses the following.
+	in  frameTarget // the decoder
+	tee teeReader   // conn as r reads it
 }
 
 var _ stream = (*framedStream)(nil)
 
 func newFramedStream(conn net.Conn, maxFrame int) *framedStream {
 	f := &framedStream{conn: conn, runDone: make(chan struct{})}
-	f.r = codec.NewReader(conn, maxFrame)
+	f.tee.r = conn
+	f.in.tee = &f.tee
+	f.r = codec.NewReader(&f.tee, maxFrame)
 	f.w = codec.NewWriter(conn, maxFrame, 0)
 	return f
 }
 
-// Recv copies each event's payload into the stream's slab and decodes it
-// in place into a recycled envelope: the message's strings and bytes share
-// the slab chunk instead of each being allocated on its own, and the chunk
-// lives as long as anything points into it.
+// Recv decodes each event in place into a recycled envelope: the
+// message's strings and bytes alias the copy the stream made of the read
+// that brought the frame (see teeReader) instead of each being allocated on
+// its own. Before waiting for the peer, Recv lets go of that copy: an idle
+// connection pins none.
 func (f *framedStream) Recv() (*agentv2.ProxyToAgent, error) {
+	if f.tee.n == f.in.next {
+		f.tee.idle()
+	}
 	t, payload, err := f.r.ReadFrame()
 	if err == nil {
+		f.in.at = f.in.next + agentv2.FrameHeaderSize
+		f.in.next = f.in.at + int64(len(payload))
 		if err = codec.Decode(&f.in, t, payload, agentv2.IsProxyToAgentFrame, true); err == nil {
 			m := f.in.m
 			f.in.m = nil
@@ -247,13 +258,57 @@ func (f *framedStream) Recv() (*agentv2.ProxyToAgent, error) {
 	return nil, err
 }
 
+// teeMaxRead bounds the reads teeReader copies: the frame reader's buffer
+// fills. Larger reads go straight into the payload of a frame too large
+// for that buffer, which is decoded from a copy of its own.
+const teeMaxRead = 64 << 10
+
+// teeReader copies each read from the connection into a chunk of its own
+// (one allocation per read, not zeroed): a payload the read brought whole
+// is already in memory nobody reuses, so that the decoded event can alias
+// it without a copy per frame. A chunk lives as long as anything points
+// into it. Only the stream's reader uses it.
+type teeReader struct {
+	r     io.Reader
+	n     int64  // bytes read from r so far
+	chunk []byte // the bytes of the last read, or nil
+	off   int64  // where chunk starts in the stream
+}
+
+func (t *teeReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if n > 0 {
+		t.chunk = nil
+		if len(p) <= teeMaxRead {
+			t.chunk, t.off = append([]byte(nil), p[:n]...), t.n
+		}
+		t.n += int64(n)
+	}
+	return n, err
+}
+
+// bytes returns the copy of stream bytes [at, at+n), or nil unless the
+// last read brought them all.
+func (t *teeReader) bytes(at int64, n int) []byte {
+	i := at - t.off
+	if t.chunk == nil || i < 0 || i+int64(n) > int64(len(t.chunk)) {
+		return nil
+	}
+	return t.chunk[i : i+int64(n) : i+int64(n)]
+}
+
+// idle drops the last read's copy, once every frame in it was decoded.
+func (t *teeReader) idle() { t.chunk = nil }
+
 // frameTarget is what Recv hands codec.Decode, which checks the frame type
 // and wraps errors as for every framed reader, to decode into: it decodes
-// with the stream's eventDecoder and keeps the result in m. Only the
-// stream's reader uses it.
+// into a recycled envelope from the stream's copy of the frame and keeps
+// the result in m. Only the stream's reader uses it.
 type frameTarget struct {
-	eventDecoder
-	m *agentv2.ProxyToAgent
+	tee  *teeReader
+	at   int64 // where the payload starts in the stream
+	next int64 // where the next frame starts in the stream
+	m    *agentv2.ProxyToAgent
 }
 
 func (d *frameTarget) Reset() { d.m = nil }
@@ -264,7 +319,7 @@ func (d *frameTarget) UnmarshalFrame(t agentv2.FrameType, payload []byte) error 
 }
 
 func (d *frameTarget) UnmarshalFrameUnsafe(t agentv2.FrameType, payload []byte) error {
-	m, err := d.decode(payload, t, true)
+	m, err := decodeFrame(t, payload, d.tee.bytes(d.at, len(payload)))
 	d.m = m
 	return err
 }

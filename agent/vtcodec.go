@@ -100,7 +100,7 @@ func (connectCodec) MarshalAppend(dst []byte, v any) ([]byte, error) {
 
 func (connectCodec) Unmarshal(data []byte, v any) error {
 	if t, ok := v.(*rpcTarget); ok {
-		m, err := t.dec.decode(data, 0, false)
+		m, err := t.dec.decode(data)
 		if err != nil {
 			return err
 		}
