@@ -22,28 +22,47 @@ import (
 	"github.com/agentwire/agentwire/codec"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 	"github.com/agentwire/agentwire/transport"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/mem"
 )
 
-// The Unix-socket benchmarks measure the proxy side alone: the agent is
-// this test binary re-executed (benchAgentEnv names its socket), a minimal
-// echo agent in its own process, so the CPU time the benchmark reports per
+// The send benchmarks measure the proxy side alone: the agent is this test
+// binary re-executed (benchAgentEnv names its directory), a minimal echo
+// agent in its own process, so the CPU time the benchmark reports per
 // event (cpu-ns/op, from getrusage) is the proxy's only.
 
 // benchAgentEnv, when set, makes the test binary serve as the benchmark's
-// echo agent on the Unix socket it names until its stdin closes.
+// echo agent until its stdin closes: on the Unix socket agent.sock in the
+// directory it names, and over gRPC on a loopback port it writes to the
+// file grpc.addr there.
 const benchAgentEnv = "AGENTWIRE_BENCH_AGENT"
 
 // serveBenchAgent is the echo agent's main: it answers the handshake and
 // then every event with an allow and one header mutation (what the
-// example WAF answers), writing answers before any read that would block.
-func serveBenchAgent(path string) error {
-	ln, err := net.Listen("unix", path)
+// example WAF answers).
+func serveBenchAgent(dir string) error {
+	ln, err := net.Listen("unix", filepath.Join(dir, "agent.sock"))
 	if err != nil {
+		return err
+	}
+	tl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	gs := grpc.NewServer(grpc.ForceServerCodecV2(benchCodec{}))
+	agentv2.RegisterAgentServiceV2Server(gs, benchGRPCAgent{})
+	go func() { _ = gs.Serve(tl) }()
+	tmp := filepath.Join(dir, "grpc.addr.tmp")
+	if err := os.WriteFile(tmp, []byte(tl.Addr().String()), 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, "grpc.addr")); err != nil {
 		return err
 	}
 	go func() {
 		_, _ = io.Copy(io.Discard, os.Stdin)
 		_ = ln.Close()
+		gs.Stop()
 	}()
 	for {
 		nc, err := ln.Accept()
@@ -57,17 +76,78 @@ func serveBenchAgent(path string) error {
 	}
 }
 
+// benchCodec encodes and decodes with vtprotobuf.
+type benchCodec struct{}
+
+func (benchCodec) Name() string { return "proto" }
+
+func (benchCodec) Marshal(v any) (mem.BufferSlice, error) {
+	m, ok := v.(interface{ MarshalVT() ([]byte, error) })
+	if !ok {
+		return nil, fmt.Errorf("cannot marshal %T", v)
+	}
+	b, err := m.MarshalVT()
+	return mem.BufferSlice{mem.SliceBuffer(b)}, err
+}
+
+func (benchCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	m, ok := v.(interface{ UnmarshalVT([]byte) error })
+	if !ok {
+		return fmt.Errorf("cannot unmarshal into %T", v)
+	}
+	return m.UnmarshalVT(data.Materialize())
+}
+
+// benchGRPCAgent answers ProcessStream as echoAgentConn answers frames.
+type benchGRPCAgent struct {
+	agentv2.UnimplementedAgentServiceV2Server
+}
+
+func (benchGRPCAgent) ProcessStream(stream agentv2.AgentServiceV2_ProcessStreamServer) error {
+	for {
+		in, err := stream.Recv()
+		if err != nil {
+			return nil
+		}
+		if out := echoAnswer(in); out != nil {
+			if err := stream.Send(out); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// echoAnswer is the echo agent's answer to in, or nil.
+func echoAnswer(in *agentv2.ProxyToAgent) *agentv2.AgentToProxy {
+	switch m := in.GetMessage().(type) {
+	case *agentv2.ProxyToAgent_Handshake:
+		return &agentv2.AgentToProxy{Message: &agentv2.AgentToProxy_Handshake{Handshake: &agentv2.HandshakeResponse{
+			ProtocolVersion: transport.ProtocolVersion, Success: true, Encoding: "protobuf",
+			Capabilities: &agentv2.AgentCapabilities{
+				ProtocolVersion: transport.ProtocolVersion, AgentId: "bench-echo",
+				Features: &agentv2.AgentFeatures{EchoesEventId: true, ConcurrentRequests: 1 << 20},
+			},
+		}}}
+	case *agentv2.ProxyToAgent_Ping:
+		return &agentv2.AgentToProxy{EventId: in.GetEventId(), Message: &agentv2.AgentToProxy_Pong{Pong: &agentv2.Pong{Sequence: m.Ping.GetSequence()}}}
+	}
+	corr, ok := transport.CorrelationID(in)
+	if !ok {
+		return nil
+	}
+	return &agentv2.AgentToProxy{EventId: in.GetEventId(), Message: &agentv2.AgentToProxy_Response{Response: &agentv2.AgentResponse{
+		CorrelationId:  corr,
+		Decision:       &agentv2.AgentResponse_Allow{Allow: &agentv2.AllowDecision{}},
+		RequestHeaders: []*agentv2.HeaderOp{{Operation: &agentv2.HeaderOp_Set{Set: &agentv2.Header{Name: "x-waf", Value: "pass"}}}},
+	}}}
+}
+
 func echoAgentConn(nc net.Conn) error {
 	br := bufio.NewReaderSize(nc, 64<<10)
 	var (
 		in  agentv2.ProxyToAgent
 		out []byte
 	)
-	resp := &agentv2.AgentResponse{
-		Decision:       &agentv2.AgentResponse_Allow{Allow: &agentv2.AllowDecision{}},
-		RequestHeaders: []*agentv2.HeaderOp{{Operation: &agentv2.HeaderOp_Set{Set: &agentv2.Header{Name: "x-waf", Value: "pass"}}}},
-	}
-	reply := &agentv2.AgentToProxy{Message: &agentv2.AgentToProxy_Response{Response: resp}}
 	for {
 		hdr, err := br.Peek(agentv2.FrameHeaderSize)
 		if err != nil {
@@ -82,35 +162,12 @@ func echoAgentConn(nc net.Conn) error {
 		if err := codec.Decode(&in, agentv2.FrameType(frame[4]), frame[agentv2.FrameHeaderSize:], agentv2.IsProxyToAgentFrame, true); err != nil {
 			return err
 		}
-		_, _ = br.Discard(4 + n)
-		switch m := in.GetMessage().(type) {
-		case *agentv2.ProxyToAgent_Handshake:
-			hs := &agentv2.AgentToProxy{Message: &agentv2.AgentToProxy_Handshake{Handshake: &agentv2.HandshakeResponse{
-				ProtocolVersion: transport.ProtocolVersion, Success: true, Encoding: "protobuf",
-				Capabilities: &agentv2.AgentCapabilities{
-					ProtocolVersion: transport.ProtocolVersion, AgentId: "bench-echo",
-					Features: &agentv2.AgentFeatures{EchoesEventId: true, ConcurrentRequests: 1 << 20},
-				},
-			}}}
-			if out, err = codec.AppendFrame(out, hs, 0); err != nil {
-				return err
-			}
-		case *agentv2.ProxyToAgent_Ping:
-			pong := &agentv2.AgentToProxy{EventId: in.GetEventId(), Message: &agentv2.AgentToProxy_Pong{Pong: &agentv2.Pong{Sequence: m.Ping.GetSequence()}}}
-			if out, err = codec.AppendFrame(out, pong, 0); err != nil {
-				return err
-			}
-		default:
-			corr, ok := transport.CorrelationID(&in)
-			if !ok {
-				continue
-			}
-			reply.EventId = in.GetEventId()
-			resp.CorrelationId = corr
+		if reply := echoAnswer(&in); reply != nil {
 			if out, err = codec.AppendFrame(out, reply, 0); err != nil {
 				return err
 			}
 		}
+		_, _ = br.Discard(4 + n)
 		if !frameBuffered(br) {
 			if _, err := nc.Write(out); err != nil {
 				return err
@@ -129,17 +186,18 @@ func frameBuffered(br *bufio.Reader) bool {
 	return br.Buffered() >= 4+int(binary.BigEndian.Uint32(hdr))
 }
 
-// startBenchAgent runs the echo agent process and returns its socket path.
-func startBenchAgent(b *testing.B) string {
+// startBenchAgent runs the echo agent process and returns its Unix socket
+// path and gRPC address.
+func startBenchAgent(b *testing.B) (path, grpcAddr string) {
 	b.Helper()
 	dir, err := os.MkdirTemp("", "awb")
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = os.RemoveAll(dir) })
-	path := filepath.Join(dir, "agent.sock")
+	path = filepath.Join(dir, "agent.sock")
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), benchAgentEnv+"="+path)
+	cmd.Env = append(os.Environ(), benchAgentEnv+"="+dir)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -153,8 +211,9 @@ func startBenchAgent(b *testing.B) string {
 		_ = cmd.Wait()
 	})
 	for start := time.Now(); ; time.Sleep(5 * time.Millisecond) {
-		if _, err := os.Stat(path); err == nil {
-			return path
+		addr, err := os.ReadFile(filepath.Join(dir, "grpc.addr"))
+		if _, serr := os.Stat(path); serr == nil && err == nil {
+			return path, string(addr)
 		}
 		if time.Since(start) > 10*time.Second {
 			b.Fatal("bench agent did not start")
@@ -200,14 +259,28 @@ func processCPU() time.Duration {
 }
 
 func BenchmarkUnixSend(b *testing.B) {
+	benchSend(b, func(ctx context.Context, path, _ string) (transport.Conn, error) {
+		return transport.DialUnix(ctx, path)
+	})
+}
+
+func BenchmarkGRPCSend(b *testing.B) {
+	benchSend(b, func(ctx context.Context, _, addr string) (transport.Conn, error) {
+		return transport.DialGRPC(ctx, addr)
+	})
+}
+
+// benchSend drives connections opened by dial with 1 × 1, 1 × 64 and
+// 4 × 64 events in flight.
+func benchSend(b *testing.B, dial func(ctx context.Context, path, grpcAddr string) (transport.Conn, error)) {
 	for _, sc := range []struct{ conns, inflight int }{{1, 1}, {1, 64}, {4, 64}} {
 		b.Run(fmt.Sprintf("%dx%d", sc.conns, sc.inflight), func(b *testing.B) {
-			path := startBenchAgent(b)
+			path, addr := startBenchAgent(b)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			conns := make([]transport.Conn, sc.conns)
 			for i := range conns {
-				c, err := transport.DialUnix(ctx, path)
+				c, err := dial(ctx, path, addr)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -38,7 +38,7 @@ func (c connectCodec) Marshal(v any) ([]byte, error) { return c.MarshalAppend(ni
 func (connectCodec) MarshalAppend(dst []byte, v any) ([]byte, error) {
 	switch m := v.(type) {
 	case *encodedMsg:
-		return append(dst, *m.bp...), nil
+		return append(dst, *m...), nil
 	case vtMessage:
 		n := m.SizeVT()
 		start := len(dst)
@@ -127,6 +127,9 @@ func DialConnect(ctx context.Context, baseURL string, opts ...Option) (Conn, err
 			// Decoded here rather than by connect-go, which on a decoding
 			// error would wait for the end of the stream (see envelopeGuard).
 			// The copy r.b belongs to m: strings and bytes alias it.
+			if decodeResponse(m, r.b) {
+				return nil
+			}
 			m.Reset()
 			if err := m.UnmarshalVTUnsafe(r.b); err != nil {
 				return agentwire.NewError(agentwire.CodeInternal, fmt.Errorf("%w: %w", codec.ErrMalformed, err))

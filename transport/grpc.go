@@ -39,7 +39,7 @@ type vtMessage interface {
 func (wireCodec) Marshal(v any) (mem.BufferSlice, error) {
 	switch m := v.(type) {
 	case *encodedMsg:
-		return mem.BufferSlice{mem.NewBuffer(m.bp, mem.DefaultBufferPool())}, nil
+		return mem.BufferSlice{mem.NewBuffer((*[]byte)(m), mem.DefaultBufferPool())}, nil
 	case vtMessage:
 		n := m.SizeVT()
 		bp := mem.DefaultBufferPool().Get(n)

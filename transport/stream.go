@@ -15,12 +15,12 @@ import (
 
 // encodedMsg is a ProxyToAgent already encoded by the sender, so that the
 // stream's single writer goroutine only copies bytes and callers may reuse
-// their message as soon as send returns.
-type encodedMsg struct {
-	bp *[]byte // from mem.DefaultBufferPool; the codec hands it to gRPC
-}
+// their message as soon as send returns. Its memory comes from
+// mem.DefaultBufferPool; the gRPC codec hands it to grpc-go, which returns
+// it there.
+type encodedMsg []byte
 
-func (e *encodedMsg) free() { mem.DefaultBufferPool().Put(e.bp) }
+func (e *encodedMsg) free() { mem.DefaultBufferPool().Put((*[]byte)(e)) }
 
 // streamSendQueue is how many encoded messages may wait for a message
 // stream's writer, within the pending-bytes bound (WithMaxPending);
@@ -67,10 +67,15 @@ func (w *streamWire) send(ctx context.Context, m *agentv2.ProxyToAgent) error {
 		return agentwire.NewError(agentwire.CodeInvalidArgument, err)
 	}
 	*bp = (*bp)[:n]
-	e := &encodedMsg{bp: bp}
+	e := (*encodedMsg)(bp)
 	if err := w.reserve(ctx, n); err != nil {
 		e.free()
 		return err
+	}
+	select {
+	case w.queue <- e:
+		return nil
+	default:
 	}
 	select {
 	case w.queue <- e:
@@ -128,22 +133,29 @@ func (w *streamWire) sendBatched(ctx context.Context, m *agentv2.ProxyToAgent) e
 
 func (w *streamWire) run(ctx context.Context) error {
 	for {
+		var e *encodedMsg
 		select {
-		case e := <-w.queue:
-			n := len(*e.bp) // sendMsg may free e
-			err := w.sendMsg(e)
-			w.release(n)
-			if err != nil {
-				if errors.Is(err, io.EOF) {
-					// The stream ended; the reader learns why from recv.
-					return nil
-				}
-				return err
+		case e = <-w.queue:
+		default:
+		}
+		if e == nil {
+			select {
+			case e = <-w.queue:
+			case <-ctx.Done():
+				return nil
+			case <-w.closed:
+				return nil
 			}
-		case <-ctx.Done():
-			return nil
-		case <-w.closed:
-			return nil
+		}
+		n := len(*e) // sendMsg may free e
+		err := w.sendMsg(e)
+		w.release(n)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				// The stream ended; the reader learns why from recv.
+				return nil
+			}
+			return err
 		}
 	}
 }
