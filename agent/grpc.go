@@ -45,7 +45,7 @@ type grpcService struct {
 }
 
 func (g *grpcService) ProcessStream(ss grpc.BidiStreamingServer[agentv2.ProxyToAgent, agentv2.AgentToProxy]) error {
-	st := &grpcStream{ss: ss, rpcEnd: newRPCEnd()}
+	st := &grpcStream{ss: ss, rpcEnd: newRPCEnd(), out: newSendTarget()}
 	return grpcError(g.srv.serveRPC(ss.Context(), st, st.rpcEnd))
 }
 
@@ -145,8 +145,9 @@ func (r *rpcEnd) Abort() { r.stop.Do(func() { close(r.stopped) }) }
 // grpcStream adapts a grpc-go server stream.
 type grpcStream struct {
 	*rpcEnd
-	ss grpc.ServerStream
-	in rpcTarget // what Recv receives into
+	ss  grpc.ServerStream
+	in  rpcTarget  // what Recv receives into
+	out sendTarget // what Send sends from; sendMu guards it
 }
 
 var _ stream = (*grpcStream)(nil)
@@ -168,7 +169,12 @@ func (g *grpcStream) Recv() (*agentv2.ProxyToAgent, error) {
 }
 
 func (g *grpcStream) Send(_ context.Context, m *agentv2.AgentToProxy) error {
-	return g.send(func() error { return g.ss.SendMsg(m) })
+	return g.send(func() error {
+		g.out.AgentToProxy = m
+		err := g.ss.SendMsg(&g.out)
+		g.out.AgentToProxy = nil
+		return err
+	})
 }
 
 // processEvent answers one ProcessEvent call.

@@ -22,7 +22,8 @@ import (
 
 // Slab chunk sizes: chunks double from the first payload's size up to
 // slabChunkSize, which holds about thirty header events; a payload larger
-// than slabMaxPiece gets its own allocation.
+// than a quarter of the largest chunk (slabMaxPiece) gets its own
+// allocation.
 const (
 	slabChunkSize = 16 << 10
 	slabMaxPiece  = slabChunkSize / 4
@@ -37,16 +38,21 @@ const (
 type slab struct {
 	free []byte // the unused end of the current chunk
 	next int    // size of the next chunk
+	max  int    // largest chunk, if less than slabChunkSize
 }
 
 // alloc returns n bytes for the caller to fill, capped at n so that
 // appending to them cannot reach the next piece.
 func (s *slab) alloc(n int) []byte {
-	if n > slabMaxPiece {
+	limit := slabChunkSize
+	if s.max > 0 {
+		limit = s.max
+	}
+	if n > limit/4 {
 		return make([]byte, n)
 	}
 	if len(s.free) < n {
-		size := min(max(s.next, n), slabChunkSize)
+		size := min(max(s.next, n), limit)
 		s.free = make([]byte, size)
 		s.next = 2 * size
 	}
@@ -57,8 +63,8 @@ func (s *slab) alloc(n int) []byte {
 
 // copy returns a copy of p that lives in the slab.
 func (s *slab) copy(p []byte) []byte {
-	if len(p) > slabMaxPiece {
-		return bytes.Clone(p)
+	if s.max == 0 && len(p) > slabMaxPiece {
+		return bytes.Clone(p) // not zeroed first
 	}
 	b := s.alloc(len(p))
 	copy(b, p)

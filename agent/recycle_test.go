@@ -698,3 +698,31 @@ func TestRPCTargetCodecs(t *testing.T) {
 		assert.Error(t, unmarshal([]byte{0x12, 0x05}, &tg), name)
 	}
 }
+
+// TestSendTargetEncode: the gRPC codec encodes a send target's message as
+// the standard codec does, into chunks it never reuses.
+func TestSendTargetEncode(t *testing.T) {
+	t.Parallel()
+	tg := newSendTarget()
+	var sent []mem.BufferSlice
+	var want [][]byte
+	for i := range 300 {
+		m := newReply(uint64(i+1), fmt.Sprintf("c%06d", i), AllowSetRequestHeader("x-waf", "pass"), nil)
+		if i%100 == 99 {
+			m = newReply(uint64(i+1), "c", Block(403, string(make([]byte, sendChunkSize))), nil) // its own allocation
+		}
+		tg.AgentToProxy = m
+		bs, err := grpcCodec{}.Marshal(&tg)
+		require.NoError(t, err)
+		b, err := proto.Marshal(m)
+		require.NoError(t, err)
+		require.Equal(t, b, bs.Materialize())
+		require.Equal(t, len(b), bs.Len())
+		sent = append(sent, bs)
+		want = append(want, b)
+	}
+	for i, bs := range sent {
+		require.Equal(t, want[i], bs.Materialize(), "message %d changed after later ones were encoded", i)
+		bs.Free()
+	}
+}

@@ -258,10 +258,10 @@ func (f *framedStream) Recv() (*agentv2.ProxyToAgent, error) {
 	return nil, err
 }
 
-// teeMaxRead bounds the reads teeReader copies: the frame reader's buffer
-// fills. Larger reads go straight into the payload of a frame too large
-// for that buffer, which is decoded from a copy of its own.
-const teeMaxRead = 64 << 10
+// teeMaxRead bounds the reads teeReader copies: the fills of the frame
+// reader's 32 KiB buffer. Larger reads go straight into the payload of a
+// frame too large for that buffer, which is decoded from a copy of its own.
+const teeMaxRead = 32 << 10
 
 // teeReader copies each read from the connection into a chunk of its own
 // (one allocation per read, not zeroed): a payload the read brought whole
