@@ -182,8 +182,8 @@ func WithHandshakeTimeout(d time.Duration) Option {
 // reads its connection ([DefaultInlineBudget]). Events are handled where
 // they are read while handlers are quick, which saves a goroutine hand-off
 // per event; a handler still running after d gets the reading taken over by
-// another goroutine, and a connection whose handlers are slow (longer than
-// half of d) hands its next events to worker goroutines for a while.
+// another goroutine, and a connection whose handlers are slow (longer than d)
+// hands its next events to worker goroutines for a while.
 // 0 always uses workers.
 func WithInlineBudget(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.inlineBudget = d })

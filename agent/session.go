@@ -205,8 +205,10 @@ type session struct {
 	// inlineSeq is odd while the reader runs an event itself, and grows by
 	// two per such event; written under mu, read by the watch without it.
 	inlineSeq atomic.Uint64
-	// watchSeen is inlineSeq at the watch's last look (the watch's own).
-	watchSeen uint64
+	// watchSeen is inlineSeq at the watch's last look, watchTicks how many
+	// looks in a row saw it running (both the watch's own).
+	watchSeen  uint64
+	watchTicks int
 	// readDone carries the read loop's final error to run once reading has
 	// moved to another goroutine.
 	readDone chan error
@@ -407,7 +409,7 @@ func (s *session) runInline(id uint64, l *lane, m *agentv2.ProxyToAgent, bs burs
 	switch {
 	case !reader:
 		// takeover started the cooldown.
-	case d > s.budget/2:
+	case d > s.budget:
 		// Slow handlers would hold up the events behind them: use workers
 		// for a while.
 		s.slowLocked()

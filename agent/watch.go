@@ -105,7 +105,7 @@ func (w *inlineWatch) run() {
 
 // scan looks at every session: it reports whether any ran events inline
 // since the last look, and calls stuck for each one whose inline event has
-// been running since then.
+// been running for two looks.
 func (w *inlineWatch) scan(stuck func(s *session, seq uint64)) (busy bool) {
 	w.srv.mu.Lock()
 	defer w.srv.mu.Unlock()
@@ -114,9 +114,14 @@ func (w *inlineWatch) scan(stuck func(s *session, seq uint64)) (busy bool) {
 		switch {
 		case seq != s.watchSeen:
 			busy = true
+			s.watchTicks = 0
 		case seq&1 == 1:
+			// The same event has run since the last look: after two
+			// such looks it has run for at least the budget.
 			busy = true
-			stuck(s, seq)
+			if s.watchTicks++; s.watchTicks >= 2 {
+				stuck(s, seq)
+			}
 		}
 		s.watchSeen = seq
 	}
