@@ -140,7 +140,7 @@ func (w *Writer) Push() error {
 		w.kick()
 		return nil
 	}
-	return w.writeThrough()
+	return w.writeThrough(nil)
 }
 
 // writeMode says what a write does after queueing its frame.
@@ -152,7 +152,35 @@ const (
 	modeDeferred                  // leave it for a later Push
 )
 
+// scratchPool holds the buffers frames are encoded into before a writer
+// takes the lock: concurrent writers encode in parallel and hold the lock
+// only to copy the bytes (or, writing through, not even that). A deferred
+// write encodes in place instead: one goroutine's burst has nobody to
+// contend with.
+var scratchPool = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxScratch is the largest scratch buffer kept for reuse.
+const maxScratch = 64 << 10
+
 func (w *Writer) write(ctx context.Context, m Frame, mode writeMode) error {
+	if mode == modeDeferred {
+		return w.queue(ctx, m, nil, mode)
+	}
+	bp := scratchPool.Get().(*[]byte)
+	frame, err := AppendFrame((*bp)[:0], m, w.max)
+	if err == nil {
+		err = w.queue(ctx, nil, frame, mode)
+	}
+	if cap(frame) <= maxScratch {
+		*bp = frame[:0]
+		scratchPool.Put(bp)
+	}
+	return err
+}
+
+// queue queues frame, an encoded frame it does not retain, or writes it
+// through; with frame nil, it encodes m into the queue.
+func (w *Writer) queue(ctx context.Context, m Frame, frame []byte, mode writeMode) error {
 	for {
 		w.mu.Lock()
 		if w.err != nil {
@@ -161,23 +189,29 @@ func (w *Writer) write(ctx context.Context, m Frame, mode writeMode) error {
 			return err
 		}
 		if len(w.pending) < w.maxPending {
-			out, err := AppendFrame(w.pending, m, w.max)
-			w.pending = out
-			if err != nil {
+			switch {
+			case frame == nil:
+				// Deferred: the promised Push, or the current writer,
+				// takes this frame along.
+				out, err := AppendFrame(w.pending, m, w.max)
+				w.pending = out
 				w.mu.Unlock()
 				return err
-			}
-			switch {
-			case w.owner != ownerNone || mode == modeDeferred:
-				// The current writer, or the promised Push, takes this
-				// frame along.
+			case w.owner != ownerNone:
+				// The current writer takes this frame along.
+				w.pending = append(w.pending, frame...)
 				w.mu.Unlock()
 			case w.try == nil || mode == modeBatched:
+				w.pending = append(w.pending, frame...)
 				w.owner = ownerFlusher
 				w.mu.Unlock()
 				w.kick()
+			case len(w.pending) > 0:
+				// Deferred frames wait for a Push: they go out first.
+				w.pending = append(w.pending, frame...)
+				return w.writeThrough(nil)
 			default:
-				return w.writeThrough()
+				return w.writeThrough(frame)
 			}
 			return nil
 		}
@@ -194,15 +228,19 @@ func (w *Writer) write(ctx context.Context, m Frame, mode writeMode) error {
 	}
 }
 
-// writeThrough writes pending from the calling goroutine with one
-// non-blocking system call, handing whatever is left (the socket was full,
-// or more frames arrived meanwhile) to the flusher. w.mu is held on entry
-// and released on return.
-func (w *Writer) writeThrough() error {
+// writeThrough writes from the calling goroutine with one non-blocking
+// system call, handing whatever is left (the socket was full, or more
+// frames arrived meanwhile) to the flusher. It writes frame, which it does
+// not retain, when nothing is pending, or else (frame nil) what is
+// pending. w.mu is held on entry and released on return.
+func (w *Writer) writeThrough(frame []byte) error {
 	w.owner = ownerCaller
-	buf := w.pending
-	w.pending = w.spare[:0]
-	w.spare = nil
+	buf, owned := frame, frame == nil
+	if owned {
+		buf = w.pending
+		w.pending = w.spare[:0]
+		w.spare = nil
+	}
 	w.mu.Unlock()
 
 	n, err := w.try(buf)
@@ -219,11 +257,15 @@ func (w *Writer) writeThrough() error {
 		w.mu.Unlock()
 		return werr
 	}
-	if n < len(buf) {
+	switch {
+	case n < len(buf) && owned:
 		// Unsent bytes go first, before frames queued meanwhile.
 		rest := append(buf[:0], buf[n:]...)
 		w.pending = append(rest, w.pending...)
-	} else if cap(buf) <= 4*w.maxPending {
+	case n < len(buf):
+		rest := make([]byte, 0, len(buf)-n+len(w.pending))
+		w.pending = append(append(rest, buf[n:]...), w.pending...)
+	case owned && cap(buf) <= 4*w.maxPending:
 		w.spare = buf[:0]
 	}
 	if len(w.pending) == 0 {

@@ -116,3 +116,35 @@ func TestWriterSocketPeerGone(t *testing.T) {
 		t.Fatal("a later write succeeded")
 	}
 }
+
+// TestWriterSocketThroughAfterDeferred: a Write that finds deferred frames
+// waiting for their Push writes them first, its own frame behind them.
+func TestWriterSocketThroughAfterDeferred(t *testing.T) {
+	t.Parallel()
+	client, server := socketPair(t)
+	w := NewWriter(client, 0, 0)
+	stop := runWriter(w)
+	defer stop()
+	ctx := context.Background()
+	for id := uint64(1); id <= 2; id++ {
+		if err := w.WriteDeferred(ctx, bodyChunk(id, 10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Write(ctx, bodyChunk(3, 10)); err != nil {
+		t.Fatal(err)
+	}
+	r := NewReader(server, 0)
+	for want := uint64(1); want <= 3; want++ {
+		var got agentv2.ProxyToAgent
+		if err := r.ReadProxyToAgent(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got.GetEventId() != want {
+			t.Fatalf("event %d arrived where %d was due", got.GetEventId(), want)
+		}
+	}
+	if err := w.Push(); err != nil {
+		t.Fatalf("Push with nothing left: %v", err)
+	}
+}
