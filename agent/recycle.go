@@ -13,17 +13,18 @@ import (
 )
 
 // Decoding events is the agent's hottest path. Three habits keep it cheap:
-// payloads are copied into slab chunks shared by many events (strings and
-// bytes of the decoded message alias them), answered envelopes of the hot
-// event kinds are cleared by plain assignment (the generated Reset stores
-// atomically once per message) and kept with their oneof wrapper, event and
-// header structs for the next event of the same kind, which then decodes
-// without allocating.
+// payloads live in chunks shared by many events, which the decoded
+// messages' strings and bytes alias (a framed stream's copy of each read,
+// see teeReader; a slab for gRPC and Connect), and which are never reused;
+// answered envelopes of the hot event kinds are cleared by plain
+// assignment (the generated Reset stores atomically once per message); and
+// they are kept with their oneof wrapper, event and header structs for the
+// next event of the same kind, which then decodes without allocating.
 
 // Slab chunk sizes: chunks double from the first payload's size up to
-// slabChunkSize, which holds about thirty header events; a payload larger
-// than a quarter of the largest chunk (slabMaxPiece) gets its own
-// allocation.
+// slabChunkSize (or a slab's own max), which holds about thirty header
+// events; a payload larger than a quarter of the largest chunk
+// (slabMaxPiece by default) gets its own allocation.
 const (
 	slabChunkSize = 16 << 10
 	slabMaxPiece  = slabChunkSize / 4
@@ -41,18 +42,22 @@ type slab struct {
 	max  int    // largest chunk, if less than slabChunkSize
 }
 
+// limit is the largest chunk.
+func (s *slab) limit() int {
+	if s.max > 0 {
+		return s.max
+	}
+	return slabChunkSize
+}
+
 // alloc returns n bytes for the caller to fill, capped at n so that
 // appending to them cannot reach the next piece.
 func (s *slab) alloc(n int) []byte {
-	limit := slabChunkSize
-	if s.max > 0 {
-		limit = s.max
-	}
-	if n > limit/4 {
+	if n > s.limit()/4 {
 		return make([]byte, n)
 	}
 	if len(s.free) < n {
-		size := min(max(s.next, n), limit)
+		size := min(max(s.next, n), s.limit())
 		s.free = make([]byte, size)
 		s.next = 2 * size
 	}
@@ -63,7 +68,7 @@ func (s *slab) alloc(n int) []byte {
 
 // copy returns a copy of p that lives in the slab.
 func (s *slab) copy(p []byte) []byte {
-	if s.max == 0 && len(p) > slabMaxPiece {
+	if len(p) > s.limit()/4 {
 		return bytes.Clone(p) // not zeroed first
 	}
 	b := s.alloc(len(p))
