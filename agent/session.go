@@ -205,10 +205,8 @@ type session struct {
 	// inlineSeq is odd while the reader runs an event itself, and grows by
 	// two per such event; written under mu, read by the watch without it.
 	inlineSeq atomic.Uint64
-	// watchSeen is inlineSeq at the watch's last look, watchTicks how many
-	// looks in a row saw it running (both the watch's own).
-	watchSeen  uint64
-	watchTicks int
+	// watchSeen is inlineSeq at the watch's last look (the watch's own).
+	watchSeen uint64
 	// readDone carries the read loop's final error to run once reading has
 	// moved to another goroutine.
 	readDone chan error

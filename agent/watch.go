@@ -12,7 +12,7 @@ const quietTicks = 20
 
 // inlineWatch finds events that run on a reading goroutine for longer than
 // the inline budget, for every session of a server, and has the reading
-// taken over. One ticker (every half budget) serves all sessions: a timer
+// taken over. One ticker (every budget) serves all sessions: a timer
 // armed per event would wake the runtime's network poller, a system call
 // per event. It ticks only while some session handles events inline.
 type inlineWatch struct {
@@ -28,7 +28,7 @@ type inlineWatch struct {
 }
 
 func newInlineWatch(srv *Server, budget time.Duration) *inlineWatch {
-	return &inlineWatch{srv: srv, tick: budget / 2, wake: make(chan struct{}, 1), stop: make(chan struct{})}
+	return &inlineWatch{srv: srv, tick: budget, wake: make(chan struct{}, 1), stop: make(chan struct{})}
 }
 
 // launch starts the watch on a goroutine the server waits for; srv.mu is
@@ -105,7 +105,7 @@ func (w *inlineWatch) run() {
 
 // scan looks at every session: it reports whether any ran events inline
 // since the last look, and calls stuck for each one whose inline event has
-// been running for two looks.
+// been running since the last look.
 func (w *inlineWatch) scan(stuck func(s *session, seq uint64)) (busy bool) {
 	w.srv.mu.Lock()
 	defer w.srv.mu.Unlock()
@@ -114,14 +114,11 @@ func (w *inlineWatch) scan(stuck func(s *session, seq uint64)) (busy bool) {
 		switch {
 		case seq != s.watchSeen:
 			busy = true
-			s.watchTicks = 0
 		case seq&1 == 1:
-			// The same event has run since the last look: after two
-			// such looks it has run for at least the budget.
+			// The same event has run since the last look, a tick (the
+			// budget) ago: it has run for at least the budget.
 			busy = true
-			if s.watchTicks++; s.watchTicks >= 2 {
-				stuck(s, seq)
-			}
+			stuck(s, seq)
 		}
 		s.watchSeen = seq
 	}
