@@ -23,7 +23,7 @@ import (
 // it. The framed, gRPC and Connect transports implement it.
 type stream interface {
 	// Recv returns the next message, which the session then owns (events go
-	// back to the vtprotobuf pool once answered). Only the
+	// back through Release once answered). Only the
 	// session's reader calls it. It returns errHalfClosed when
 	// the peer finished sending but still reads, an error wrapping
 	// codec.ErrUnknownFrameType for a frame to skip, and any other error
