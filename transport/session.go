@@ -47,10 +47,10 @@ type call struct {
 	corr string
 	ch   chan result // capacity 1; exactly one result per call
 	// deadline is when the session's call timeout fails the call, on the
-	// session's monotonic clock (see session.clock); 0 without a timeout.
+	// session's monotonic clock (see session.base); 0 without a timeout.
 	deadline time.Duration
 	// prev and next link the pending calls in the order they were sent
-	// (the order of their deadlines), under session.mu.
+	// (see pendingTable), under session.mu.
 	prev, next *call
 }
 
@@ -94,10 +94,8 @@ type session struct {
 	sweepWake chan struct{}
 
 	mu sync.Mutex // mu guards the following
-	// pending maps event ids to waiting calls.
-	pending map[uint64]*call
-	// oldest and newest end the list of pending calls in send order.
-	oldest, newest *call
+	// pending holds the waiting calls.
+	pending pendingTable
 	// sweepIdle: the sweeper found nothing pending and waits on sweepWake.
 	sweepIdle bool
 	// byCorr queues calls per correlation id, oldest first, for agents that
@@ -137,7 +135,6 @@ func newSession(cfg *config, w wire) *session {
 		bg:         bg,
 		stop:       stop,
 		done:       make(chan struct{}),
-		pending:    make(map[uint64]*call),
 		pings:      make(map[uint64]chan struct{}),
 		pausedCorr: make(map[string]struct{}),
 		resume:     make(chan struct{}),
@@ -267,8 +264,7 @@ func (s *session) Send(ctx context.Context, event *agentv2.ProxyToAgent) (*agent
 		callPool.Put(c)
 		return nil, err
 	}
-	s.pending[c.id] = c
-	s.linkLocked(c)
+	s.pending.put(c)
 	if ordered {
 		s.byCorr[corr] = append(s.byCorr[corr], c)
 	}
@@ -276,7 +272,7 @@ func (s *session) Send(ctx context.Context, event *agentv2.ProxyToAgent) (*agent
 	s.sweepIdle = false
 	// Alone in flight, the event goes out at once; with others in flight,
 	// it shares the writer's next system call with them.
-	busy := len(s.pending) > 1
+	busy := s.pending.len() > 1
 	s.mu.Unlock()
 	if wake {
 		select {
@@ -330,15 +326,15 @@ func (s *session) sweep(ctx context.Context) {
 	for {
 		now := time.Since(s.base)
 		s.mu.Lock()
-		for c := s.oldest; c != nil && c.deadline <= now; c = s.oldest {
+		for c := s.pending.oldest; c != nil && c.deadline <= now; c = s.pending.oldest {
 			s.removeLocked(c)
 			expired = append(expired, c)
 		}
 		var wait time.Duration
-		if s.oldest == nil {
+		if s.pending.oldest == nil {
 			s.sweepIdle = true
 		} else {
-			wait = s.oldest.deadline - now
+			wait = s.pending.oldest.deadline - now
 		}
 		s.mu.Unlock()
 		if len(expired) > 0 {
@@ -366,32 +362,10 @@ func (s *session) sweep(ctx context.Context) {
 	}
 }
 
-// linkLocked appends c to the list of pending calls; s.mu is held.
-func (s *session) linkLocked(c *call) {
-	c.prev, c.next = s.newest, nil
-	if s.newest != nil {
-		s.newest.next = c
-	} else {
-		s.oldest = c
-	}
-	s.newest = c
-}
-
 // removeLocked takes c out of every table of pending calls; s.mu is held.
 func (s *session) removeLocked(c *call) {
-	delete(s.pending, c.id)
+	s.pending.remove(c)
 	s.unqueueLocked(c)
-	if c.prev != nil {
-		c.prev.next = c.next
-	} else {
-		s.oldest = c.next
-	}
-	if c.next != nil {
-		c.next.prev = c.prev
-	} else {
-		s.newest = c.prev
-	}
-	c.prev, c.next = nil, nil
 }
 
 // abandon gives up on c unless its result raced in.
@@ -407,7 +381,7 @@ func (s *session) abandon(c *call, err error) result {
 func (s *session) forget(c *call) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.pending[c.id] != c {
+	if !s.pending.has(c) {
 		return false
 	}
 	s.removeLocked(c)
@@ -548,7 +522,7 @@ func (s *session) deliver(id uint64, resp *agentv2.AgentResponse) {
 	var c *call
 	switch {
 	case id != 0:
-		c = s.pending[id]
+		c = s.pending.get(id)
 		if c != nil {
 			s.removeLocked(c)
 		}
@@ -559,7 +533,7 @@ func (s *session) deliver(id uint64, resp *agentv2.AgentResponse) {
 		}
 	default:
 		// An echoing agent that left the id out: oldest call of the request.
-		for _, p := range s.pending {
+		for p := s.pending.oldest; p != nil; p = p.next {
 			if p.corr == resp.GetCorrelationId() && (c == nil || p.id < c.id) {
 				c = p
 			}
@@ -669,7 +643,7 @@ func (s *session) statusLocked() Status {
 		Health:           s.health,
 		Load:             s.load,
 		HealthAt:         s.healthAt,
-		InFlight:         len(s.pending),
+		InFlight:         s.pending.len(),
 		RTT:              s.rtt,
 		UnknownResponses: s.unknownResponses.Load(),
 		UnknownFrames:    s.unknownFrames.Load(),
@@ -707,11 +681,13 @@ func (s *session) Cancel(ctx context.Context, correlationID string, reason agent
 	// own (error) answers may race in, and the caller must see the cancel.
 	var victims []*call
 	s.mu.Lock()
-	for _, c := range s.pending {
+	for c := s.pending.oldest; c != nil; {
+		next := c.next
 		if correlationID == "" || c.corr == correlationID {
 			victims = append(victims, c)
 			s.removeLocked(c)
 		}
+		c = next
 	}
 	if correlationID == "" {
 		clear(s.pausedCorr)
@@ -855,15 +831,7 @@ func (s *session) fail(err error) {
 		return
 	}
 	s.err = err
-	victims := make([]*call, 0, len(s.pending))
-	for c := s.oldest; c != nil; c = c.next {
-		victims = append(victims, c)
-	}
-	for _, c := range victims {
-		c.prev, c.next = nil, nil
-	}
-	s.oldest, s.newest = nil, nil
-	clear(s.pending)
+	victims := s.pending.clear()
 	if s.byCorr != nil {
 		clear(s.byCorr)
 	}
