@@ -24,6 +24,11 @@ func GRPCServerOptions() []grpc.ServerOption {
 		grpc.ForceServerCodecV2(grpcCodec{}),
 		grpc.MaxRecvMsgSize(16 << 20),
 		grpc.MaxSendMsgSize(16 << 20),
+		// Large flow-control windows: a proxy pipelines many events on
+		// one stream, and window updates and BDP pings then cost a frame
+		// per few events.
+		grpc.InitialWindowSize(1 << 20),
+		grpc.InitialConnWindowSize(4 << 20),
 	}
 }
 
