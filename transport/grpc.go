@@ -39,16 +39,16 @@ type vtMessage interface {
 func (wireCodec) Marshal(v any) (mem.BufferSlice, error) {
 	switch m := v.(type) {
 	case *encodedMsg:
-		return mem.BufferSlice{mem.NewBuffer((*[]byte)(m), mem.DefaultBufferPool())}, nil
+		return mem.BufferSlice{mem.NewBuffer((*[]byte)(m), messageBuffers)}, nil
 	case vtMessage:
 		n := m.SizeVT()
-		bp := mem.DefaultBufferPool().Get(n)
+		bp := messageBuffers.Get(n)
 		if _, err := m.MarshalToSizedBufferVT((*bp)[:n]); err != nil {
-			mem.DefaultBufferPool().Put(bp)
+			messageBuffers.Put(bp)
 			return nil, err
 		}
 		*bp = (*bp)[:n]
-		return mem.BufferSlice{mem.NewBuffer(bp, mem.DefaultBufferPool())}, nil
+		return mem.BufferSlice{mem.NewBuffer(bp, messageBuffers)}, nil
 	}
 	return nil, fmt.Errorf("agentwire codec: cannot marshal %T", v)
 }
@@ -67,7 +67,7 @@ func (wireCodec) Unmarshal(data mem.BufferSlice, v any) error {
 		// being copied one allocation each (see framedWire.recv).
 		return u.UnmarshalVTUnsafe(data.Materialize())
 	}
-	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+	buf := data.MaterializeToBuffer(messageBuffers)
 	defer buf.Free()
 	return m.UnmarshalVT(buf.ReadOnlyData())
 }

@@ -10,17 +10,16 @@ import (
 	"github.com/agentwire/agentwire"
 	"github.com/agentwire/agentwire/codec"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
-	"google.golang.org/grpc/mem"
 )
 
 // encodedMsg is a ProxyToAgent already encoded by the sender, so that the
 // stream's single writer goroutine only copies bytes and callers may reuse
 // their message as soon as send returns. Its memory comes from
-// mem.DefaultBufferPool; the gRPC codec hands it to grpc-go, which returns
-// it there.
+// messageBuffers; the gRPC codec hands it to grpc-go, which returns it
+// there.
 type encodedMsg []byte
 
-func (e *encodedMsg) free() { mem.DefaultBufferPool().Put((*[]byte)(e)) }
+func (e *encodedMsg) free() { messageBuffers.Put((*[]byte)(e)) }
 
 // streamSendQueue is how many encoded messages may wait for a message
 // stream's writer, within the pending-bytes bound (WithMaxPending);
@@ -61,9 +60,9 @@ func (w *streamWire) send(ctx context.Context, m *agentv2.ProxyToAgent) error {
 		return agentwire.NewError(agentwire.CodeResourceExhausted,
 			fmt.Errorf("%w: message of %d bytes, limit %d", codec.ErrFrameTooLarge, n, w.max))
 	}
-	bp := mem.DefaultBufferPool().Get(n)
+	bp := messageBuffers.Get(n)
 	if _, err := m.MarshalToSizedBufferVT((*bp)[:n]); err != nil {
-		mem.DefaultBufferPool().Put(bp)
+		messageBuffers.Put(bp)
 		return agentwire.NewError(agentwire.CodeInvalidArgument, err)
 	}
 	*bp = (*bp)[:n]
