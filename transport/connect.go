@@ -108,7 +108,7 @@ func DialConnect(ctx context.Context, baseURL string, opts ...Option) (Conn, err
 	w := &streamWire{
 		transport:  TransportConnect,
 		max:        maxOr(cfg.maxFrameSize),
-		queue:      make(chan *encodedMsg, streamSendQueue),
+		queue:      make(chan queuedMsg, streamSendQueue),
 		closed:     make(chan struct{}),
 		maxPending: pendingOr(cfg.maxPending),
 		sendMsg: func(e *encodedMsg) error {

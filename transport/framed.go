@@ -60,6 +60,8 @@ func (f *framedWire) recv(m *agentv2.AgentToProxy) error {
 
 func (f *framedWire) run(ctx context.Context) error { return f.w.Run(ctx) }
 
+func (f *framedWire) answered(uint64) {}
+
 func (f *framedWire) flush(ctx context.Context) error { return f.w.Flush(ctx) }
 
 func (f *framedWire) close() error {

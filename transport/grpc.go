@@ -135,10 +135,11 @@ func DialGRPC(ctx context.Context, target string, opts ...Option) (Conn, error) 
 	w := &streamWire{
 		transport:  TransportGRPC,
 		max:        maxOr(cfg.maxFrameSize),
-		queue:      make(chan *encodedMsg, streamSendQueue),
+		queue:      make(chan queuedMsg, streamSendQueue),
 		closed:     make(chan struct{}),
 		maxPending: pendingOr(cfg.maxPending),
 		sendMsg:    func(e *encodedMsg) error { return stream.SendMsg(e) },
+		direct:     true,
 		recvMsg: func(m *agentv2.AgentToProxy) error {
 			if err := stream.RecvMsg(m); err != nil {
 				return grpcRecvErr(err)

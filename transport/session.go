@@ -35,6 +35,9 @@ type wire interface {
 	// handed to the operating system (or returns at once if the wire cannot
 	// tell); Close uses it so notices sent just before go out.
 	flush(ctx context.Context) error
+	// answered tells the wire that the agent answered event id (a
+	// response carrying it arrived). Only the session's reader calls it.
+	answered(id uint64)
 	// close tears the wire down and unblocks recv and send.
 	close() error
 	// name is the transport's name for logs and metrics.
@@ -442,6 +445,9 @@ func (s *session) readLoop() {
 func (s *session) dispatch(msg *agentv2.AgentToProxy) error {
 	switch m := msg.GetMessage().(type) {
 	case *agentv2.AgentToProxy_Response:
+		if id := msg.GetEventId(); id != 0 {
+			s.w.answered(id)
+		}
 		s.deliver(msg.GetEventId(), m.Response)
 	case *agentv2.AgentToProxy_Health:
 		s.onHealth(m.Health)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/agentwire/agentwire"
 	"github.com/agentwire/agentwire/codec"
@@ -27,18 +28,22 @@ func (e *encodedMsg) free() { messageBuffers.Put((*[]byte)(e)) }
 const streamSendQueue = 256
 
 // streamWire carries envelopes as messages of a bidi RPC (gRPC or Connect):
-// senders encode in their own goroutine and queue, one writer sends.
+// senders encode in their own goroutine and queue, one writer sends. On
+// gRPC, a sender sends itself when nothing is queued and grpc-go cannot
+// make it wait (see directBudget): no goroutine hand-off per message.
 type streamWire struct {
 	transport string
 	max       int
-	queue     chan *encodedMsg
+	queue     chan queuedMsg
 	closed    chan struct{}
 	closeOnce sync.Once
-	// sendMsg, recvMsg and teardown adapt a concrete stream. sendMsg is only
-	// called from run; recvMsg only from the session's reader.
+	// sendMsg, recvMsg and teardown adapt a concrete stream. sendMsg is
+	// called with sendMu held; recvMsg only from the session's reader.
 	sendMsg  func(*encodedMsg) error
 	recvMsg  func(*agentv2.AgentToProxy) error
 	teardown func() error
+	// direct lets senders call sendMsg themselves.
+	direct bool
 
 	// maxPending bounds the encoded bytes waiting for the writer, so that
 	// an agent that stops reading costs bounded memory however large the
@@ -50,7 +55,44 @@ type streamWire struct {
 	// room, when not nil, is closed (and cleared) when the writer hands
 	// bytes on; senders waiting for room create it.
 	room chan struct{}
+
+	// queued counts messages handed to the writer and not yet sent: a
+	// sender may go direct only when it is zero, so messages keep their
+	// order.
+	queued atomic.Int64
+	// acked is the stream position up to which bytes are known to have
+	// reached the agent: the end of the last message it answered.
+	acked atomic.Uint64
+
+	sendMu sync.Mutex // sendMu is held around sendMsg and guards the following
+	// sent is the stream position: bytes handed to sendMsg so far, each
+	// message counted with its 5-byte gRPC prefix.
+	sent uint64
+
+	endsMu sync.Mutex // endsMu guards the following
+	// ends records, by event id modulo its size, where each event ends in
+	// the stream, for answered.
+	ends [256]struct{ id, end uint64 }
 }
+
+// queuedMsg is a message waiting for the writer.
+type queuedMsg struct {
+	e  *encodedMsg
+	id uint64 // event id, 0 for other messages
+}
+
+// directBudget bounds the bytes a sender may have in flight (handed to
+// grpc-go and not yet known to have reached the agent) and still send
+// itself. grpc-go makes SendMsg wait only when a stream's write quota (64
+// KiB, replenished as its writer puts bytes on the connection) is used
+// up; every byte up to the end of an answered event has left, so with
+// less than the quota in flight, SendMsg cannot wait, and a direct sender
+// cannot outlive its context. Above it, messages take the queue and the
+// writer goroutine waits for the agent instead.
+const directBudget = 48 << 10
+
+// grpcPrefix is the size of gRPC's message prefix.
+const grpcPrefix = 5
 
 var _ wire = (*streamWire)(nil)
 
@@ -66,28 +108,62 @@ func (w *streamWire) send(ctx context.Context, m *agentv2.ProxyToAgent) error {
 		return agentwire.NewError(agentwire.CodeInvalidArgument, err)
 	}
 	*bp = (*bp)[:n]
-	e := (*encodedMsg)(bp)
+	q := queuedMsg{e: (*encodedMsg)(bp), id: m.GetEventId()}
+	if w.direct && w.queued.Load() == 0 && w.sendMu.TryLock() {
+		if w.queued.Load() == 0 && w.sent+uint64(n+grpcPrefix)-w.acked.Load() <= directBudget {
+			err := w.sendLocked(q)
+			w.sendMu.Unlock()
+			if err != nil {
+				return agentwire.NewError(agentwire.CodeUnavailable, fmt.Errorf("%w: %w", ErrPeerGone, err))
+			}
+			return nil
+		}
+		w.sendMu.Unlock()
+	}
 	if err := w.reserve(ctx, n); err != nil {
-		e.free()
+		q.e.free()
 		return err
 	}
+	w.queued.Add(1)
 	select {
-	case w.queue <- e:
+	case w.queue <- q:
 		return nil
 	default:
 	}
 	select {
-	case w.queue <- e:
+	case w.queue <- q:
 		return nil
 	case <-w.closed:
-		w.release(n)
-		e.free()
-		return agentwire.NewError(agentwire.CodeUnavailable, ErrClosed)
 	case <-ctx.Done():
-		w.release(n)
-		e.free()
+	}
+	w.queued.Add(-1)
+	w.release(n)
+	q.e.free()
+	if ctx.Err() != nil {
 		return agentwire.WrapContextError(ctx.Err())
 	}
+	return agentwire.NewError(agentwire.CodeUnavailable, ErrClosed)
+}
+
+// sendLocked sends q, recording where it ends; w.sendMu is held.
+func (w *streamWire) sendLocked(q queuedMsg) error {
+	w.sent += uint64(len(*q.e) + grpcPrefix)
+	if q.id != 0 {
+		w.endsMu.Lock()
+		w.ends[q.id%uint64(len(w.ends))] = struct{ id, end uint64 }{q.id, w.sent}
+		w.endsMu.Unlock()
+	}
+	return w.sendMsg(q.e)
+}
+
+// answered notes that the agent answered event id: every byte up to the
+// event's end has reached it.
+func (w *streamWire) answered(id uint64) {
+	w.endsMu.Lock()
+	if e := w.ends[id%uint64(len(w.ends))]; e.id == id && e.end > w.acked.Load() {
+		w.acked.Store(e.end)
+	}
+	w.endsMu.Unlock()
 }
 
 // reserve waits, honouring ctx, until n more bytes fit under maxPending.
@@ -132,22 +208,25 @@ func (w *streamWire) sendBatched(ctx context.Context, m *agentv2.ProxyToAgent) e
 
 func (w *streamWire) run(ctx context.Context) error {
 	for {
-		var e *encodedMsg
+		var q queuedMsg
 		select {
-		case e = <-w.queue:
+		case q = <-w.queue:
 		default:
 		}
-		if e == nil {
+		if q.e == nil {
 			select {
-			case e = <-w.queue:
+			case q = <-w.queue:
 			case <-ctx.Done():
 				return nil
 			case <-w.closed:
 				return nil
 			}
 		}
-		n := len(*e) // sendMsg may free e
-		err := w.sendMsg(e)
+		n := len(*q.e) // sendMsg may free q.e
+		w.sendMu.Lock()
+		err := w.sendLocked(q)
+		w.queued.Add(-1)
+		w.sendMu.Unlock()
 		w.release(n)
 		if err != nil {
 			if errors.Is(err, io.EOF) {
@@ -173,8 +252,8 @@ func (w *streamWire) close() error {
 		// Free what never went out.
 		for {
 			select {
-			case e := <-w.queue:
-				e.free()
+			case q := <-w.queue:
+				q.e.free()
 			default:
 				return
 			}

@@ -1,0 +1,148 @@
+package transport
+
+import (
+	"context"
+	"net"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/agentwire/agentwire"
+	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+)
+
+// stallingAgent answers the handshake and the first n events, then stops
+// reading its stream until stop is closed.
+type stallingAgent struct {
+	agentv2.UnimplementedAgentServiceV2Server
+	n    int
+	stop chan struct{}
+}
+
+func (a *stallingAgent) ProcessStream(stream agentv2.AgentServiceV2_ProcessStreamServer) error {
+	if _, err := stream.Recv(); err != nil {
+		return err
+	}
+	hs := &agentv2.AgentToProxy{Message: &agentv2.AgentToProxy_Handshake{Handshake: &agentv2.HandshakeResponse{
+		ProtocolVersion: ProtocolVersion, Success: true, Encoding: "protobuf",
+		Capabilities: &agentv2.AgentCapabilities{ProtocolVersion: ProtocolVersion, AgentId: "stall",
+			Features: &agentv2.AgentFeatures{EchoesEventId: true}},
+	}}}
+	if err := stream.Send(hs); err != nil {
+		return err
+	}
+	for range a.n {
+		ev, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		corr, _ := CorrelationID(ev)
+		if err := stream.Send(&agentv2.AgentToProxy{EventId: ev.GetEventId(), Message: &agentv2.AgentToProxy_Response{
+			Response: &agentv2.AgentResponse{CorrelationId: corr}}}); err != nil {
+			return err
+		}
+	}
+	select {
+	case <-a.stop:
+	case <-stream.Context().Done():
+	}
+	return nil
+}
+
+// TestStreamDirectSendsNeverWait: on gRPC, senders hand messages to grpc-go
+// themselves while little is in flight, and never where grpc-go could make
+// them wait: when the agent stops reading, every Send still ends with its
+// context, hundreds of KiB past grpc-go's write quota and the stream's flow
+// control window.
+func TestStreamDirectSendsNeverWait(t *testing.T) {
+	t.Parallel()
+	const answered = 20
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	agent := &stallingAgent{n: answered, stop: make(chan struct{})}
+	gs := grpc.NewServer()
+	agentv2.RegisterAgentServiceV2Server(gs, agent)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = gs.Serve(ln)
+	}()
+	defer func() {
+		close(agent.stop)
+		gs.Stop()
+		<-served
+	}()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := DialGRPC(ctx, ln.Addr().String())
+	require.NoError(t, err)
+	defer c.Close(context.Background())
+	w := c.(*session).w.(*streamWire)
+	var direct, queued atomic.Int64
+	w.sendMu.Lock()
+	sendMsg := w.sendMsg
+	w.sendMsg = func(e *encodedMsg) error {
+		pcs := make([]uintptr, 32)
+		frames := runtime.CallersFrames(pcs[:runtime.Callers(2, pcs)])
+		for {
+			f, more := frames.Next()
+			if strings.HasSuffix(f.Function, ".(*streamWire).run") {
+				queued.Add(1)
+				break
+			}
+			if !more {
+				direct.Add(1)
+				break
+			}
+		}
+		return sendMsg(e)
+	}
+	w.sendMu.Unlock()
+
+	event := func(i, size int) *agentv2.ProxyToAgent {
+		return &agentv2.ProxyToAgent{Message: &agentv2.ProxyToAgent_RequestBodyChunk{RequestBodyChunk: &agentv2.BodyChunkEvent{
+			CorrelationId: "r" + strings.Repeat("x", i%7), Data: make([]byte, size)}}}
+	}
+	for i := range answered {
+		_, err := c.Send(ctx, event(i, 100))
+		require.NoError(t, err)
+	}
+	assert.Positive(t, direct.Load(), "no sender sent itself")
+	assert.Positive(t, w.acked.Load(), "answers did not move the acknowledged position")
+
+	// The agent reads no more: 128 events of 4 KiB from 16 senders.
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Go(func() {
+			for i := range 8 {
+				sctx, scancel := context.WithTimeout(ctx, 200*time.Millisecond)
+				start := time.Now()
+				_, err := c.Send(sctx, event(g*8+i, 4<<10))
+				took := time.Since(start)
+				scancel()
+				assert.Equal(t, agentwire.CodeDeadlineExceeded, agentwire.CodeOf(err), "%v", err)
+				assert.Less(t, took, 2*time.Second, "a Send outlived its context")
+			}
+		})
+	}
+	waited := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(waited)
+	}()
+	select {
+	case <-waited:
+	case <-time.After(10 * time.Second):
+		c.Close(context.Background()) // unblocks the stuck Send
+		<-waited
+		t.Fatal("a Send is stuck in grpc-go")
+	}
+	assert.Positive(t, queued.Load(), "nothing was left to the writer: the stall was not reached")
+}
