@@ -84,6 +84,11 @@ func TestParseOptions(t *testing.T) {
 	assert.Equal(t, []string{"uds", "grpc"}, o.only)
 	_, err = parseOptions([]string{"stray"}, &bytes.Buffer{})
 	assert.Error(t, err)
+	o, err = parseOptions([]string{"--gogc", "400"}, &bytes.Buffer{})
+	require.NoError(t, err)
+	assert.Equal(t, 400, o.gogc)
+	_, err = parseOptions([]string{"--gogc", "-1"}, &bytes.Buffer{})
+	assert.Error(t, err)
 }
 
 func TestScenariosOnlyKeepsBaselines(t *testing.T) {

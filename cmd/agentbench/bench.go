@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -259,7 +261,7 @@ func bench(ctx context.Context, o options, logf func(string, ...any)) (*Report, 
 
 	rep := &Report{Machine: machine(), Agent: e.agentKind,
 		Driver: "pool.Pool (round robin over the scenario's connections); *-conn scenarios drive transport.Conn directly"}
-	rep.Options = RunOptions{Duration: o.duration.String(), Warmup: o.warmup.String(), Reps: o.reps, Quick: o.quick}
+	rep.Options = RunOptions{Duration: o.duration.String(), Warmup: o.warmup.String(), Reps: o.reps, Quick: o.quick, GOGC: gogc()}
 	samples := make([][]loopResult, len(scs))
 	for r := range o.reps {
 		for i, sc := range scs {
@@ -318,3 +320,20 @@ func (e *env) runOnce(ctx context.Context, sc scenario) (loopResult, error) {
 }
 
 func durationUS(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+// applyGOGC applies --gogc to this process and, through the environment,
+// to the agent processes it starts afterwards.
+func applyGOGC(o options) {
+	if o.gogc > 0 {
+		debug.SetGCPercent(o.gogc)
+		_ = os.Setenv("GOGC", strconv.Itoa(o.gogc))
+	}
+}
+
+// gogc says what GOGC both processes run with.
+func gogc() string {
+	if v := os.Getenv("GOGC"); v != "" {
+		return v
+	}
+	return "100"
+}

@@ -61,6 +61,7 @@ type options struct {
 	agentProf  string
 	idleConns  int // connections opened to measure memory per idle connection
 	inflight   int // requests parked to measure memory per in-flight request
+	gogc       int // GOGC for both processes; 0 leaves the environment's
 	verbose    bool
 }
 
@@ -80,12 +81,16 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.agentProf, "agent-cpuprofile", "", "write a CPU profile of the agent process to this file (with --agent self)")
 	fs.IntVar(&o.idleConns, "idle-conns", 0, "connections opened to measure memory per idle connection (default 200, quick 20)")
 	fs.IntVar(&o.inflight, "inflight", 0, "requests parked to measure memory per in-flight request (default 2000, quick 200)")
+	fs.IntVar(&o.gogc, "gogc", 0, "GOGC for the bench and the agent process (0: leave the environment's, Go's default 100)")
 	fs.BoolVar(&o.verbose, "v", false, "log progress to stderr")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if o.gogc < 0 {
+		return o, errors.New("--gogc must be positive")
 	}
 	if o.agentProf != "" && o.agent != "self" {
 		return o, errors.New("--agent-cpuprofile needs --agent self")
@@ -126,6 +131,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	applyGOGC(o)
 	logf := func(format string, a ...any) {
 		if o.verbose {
 			fmt.Fprintf(stderr, "agentbench: "+format+"\n", a...)

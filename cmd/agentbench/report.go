@@ -38,6 +38,8 @@ type RunOptions struct {
 	Warmup   string `json:"warmup"`
 	Reps     int    `json:"reps"`
 	Quick    bool   `json:"quick"`
+	// GOGC is the garbage collector setting of both processes.
+	GOGC string `json:"gogc"`
 }
 
 // Stat is a figure over the repetitions.
@@ -256,8 +258,8 @@ func writeTables(w io.Writer, r *Report) {
 	m := r.Machine
 	fmt.Fprintf(w, "agentbench: %s, %d CPUs (GOMAXPROCS %d), %s %s/%s\n", strings.TrimSpace(m.CPUModel), m.NumCPU, m.GOMAXPROCS, m.GoVersion, m.GOOS, m.GOARCH)
 	fmt.Fprintf(w, "agent: %s; proxy side driven through %s\n", r.Agent, r.Driver)
-	fmt.Fprintf(w, "%d repetition(s) of %s after %s warm-up, interleaved; median [min–max]; ratios are agentwire ÷ its baseline in this run\n\n",
-		r.Options.Reps, r.Options.Duration, r.Options.Warmup)
+	fmt.Fprintf(w, "%d repetition(s) of %s after %s warm-up, interleaved, GOGC=%s; median [min–max]; ratios are agentwire ÷ its baseline in this run\n\n",
+		r.Options.Reps, r.Options.Duration, r.Options.Warmup, r.Options.GOGC)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\treq B\tevents/s\t[min–max]\t×base\tMB/s\tp50 µs\tp99 µs\tp99.9 µs\t×base p50\tCPU µs/ev proxy\tagent\tsyscalls/ev proxy\tagent\tallocs/ev\terrors\t")
