@@ -183,7 +183,10 @@ func WithHandshakeTimeout(d time.Duration) Option {
 // they are read while handlers are quick, which saves a goroutine hand-off
 // per event; a handler still running after d gets the reading taken over by
 // another goroutine, and a connection whose handlers are slow (longer than d)
-// hands its next events to worker goroutines for a while.
+// hands its next events to worker goroutines for a while. The watch behind
+// this looks every d for a second after a slow handler, and every 10 d while
+// all have been quick (its wake-ups cost CPU): a first handler to block on a
+// server of quick ones holds its connection for up to 20 d.
 // 0 always uses workers.
 func WithInlineBudget(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.inlineBudget = d })

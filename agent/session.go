@@ -409,8 +409,9 @@ func (s *session) runInline(id uint64, l *lane, m *agentv2.ProxyToAgent, bs burs
 		// takeover started the cooldown.
 	case d > s.budget:
 		// Slow handlers would hold up the events behind them: use workers
-		// for a while.
+		// for a while, and have the watch look closely.
 		s.slowLocked()
+		s.srv.watch.alert()
 	default:
 		s.backoff = 0
 	}
@@ -462,6 +463,7 @@ func (s *session) takeover(seq uint64) {
 	s.readerID++
 	s.takeovers++
 	s.slowLocked()
+	s.srv.watch.alert()
 	id := s.readerID
 	s.wg.Add(1)
 	go func() {

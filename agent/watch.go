@@ -10,14 +10,26 @@ import (
 // ticking until the next inline event.
 const quietTicks = 20
 
+// relaxFactor: while no handler has been slow, the watch looks only every
+// relaxFactor budgets; alertPeriod is how long it looks every budget after
+// a slow handler or a takeover. Each look is a wake-up of a thread, which
+// costs as much CPU as a few events on a small VM.
+const (
+	relaxFactor = 10
+	alertPeriod = time.Second
+)
+
 // inlineWatch finds events that run on a reading goroutine for longer than
 // the inline budget, for every session of a server, and has the reading
-// taken over. One ticker (every budget) serves all sessions: a timer
-// armed per event would wake the runtime's network poller, a system call
-// per event. It ticks only while some session handles events inline.
+// taken over. One ticker serves all sessions: a timer armed per event
+// would wake the runtime's network poller, a system call per event. It
+// ticks only while some session handles events inline: every budget for a
+// while after a handler was slow, every relaxFactor budgets otherwise.
 type inlineWatch struct {
 	srv  *Server
-	tick time.Duration
+	tick time.Duration // the budget: the period while alert
+	// alarm is set by a session whose inline handler was slow.
+	alarm atomic.Bool
 	// parked is set while the ticker is stopped; the first inline event
 	// after that clears it and sends on wake.
 	parked atomic.Bool
@@ -46,6 +58,10 @@ func (w *inlineWatch) launchLocked() {
 // close stops the watch.
 func (w *inlineWatch) close() { w.end.Do(func() { close(w.stop) }) }
 
+// alert makes the watch look every budget for a while: a handler ran
+// long.
+func (w *inlineWatch) alert() { w.alarm.Store(true) }
+
 // active is called after an inline event starts: it restarts a parked
 // watch.
 func (w *inlineWatch) active() {
@@ -59,7 +75,9 @@ func (w *inlineWatch) active() {
 
 func (w *inlineWatch) run() {
 	defer w.srv.wg.Done()
-	t := time.NewTicker(w.tick)
+	relaxed := relaxFactor * w.tick
+	period, alert := relaxed, 0 // alert: ticks left at the short period
+	t := time.NewTicker(period)
 	defer t.Stop()
 	quiet := 0
 	var stuck []*session
@@ -77,6 +95,19 @@ func (w *inlineWatch) run() {
 		})
 		for i, s := range stuck {
 			s.takeover(seqs[i])
+		}
+		switch {
+		case w.alarm.Swap(false) || len(stuck) > 0:
+			alert = int(alertPeriod / w.tick)
+			if period != w.tick {
+				period = w.tick
+				t.Reset(period)
+			}
+		case alert > 0:
+			if alert--; alert == 0 {
+				period = relaxed
+				t.Reset(period)
+			}
 		}
 		if busy {
 			quiet = 0
@@ -99,7 +130,7 @@ func (w *inlineWatch) run() {
 			}
 		}
 		quiet = 0
-		t.Reset(w.tick)
+		t.Reset(period)
 	}
 }
 
