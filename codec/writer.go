@@ -68,6 +68,9 @@ type Writer struct {
 	// a Writer that never fills up allocates none.
 	space chan struct{}
 	err   error
+
+	// sizes tells Write which frame types fit its scratch buffers.
+	sizes frameSizes
 }
 
 // NewWriter returns a Writer over w. max limits each frame (<= 0:
@@ -157,22 +160,38 @@ const (
 // only to copy the bytes (or, writing through, not even that). A deferred
 // write encodes in place instead: one goroutine's burst has nobody to
 // contend with.
-var scratchPool = sync.Pool{New: func() any { return new([]byte) }}
+var scratchPool = sync.Pool{New: func() any {
+	b := make([]byte, 0, minScratch)
+	return &b
+}}
 
-// maxScratch is the largest scratch buffer kept for reuse.
-const maxScratch = 64 << 10
+// Scratch buffers start at minScratch bytes, enough for a request with
+// dozens of headers, and grow with the frames encoded into them up to
+// maxScratch; larger ones are not kept.
+const (
+	minScratch = 4 << 10
+	maxScratch = 64 << 10
+)
 
 func (w *Writer) write(ctx context.Context, m Frame, mode writeMode) error {
 	if mode == modeDeferred {
 		return w.queue(ctx, m, nil, mode)
 	}
 	bp := scratchPool.Get().(*[]byte)
-	frame, err := AppendFrame((*bp)[:0], m, w.max)
+	buf := *bp
+	frame, ok, err := w.sizes.encodeTail(buf, m, w.max)
+	if !ok && err == nil {
+		frame, err = AppendFrame(buf[:0], m, w.max)
+		buf = frame
+		if tm, isTail := m.(tailFrame); isTail && err == nil {
+			w.sizes.note(tm.FrameType(), len(frame)-agentv2.FrameHeaderSize)
+		}
+	}
 	if err == nil {
 		err = w.queue(ctx, nil, frame, mode)
 	}
-	if cap(frame) <= maxScratch {
-		*bp = frame[:0]
+	if cap(buf) <= maxScratch {
+		*bp = buf[:0]
 		scratchPool.Put(bp)
 	}
 	return err
