@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -44,6 +45,9 @@ type streamWire struct {
 	teardown func() error
 	// direct lets senders call sendMsg themselves.
 	direct bool
+	// sizes holds the largest message of each frame type sized first
+	// (see encode).
+	sizes [256]atomic.Int32
 
 	// maxPending bounds the encoded bytes waiting for the writer, so that
 	// an agent that stops reading costs bounded memory however large the
@@ -97,17 +101,11 @@ const grpcPrefix = 5
 var _ wire = (*streamWire)(nil)
 
 func (w *streamWire) send(ctx context.Context, m *agentv2.ProxyToAgent) error {
-	n := m.SizeVT()
-	if w.max > 0 && n > w.max {
-		return agentwire.NewError(agentwire.CodeResourceExhausted,
-			fmt.Errorf("%w: message of %d bytes, limit %d", codec.ErrFrameTooLarge, n, w.max))
+	bp, err := w.encode(m)
+	if err != nil {
+		return err
 	}
-	bp := messageBuffers.Get(n)
-	if _, err := m.MarshalToSizedBufferVT((*bp)[:n]); err != nil {
-		messageBuffers.Put(bp)
-		return agentwire.NewError(agentwire.CodeInvalidArgument, err)
-	}
-	*bp = (*bp)[:n]
+	n := len(*bp)
 	q := queuedMsg{e: (*encodedMsg)(bp), id: m.GetEventId()}
 	if w.direct && w.queued.Load() == 0 && w.sendMu.TryLock() {
 		if w.queued.Load() == 0 && w.sent+uint64(n+grpcPrefix)-w.acked.Load() <= directBudget {
@@ -143,6 +141,68 @@ func (w *streamWire) send(ctx context.Context, m *agentv2.ProxyToAgent) error {
 		return agentwire.WrapContextError(ctx.Err())
 	}
 	return agentwire.NewError(agentwire.CodeUnavailable, ErrClosed)
+}
+
+// encode marshals m into a buffer from messageBuffers. Like codec.Writer,
+// it first marshals without computing the size: at the end of a buffer of
+// the smallest class (vtprotobuf marshals back to front; a buffer too
+// small makes it index out of range, which is recovered), then moves the
+// bytes to the front. Types seen too large for that buffer are sized
+// first.
+func (w *streamWire) encode(m *agentv2.ProxyToAgent) (*[]byte, error) {
+	t := m.FrameType()
+	if int(w.sizes[t].Load()) <= 1<<minMsgClass {
+		bp := messageBuffers.Get(1 << minMsgClass)
+		buf := *bp
+		n, fits, err := marshalTail(m, buf)
+		switch {
+		case fits && err == nil:
+			copy(buf, buf[len(buf)-n:])
+			*bp = buf[:n]
+			return bp, w.checkSize(n)
+		case fits:
+			messageBuffers.Put(bp)
+			return nil, agentwire.NewError(agentwire.CodeInvalidArgument, err)
+		}
+		messageBuffers.Put(bp)
+	}
+	n := m.SizeVT()
+	if err := w.checkSize(n); err != nil {
+		return nil, err
+	}
+	if n > int(w.sizes[t].Load()) {
+		w.sizes[t].Store(int32(n))
+	}
+	bp := messageBuffers.Get(n)
+	if _, err := m.MarshalToSizedBufferVT((*bp)[:n]); err != nil {
+		messageBuffers.Put(bp)
+		return nil, agentwire.NewError(agentwire.CodeInvalidArgument, err)
+	}
+	return bp, nil
+}
+
+// checkSize fails a message of n bytes over the size limit.
+func (w *streamWire) checkSize(n int) error {
+	if w.max > 0 && n > w.max {
+		return agentwire.NewError(agentwire.CodeResourceExhausted,
+			fmt.Errorf("%w: message of %d bytes, limit %d", codec.ErrFrameTooLarge, n, w.max))
+	}
+	return nil
+}
+
+// marshalTail marshals m at the end of dst; fits is false when dst was
+// too small.
+func marshalTail(m *agentv2.ProxyToAgent, dst []byte) (n int, fits bool, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			if _, ok := r.(runtime.Error); !ok {
+				panic(r)
+			}
+			n, fits, err = 0, false, nil
+		}
+	}()
+	n, err = m.MarshalToSizedBufferVT(dst)
+	return n, true, err
 }
 
 // sendLocked sends q, recording where it ends; w.sendMu is held.
