@@ -29,12 +29,13 @@ type tailFrame interface {
 }
 
 // frameSizes holds the largest payload of each frame type a Writer has
-// encoded.
-type frameSizes [256]atomic.Int32
+// encoded, by type modulo its length: the few types that share a slot
+// share their largest size.
+type frameSizes [64]atomic.Int32
 
 // note records a payload of n bytes of type t.
 func (s *frameSizes) note(t agentv2.FrameType, n int) {
-	v := &s[t]
+	v := &s[int(t)%len(s)]
 	for {
 		old := v.Load()
 		if int32(n) <= old || v.CompareAndSwap(old, int32(n)) {
@@ -54,7 +55,7 @@ func (s *frameSizes) encodeTail(buf []byte, m Frame, max int) (frame []byte, ok 
 	}
 	t := tm.FrameType()
 	room := cap(buf) - agentv2.FrameHeaderSize
-	if t == 0 || room <= 0 || int(s[t].Load()) > room {
+	if t == 0 || room <= 0 || int(s[int(t)%len(s)].Load()) > room {
 		return nil, false, nil
 	}
 	buf = buf[:cap(buf)]

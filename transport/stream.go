@@ -46,8 +46,8 @@ type streamWire struct {
 	// direct lets senders call sendMsg themselves.
 	direct bool
 	// sizes holds the largest message of each frame type sized first
-	// (see encode).
-	sizes [256]atomic.Int32
+	// (see encode), by type modulo its length.
+	sizes [64]atomic.Int32
 
 	// maxPending bounds the encoded bytes waiting for the writer, so that
 	// an agent that stops reading costs bounded memory however large the
@@ -76,7 +76,7 @@ type streamWire struct {
 	endsMu sync.Mutex // endsMu guards the following
 	// ends records, by event id modulo its size, where each event ends in
 	// the stream, for answered.
-	ends [256]struct{ id, end uint64 }
+	ends [128]struct{ id, end uint64 }
 }
 
 // queuedMsg is a message waiting for the writer.
@@ -151,7 +151,8 @@ func (w *streamWire) send(ctx context.Context, m *agentv2.ProxyToAgent) error {
 // first.
 func (w *streamWire) encode(m *agentv2.ProxyToAgent) (*[]byte, error) {
 	t := m.FrameType()
-	if int(w.sizes[t].Load()) <= 1<<minMsgClass {
+	size := &w.sizes[int(t)%len(w.sizes)]
+	if int(size.Load()) <= 1<<minMsgClass {
 		bp := messageBuffers.Get(1 << minMsgClass)
 		buf := *bp
 		n, fits, err := marshalTail(m, buf)
@@ -170,8 +171,8 @@ func (w *streamWire) encode(m *agentv2.ProxyToAgent) (*[]byte, error) {
 	if err := w.checkSize(n); err != nil {
 		return nil, err
 	}
-	if n > int(w.sizes[t].Load()) {
-		w.sizes[t].Store(int32(n))
+	if n > int(size.Load()) {
+		size.Store(int32(n))
 	}
 	bp := messageBuffers.Get(n)
 	if _, err := m.MarshalToSizedBufferVT((*bp)[:n]); err != nil {
