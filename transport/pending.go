@@ -2,7 +2,7 @@ package transport
 
 // pendingSlots is the number of slots of a pendingTable: a power of two,
 // above what one connection usually has in flight.
-const pendingSlots = 256
+const pendingSlots = 128
 
 // pendingTable maps event ids to the calls waiting for them. Ids are
 // issued in sequence, so the call with id i lives in slot i mod

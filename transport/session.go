@@ -93,14 +93,14 @@ type session struct {
 	// base starts the monotonic clock of call deadlines: a deadline is
 	// the time since base when the call fails.
 	base time.Time
-	// sweepWake (capacity 1) wakes the sweeper from idle.
-	sweepWake chan struct{}
 
 	mu sync.Mutex // mu guards the following
 	// pending holds the waiting calls.
 	pending pendingTable
-	// sweepIdle: the sweeper found nothing pending and waits on sweepWake.
-	sweepIdle bool
+	// sweepTimer runs sweep at the oldest pending call's deadline; it is
+	// armed (sweepArmed) while calls are pending.
+	sweepTimer *time.Timer
+	sweepArmed bool
 	// byCorr queues calls per correlation id, oldest first, for agents that
 	// do not echo event ids.
 	byCorr map[string][]*call
@@ -143,7 +143,6 @@ func newSession(cfg *config, w wire) *session {
 		resume:     make(chan struct{}),
 		state:      StateReady,
 		base:       time.Now(),
-		sweepWake:  make(chan struct{}, 1),
 	}
 }
 
@@ -168,13 +167,6 @@ func (s *session) start(ctx context.Context) error {
 		defer s.wg.Done()
 		s.readLoop()
 	}()
-	if s.cfg.callTimeout > 0 {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.sweep(s.bg)
-		}()
-	}
 	return nil
 }
 
@@ -271,18 +263,13 @@ func (s *session) Send(ctx context.Context, event *agentv2.ProxyToAgent) (*agent
 	if ordered {
 		s.byCorr[corr] = append(s.byCorr[corr], c)
 	}
-	wake := s.sweepIdle
-	s.sweepIdle = false
+	if c.deadline != 0 && !s.sweepArmed {
+		s.armSweepLocked(s.cfg.callTimeout)
+	}
 	// Alone in flight, the event goes out at once; with others in flight,
 	// it shares the writer's next system call with them.
 	busy := s.pending.len() > 1
 	s.mu.Unlock()
-	if wake {
-		select {
-		case s.sweepWake <- struct{}{}:
-		default:
-		}
-	}
 
 	var err error
 	if busy {
@@ -317,50 +304,44 @@ func (s *session) Send(ctx context.Context, event *agentv2.ProxyToAgent) (*agent
 	return res.resp, res.err
 }
 
-// sweep fails the calls that outlive the call timeout, until ctx ends. One
-// goroutine and one timer serve every call of the session: pending calls
-// are listed in send order, which is the order of their deadlines, so the
-// timer only ever waits for the oldest. With nothing pending the sweeper
-// waits to be woken by the next Send.
-func (s *session) sweep(ctx context.Context) {
-	timer := time.NewTimer(s.cfg.callTimeout)
-	defer timer.Stop()
+// The call timeout is enforced by one timer per session, not one per
+// call: pending calls are listed in send order, which is the order of
+// their deadlines, so the timer only ever waits for the oldest. It is
+// armed while calls are pending, and runs sweep on a goroutine of its own
+// that the session waits for in Close.
+
+// armSweepLocked arms the sweep timer to fire in d; s.mu is held and no
+// sweep is armed.
+func (s *session) armSweepLocked(d time.Duration) {
+	s.sweepArmed = true
+	s.wg.Add(1)
+	if s.sweepTimer == nil {
+		s.sweepTimer = time.AfterFunc(d, s.sweep)
+	} else {
+		s.sweepTimer.Reset(d)
+	}
+}
+
+// sweep fails the calls whose deadline passed and re-arms the timer for
+// the oldest one left.
+func (s *session) sweep() {
+	defer s.wg.Done()
 	var expired []*call
-	for {
-		now := time.Since(s.base)
-		s.mu.Lock()
-		for c := s.pending.oldest; c != nil && c.deadline <= now; c = s.pending.oldest {
-			s.removeLocked(c)
-			expired = append(expired, c)
-		}
-		var wait time.Duration
-		if s.pending.oldest == nil {
-			s.sweepIdle = true
-		} else {
-			wait = s.pending.oldest.deadline - now
-		}
-		s.mu.Unlock()
-		if len(expired) > 0 {
-			err := agentwire.Errorf(agentwire.CodeDeadlineExceeded, "no decision within %v", s.cfg.callTimeout)
-			for i, c := range expired {
-				c.ch <- result{err: err}
-				expired[i] = nil
-			}
-			expired = expired[:0]
-		}
-		if wait <= 0 {
-			select {
-			case <-s.sweepWake:
-			case <-ctx.Done():
-				return
-			}
-			continue
-		}
-		timer.Reset(wait)
-		select {
-		case <-timer.C:
-		case <-ctx.Done():
-			return
+	now := time.Since(s.base)
+	s.mu.Lock()
+	s.sweepArmed = false
+	for c := s.pending.oldest; c != nil && c.deadline <= now; c = s.pending.oldest {
+		s.removeLocked(c)
+		expired = append(expired, c)
+	}
+	if c := s.pending.oldest; c != nil && s.err == nil {
+		s.armSweepLocked(c.deadline - now)
+	}
+	s.mu.Unlock()
+	if len(expired) > 0 {
+		err := agentwire.Errorf(agentwire.CodeDeadlineExceeded, "no decision within %v", s.cfg.callTimeout)
+		for _, c := range expired {
+			c.ch <- result{err: err}
 		}
 	}
 }
@@ -838,6 +819,11 @@ func (s *session) fail(err error) {
 	}
 	s.err = err
 	victims := s.pending.clear()
+	if s.sweepArmed && s.sweepTimer.Stop() {
+		// A sweep that has started finds s.err set and does not re-arm.
+		s.sweepArmed = false
+		s.wg.Done()
+	}
 	if s.byCorr != nil {
 		clear(s.byCorr)
 	}

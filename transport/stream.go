@@ -76,7 +76,7 @@ type streamWire struct {
 	endsMu sync.Mutex // endsMu guards the following
 	// ends records, by event id modulo its size, where each event ends in
 	// the stream, for answered.
-	ends [128]struct{ id, end uint64 }
+	ends [64]struct{ id, end uint64 }
 }
 
 // queuedMsg is a message waiting for the writer.
