@@ -11,7 +11,7 @@ const pendingSlots = 128
 // every call in a list in send order, which is the order of their
 // deadlines. Not safe for concurrent use: the session's mu guards it.
 type pendingTable struct {
-	slots    [pendingSlots]*call
+	slots    *[pendingSlots]*call // allocated by the first put
 	overflow map[uint64]*call
 	n        int
 	// oldest and newest end the list of calls in send order.
@@ -23,6 +23,9 @@ func (t *pendingTable) len() int { return t.n }
 
 // put adds c, whose id no call in the table has.
 func (t *pendingTable) put(c *call) {
+	if t.slots == nil {
+		t.slots = new([pendingSlots]*call)
+	}
 	i := c.id % pendingSlots
 	if old := t.slots[i]; old != nil {
 		if t.overflow == nil {
@@ -43,6 +46,9 @@ func (t *pendingTable) put(c *call) {
 
 // get returns the call waiting for id, or nil.
 func (t *pendingTable) get(id uint64) *call {
+	if t.slots == nil {
+		return nil
+	}
 	if c := t.slots[id%pendingSlots]; c != nil && c.id == id {
 		return c
 	}

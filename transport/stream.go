@@ -47,7 +47,7 @@ type streamWire struct {
 	direct bool
 	// sizes holds the largest message of each frame type sized first
 	// (see encode), by type modulo its length.
-	sizes [64]atomic.Int32
+	sizes [16]atomic.Int32
 
 	// maxPending bounds the encoded bytes waiting for the writer, so that
 	// an agent that stops reading costs bounded memory however large the
@@ -75,8 +75,8 @@ type streamWire struct {
 
 	endsMu sync.Mutex // endsMu guards the following
 	// ends records, by event id modulo its size, where each event ends in
-	// the stream, for answered.
-	ends [64]struct{ id, end uint64 }
+	// the stream, for answered; allocated by the first event sent.
+	ends *[streamEnds]struct{ id, end uint64 }
 }
 
 // queuedMsg is a message waiting for the writer.
@@ -94,6 +94,11 @@ type queuedMsg struct {
 // cannot outlive its context. Above it, messages take the queue and the
 // writer goroutine waits for the agent instead.
 const directBudget = 48 << 10
+
+// streamEnds is how many events' positions a stream remembers: more than
+// are usually in flight on one connection, or answers would find theirs
+// overwritten and the acknowledged position would lag.
+const streamEnds = 128
 
 // grpcPrefix is the size of gRPC's message prefix.
 const grpcPrefix = 5
@@ -211,7 +216,10 @@ func (w *streamWire) sendLocked(q queuedMsg) error {
 	w.sent += uint64(len(*q.e) + grpcPrefix)
 	if q.id != 0 {
 		w.endsMu.Lock()
-		w.ends[q.id%uint64(len(w.ends))] = struct{ id, end uint64 }{q.id, w.sent}
+		if w.ends == nil {
+			w.ends = new([streamEnds]struct{ id, end uint64 })
+		}
+		w.ends[q.id%streamEnds] = struct{ id, end uint64 }{q.id, w.sent}
 		w.endsMu.Unlock()
 	}
 	return w.sendMsg(q.e)
@@ -221,8 +229,10 @@ func (w *streamWire) sendLocked(q queuedMsg) error {
 // event's end has reached it.
 func (w *streamWire) answered(id uint64) {
 	w.endsMu.Lock()
-	if e := w.ends[id%uint64(len(w.ends))]; e.id == id && e.end > w.acked.Load() {
-		w.acked.Store(e.end)
+	if w.ends != nil {
+		if e := w.ends[id%streamEnds]; e.id == id && e.end > w.acked.Load() {
+			w.acked.Store(e.end)
+		}
 	}
 	w.endsMu.Unlock()
 }
