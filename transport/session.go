@@ -79,6 +79,10 @@ type session struct {
 	unknownFrames    atomic.Uint64
 	// floodLogged: the drop of a background task was logged (once).
 	floodLogged atomic.Bool
+	// anyPause: the connection or some request is paused. Paused reads
+	// it without taking mu, which every event would otherwise take once
+	// more.
+	anyPause atomic.Bool
 
 	// orderMu makes "queue by correlation id" and "hand to the wire" one
 	// step for agents that do not echo event ids, so the queue order is the
@@ -108,6 +112,8 @@ type session struct {
 	pings map[uint64]chan struct{}
 	err   error
 	// paused is a connection-wide pause; pausedCorr pauses single requests.
+	// Whenever either changes, anyPause is set to whether anything is
+	// paused.
 	paused     bool
 	pausedCorr map[string]struct{}
 	// resume is closed (and replaced) when any pause is lifted or the
@@ -578,6 +584,7 @@ func (s *session) onFlow(sig *agentv2.FlowControlSignal) {
 		s.mu.Unlock()
 		return
 	}
+	s.pausesChangedLocked()
 	changed, st := s.stateChangedLocked()
 	s.mu.Unlock()
 	if changed && s.cfg.onStatus != nil {
@@ -681,6 +688,7 @@ func (s *session) Cancel(ctx context.Context, correlationID string, reason agent
 	} else {
 		delete(s.pausedCorr, correlationID)
 	}
+	s.pausesChangedLocked()
 	s.mu.Unlock()
 	cerr := agentwire.Errorf(agentwire.CodeCanceled, "request cancelled: %s", reason)
 	for _, c := range victims {
@@ -760,9 +768,17 @@ func (s *session) Status() Status {
 
 // Paused implements Conn.
 func (s *session) Paused(correlationID string) bool {
+	if !s.anyPause.Load() {
+		return false
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.pausedLocked(correlationID)
+}
+
+// pausesChangedLocked updates anyPause; s.mu is held.
+func (s *session) pausesChangedLocked() {
+	s.anyPause.Store(s.paused || len(s.pausedCorr) > 0)
 }
 
 func (s *session) pausedLocked(corr string) bool {
@@ -832,6 +848,7 @@ func (s *session) fail(err error) {
 		delete(s.pings, seq)
 	}
 	clear(s.pausedCorr)
+	s.pausesChangedLocked()
 	close(s.resume)
 	s.resume = make(chan struct{})
 	st := s.statusLocked()
