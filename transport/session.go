@@ -245,8 +245,8 @@ func (s *session) Send(ctx context.Context, event *agentv2.ProxyToAgent) (*agent
 	c.corr = corr
 	c.deadline = 0
 	if d := s.cfg.callTimeout; d > 0 {
-		// The sweeper enforces it; a context deadline that comes sooner
-		// ends the call first.
+		// sweep enforces it; a context deadline that comes sooner ends
+		// the call first.
 		c.deadline = time.Since(s.base) + d
 	}
 	event.EventId = c.id

@@ -163,9 +163,13 @@ func (w *streamWire) encode(m *agentv2.ProxyToAgent) (*[]byte, error) {
 		n, fits, err := marshalTail(m, buf)
 		switch {
 		case fits && err == nil:
+			if err := w.checkSize(n); err != nil {
+				messageBuffers.Put(bp)
+				return nil, err
+			}
 			copy(buf, buf[len(buf)-n:])
 			*bp = buf[:n]
-			return bp, w.checkSize(n)
+			return bp, nil
 		case fits:
 			messageBuffers.Put(bp)
 			return nil, agentwire.NewError(agentwire.CodeInvalidArgument, err)
