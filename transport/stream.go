@@ -116,9 +116,11 @@ func (w *streamWire) send(ctx context.Context, m *agentv2.ProxyToAgent) error {
 		if w.queued.Load() == 0 && w.sent+uint64(n+grpcPrefix)-w.acked.Load() <= directBudget {
 			err := w.sendLocked(q)
 			w.sendMu.Unlock()
-			if err != nil {
+			if err != nil && !errors.Is(err, io.EOF) {
 				return agentwire.NewError(agentwire.CodeUnavailable, fmt.Errorf("%w: %w", ErrPeerGone, err))
 			}
+			// On io.EOF the stream ended: as with the writer, the reader
+			// learns why from recv and fails the connection with it.
 			return nil
 		}
 		w.sendMu.Unlock()

@@ -2,6 +2,8 @@ package transport
 
 import (
 	"context"
+	"errors"
+	"io"
 	"net"
 	"runtime"
 	"strings"
@@ -145,4 +147,52 @@ func TestStreamDirectSendsNeverWait(t *testing.T) {
 		t.Fatal("a Send is stuck in grpc-go")
 	}
 	assert.Positive(t, queued.Load(), "nothing was left to the writer: the stall was not reached")
+}
+
+// TestStreamUnknownService: an agent without the service ends the stream
+// at once; the handshake fails with the reason the stream ended, not with
+// the end of the stream.
+func TestStreamUnknownService(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	gs := grpc.NewServer()
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = gs.Serve(ln)
+	}()
+	defer func() {
+		gs.Stop()
+		<-served
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = DialGRPC(ctx, ln.Addr().String(), WithServiceName("zentinel.agent.v2.AgentServiceV2"))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "unknown service zentinel.agent.v2.AgentServiceV2")
+}
+
+// TestStreamDirectSendEOF: a direct send that finds the stream ended
+// reports no error of its own, as the writer does: the reader learns why
+// the stream ended and fails the connection with that.
+func TestStreamDirectSendEOF(t *testing.T) {
+	t.Parallel()
+	w := &streamWire{
+		max: 1 << 20, queue: make(chan queuedMsg, 1), closed: make(chan struct{}), direct: true,
+		sendMsg: func(e *encodedMsg) error {
+			e.free()
+			return io.EOF
+		},
+	}
+	ev := &agentv2.ProxyToAgent{EventId: 1, Message: &agentv2.ProxyToAgent_RequestBodyChunk{RequestBodyChunk: &agentv2.BodyChunkEvent{CorrelationId: "r"}}}
+	require.NoError(t, w.send(context.Background(), ev))
+	assert.Zero(t, len(w.queue), "the message was queued instead of sent")
+	w.sendMsg = func(e *encodedMsg) error {
+		e.free()
+		return errors.New("broken")
+	}
+	err := w.send(context.Background(), ev)
+	assert.Equal(t, agentwire.CodeUnavailable, agentwire.CodeOf(err))
+	assert.ErrorIs(t, err, ErrPeerGone)
 }
