@@ -139,7 +139,9 @@ func TestConcurrencyLimit(t *testing.T) {
 	rec := newRecorder("a")
 	rec.setHook(holdUntil("hold", rel))
 	ua := newUnixAgent(t, rec)
-	p := newTestPool(t, WithConnections(1), WithConcurrencyLimit(2, 30*time.Millisecond))
+	// The queue wait leaves a loaded machine time to return a freed slot
+	// to r5 below.
+	p := newTestPool(t, WithConnections(1), WithConcurrencyLimit(2, 150*time.Millisecond))
 	ctx := testCtx(t)
 	require.NoError(t, p.AddAgent(ctx, "waf", ua.endpoint()))
 	require.Equal(t, 2, stats(t, p, "waf").Conns[0].Limit)
@@ -157,7 +159,7 @@ func TestConcurrencyLimit(t *testing.T) {
 	_, err := p.Send(ctx, "waf", headers("r3"))
 	assert.ErrorIs(t, err, ErrConcurrencyLimit)
 	assert.Equal(t, agentwire.CodeResourceExhausted, agentwire.CodeOf(err))
-	assert.GreaterOrEqual(t, time.Since(start), 30*time.Millisecond, "waited the queue wait")
+	assert.GreaterOrEqual(t, time.Since(start), 150*time.Millisecond, "waited the queue wait")
 	assert.Equal(t, uint64(1), stats(t, p, "waf").LimitRejected)
 	assert.Equal(t, int64(2), rec.events.Load())
 
