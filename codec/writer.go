@@ -234,15 +234,8 @@ func (w *Writer) queue(ctx context.Context, m Frame, frame []byte, mode writeMod
 			}
 			return nil
 		}
-		if w.space == nil {
-			w.space = make(chan struct{})
-		}
-		space := w.space
-		w.mu.Unlock()
-		select {
-		case <-space:
-		case <-ctx.Done():
-			return agentwire.WrapContextError(ctx.Err())
+		if err := w.waitSpace(ctx); err != nil {
+			return err
 		}
 	}
 }
@@ -315,15 +308,8 @@ func (w *Writer) Flush(ctx context.Context) error {
 			w.mu.Unlock()
 			return nil
 		}
-		if w.space == nil {
-			w.space = make(chan struct{})
-		}
-		space := w.space
-		w.mu.Unlock()
-		select {
-		case <-space:
-		case <-ctx.Done():
-			return agentwire.WrapContextError(ctx.Err())
+		if err := w.waitSpace(ctx); err != nil {
+			return err
 		}
 	}
 }
@@ -422,4 +408,20 @@ func WriteFrameTo(dst io.Writer, m Frame, max int) error {
 		return agentwire.NewError(agentwire.CodeUnavailable, err)
 	}
 	return nil
+}
+
+// waitSpace waits, honouring ctx, until the flusher drains pending or the
+// Writer fails. w.mu is held on entry and released on return.
+func (w *Writer) waitSpace(ctx context.Context) error {
+	if w.space == nil {
+		w.space = make(chan struct{})
+	}
+	space := w.space
+	w.mu.Unlock()
+	select {
+	case <-space:
+		return nil
+	case <-ctx.Done():
+		return agentwire.WrapContextError(ctx.Err())
+	}
 }
