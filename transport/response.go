@@ -161,12 +161,11 @@ func (a *respArena) response(b []byte) bool {
 		if wt != wireBytes {
 			return false
 		}
-		l, n := length(b[i:])
-		if n <= 0 {
+		v, next := lengthDelimited(b, i)
+		if next < 0 {
 			return false
 		}
-		v := b[i+n : i+n+l]
-		i += n + l
+		i = next
 		switch field {
 		case fieldRespCorrelationID:
 			r.CorrelationId = aliasString(v)
@@ -212,12 +211,11 @@ func headerOp(b []byte, blk *opBlock) bool {
 			return false
 		}
 		i += n
-		l, n := length(b[i:])
-		if n <= 0 {
+		v, next := lengthDelimited(b, i)
+		if next < 0 {
 			return false
 		}
-		v := b[i+n : i+n+l]
-		i += n + l
+		i = next
 		seen = true
 		switch field {
 		case fieldOpSet:
@@ -250,12 +248,11 @@ func header(b []byte, h *agentv2.Header) bool {
 			return false
 		}
 		i += n
-		l, n := length(b[i:])
-		if n <= 0 {
+		v, next := lengthDelimited(b, i)
+		if next < 0 {
 			return false
 		}
-		v := b[i+n : i+n+l]
-		i += n + l
+		i = next
 		switch field {
 		case fieldHeaderName:
 			h.Name = aliasString(v)
@@ -311,6 +308,16 @@ func tag(b []byte) (field uint64, wt int, n int) {
 
 // length decodes the length of a length-delimited field and checks that
 // the field fits in b.
+// lengthDelimited returns the bytes field starting at b[i] (its length
+// prefix first) and where the next field starts, or next < 0 if malformed.
+func lengthDelimited(b []byte, i int) (v []byte, next int) {
+	l, n := length(b[i:])
+	if n <= 0 {
+		return nil, -1
+	}
+	return b[i+n : i+n+l], i + n + l
+}
+
 func length(b []byte) (l int, n int) {
 	v, n := varint(b)
 	if n <= 0 || v > uint64(len(b)-n) {
