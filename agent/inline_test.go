@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -157,4 +158,41 @@ func TestInlineWatchWakesAfterQuiet(t *testing.T) {
 	assert.Equal(t, uint64(3), c.response().GetEventId(), "the parked watch woke and took the reading over")
 	close(h.release)
 	assert.Equal(t, uint64(2), c.response().GetEventId())
+}
+
+// sleepyHandler sleeps for requests whose correlation id starts with
+// "sleepy", as a handler slower than the budget yet not slow enough for a
+// takeover.
+type sleepyHandler struct {
+	Base
+	sleep time.Duration
+}
+
+func (h sleepyHandler) RequestHeaders(_ context.Context, ev *agentv2.RequestHeadersEvent) (*agentv2.AgentResponse, error) {
+	if strings.HasPrefix(ev.GetMetadata().GetCorrelationId(), "sleepy") {
+		time.Sleep(h.sleep)
+	}
+	return Allow(), nil
+}
+
+func TestInlineCooldownNeedsTwoSlowEventsInARow(t *testing.T) {
+	t.Parallel()
+	// The watch looks every 10 budgets while all is quiet: 300 ms, so
+	// 40 ms handlers finish long before it could take one over.
+	e := startUDS(t, sleepyHandler{sleep: 40 * time.Millisecond}, WithInlineBudget(30*time.Millisecond))
+	c := e.dialReady()
+	c.Send(requestHeaders(1, "sleepy-1"))
+	c.response()
+	c.Send(requestHeaders(2, "quick-1"))
+	c.response()
+	c.Send(requestHeaders(3, "sleepy-2"))
+	c.response()
+	_, takeovers, cooldown := inlineCounts(t, e.srv)
+	require.Zero(t, takeovers)
+	assert.Zero(t, cooldown, "a lone slow event (with a quick one between) starts no cooldown")
+	c.Send(requestHeaders(4, "sleepy-3"))
+	c.response()
+	_, takeovers, cooldown = inlineCounts(t, e.srv)
+	require.Zero(t, takeovers)
+	assert.Positive(t, cooldown, "two slow events in a row start a cooldown")
 }

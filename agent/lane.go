@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"strings"
+	"unsafe"
 	"sync/atomic"
 	"time"
 
@@ -28,7 +30,13 @@ type lane struct {
 	// wantPause (guarded by the session's mu) and sentPause (guarded by its
 	// flowMu) are the per-request flow-control state.
 	wantPause, sentPause bool
+	// cidBuf holds cid when it is short, as it usually is (a UUID): the
+	// lane owns its correlation id without a second allocation.
+	cidBuf [laneCIDSize]byte
 }
+
+// laneCIDSize is the longest correlation id a lane keeps in itself.
+const laneCIDSize = 48
 
 // laneCancel is a lane's cancellable context, once it has one.
 type laneCancel struct {
@@ -46,8 +54,16 @@ var finishedLane = func() *laneCancel {
 
 var _ context.Context = (*lane)(nil)
 
+// newLane returns a lane for correlation id cid, which it copies: cid may
+// point into a read buffer that is reused, or that would stay in memory for
+// as long as the request lasts.
 func newLane(parent context.Context, cid string) *lane {
-	l := &lane{parent: parent, cid: cid}
+	l := &lane{parent: parent}
+	if n := copy(l.cidBuf[:], cid); n == len(cid) && n > 0 {
+		l.cid = unsafe.String(&l.cidBuf[0], n)
+	} else {
+		l.cid = strings.Clone(cid)
+	}
 	l.q = l.first[:0]
 	return l
 }

@@ -54,6 +54,7 @@ type config struct {
 	healthInterval         time.Duration
 	handshakeTimeout       time.Duration
 	inlineBudget           time.Duration
+	borrowEvents           bool
 	maxFrameSize           int
 	logger                 *slog.Logger
 	now                    func() time.Time
@@ -191,6 +192,18 @@ func WithHandshakeTimeout(d time.Duration) Option {
 func WithInlineBudget(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.inlineBudget = d })
 }
+
+// WithBorrowedEvents makes events on Unix-socket and reverse connections
+// borrow the connection's read buffer instead of owning their memory: an
+// event, and every string and byte slice in it, is valid only until the
+// handler method returns. A handler that keeps anything (a header value, a
+// body chunk, the event) past its return must copy it first
+// (strings.Clone, bytes.Clone, proto.Clone). In exchange the agent allocates
+// nothing per event to hold what it reads, which makes the garbage
+// collector run several times less often. Events that wait for a worker,
+// and the correlation ids the SDK keeps, are copied by the SDK; gRPC and
+// Connect connections are not affected.
+func WithBorrowedEvents() Option { return optionFunc(func(c *config) { c.borrowEvents = true }) }
 
 // WithMaxFrameSize sets the largest message accepted or sent, in bytes
 // (codec.DefaultMaxFrameSize, 16 MiB). It applies to frames on framed

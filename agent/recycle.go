@@ -350,6 +350,19 @@ func decodeFrame(t agentv2.FrameType, payload, own []byte) (*agentv2.ProxyToAgen
 	return decodeShaped(own, field, meta, ok, t, true)
 }
 
+// decodeLent decodes a frame's payload for a borrowing stream: events of
+// the hot kinds alias payload (lent reports so), other messages get a copy
+// of their own as in decodeFrame.
+func decodeLent(t agentv2.FrameType, payload []byte) (m *agentv2.ProxyToAgent, lent bool, err error) {
+	field, meta, ok := scanEnvelope(payload)
+	if !ok || !isShaped(field) {
+		m, err = decodeShaped(bytes.Clone(payload), field, meta, ok, t, true)
+		return m, false, err
+	}
+	m, err = decodeShaped(payload, field, meta, ok, t, true)
+	return m, err == nil, err
+}
+
 // decodeOwned is decode for a buf that belongs to the message from now on.
 func decodeOwned(buf []byte) (*agentv2.ProxyToAgent, error) {
 	field, meta, ok := scanEnvelope(buf)

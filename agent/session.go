@@ -210,7 +210,10 @@ type session struct {
 	// readDone carries the read loop's final error to run once reading has
 	// moved to another goroutine.
 	readDone chan error
-	stats    stats
+	// lender is the stream when its events borrow its read buffer
+	// (WithBorrowedEvents), else nil.
+	lender lendingStream
+	stats  stats
 	// wg counts the session's goroutines: workers, health loop, hooks.
 	wg sync.WaitGroup
 	// kick asks the health loop for a report now (capacity 1).
@@ -233,6 +236,9 @@ type session struct {
 	// too slow to run inline; backoff is the next cooldown, doubled each
 	// time inline handling fails again and reset when it works.
 	cooldown, backoff int
+	// strikes counts inline events in a row that outlived the budget
+	// without being taken over.
+	strikes int
 	// takeovers and inlined count for tests and profiles.
 	takeovers, inlined int
 	// pending counts events accepted and not yet answered; running those
@@ -274,6 +280,10 @@ func newSession(ctx context.Context, srv *Server, st stream, hs *agentv2.Handsha
 		readDone:      make(chan error, 1),
 	}
 	s.work.L = &s.mu
+	if ls, ok := st.(lendingStream); ok && cfg.borrowEvents {
+		ls.lend()
+		s.lender = ls
+	}
 	s.peer = &Peer{s: s}
 	s.log = cfg.logger.With("proxy_id", hs.GetProxyId(), "session", srv.nextID.Add(1))
 	s.ctx, s.cancel = context.WithCancelCause(context.WithValue(ctx, peerKey{}, s.peer))
@@ -334,6 +344,19 @@ func (s *session) end(cause error) {
 	s.idleWaiters = nil
 	s.mu.Unlock()
 	s.cancel(cause)
+}
+
+// lendingStream is implemented by streams whose events can borrow the
+// read buffer (the framed stream): valid only until the reader reads on.
+type lendingStream interface {
+	// lend makes the events of the following Recvs borrow the buffer.
+	lend()
+	// own makes the event the last Recv returned hold its own memory: for
+	// events that wait for a worker. It returns the event to use instead.
+	own(m *agentv2.ProxyToAgent) (*agentv2.ProxyToAgent, error)
+	// renew gives the reader new buffers, leaving the old ones to a
+	// handler that still runs while another goroutine reads on.
+	renew()
 }
 
 // burstStream is implemented by streams that can tell whether the next
@@ -409,11 +432,17 @@ func (s *session) runInline(id uint64, l *lane, m *agentv2.ProxyToAgent, bs burs
 		// takeover started the cooldown.
 	case d > s.budget:
 		// Slow handlers would hold up the events behind them: use workers
-		// for a while, and have the watch look closely.
-		s.slowLocked()
-		s.srv.watch.alert()
+		// for a while, and have the watch look closely. One slow event
+		// alone may be the reading thread losing its processor on a busy
+		// machine (then workers would only add hand-offs); a second in a
+		// row is the handler.
+		if s.strikes++; s.strikes >= slowStrikes {
+			s.strikes = 0
+			s.slowLocked()
+			s.srv.watch.alert()
+		}
 	default:
-		s.backoff = 0
+		s.backoff, s.strikes = 0, 0
 	}
 	s.inlined++
 	s.running--
@@ -441,6 +470,9 @@ func (s *session) runInline(id uint64, l *lane, m *agentv2.ProxyToAgent, bs burs
 const (
 	minCooldown = 64
 	maxCooldown = 1 << 16
+	// slowStrikes is how many inline events in a row must outlive the
+	// budget to start a cooldown (a takeover starts one at once).
+	slowStrikes = 2
 )
 
 // slowLocked starts a cooldown after a slow inline event.
@@ -468,6 +500,11 @@ func (s *session) takeover(seq uint64) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		if s.lender != nil {
+			// The old reader's handler still reads its event from the
+			// old buffers.
+			s.lender.renew()
+		}
 		if err, over := s.readLoop(id); !over {
 			s.readDone <- s.stopReading(err)
 		}
@@ -539,27 +576,37 @@ func (s *session) submit(cid string, m *agentv2.ProxyToAgent) *lane {
 	s.mu.Lock()
 	if s.pending >= s.maxPending {
 		s.mu.Unlock()
-		s.stats.rejected.Add(1)
-		s.reply(m.EventId, cid, nil, agentwire.Errorf(agentwire.CodeResourceExhausted,
-			"agent: %d events pending on this connection, the limit is %d", s.maxPending, s.maxPending), nil)
-		s.st.Release(m)
+		s.refuse(cid, m, agentwire.Errorf(agentwire.CodeResourceExhausted,
+			"agent: %d events pending on this connection, the limit is %d", s.maxPending, s.maxPending))
 		return nil
+	}
+	l := s.lanes[cid]
+	quiet := s.budget > 0 && s.inlineLane == nil && s.readyHead == len(s.ready) && s.pauseAt(s.pending+1) == s.wantPause
+	inline := l == nil && quiet && s.cooldown == 0
+	if !inline && s.lender != nil {
+		// The reader reads on: a queued event must not borrow its buffer.
+		owned, err := s.lender.own(m)
+		if err != nil {
+			s.mu.Unlock()
+			s.refuse(cid, m, agentwire.Errorf(agentwire.CodeInternal, "agent: copying a queued event: %w", err))
+			return nil
+		}
+		m = owned
 	}
 	s.pending++
 	flip := s.flowLocked()
-	l := s.lanes[cid]
 	if l == nil {
 		l = newLane(s.laneParent, cid)
-		s.lanes[cid] = l
-		if s.budget > 0 && !flip && s.inlineLane == nil && s.readyHead == len(s.ready) {
-			if s.cooldown == 0 {
-				s.inlineLane = l
-				s.inlineSeq.Add(1)
-				s.running++
-				s.mu.Unlock()
-				s.srv.watch.active()
-				return l
-			}
+		s.lanes[l.cid] = l // cid may borrow the read buffer; l.cid does not
+		if inline {
+			s.inlineLane = l
+			s.inlineSeq.Add(1)
+			s.running++
+			s.mu.Unlock()
+			s.srv.watch.active()
+			return l
+		}
+		if quiet {
 			s.cooldown--
 		}
 		s.readyLaneLocked(l)
@@ -574,6 +621,13 @@ func (s *session) submit(cid string, m *agentv2.ProxyToAgent) *lane {
 		s.updateFlow(l)
 	}
 	return nil
+}
+
+// refuse answers event m with err instead of handling it.
+func (s *session) refuse(cid string, m *agentv2.ProxyToAgent, err error) {
+	s.stats.rejected.Add(1)
+	s.reply(m.EventId, cid, nil, err, nil)
+	s.st.Release(m)
 }
 
 // readyLaneLocked queues lane l for a worker and wakes or starts one.
@@ -666,13 +720,20 @@ func (s *session) nextLaneLocked() *lane {
 // flowLocked updates wantPause from pending and reports whether it changed.
 func (s *session) flowLocked() bool {
 	was := s.wantPause
-	switch {
-	case !was && s.pending >= s.limit:
-		s.wantPause = true
-	case was && s.pending <= s.resumeAt:
-		s.wantPause = false
-	}
+	s.wantPause = s.pauseAt(s.pending)
 	return was != s.wantPause
+}
+
+// pauseAt is wantPause once pending events are pending: pause at limit,
+// resume at resumeAt.
+func (s *session) pauseAt(pending int) bool {
+	switch {
+	case !s.wantPause && pending >= s.limit:
+		return true
+	case s.wantPause && pending <= s.resumeAt:
+		return false
+	}
+	return s.wantPause
 }
 
 // laneFlowLocked updates a request's wantPause from its queue: pause at

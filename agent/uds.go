@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -217,9 +218,12 @@ type framedStream struct {
 	w       *codec.Writer
 	runDone chan struct{} // closed when the writer's Run returned
 	aborted atomic.Bool
-	// Only Recv uses the following.
+	// Only the session's reader uses the following.
 	in  frameTarget // the decoder
 	tee teeReader   // conn as r reads it
+	// borrow: events decode straight from r's buffer (WithBorrowedEvents),
+	// set once the handshake was read.
+	borrow bool
 }
 
 var _ stream = (*framedStream)(nil)
@@ -243,7 +247,15 @@ func (f *framedStream) Recv() (*agentv2.ProxyToAgent, error) {
 		f.tee.idle()
 	}
 	t, payload, err := f.r.ReadFrame()
-	if err == nil {
+	if err == nil && f.borrow {
+		f.in.lent = false
+		f.in.t, f.in.payload = t, payload
+		if err = codec.Decode(&f.in, t, payload, agentv2.IsProxyToAgentFrame, true); err == nil {
+			m := f.in.m
+			f.in.m = nil
+			return m, nil
+		}
+	} else if err == nil {
 		f.in.at = f.in.next + agentv2.FrameHeaderSize
 		f.in.next = f.in.at + int64(len(payload))
 		if err = codec.Decode(&f.in, t, payload, agentv2.IsProxyToAgentFrame, true); err == nil {
@@ -273,13 +285,16 @@ type teeReader struct {
 	n     int64  // bytes read from r so far
 	chunk []byte // the bytes of the last read, or nil
 	off   int64  // where chunk starts in the stream
+	// borrow: the stream decodes from the frame reader's buffer, so reads
+	// are not copied (WithBorrowedEvents).
+	borrow bool
 }
 
 func (t *teeReader) Read(p []byte) (int, error) {
 	n, err := t.r.Read(p)
 	if n > 0 {
 		t.chunk = nil
-		if len(p) <= teeMaxRead {
+		if !t.borrow && len(p) <= teeMaxRead {
 			t.chunk, t.off = append([]byte(nil), p[:n]...), t.n
 		}
 		t.n += int64(n)
@@ -309,6 +324,12 @@ type frameTarget struct {
 	at   int64 // where the payload starts in the stream
 	next int64 // where the next frame starts in the stream
 	m    *agentv2.ProxyToAgent
+	// Borrowing streams: the last frame's type and payload (in the frame
+	// reader's buffer), and whether m was decoded from that buffer.
+	t       agentv2.FrameType
+	payload []byte
+	lent    bool
+	borrow  bool
 }
 
 func (d *frameTarget) Reset() { d.m = nil }
@@ -319,9 +340,49 @@ func (d *frameTarget) UnmarshalFrame(t agentv2.FrameType, payload []byte) error 
 }
 
 func (d *frameTarget) UnmarshalFrameUnsafe(t agentv2.FrameType, payload []byte) error {
-	m, err := decodeFrame(t, payload, d.tee.bytes(d.at, len(payload)))
+	var m *agentv2.ProxyToAgent
+	var err error
+	if d.borrow {
+		m, d.lent, err = decodeLent(t, payload)
+	} else {
+		m, err = decodeFrame(t, payload, d.tee.bytes(d.at, len(payload)))
+	}
 	d.m = m
 	return err
+}
+
+// lend makes the stream's events borrow its read buffer from the next Recv
+// on (WithBorrowedEvents). The session calls it once the handshake, which
+// it keeps, was read.
+func (f *framedStream) lend() {
+	f.borrow, f.in.borrow, f.tee.borrow = true, true, true
+	f.tee.idle()
+}
+
+// own returns event m, which the last Recv returned, holding its own memory
+// instead of the read buffer's: the session calls it for events that wait
+// for a worker while the reader reads on. Events that own their memory
+// already come back as they are.
+func (f *framedStream) own(m *agentv2.ProxyToAgent) (*agentv2.ProxyToAgent, error) {
+	if !f.borrow || !f.in.lent {
+		return m, nil
+	}
+	f.in.lent = false
+	owned, err := decodeFrame(f.in.t, f.in.payload, bytes.Clone(f.in.payload))
+	if err != nil {
+		return m, err
+	}
+	releaseEnvelope(m)
+	return owned, nil
+}
+
+// renew gives a borrowing stream's reader new buffers (see codec.Reader.Renew):
+// called by a goroutine taking over the reading while a handler may still
+// use an event in the old ones.
+func (f *framedStream) renew() {
+	if f.borrow {
+		f.r.Renew()
+	}
 }
 
 func (f *framedStream) Send(ctx context.Context, m *agentv2.AgentToProxy) error {

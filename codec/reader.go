@@ -2,6 +2,7 @@ package codec
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -24,6 +25,7 @@ const readBufferSize = 32 << 10
 // Reader reads frames from a byte stream. It is not safe for concurrent use:
 // one goroutine owns a Reader.
 type Reader struct {
+	src     io.Reader
 	br      *bufio.Reader
 	max     int
 	big     []byte // reused for payloads larger than the buffered reader; grows as they arrive
@@ -36,7 +38,27 @@ func NewReader(r io.Reader, max int) *Reader {
 	if max <= 0 {
 		max = DefaultMaxFrameSize
 	}
-	return &Reader{br: bufio.NewReaderSize(r, readBufferSize), max: max}
+	return &Reader{src: r, br: bufio.NewReaderSize(r, readBufferSize), max: max}
+}
+
+// Renew gives the Reader new buffers, carrying over the bytes it holds
+// unread: payloads returned so far stay valid for as long as anybody uses
+// them, and the next reads do not touch that memory. A reader that lends
+// payloads (decoded without copies) to code that may outlive the next read
+// calls it before reading on.
+func (r *Reader) Renew() {
+	if r.pending > 0 {
+		_, _ = r.br.Discard(r.pending)
+		r.pending = 0
+	}
+	r.big = nil
+	src := r.src
+	if n := r.br.Buffered(); n > 0 {
+		held, _ := r.br.Peek(n)
+		src = io.MultiReader(bytes.NewReader(bytes.Clone(held)), r.src)
+		r.src = src // a second Renew before the next read keeps them too
+	}
+	r.br = bufio.NewReaderSize(src, readBufferSize)
 }
 
 // ReadFrame reads the next frame and returns its type and payload. The

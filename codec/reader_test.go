@@ -599,3 +599,50 @@ func TestWriteFrameTo(t *testing.T) {
 type failingWriter struct{ err error }
 
 func (w *failingWriter) Write([]byte) (int, error) { return 0, w.err }
+
+// TestRenewKeepsLentPayloads: payloads decoded without copies stay intact
+// after Renew however much is read next, the bytes the Reader held unread
+// are read after a Renew (and after two in a row), and frames larger than
+// the buffer are not overwritten either.
+func TestRenewKeepsLentPayloads(t *testing.T) {
+	t.Parallel()
+	var frames []*agentv2.ProxyToAgent
+	for i := range 200 {
+		size := 50 + i*37%400
+		if i%50 == 7 {
+			size = 2 * readBufferSize
+		}
+		frames = append(frames, bodyChunk(uint64(i+1), size))
+	}
+	var buf []byte
+	for _, m := range frames {
+		buf = encode(t, buf, m)
+	}
+	for _, mode := range readModes {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			r := mode.reader(buf, 0)
+			lent := make([]*agentv2.ProxyToAgent, len(frames))
+			for i := range frames {
+				lent[i] = new(agentv2.ProxyToAgent)
+				if err := r.ReadProxyToAgentUnsafe(lent[i]); err != nil {
+					t.Fatalf("frame %d: %v", i, err)
+				}
+				// Every third frame is kept past the next reads: the
+				// reader renews its buffers, twice now and then.
+				if i%3 == 0 {
+					r.Renew()
+					if i%9 == 0 {
+						r.Renew()
+					}
+				}
+			}
+			for i := range frames {
+				if i%3 == 0 {
+					proxyToAgent.equal(t, lent[i], frames[i])
+				}
+			}
+			checkEOF(t, r.ReadProxyToAgent(new(agentv2.ProxyToAgent)))
+		})
+	}
+}

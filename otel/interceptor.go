@@ -3,6 +3,7 @@ package otel
 import (
 	"context"
 	"math"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -93,7 +94,9 @@ func (i *Interceptor) WrapEvent(next agent.EventFunc) agent.EventFunc {
 				k := kindOf(t)
 				span.SetAttributes(rpcSystem, RPCServiceKey.String(i.cfg.serviceName), k.attrs[0], k.attrs[1])
 				if cid != "" {
-					span.SetAttributes(CorrelationIDKey.String(cid))
+					// A copy: the event may borrow a read buffer, the span
+					// outlives it.
+					span.SetAttributes(CorrelationIDKey.String(strings.Clone(cid)))
 				}
 				if ev.EventId != 0 {
 					span.SetAttributes(EventIDKey.Int64(int64(min(ev.EventId, math.MaxInt64))))
@@ -137,7 +140,7 @@ func (i *Interceptor) parent(ctx context.Context, ev *agentv2.ProxyToAgent, t ag
 		if md := ev.GetRequestHeaders().GetMetadata(); md.GetTraceparent() != "" {
 			pctx := i.prop.Extract(ctx, metadataCarrier{md})
 			if sc := trace.SpanContextFromContext(pctx); sc.IsValid() && i.cache != nil && peer != nil && cid != "" {
-				i.cache.put(cacheKey{peer, cid}, sc, i.cfg.now().UnixNano())
+				i.cache.put(cacheKey{peer, strings.Clone(cid)}, sc, i.cfg.now().UnixNano())
 			}
 			return pctx, false
 		}

@@ -3,6 +3,7 @@ package otel
 import (
 	"context"
 	"encoding/hex"
+	"strings"
 	"unsafe"
 
 	"go.opentelemetry.io/otel/propagation"
@@ -25,12 +26,14 @@ type metadataCarrier struct{ md *agentv2.RequestMetadata }
 
 var _ propagation.TextMapCarrier = metadataCarrier{}
 
+// Get returns copies: an agent's event may borrow its connection's read
+// buffer (agent.WithBorrowedEvents), and a span context outlives the event.
 func (c metadataCarrier) Get(key string) string {
 	switch key {
 	case traceparentKey:
-		return c.md.GetTraceparent()
+		return strings.Clone(c.md.GetTraceparent())
 	case tracestateKey:
-		return c.md.GetTracestate()
+		return strings.Clone(c.md.GetTracestate())
 	}
 	return ""
 }

@@ -165,7 +165,8 @@ func runAgentServer(ctx context.Context, args []string) error {
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	srv, err := agent.NewServer(h, agent.WithAgentID("waf-agent"), agent.WithName("waf-agent"),
-		agent.WithMaxConcurrency(*maxConc), agent.WithMaxQueue(*maxConc), agent.WithLogger(logger))
+		agent.WithMaxConcurrency(*maxConc), agent.WithMaxQueue(*maxConc), agent.WithLogger(logger),
+		agent.WithBorrowedEvents()) // as examples/waf-agent
 	if err != nil {
 		return err
 	}

@@ -58,7 +58,9 @@ func run() error {
 
 	srv, err := agent.NewServer(&waf.Handler{},
 		agent.WithAgentID(*id), agent.WithName("waf-agent"), agent.WithVersion("0.1.0"),
-		agent.WithMaxConcurrency(*maxConc), agent.WithLogger(logger))
+		agent.WithMaxConcurrency(*maxConc), agent.WithLogger(logger),
+		// The WAF keeps nothing from an event once it has answered it.
+		agent.WithBorrowedEvents())
 	if err != nil {
 		return err
 	}
