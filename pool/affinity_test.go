@@ -206,7 +206,7 @@ func TestStickySessions(t *testing.T) {
 	// session moves to another one.
 	bound := peerOf("s1-late")
 	a := p.lookup("waf")
-	e, ok := a.sticky.get("ws-1", clock.Now().UnixNano())
+	e, ok := a.sticky.get(a.sticky.key("ws-1"), clock.Now().UnixNano())
 	require.True(t, ok)
 	e.sc.failing.Store(true)
 	a.refresh()

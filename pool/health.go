@@ -25,7 +25,7 @@ func (p *Pool) maintain() {
 // connections and rebuilds pickers (which picks up new load reports and
 // the state of connections without status handlers).
 func (p *Pool) tick(ctx context.Context) {
-	now := p.cfg.now().UnixNano()
+	now := p.cfg.nanos()
 	for _, a := range p.agentList() {
 		a.tick(ctx, now)
 	}

@@ -93,7 +93,7 @@ func (p *Pool) EndSession(agentID, sessionID string) bool {
 	if a == nil {
 		return false
 	}
-	_, ok := a.sticky.del(sessionID)
+	_, ok := a.sticky.del(a.sticky.key(sessionID))
 	return ok
 }
 
@@ -109,7 +109,7 @@ func (p *Pool) Cancel(ctx context.Context, agentID, correlationID string, reason
 	if correlationID == "" {
 		return agentwire.Errorf(agentwire.CodeInvalidArgument, "pool: Cancel needs a correlation id")
 	}
-	e, ok := a.aff.del(correlationID)
+	e, ok := a.aff.del(a.aff.key(correlationID))
 	if !ok {
 		return agentwire.Errorf(agentwire.CodeNotFound, "%w: %q on agent %q", ErrUnknownRequest, correlationID, a.id)
 	}
@@ -132,18 +132,21 @@ func (a *agent) send(ctx context.Context, rt route, ev *agentv2.ProxyToAgent) (*
 		return nil, agentwire.Errorf(agentwire.CodeInvalidArgument, "%w: %v", transport.ErrNotEvent, ev.FrameType())
 	}
 	kind := transport.EventType(ev)
+	x := exchange{a: a, ctx: ctx, kind: kind}
+	if corr != "" {
+		x.key = a.aff.key(corr)
+	}
 	obs := a.p.cfg.observer
 	// info is only filled in for an observer: without one it costs nothing.
-	var info EventInfo
 	if obs != nil {
-		info = EventInfo{AgentID: a.id, CorrelationID: corr, Type: kind, Event: ev}
-		ctx = obs.EventStart(ctx, info)
+		x.info = EventInfo{AgentID: a.id, CorrelationID: corr, Type: kind, Event: ev}
+		x.ctx = obs.EventStart(ctx, x.info)
 	}
-	start := a.p.cfg.now()
+	start := a.p.cfg.nanos()
+	x.start, x.sendAt = start, start
 	a.requests.Add(1)
 	a.inflight.Add(1)
 
-	x := exchange{a: a, ctx: ctx, corr: corr, kind: kind, start: start, sendAt: start, now: start.UnixNano(), info: info}
 	var (
 		resp *agentv2.AgentResponse
 		err  error
@@ -163,11 +166,11 @@ func (a *agent) send(ctx context.Context, rt route, ev *agentv2.ProxyToAgent) (*
 			connID, endpoint = x.sc.id, x.sc.endpoint
 		}
 		// The decision came at sendAt+latency: no need to read the clock again.
-		d := x.sendAt.Sub(start) + x.latency
+		d := time.Duration(x.sendAt-start) + x.latency
 		if !x.sent {
-			d = a.p.cfg.since(start)
+			d = time.Duration(a.p.cfg.nanos() - start)
 		}
-		obs.EventEnd(ctx, info, EventResult{ConnID: connID, Endpoint: endpoint, Response: resp, Err: err,
+		obs.EventEnd(x.ctx, x.info, EventResult{ConnID: connID, Endpoint: endpoint, Response: resp, Err: err,
 			FailOpen: x.failOpen, Duration: d})
 	}
 	return resp, err
@@ -176,15 +179,17 @@ func (a *agent) send(ctx context.Context, rt route, ev *agentv2.ProxyToAgent) (*
 // exchange is the state of one event in the pipeline; it lives on the
 // stack of agent.send.
 type exchange struct {
-	a    *agent
-	ctx  context.Context
-	corr string
+	a   *agent
+	ctx context.Context
+	// key is the correlation id, hashed for the affinity table (zero
+	// without one).
+	key  tableKey
 	kind agentv2.EventType
-	// start is when the event entered the pipeline, now the same in unix
-	// nanoseconds; sendAt is start unless the event waited (flow control,
-	// concurrency slot): reading the clock costs more than the pipeline.
-	start, sendAt time.Time
-	now           int64
+	// start is when the event entered the pipeline (pool clock, see
+	// config.nanos); sendAt is start unless the event waited (flow
+	// control, concurrency slot): reading the clock costs more than the
+	// pipeline.
+	start, sendAt int64
 	info          EventInfo // zero without an observer
 
 	sc       *SubConn       // the connection, once routed (its inflight counts this event)
@@ -207,15 +212,15 @@ func (x *exchange) route(rt route) error {
 		}
 		return nil
 	}
-	if x.kind != agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS && x.corr != "" {
-		if e, ok := a.aff.get(x.corr, x.now); ok {
+	if x.kind != agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS && x.key.s != "" {
+		if e, ok := a.aff.get(x.key, x.start); ok {
 			if e.skip {
 				x.skip = true
 				return nil
 			}
 			if e.lost || !x.hold(e.sc, true) {
 				return agentwire.Errorf(agentwire.CodeFailedPrecondition, "%w: request %q was on %s",
-					ErrAffinityLost, x.corr, e.sc.id)
+					ErrAffinityLost, x.key.s, e.sc.id)
 			}
 			return nil
 		}
@@ -232,21 +237,23 @@ func (x *exchange) route(rt route) error {
 		}
 		return agentwire.Errorf(agentwire.CodeUnavailable, "%w: agent %q", sentinel, a.id)
 	}
-	ok, probe := a.breaker.allow(x.now)
+	ok, probe := a.breaker.allow(x.start)
 	if !ok {
 		a.breakerRejected.Add(1)
 		return agentwire.Errorf(agentwire.CodeUnavailable, "%w: agent %q", ErrCircuitOpen, a.id)
 	}
 	x.probe = probe
+	var session tableKey
 	if rt.session != "" {
-		if e, ok := a.sticky.get(rt.session, x.now); ok && e.sc.State().pickable() && x.hold(e.sc, false) {
+		session = a.sticky.key(rt.session)
+		if e, ok := a.sticky.get(session, x.start); ok && e.sc.State().pickable() && x.hold(e.sc, false) {
 			return nil
 		}
 	}
 	if err := x.pick(); err != nil {
 		return err
 	}
-	if rt.session != "" && !a.sticky.put(rt.session, tableEntry{sc: x.sc, touched: x.now}) {
+	if rt.session != "" && !a.sticky.put(session, tableEntry{sc: x.sc, touched: x.start}) {
 		a.stickyOverflow.Add(1)
 	}
 	return nil
@@ -284,7 +291,7 @@ func (x *exchange) pick() error {
 			}
 			break
 		}
-		res, err := s.picker.Pick(PickInfo{CorrelationID: x.corr, Event: x.kind})
+		res, err := s.picker.Pick(PickInfo{CorrelationID: x.key.s, Event: x.kind})
 		if err != nil {
 			return err
 		}
@@ -315,14 +322,14 @@ var errBadPick = agentwire.Errorf(agentwire.CodeInternal, "pool: picker returned
 // request, and sends.
 func (x *exchange) deliver(ev *agentv2.ProxyToAgent) (*agentv2.AgentResponse, error) {
 	a, sc := x.a, x.sc
-	headers := x.kind == agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS && x.corr != ""
-	if sc.conn.Paused(x.corr) {
+	headers := x.kind == agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS && x.key.s != ""
+	if sc.conn.Paused(x.key.s) {
 		if err := x.flowControl(); err != nil || x.failOpen {
 			if x.failOpen && headers {
-				a.aff.put(x.corr, tableEntry{sc: sc, touched: x.now, skip: true})
+				a.aff.put(x.key, tableEntry{sc: sc, touched: x.start, skip: true})
 			}
 			if x.failOpen {
-				return allowResponse(x.corr), nil
+				return allowResponse(x.key.s), nil
 			}
 			return nil, err
 		}
@@ -330,12 +337,12 @@ func (x *exchange) deliver(ev *agentv2.ProxyToAgent) (*agentv2.AgentResponse, er
 	if err := x.acquire(); err != nil {
 		return nil, err
 	}
-	if headers && !a.aff.put(x.corr, tableEntry{sc: sc, touched: x.now}) {
+	if headers && !a.aff.put(x.key, tableEntry{sc: sc, touched: x.start}) {
 		<-sc.sem
 		return nil, agentwire.Errorf(agentwire.CodeResourceExhausted, "%w: agent %q has %d", ErrAffinityFull, a.id, a.cfg.maxAffinities)
 	}
 	resp, err := sc.conn.Send(x.ctx, ev)
-	x.latency = a.p.cfg.since(x.sendAt)
+	x.latency = time.Duration(a.p.cfg.nanos() - x.sendAt)
 	<-sc.sem
 	x.sent = true
 	x.outcome = classify(x.ctx, err)
@@ -356,10 +363,10 @@ func (x *exchange) flowControl() error {
 		a.failOpen.Add(1)
 	case WaitAndRetry:
 		wctx, cancel := context.WithTimeout(x.ctx, a.cfg.flowWait)
-		werr := sc.conn.WaitResume(wctx, x.corr)
+		werr := sc.conn.WaitResume(wctx, x.key.s)
 		cancel()
-		x.sendAt = a.p.cfg.now()
-		waited = x.sendAt.Sub(x.start)
+		x.sendAt = a.p.cfg.nanos()
+		waited = time.Duration(x.sendAt - x.start)
 		switch {
 		case werr == nil:
 		case x.ctx.Err() != nil:
@@ -393,7 +400,7 @@ func (x *exchange) acquire() error {
 		defer t.Stop()
 		select {
 		case sc.sem <- struct{}{}:
-			x.sendAt = a.p.cfg.now()
+			x.sendAt = a.p.cfg.nanos()
 			return nil
 		case <-x.ctx.Done():
 			return agentwire.WrapContextError(x.ctx.Err())
@@ -421,7 +428,7 @@ func (x *exchange) finish(resp *agentv2.AgentResponse, err error) {
 		case outcomeFailure:
 			if x.kind == agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS && sc.gone() {
 				// The pin may postdate the sweep of the dead connection.
-				a.aff.markKeyLost(x.corr, sc)
+				a.aff.markKeyLost(x.key, sc)
 			}
 			if sc.consecutive.Add(1) >= int32(a.cfg.failureThreshold) && sc.failing.CompareAndSwap(false, true) {
 				a.p.cfg.logger.Warn("pool: connection taken out after consecutive failures", "agent", a.id, "conn", sc.id, "error", err)
@@ -438,13 +445,13 @@ func (x *exchange) finish(resp *agentv2.AgentResponse, err error) {
 		x.done(DoneInfo{Err: err, Latency: x.latency})
 	}
 	if x.probe || x.outcome == outcomeFailure && x.breakerCounts(err) {
-		a.breaker.done(a.p.cfg.now().UnixNano(), x.probe, x.outcome)
+		a.breaker.done(a.p.cfg.nanos(), x.probe, x.outcome)
 	}
 	if err != nil {
 		a.errors.Add(1)
 	}
-	if x.corr != "" && (x.kind == agentv2.EventType_EVENT_TYPE_REQUEST_COMPLETE || terminal(resp)) {
-		a.aff.del(x.corr)
+	if x.key.s != "" && (x.kind == agentv2.EventType_EVENT_TYPE_REQUEST_COMPLETE || terminal(resp)) {
+		a.aff.del(x.key)
 	}
 	if a.inflight.Add(-1) == 0 {
 		a.pokeIdle()

@@ -20,34 +20,34 @@ func TestConnTable(t *testing.T) {
 	tab.onZero = func() { zero++ }
 	sc := testConns(2)
 	now := int64(1e12)
-	require.True(t, tab.put("a", tableEntry{sc: sc[0], touched: now}))
-	require.True(t, tab.put("b", tableEntry{sc: sc[1], touched: now}))
-	require.True(t, tab.put("a", tableEntry{sc: sc[1], touched: now}), "rebinding an existing key")
-	require.True(t, tab.put("c", tableEntry{sc: sc[0], touched: now}))
-	assert.False(t, tab.put("d", tableEntry{sc: sc[0], touched: now}), "full")
+	require.True(t, tab.put(tab.key("a"), tableEntry{sc: sc[0], touched: now}))
+	require.True(t, tab.put(tab.key("b"), tableEntry{sc: sc[1], touched: now}))
+	require.True(t, tab.put(tab.key("a"), tableEntry{sc: sc[1], touched: now}), "rebinding an existing key")
+	require.True(t, tab.put(tab.key("c"), tableEntry{sc: sc[0], touched: now}))
+	assert.False(t, tab.put(tab.key("d"), tableEntry{sc: sc[0], touched: now}), "full")
 	assert.Equal(t, 3, tab.len())
 
-	e, ok := tab.get("a", now+int64(500*time.Millisecond))
+	e, ok := tab.get(tab.key("a"), now+int64(500*time.Millisecond))
 	require.True(t, ok)
 	assert.Same(t, sc[1], e.sc)
 	// "a" was touched, "b" and "c" expire.
 	assert.Equal(t, 2, tab.sweep(now+int64(1200*time.Millisecond)))
-	_, ok = tab.get("b", now)
+	_, ok = tab.get(tab.key("b"), now)
 	assert.False(t, ok)
-	_, ok = tab.get("a", now+int64(1600*time.Millisecond))
+	_, ok = tab.get(tab.key("a"), now+int64(1600*time.Millisecond))
 	assert.False(t, ok, "expired on read")
 	assert.Equal(t, 0, tab.len())
 	assert.Equal(t, 1, zero)
 
 	// A full table reclaims expired entries of the shard before refusing.
 	small := newConnTable(1, time.Second)
-	require.True(t, small.put("x", tableEntry{sc: sc[0], touched: now}))
-	assert.False(t, small.put("x2", tableEntry{sc: sc[0], touched: now}))
-	_, ok = small.del("x")
+	require.True(t, small.put(small.key("x"), tableEntry{sc: sc[0], touched: now}))
+	assert.False(t, small.put(small.key("x2"), tableEntry{sc: sc[0], touched: now}))
+	_, ok = small.del(small.key("x"))
 	assert.True(t, ok)
-	_, ok = small.del("x")
+	_, ok = small.del(small.key("x"))
 	assert.False(t, ok)
-	assert.True(t, small.put("x2", tableEntry{sc: sc[0], touched: now}))
+	assert.True(t, small.put(small.key("x2"), tableEntry{sc: sc[0], touched: now}))
 }
 
 func TestBreaker(t *testing.T) {
