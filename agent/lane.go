@@ -3,9 +3,9 @@ package agent
 import (
 	"context"
 	"strings"
-	"unsafe"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 )

@@ -379,6 +379,19 @@ func decodeShaped(buf []byte, field protowire.Number, meta, scanned bool, t agen
 
 // unmarshalEnvelope decodes buf into m, which it releases on failure.
 func unmarshalEnvelope(m *agentv2.ProxyToAgent, buf []byte, t agentv2.FrameType, framed bool) (*agentv2.ProxyToAgent, error) {
+	if x, ok := m.Message.(*agentv2.ProxyToAgent_RequestHeaders); ok && (!framed || t == agentv2.ProxyToAgentFrameRequestHeaders) {
+		if decodeRequestHeaders(m, x.RequestHeaders, buf) {
+			return m, nil
+		}
+		// Back to the cleared shape for the generated decoder.
+		ev := x.RequestHeaders
+		md := ev.Metadata
+		if md != nil {
+			*md = agentv2.RequestMetadata{}
+		}
+		*ev = agentv2.RequestHeadersEvent{Metadata: md, Headers: clearHeaders(ev.Headers)}
+		*m = agentv2.ProxyToAgent{Message: x}
+	}
 	var err error
 	if framed {
 		err = m.UnmarshalFrameUnsafe(t, buf)

@@ -85,25 +85,33 @@ func (wafLike) RequestHeaders(_ context.Context, ev *agentv2.RequestHeadersEvent
 
 // BenchmarkServeConnHeaders is the agent's CPU and allocations per
 // 20-header request-headers event on a framed connection, everything but
-// the socket: decode, session, handler, encode.
+// the socket: decode, session, handler, encode; with events owning their
+// memory (the default) and borrowing the read buffer (WithBorrowedEvents).
 func BenchmarkServeConnHeaders(b *testing.B) {
-	srv := newTestServer(b, wafLike{})
-	defer srv.Close()
-	frames := make([]*agentv2.ProxyToAgent, 64)
-	for i := range frames {
-		frames[i] = headersEvent20(uint64(i + 1))
-	}
-	c := newScriptConn(b, frames, b.N)
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu0 := processCPU()
-	_ = srv.ServeConn(context.Background(), c)
-	cpu := processCPU() - cpu0
-	b.StopTimer()
-	// The machine may be shared: CPU time says more than elapsed time.
-	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
-	if b.N > 1000 && c.written.Load() < int64(b.N)*20 {
-		b.Fatalf("only %d bytes of answers for %d events", c.written.Load(), b.N)
+	for _, mode := range []struct {
+		name string
+		opts []Option
+	}{{"owned", nil}, {"borrowed", []Option{WithBorrowedEvents()}}} {
+		b.Run(mode.name, func(b *testing.B) {
+			srv := newTestServer(b, wafLike{}, mode.opts...)
+			defer srv.Close()
+			frames := make([]*agentv2.ProxyToAgent, 64)
+			for i := range frames {
+				frames[i] = headersEvent20(uint64(i + 1))
+			}
+			c := newScriptConn(b, frames, b.N)
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu0 := processCPU()
+			_ = srv.ServeConn(context.Background(), c)
+			cpu := processCPU() - cpu0
+			b.StopTimer()
+			// The machine may be shared: CPU time says more than elapsed time.
+			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+			if b.N > 1000 && c.written.Load() < int64(b.N)*20 {
+				b.Fatalf("only %d bytes of answers for %d events", c.written.Load(), b.N)
+			}
+		})
 	}
 }
 
