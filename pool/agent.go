@@ -261,7 +261,7 @@ func (a *agent) installLocked(sc *SubConn, c transport.Conn) {
 	if m := int(c.Capabilities().GetLimits().GetMaxConcurrency()); m > 0 && m < limit {
 		limit = m
 	}
-	sc.sem = make(chan struct{}, limit)
+	sc.limit = newLimiter(limit)
 	sc.since = a.p.cfg.now()
 	a.conns = append(a.conns, sc)
 	if sc.reverse {

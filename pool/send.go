@@ -338,12 +338,12 @@ func (x *exchange) deliver(ev *agentv2.ProxyToAgent) (*agentv2.AgentResponse, er
 		return nil, err
 	}
 	if headers && !a.aff.put(x.key, tableEntry{sc: sc, touched: x.start}) {
-		<-sc.sem
+		sc.limit.release()
 		return nil, agentwire.Errorf(agentwire.CodeResourceExhausted, "%w: agent %q has %d", ErrAffinityFull, a.id, a.cfg.maxAffinities)
 	}
 	resp, err := sc.conn.Send(x.ctx, ev)
 	x.latency = time.Duration(a.p.cfg.nanos() - x.sendAt)
-	<-sc.sem
+	sc.limit.release()
 	x.sent = true
 	x.outcome = classify(x.ctx, err)
 	return resp, err
@@ -390,27 +390,23 @@ func (x *exchange) flowControl() error {
 // acquire takes a concurrency slot on x.sc, waiting up to the queue wait.
 func (x *exchange) acquire() error {
 	a, sc := x.a, x.sc
-	select {
-	case sc.sem <- struct{}{}:
+	if sc.limit.tryAcquire() {
 		return nil
-	default:
 	}
-	if a.cfg.queueWait > 0 {
-		t := time.NewTimer(a.cfg.queueWait)
-		defer t.Stop()
-		select {
-		case sc.sem <- struct{}{}:
+	waited, err := sc.limit.acquire(x.ctx, sc.conn.Done(), a.cfg.queueWait)
+	switch {
+	case err == nil:
+		if waited {
 			x.sendAt = a.p.cfg.nanos()
-			return nil
-		case <-x.ctx.Done():
-			return agentwire.WrapContextError(x.ctx.Err())
-		case <-sc.conn.Done():
-			return sc.conn.Err()
-		case <-t.C:
 		}
+		return nil
+	case err == errConnGone:
+		return sc.conn.Err()
+	case err != errLimitWait:
+		return agentwire.WrapContextError(err)
 	}
 	a.limitRejected.Add(1)
-	return agentwire.Errorf(agentwire.CodeResourceExhausted, "%w: %s has %d in flight", ErrConcurrencyLimit, sc.id, cap(sc.sem))
+	return agentwire.Errorf(agentwire.CodeResourceExhausted, "%w: %s has %d in flight", ErrConcurrencyLimit, sc.id, sc.limit.limit())
 }
 
 // finish does the accounting of the event, once, whatever happened.

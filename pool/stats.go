@@ -141,7 +141,7 @@ func (sc *SubConn) stats() ConnStats {
 		Health:              st.Health,
 		Load:                st.Load.CloneVT(),
 		InFlight:            sc.InFlight(),
-		Limit:               cap(sc.sem),
+		Limit:               sc.limit.limit(),
 		Requests:            req,
 		Errors:              sc.errors.Load(),
 		ConsecutiveFailures: int(sc.consecutive.Load()),

@@ -66,9 +66,10 @@ type SubConn struct {
 	id       string
 	endpoint string // the instance it belongs to ("reverse" for adopted connections)
 	reverse  bool
-	// conn and sem are set before the SubConn is published and never change.
-	conn transport.Conn
-	sem  chan struct{}
+	// conn and limit are set before the SubConn is published and never
+	// change.
+	conn  transport.Conn
+	limit *limiter
 	// since is when it was installed.
 	since time.Time
 

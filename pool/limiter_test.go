@@ -1,0 +1,137 @@
+package pool
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// queued waits until l has n waiters.
+func queued(t *testing.T, l *limiter, n int64) {
+	t.Helper()
+	require.Eventually(t, func() bool { return l.word.Load()/waiterUnit == n }, 5*time.Second, time.Millisecond)
+}
+
+func TestLimiterSlots(t *testing.T) {
+	t.Parallel()
+	l := newLimiter(2)
+	assert.Equal(t, 2, l.limit())
+	assert.True(t, l.tryAcquire())
+	assert.True(t, l.tryAcquire())
+	assert.False(t, l.tryAcquire())
+	l.release()
+	assert.True(t, l.tryAcquire())
+
+	// Without a queue wait a full limiter refuses at once.
+	waited, err := l.acquire(context.Background(), nil, 0)
+	assert.ErrorIs(t, err, errLimitWait)
+	assert.False(t, waited)
+
+	start := time.Now()
+	waited, err = l.acquire(context.Background(), nil, 20*time.Millisecond)
+	assert.ErrorIs(t, err, errLimitWait)
+	assert.True(t, waited)
+	assert.GreaterOrEqual(t, time.Since(start), 20*time.Millisecond)
+	assert.Equal(t, int64(2), l.word.Load(), "two slots taken, nobody queued")
+}
+
+// TestLimiterOrder: freed slots go to the waiters in arrival order, and a
+// newcomer does not take one ahead of them.
+func TestLimiterOrder(t *testing.T) {
+	t.Parallel()
+	l := newLimiter(1)
+	require.True(t, l.tryAcquire())
+	got := make(chan string, 2)
+	for i, name := range []string{"first", "second"} {
+		go func() {
+			_, err := l.acquire(context.Background(), nil, time.Minute)
+			assert.NoError(t, err)
+			got <- name
+		}()
+		queued(t, l, int64(i+1))
+	}
+	assert.False(t, l.tryAcquire(), "a newcomer queues behind the waiters")
+	l.release()
+	assert.Equal(t, "first", <-got)
+	assert.Equal(t, int64(waiterUnit+1), l.word.Load())
+	l.release()
+	assert.Equal(t, "second", <-got)
+	l.release()
+	assert.Zero(t, l.word.Load())
+}
+
+func TestLimiterGiveUp(t *testing.T) {
+	t.Parallel()
+	l := newLimiter(1)
+	require.True(t, l.tryAcquire())
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := l.acquire(ctx, nil, time.Minute)
+		done <- err
+	}()
+	queued(t, l, 1)
+	cancel()
+	assert.ErrorIs(t, <-done, context.Canceled)
+
+	gone := make(chan struct{})
+	go func() {
+		_, err := l.acquire(context.Background(), gone, time.Minute)
+		done <- err
+	}()
+	queued(t, l, 1)
+	close(gone)
+	assert.ErrorIs(t, <-done, errConnGone)
+	assert.Equal(t, int64(1), l.word.Load(), "the waiters left the queue")
+	l.release()
+	assert.Zero(t, l.word.Load())
+}
+
+// TestLimiterStress: goroutines taking, holding and returning slots, some
+// giving up, never hold more than the limit, and every slot comes back.
+func TestLimiterStress(t *testing.T) {
+	t.Parallel()
+	const max = 3
+	l := newLimiter(max)
+	var holders, most atomic.Int64
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Go(func() {
+			for i := range 300 {
+				ctx, cancel := context.Background(), context.CancelFunc(func() {})
+				if (g+i)%7 == 0 {
+					ctx, cancel = context.WithTimeout(ctx, time.Duration(i%3)*time.Microsecond)
+				}
+				_, err := l.acquire(ctx, nil, time.Duration(1+i%5)*time.Millisecond)
+				cancel()
+				if err != nil {
+					continue
+				}
+				n := holders.Add(1)
+				for {
+					m := most.Load()
+					if n <= m || most.CompareAndSwap(m, n) {
+						break
+					}
+				}
+				if i%4 == 0 {
+					time.Sleep(50 * time.Microsecond)
+				}
+				holders.Add(-1)
+				l.release()
+			}
+		})
+	}
+	wg.Wait()
+	assert.LessOrEqual(t, most.Load(), int64(max))
+	assert.Zero(t, l.word.Load())
+	l.mu.Lock()
+	assert.Equal(t, l.head, len(l.queue))
+	l.mu.Unlock()
+}
