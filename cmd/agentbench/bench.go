@@ -155,21 +155,9 @@ func setup(ctx context.Context, o options, scs []scenario, logf func(string, ...
 	for _, s := range scs {
 		need[s.Transport] = true
 	}
-	addr := func() string {
-		if err != nil {
-			return ""
-		}
-		var a string
-		a, err = freeLoopbackAddr()
-		return a
-	}
-
 	// The agent under test.
-	e.agentAddr = agentAddrs{uds: filepath.Join(dir, "agent.sock"), grpc: addr(), connect: addr()}
-	if err != nil {
-		return nil, err
-	}
-	agentFlags := []string{"-uds", e.agentAddr.uds, "-grpc", e.agentAddr.grpc, "-connect", e.agentAddr.connect}
+	e.agentAddr = agentAddrs{uds: filepath.Join(dir, "agent.sock")}
+	agentFlags := []string{"-uds", e.agentAddr.uds, "-grpc", anyLoopbackPort, "-connect", anyLoopbackPort}
 	var argv []string
 	switch o.agent {
 	case "self":
@@ -196,6 +184,12 @@ func setup(ctx context.Context, o options, scs []scenario, logf func(string, ...
 		return nil, err
 	}
 	e.closers = append(e.closers, e.agent.close)
+	if e.agentAddr.grpc, err = e.agent.addr("grpc"); err != nil {
+		return nil, err
+	}
+	if e.agentAddr.connect, err = e.agent.addr("connect"); err != nil {
+		return nil, err
+	}
 
 	// Reverse connections: the proxy listens, an agent process dials in.
 	if need[tReverse] {
@@ -216,25 +210,23 @@ func setup(ctx context.Context, o options, scs []scenario, logf func(string, ...
 
 	// Baselines.
 	e.rawPath = filepath.Join(dir, "raw.sock")
-	e.bareGRPCAddr, e.bareConnectAddr, e.barePBAddr = addr(), addr(), addr()
-	if err != nil {
-		return nil, err
-	}
-	if argv, err = selfArgv("baseline", "-uds", e.rawPath, "-grpc", e.bareGRPCAddr,
-		"-grpc-pb", e.barePBAddr, "-connect", e.bareConnectAddr); err != nil {
+	if argv, err = selfArgv("baseline", "-uds", e.rawPath, "-grpc", anyLoopbackPort,
+		"-grpc-pb", anyLoopbackPort, "-connect", anyLoopbackPort); err != nil {
 		return nil, err
 	}
 	if e.baseline, err = startChild(ctx, "baseline server", argv, nil); err != nil {
 		return nil, err
 	}
 	e.closers = append(e.closers, e.baseline.close)
+	for name, to := range map[string]*string{"grpc": &e.bareGRPCAddr, "grpc-pb": &e.barePBAddr, "connect": &e.bareConnectAddr} {
+		if *to, err = e.baseline.addr(name); err != nil {
+			return nil, err
+		}
+	}
 
 	// The slow agent parks requests for the in-flight memory measurement.
-	e.slowAddr = agentAddrs{uds: filepath.Join(dir, "slow.sock"), grpc: addr()}
-	if err != nil {
-		return nil, err
-	}
-	if argv, err = selfArgv("agent", "-uds", e.slowAddr.uds, "-grpc", e.slowAddr.grpc,
+	e.slowAddr = agentAddrs{uds: filepath.Join(dir, "slow.sock")}
+	if argv, err = selfArgv("agent", "-uds", e.slowAddr.uds, "-grpc", anyLoopbackPort,
 		"-delay", "1h", "-max-concurrency", fmt.Sprint(4*o.inflight)); err != nil {
 		return nil, err
 	}
@@ -242,6 +234,9 @@ func setup(ctx context.Context, o options, scs []scenario, logf func(string, ...
 		return nil, err
 	}
 	e.closers = append(e.closers, e.slow.close)
+	if e.slowAddr.grpc, err = e.slow.addr("grpc"); err != nil {
+		return nil, err
+	}
 	return e, nil
 }
 

@@ -80,6 +80,7 @@ func runBaselineServer(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
+		fmt.Printf("listening grpc %s\n", ln.Addr())
 		gs := newBareGRPCServer()
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = gs.Serve(ln) }()
@@ -90,6 +91,7 @@ func runBaselineServer(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
+		fmt.Printf("listening grpc-pb %s\n", ln.Addr())
 		gs := newBarePBServer()
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = gs.Serve(ln) }()
@@ -100,6 +102,7 @@ func runBaselineServer(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
+		fmt.Printf("listening connect %s\n", ln.Addr())
 		hs := newBareConnectServer()
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = hs.Serve(ln) }()
@@ -185,6 +188,7 @@ func runAgentServer(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
+		fmt.Printf("listening grpc %s\n", ln.Addr())
 		gs := grpc.NewServer(agent.GRPCServerOptions()...)
 		srv.RegisterGRPC(gs)
 		wg.Add(1)
@@ -196,6 +200,7 @@ func runAgentServer(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
+		fmt.Printf("listening connect %s\n", ln.Addr())
 		hs := &http.Server{Handler: srv.HTTPHandler(), Protocols: new(http.Protocols), ReadHeaderTimeout: 10 * time.Second}
 		hs.Protocols.SetHTTP1(true)
 		hs.Protocols.SetUnencryptedHTTP2(true)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,6 +53,10 @@ type child struct {
 	stderr *tailBuffer
 	exited chan struct{}
 	err    error // set before exited closes
+	// addrs holds what the child printed as "listening <name> <address>"
+	// before "ready": the TCP addresses it bound (port 0 picks a free one
+	// with no race). Complete once startChild returns.
+	addrs map[string]string
 }
 
 // startChild runs argv, waits for it to print "ready" on stdout, and
@@ -67,7 +70,7 @@ func startChild(ctx context.Context, name string, argv []string, env []string) (
 	if err != nil {
 		return nil, err
 	}
-	c := &child{name: name, cmd: cmd, stderr: &tailBuffer{max: 8 << 10}, exited: make(chan struct{})}
+	c := &child{name: name, cmd: cmd, stderr: &tailBuffer{max: 8 << 10}, exited: make(chan struct{}), addrs: map[string]string{}}
 	cmd.Stderr = c.stderr
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
@@ -77,7 +80,14 @@ func startChild(ctx context.Context, name string, argv []string, env []string) (
 		sc := bufio.NewScanner(stdout)
 		signalled := false
 		for sc.Scan() {
-			if !signalled && strings.TrimSpace(sc.Text()) == "ready" {
+			if signalled {
+				continue
+			}
+			line := strings.TrimSpace(sc.Text())
+			if f := strings.Fields(line); len(f) == 3 && f[0] == "listening" {
+				c.addrs[f[1]] = f[2]
+			}
+			if line == "ready" {
 				close(ready)
 				signalled = true
 			}
@@ -156,14 +166,17 @@ func (t *tailBuffer) String() string {
 	return string(t.b)
 }
 
-// freeLoopbackAddr returns a 127.0.0.1 address that was free a moment ago.
-func freeLoopbackAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+// anyLoopbackPort is what the bench asks children to listen on for TCP: a
+// port the kernel picks, which the child reports back (see child.addrs).
+const anyLoopbackPort = "127.0.0.1:0"
+
+// addr returns the address the child reported for listener name, or an
+// error naming what it printed.
+func (c *child) addr(name string) (string, error) {
+	if a, ok := c.addrs[name]; ok {
+		return a, nil
 	}
-	addr := ln.Addr().String()
-	return addr, ln.Close()
+	return "", fmt.Errorf("%s reported no %q listener (it printed %v)", c.name, name, c.addrs)
 }
 
 // waitFor polls f until it reports true, ctx ends, or 10 seconds pass.

@@ -7,8 +7,9 @@
 //	waf-agent -grpc 127.0.0.1:7070
 //	waf-agent -connect 127.0.0.1:7071
 //
-// It prints "ready" on stdout once every listener is up, and shuts down
-// gracefully on SIGINT or SIGTERM.
+// It prints "listening grpc|connect <address>" on stdout for each TCP
+// listener (port 0 picks a free port), then "ready" once every listener is
+// up, and shuts down gracefully on SIGINT or SIGTERM.
 package main
 
 import (
@@ -83,6 +84,7 @@ func run() error {
 		if err != nil {
 			return err
 		}
+		fmt.Printf("listening grpc %s\n", ln.Addr())
 		gs := grpc.NewServer(agent.GRPCServerOptions()...)
 		srv.RegisterGRPC(gs)
 		wg.Add(1)
@@ -94,6 +96,7 @@ func run() error {
 		if err != nil {
 			return err
 		}
+		fmt.Printf("listening connect %s\n", ln.Addr())
 		hs := &http.Server{Handler: srv.HTTPHandler(), Protocols: new(http.Protocols), ReadHeaderTimeout: 10 * time.Second}
 		hs.Protocols.SetHTTP1(true)
 		hs.Protocols.SetUnencryptedHTTP2(true)
