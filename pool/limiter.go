@@ -53,8 +53,13 @@ var (
 )
 
 func newLimiter(n int) *limiter {
-	return &limiter{max: int64(min(n, math.MaxInt32))}
+	l := new(limiter)
+	l.init(n)
+	return l
 }
+
+// init sets the number of slots of a new limiter.
+func (l *limiter) init(n int) { l.max = int64(min(n, math.MaxInt32)) }
 
 // tryAcquire takes a free slot if there is one. There is none while
 // anybody waits: release hands freed slots to the waiters, so the slots

@@ -26,7 +26,7 @@ type Pool struct {
 
 	// agents is replaced, never modified, under mu: the hot path reads it
 	// without locks.
-	agents atomic.Pointer[map[string]*agent]
+	agents atomic.Pointer[agentSet]
 	state  atomic.Int32
 
 	bg   context.Context
@@ -61,8 +61,7 @@ func New(opts ...Option) (*Pool, error) {
 	}
 	bg, stop := context.WithCancel(context.Background())
 	p := &Pool{cfg: cfg, bg: bg, stop: stop, shutdownDone: make(chan struct{})}
-	empty := map[string]*agent{}
-	p.agents.Store(&empty)
+	p.agents.Store(newAgentSet(nil))
 	p.wg.Add(1)
 	go p.maintain()
 	return p, nil
@@ -72,10 +71,41 @@ func (p *Pool) newBackoff() *backoff {
 	return &backoff{base: p.cfg.backoffBase, max: p.cfg.backoffMax, rand: p.cfg.rand}
 }
 
-func (p *Pool) lookup(id string) *agent { return (*p.agents.Load())[id] }
+// agentSet is an immutable set of agents by id.
+type agentSet struct {
+	byID map[string]*agent
+	// few lists the agents when there are at most maxScan of them:
+	// comparing a few ids costs less than hashing one.
+	few []*agent
+}
+
+// maxScan is the most agents looked up by comparing ids in turn.
+const maxScan = 4
+
+func newAgentSet(m map[string]*agent) *agentSet {
+	s := &agentSet{byID: m}
+	if len(m) <= maxScan {
+		s.few = slices.Collect(maps.Values(m))
+	}
+	return s
+}
+
+func (s *agentSet) get(id string) *agent {
+	if len(s.byID) > maxScan {
+		return s.byID[id]
+	}
+	for _, a := range s.few {
+		if a.id == id {
+			return a
+		}
+	}
+	return nil
+}
+
+func (p *Pool) lookup(id string) *agent { return p.agents.Load().get(id) }
 
 func (p *Pool) agentList() []*agent {
-	m := *p.agents.Load()
+	m := p.agents.Load().byID
 	ids := slices.Sorted(maps.Keys(m))
 	out := make([]*agent, len(ids))
 	for i, id := range ids {
@@ -103,13 +133,16 @@ func (p *Pool) register(a *agent) error {
 	if p.state.Load() != poolOpen {
 		return p.closedErr()
 	}
-	old := *p.agents.Load()
+	old := p.agents.Load().byID
 	if _, ok := old[a.id]; ok {
 		return agentwire.Errorf(agentwire.CodeAlreadyExists, "%w: %q", ErrAgentExists, a.id)
 	}
 	m := maps.Clone(old)
+	if m == nil {
+		m = make(map[string]*agent)
+	}
 	m[a.id] = a
-	p.agents.Store(&m)
+	p.agents.Store(newAgentSet(m))
 	return nil
 }
 
@@ -118,13 +151,13 @@ func (p *Pool) register(a *agent) error {
 func (p *Pool) unregister(a *agent) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	old := *p.agents.Load()
+	old := p.agents.Load().byID
 	if old[a.id] != a {
 		return false
 	}
 	m := maps.Clone(old)
 	delete(m, a.id)
-	p.agents.Store(&m)
+	p.agents.Store(newAgentSet(m))
 	return true
 }
 
@@ -367,5 +400,5 @@ func (p *Pool) handlerOptions(agentID string) []transport.Option {
 
 // Agents returns the ids of the pool's agents, sorted.
 func (p *Pool) Agents() []string {
-	return slices.Sorted(maps.Keys(*p.agents.Load()))
+	return slices.Sorted(maps.Keys(p.agents.Load().byID))
 }

@@ -144,8 +144,7 @@ func (a *agent) send(ctx context.Context, rt route, ev *agentv2.ProxyToAgent) (*
 	}
 	start := a.p.cfg.nanos()
 	x.start, x.sendAt = start, start
-	a.requests.Add(1)
-	a.inflight.Add(1)
+	a.events.started.Add(1)
 
 	var (
 		resp *agentv2.AgentResponse
@@ -449,7 +448,9 @@ func (x *exchange) finish(resp *agentv2.AgentResponse, err error) {
 	if x.key.s != "" && (x.kind == agentv2.EventType_EVENT_TYPE_REQUEST_COMPLETE || terminal(resp)) {
 		a.aff.del(x.key)
 	}
-	if a.inflight.Add(-1) == 0 {
+	// The event that brings finished level with started pokes: of several
+	// finishing at once, only the last one sees it.
+	if a.events.finished.Add(1) == a.events.started.Load() {
 		a.pokeIdle()
 	}
 }

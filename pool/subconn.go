@@ -62,24 +62,29 @@ func (s ConnState) pickable() bool { return s == ConnReady || s == ConnDegraded 
 // SubConn is one pooled connection as balancers see it. Its methods are safe
 // for concurrent use.
 type SubConn struct {
-	agent    *agent
-	id       string
-	endpoint string // the instance it belongs to ("reverse" for adopted connections)
-	reverse  bool
-	// conn and limit are set before the SubConn is published and never
-	// change.
-	conn  transport.Conn
-	limit *limiter
-	// since is when it was installed.
-	since time.Time
+	// Every event writes holds, requests, latencyNs and limit's counter:
+	// kept together, first, they share one or two cache lines, away from
+	// the fields below that every event reads.
 
 	// holds counts the events routed to the connection and not ended, with
 	// the retired and closing flags in its high bits, so that taking a hold
 	// and retiring agree on who saw what (see tryHold and retire).
-	holds       atomic.Int64
-	requests    atomic.Uint64
+	holds     atomic.Int64
+	requests  atomic.Uint64
+	latencyNs atomic.Int64
+	// limit is set up before the SubConn is published.
+	limit limiter
+
+	agent    *agent
+	id       string
+	endpoint string // the instance it belongs to ("reverse" for adopted connections)
+	reverse  bool
+	// conn is set before the SubConn is published and never changes.
+	conn transport.Conn
+	// since is when it was installed.
+	since time.Time
+
 	errors      atomic.Uint64
-	latencyNs   atomic.Int64
 	consecutive atomic.Int32
 	failing     atomic.Bool
 	// lossCounted is set once the connection's end has been counted

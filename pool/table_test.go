@@ -145,3 +145,22 @@ func TestConnTableRepin(t *testing.T) {
 	assert.Equal(t, 0, tab.live())
 	assert.Equal(t, 0, tab.len())
 }
+
+// TestAgentSet looks agents up by id in sets small enough to scan and
+// large enough to hash.
+func TestAgentSet(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{0, 1, maxScan, maxScan + 1, 3 * maxScan} {
+		m := map[string]*agent{}
+		for i := range n {
+			id := "agent-" + strconv.Itoa(i)
+			m[id] = &agent{id: id}
+		}
+		s := newAgentSet(m)
+		for id, a := range m {
+			assert.Same(t, a, s.get(id), "%d agents, %s", n, id)
+		}
+		assert.Nil(t, s.get("agent-x"), "%d agents", n)
+		assert.Nil(t, s.get(""), "%d agents", n)
+	}
+}
