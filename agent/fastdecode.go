@@ -111,8 +111,19 @@ func decodeRequestHeadersEvent(ev *agentv2.RequestHeadersEvent, b []byte) bool {
 	return true
 }
 
-// decodeHeader decodes a Header encoding into h, a cleared struct.
+// decodeHeader decodes a Header encoding into h, a struct with no unknown
+// fields whose name and value it sets (see keepHeaders).
 func decodeHeader(h *agentv2.Header, b []byte) bool {
+	// The encoding proxies send: name then value, each shorter than 128
+	// bytes, so each length is one byte.
+	if len(b) >= 4 && b[0] == tagHeaderName && b[1] < 0x80 {
+		n := int(b[1]) + 2
+		if n+2 <= len(b) && b[n] == tagHeaderValue && b[n+1] < 0x80 && n+2+int(b[n+1]) == len(b) {
+			h.Name, h.Value = aliasString(b[2:n]), aliasString(b[n+2:])
+			return true
+		}
+	}
+	h.Name, h.Value = "", ""
 	for i := 0; i < len(b); {
 		tag := b[i]
 		v, next, ok := lengthPrefixed(b, i+1)

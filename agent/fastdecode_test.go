@@ -64,6 +64,32 @@ func TestDecodeRequestHeadersGivesUp(t *testing.T) {
 	}
 }
 
+// TestDecodeRequestHeadersAfterGeneratedDecode: header structs the
+// generated decoder filled with unknown fields, once released, are reused
+// by the direct path without those fields showing.
+func TestDecodeRequestHeadersAfterGeneratedDecode(t *testing.T) {
+	t.Parallel()
+	rh := headersEvent20(4)
+	for _, h := range rh.GetRequestHeaders().Headers {
+		h.ProtoReflect().SetUnknown([]byte{0x18, 0x05})
+	}
+	odd, err := proto.Marshal(rh)
+	require.NoError(t, err)
+	plain, err := proto.Marshal(headersEvent20(5))
+	require.NoError(t, err)
+	old, err := unmarshalEnvelope(newEnvelope(scanOK(t, odd)), odd, agentv2.ProxyToAgentFrameRequestHeaders, true)
+	require.NoError(t, err)
+	require.True(t, hasUnknownFields(old.GetRequestHeaders().Headers[0]), "the generated decoder kept the unknown fields")
+	require.Equal(t, fieldRequestHeaders, clearShape(old))
+	assertCleared(t, old, fieldRequestHeaders)
+	field, meta := scanOK(t, plain)
+	got, err := unmarshalEnvelope(fillShape(old, field, meta), plain, agentv2.ProxyToAgentFrameRequestHeaders, true)
+	require.NoError(t, err)
+	want := new(agentv2.ProxyToAgent)
+	require.NoError(t, want.UnmarshalVT(plain))
+	require.True(t, proto.Equal(want, got), "want %v\n got %v", want, got)
+}
+
 // FuzzDecodeRequestHeaders: on any input, decoding into a recycled
 // request-headers envelope gives what the generated decoder gives, error or
 // message.

@@ -2,8 +2,10 @@ package agent
 
 import (
 	"bytes"
+	"reflect"
 	"slices"
 	"sync"
+	"unsafe"
 
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -259,7 +261,7 @@ func clearShape(m *agentv2.ProxyToAgent) protowire.Number {
 				*md = agentv2.RequestMetadata{}
 				metadataPool.Put(md)
 			}
-			*ev = agentv2.RequestHeadersEvent{Headers: clearHeaders(ev.Headers)}
+			*ev = agentv2.RequestHeadersEvent{Headers: keepHeaders(ev.Headers)}
 			field = fieldRequestHeaders
 		}
 	case *agentv2.ProxyToAgent_RequestBodyChunk:
@@ -309,6 +311,45 @@ func clearHeaders(hs []*agentv2.Header) []*agentv2.Header {
 		}
 	}
 	return hs[:0]
+}
+
+// keepHeaders is clearHeaders for request headers, which decode on the
+// direct path (decodeRequestHeaders): that path sets the name and value of
+// every header struct it reuses, so only structs holding unknown fields
+// (left by the generated decoder) are cleared. Clearing the others would
+// cost a pointer write each, which is dear while the garbage collector
+// marks, for nothing.
+func keepHeaders(hs []*agentv2.Header) []*agentv2.Header {
+	if cap(hs) > maxKeptHeaders {
+		return nil
+	}
+	hs = hs[:cap(hs)]
+	for _, h := range hs {
+		if h != nil && hasUnknownFields(h) {
+			*h = agentv2.Header{}
+		}
+	}
+	return hs[:0]
+}
+
+// headerUnknown is the offset of the generated Header's unknown fields, or
+// -1 if the struct has no such field of the expected type (every header
+// then counts as having some, and is cleared).
+var headerUnknown = func() int {
+	f, ok := reflect.TypeFor[agentv2.Header]().FieldByName("unknownFields")
+	if !ok || f.Type != reflect.TypeFor[[]byte]() {
+		return -1
+	}
+	return int(f.Offset)
+}()
+
+// hasUnknownFields reports whether h holds unknown fields, reading them
+// without the reflection API (which would cost more than clearing h).
+func hasUnknownFields(h *agentv2.Header) bool {
+	if headerUnknown < 0 {
+		return true
+	}
+	return len(*(*[]byte)(unsafe.Add(unsafe.Pointer(h), headerUnknown))) > 0
 }
 
 // eventDecoder decodes what a gRPC or Connect stream receives into

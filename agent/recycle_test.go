@@ -327,6 +327,11 @@ func assertCleared(t *testing.T, m *agentv2.ProxyToAgent, field protowire.Number
 	}
 	require.Empty(t, hs)
 	for _, h := range hs[:cap(hs)] {
+		if field == fieldRequestHeaders {
+			// The direct decoder overwrites names and values (keepHeaders).
+			require.True(t, h == nil || !hasUnknownFields(h), "kept header %v has unknown fields", h)
+			continue
+		}
 		require.True(t, h == nil || proto.Equal(h, new(agentv2.Header)), "kept header %v", h)
 	}
 }
