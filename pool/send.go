@@ -191,7 +191,7 @@ type exchange struct {
 	start, sendAt int64
 	info          EventInfo // zero without an observer
 
-	sc       *SubConn       // the connection, once routed (its inflight counts this event)
+	sc       *SubConn       // the connection, once routed (its holds count this event)
 	done     func(DoneInfo) // the picker's callback
 	probe    bool           // the breaker's half-open probe
 	skip     bool           // the request skips the agent (fail-open on its headers)
