@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"connectrpc.com/grpchealth"
 
@@ -26,7 +27,10 @@ type Server struct {
 	healthReporter HealthReporter  // nil if h reports none
 	checker        *grpchealth.StaticChecker
 	watch          *inlineWatch
-	nextID         atomic.Uint64
+	// epoch is a monotonic reading handler durations are measured from:
+	// time.Since(epoch) reads one clock, time.Now two.
+	epoch  time.Time
+	nextID atomic.Uint64
 	// wg counts goroutines the server starts outside any session: one per
 	// connection accepted by ServeUnix and one reader per gRPC stream.
 	wg sync.WaitGroup
@@ -67,6 +71,7 @@ func NewServer(h Handler, opts ...Option) (*Server, error) {
 		listeners: make(map[net.Listener]struct{}),
 		streams:   make(map[stream]struct{}),
 		changed:   make(chan struct{}),
+		epoch:     time.Now(),
 	}
 	srv.watch = newInlineWatch(srv, cfg.inlineBudget)
 	srv.invoke = srv.chain()

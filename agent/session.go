@@ -802,9 +802,9 @@ func (s *session) handle(l *lane, m *agentv2.ProxyToAgent, held burstStream) tim
 		s.reply(m.EventId, l.cid, nil, err, held)
 		return 0
 	}
-	start := time.Now()
+	start := time.Since(s.srv.epoch)
 	resp, err := s.srv.call(l, m)
-	d := time.Since(start)
+	d := time.Since(s.srv.epoch) - start
 	s.stats.record(d)
 	if err != nil && agentwire.CodeOf(err) == agentwire.CodeDeadlineExceeded {
 		s.stats.timedOut.Add(1)
