@@ -222,7 +222,8 @@ type session struct {
 	mu sync.Mutex // mu guards the following
 	// work wakes parked workers; its L is &mu.
 	work sync.Cond
-	// lanes holds one lane per correlation id with events pending.
+	// lanes holds one lane per correlation id with events pending, except
+	// the one the reader runs itself (inlineLane) until a takeover.
 	lanes map[string]*lane
 	// ready[readyHead:] is the FIFO of lanes with events and no worker.
 	ready     []*lane
@@ -336,6 +337,9 @@ func (s *session) end(cause error) {
 	s.ended = true
 	for _, l := range s.lanes {
 		l.cancel(cause)
+	}
+	if s.inlineLane != nil {
+		s.inlineLane.cancel(cause)
 	}
 	s.work.Broadcast()
 	for _, ch := range s.idleWaiters {
@@ -452,7 +456,9 @@ func (s *session) runInline(id uint64, l *lane, m *agentv2.ProxyToAgent, bs burs
 		// lane goes to the workers.
 		s.readyLaneLocked(l)
 	} else if l.empty() {
-		delete(s.lanes, l.cid)
+		if !reader {
+			delete(s.lanes, l.cid) // joined at the takeover
+		}
 		l.finish()
 	}
 	s.mu.Unlock()
@@ -490,6 +496,7 @@ func (s *session) takeover(seq uint64) {
 	if s.ended || s.inlineLane == nil || s.inlineSeq.Load() != seq {
 		return
 	}
+	s.lanes[s.inlineLane.cid] = s.inlineLane // the new reader may get its events
 	s.inlineLane = nil
 	s.inlineSeq.Add(1)
 	s.readerID++
@@ -597,8 +604,10 @@ func (s *session) submit(cid string, m *agentv2.ProxyToAgent) *lane {
 	flip := s.flowLocked()
 	if l == nil {
 		l = newLane(s.laneParent, cid)
-		s.lanes[l.cid] = l // cid may borrow the read buffer; l.cid does not
 		if inline {
+			// Only the reader could look the lane up, and it is busy with
+			// it: the lane joins lanes only if a takeover makes another
+			// goroutine the reader.
 			s.inlineLane = l
 			s.inlineSeq.Add(1)
 			s.running++
@@ -606,6 +615,7 @@ func (s *session) submit(cid string, m *agentv2.ProxyToAgent) *lane {
 			s.srv.watch.active()
 			return l
 		}
+		s.lanes[l.cid] = l // cid may borrow the read buffer; l.cid does not
 		if quiet {
 			s.cooldown--
 		}
