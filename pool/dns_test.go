@@ -136,7 +136,7 @@ func TestDNSDiscoveryAddsAndRemovesInstances(t *testing.T) {
 	ep1, ep2 := "grpc://127.0.0.1:"+port, "grpc://127.0.0.2:"+port
 
 	ds.set("agents.test.", "127.0.0.1")
-	p := newTestPool(t, WithResolver(ds.resolver()), WithConnections(2))
+	p := newTestPool(t, WithResolver(ds.resolver()), WithConnections(2), WithPolicy(RoundRobin))
 	ctx := testCtx(t)
 	require.NoError(t, p.AddAgent(ctx, "waf", "dns:///agents.test.:"+port+"?scheme=grpc&interval=10ms"))
 	instances := func() []string {

@@ -11,8 +11,8 @@
 // Balancing follows grpc-go: a [Builder] makes a [Balancer] per agent, which
 // turns the connections that are ready and not draining into an immutable
 // [Picker]; the pool swaps pickers atomically when membership, health or
-// load change, so picking never blocks. Built in: [RoundRobin],
-// [LeastInFlight], [Weighted] and [Random].
+// load change, so picking never blocks. Built in: [LeastInFlight] (the
+// default), [RoundRobin], [Weighted] and [Random].
 //
 // Health comes from the transport (a closed connection leaves at once and a
 // new one is dialled, with backoff and jitter, forever), from the agent's

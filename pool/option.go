@@ -124,7 +124,7 @@ func defaultConfig() config {
 	return config{
 		agent: agentConfig{
 			conns:            DefaultConnections,
-			policy:           RoundRobin,
+			policy:           LeastInFlight,
 			maxConcurrency:   DefaultMaxConcurrency,
 			queueWait:        DefaultQueueWait,
 			flowMode:         FailClosed,
@@ -217,8 +217,10 @@ func WithConnections(n int) SharedOption {
 	return sharedOption(func(c *agentConfig) { c.conns = n })
 }
 
-// WithPolicy chooses a built-in balancing policy by name: [RoundRobin]
-// (default), [LeastInFlight], [Weighted] or [Random].
+// WithPolicy chooses a built-in balancing policy by name: [LeastInFlight]
+// (default), [RoundRobin], [Weighted] or [Random]. The default keeps
+// events off a connection whose agent answers slowly, where round robin
+// would keep sending it its share and pile events up behind it.
 func WithPolicy(name string) SharedOption {
 	return sharedOption(func(c *agentConfig) { c.policy, c.builder = name, nil })
 }

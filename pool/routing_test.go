@@ -37,7 +37,7 @@ func TestRoundRobinOverRealConnections(t *testing.T) {
 	t.Parallel()
 	rec := newRecorder("a")
 	ua := newUnixAgent(t, rec)
-	p := newTestPool(t)
+	p := newTestPool(t, WithPolicy(RoundRobin))
 	ctx := testCtx(t)
 	require.NoError(t, p.AddAgent(ctx, "waf", ua.endpoint()))
 	require.Eventually(t, func() bool { return countState(stats(t, p, "waf"), ConnReady) == 4 }, 5*time.Second, 5*time.Millisecond)
