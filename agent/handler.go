@@ -14,9 +14,12 @@ import (
 // An event method returns the decision for its event. A nil response means
 // "allow". A non-nil error is sent to the proxy as AgentResponse.error with
 // the code [agentwire.CodeOf] gives (use [agentwire.NewError] to pick one),
-// and the response is then discarded. The server sets the response's
-// correlation id and event id itself. The event and its context belong to
-// the call: do not keep them after it returns.
+// and the response is then discarded. The server sets the correlation id
+// and event id of what it sends itself, on a copy: it never writes to a
+// response a handler returned, so a handler may answer any number of
+// events, from any number of goroutines, with one response built once
+// (as long as nobody changes it). The event and its context belong to the
+// call: do not keep them after it returns.
 //
 // ctx is cancelled when the proxy cancels the request (or every request),
 // or when the connection ends. [PeerFromContext] returns the connection.

@@ -1,7 +1,11 @@
 package agent
 
 import (
+	"context"
+	"fmt"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 	"google.golang.org/protobuf/proto"
@@ -65,5 +69,49 @@ func TestBuildersAllocateOnce(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { _ = SetHeader("a", "b") }); n != 1 {
 		t.Errorf("SetHeader: %v allocations, want 1", n)
+	}
+}
+
+// sharedAnswerHandler answers every request with one response built once.
+type sharedAnswerHandler struct {
+	Base
+	answer *agentv2.AgentResponse
+}
+
+func (h sharedAnswerHandler) RequestHeaders(context.Context, *agentv2.RequestHeadersEvent) (*agentv2.AgentResponse, error) {
+	return h.answer, nil
+}
+
+// TestSharedAnswer: a handler may answer many events, concurrently, with
+// the same response: each answer carries its own correlation id and the
+// shared response is never written to (the race detector watches).
+func TestSharedAnswer(t *testing.T) {
+	t.Parallel()
+	starts := map[string]func(testing.TB, Handler, ...Option) *env{
+		"uds": startUDS, "uds-workers": func(t testing.TB, h Handler, o ...Option) *env {
+			return startUDS(t, h, append(o, WithInlineBudget(0))...)
+		},
+		"grpc": startGRPC, "connect": startConnect,
+	}
+	for name, start := range starts {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			answer := AllowSetRequestHeader("x-waf", "pass")
+			want := answer.CloneVT()
+			e := start(t, sharedAnswerHandler{answer: answer})
+			c := e.dialReady()
+			const n = 500
+			go func() {
+				for i := range n {
+					c.Send(requestHeaders(uint64(i+1), fmt.Sprint("s", i)))
+				}
+			}()
+			got := c.responses(n)
+			for id, resp := range got {
+				require.Equal(t, fmt.Sprint("s", id-1), resp.GetCorrelationId())
+				require.Equal(t, "pass", resp.GetRequestHeaders()[0].GetSet().GetValue())
+			}
+			require.True(t, want.EqualVT(answer), "the shared answer changed: %v", answer)
+		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"sync"
@@ -853,8 +854,9 @@ func (s *session) reply(id uint64, cid string, resp *agentv2.AgentResponse, err 
 	_ = s.send(m)
 }
 
-// replyEnvelope holds a response envelope, its oneof wrapper and (for nil
-// responses and errors) the response, in one allocation.
+// replyEnvelope holds a response envelope, its oneof wrapper and the
+// response (the handler's, copied, or the SDK's for nil responses and
+// errors), in one allocation.
 type replyEnvelope struct {
 	env  agentv2.AgentToProxy
 	wrap agentv2.AgentToProxy_Response
@@ -880,13 +882,16 @@ func (r *replyEnvelope) fill(id uint64, cid string, resp *agentv2.AgentResponse,
 	switch {
 	case err != nil:
 		r.resp.Error = statusOf(err)
-		resp = &r.resp
 	case resp == nil:
 		r.resp.Decision = allowDecision
-		resp = &r.resp
+	default:
+		// A shallow copy, so that the handler's answer is never written
+		// to: a handler may answer many events with one constant answer.
+		// (Assignment would copy the message's no-copy marker.)
+		reflect.ValueOf(&r.resp).Elem().Set(reflect.ValueOf(resp).Elem())
 	}
-	resp.CorrelationId = cid
-	r.wrap.Response = resp
+	r.resp.CorrelationId = cid
+	r.wrap.Response = &r.resp
 	r.env.EventId = id
 	r.env.Message = &r.wrap
 	return &r.env

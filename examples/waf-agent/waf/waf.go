@@ -50,8 +50,12 @@ func (h *Handler) RequestHeaders(_ context.Context, ev *agentv2.RequestHeadersEv
 	case strings.Contains(strings.ToLower(header(ev.GetHeaders(), "user-agent")), "bot"):
 		return agent.Challenge("captcha", map[string]string{"reason": "automated client"}), nil
 	}
-	return agent.AllowSetRequestHeader("x-waf", "pass"), nil
+	return passAnswer, nil
 }
+
+// passAnswer is the answer to clean requests, built once: the SDK never
+// writes to an answer, so every event may share it.
+var passAnswer = agent.AllowSetRequestHeader("x-waf", "pass")
 
 // RequestBodyChunk blocks script injection in request bodies.
 func (h *Handler) RequestBodyChunk(_ context.Context, ev *agentv2.BodyChunkEvent) (*agentv2.AgentResponse, error) {
