@@ -6,6 +6,7 @@ import (
 	"io"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/agentwire/agentwire"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
@@ -54,6 +55,8 @@ type Writer struct {
 	// try writes without blocking and reports how much went out; nil when
 	// the stream does not support it, and then the flusher does all writes.
 	try func([]byte) (int, error)
+	// holds counts Hold calls not yet released (see [Writer.Hold]).
+	holds atomic.Int32
 
 	mu sync.Mutex // mu guards the following
 	// owner is who writes to the stream now; at most one does, so frames
@@ -146,6 +149,31 @@ func (w *Writer) Push() error {
 	return w.writeThrough(nil)
 }
 
+// Hold tells the Writer that more frames are on their way from goroutines
+// that are already running or runnable, such as the callers a batch of
+// replies has just woken: until the matching [Writer.Release], batched
+// frames ([Writer.WriteBatched]) wait instead of waking the flusher, and
+// the flusher starts no further write, so the whole batch leaves in one
+// system call. Holds nest; every Hold must be released, and promptly:
+// frames wait for the last Release. Write, Push and Flush do not wait.
+func (w *Writer) Hold() { w.holds.Add(1) }
+
+// Release ends one [Writer.Hold]; the last one hands the frames queued
+// meanwhile to the flusher.
+func (w *Writer) Release() {
+	if w.holds.Add(-1) > 0 {
+		return
+	}
+	w.mu.Lock()
+	if w.err != nil || w.owner != ownerNone || len(w.pending) == 0 {
+		w.mu.Unlock()
+		return
+	}
+	w.owner = ownerFlusher
+	w.mu.Unlock()
+	w.kick()
+}
+
 // writeMode says what a write does after queueing its frame.
 type writeMode uint8
 
@@ -218,6 +246,12 @@ func (w *Writer) queue(ctx context.Context, m Frame, frame []byte, mode writeMod
 				return err
 			case w.owner != ownerNone:
 				// The current writer takes this frame along.
+				w.pending = append(w.pending, frame...)
+				w.mu.Unlock()
+			case mode == modeBatched && w.holds.Load() > 0:
+				// The last Release hands it to the flusher. (A Release
+				// that ran before the check left it to us: the load
+				// then sees no hold.)
 				w.pending = append(w.pending, frame...)
 				w.mu.Unlock()
 			case w.try == nil || mode == modeBatched:
@@ -308,6 +342,11 @@ func (w *Writer) Flush(ctx context.Context) error {
 			w.mu.Unlock()
 			return nil
 		}
+		if w.owner == ownerNone {
+			// Frames held back for a Release: write them now.
+			w.owner = ownerFlusher
+			w.kick()
+		}
 		if err := w.waitSpace(ctx); err != nil {
 			return err
 		}
@@ -339,14 +378,17 @@ func (w *Writer) Run(ctx context.Context) error {
 		// first, so one system call carries them all. Returns at once when
 		// nothing else is runnable.
 		runtime.Gosched()
-		for {
+		for first := true; ; first = false {
 			w.mu.Lock()
 			if w.owner != ownerFlusher {
 				// A stale wake-up: a caller is writing, or nothing is due.
 				w.mu.Unlock()
 				break
 			}
-			if len(w.pending) == 0 {
+			if len(w.pending) == 0 || (!first && w.holds.Load() > 0) {
+				// Nothing is due, or, after the write we were woken for,
+				// more frames are coming: the last Release hands them
+				// back.
 				w.owner = ownerNone
 				w.wakeWaitersLocked()
 				w.mu.Unlock()
