@@ -62,6 +62,12 @@ func (f *framedWire) run(ctx context.Context) error { return f.w.Run(ctx) }
 
 func (f *framedWire) answered(uint64) {}
 
+func (f *framedWire) holdBatch() { f.w.Hold() }
+
+func (f *framedWire) releaseBatch() { f.w.Release() }
+
+func (f *framedWire) buffered() bool { return f.r.FrameBuffered() }
+
 func (f *framedWire) flush(ctx context.Context) error { return f.w.Flush(ctx) }
 
 func (f *framedWire) close() error {

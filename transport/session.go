@@ -38,6 +38,16 @@ type wire interface {
 	// answered tells the wire that the agent answered event id (a
 	// response carrying it arrived). Only the session's reader calls it.
 	answered(id uint64)
+	// holdBatch tells the wire that more events are coming from
+	// goroutines that are about to run (the senders a batch of responses
+	// woke), so batched sends may wait for them; releaseBatch ends one
+	// hold, and the last one lets what waits go out. No-ops where
+	// batching does not depend on them.
+	holdBatch()
+	releaseBatch()
+	// buffered reports whether the next recv will return without waiting
+	// for the peer. Only the session's reader calls it.
+	buffered() bool
 	// close tears the wire down and unblocks recv and send.
 	close() error
 	// name is the transport's name for logs and metrics.
@@ -60,6 +70,9 @@ type call struct {
 type result struct {
 	resp *agentv2.AgentResponse
 	err  error
+	// held: the reader took a wire hold for this result's Send, which
+	// releases it once it has the result (see wire.holdBatch).
+	held bool
 }
 
 var callPool = sync.Pool{New: func() any { return &call{ch: make(chan result, 1)} }}
@@ -287,12 +300,12 @@ func (s *session) Send(ctx context.Context, event *agentv2.ProxyToAgent) (*agent
 		s.orderMu.Unlock()
 	}
 	if err != nil {
-		if s.forget(c) {
-			callPool.Put(c)
-		} else {
-			<-c.ch // the connection failed concurrently and answered c
-			callPool.Put(c)
+		if !s.forget(c) {
+			// The connection failed, or a response for the correlation
+			// id matched c, concurrently.
+			s.received(<-c.ch)
 		}
+		callPool.Put(c)
 		return nil, s.sendErr(err)
 	}
 
@@ -307,7 +320,16 @@ func (s *session) Send(ctx context.Context, event *agentv2.ProxyToAgent) (*agent
 		}
 	}
 	callPool.Put(c)
+	s.received(res)
 	return res.resp, res.err
+}
+
+// received is called by a Send with each result it takes from its call:
+// it releases the wire hold the reader took for it, if any.
+func (s *session) received(res result) {
+	if res.held {
+		s.w.releaseBatch()
+	}
 }
 
 // The call timeout is enforced by one timer per session, not one per
@@ -363,7 +385,7 @@ func (s *session) abandon(c *call, err error) result {
 	if s.forget(c) {
 		return result{err: err}
 	}
-	return <-c.ch
+	return <-c.ch // Send releases its hold
 }
 
 // forget removes c from the tables; false means someone else already did
@@ -409,7 +431,20 @@ func (s *session) sendErr(err error) error {
 // readLoop receives until the wire fails, dispatching every message.
 func (s *session) readLoop() {
 	msg := &agentv2.AgentToProxy{}
+	// While frames are buffered, the reader holds the wire: the senders it
+	// wakes send again right after, and their events should leave together
+	// once the batch is dispatched.
+	held := false
+	defer func() {
+		if held {
+			s.w.releaseBatch()
+		}
+	}()
 	for {
+		if held && !s.w.buffered() {
+			s.w.releaseBatch()
+			held = false
+		}
 		if err := s.w.recv(msg); err != nil {
 			if errors.Is(err, codec.ErrUnknownFrameType) {
 				s.unknownFrames.Add(1)
@@ -421,6 +456,10 @@ func (s *session) readLoop() {
 			}
 			s.fail(agentwire.NewError(agentwire.CodeUnavailable, fmt.Errorf("%w: %w", ErrPeerGone, err)))
 			return
+		}
+		if !held {
+			s.w.holdBatch()
+			held = true
 		}
 		if err := s.dispatch(msg); err != nil {
 			s.fail(err)
@@ -540,11 +579,14 @@ func (s *session) deliver(id uint64, resp *agentv2.AgentResponse) {
 		s.unknownResponses.Add(1)
 		return
 	}
+	// The woken Send will likely send again before it returns: let the
+	// events of the senders this batch of responses wakes share a write.
+	s.w.holdBatch()
 	if st := resp.GetError(); st != nil {
-		c.ch <- result{err: agentwire.NewWireError(agentwire.Code(st.GetCode()), st.GetMessage())}
+		c.ch <- result{err: agentwire.NewWireError(agentwire.Code(st.GetCode()), st.GetMessage()), held: true}
 		return
 	}
-	c.ch <- result{resp: resp}
+	c.ch <- result{resp: resp, held: true}
 }
 
 func (s *session) onHealth(h *agentv2.HealthStatus) {

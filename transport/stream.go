@@ -321,6 +321,13 @@ func (w *streamWire) recv(m *agentv2.AgentToProxy) error { return w.recvMsg(m) }
 // sent, and its close path does not promise to deliver them.
 func (w *streamWire) flush(context.Context) error { return nil }
 
+// The stream batches on its own terms (see run): it needs no holds.
+func (w *streamWire) holdBatch()    {}
+func (w *streamWire) releaseBatch() {}
+
+// buffered reports false: gRPC does not tell, and only the holds use it.
+func (w *streamWire) buffered() bool { return false }
+
 func (w *streamWire) close() error {
 	var err error
 	w.closeOnce.Do(func() {
