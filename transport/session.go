@@ -65,6 +65,13 @@ type call struct {
 	// prev and next link the pending calls in the order they were sent
 	// (see pendingTable), under session.mu.
 	prev, next *call
+	// done is the Done channel of the Send's context (nil if it has
+	// none). While the call is pending, watch (under session.mu) is the
+	// ctxWatch its Send relies on instead of selecting on done, if any,
+	// and ctx the Send's context, for the error the watch reports.
+	done  <-chan struct{}
+	watch *ctxWatch
+	ctx   context.Context
 }
 
 type result struct {
@@ -76,6 +83,13 @@ type result struct {
 }
 
 var callPool = sync.Pool{New: func() any { return &call{ch: make(chan result, 1)} }}
+
+// putCall returns c, which no table holds any more, to the pool, without
+// the references that would keep its Send's context alive.
+func putCall(c *call) {
+	c.done, c.watch, c.ctx = nil, nil, nil
+	callPool.Put(c)
+}
 
 // session is the transport-independent connection core behind every Conn.
 type session struct {
@@ -121,6 +135,9 @@ type session struct {
 	// byCorr queues calls per correlation id, oldest first, for agents that
 	// do not echo event ids.
 	byCorr map[string][]*call
+	// watches maps Done channels shared by pending calls to the watch
+	// that fails those calls when the channel closes (see ctxWatch).
+	watches map[<-chan struct{}]*ctxWatch
 	// pings maps ping sequence numbers to their waiters.
 	pings map[uint64]chan struct{}
 	err   error
@@ -262,6 +279,7 @@ func (s *session) Send(ctx context.Context, event *agentv2.ProxyToAgent) (*agent
 		// the call first.
 		c.deadline = time.Since(s.base) + d
 	}
+	done := ctx.Done()
 	event.EventId = c.id
 
 	ordered := s.byCorr != nil
@@ -275,10 +293,11 @@ func (s *session) Send(ctx context.Context, event *agentv2.ProxyToAgent) (*agent
 		if ordered {
 			s.orderMu.Unlock()
 		}
-		callPool.Put(c)
+		putCall(c)
 		return nil, err
 	}
 	s.pending.put(c)
+	watched := done != nil && s.watchLocked(c, ctx, done)
 	if ordered {
 		s.byCorr[corr] = append(s.byCorr[corr], c)
 	}
@@ -305,12 +324,12 @@ func (s *session) Send(ctx context.Context, event *agentv2.ProxyToAgent) (*agent
 			// id matched c, concurrently.
 			s.received(<-c.ch)
 		}
-		callPool.Put(c)
+		putCall(c)
 		return nil, s.sendErr(err)
 	}
 
 	var res result
-	if done := ctx.Done(); done == nil {
+	if done == nil || watched {
 		res = <-c.ch
 	} else {
 		select {
@@ -319,7 +338,7 @@ func (s *session) Send(ctx context.Context, event *agentv2.ProxyToAgent) (*agent
 			res = s.abandon(c, agentwire.WrapContextError(ctx.Err()))
 		}
 	}
-	callPool.Put(c)
+	putCall(c)
 	s.received(res)
 	return res.resp, res.err
 }
@@ -378,6 +397,7 @@ func (s *session) sweep() {
 func (s *session) removeLocked(c *call) {
 	s.pending.remove(c)
 	s.unqueueLocked(c)
+	s.unwatchLocked(c)
 }
 
 // abandon gives up on c unless its result raced in.
@@ -877,6 +897,7 @@ func (s *session) fail(err error) {
 	}
 	s.err = err
 	victims := s.pending.clear()
+	s.dropWatchesLocked()
 	if s.sweepArmed && s.sweepTimer.Stop() {
 		// A sweep that has started finds s.err set and does not re-arm.
 		s.sweepArmed = false
