@@ -151,11 +151,12 @@ func (w *Writer) Push() error {
 
 // Hold tells the Writer that more frames are on their way from goroutines
 // that are already running or runnable, such as the callers a batch of
-// replies has just woken: until the matching [Writer.Release], batched
-// frames ([Writer.WriteBatched]) wait instead of waking the flusher, and
-// the flusher starts no further write, so the whole batch leaves in one
-// system call. Holds nest; every Hold must be released, and promptly:
-// frames wait for the last Release. Write, Push and Flush do not wait.
+// replies has just woken: until the matching [Writer.Release], frames
+// ([Writer.Write], [Writer.WriteBatched]) wait instead of being written
+// or waking the flusher, and the flusher starts no further write, so the
+// whole batch leaves in one system call. Holds nest; every Hold must be
+// released, and promptly: frames wait for the last Release. Push and
+// Flush do not wait.
 func (w *Writer) Hold() { w.holds.Add(1) }
 
 // Release ends one [Writer.Hold]; the last one hands the frames queued
@@ -248,7 +249,7 @@ func (w *Writer) queue(ctx context.Context, m Frame, frame []byte, mode writeMod
 				// The current writer takes this frame along.
 				w.pending = append(w.pending, frame...)
 				w.mu.Unlock()
-			case mode == modeBatched && w.holds.Load() > 0:
+			case w.holds.Load() > 0:
 				// The last Release hands it to the flusher. (A Release
 				// that ran before the check left it to us: the load
 				// then sees no hold.)

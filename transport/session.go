@@ -305,7 +305,9 @@ func (s *session) Send(ctx context.Context, event *agentv2.ProxyToAgent) (*agent
 		s.armSweepLocked(s.cfg.callTimeout)
 	}
 	// Alone in flight, the event goes out at once; with others in flight,
-	// it shares the writer's next system call with them.
+	// it shares the writer's next system call with them. Either way it
+	// waits while the senders woken by a batch of responses are still
+	// coming (see wire.holdBatch), to leave with their events.
 	busy := s.pending.len() > 1
 	s.mu.Unlock()
 
