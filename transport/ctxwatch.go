@@ -16,10 +16,13 @@ import (
 //
 // A watch is adopted for a Done channel once two calls on it are pending
 // at the same time (the call sent just before has the same one), so a
-// context that carries one event at a time costs no registration. It is
-// dropped, and its callback unregistered, when its last call leaves the
-// pending table, so the session never keeps a registration on a
-// caller's context after its calls are over.
+// context that carries one event at a time costs no registration. When
+// its last call leaves the pending table it goes idle; the session keeps
+// one idle watch, so a context whose calls come in waves (all answered,
+// then all sent again) does not register anew for every wave. Any other
+// is dropped and its callback unregistered: the one registration the
+// session may hold on a context none of its calls use ends when that
+// context ends, when another watch goes idle, or when the session closes.
 
 // ctxWatch fails the pending calls whose context has Done channel done
 // when that channel closes. Its fields are guarded by session.mu.
@@ -41,6 +44,9 @@ type ctxWatch struct {
 func (s *session) watchLocked(c *call, ctx context.Context, done <-chan struct{}) bool {
 	c.done = done
 	w := s.watches[done]
+	if w != nil && w == s.idleWatch {
+		s.idleWatch = nil
+	}
 	if w == nil {
 		if p := c.prev; p == nil || p.done != done {
 			return false
@@ -69,15 +75,33 @@ func (s *session) unwatchLocked(c *call) {
 		return
 	}
 	c.watch = nil
-	if w.n--; w.n == 0 {
-		s.dropWatchLocked(w)
+	if w.n--; w.n > 0 {
+		return
 	}
+	select {
+	case <-w.done:
+		// Its callback is due: nothing to keep it for.
+		s.dropWatchLocked(w)
+		return
+	default:
+	}
+	if old := s.idleWatch; old != nil {
+		s.dropWatchLocked(old)
+	}
+	s.idleWatch = w
 }
 
-// dropWatchLocked forgets w and unregisters its callback; s.mu is held.
+// dropWatchLocked forgets w, unless it did already, and unregisters its
+// callback; s.mu is held.
 func (s *session) dropWatchLocked(w *ctxWatch) {
+	if w.dropped {
+		return
+	}
 	w.dropped = true
 	delete(s.watches, w.done)
+	if s.idleWatch == w {
+		s.idleWatch = nil
+	}
 	if w.stop() {
 		s.wg.Done() // the callback will not run
 	}
@@ -102,10 +126,11 @@ func (s *session) watchFired(w *ctxWatch) {
 			next := c.next
 			if c.watch == w {
 				victims = append(victims, c)
-				s.removeLocked(c) // the last one drops w
+				s.removeLocked(c)
 			}
 			c = next
 		}
+		s.dropWatchLocked(w) // if it was idle
 	}
 	s.mu.Unlock()
 	for _, c := range victims {

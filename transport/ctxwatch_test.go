@@ -15,9 +15,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// silentPeer is an agent that leaves events unanswered until answer is
-// closed, and then answers every event it reads.
-func silentPeer(t *testing.T) (endpoint string, answer chan struct{}) {
+// silentPeer is an agent that never answers the events it reads before
+// answer is closed, and answers the later ones in batches of batch events.
+func silentPeer(t *testing.T, batch int) (endpoint string, answer chan struct{}) {
 	t.Helper()
 	answer = make(chan struct{})
 	peer, err := reliability.ListenFramedPeer(filepath.Join(shortTempDir(t), "a.sock"), func(*agentv2.ProxyToAgent) reliability.Script {
@@ -31,17 +31,20 @@ func silentPeer(t *testing.T) (endpoint string, answer chan struct{}) {
 				if err != nil {
 					return
 				}
-				held = append(held, ev)
 				select {
 				case <-answer:
-					for _, ev := range held {
-						if c.Reply(ev, nil) != nil {
-							return
-						}
-					}
-					held = held[:0]
 				default:
+					continue // silent: never answered
 				}
+				if held = append(held, ev); len(held) < batch {
+					continue
+				}
+				for _, ev := range held {
+					if c.Reply(ev, nil) != nil {
+						return
+					}
+				}
+				held = held[:0]
 			}
 		}
 	})
@@ -74,7 +77,8 @@ func waitInFlight(t *testing.T, c transport.Conn, n int) {
 // it is cancelled, and leave no watch behind; the connection goes on.
 func TestSharedContextCancel(t *testing.T) {
 	t.Parallel()
-	endpoint, answer := silentPeer(t)
+	const n = 16
+	endpoint, answer := silentPeer(t, n)
 	c, err := transport.Dial(ctxT(t, 10*time.Second), endpoint)
 	require.NoError(t, err)
 	defer c.Close(context.Background())
@@ -82,7 +86,6 @@ func TestSharedContextCancel(t *testing.T) {
 	type key struct{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	const n = 16
 	errs := sendAll(c, n, func(i int) context.Context {
 		if i%2 == 0 {
 			return context.WithValue(ctx, key{}, i)
@@ -101,16 +104,29 @@ func TestSharedContextCancel(t *testing.T) {
 	assert.Equal(t, 0, c.Status().InFlight)
 	assert.Equal(t, 0, transport.Watches(c))
 
-	// Answered calls on a shared context get their answers, and drop
-	// their watch too.
+	// Answered calls on a shared context (answered together: all are
+	// pending at once) get their answers; their watch stays, idle, for the
+	// context's next calls. Only one idle watch is kept, and none once its
+	// context ends.
 	close(answer)
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	defer cancel2()
-	errs = sendAll(c, n, func(int) context.Context { return ctx2 })
+	for range 2 {
+		errs = sendAll(c, n, func(int) context.Context { return ctx2 })
+		for range n {
+			assert.NoError(t, <-errs)
+		}
+		assert.Equal(t, 1, transport.Watches(c))
+	}
+	ctx3, cancel3 := context.WithCancel(context.Background())
+	defer cancel3()
+	errs = sendAll(c, n, func(int) context.Context { return ctx3 })
 	for range n {
 		assert.NoError(t, <-errs)
 	}
-	assert.Equal(t, 0, transport.Watches(c))
+	assert.Equal(t, 1, transport.Watches(c))
+	cancel3()
+	require.Eventually(t, func() bool { return transport.Watches(c) == 0 }, 5*time.Second, time.Millisecond)
 	require.NoError(t, c.Err())
 }
 
@@ -118,7 +134,7 @@ func TestSharedContextCancel(t *testing.T) {
 // fail with DeadlineExceeded at that deadline.
 func TestSharedContextDeadline(t *testing.T) {
 	t.Parallel()
-	endpoint, _ := silentPeer(t)
+	endpoint, _ := silentPeer(t, 1)
 	c, err := transport.Dial(ctxT(t, 10*time.Second), endpoint)
 	require.NoError(t, err)
 	defer c.Close(context.Background())
@@ -143,7 +159,7 @@ func TestSharedContextDeadline(t *testing.T) {
 // afterwards touches nothing (goleak checks no goroutine is left).
 func TestSharedContextClose(t *testing.T) {
 	t.Parallel()
-	endpoint, _ := silentPeer(t)
+	endpoint, _ := silentPeer(t, 1)
 	c, err := transport.Dial(ctxT(t, 10*time.Second), endpoint)
 	require.NoError(t, err)
 
@@ -195,6 +211,6 @@ func TestSharedContextRace(t *testing.T) {
 		wg.Wait()
 	}
 	assert.Equal(t, 0, c.Status().InFlight)
-	assert.Equal(t, 0, transport.Watches(c))
+	require.Eventually(t, func() bool { return transport.Watches(c) == 0 }, 5*time.Second, time.Millisecond)
 	require.NoError(t, c.Err())
 }

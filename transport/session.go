@@ -136,8 +136,10 @@ type session struct {
 	// do not echo event ids.
 	byCorr map[string][]*call
 	// watches maps Done channels shared by pending calls to the watch
-	// that fails those calls when the channel closes (see ctxWatch).
-	watches map[<-chan struct{}]*ctxWatch
+	// that fails those calls when the channel closes (see ctxWatch);
+	// idleWatch is the one of them kept without calls, if any.
+	watches   map[<-chan struct{}]*ctxWatch
+	idleWatch *ctxWatch
 	// pings maps ping sequence numbers to their waiters.
 	pings map[uint64]chan struct{}
 	err   error
