@@ -603,8 +603,9 @@ func (s *session) deliver(id uint64, resp *agentv2.AgentResponse) {
 		s.unknownResponses.Add(1)
 		return
 	}
-	// The woken Send will likely send again before it returns: let the
-	// events of the senders this batch of responses wakes share a write.
+	// Hold the wire until the woken Send has its result: the callers a
+	// batch of responses wakes often send again at once, and their events
+	// then leave in one write.
 	s.w.holdBatch()
 	if st := resp.GetError(); st != nil {
 		c.ch <- result{err: agentwire.NewWireError(agentwire.Code(st.GetCode()), st.GetMessage()), held: true}
