@@ -210,11 +210,12 @@ func holdUntil(prefix string, release <-chan struct{}) func(context.Context, str
 }
 
 // newTestPool returns a pool with fast reconnection and no background
-// probing (tests call tick themselves), shut down at cleanup.
+// probing (tests call tick themselves), shut down at cleanup. It balances
+// round robin, which routing tests count on, unless opts choose otherwise.
 func newTestPool(t *testing.T, opts ...Option) *Pool {
 	t.Helper()
 	base := []Option{WithBackoff(5*time.Millisecond, 50*time.Millisecond), WithProbeInterval(time.Hour, time.Second),
-		WithLogger(slog.New(slog.DiscardHandler))}
+		WithLogger(slog.New(slog.DiscardHandler)), WithPolicy(RoundRobin)}
 	p, err := New(append(base, opts...)...)
 	require.NoError(t, err)
 	t.Cleanup(func() {

@@ -226,3 +226,12 @@ func TestOptionValidation(t *testing.T) {
 		assert.Equal(t, agentwire.CodeInvalidArgument, agentwire.CodeOf(err), "%v", err)
 	}
 }
+
+// TestDefaultPolicy: pools balance least in flight unless told otherwise.
+func TestDefaultPolicy(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, LeastInFlight, defaultConfig().agent.policy)
+	b, ok := builtins[defaultConfig().agent.policy]
+	require.True(t, ok)
+	require.Equal(t, LeastInFlight, b.Name())
+}
