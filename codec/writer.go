@@ -159,6 +159,10 @@ func (w *Writer) Push() error {
 // Flush do not wait.
 func (w *Writer) Hold() { w.holds.Add(1) }
 
+// Held reports whether a [Writer.Hold] is out: a frame written now waits
+// for the frames already held back and leaves in the same system call.
+func (w *Writer) Held() bool { return w.holds.Load() > 0 }
+
 // Release ends one [Writer.Hold]; the last one hands the frames queued
 // meanwhile to the flusher.
 func (w *Writer) Release() {

@@ -487,3 +487,23 @@ func TestWriterHoldStopsFlusher(t *testing.T) {
 		}
 	})
 }
+
+// TestWriterHeld: Held reports whether a hold is out, nested holds
+// included.
+func TestWriterHeld(t *testing.T) {
+	t.Parallel()
+	w := NewWriter(&recordingWriter{}, 0, 0)
+	if w.Held() {
+		t.Fatal("held before any Hold")
+	}
+	w.Hold()
+	w.Hold()
+	w.Release()
+	if !w.Held() {
+		t.Fatal("not held with one hold out")
+	}
+	w.Release()
+	if w.Held() {
+		t.Fatal("held after the last Release")
+	}
+}

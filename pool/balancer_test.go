@@ -13,12 +13,13 @@ import (
 	"github.com/agentwire/agentwire/transport"
 )
 
-// testConns returns n SubConns that are not connected to anything, for
-// picker tests.
+// testConns returns n SubConns over in-memory connections, for picker
+// tests.
 func testConns(n int) []*SubConn {
 	out := make([]*SubConn, n)
 	for i := range out {
 		out[i] = newSubConn(nil, "c"+strconv.Itoa(i), "mem", false)
+		out[i].conn = newMemConn()
 		out[i].status.Store(&transport.Status{State: transport.StateReady})
 	}
 	return out
@@ -105,6 +106,34 @@ func TestLeastInFlightDistribution(t *testing.T) {
 	// One connection: always it.
 	p := b.UpdateState(State{Conns: conns[3:]})
 	assert.Equal(t, []int{100}, countPicks(t, p, conns[3:], 100))
+}
+
+// TestLeastInFlightPrefersGathering: a connection gathering a batch of
+// writes wins unless it is more than gatherSlack events busier than the
+// less busy of the two drawn.
+func TestLeastInFlightPrefersGathering(t *testing.T) {
+	t.Parallel()
+	conns := testConns(4)
+	for i, n := range []int64{10, 10, 10 + gatherSlack, 10} {
+		conns[i].holds.Store(n)
+	}
+	conns[2].conn.(*memConn).gathering.Store(true)
+	src := rand.New(rand.NewPCG(5, 6))
+	b := builtins[LeastInFlight].Build(BuildOptions{Rand: src.Uint64})
+	defer b.Close()
+	p := b.UpdateState(State{Conns: conns})
+	assert.Equal(t, []int{0, 0, 1000, 0}, countPicks(t, p, conns, 1000))
+
+	// One more event in flight and it is too busy: the two drawn decide.
+	conns[2].holds.Store(11 + gatherSlack)
+	got := countPicks(t, p, conns, 1200)
+	assert.Zero(t, got[2])
+
+	// Of two gathering, the less busy.
+	conns[2].holds.Store(10)
+	conns[1].holds.Store(12)
+	conns[1].conn.(*memConn).gathering.Store(true)
+	assert.Equal(t, []int{0, 0, 1000, 0}, countPicks(t, p, conns, 1000))
 }
 
 func TestWeightedDistribution(t *testing.T) {

@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
@@ -16,6 +17,8 @@ type memConn struct {
 	resp *agentv2.AgentResponse
 	caps *agentv2.AgentCapabilities
 	done chan struct{}
+	// gathering is what Gathering reports, for picker tests.
+	gathering atomic.Bool
 
 	mu     sync.Mutex
 	status transport.Status
@@ -41,6 +44,7 @@ func (c *memConn) Notify(context.Context, *agentv2.ProxyToAgent) error        { 
 func (c *memConn) Ping(context.Context) (time.Duration, error)                { return 0, nil }
 func (c *memConn) Capabilities() *agentv2.AgentCapabilities                   { return c.caps }
 func (c *memConn) Paused(string) bool                                         { return false }
+func (c *memConn) Gathering() bool                                            { return c.gathering.Load() }
 func (c *memConn) WaitResume(context.Context, string) error                   { return nil }
 func (c *memConn) Done() <-chan struct{}                                      { return c.done }
 func (c *memConn) Err() error                                                 { return nil }

@@ -34,7 +34,11 @@ type leastInFlightPicker struct {
 }
 
 // Pick draws two distinct connections from one random value and takes the
-// one with fewer events in flight, the first on a tie.
+// one with fewer events in flight, the first on a tie, unless a connection
+// is gathering a batch of writes and has at most gatherSlack events more in
+// flight: that one costs no system call of its own. (In a proxy, the
+// callers a batch of answers just woke send their next events right away;
+// keeping those on the connection that woke them sends them in one write.)
 func (p *leastInFlightPicker) Pick(PickInfo) (PickResult, error) {
 	n := len(p.conns)
 	if n == 1 {
@@ -50,5 +54,34 @@ func (p *leastInFlightPicker) Pick(PickInfo) (PickResult, error) {
 	if b.InFlight() < a.InFlight() {
 		a = b
 	}
+	if g := p.gathering(a); g != nil && g.InFlight() <= a.InFlight()+gatherSlack {
+		a = g
+	}
 	return PickResult{Conn: a}, nil
+}
+
+// gatherSlack is how many more events in flight a gathering connection may
+// have than the least busy of the two drawn and still be preferred.
+const gatherSlack = 16
+
+// maxGatherScan bounds the connections Pick looks at for one gathering a
+// batch; with more, only the two drawn are considered.
+const maxGatherScan = 16
+
+// gathering returns the least busy connection gathering a batch of writes,
+// or nil; drawn is one of the two drawn, considered first.
+func (p *leastInFlightPicker) gathering(drawn *SubConn) *SubConn {
+	if drawn.Gathering() {
+		return nil // the drawn one is as good
+	}
+	if len(p.conns) > maxGatherScan {
+		return nil
+	}
+	var best *SubConn
+	for _, c := range p.conns {
+		if c != drawn && c.Gathering() && (best == nil || c.InFlight() < best.InFlight()) {
+			best = c
+		}
+	}
+	return best
 }

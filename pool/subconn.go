@@ -124,6 +124,11 @@ func (sc *SubConn) Conn() transport.Conn { return sc.conn }
 // ended, including those waiting for a concurrency slot.
 func (sc *SubConn) InFlight() int64 { return sc.holds.Load() & holdCount }
 
+// Gathering reports whether an event sent on the connection now would share
+// a system call with writes it is already gathering (see
+// transport.Conn.Gathering).
+func (sc *SubConn) Gathering() bool { return sc.conn.Gathering() }
+
 // State is the connection's state as of the last rebuild.
 func (sc *SubConn) State() ConnState { return ConnState(sc.state.Load()) }
 

@@ -52,6 +52,13 @@ type Conn interface {
 	// nothing is paused.
 	WaitResume(ctx context.Context, correlationID string) error
 
+	// Gathering reports whether an event sent now would share a system
+	// call with writes the connection is already gathering (it is
+	// delivering a batch of answers whose callers are about to send): a
+	// balancer may prefer such a connection. Always false where sends are
+	// not batched that way (gRPC, Connect).
+	Gathering() bool
+
 	// Done is closed when the connection has failed or been closed.
 	Done() <-chan struct{}
 

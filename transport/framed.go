@@ -66,6 +66,8 @@ func (f *framedWire) holdBatch() { f.w.Hold() }
 
 func (f *framedWire) releaseBatch() { f.w.Release() }
 
+func (f *framedWire) gathering() bool { return f.w.Held() }
+
 func (f *framedWire) buffered() bool { return f.r.FrameBuffered() }
 
 func (f *framedWire) flush(ctx context.Context) error { return f.w.Flush(ctx) }

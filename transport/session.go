@@ -44,6 +44,9 @@ type wire interface {
 	// hold, and the last one lets what waits go out. No-ops where
 	// batching does not depend on them.
 	holdBatch()
+	// gathering reports whether a hold is out, so a send now would join
+	// the batch being gathered.
+	gathering() bool
 	releaseBatch()
 	// buffered reports whether the next recv will return without waiting
 	// for the peer. Only the session's reader calls it.
@@ -834,6 +837,11 @@ func (s *session) Status() Status {
 }
 
 // Paused implements Conn.
+// Gathering reports whether the connection is gathering a batch of writes:
+// it is delivering answers whose callers are about to send again, and an
+// event sent now shares their system call.
+func (s *session) Gathering() bool { return s.w.gathering() }
+
 func (s *session) Paused(correlationID string) bool {
 	if !s.anyPause.Load() {
 		return false

@@ -322,8 +322,9 @@ func (w *streamWire) recv(m *agentv2.AgentToProxy) error { return w.recvMsg(m) }
 func (w *streamWire) flush(context.Context) error { return nil }
 
 // The stream batches on its own terms (see run): it needs no holds.
-func (w *streamWire) holdBatch()    {}
-func (w *streamWire) releaseBatch() {}
+func (w *streamWire) holdBatch()      {}
+func (w *streamWire) releaseBatch()   {}
+func (w *streamWire) gathering() bool { return false }
 
 // buffered reports false: gRPC does not tell, and only the holds use it.
 func (w *streamWire) buffered() bool { return false }
