@@ -161,7 +161,7 @@ func setup(ctx context.Context, o options, scs []scenario, logf func(string, ...
 	var argv []string
 	switch o.agent {
 	case "self":
-		e.agentKind = "agentbench serving examples/waf-agent/waf (same SDK, same policy)"
+		e.agentKind = "agentbench serving examples/waf-agent/waf (same SDK, policy and options, borrowed events included)"
 		if o.agentProf != "" {
 			agentFlags = append(agentFlags, "-cpuprofile", o.agentProf)
 		}
@@ -255,7 +255,7 @@ func bench(ctx context.Context, o options, logf func(string, ...any)) (*Report, 
 	defer e.close()
 
 	rep := &Report{Machine: machine(), Agent: e.agentKind,
-		Driver: "pool.Pool (round robin over the scenario's connections); *-conn scenarios drive transport.Conn directly"}
+		Driver: "pool.Pool (its default policy, least in flight, over the scenario's connections); *-conn scenarios drive transport.Conn directly"}
 	rep.Options = RunOptions{Duration: o.duration.String(), Warmup: o.warmup.String(), Reps: o.reps, Quick: o.quick, GOGC: gogc()}
 	samples := make([][]loopResult, len(scs))
 	for r := range o.reps {
