@@ -28,6 +28,12 @@
 //     taken over by a new goroutine, and the connection's next events go to
 //     worker goroutines for a while (longer after each slow attempt), so a
 //     blocking handler delays the others by at most the budget, rarely.
+//   - Memory: events decode into recycled messages. With
+//     [WithBorrowedEvents], events on Unix-socket and reverse connections
+//     borrow the connection's read buffer (valid only during the handler
+//     call) instead of a copy of each read. The server never writes to an
+//     answer a handler returns, so a constant answer may be built once and
+//     returned for every event.
 //   - Flow control: when as many events are pending (running or queued) as
 //     the concurrency limit, the agent sends flow_control PAUSE for the
 //     whole connection, and RESUME once they fall to three quarters of it.
