@@ -67,8 +67,7 @@ func decodeRequestHeaders(m *agentv2.ProxyToAgent, ev *agentv2.RequestHeadersEve
 // headers append, metadata merges.
 func decodeRequestHeadersEvent(ev *agentv2.RequestHeadersEvent, b []byte) bool {
 	for i := 0; i < len(b); {
-		tag := b[i]
-		v, next, ok := lengthPrefixed(b, i+1)
+		tag, v, next, ok := nextField(b, i)
 		if !ok {
 			return false
 		}
@@ -125,8 +124,7 @@ func decodeHeader(h *agentv2.Header, b []byte) bool {
 	}
 	h.Name, h.Value = "", ""
 	for i := 0; i < len(b); {
-		tag := b[i]
-		v, next, ok := lengthPrefixed(b, i+1)
+		tag, v, next, ok := nextField(b, i)
 		if !ok {
 			return false
 		}
@@ -141,6 +139,14 @@ func decodeHeader(h *agentv2.Header, b []byte) bool {
 		i = next
 	}
 	return true
+}
+
+// nextField reads the field starting at b[i] as a one-byte tag and a
+// length-prefixed value (the only kind the direct path takes; the caller
+// checks the tag) and returns the index after it.
+func nextField(b []byte, i int) (tag byte, v []byte, next int, ok bool) {
+	v, next, ok = lengthPrefixed(b, i+1)
+	return b[i], v, next, ok
 }
 
 // lengthPrefixed reads the length-prefixed value starting at b[i]: the
