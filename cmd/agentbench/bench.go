@@ -293,6 +293,9 @@ func bench(ctx context.Context, o options, logf func(string, ...any)) (*Report, 
 	return rep, nil
 }
 
+// firstExchangeTimeout bounds the exchange runOnce makes before measuring.
+const firstExchangeTimeout = 30 * time.Second
+
 // runOnce opens sc's connections, runs the closed loop, and closes them.
 func (e *env) runOnce(ctx context.Context, sc scenario) (loopResult, error) {
 	for _, c := range []*child{e.agent, e.baseline, e.reverseAgent} {
@@ -305,6 +308,15 @@ func (e *env) runOnce(ctx context.Context, sc scenario) (loopResult, error) {
 	t, err := e.openTarget(ctx, sc)
 	if err != nil {
 		return loopResult{}, err
+	}
+	// One exchange before the clock starts, so that a connection set up on
+	// first use (HTTP/2) is up even when warm-up is shorter than that.
+	pctx, cancel := context.WithTimeout(ctx, firstExchangeTimeout)
+	err = t.workers[0](pctx)
+	cancel()
+	if err != nil {
+		t.close()
+		return loopResult{}, fmt.Errorf("first exchange: %w", err)
 	}
 	res := closedLoop(ctx, t.workers, e.o.warmup, e.o.duration, t.pid)
 	t.close()
