@@ -200,6 +200,10 @@ func checkCancel(ctx context.Context, s *suite) (string, error) {
 			case err == nil:
 			case agentwire.CodeOf(err) == agentwire.CodeCanceled || agentwire.IsWireError(err):
 				cancelled++
+			case agentwire.CodeOf(err) == agentwire.CodeUnavailable:
+				// An event sent just after the cancel found the connection
+				// gone: the agent dropped it on the cancel.
+				return "", fmt.Errorf("connection lost after cancel: %w", err)
 			default:
 				return "", fmt.Errorf("cancelled request's event: %w", err)
 			}
