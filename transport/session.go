@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -743,32 +744,47 @@ func (s *session) Cancel(ctx context.Context, correlationID string, reason agent
 	}}}
 	// Fail the local waiters first: once the notice is out, the agent's
 	// own (error) answers may race in, and the caller must see the cancel.
+	cerr := agentwire.Errorf(agentwire.CodeCanceled, "request cancelled: %s", reason)
+	s.failCancelled(correlationID, math.MaxUint64, cerr, true)
+	err := s.w.send(ctx, msg)
+	// A Send of the request that registered after that scan but was given
+	// its event id before the notice was queued may have its event ahead
+	// of the notice on the wire; the agent may drop it unanswered with the
+	// request. Fail those too. Events with later ids follow the notice: the
+	// agent takes them as new.
+	s.failCancelled(correlationID, s.nextID.Load(), cerr, false)
+	if err != nil {
+		return s.sendErr(err)
+	}
+	return nil
+}
+
+// failCancelled fails, with err, the pending calls of correlationID (all
+// calls for "") whose event id is at most maxID, and with unpause lifts the
+// request's pauses.
+func (s *session) failCancelled(correlationID string, maxID uint64, err error, unpause bool) {
 	var victims []*call
 	s.mu.Lock()
 	for c := s.pending.oldest; c != nil; {
 		next := c.next
-		if correlationID == "" || c.corr == correlationID {
+		if (correlationID == "" || c.corr == correlationID) && c.id <= maxID {
 			victims = append(victims, c)
 			s.removeLocked(c)
 		}
 		c = next
 	}
-	if correlationID == "" {
-		clear(s.pausedCorr)
-	} else {
-		delete(s.pausedCorr, correlationID)
+	if unpause {
+		if correlationID == "" {
+			clear(s.pausedCorr)
+		} else {
+			delete(s.pausedCorr, correlationID)
+		}
+		s.pausesChangedLocked()
 	}
-	s.pausesChangedLocked()
 	s.mu.Unlock()
-	cerr := agentwire.Errorf(agentwire.CodeCanceled, "request cancelled: %s", reason)
 	for _, c := range victims {
-		c.ch <- result{err: cerr}
+		c.ch <- result{err: err}
 	}
-	err := s.w.send(ctx, msg)
-	if err != nil {
-		return s.sendErr(err)
-	}
-	return nil
 }
 
 // Notify implements Conn.
