@@ -72,7 +72,15 @@ func TestFlowControlFailClosed(t *testing.T) {
 	assert.Equal(t, uint64(1), s.FlowRejected)
 	assert.Equal(t, 2, s.OpenRequests, "a refused request is not pinned")
 	finishHolds(t, p, release, held)
-	require.NoError(t, sendRequest(ctx, p, "waf", "r3"))
+	// Once the agent resumes, requests go through again. (Its flow-control
+	// signals may still be on their way: a refusal until then is correct.)
+	require.Eventually(t, func() bool {
+		err := sendRequest(ctx, p, "waf", "r3")
+		if err != nil {
+			assert.ErrorIs(t, err, ErrPaused)
+		}
+		return err == nil
+	}, 5*time.Second, 5*time.Millisecond)
 	assert.Zero(t, stats(t, p, "waf").OpenRequests)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,9 +18,12 @@ import (
 
 // silentPeer is an agent that never answers the events it reads before
 // answer is closed, and answers the later ones in batches of batch events.
-func silentPeer(t *testing.T, batch int) (endpoint string, answer chan struct{}) {
+// silent counts the events it read and left unanswered: a test closes
+// answer only once the peer has read all those meant to be ignored.
+func silentPeer(t *testing.T, batch int) (endpoint string, answer chan struct{}, silent *atomic.Int64) {
 	t.Helper()
 	answer = make(chan struct{})
+	silent = new(atomic.Int64)
 	peer, err := reliability.ListenFramedPeer(filepath.Join(shortTempDir(t), "a.sock"), func(*agentv2.ProxyToAgent) reliability.Script {
 		return func(c *reliability.PeerConn) {
 			if c.Accept("silent") != nil {
@@ -34,6 +38,7 @@ func silentPeer(t *testing.T, batch int) (endpoint string, answer chan struct{})
 				select {
 				case <-answer:
 				default:
+					silent.Add(1)
 					continue // silent: never answered
 				}
 				if held = append(held, ev); len(held) < batch {
@@ -50,7 +55,7 @@ func silentPeer(t *testing.T, batch int) (endpoint string, answer chan struct{})
 	})
 	require.NoError(t, err)
 	t.Cleanup(peer.Close)
-	return peer.Endpoint(), answer
+	return peer.Endpoint(), answer, silent
 }
 
 // sendAll sends n events at once, each with the context ctxOf returns
@@ -78,7 +83,7 @@ func waitInFlight(t *testing.T, c transport.Conn, n int) {
 func TestSharedContextCancel(t *testing.T) {
 	t.Parallel()
 	const n = 16
-	endpoint, answer := silentPeer(t, n)
+	endpoint, answer, silent := silentPeer(t, n)
 	c, err := transport.Dial(ctxT(t, 10*time.Second), endpoint)
 	require.NoError(t, err)
 	defer c.Close(context.Background())
@@ -108,6 +113,9 @@ func TestSharedContextCancel(t *testing.T) {
 	// pending at once) get their answers; their watch stays, idle, for the
 	// context's next calls. Only one idle watch is kept, and none once its
 	// context ends.
+	// The peer may still be reading the cancelled calls' events: they must
+	// stay unanswered, not fill the next batch.
+	require.Eventually(t, func() bool { return silent.Load() == n }, 5*time.Second, time.Millisecond)
 	close(answer)
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	defer cancel2()
@@ -134,7 +142,7 @@ func TestSharedContextCancel(t *testing.T) {
 // fail with DeadlineExceeded at that deadline.
 func TestSharedContextDeadline(t *testing.T) {
 	t.Parallel()
-	endpoint, _ := silentPeer(t, 1)
+	endpoint, _, _ := silentPeer(t, 1)
 	c, err := transport.Dial(ctxT(t, 10*time.Second), endpoint)
 	require.NoError(t, err)
 	defer c.Close(context.Background())
@@ -159,7 +167,7 @@ func TestSharedContextDeadline(t *testing.T) {
 // afterwards touches nothing (goleak checks no goroutine is left).
 func TestSharedContextClose(t *testing.T) {
 	t.Parallel()
-	endpoint, _ := silentPeer(t, 1)
+	endpoint, _, _ := silentPeer(t, 1)
 	c, err := transport.Dial(ctxT(t, 10*time.Second), endpoint)
 	require.NoError(t, err)
 
