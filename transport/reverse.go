@@ -392,6 +392,9 @@ func (r *rejection) wireText() string { return r.code.String() + ": " + r.reason
 func (l *ReverseListener) register(nc net.Conn) {
 	peer := nc.RemoteAddr()
 	admitted := false
+	// holding says validate reserved a connection slot for agentID that
+	// is handed back unless the connection gets admitted.
+	holding := false
 	var agentID string
 	defer func() {
 		l.mu.Lock()
@@ -401,7 +404,13 @@ func (l *ReverseListener) register(nc net.Conn) {
 			_ = nc.Close()
 		}
 	}()
+	// fail frees the slot before reporting, so that whoever hears of the
+	// rejection may register again at once.
 	fail := func(err error) {
+		if holding {
+			holding = false
+			l.release(agentID)
+		}
 		l.mu.Lock()
 		l.rejected++
 		l.mu.Unlock()
@@ -445,9 +454,7 @@ func (l *ReverseListener) register(nc net.Conn) {
 		return
 	}
 
-	// validate reserved a connection slot for agentID; hand it back unless
-	// the connection gets admitted.
-	holding := true
+	holding = true
 	defer func() {
 		if holding {
 			l.release(agentID)
@@ -495,6 +502,8 @@ func (l *ReverseListener) register(nc net.Conn) {
 		l.rejected++
 		l.mu.Unlock()
 		_ = c.Close(context.Background())
+		holding = false
+		l.release(agentID)
 		l.report(peer, agentID, agentwire.Errorf(agentwire.CodeCanceled, "after handshake: %w", ErrListenerClosed))
 		admitted = true // c closed nc
 		return

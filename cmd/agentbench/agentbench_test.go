@@ -24,7 +24,7 @@ func TestQuick(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	args := []string{"--quick", "--agent", "self", "--duration", "40ms", "--warmup", "10ms",
+	args := []string{"--quick", "--agent", "self", "--duration", "100ms", "--warmup", "20ms",
 		"--idle-conns", "4", "--inflight", "40",
 		"--only", "raw 1x1 headers,uds 1x1 headers,1x64 headers,uds-conn 4x64 headers"}
 
