@@ -81,11 +81,13 @@ func DialConnect(ctx context.Context, baseURL string, opts ...Option) (Conn, err
 	case strings.HasPrefix(baseURL, "http://"):
 		tr.AllowHTTP = true
 		tr.DialTLSContext = func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, addr)
+			return dialH2(ctx, network, addr, false, nil)
 		}
 	case strings.HasPrefix(baseURL, "https://"):
 		tr.TLSClientConfig = cfg.tlsConfig
+		tr.DialTLSContext = func(ctx context.Context, network, addr string, tc *tls.Config) (net.Conn, error) {
+			return dialH2(ctx, network, addr, true, tc)
+		}
 	default:
 		return nil, agentwire.Errorf(agentwire.CodeInvalidArgument, "connect base URL %q: want http:// or https://", baseURL)
 	}

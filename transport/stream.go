@@ -25,8 +25,9 @@ func (e *encodedMsg) free() { messageBuffers.Put((*[]byte)(e)) }
 
 // streamSendQueue is how many encoded messages may wait for a message
 // stream's writer, within the pending-bytes bound (WithMaxPending);
-// further senders wait, honouring their context.
-const streamSendQueue = 256
+// further senders wait, honouring their context. Each slot costs 16 bytes
+// of every connection, idle or not; 64 covers a pipelined burst.
+const streamSendQueue = 64
 
 // streamWire carries envelopes as messages of a bidi RPC (gRPC or Connect):
 // senders encode in their own goroutine and queue, one writer sends. On

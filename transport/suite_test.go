@@ -2,6 +2,7 @@ package transport_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -249,6 +250,26 @@ var harnesses = []harness{
 		return &fixture{agent: a, srv: srv,
 			dial: func(ctx context.Context, o ...transport.Option) (transport.Conn, error) {
 				return transport.DialConnect(ctx, "http://"+ln.Addr().String(), o...)
+			},
+			kill: func() { hs.Close(); srv.Close() },
+		}
+	}},
+	{name: "connect-tls", setup: func(t *testing.T, opts ...agent.Option) *fixture {
+		// HTTP/2 negotiated by ALPN, with net/http's default settings
+		// (it announces 1 MiB frames, which the client caps).
+		a, srv := newServer(t, opts...)
+		ca := newTestCA(t, "connect-tls")
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		hs := &http.Server{Handler: srv.HTTPHandler(), TLSConfig: &tls.Config{
+			Certificates: []tls.Certificate{ca.issue(t, "agent", true)}, MinVersion: tls.VersionTLS12}}
+		done := make(chan struct{})
+		go func() { defer close(done); _ = hs.ServeTLS(ln, "", "") }()
+		t.Cleanup(func() { hs.Close(); <-done })
+		return &fixture{agent: a, srv: srv,
+			dial: func(ctx context.Context, o ...transport.Option) (transport.Conn, error) {
+				o = append([]transport.Option{transport.WithTLSConfig(&tls.Config{RootCAs: ca.pool, MinVersion: tls.VersionTLS12})}, o...)
+				return transport.DialConnect(ctx, "https://"+ln.Addr().String(), o...)
 			},
 			kill: func() { hs.Close(); srv.Close() },
 		}
