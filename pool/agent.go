@@ -34,6 +34,10 @@ type agent struct {
 	// notice is the drain notice once the agent drains: connections that
 	// join later get it too.
 	notice atomic.Pointer[agentv2.ProxyToAgent]
+	// config is the last configuration pushed to the agent (and not
+	// rejected by every instance): connections that join later get it
+	// before they take requests.
+	config atomic.Pointer[agentv2.ConfigureEvent]
 
 	// events counts what every event writes, on cache lines of its own.
 	events eventCounters
@@ -201,7 +205,28 @@ func (a *agent) runSlot(in *instance, first chan<- error) {
 			continue
 		}
 		sc := a.newSubConn(in.endpoint, false)
+		replay := a.config.Load() != nil
+		sc.configuring.Store(replay)
 		installed := a.install(sc, c)
+		if installed && replay {
+			if err := a.configure(in.ctx, sc); err != nil {
+				a.uninstall(sc)
+				closeConn(c)
+				if first != nil {
+					first <- err
+					first = nil
+				}
+				if in.ctx.Err() != nil {
+					return
+				}
+				d := bo.next()
+				a.p.cfg.logger.Warn("pool: configuration replay failed", "agent", a.id, "conn", sc.id, "retry_in", d, "error", err)
+				if !sleep(in.ctx, d) {
+					return
+				}
+				continue
+			}
+		}
 		if first != nil {
 			// Only now may AddAgent return: the connection takes requests.
 			first <- nil
@@ -230,10 +255,22 @@ func (a *agent) runSlot(in *instance, first chan<- error) {
 	}
 }
 
-// watchReverse owns an adopted connection: it removes it when it fails and
-// retires it when the agent closes.
+// watchReverse owns an adopted connection: it replays the agent's
+// configuration to it if it joined configuring, removes it when it fails
+// and retires it when the agent closes.
 func (a *agent) watchReverse(sc *SubConn) {
 	defer a.wg.Done()
+	if sc.configuring.Load() {
+		if err := a.configure(a.ctx, sc); err != nil {
+			if a.ctx.Err() == nil {
+				a.p.cfg.logger.Warn("pool: configuration replay failed; closing the reverse connection",
+					"agent", a.id, "conn", sc.id, "error", err)
+			}
+			a.uninstall(sc)
+			closeConn(sc.conn)
+			return
+		}
+	}
 	select {
 	case <-sc.conn.Done():
 		a.uninstall(sc)

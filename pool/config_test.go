@@ -43,6 +43,9 @@ func TestConfigPushAckedAndRetried(t *testing.T) {
 	p := newTestPool(t, WithTransportOptions(transport.WithCallTimeout(100*time.Millisecond)))
 	ctx := testCtx(t)
 	require.NoError(t, p.AddAgent(ctx, "waf", ua.endpoint()))
+	// Connections that join after a push get it replayed: count only the
+	// push's own attempts.
+	require.Eventually(t, func() bool { return connsIn(t, p, "waf", ConnReady) == 4 }, 5*time.Second, time.Millisecond)
 
 	acks, err := p.PushConfig(ctx, "waf", configEvent("v2", `{"mode":"block"}`))
 	require.NoError(t, err)
@@ -115,6 +118,7 @@ func TestConfigPushToAllAgents(t *testing.T) {
 	ctx := testCtx(t)
 	require.NoError(t, p.AddAgent(ctx, "a", ua.endpoint()))
 	require.NoError(t, p.AddAgent(ctx, "b", ub.endpoint()))
+	require.Eventually(t, func() bool { return connsIn(t, p, "a", ConnReady) == 2 }, 5*time.Second, time.Millisecond)
 
 	acks, err := p.PushConfig(ctx, AllAgents, configEvent("v1", "{}"))
 	require.NoError(t, err)

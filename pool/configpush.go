@@ -49,6 +49,12 @@ type ConfigStatus struct {
 // is retried with backoff until the push expires ([WithConfigPushExpiry])
 // or ctx ends; an agent's rejection is final. The error joins the failures
 // of instances that did not accept; the acks say which.
+//
+// The pool keeps the last configuration pushed to each agent, unless every
+// instance rejected it, and replays it to every connection that joins
+// later (a redial after the agent restarted, a new instance from DNS, a
+// reverse connection): such a connection is [ConnConfiguring] and takes no
+// request until the agent has answered.
 func (p *Pool) PushConfig(ctx context.Context, agentID string, cfg *agentv2.ConfigureEvent) ([]ConfigAck, error) {
 	if cfg == nil {
 		return nil, agentwire.Errorf(agentwire.CodeInvalidArgument, "pool: nil configure event")
@@ -70,6 +76,13 @@ func (p *Pool) PushConfig(ctx context.Context, agentID string, cfg *agentv2.Conf
 		}
 		agents = []*agent{a}
 	}
+	// Connections that join from now on get cfg before they take requests
+	// (see agent.configure); restored below if every instance rejects it.
+	stored := cfg.CloneVT()
+	prev := make([]*agentv2.ConfigureEvent, len(agents))
+	for i, a := range agents {
+		prev[i] = a.config.Swap(stored)
+	}
 	type job struct {
 		a   *agent
 		key string
@@ -90,8 +103,9 @@ func (p *Pool) PushConfig(ctx context.Context, agentID string, cfg *agentv2.Conf
 	now := p.cfg.now()
 	var errs []error
 	var code agentwire.Code
-	for _, a := range agents {
+	for i, a := range agents {
 		st := &ConfigStatus{Version: cfg.GetConfigVersion(), At: now}
+		rejected := 0
 		for _, ack := range acks {
 			if ack.AgentID != a.id {
 				continue
@@ -99,7 +113,13 @@ func (p *Pool) PushConfig(ctx context.Context, agentID string, cfg *agentv2.Conf
 			st.Instances++
 			if ack.Accepted {
 				st.Accepted++
+			} else if rejection(ack.Err) {
+				rejected++
 			}
+		}
+		if rejected > 0 && rejected == st.Instances {
+			// The agent refuses this configuration: do not replay it.
+			a.config.CompareAndSwap(stored, prev[i])
 		}
 		a.configState.Store(st)
 	}
@@ -197,7 +217,7 @@ func (a *agent) push(ctx context.Context, key string, cfg *agentv2.ConfigureEven
 				ack.Accepted = true
 				return ack
 			}
-			if agentwire.IsWireError(err) && !retryable(err) {
+			if rejection(err) {
 				ack.Err = err
 				return ack
 			}
@@ -213,6 +233,43 @@ func (a *agent) push(ctx context.Context, key string, cfg *agentv2.ConfigureEven
 			return ack
 		}
 	}
+}
+
+// configure replays the agent's configuration to sc, installed with
+// configuring set, then lets it take requests. A newer push during the
+// replay is replayed too, so the connection never ends up behind it. The
+// agent rejecting the configuration is logged and the connection serves
+// anyway (it keeps the configuration it has); any other failure is
+// returned, and the caller closes the connection.
+func (a *agent) configure(ctx context.Context, sc *SubConn) error {
+	for {
+		cfg := a.config.Load()
+		if cfg == nil || !sc.conn.Capabilities().GetFeatures().GetConfigPush() {
+			break
+		}
+		cctx, cancel := context.WithTimeout(ctx, a.p.cfg.configPushTTL)
+		ev := &agentv2.ProxyToAgent{Message: &agentv2.ProxyToAgent_Configure{Configure: cfg.CloneVT()}}
+		_, err := a.send(cctx, route{conn: sc}, ev)
+		cancel()
+		if rejection(err) {
+			a.p.cfg.logger.Warn("pool: agent rejected its configuration on a new connection",
+				"agent", a.id, "conn", sc.id, "version", cfg.GetConfigVersion(), "error", err)
+		} else if err != nil {
+			return fmt.Errorf("replaying configuration %q: %w", cfg.GetConfigVersion(), err)
+		}
+		if a.config.Load() == cfg {
+			break
+		}
+	}
+	sc.configuring.Store(false)
+	a.refresh()
+	return nil
+}
+
+// rejection reports whether err is the agent refusing a configuration, as
+// opposed to failing to take it now.
+func rejection(err error) bool {
+	return err != nil && agentwire.IsWireError(err) && !retryable(err)
 }
 
 // retryable reports whether an agent's error is about load, not about the

@@ -362,6 +362,7 @@ func (p *Pool) AdoptConn(agentID string, c transport.Conn) error {
 		a.mu.Unlock()
 		return agentwire.Errorf(agentwire.CodeResourceExhausted, "%w: agent %q has %d", ErrReverseLimit, agentID, a.cfg.maxReverse)
 	}
+	sc.configuring.Store(a.config.Load() != nil)
 	a.installLocked(sc, c)
 	ch := a.rebuildLocked()
 	a.wg.Add(1)

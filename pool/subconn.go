@@ -32,6 +32,10 @@ const (
 	ConnRetired
 	// ConnClosed: the connection is gone.
 	ConnClosed
+	// ConnConfiguring: just connected; the agent's last pushed
+	// configuration (see [Pool.PushConfig]) is being replayed to it, and it
+	// takes requests once the agent has answered.
+	ConnConfiguring
 )
 
 func (s ConnState) String() string {
@@ -52,6 +56,8 @@ func (s ConnState) String() string {
 		return "retired"
 	case ConnClosed:
 		return "closed"
+	case ConnConfiguring:
+		return "configuring"
 	}
 	return "unknown"
 }
@@ -87,6 +93,9 @@ type SubConn struct {
 	errors      atomic.Uint64
 	consecutive atomic.Int32
 	failing     atomic.Bool
+	// configuring is set from installation until the agent's
+	// configuration has been replayed to the connection.
+	configuring atomic.Bool
 	// lossCounted is set once the connection's end has been counted
 	// against the agent's breaker (see exchange.breakerCounts).
 	lossCounted atomic.Bool
@@ -169,6 +178,8 @@ func (sc *SubConn) computeState(st transport.Status) ConnState {
 		return ConnClosed
 	case sc.holds.Load()&holdRetired != 0:
 		return ConnRetired
+	case sc.configuring.Load():
+		return ConnConfiguring
 	case sc.failing.Load():
 		return ConnFailing
 	case st.State == transport.StateUnhealthy:
