@@ -33,8 +33,9 @@ type wire interface {
 	// at once if the wire needs no such goroutine.
 	run(ctx context.Context) error
 	// flush waits, honouring ctx, until what was sent so far has been
-	// handed to the operating system (or returns at once if the wire cannot
-	// tell); Close uses it so notices sent just before go out.
+	// handed to the operating system, or returns errCannotFlush at once if
+	// the wire cannot tell; Close uses it so notices sent just before go
+	// out.
 	flush(ctx context.Context) error
 	// answered tells the wire that the agent answered event id (a
 	// response carrying it arrived). Only the session's reader calls it.
@@ -105,6 +106,8 @@ type session struct {
 
 	nextID  atomic.Uint64
 	pingSeq atomic.Uint64
+	// notified: a notice was sent, which Close makes sure the agent read.
+	notified atomic.Bool
 
 	unknownResponses atomic.Uint64
 	unknownFrames    atomic.Uint64
@@ -792,6 +795,7 @@ func (s *session) Notify(ctx context.Context, msg *agentv2.ProxyToAgent) error {
 	if err := s.Err(); err != nil {
 		return err
 	}
+	s.notified.Store(true)
 	if err := s.w.send(ctx, msg); err != nil {
 		return s.sendErr(err)
 	}
@@ -963,7 +967,12 @@ func (s *session) Close(ctx context.Context) error {
 	if s.Err() == nil {
 		// Let notices queued just before (drain, shutdown) reach the agent.
 		fctx, cancel := context.WithTimeout(ctx, closeFlushTimeout)
-		_ = s.w.flush(fctx)
+		if err := s.w.flush(fctx); errors.Is(err, errCannotFlush) && s.notified.Load() {
+			// The RPC library cannot tell when bytes have left, and its
+			// teardown may drop them: the agent answers a ping only after
+			// reading everything sent before it.
+			_, _ = s.Ping(fctx)
+		}
 		cancel()
 	}
 	s.fail(agentwire.NewError(agentwire.CodeUnavailable, ErrClosed))

@@ -318,9 +318,14 @@ func (w *streamWire) run(ctx context.Context) error {
 
 func (w *streamWire) recv(m *agentv2.AgentToProxy) error { return w.recvMsg(m) }
 
-// flush returns at once: the RPC library owns the bytes once a message is
-// sent, and its close path does not promise to deliver them.
-func (w *streamWire) flush(context.Context) error { return nil }
+// flush cannot tell when the RPC library, which owns the bytes once a
+// message is sent, has written them, and its close path does not promise
+// to deliver them: it reports errCannotFlush, and Close asks the agent
+// instead (see session.Close).
+func (w *streamWire) flush(context.Context) error { return errCannotFlush }
+
+// errCannotFlush: the wire cannot wait for its bytes to leave.
+var errCannotFlush = errors.New("transport: the wire cannot flush")
 
 // The stream batches on its own terms (see run): it needs no holds.
 func (w *streamWire) holdBatch()      {}

@@ -736,4 +736,18 @@ func runSuite(t *testing.T, h harness) {
 		require.NoError(t, err)
 		require.Eventually(t, func() bool { return f.agent.drained.Load() == 1 }, 5*time.Second, time.Millisecond)
 	})
+	t.Run("NoticeThenClose", func(t *testing.T) {
+		// A notice sent just before Close reaches the agent, on every
+		// transport; repeated, as losing it is a race.
+		t.Parallel()
+		f := h.setup(t)
+		for i := range 20 {
+			c := dial(t, f)
+			err := c.Notify(ctxT(t, 5*time.Second), &agentv2.ProxyToAgent{Message: &agentv2.ProxyToAgent_Drain{Drain: &agentv2.DrainRequest{DurationMs: 1000}}})
+			require.NoError(t, err)
+			require.NoError(t, c.Close(ctxT(t, 5*time.Second)))
+			require.Eventually(t, func() bool { return f.agent.drained.Load() == int32(i+1) }, 2*time.Second, time.Millisecond,
+				"the drain notice sent before Close number %d was lost", i+1)
+		}
+	})
 }
