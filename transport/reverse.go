@@ -102,6 +102,10 @@ type reverseConfig struct {
 	configFor     func(*agentv2.RegistrationRequest) string
 	randRead      func([]byte) (int, error)
 	acceptBackoff time.Duration
+	// peerFailures and peerCooldown: see WithPeerCooldown.
+	peerFailures int
+	peerCooldown time.Duration
+	now          func() time.Time
 }
 
 // WithConnOptions sets the options of the connections the listener admits
@@ -245,6 +249,10 @@ type ReverseListener struct {
 	live     map[Conn]struct{}
 	admitted uint64
 	rejected uint64
+	// peers counts failed registrations by peer address (WithPeerCooldown);
+	// peersPruned is when it was last scanned for expired entries.
+	peers       map[string]*peerRecord
+	peersPruned time.Time
 }
 
 // NewReverseListener validates opts and returns a listener that serves
@@ -256,6 +264,7 @@ func NewReverseListener(opts ...ReverseOption) (*ReverseListener, error) {
 		maxPending:    DefaultMaxPendingRegistrations,
 		randRead:      rand.Read,
 		acceptBackoff: 5 * time.Millisecond,
+		now:           time.Now,
 	}
 	for _, o := range opts {
 		o.applyReverse(&cfg)
@@ -269,6 +278,9 @@ func NewReverseListener(opts ...ReverseOption) (*ReverseListener, error) {
 	}
 	if cfg.maxPerAgent <= 0 || cfg.maxPending <= 0 {
 		errs = append(errs, errors.New("connection limits must be positive"))
+	}
+	if cfg.peerFailures < 0 || cfg.peerFailures > 0 && cfg.peerCooldown <= 0 {
+		errs = append(errs, errors.New("peer cooldown needs a positive failure count and duration"))
 	}
 	for _, p := range cfg.allow {
 		if _, err := path.Match(p, ""); err != nil {
@@ -291,6 +303,7 @@ func NewReverseListener(opts ...ReverseOption) (*ReverseListener, error) {
 		listeners: make(map[net.Listener]struct{}),
 		perAgent:  make(map[string]int),
 		live:      make(map[Conn]struct{}),
+		peers:     make(map[string]*peerRecord),
 	}, nil
 }
 
@@ -351,6 +364,13 @@ func (l *ReverseListener) Serve(ctx context.Context, ln net.Listener) error {
 			_ = nc.Close()
 			l.report(nc.RemoteAddr(), "", agentwire.Errorf(agentwire.CodeResourceExhausted,
 				"too many pending registrations (%d)", l.cfg.maxPending))
+			continue
+		}
+		if err := l.coolingLocked(peerHost(nc.RemoteAddr()), l.cfg.now()); err != nil {
+			l.rejected++
+			l.mu.Unlock()
+			_ = nc.Close()
+			l.report(nc.RemoteAddr(), "", err)
 			continue
 		}
 		l.pending++
@@ -414,6 +434,9 @@ func (l *ReverseListener) register(nc net.Conn) {
 		l.mu.Lock()
 		l.rejected++
 		l.mu.Unlock()
+		if l.ctx.Err() == nil {
+			l.peerResult(peerHost(peer), false)
+		}
 		l.report(peer, agentID, err)
 	}
 
@@ -514,6 +537,7 @@ func (l *ReverseListener) register(nc net.Conn) {
 	l.mu.Unlock()
 	admitted, holding = true, false
 	go l.watch(agentID, c)
+	l.peerResult(peerHost(peer), true)
 
 	l.conn.logger.LogAttrs(context.Background(), slog.LevelDebug, "reverse connection admitted",
 		slog.String("agent_id", agentID), slog.String("connection_id", connID), slog.String("peer", addrString(peer)))
