@@ -110,11 +110,15 @@ func TestLeastInFlightDistribution(t *testing.T) {
 
 // TestLeastInFlightPrefersGathering: a connection gathering a batch of
 // writes wins unless it is more than gatherSlack events busier than the
-// less busy of the two drawn.
+// less busy of the two drawn: a quarter more, at most 16.
 func TestLeastInFlightPrefersGathering(t *testing.T) {
 	t.Parallel()
+	assert.Equal(t, int64(1), gatherSlack(0))
+	assert.Equal(t, int64(3), gatherSlack(10))
+	assert.Equal(t, int64(16), gatherSlack(64))
+	assert.Equal(t, int64(16), gatherSlack(1000))
 	conns := testConns(4)
-	for i, n := range []int64{10, 10, 10 + gatherSlack, 10} {
+	for i, n := range []int64{10, 10, 10 + gatherSlack(10), 10} {
 		conns[i].holds.Store(n)
 	}
 	conns[2].conn.(*memConn).gathering.Store(true)
@@ -125,7 +129,7 @@ func TestLeastInFlightPrefersGathering(t *testing.T) {
 	assert.Equal(t, []int{0, 0, 1000, 0}, countPicks(t, p, conns, 1000))
 
 	// One more event in flight and it is too busy: the two drawn decide.
-	conns[2].holds.Store(11 + gatherSlack)
+	conns[2].holds.Store(11 + gatherSlack(10))
 	got := countPicks(t, p, conns, 1200)
 	assert.Zero(t, got[2])
 

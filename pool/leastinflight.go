@@ -35,7 +35,7 @@ type leastInFlightPicker struct {
 
 // Pick draws two distinct connections from one random value and takes the
 // one with fewer events in flight, the first on a tie, unless a connection
-// is gathering a batch of writes and has at most gatherSlack events more in
+// is gathering a batch of writes and has at most gatherSlack more events in
 // flight: that one costs no system call of its own. (In a proxy, the
 // callers a batch of answers just woke send their next events right away;
 // keeping those on the connection that woke them sends them in one write.)
@@ -54,15 +54,23 @@ func (p *leastInFlightPicker) Pick(PickInfo) (PickResult, error) {
 	if b.InFlight() < a.InFlight() {
 		a = b
 	}
-	if g := p.gathering(a); g != nil && g.InFlight() <= a.InFlight()+gatherSlack {
-		a = g
+	if g := p.gathering(a); g != nil {
+		if least := a.InFlight(); g.InFlight() <= least+gatherSlack(least) {
+			a = g
+		}
 	}
 	return PickResult{Conn: a}, nil
 }
 
-// gatherSlack is how many more events in flight a gathering connection may
-// have than the least busy of the two drawn and still be preferred.
-const gatherSlack = 16
+// gatherSlack is how many more events in flight than least (the less busy
+// of the two drawn) a gathering connection may have and still be
+// preferred: a quarter more, at most maxGatherSlack. Relative, so that
+// with few events in flight a slow agent's connection, which gathers the
+// callers its late answers wake, does not keep them.
+func gatherSlack(least int64) int64 { return min(least/4+1, maxGatherSlack) }
+
+// maxGatherSlack caps gatherSlack.
+const maxGatherSlack = 16
 
 // maxGatherScan bounds the connections Pick looks at for one gathering a
 // batch; with more, only the two drawn are considered.
