@@ -2,6 +2,8 @@ package otel
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -163,4 +165,80 @@ func TestObservePool(t *testing.T) {
 	require.NoError(t, reg.Unregister())
 	_, ok = intValue(e.collect(), MetricClientAffinitySize, agentWAF)
 	assert.False(t, ok, "no longer observed")
+}
+
+// TestReportBridgeCollectsWhileCreating: reports that create instruments
+// while the SDK collects (holding its pipeline lock and running the
+// bridge's callbacks) neither deadlock nor show a report half stored.
+func TestReportBridgeCollectsWhileCreating(t *testing.T) {
+	t.Parallel()
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	o, err := NewObserver(WithoutTracing(), WithMeterProvider(mp), WithReportLimits(10000, 1000, time.Minute))
+	require.NoError(t, err)
+
+	const reports = 300
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range reports {
+			n := strconv.Itoa(i)
+			o.bridge.record("a1", &agentv2.MetricsReport{
+				Counters: []*agentv2.CounterMetric{{Name: "first_" + n, Value: 1}},
+				Gauges:   []*agentv2.GaugeMetric{{Name: "last_" + n, Value: 1}},
+			})
+		}
+	}()
+	collected := 0
+	deadline := time.After(30 * time.Second)
+	for finished := false; !finished; {
+		select {
+		case <-done:
+			finished = true
+		case <-deadline:
+			t.Fatalf("record and collect deadlocked after %d collections", collected)
+		default:
+		}
+		rm := collectWithin(t, reader, 10*time.Second)
+		collected++
+		// A report's samples are stored together: every first_N seen
+		// comes with its last_N.
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				if n, ok := strings.CutPrefix(m.Name, "agentwire.agent.first_"); ok {
+					_, found := findMetric(rm, "agentwire.agent.last_"+n)
+					require.True(t, found, "report %s seen half stored", n)
+				}
+			}
+		}
+	}
+	assert.Positive(t, collected)
+	rm := collectWithin(t, reader, 10*time.Second)
+	_, ok := findMetric(rm, "agentwire.agent.last_"+strconv.Itoa(reports-1))
+	assert.True(t, ok, "every report bridged")
+}
+
+// collectWithin collects, failing the test if the SDK does not return
+// within d (a deadlock would otherwise hang the test binary).
+func collectWithin(t *testing.T, reader *sdkmetric.ManualReader, d time.Duration) metricdata.ResourceMetrics {
+	t.Helper()
+	type result struct {
+		rm  metricdata.ResourceMetrics
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		var r result
+		r.err = reader.Collect(context.Background(), &r.rm)
+		ch <- r
+	}()
+	select {
+	case r := <-ch:
+		require.NoError(t, r.err)
+		return r.rm
+	case <-time.After(d):
+		t.Fatalf("collection did not return within %v: deadlocked with a report", d)
+	}
+	return metricdata.ResourceMetrics{}
 }

@@ -51,17 +51,25 @@ type reportBridge struct {
 	now            func() time.Time
 	dropped        metric.Int64Counter
 
-	mu sync.Mutex // mu guards the following
+	// mu serialises reports and guards insts. It is held while
+	// instruments are created, which takes the SDK's pipeline lock; the
+	// SDK holds that lock while it runs the callbacks, so callbacks never
+	// take mu (only data).
+	mu sync.Mutex
 	// insts holds the instruments by full name.
 	insts map[string]*bridged
-	// series counts the series of every instrument.
+
+	// data guards every instrument's series and the series count: a
+	// report's samples are stored under it at once, so that a collection
+	// sees a report whole or not at all.
+	data   sync.Mutex
 	series int
 }
 
 // bridged is one bridged instrument and its series.
 type bridged struct {
 	kind   sampleKind
-	series map[string]*sample
+	series map[string]*sample // guarded by reportBridge.data
 }
 
 // sample is the last value of one series.
@@ -99,21 +107,21 @@ func (b *reportBridge) record(agentID string, r *agentv2.MetricsReport) {
 		drops[reason]++
 	}
 	b.mu.Lock()
-	for _, c := range r.GetCounters() {
-		b.put(intCounter, c.GetName(), c.GetHelp(), agentID, c.GetLabels(), "", clampInt(c.GetValue()), 0, now, drop)
-	}
-	for _, g := range r.GetGauges() {
-		b.put(floatGauge, g.GetName(), g.GetHelp(), agentID, g.GetLabels(), "", 0, g.GetValue(), now, drop)
-	}
-	for _, h := range r.GetHistograms() {
-		name, help, labels := h.GetName(), h.GetHelp(), h.GetLabels()
-		b.put(intCounter, name+".count", help, agentID, labels, "", clampInt(h.GetCount()), 0, now, drop)
-		b.put(floatCounter, name+".sum", help, agentID, labels, "", 0, h.GetSum(), now, drop)
-		for _, bk := range h.GetBuckets() {
-			le := strconv.FormatFloat(bk.GetLe(), 'g', -1, 64)
-			b.put(intCounter, name+".bucket", help, agentID, labels, le, clampInt(bk.GetCount()), 0, now, drop)
+	// First the instruments, created outside data (see mu); then every
+	// sample at once.
+	var insts []*bridged
+	eachSample(r, func(kind sampleKind, name, help string, _ map[string]string, _ string, _ int64, _ float64) {
+		insts = append(insts, b.instrument(kind, b.prefix+name, help, drop))
+	})
+	b.data.Lock()
+	n := 0
+	eachSample(r, func(_ sampleKind, _, _ string, labels map[string]string, le string, i int64, f float64) {
+		if inst := insts[n]; inst != nil {
+			b.put(inst, agentID, labels, le, i, f, now, drop)
 		}
-	}
+		n++
+	})
+	b.data.Unlock()
 	b.mu.Unlock()
 	for reason, n := range drops {
 		b.dropped.Add(context.Background(), n, metric.WithAttributes(AgentIDKey.String(agentID), DropReasonKey.String(reason)))
@@ -122,32 +130,56 @@ func (b *reportBridge) record(agentID string, r *agentv2.MetricsReport) {
 
 func clampInt(v uint64) int64 { return int64(min(v, math.MaxInt64)) }
 
-// put stores one sample; b.mu must be held.
-func (b *reportBridge) put(kind sampleKind, name, help, agentID string, labels map[string]string, le string,
-	i int64, f float64, now time.Time, drop func(string),
-) {
-	full := b.prefix + name
+// eachSample calls f for every sample of r, in a fixed order: counters,
+// gauges, then each histogram's count, sum and buckets.
+func eachSample(r *agentv2.MetricsReport, f func(kind sampleKind, name, help string, labels map[string]string, le string, i int64, v float64)) {
+	for _, c := range r.GetCounters() {
+		f(intCounter, c.GetName(), c.GetHelp(), c.GetLabels(), "", clampInt(c.GetValue()), 0)
+	}
+	for _, g := range r.GetGauges() {
+		f(floatGauge, g.GetName(), g.GetHelp(), g.GetLabels(), "", 0, g.GetValue())
+	}
+	for _, h := range r.GetHistograms() {
+		name, help, labels := h.GetName(), h.GetHelp(), h.GetLabels()
+		f(intCounter, name+".count", help, labels, "", clampInt(h.GetCount()), 0)
+		f(floatCounter, name+".sum", help, labels, "", 0, h.GetSum())
+		for _, bk := range h.GetBuckets() {
+			f(intCounter, name+".bucket", help, labels, strconv.FormatFloat(bk.GetLe(), 'g', -1, 64), clampInt(bk.GetCount()), 0)
+		}
+	}
+}
+
+// instrument returns the instrument named full, creating it if needed, or
+// nil when the sample is dropped; b.mu must be held, b.data must not.
+func (b *reportBridge) instrument(kind sampleKind, full, help string, drop func(string)) *bridged {
 	inst := b.insts[full]
 	switch {
 	case inst == nil:
 		if !validInstrumentName(full) {
 			drop(DropInvalidName)
-			return
+			return nil
 		}
 		if len(b.insts) >= b.maxInstruments {
 			drop(DropInstrumentLimit)
-			return
+			return nil
 		}
 		var err error
 		if inst, err = b.newInstrument(kind, full, help); err != nil {
 			drop(DropInstrumentError)
-			return
+			return nil
 		}
 		b.insts[full] = inst
 	case inst.kind != kind:
 		drop(DropTypeConflict)
-		return
+		return nil
 	}
+	return inst
+}
+
+// put stores one sample of inst; b.data must be held.
+func (b *reportBridge) put(inst *bridged, agentID string, labels map[string]string, le string,
+	i int64, f float64, now time.Time, drop func(string),
+) {
 	key := seriesKey(agentID, labels, le)
 	s := inst.series[key]
 	if s == nil {
@@ -188,11 +220,12 @@ func (b *reportBridge) newInstrument(kind sampleKind, name, help string) (*bridg
 	return inst, err
 }
 
-// observe reports inst's live series and forgets the stale ones.
+// observe reports inst's live series and forgets the stale ones. The SDK
+// calls it with its pipeline lock held: it takes b.data only.
 func (b *reportBridge) observe(inst *bridged, f func(*sample)) {
 	cutoff := b.now().Add(-b.stale)
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	b.data.Lock()
+	defer b.data.Unlock()
 	for k, s := range inst.series {
 		if s.at.Before(cutoff) {
 			delete(inst.series, k)
