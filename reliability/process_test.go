@@ -258,7 +258,10 @@ func stopUnderLoad(t *testing.T, tr string) {
 		}
 	}
 	longest := quantile(durations, 1)
-	assert.LessOrEqual(t, longest, callTimeout+150*time.Millisecond, "a call outlived its deadline")
+	// The load generator reads the clock after Send returns: on two
+	// loaded cores with -race its goroutine may run 100–250 ms late. A
+	// call that waited for the stopped agent would take seconds.
+	assert.LessOrEqual(t, longest, callTimeout+350*time.Millisecond, "a call outlived its deadline")
 	assert.NotZero(t, codes[agentwire.CodeDeadlineExceeded], "no call hit its deadline: was the agent stopped?")
 	assert.Zero(t, served, "requests decided by a stopped agent")
 	growth := int64(peak) - int64(baseline)
