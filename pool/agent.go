@@ -188,7 +188,7 @@ func (a *agent) runSlot(in *instance, first chan<- error) {
 	bo := a.p.newBackoff()
 	stable := 10 * a.p.cfg.backoffBase
 	for {
-		c, err := a.p.cfg.dialer(in.ctx, in.endpoint, a.transportOptions()...)
+		sc, c, installed, err := a.connect(in)
 		if err != nil {
 			if first != nil {
 				first <- err
@@ -198,34 +198,11 @@ func (a *agent) runSlot(in *instance, first chan<- error) {
 				return
 			}
 			d := bo.next()
-			a.p.cfg.logger.Debug("pool: dial failed", "agent", a.id, "endpoint", in.endpoint, "retry_in", d, "error", err)
+			a.p.cfg.logger.Debug("pool: connecting failed", "agent", a.id, "endpoint", in.endpoint, "retry_in", d, "error", err)
 			if !sleep(in.ctx, d) {
 				return
 			}
 			continue
-		}
-		sc := a.newSubConn(in.endpoint, false)
-		replay := a.config.Load() != nil
-		sc.configuring.Store(replay)
-		installed := a.install(sc, c)
-		if installed && replay {
-			if err := a.configure(in.ctx, sc); err != nil {
-				a.uninstall(sc)
-				closeConn(c)
-				if first != nil {
-					first <- err
-					first = nil
-				}
-				if in.ctx.Err() != nil {
-					return
-				}
-				d := bo.next()
-				a.p.cfg.logger.Warn("pool: configuration replay failed", "agent", a.id, "conn", sc.id, "retry_in", d, "error", err)
-				if !sleep(in.ctx, d) {
-					return
-				}
-				continue
-			}
 		}
 		if first != nil {
 			// Only now may AddAgent return: the connection takes requests.
@@ -253,6 +230,29 @@ func (a *agent) runSlot(in *instance, first chan<- error) {
 			return
 		}
 	}
+}
+
+// connect dials in's endpoint and installs the connection, after replaying
+// the agent's configuration to it if there is one (a connection whose
+// replay fails is removed and closed, and err says why). installed is
+// false when the agent closed meanwhile; the caller then closes c.
+func (a *agent) connect(in *instance) (sc *SubConn, c transport.Conn, installed bool, err error) {
+	c, err = a.p.cfg.dialer(in.ctx, in.endpoint, a.transportOptions()...)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	sc = a.newSubConn(in.endpoint, false)
+	replay := a.config.Load() != nil
+	sc.configuring.Store(replay)
+	installed = a.install(sc, c)
+	if installed && replay {
+		if err := a.configure(in.ctx, sc); err != nil {
+			a.uninstall(sc)
+			closeConn(c)
+			return nil, nil, false, err
+		}
+	}
+	return sc, c, installed, nil
 }
 
 // watchReverse owns an adopted connection: it replays the agent's

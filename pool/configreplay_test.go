@@ -3,7 +3,6 @@ package pool
 import (
 	"context"
 	"log/slog"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,7 +14,6 @@ import (
 	"github.com/agentwire/agentwire"
 	sdk "github.com/agentwire/agentwire/agent"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
-	"github.com/agentwire/agentwire/transport"
 )
 
 // configLog records the configuration versions an agent received; after
@@ -157,19 +155,7 @@ func TestConfigRejectedEverywhereNotReplayed(t *testing.T) {
 func TestConfigReplayedToReverseConnections(t *testing.T) {
 	t.Parallel()
 	p := newTestPool(t)
-	ln, err := transport.NewReverseListener(
-		transport.WithoutAuth(),
-		transport.WithConnOptions(transport.WithLogger(slog.New(slog.DiscardHandler))),
-		transport.WithAdmitHandler(func(agentID string, c transport.Conn, _ *agentv2.RegistrationRequest) {
-			if err := p.AdoptConn(agentID, c); err != nil {
-				closeConn(c)
-			}
-		}))
-	require.NoError(t, err)
-	path := filepath.Join(shortTempDir(t), "rev.sock")
-	_, err = ln.ListenUnix(path)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = ln.Close(context.Background()) })
+	path := adoptingListener(t, p, nil)
 
 	var log configLog
 	rec := newRecorder("rev")

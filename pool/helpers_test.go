@@ -16,6 +16,7 @@ import (
 
 	sdk "github.com/agentwire/agentwire/agent"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/transport"
 )
 
 // unixAgent is a real agent: an sdk.Server serving a recorder on a Unix
@@ -315,3 +316,27 @@ func countState(s AgentStats, st ConnState) int {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// adoptingListener serves a reverse listener on a Unix socket whose
+// admitted connections p adopts; onRefused, if set, hears AdoptConn's
+// errors (the connection is closed). It returns the socket's path.
+func adoptingListener(t *testing.T, p *Pool, onRefused func(error)) string {
+	t.Helper()
+	ln, err := transport.NewReverseListener(
+		transport.WithoutAuth(),
+		transport.WithConnOptions(transport.WithLogger(slog.New(slog.DiscardHandler))),
+		transport.WithAdmitHandler(func(agentID string, c transport.Conn, _ *agentv2.RegistrationRequest) {
+			if err := p.AdoptConn(agentID, c); err != nil {
+				if onRefused != nil {
+					onRefused(err)
+				}
+				closeConn(c)
+			}
+		}))
+	require.NoError(t, err)
+	path := filepath.Join(shortTempDir(t), "rev.sock")
+	_, err = ln.ListenUnix(path)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = ln.Close(context.Background()) })
+	return path
+}

@@ -3,7 +3,6 @@ package pool
 import (
 	"context"
 	"log/slog"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -14,8 +13,6 @@ import (
 
 	"github.com/agentwire/agentwire"
 	sdk "github.com/agentwire/agentwire/agent"
-	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
-	"github.com/agentwire/agentwire/transport"
 )
 
 // Not parallel: it checks that no goroutine outlives the pool.
@@ -151,22 +148,11 @@ func TestReverseConnectionsAreAdopted(t *testing.T) {
 	p := newTestPool(t, WithMaxReverseConns(2))
 	var mu sync.Mutex
 	var refused []error
-	ln, err := transport.NewReverseListener(
-		transport.WithoutAuth(),
-		transport.WithConnOptions(transport.WithLogger(slog.New(slog.DiscardHandler))),
-		transport.WithAdmitHandler(func(agentID string, c transport.Conn, _ *agentv2.RegistrationRequest) {
-			if err := p.AdoptConn(agentID, c); err != nil {
-				mu.Lock()
-				refused = append(refused, err)
-				mu.Unlock()
-				closeConn(c)
-			}
-		}))
-	require.NoError(t, err)
-	path := filepath.Join(shortTempDir(t), "rev.sock")
-	_, err = ln.ListenUnix(path)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = ln.Close(context.Background()) })
+	path := adoptingListener(t, p, func(err error) {
+		mu.Lock()
+		refused = append(refused, err)
+		mu.Unlock()
+	})
 
 	rec := newRecorder("rev")
 	srv, err := sdk.NewServer(rec, sdk.WithAgentID("rev"), sdk.WithLogger(slog.New(slog.DiscardHandler)))
