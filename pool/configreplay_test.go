@@ -65,26 +65,47 @@ func onlyReady(t *testing.T, p *Pool, id string, n int) bool {
 	return err == nil && len(s.Conns) == n && countState(s, ConnReady) == n
 }
 
+// replayFixture is a Unix-socket agent logging its configurations, behind
+// a pool of conns connections that redials fast, all of them ready.
+type replayFixture struct {
+	log *configLog
+	rec *recorder
+	ua  *unixAgent
+	p   *Pool
+	ctx context.Context
+}
+
+func newReplayFixture(t *testing.T, conns int) *replayFixture {
+	t.Helper()
+	f := &replayFixture{log: new(configLog), rec: newRecorder("a"), ctx: testCtx(t)}
+	f.rec.configure = f.log.configure
+	f.ua = newUnixAgent(t, f.rec)
+	f.p = newTestPool(t, WithConnections(conns), WithBackoff(2*time.Millisecond, 20*time.Millisecond))
+	require.NoError(t, f.p.AddAgent(f.ctx, "waf", f.ua.endpoint()))
+	require.Eventually(t, func() bool { return onlyReady(t, f.p, "waf", conns) }, 5*time.Second, time.Millisecond)
+	return f
+}
+
+// restart kills the agent and starts it again: every connection drops.
+func (f *replayFixture) restart() {
+	f.ua.kill()
+	f.ua.start()
+}
+
 // TestConfigReplayedToNewConnections: an agent that restarts gets the last
 // pushed configuration on its new connection, which takes no request until
 // the agent has answered it.
 func TestConfigReplayedToNewConnections(t *testing.T) {
 	t.Parallel()
-	var log configLog
-	rec := newRecorder("a")
-	rec.configure = log.configure
-	ua := newUnixAgent(t, rec)
-	p := newTestPool(t, WithConnections(1), WithBackoff(2*time.Millisecond, 20*time.Millisecond))
-	ctx := testCtx(t)
-	require.NoError(t, p.AddAgent(ctx, "waf", ua.endpoint()))
+	f := newReplayFixture(t, 1)
+	log, rec, p, ctx := f.log, f.rec, f.p, f.ctx
 	_, err := p.PushConfig(ctx, "waf", configEvent("v7", `{"mode":"block"}`))
 	require.NoError(t, err)
 	require.Equal(t, []string{"v7"}, log.got())
 
 	gate := make(chan struct{})
 	log.gate.Store(&gate)
-	ua.kill()
-	ua.start()
+	f.restart()
 	require.Eventually(t, func() bool { return connsIn(t, p, "waf", ConnConfiguring) == 1 }, 5*time.Second, time.Millisecond)
 	sctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	_, err = p.Send(sctx, "waf", headers("early"))
@@ -102,20 +123,13 @@ func TestConfigReplayedToNewConnections(t *testing.T) {
 // replayed configuration keeps serving with the one it has.
 func TestConfigReplayRejectedStillServes(t *testing.T) {
 	t.Parallel()
-	var log configLog
-	rec := newRecorder("a")
-	rec.configure = log.configure
-	ua := newUnixAgent(t, rec)
-	p := newTestPool(t, WithConnections(2), WithBackoff(2*time.Millisecond, 20*time.Millisecond))
-	ctx := testCtx(t)
-	require.NoError(t, p.AddAgent(ctx, "waf", ua.endpoint()))
-	require.Eventually(t, func() bool { return connsIn(t, p, "waf", ConnReady) == 2 }, 5*time.Second, time.Millisecond)
+	f := newReplayFixture(t, 2)
+	log, p, ctx := f.log, f.p, f.ctx
 	_, err := p.PushConfig(ctx, "waf", configEvent("v1", "{}"))
 	require.NoError(t, err)
 
 	log.reject.Store(true)
-	ua.kill()
-	ua.start()
+	f.restart()
 	// Both connections are new once two replays have been answered.
 	require.Eventually(t, func() bool { return len(log.got()) == 3 && onlyReady(t, p, "waf", 2) },
 		5*time.Second, time.Millisecond)
@@ -127,13 +141,8 @@ func TestConfigReplayRejectedStillServes(t *testing.T) {
 // rejected is not replayed; the one before it is.
 func TestConfigRejectedEverywhereNotReplayed(t *testing.T) {
 	t.Parallel()
-	var log configLog
-	rec := newRecorder("a")
-	rec.configure = log.configure
-	ua := newUnixAgent(t, rec)
-	p := newTestPool(t, WithConnections(1), WithBackoff(2*time.Millisecond, 20*time.Millisecond))
-	ctx := testCtx(t)
-	require.NoError(t, p.AddAgent(ctx, "waf", ua.endpoint()))
+	f := newReplayFixture(t, 1)
+	log, p, ctx := f.log, f.p, f.ctx
 	_, err := p.PushConfig(ctx, "waf", configEvent("good", "{}"))
 	require.NoError(t, err)
 	log.reject.Store(true)
@@ -142,8 +151,7 @@ func TestConfigRejectedEverywhereNotReplayed(t *testing.T) {
 	assert.Equal(t, agentwire.CodeInvalidArgument, agentwire.CodeOf(err))
 
 	log.reject.Store(false)
-	ua.kill()
-	ua.start()
+	f.restart()
 	require.Eventually(t, func() bool { return len(log.got()) == 3 && onlyReady(t, p, "waf", 1) },
 		5*time.Second, time.Millisecond)
 	require.NoError(t, sendRequest(ctx, p, "waf", "served"))
