@@ -46,13 +46,15 @@ func TestQuick(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"raw 1x1 headers", "uds 1x1 headers", "uds 1x64 headers", "reverse 1x64 headers",
-		"grpc 1x64 headers", "bare-grpc 1x64 headers", "bare-grpc-pb 1x64 headers",
+		"grpc 1x64 headers", "bare-grpc 1x64 headers", "bare-grpc-msg 1x64 headers", "bare-grpc-pb 1x64 headers",
 		"connect 1x64 headers", "bare-connect 1x64 headers",
 		"uds-conn 4x64 headers", "raw 4x64 headers"} {
 		assert.Contains(t, got, name)
 	}
 	assert.NotContains(t, got, "uds 1x64 body16k")
 	assert.Positive(t, got["grpc 1x64 headers"].ProtobufRatio)
+	assert.Positive(t, got["grpc 1x64 headers"].BytesRatio)
+	assert.Equal(t, "bare-grpc-msg 1x64 headers", got["grpc 1x64 headers"].Baseline)
 	assert.Len(t, rep.Memory, 10)
 	for _, m := range rep.Memory {
 		// With --quick's few connections, and other tests allocating in
@@ -97,7 +99,7 @@ func TestScenariosOnlyKeepsBaselines(t *testing.T) {
 	for _, s := range scenarios(options{only: []string{"grpc 1x64 headers"}}) {
 		names = append(names, s.name())
 	}
-	assert.ElementsMatch(t, []string{"bare-grpc 1x64 headers", "bare-grpc-pb 1x64 headers", "grpc 1x64 headers"}, names)
+	assert.ElementsMatch(t, []string{"bare-grpc 1x64 headers", "bare-grpc-msg 1x64 headers", "bare-grpc-pb 1x64 headers", "grpc 1x64 headers"}, names)
 	for _, s := range scenarios(options{}) {
 		if b, ok := s.baseline(); ok {
 			assert.Contains(t, scenarios(options{}), b, s.name())

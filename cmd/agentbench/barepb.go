@@ -49,6 +49,7 @@ func (barePBServer) ProcessStream(ss grpc.BidiStreamingServer[agentv2.ProxyToAge
 func newBarePBServer() *grpc.Server {
 	gs := grpc.NewServer(grpc.MaxRecvMsgSize(16<<20), grpc.MaxSendMsgSize(16<<20))
 	agentv2.RegisterAgentServiceV2Server(gs, barePBServer{})
+	registerBareMsg(gs)
 	return gs
 }
 

@@ -39,10 +39,21 @@ func (s scenario) baseline() (scenario, bool) {
 // protobufBaseline is the bare grpc-go scenario with agentwire's own
 // messages that a grpc scenario is also compared with.
 func (s scenario) protobufBaseline() (scenario, bool) {
-	if tr, _ := s.agentTransport(); tr != tGRPC {
+	if tr, _ := s.agentTransport(); tr != tGRPC || s.Payload != payloadHeaders {
 		return scenario{}, false
 	}
 	s.Transport = tBarePB
+	return s, true
+}
+
+// bytesBaseline is the bare grpc-go scenario without protobuf at all
+// (bytes passed through a codec) that a grpc scenario is also compared
+// with: the floor of grpc-go's own cost.
+func (s scenario) bytesBaseline() (scenario, bool) {
+	if tr, _ := s.agentTransport(); tr != tGRPC {
+		return scenario{}, false
+	}
+	s.Transport = tBareGRPC
 	return s, true
 }
 
@@ -61,15 +72,15 @@ func scenarios(o options) []scenario {
 	udsConn, grpcConn := tUDS+directSuffix, tGRPC+directSuffix
 	if o.quick {
 		add(payloadHeaders, []shape{{1, 1}}, tRaw, tUDS)
-		add(payloadHeaders, []shape{{1, 64}}, tRaw, tUDS, tReverse, tBareGRPC, tBarePB, tGRPC, tBareConnect, tConnect)
+		add(payloadHeaders, []shape{{1, 64}}, tRaw, tUDS, tReverse, tBareGRPC, tBareMsg, tBarePB, tGRPC, tBareConnect, tConnect)
 		add(payloadHeaders, []shape{{4, 64}}, tRaw, tUDS, udsConn)
 		add(payloadBody, []shape{{1, 64}}, tRaw, tUDS)
 	} else {
-		add(payloadHeaders, []shape{{1, 1}}, tRaw, tUDS, udsConn, tReverse, tBareGRPC, tBarePB, tGRPC, tBareConnect, tConnect)
-		add(payloadHeaders, []shape{{1, 64}}, tRaw, tUDS, tReverse, tBareGRPC, tBarePB, tGRPC, grpcConn, tBareConnect, tConnect)
-		add(payloadHeaders, []shape{{4, 64}}, tRaw, tUDS, udsConn, tReverse, tBareGRPC, tBarePB, tGRPC, tBareConnect, tConnect)
+		add(payloadHeaders, []shape{{1, 1}}, tRaw, tUDS, udsConn, tReverse, tBareGRPC, tBareMsg, tBarePB, tGRPC, tBareConnect, tConnect)
+		add(payloadHeaders, []shape{{1, 64}}, tRaw, tUDS, tReverse, tBareGRPC, tBareMsg, tBarePB, tGRPC, grpcConn, tBareConnect, tConnect)
+		add(payloadHeaders, []shape{{4, 64}}, tRaw, tUDS, udsConn, tReverse, tBareGRPC, tBareMsg, tBarePB, tGRPC, tBareConnect, tConnect)
 		add(payloadBody, []shape{{1, 64}, {4, 64}}, tRaw, tUDS)
-		add(payloadBody, []shape{{1, 64}}, tBareGRPC, tGRPC)
+		add(payloadBody, []shape{{1, 64}}, tBareGRPC, tBareMsg, tGRPC)
 	}
 	if len(o.only) == 0 {
 		return out
@@ -83,6 +94,9 @@ func scenarios(o options) []scenario {
 					keep[b] = true
 				}
 				if b, ok := s.protobufBaseline(); ok {
+					keep[b] = true
+				}
+				if b, ok := s.bytesBaseline(); ok {
 					keep[b] = true
 				}
 			}

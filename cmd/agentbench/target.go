@@ -24,6 +24,7 @@ const (
 	tBareGRPC    = "bare-grpc"
 	tBareConnect = "bare-connect"
 	tBarePB      = "bare-grpc-pb"
+	tBareMsg     = "bare-grpc-msg"
 	// directSuffix marks an agentwire scenario that drives transport.Conn
 	// itself, one per connection, without the pool ("uds-conn").
 	directSuffix = "-conn"
@@ -34,8 +35,8 @@ var baselineOf = map[string]string{
 	tUDS:                 tRaw,
 	tUDS + directSuffix:  tRaw,
 	tReverse:             tRaw,
-	tGRPC:                tBareGRPC,
-	tGRPC + directSuffix: tBareGRPC,
+	tGRPC:                tBareMsg,
+	tGRPC + directSuffix: tBareMsg,
 	tConnect:             tBareConnect,
 }
 
@@ -80,6 +81,10 @@ func (e *env) openTarget(ctx context.Context, sc scenario) (*target, error) {
 	case tBarePB:
 		return openBaseline(ctx, sc, e.baseline.pid(), func(ctx context.Context) (baselineConn, error) {
 			return dialBarePB(ctx, e.barePBAddr, sc.Payload, sc.InFlight)
+		}, size)
+	case tBareMsg:
+		return openBaseline(ctx, sc, e.baseline.pid(), func(ctx context.Context) (baselineConn, error) {
+			return dialBareMsg(ctx, e.barePBAddr, sc.InFlight)
 		}, size)
 	}
 
