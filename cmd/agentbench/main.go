@@ -2,8 +2,10 @@
 // peers, side by side in one run: the example WAF agent runs in its own
 // process, the bench process drives it closed-loop over every transport,
 // and the same shapes of traffic run against bare baselines (raw frames
-// over a Unix socket, a bare grpc-go bidi stream, bare connect-go) served
-// by a separate process too. Each agentwire figure is printed with its
+// over a Unix socket; bare grpc-go bidi streams carrying protobuf messages
+// through its default codec, bytes through a pass-through codec, and
+// agentwire's own messages; bare connect-go) served by a separate process
+// too. Each agentwire figure is printed with its
 // ratio to its baseline, because the machines it runs on are shared and
 // noisy: only ratios measured in one run mean something.
 //
