@@ -3,17 +3,13 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"sync"
 
 	"connectrpc.com/connect"
 	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/mem"
 )
 
@@ -55,128 +51,62 @@ func (bytesCodec) Unmarshal(data mem.BufferSlice, v any) error {
 
 var bareStreamDesc = grpc.StreamDesc{StreamName: "Stream", ServerStreams: true, ClientStreams: true}
 
+// registerEcho registers service, whose one method is the bidi stream
+// Stream, on gs.
+func registerEcho(gs *grpc.Server, service string, h grpc.StreamHandler) {
+	stream := bareStreamDesc
+	stream.Handler = h
+	gs.RegisterService(&grpc.ServiceDesc{ServiceName: service, HandlerType: (*any)(nil),
+		Streams: []grpc.StreamDesc{stream}}, struct{}{})
+}
+
 // newBareGRPCServer answers every message with a 40-byte reply carrying
 // its id, one message after another.
 func newBareGRPCServer() *grpc.Server {
 	gs := grpc.NewServer(grpc.ForceServerCodecV2(bytesCodec{}),
 		grpc.MaxRecvMsgSize(16<<20), grpc.MaxSendMsgSize(16<<20))
-	desc := grpc.ServiceDesc{
-		ServiceName: bareService,
-		HandlerType: (*any)(nil),
-		Streams: []grpc.StreamDesc{{
-			StreamName:    "Stream",
-			ServerStreams: true,
-			ClientStreams: true,
-			Handler: func(_ any, ss grpc.ServerStream) error {
-				in := make([]byte, 0, 512)
-				for {
-					if err := ss.RecvMsg(&in); err != nil {
-						return nil
-					}
-					// grpc-go may still hold a message after SendMsg
-					// returns: every reply is a new slice.
-					reply := make([]byte, rawReplySize)
-					if len(in) >= 8 {
-						copy(reply, in[:8])
-					}
-					if err := ss.SendMsg(&reply); err != nil {
-						return err
-					}
-				}
-			},
-		}},
-	}
-	gs.RegisterService(&desc, struct{}{})
+	registerEcho(gs, bareService, func(_ any, ss grpc.ServerStream) error {
+		in := make([]byte, 0, 512)
+		for {
+			if err := ss.RecvMsg(&in); err != nil {
+				return nil
+			}
+			// grpc-go may still hold a message after SendMsg returns:
+			// every reply is a new slice.
+			reply := make([]byte, rawReplySize)
+			copy(reply, in[:min(len(in), 8)])
+			if err := ss.SendMsg(&reply); err != nil {
+				return err
+			}
+		}
+	})
 	return gs
 }
 
 // bareGRPCClient is one ClientConn with one stream and pipelining by slot,
 // as transport.DialGRPC opens them.
-type bareGRPCClient struct {
-	cc     *grpc.ClientConn
-	stream grpc.ClientStream
-	cancel context.CancelFunc
-	sendMu sync.Mutex
-	slots  []chan struct{}
-	done   chan struct{}
-	err    error
-	wg     sync.WaitGroup
-}
+type bareGRPCClient struct{ *grpcStream }
 
-func dialBareGRPC(ctx context.Context, addr string, slots int) (*bareGRPCClient, error) {
-	cc, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(bytesCodec{}),
-			grpc.MaxCallRecvMsgSize(16<<20), grpc.MaxCallSendMsgSize(16<<20)),
-		// The same windows as transport.DialGRPC.
-		grpc.WithInitialWindowSize(1<<20),
-		grpc.WithInitialConnWindowSize(4<<20),
-	)
+func dialBareGRPC(_ context.Context, addr string, n int) (*bareGRPCClient, error) {
+	c, err := dialGRPCStream(addr, n, func(ctx context.Context, cc *grpc.ClientConn) (grpc.ClientStream, error) {
+		return cc.NewStream(ctx, &bareStreamDesc, bareMethod)
+	}, grpc.ForceCodecV2(bytesCodec{}))
 	if err != nil {
 		return nil, err
 	}
-	sctx, cancel := context.WithCancel(context.Background())
-	stream, err := cc.NewStream(sctx, &bareStreamDesc, bareMethod)
-	if err != nil {
-		cancel()
-		_ = cc.Close()
-		return nil, err
-	}
-	c := &bareGRPCClient{cc: cc, stream: stream, cancel: cancel, done: make(chan struct{})}
-	c.slots = make([]chan struct{}, slots)
-	for i := range c.slots {
-		c.slots[i] = make(chan struct{}, 1)
-	}
-	c.wg.Add(1)
-	go c.readLoop()
-	return c, nil
-}
-
-func (c *bareGRPCClient) readLoop() {
-	defer c.wg.Done()
 	in := make([]byte, 0, 64)
-	for {
+	c.receive("bare grpc", func() (uint64, error) {
 		if err := c.stream.RecvMsg(&in); err != nil {
-			c.err = err
-			close(c.done)
-			return
+			return 0, err
 		}
-		if len(in) < 8 {
-			continue
-		}
-		if !signalSlot(c.slots, binary.BigEndian.Uint64(in)) {
-			c.err = errors.New("bare grpc: reply for a slot with none in flight")
-			close(c.done)
-			return
-		}
-	}
+		return replyID(in), nil
+	})
+	return &bareGRPCClient{c}, nil
 }
 
 func (c *bareGRPCClient) roundTrip(slot, size int) roundTrip {
 	msg := rawFrame(size, uint64(slot))[rawHeader:] // the id first
-	ch := c.slots[slot]
-	return func(ctx context.Context) error {
-		c.sendMu.Lock()
-		err := c.stream.SendMsg(&msg)
-		c.sendMu.Unlock()
-		if err != nil {
-			return err
-		}
-		select {
-		case <-ch:
-			return nil
-		case <-c.done:
-			return c.err
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
-func (c *bareGRPCClient) close() {
-	c.cancel()
-	_ = c.cc.Close()
-	c.wg.Wait()
+	return c.trip(slot, func() error { return c.stream.SendMsg(&msg) })
 }
 
 // rawMsg is the bare connect-go message: bytes passed through.
@@ -239,14 +169,10 @@ func newBareConnectServer() *http.Server {
 // stream (gRPC protocol, gzip not offered), as transport.DialConnect opens
 // them.
 type bareConnectClient struct {
+	slotStream
 	tr     *http2.Transport
 	stream *connect.BidiStreamForClient[rawMsg, rawMsg]
 	cancel context.CancelFunc
-	sendMu sync.Mutex
-	slots  []chan struct{}
-	done   chan struct{}
-	err    error
-	wg     sync.WaitGroup
 }
 
 func dialBareConnect(ctx context.Context, addr string, slots int) (*bareConnectClient, error) {
@@ -260,7 +186,7 @@ func dialBareConnect(ctx context.Context, addr string, slots int) (*bareConnectC
 	return dialBareConnectWith(ctx, tr, addr, slots)
 }
 
-func dialBareConnectWith(ctx context.Context, tr *http2.Transport, addr string, slots int) (*bareConnectClient, error) {
+func dialBareConnectWith(_ context.Context, tr *http2.Transport, addr string, n int) (*bareConnectClient, error) {
 	client := connect.NewClient[rawMsg, rawMsg](&http.Client{Transport: tr}, "http://"+addr+bareMethod,
 		connect.WithGRPC(),
 		connect.WithCodec(connectBytesCodec{}),
@@ -268,61 +194,26 @@ func dialBareConnectWith(ctx context.Context, tr *http2.Transport, addr string, 
 		connect.WithReadMaxBytes(16<<20), connect.WithSendMaxBytes(16<<20))
 	sctx, cancel := context.WithCancel(context.Background())
 	stream := client.CallBidiStream(sctx)
-	c := &bareConnectClient{tr: tr, stream: stream, cancel: cancel, done: make(chan struct{})}
-	c.slots = make([]chan struct{}, slots)
-	for i := range c.slots {
-		c.slots[i] = make(chan struct{}, 1)
-	}
+	c := &bareConnectClient{slotStream: slotStream{slots: newSlots(n)}, tr: tr, stream: stream, cancel: cancel}
 	// connect-go opens the stream lazily; send headers now so that dial
 	// errors show here.
 	if err := stream.Send(nil); err != nil {
 		cancel()
 		return nil, err
 	}
-	c.wg.Add(1)
-	go c.readLoop()
-	return c, nil
-}
-
-func (c *bareConnectClient) readLoop() {
-	defer c.wg.Done()
-	for {
+	c.receive("bare connect", func() (uint64, error) {
 		m, err := c.stream.Receive()
 		if err != nil {
-			c.err = err
-			close(c.done)
-			return
+			return 0, err
 		}
-		if len(m.b) < 8 {
-			continue
-		}
-		if !signalSlot(c.slots, binary.BigEndian.Uint64(m.b)) {
-			c.err = errors.New("bare connect: reply for a slot with none in flight")
-			close(c.done)
-			return
-		}
-	}
+		return replyID(m.b), nil
+	})
+	return c, nil
 }
 
 func (c *bareConnectClient) roundTrip(slot, size int) roundTrip {
 	msg := &rawMsg{b: rawFrame(size, uint64(slot))[rawHeader:]}
-	ch := c.slots[slot]
-	return func(ctx context.Context) error {
-		c.sendMu.Lock()
-		err := c.stream.Send(msg)
-		c.sendMu.Unlock()
-		if err != nil {
-			return err
-		}
-		select {
-		case <-ch:
-			return nil
-		case <-c.done:
-			return c.err
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	return c.trip(slot, func() error { return c.stream.Send(msg) })
 }
 
 func (c *bareConnectClient) close() {
@@ -331,18 +222,4 @@ func (c *bareConnectClient) close() {
 	_ = c.stream.CloseResponse()
 	c.tr.CloseIdleConnections()
 	c.wg.Wait()
-}
-
-// signalSlot wakes the round trip waiting on slot id; false if id is out of
-// range or already signalled (a reply nobody waits for).
-func signalSlot(slots []chan struct{}, id uint64) bool {
-	if id >= uint64(len(slots)) {
-		return false
-	}
-	select {
-	case slots[id] <- struct{}{}:
-		return true
-	default:
-		return false
-	}
 }

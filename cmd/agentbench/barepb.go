@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
-	"sync"
+	"math"
 
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 	"github.com/agentwire/agentwire/transport"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 // The bare-grpc-pb baseline is what a hand-written grpc-go client and
@@ -53,89 +51,36 @@ func newBarePBServer() *grpc.Server {
 	return gs
 }
 
-// barePBClient is one ClientConn with one ProcessStream, events matched to
-// their slot by event id.
+// barePBClient is one ClientConn with one ProcessStream opened by the
+// generated stub, events matched to their slot by event id.
 type barePBClient struct {
-	cc      *grpc.ClientConn
-	stream  grpc.BidiStreamingClient[agentv2.ProxyToAgent, agentv2.AgentToProxy]
-	cancel  context.CancelFunc
+	*grpcStream
 	payload string
-	sendMu  sync.Mutex
-	slots   []chan struct{}
-	done    chan struct{}
-	err     error
-	wg      sync.WaitGroup
 }
 
-func dialBarePB(ctx context.Context, addr, payload string, slots int) (*barePBClient, error) {
-	cc, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20), grpc.MaxCallSendMsgSize(16<<20)),
-		grpc.WithInitialWindowSize(1<<20),
-		grpc.WithInitialConnWindowSize(4<<20),
-	)
+func dialBarePB(_ context.Context, addr, payload string, n int) (*barePBClient, error) {
+	c, err := dialGRPCStream(addr, n, func(ctx context.Context, cc *grpc.ClientConn) (grpc.ClientStream, error) {
+		return agentv2.NewAgentServiceV2Client(cc).ProcessStream(ctx)
+	})
 	if err != nil {
 		return nil, err
 	}
-	sctx, cancel := context.WithCancel(context.Background())
-	stream, err := agentv2.NewAgentServiceV2Client(cc).ProcessStream(sctx)
-	if err != nil {
-		cancel()
-		_ = cc.Close()
-		return nil, err
-	}
-	c := &barePBClient{cc: cc, stream: stream, cancel: cancel, payload: payload, done: make(chan struct{})}
-	c.slots = make([]chan struct{}, slots)
-	for i := range c.slots {
-		c.slots[i] = make(chan struct{}, 1)
-	}
-	c.wg.Add(1)
-	go c.readLoop()
-	return c, nil
-}
-
-func (c *barePBClient) readLoop() {
-	defer c.wg.Done()
-	for {
-		m, err := c.stream.Recv()
-		if err != nil {
-			c.err = err
-			close(c.done)
-			return
+	c.receive("bare grpc-pb", func() (uint64, error) {
+		m := new(agentv2.AgentToProxy)
+		if err := c.stream.RecvMsg(m); err != nil {
+			return 0, err
 		}
-		if m.GetResponse() == nil || !signalSlot(c.slots, m.GetEventId()-1) {
-			c.err = errors.New("bare grpc-pb: reply for a slot with none in flight")
-			close(c.done)
-			return
+		if m.GetResponse() == nil {
+			return math.MaxUint64, nil
 		}
-	}
+		return m.GetEventId() - 1, nil
+	})
+	return &barePBClient{grpcStream: c, payload: payload}, nil
 }
 
 // roundTrip sends the scenario's event (size is implied by the payload).
 func (c *barePBClient) roundTrip(slot, _ int) roundTrip {
 	ev := newEvent(c.payload, slot)
 	ev.EventId = uint64(slot) + 1
-	ch := c.slots[slot]
-	return func(ctx context.Context) error {
-		c.sendMu.Lock()
-		err := c.stream.Send(ev) // encodes before it returns
-		c.sendMu.Unlock()
-		if err != nil {
-			return err
-		}
-		select {
-		case <-ch:
-			return nil
-		case <-c.done:
-			return c.err
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
-func (c *barePBClient) close() {
-	c.cancel()
-	_ = c.cc.Close()
-	c.wg.Wait()
+	return c.trip(slot, func() error { return c.stream.SendMsg(ev) }) // encodes before it returns
 }

@@ -128,43 +128,33 @@ func rawFrameBuffered(br *bufio.Reader) bool {
 // rawClient is one raw-frames connection with pipelining: any number of
 // slots, each with at most one frame in flight.
 type rawClient struct {
-	nc    net.Conn
-	slots []chan struct{}
-	wake  chan struct{}
-	done  chan struct{}
-	wg    sync.WaitGroup
+	*slots
+	nc   net.Conn
+	wake chan struct{}
+	wg   sync.WaitGroup
 
 	mu      sync.Mutex // mu guards the following
 	pending []byte
 	spare   []byte
-	err     error
 }
 
-func dialRaw(ctx context.Context, path string, slots int) (*rawClient, error) {
+func dialRaw(ctx context.Context, path string, n int) (*rawClient, error) {
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
 		return nil, err
 	}
-	c := &rawClient{nc: nc, wake: make(chan struct{}, 1), done: make(chan struct{})}
-	c.slots = make([]chan struct{}, slots)
-	for i := range c.slots {
-		c.slots[i] = make(chan struct{}, 1)
-	}
+	c := &rawClient{slots: newSlots(n), nc: nc, wake: make(chan struct{}, 1)}
 	c.wg.Add(2)
 	go c.writeLoop()
 	go c.readLoop()
 	return c, nil
 }
 
-func (c *rawClient) fail(err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err == nil {
-		c.err = err
-		close(c.done)
-		_ = c.nc.Close()
-	}
+// end fails the round trips with err and closes the connection.
+func (c *rawClient) end(err error) {
+	c.fail(err)
+	_ = c.nc.Close()
 }
 
 func (c *rawClient) writeLoop() {
@@ -187,7 +177,7 @@ func (c *rawClient) writeLoop() {
 			continue
 		}
 		if _, err := c.nc.Write(out); err != nil {
-			c.fail(err)
+			c.end(err)
 			return
 		}
 		c.mu.Lock()
@@ -202,17 +192,17 @@ func (c *rawClient) readLoop() {
 	for {
 		hdr, err := br.Peek(rawHeader + 8)
 		if err != nil {
-			c.fail(err)
+			c.end(err)
 			return
 		}
 		n := int(binary.BigEndian.Uint32(hdr))
 		id := binary.BigEndian.Uint64(hdr[rawHeader:])
 		if _, err := br.Discard(4 + n); err != nil {
-			c.fail(err)
+			c.end(err)
 			return
 		}
-		if !signalSlot(c.slots, id) {
-			c.fail(errors.New("raw: reply for a slot with none in flight"))
+		if !c.signal(id) {
+			c.end(errors.New("raw: reply for a slot with none in flight"))
 			return
 		}
 	}
@@ -221,14 +211,13 @@ func (c *rawClient) readLoop() {
 // roundTrip returns the round trip of slot with a request of size bytes.
 func (c *rawClient) roundTrip(slot, size int) roundTrip {
 	frame := rawFrame(size, uint64(slot))
-	ch := c.slots[slot]
 	return func(ctx context.Context) error {
-		c.mu.Lock()
-		if c.err != nil {
-			err := c.err
-			c.mu.Unlock()
-			return err
+		select {
+		case <-c.done:
+			return c.err
+		default:
 		}
+		c.mu.Lock()
 		wasEmpty := len(c.pending) == 0
 		c.pending = append(c.pending, frame...)
 		c.mu.Unlock()
@@ -238,18 +227,11 @@ func (c *rawClient) roundTrip(slot, size int) roundTrip {
 			default:
 			}
 		}
-		select {
-		case <-ch:
-			return nil
-		case <-c.done:
-			return c.err
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+		return c.wait(ctx, slot)
 	}
 }
 
 func (c *rawClient) close() {
-	c.fail(errors.New("raw: closed"))
+	c.end(errors.New("raw: closed"))
 	c.wg.Wait()
 }
