@@ -66,5 +66,8 @@
 // and [WithoutMetrics] turn them off. The global propagator does nothing
 // until otel.SetTextMapPropagator is called: set it (usually to
 // propagation.TraceContext{}) or pass WithPropagator, on both sides, or
-// agent spans start new traces.
+// agent spans start new traces. Built on the global tracer provider before
+// the program installs one, an Observer or Interceptor starts no spans (the
+// placeholder's would record nothing) and costs no allocation per event; it
+// starts them as soon as otel.SetTracerProvider is called.
 package otel

@@ -31,6 +31,7 @@ type Observer struct {
 
 	cfg    config
 	tracer trace.Tracer // nil when tracing is off
+	global globalTracing
 	prop   propagation.TextMapPropagator
 	names  [numKinds]string
 	ins    *clientInstruments // nil when metrics are off
@@ -62,6 +63,7 @@ func NewObserver(opts ...Option) (*Observer, error) {
 	o := &Observer{cfg: cfg, prop: cfg.propagator, names: spanNames(cfg.serviceName)}
 	if !cfg.tracingOff() {
 		o.tracer = cfg.tracerProvider.Tracer(instrumentationName)
+		o.global = newGlobalTracing(cfg.tracerProvider)
 	}
 	if !cfg.metricsOff() {
 		m := cfg.meterProvider.Meter(instrumentationName)
@@ -87,7 +89,10 @@ func (o *Observer) EventStart(ctx context.Context, info pool.EventInfo) context.
 		o.ins.inFlight.Add(ctx, 1, o.agentSet(info.AgentID).add...)
 	}
 	md := requestMetadata(info.Event)
-	if o.tracer == nil {
+	if o.tracer == nil || o.global.idle() && !trace.SpanFromContext(ctx).IsRecording() {
+		// No span: tracing is off, or the global placeholder would start
+		// one that records nothing. (EventEnd ends the span in ctx: the
+		// caller's, which records nothing, so ending it changes nothing.)
 		if md != nil && trace.SpanContextFromContext(ctx).IsValid() {
 			injectMetadata(ctx, o.prop, md)
 		}
