@@ -66,8 +66,9 @@
 // and [WithoutMetrics] turn them off. The global propagator does nothing
 // until otel.SetTextMapPropagator is called: set it (usually to
 // propagation.TraceContext{}) or pass WithPropagator, on both sides, or
-// agent spans start new traces. Built on the global tracer provider before
-// the program installs one, an Observer or Interceptor starts no spans (the
-// placeholder's would record nothing) and costs no allocation per event; it
-// starts them as soon as otel.SetTracerProvider is called.
+// agent spans start new traces. Built on the global tracer and meter
+// providers before the program installs any, an Observer or Interceptor
+// starts no spans and records no measurements (the placeholders would drop
+// them) and costs no allocation per event; both start as soon as
+// otel.SetTracerProvider and otel.SetMeterProvider are called.
 package otel

@@ -35,7 +35,7 @@ import (
 type Interceptor struct {
 	cfg      config
 	tracer   trace.Tracer // nil when tracing is off
-	global   globalTracing
+	spans    placeholder  // the tracer provider's
 	prop     propagation.TextMapPropagator
 	names    [numKinds]string
 	duration metric.Float64Histogram // nil when metrics are off
@@ -65,7 +65,7 @@ func NewInterceptor(opts ...Option) (*Interceptor, error) {
 	}
 	if !cfg.tracingOff() {
 		i.tracer = cfg.tracerProvider.Tracer(instrumentationName)
-		i.global = newGlobalTracing(cfg.tracerProvider)
+		i.spans = tracerPlaceholder(cfg.tracerProvider)
 	}
 	if !cfg.metricsOff() {
 		i.duration, err = cfg.meterProvider.Meter(instrumentationName).Float64Histogram(MetricServerDuration,
@@ -90,7 +90,7 @@ func (i *Interceptor) WrapEvent(next agent.EventFunc) agent.EventFunc {
 		}
 		ctx, inherited := i.parent(ctx, ev, t, cid, peer)
 		var span trace.Span
-		if i.tracer != nil && !i.global.idle() {
+		if i.tracer != nil && !i.spans.idle() {
 			ctx, span = i.tracer.Start(ctx, i.names[kindIndex(t)], serverKind...)
 			if span.IsRecording() {
 				k := kindOf(t)

@@ -37,9 +37,13 @@ var durationBuckets = []float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
 
 // clientInstruments are the proxy side's synchronous instruments.
 type clientInstruments struct {
-	duration     metric.Float64Histogram
-	events       metric.Int64Counter
-	inFlight     metric.Int64UpDownCounter
+	duration metric.Float64Histogram
+	events   metric.Int64Counter
+	// inFlight is observed from the Observer's per-agent counters: an
+	// Add per event at each end would cost two more measurements per
+	// event, and would drift below zero for the events in flight when a
+	// global meter provider is installed.
+	inFlight     metric.Int64ObservableUpDownCounter
 	failOpen     metric.Int64Counter
 	flow         metric.Int64Counter
 	flowWait     metric.Float64Histogram
@@ -72,7 +76,7 @@ func newClientInstruments(m metric.Meter) (*clientInstruments, error) {
 	c.events, err = m.Int64Counter(MetricClientEvents, metric.WithUnit("{event}"),
 		metric.WithDescription("Events sent to agents, by outcome."))
 	add(err)
-	c.inFlight, err = m.Int64UpDownCounter(MetricClientInFlight, metric.WithUnit("{event}"),
+	c.inFlight, err = m.Int64ObservableUpDownCounter(MetricClientInFlight, metric.WithUnit("{event}"),
 		metric.WithDescription("Events in the pool's pipeline."))
 	add(err)
 	c.failOpen, err = m.Int64Counter(MetricClientFailOpen, metric.WithUnit("{event}"),

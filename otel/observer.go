@@ -31,7 +31,8 @@ type Observer struct {
 
 	cfg    config
 	tracer trace.Tracer // nil when tracing is off
-	global globalTracing
+	spans  placeholder  // the tracer provider's
+	meters placeholder  // the meter provider's
 	prop   propagation.TextMapPropagator
 	names  [numKinds]string
 	ins    *clientInstruments // nil when metrics are off
@@ -48,8 +49,15 @@ var _ pool.Observer = (*Observer)(nil)
 
 // agentState is what the Observer tracks per agent.
 type agentState struct {
+	attrs *measureOpts // the agent id
 	// lost counts connections that closed and have not been replaced yet.
 	lost atomic.Int64
+	// inFlight counts the agent's events between EventStart and EventEnd;
+	// every event writes it, from every core, so it has a cache line of
+	// its own.
+	_        [64]byte
+	inFlight atomic.Int64
+	_        [56]byte
 }
 
 // NewObserver returns an Observer. Tracer provider, meter provider and
@@ -63,16 +71,39 @@ func NewObserver(opts ...Option) (*Observer, error) {
 	o := &Observer{cfg: cfg, prop: cfg.propagator, names: spanNames(cfg.serviceName)}
 	if !cfg.tracingOff() {
 		o.tracer = cfg.tracerProvider.Tracer(instrumentationName)
-		o.global = newGlobalTracing(cfg.tracerProvider)
+		o.spans = tracerPlaceholder(cfg.tracerProvider)
 	}
 	if !cfg.metricsOff() {
 		m := cfg.meterProvider.Meter(instrumentationName)
+		o.meters = meterPlaceholder(cfg.meterProvider)
 		if o.ins, err = newClientInstruments(m); err != nil {
 			return nil, agentwire.Errorf(agentwire.CodeInternal, "otel: creating instruments: %w", err)
 		}
 		o.bridge = newReportBridge(m, &cfg, o.ins.reportDrop)
+		if _, err := m.RegisterCallback(o.observeInFlight, o.ins.inFlight); err != nil {
+			return nil, agentwire.Errorf(agentwire.CodeInternal, "otel: registering the in-flight callback: %w", err)
+		}
 	}
 	return o, nil
+}
+
+// agent returns the state of agent id, created on first use.
+func (o *Observer) agent(id string) *agentState {
+	if v, ok := o.agents.Load(id); ok {
+		return v.(*agentState)
+	}
+	v, _ := o.agents.LoadOrStore(id, &agentState{attrs: o.agentSet(id)})
+	return v.(*agentState)
+}
+
+// observeInFlight reports every agent's events in flight.
+func (o *Observer) observeInFlight(_ context.Context, obs metric.Observer) error {
+	o.agents.Range(func(_, v any) bool {
+		st := v.(*agentState)
+		obs.ObserveInt64(o.ins.inFlight, st.inFlight.Load(), st.attrs.obs...)
+		return true
+	})
+	return nil
 }
 
 func (o *Observer) agentSet(id string) *measureOpts {
@@ -86,10 +117,10 @@ func (o *Observer) agentSet(id string) *measureOpts {
 // span continues that trace.
 func (o *Observer) EventStart(ctx context.Context, info pool.EventInfo) context.Context {
 	if o.ins != nil {
-		o.ins.inFlight.Add(ctx, 1, o.agentSet(info.AgentID).add...)
+		o.agent(info.AgentID).inFlight.Add(1)
 	}
 	md := requestMetadata(info.Event)
-	if o.tracer == nil || o.global.idle() && !trace.SpanFromContext(ctx).IsRecording() {
+	if o.tracer == nil || o.spans.idle() && !trace.SpanFromContext(ctx).IsRecording() {
 		// No span: tracing is off, or the global placeholder would start
 		// one that records nothing. (EventEnd ends the span in ctx: the
 		// caller's, which records nothing, so ending it changes nothing.)
@@ -150,10 +181,13 @@ func (o *Observer) EventEnd(ctx context.Context, info pool.EventInfo, res pool.E
 	if outcome == "" {
 		outcome = outcomeOf(res.Response, res.Err, res.FailOpen)
 	}
-	agent := o.agentSet(info.AgentID)
-	o.ins.inFlight.Add(ctx, -1, agent.add...)
+	st := o.agent(info.AgentID)
+	st.inFlight.Add(-1)
+	if o.meters.idle() {
+		return // the placeholder would drop them
+	}
 	if res.FailOpen {
-		o.ins.failOpen.Add(ctx, 1, agent.add...)
+		o.ins.failOpen.Add(ctx, 1, st.attrs.add...)
 	}
 	key := eventKey{agent: info.AgentID, transport: transportOf(res.Endpoint), kind: info.Type, outcome: outcome}
 	set := o.eventAttrs.get(key, func() []attribute.KeyValue {
@@ -251,8 +285,7 @@ func (o *Observer) ConnStateChange(agentID, _ string, from, to pool.ConnState) {
 	if to != pool.ConnClosed {
 		o.ins.connections.Add(ctx, 1, o.connSet(agentID, to).add...)
 	}
-	v, _ := o.agents.LoadOrStore(agentID, &agentState{})
-	st := v.(*agentState)
+	st := o.agent(agentID)
 	switch {
 	case to == pool.ConnClosed && from != pool.ConnRetired && from != 0:
 		st.lost.Add(1)

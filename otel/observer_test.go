@@ -324,3 +324,26 @@ func TestFlowControlFailOpen(t *testing.T) {
 	n, _ = intValue(rm, MetricClientEvents, agentWAF, outcome("fail_open"))
 	assert.EqualValues(t, 1, n)
 }
+
+func TestInFlightMetric(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envConfig{})
+	inFlight := func() int64 {
+		n, _ := intValue(e.collect(), MetricClientInFlight, agentWAF)
+		return n
+	}
+	done := make(chan error, 2)
+	for _, cid := range []string{"f1", "f2"} {
+		go func() {
+			_, err := e.pool.Send(context.Background(), "waf", headers(cid, "/slow"))
+			done <- err
+		}()
+		<-e.h.started
+	}
+	assert.EqualValues(t, 2, inFlight(), "two events wait for the agent")
+	e.h.releaseAll()
+	for range 2 {
+		require.NoError(t, <-done)
+	}
+	assert.Zero(t, inFlight())
+}

@@ -10,6 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 	otelapi "go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -32,8 +34,13 @@ func TestGlobalPlaceholderRecognised(t *testing.T) {
 	assert.False(t, isGlobalPlaceholder(sdk))
 	assert.False(t, isGlobalPlaceholder(tracenoop.NewTracerProvider()))
 	assert.False(t, isGlobalPlaceholder(nil))
-	assert.False(t, newGlobalTracing(sdk).idle())
-	assert.True(t, newGlobalTracing(otelapi.GetTracerProvider()).idle())
+	assert.False(t, tracerPlaceholder(sdk).idle())
+	assert.True(t, tracerPlaceholder(otelapi.GetTracerProvider()).idle())
+	assert.True(t, isGlobalPlaceholder(otelapi.GetMeterProvider()))
+	assert.True(t, meterPlaceholder(otelapi.GetMeterProvider()).idle())
+	mp := sdkmetric.NewMeterProvider()
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	assert.False(t, meterPlaceholder(mp).idle())
 }
 
 func allowResult() pool.EventResult {
@@ -47,7 +54,7 @@ func headersInfo(cid string) pool.EventInfo {
 func TestObserverSkipsPlaceholderSpans(t *testing.T) { // not parallel: it counts allocations
 	o, err := NewObserver(WithoutMetrics(), WithPropagator(propagation.TraceContext{}))
 	require.NoError(t, err)
-	require.True(t, o.global.idle())
+	require.True(t, o.spans.idle())
 	ctx := context.Background()
 
 	// No caller span: nothing started, nothing written, nothing allocated.
@@ -58,6 +65,12 @@ func TestObserverSkipsPlaceholderSpans(t *testing.T) { // not parallel: it count
 	body := pool.EventInfo{AgentID: "waf", CorrelationID: "c1", Type: agentv2.EventType_EVENT_TYPE_REQUEST_BODY_CHUNK, Event: bodyChunk("c1")}
 	res := allowResult()
 	allocs := testing.AllocsPerRun(200, func() { o.EventEnd(o.EventStart(ctx, body), body, res) })
+	assert.Zero(t, allocs)
+	// The same with metrics on the global placeholder meter provider.
+	withMetrics, err := NewObserver(WithPropagator(propagation.TraceContext{}))
+	require.NoError(t, err)
+	require.True(t, withMetrics.meters.idle())
+	allocs = testing.AllocsPerRun(200, func() { withMetrics.EventEnd(withMetrics.EventStart(ctx, body), body, res) })
 	assert.Zero(t, allocs)
 
 	// A remote parent (the proxy's own caller): its context goes to the
@@ -88,7 +101,7 @@ func TestInterceptorSkipsPlaceholderSpans(t *testing.T) {
 	t.Parallel()
 	i, err := NewInterceptor(WithoutMetrics(), WithPropagator(propagation.TraceContext{}))
 	require.NoError(t, err)
-	require.True(t, i.global.idle())
+	require.True(t, i.spans.idle())
 	ev := headers("c1", "/")
 	tp := "00-0102030405060708090a0b0c0d0e0f10-1112131415161718-01"
 	ev.GetRequestHeaders().Metadata.Traceparent = &tp
@@ -119,23 +132,42 @@ func TestGlobalProviderInstalledLater(t *testing.T) {
 		return
 	}
 	prop := WithPropagator(propagation.TraceContext{})
-	o, err := NewObserver(WithoutMetrics(), prop)
+	o, err := NewObserver(prop)
 	require.NoError(t, err)
 	i, err := NewInterceptor(WithoutMetrics(), prop)
 	require.NoError(t, err)
 	ctx := context.Background()
-	info := headersInfo("c1")
-	require.Equal(t, ctx, o.EventStart(ctx, info))
+	early := headersInfo("c1")
+	earlyCtx := o.EventStart(ctx, early)
+	require.Equal(t, ctx, earlyCtx)
 
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	otelapi.SetTracerProvider(tp)
-	require.False(t, o.global.idle())
-	require.False(t, i.global.idle())
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	otelapi.SetMeterProvider(mp)
+	require.False(t, o.spans.idle())
+	require.False(t, o.meters.idle())
+	require.False(t, i.spans.idle())
 
-	info = headersInfo("c2")
+	// The event that started before the providers came ends after: no
+	// span of its own, but it counts, and in flight does not go negative.
+	o.EventEnd(earlyCtx, early, allowResult())
+	assert.Empty(t, rec.Ended())
+	info := headersInfo("c2")
 	o.EventEnd(o.EventStart(ctx, info), info, allowResult())
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, reader.Collect(ctx, &rm))
+	n, ok := intValue(rm, MetricClientInFlight, agentWAF)
+	require.True(t, ok)
+	assert.Zero(t, n)
+	n, ok = intValue(rm, MetricClientEvents, agentWAF)
+	require.True(t, ok)
+	assert.EqualValues(t, 2, n)
+
 	require.Len(t, rec.Ended(), 1)
 	client := rec.Ended()[0]
 	assert.Equal(t, trace.SpanKindClient, client.SpanKind())
