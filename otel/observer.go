@@ -178,13 +178,13 @@ func (o *Observer) EventEnd(ctx context.Context, info pool.EventInfo, res pool.E
 	if o.ins == nil {
 		return
 	}
-	if outcome == "" {
-		outcome = outcomeOf(res.Response, res.Err, res.FailOpen)
-	}
 	st := o.agent(info.AgentID)
 	st.inFlight.Add(-1)
 	if o.meters.idle() {
 		return // the placeholder would drop them
+	}
+	if outcome == "" {
+		outcome = outcomeOf(res.Response, res.Err, res.FailOpen)
 	}
 	if res.FailOpen {
 		o.ins.failOpen.Add(ctx, 1, st.attrs.add...)
