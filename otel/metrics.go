@@ -39,16 +39,17 @@ var durationBuckets = []float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
 type clientInstruments struct {
 	duration metric.Float64Histogram
 	events   metric.Int64Counter
-	// inFlight is observed from the Observer's per-agent counters: an
-	// Add per event at each end would cost two more measurements per
-	// event, and would drift below zero for the events in flight when a
-	// global meter provider is installed.
+	// inFlight and connections are observed from the Observer's own
+	// counters: an Add at each end of an event would cost two more
+	// measurements per event, and both would drift below zero for the
+	// events and connections that started before a global meter provider
+	// was installed.
 	inFlight     metric.Int64ObservableUpDownCounter
 	failOpen     metric.Int64Counter
 	flow         metric.Int64Counter
 	flowWait     metric.Float64Histogram
 	affinityMiss metric.Int64Counter
-	connections  metric.Int64UpDownCounter
+	connections  metric.Int64ObservableUpDownCounter
 	reconnects   metric.Int64Counter
 	reportDrop   metric.Int64Counter
 	// Observed from pools registered with Observer.ObservePool.
@@ -92,7 +93,7 @@ func newClientInstruments(m metric.Meter) (*clientInstruments, error) {
 	c.affinityMiss, err = m.Int64Counter(MetricClientAffinityMiss, metric.WithUnit("{event}"),
 		metric.WithDescription("Events of a request that found no connection pinned for it."))
 	add(err)
-	c.connections, err = m.Int64UpDownCounter(MetricClientConnections, metric.WithUnit("{connection}"),
+	c.connections, err = m.Int64ObservableUpDownCounter(MetricClientConnections, metric.WithUnit("{connection}"),
 		metric.WithDescription("Pool connections, by state."))
 	add(err)
 	c.reconnects, err = m.Int64Counter(MetricClientReconnects, metric.WithUnit("{connection}"),

@@ -41,6 +41,7 @@ type Observer struct {
 	agentAttrs attrCache[string]
 	eventAttrs attrCache[eventKey]
 	connAttrs  attrCache[[2]string]
+	conns      sync.Map // [2]string{agent id, state} -> *connCount
 	flowAttrs  attrCache[[3]string]
 	agents     sync.Map // agent id -> *agentState
 }
@@ -80,8 +81,8 @@ func NewObserver(opts ...Option) (*Observer, error) {
 			return nil, agentwire.Errorf(agentwire.CodeInternal, "otel: creating instruments: %w", err)
 		}
 		o.bridge = newReportBridge(m, &cfg, o.ins.reportDrop)
-		if _, err := m.RegisterCallback(o.observeInFlight, o.ins.inFlight); err != nil {
-			return nil, agentwire.Errorf(agentwire.CodeInternal, "otel: registering the in-flight callback: %w", err)
+		if _, err := m.RegisterCallback(o.observeCounts, o.ins.inFlight, o.ins.connections); err != nil {
+			return nil, agentwire.Errorf(agentwire.CodeInternal, "otel: registering the count callback: %w", err)
 		}
 	}
 	return o, nil
@@ -96,14 +97,35 @@ func (o *Observer) agent(id string) *agentState {
 	return v.(*agentState)
 }
 
-// observeInFlight reports every agent's events in flight.
-func (o *Observer) observeInFlight(_ context.Context, obs metric.Observer) error {
+// observeCounts reports every agent's events in flight and connections
+// by state.
+func (o *Observer) observeCounts(_ context.Context, obs metric.Observer) error {
 	o.agents.Range(func(_, v any) bool {
 		st := v.(*agentState)
 		obs.ObserveInt64(o.ins.inFlight, st.inFlight.Load(), st.attrs.obs...)
 		return true
 	})
+	o.conns.Range(func(_, v any) bool {
+		c := v.(*connCount)
+		obs.ObserveInt64(o.ins.connections, c.n.Load(), c.attrs.obs...)
+		return true
+	})
 	return nil
+}
+
+// connCount counts an agent's connections in one state.
+type connCount struct {
+	attrs *measureOpts // agent id and state
+	n     atomic.Int64
+}
+
+func (o *Observer) connCount(agentID string, s pool.ConnState) *connCount {
+	k := [2]string{agentID, s.String()}
+	if v, ok := o.conns.Load(k); ok {
+		return v.(*connCount)
+	}
+	v, _ := o.conns.LoadOrStore(k, &connCount{attrs: o.connSet(agentID, s)})
+	return v.(*connCount)
 }
 
 func (o *Observer) agentSet(id string) *measureOpts {
@@ -280,10 +302,10 @@ func (o *Observer) ConnStateChange(agentID, _ string, from, to pool.ConnState) {
 	}
 	ctx := context.Background()
 	if from != 0 {
-		o.ins.connections.Add(ctx, -1, o.connSet(agentID, from).add...)
+		o.connCount(agentID, from).n.Add(-1)
 	}
 	if to != pool.ConnClosed {
-		o.ins.connections.Add(ctx, 1, o.connSet(agentID, to).add...)
+		o.connCount(agentID, to).n.Add(1)
 	}
 	st := o.agent(agentID)
 	switch {

@@ -140,6 +140,7 @@ func TestGlobalProviderInstalledLater(t *testing.T) {
 	early := headersInfo("c1")
 	earlyCtx := o.EventStart(ctx, early)
 	require.Equal(t, ctx, earlyCtx)
+	o.ConnStateChange("waf", "conn-1", 0, pool.ConnReady)
 
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
@@ -154,8 +155,11 @@ func TestGlobalProviderInstalledLater(t *testing.T) {
 	require.False(t, i.spans.idle())
 
 	// The event that started before the providers came ends after: no
-	// span of its own, but it counts, and in flight does not go negative.
+	// span of its own, but it counts, and in flight does not go negative;
+	// nor do the connections.
 	o.EventEnd(earlyCtx, early, allowResult())
+	o.ConnStateChange("waf", "conn-1", pool.ConnReady, pool.ConnClosed)
+	o.ConnStateChange("waf", "conn-2", 0, pool.ConnReady)
 	assert.Empty(t, rec.Ended())
 	info := headersInfo("c2")
 	o.EventEnd(o.EventStart(ctx, info), info, allowResult())
@@ -167,6 +171,9 @@ func TestGlobalProviderInstalledLater(t *testing.T) {
 	n, ok = intValue(rm, MetricClientEvents, agentWAF)
 	require.True(t, ok)
 	assert.EqualValues(t, 2, n)
+	n, ok = intValue(rm, MetricClientConnections, agentWAF, ConnStateKey.String("ready"))
+	require.True(t, ok)
+	assert.EqualValues(t, 1, n)
 
 	require.Len(t, rec.Ended(), 1)
 	client := rec.Ended()[0]
