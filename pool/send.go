@@ -307,6 +307,9 @@ func (x *exchange) pick() error {
 		if res.Done != nil {
 			res.Done(DoneInfo{Err: errStalePick})
 		}
+		// The picker predates the connection's end: pick again from one
+		// without it, rather than from the same picker.
+		a.refresh()
 	}
 	return agentwire.Errorf(agentwire.CodeUnavailable, "%w: agent %q", ErrNoConnAvailable, a.id)
 }

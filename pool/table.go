@@ -155,7 +155,6 @@ func (t *connTable) put(k tableKey, e tableEntry) bool {
 		wasLost := s.slots[i].e.lost
 		e.used = true
 		s.slots[i].e = e
-		s.mu.Unlock()
 		if wasLost != e.lost {
 			// A request pinned again after its connection died.
 			if wasLost {
@@ -164,6 +163,7 @@ func (t *connTable) put(k tableKey, e tableEntry) bool {
 				t.lost.Add(1)
 			}
 		}
+		s.mu.Unlock()
 		return true
 	}
 	if t.count.Load() >= t.max {
@@ -243,16 +243,20 @@ func (t *connTable) markLost(sc *SubConn) {
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
+		var k int64
 		for j := range s.slots {
 			if e := &s.slots[j].e; e.used && e.sc == sc && !e.lost && !e.skip {
 				e.lost = true
-				n++
+				k++
 			}
 		}
+		// Counted under the shard's lock, as markKeyLost does: whoever
+		// finds an entry flagged finds it counted.
+		t.lost.Add(k)
 		s.mu.Unlock()
+		n += k
 	}
 	if n > 0 {
-		t.lost.Add(n)
 		t.checkZero()
 	}
 }
@@ -265,12 +269,12 @@ func (t *connTable) markKeyLost(k tableKey, sc *SubConn) {
 	if i := s.find(k); i >= 0 {
 		if e := &s.slots[i].e; e.sc == sc && !e.lost && !e.skip {
 			e.lost = true
+			t.lost.Add(1)
 			ok = true
 		}
 	}
 	s.mu.Unlock()
 	if ok {
-		t.lost.Add(1)
 		t.checkZero()
 	}
 }

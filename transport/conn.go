@@ -59,7 +59,8 @@ type Conn interface {
 	// not batched that way (gRPC, Connect).
 	Gathering() bool
 
-	// Done is closed when the connection has failed or been closed.
+	// Done is closed when the connection has failed or been closed, before
+	// the calls it fails hear of it.
 	Done() <-chan struct{}
 
 	// Err returns why the connection ended, or nil while it is open.

@@ -929,6 +929,10 @@ func (s *session) fail(err error) {
 		return
 	}
 	s.err = err
+	// Done closes with err set, before the pending calls hear of it: a
+	// caller whose call failed finds the connection done, and a pool does
+	// not route its next event here.
+	close(s.done)
 	victims := s.pending.clear()
 	s.dropWatchesLocked()
 	if s.sweepArmed && s.sweepTimer.Stop() {
@@ -956,7 +960,6 @@ func (s *session) fail(err error) {
 	}
 	s.stop()
 	_ = s.w.close()
-	close(s.done)
 	if f := s.cfg.onStatus; f != nil {
 		f(st)
 	}
