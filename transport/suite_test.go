@@ -304,18 +304,24 @@ func startNoEchoRelay(t *testing.T, target string) string {
 			conns = append(conns, down, up)
 			mu.Unlock()
 			wg.Add(2)
+			// Only the proxy-to-agent copy closes the sockets, once it
+			// has read all the proxy sent: closing down sooner (say,
+			// because the proxy closed before reading the agent's last
+			// frames) would drop the proxy's last frames unread.
 			go func() {
 				defer wg.Done()
 				_, _ = io.Copy(up, down)
 				up.Close()
+				down.Close()
 			}()
 			go func() {
 				defer wg.Done()
-				defer down.Close()
 				r := codec.NewReader(up, 0)
 				var m agentv2.AgentToProxy
 				for {
 					if err := r.ReadAgentToProxy(&m); err != nil {
+						// The agent is gone: so is the proxy's peer.
+						_ = down.(*net.UnixConn).CloseWrite()
 						return
 					}
 					m.EventId = 0
