@@ -1,12 +1,20 @@
-// Command protoc-gen-go-agentuds generates the frame table of agentwire's
-// framed transports (Unix socket, reverse connections) from the proto.
+// Command protoc-gen-go-agentuds generates agentwire's per-case code from the
+// proto: the frame table of the framed transports (Unix socket, reverse
+// connections) and everything that depends on which events there are.
 //
 // Every case of an envelope oneof carries a (sentinel.agent.v2.frame_type)
 // option. For each message whose oneof cases carry it, the plugin emits
 // frame-type constants and their names, a table for documentation and tests,
-// and typed encode/decode between frames and messages. Generation fails on a
-// missing, out-of-range or duplicate id, so no hand-kept table can drift from
-// the schema.
+// typed encode/decode between frames and messages, and ClipBytes for unsafe
+// decoding (file _uds.pb.go). Generation fails on a missing, out-of-range or
+// duplicate id, so no hand-kept table can drift from the schema.
+//
+// Event cases also carry (sentinel.agent.v2.event): their EventType value,
+// handler method and correlation id field. From them the plugin emits the
+// event table, the envelope's EventType and EventCorrelationID accessors,
+// the agent's EventHandler interface, UnimplementedEventHandler (which
+// allows every event) and DispatchEvent (file _events.pb.go). Adding an
+// event to the schema and running buf generate is all the SDK needs.
 package main
 
 import (

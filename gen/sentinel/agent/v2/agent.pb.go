@@ -5513,20 +5513,27 @@ const file_sentinel_agent_v2_agent_proto_rawDesc = "" +
 	"configJson\x88\x01\x01\x12\x12\n" +
 	"\x04code\x18\a \x01(\rR\x04codeB\b\n" +
 	"\x06_errorB\x0e\n" +
-	"\f_config_json\"\xa9\n" +
-	"\n" +
+	"\f_config_json\"\xb4\x0e\n" +
 	"\fProxyToAgent\x12I\n" +
-	"\thandshake\x18\x01 \x01(\v2#.sentinel.agent.v2.HandshakeRequestB\x04\xd8\xe2\x18\x01H\x00R\thandshake\x12W\n" +
-	"\x0frequest_headers\x18\x02 \x01(\v2&.sentinel.agent.v2.RequestHeadersEventB\x04\xd8\xe2\x18\x10H\x00R\x0erequestHeaders\x12W\n" +
-	"\x12request_body_chunk\x18\x03 \x01(\v2!.sentinel.agent.v2.BodyChunkEventB\x04\xd8\xe2\x18\x11H\x00R\x10requestBodyChunk\x12Z\n" +
-	"\x10response_headers\x18\x04 \x01(\v2'.sentinel.agent.v2.ResponseHeadersEventB\x04\xd8\xe2\x18\x12H\x00R\x0fresponseHeaders\x12Y\n" +
-	"\x13response_body_chunk\x18\x05 \x01(\v2!.sentinel.agent.v2.BodyChunkEventB\x04\xd8\xe2\x18\x13H\x00R\x11responseBodyChunk\x12W\n" +
-	"\x0fwebsocket_frame\x18\x06 \x01(\v2&.sentinel.agent.v2.WebSocketFrameEventB\x04\xd8\xe2\x18\x15H\x00R\x0ewebsocketFrame\x12N\n" +
-	"\tguardrail\x18\a \x01(\v2(.sentinel.agent.v2.GuardrailInspectEventB\x04\xd8\xe2\x18\x16H\x00R\tguardrail\x12Z\n" +
-	"\x10request_complete\x18\b \x01(\v2'.sentinel.agent.v2.RequestCompleteEventB\x04\xd8\xe2\x18\x14H\x00R\x0frequestComplete\x12@\n" +
-	"\x06cancel\x18\t \x01(\v2 .sentinel.agent.v2.CancelRequestB\x04\xd8\xe2\x18@H\x00R\x06cancel\x12G\n" +
+	"\thandshake\x18\x01 \x01(\v2#.sentinel.agent.v2.HandshakeRequestB\x04\xd8\xe2\x18\x01H\x00R\thandshake\x12\xa0\x01\n" +
+	"\x0frequest_headers\x18\x02 \x01(\v2&.sentinel.agent.v2.RequestHeadersEventBM\xd8\xe2\x18\x10\xe2\xe2\x18E\n" +
+	"\x1aEVENT_TYPE_REQUEST_HEADERS\x12\x0eRequestHeaders\x1a\x17metadata.correlation_idH\x00R\x0erequestHeaders\x12\x9c\x01\n" +
+	"\x12request_body_chunk\x18\x03 \x01(\v2!.sentinel.agent.v2.BodyChunkEventBI\xd8\xe2\x18\x11\xe2\xe2\x18A\n" +
+	"\x1dEVENT_TYPE_REQUEST_BODY_CHUNK\x12\x10RequestBodyChunk\x1a\x0ecorrelation_idH\x00R\x10requestBodyChunk\x12\x9c\x01\n" +
+	"\x10response_headers\x18\x04 \x01(\v2'.sentinel.agent.v2.ResponseHeadersEventBF\xd8\xe2\x18\x12\xe2\xe2\x18>\n" +
+	"\x1bEVENT_TYPE_RESPONSE_HEADERS\x12\x0fResponseHeaders\x1a\x0ecorrelation_idH\x00R\x0fresponseHeaders\x12\xa0\x01\n" +
+	"\x13response_body_chunk\x18\x05 \x01(\v2!.sentinel.agent.v2.BodyChunkEventBK\xd8\xe2\x18\x13\xe2\xe2\x18C\n" +
+	"\x1eEVENT_TYPE_RESPONSE_BODY_CHUNK\x12\x11ResponseBodyChunk\x1a\x0ecorrelation_idH\x00R\x11responseBodyChunk\x12\x97\x01\n" +
+	"\x0fwebsocket_frame\x18\x06 \x01(\v2&.sentinel.agent.v2.WebSocketFrameEventBD\xd8\xe2\x18\x15\xe2\xe2\x18<\n" +
+	"\x1aEVENT_TYPE_WEBSOCKET_FRAME\x12\x0eWebSocketFrame\x1a\x0ecorrelation_idH\x00R\x0ewebsocketFrame\x12\x92\x01\n" +
+	"\tguardrail\x18\a \x01(\v2(.sentinel.agent.v2.GuardrailInspectEventBH\xd8\xe2\x18\x16\xe2\xe2\x18@\n" +
+	"\x1cEVENT_TYPE_GUARDRAIL_INSPECT\x12\x10GuardrailInspect\x1a\x0ecorrelation_idH\x00R\tguardrail\x12\x9c\x01\n" +
+	"\x10request_complete\x18\b \x01(\v2'.sentinel.agent.v2.RequestCompleteEventBF\xd8\xe2\x18\x14\xe2\xe2\x18>\n" +
+	"\x1bEVENT_TYPE_REQUEST_COMPLETE\x12\x0fRequestComplete\x1a\x0ecorrelation_idH\x00R\x0frequestComplete\x12@\n" +
+	"\x06cancel\x18\t \x01(\v2 .sentinel.agent.v2.CancelRequestB\x04\xd8\xe2\x18@H\x00R\x06cancel\x12n\n" +
 	"\tconfigure\x18\n" +
-	" \x01(\v2!.sentinel.agent.v2.ConfigureEventB\x04\xd8\xe2\x18\x17H\x00R\tconfigure\x123\n" +
+	" \x01(\v2!.sentinel.agent.v2.ConfigureEventB+\xd8\xe2\x18\x17\xe2\xe2\x18#\n" +
+	"\x14EVENT_TYPE_CONFIGURE\x12\tConfigure \x01H\x00R\tconfigure\x123\n" +
 	"\x04ping\x18\v \x01(\v2\x17.sentinel.agent.v2.PingB\x04\xd8\xe2\x18AH\x00R\x04ping\x12=\n" +
 	"\x05drain\x18\x14 \x01(\v2\x1f.sentinel.agent.v2.DrainRequestB\x04\xd8\xe2\x18CH\x00R\x05drain\x12F\n" +
 	"\bshutdown\x18\x15 \x01(\v2\".sentinel.agent.v2.ShutdownRequestB\x04\xd8\xe2\x18DH\x00R\bshutdown\x12X\n" +

@@ -8,6 +8,7 @@ package agentv2
 import (
 	binary "encoding/binary"
 	fmt "fmt"
+	slices "slices"
 )
 
 // FrameType is the one-byte type of a frame on agentwire's framed
@@ -212,6 +213,11 @@ func (x *ProxyToAgent) UnmarshalFrameUnsafe(t FrameType, payload []byte) error {
 	return nil
 }
 
+// ClipBytes caps the capacity of every bytes field in x at its length.
+// Call it after UnmarshalFrameUnsafe or UnmarshalVTUnsafe: the fields then
+// share the payload, and an append to one would overwrite its neighbours.
+func (x *ProxyToAgent) ClipBytes() { clipBytesProxyToAgent(x) }
+
 // Frame types of AgentToProxy envelopes.
 const (
 	AgentToProxyFrameHandshake    FrameType = 0x02 // handshake
@@ -346,6 +352,39 @@ func (x *AgentToProxy) UnmarshalFrameUnsafe(t FrameType, payload []byte) error {
 		return &FrameMismatchError{Envelope: "sentinel.agent.v2.AgentToProxy", Type: t, Payload: got}
 	}
 	return nil
+}
+
+// ClipBytes caps the capacity of every bytes field in x at its length.
+// Call it after UnmarshalFrameUnsafe or UnmarshalVTUnsafe: the fields then
+// share the payload, and an append to one would overwrite its neighbours.
+func (x *AgentToProxy) ClipBytes() {}
+
+func clipBytesProxyToAgent(m *ProxyToAgent) {
+	if m == nil {
+		return
+	}
+	switch o := m.Message.(type) {
+	case *ProxyToAgent_RequestBodyChunk:
+		clipBytesBodyChunkEvent(o.RequestBodyChunk)
+	case *ProxyToAgent_ResponseBodyChunk:
+		clipBytesBodyChunkEvent(o.ResponseBodyChunk)
+	case *ProxyToAgent_WebsocketFrame:
+		clipBytesWebSocketFrameEvent(o.WebsocketFrame)
+	}
+}
+
+func clipBytesBodyChunkEvent(m *BodyChunkEvent) {
+	if m == nil {
+		return
+	}
+	m.Data = slices.Clip(m.Data)
+}
+
+func clipBytesWebSocketFrameEvent(m *WebSocketFrameEvent) {
+	if m == nil {
+		return
+	}
+	m.Payload = slices.Clip(m.Payload)
 }
 
 // FrameSizeError reports a message too large for the frame limit.

@@ -14,13 +14,16 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fsentinel/agent/v2/options.proto\x12\x11sentinel.agent.v2\x1a google/protobuf/descriptor.proto:>\n\nframe_type\x12\x1d.google.protobuf.FieldOptions\x18\xab\x8c\x03 \x01(\rR\tframeTypeB\xc9\x01\n\x15\x63om.sentinel.agent.v2B\x0cOptionsProtoP\x01Z<github.com/agentwire/agentwire/gen/sentinel/agent/v2;agentv2\xa2\x02\x03SAX\xaa\x02\x11Sentinel.Agent.V2\xca\x02\x11Sentinel\\Agent\\V2\xe2\x02\x1dSentinel\\Agent\\V2\\GPBMetadata\xea\x02\x13Sentinel::Agent::V2b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fsentinel/agent/v2/options.proto\x12\x11sentinel.agent.v2\x1a google/protobuf/descriptor.proto\"s\n\x0c\x45ventOptions\x12\x12\n\x04type\x18\x01 \x01(\tR\x04type\x12\x16\n\x06method\x18\x02 \x01(\tR\x06method\x12%\n\x0e\x63orrelation_id\x18\x03 \x01(\tR\rcorrelationId\x12\x10\n\x03\x61\x63k\x18\x04 \x01(\x08R\x03\x61\x63k:>\n\nframe_type\x12\x1d.google.protobuf.FieldOptions\x18\xab\x8c\x03 \x01(\rR\tframeType:V\n\x05\x65vent\x12\x1d.google.protobuf.FieldOptions\x18\xac\x8c\x03 \x01(\x0b\x32\x1f.sentinel.agent.v2.EventOptionsR\x05\x65ventB\xc9\x01\n\x15\x63om.sentinel.agent.v2B\x0cOptionsProtoP\x01Z<github.com/agentwire/agentwire/gen/sentinel/agent/v2;agentv2\xa2\x02\x03SAX\xaa\x02\x11Sentinel.Agent.V2\xca\x02\x11Sentinel\\Agent\\V2\xe2\x02\x1dSentinel\\Agent\\V2\\GPBMetadata\xea\x02\x13Sentinel::Agent::V2b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'sentinel.agent.v2.options_pb2', globals())
 if _descriptor._USE_C_DESCRIPTORS == False:
   google_dot_protobuf_dot_descriptor__pb2.FieldOptions.RegisterExtension(frame_type)
+  google_dot_protobuf_dot_descriptor__pb2.FieldOptions.RegisterExtension(event)
 
   DESCRIPTOR._options = None
   DESCRIPTOR._serialized_options = b'\n\025com.sentinel.agent.v2B\014OptionsProtoP\001Z<github.com/agentwire/agentwire/gen/sentinel/agent/v2;agentv2\242\002\003SAX\252\002\021Sentinel.Agent.V2\312\002\021Sentinel\\Agent\\V2\342\002\035Sentinel\\Agent\\V2\\GPBMetadata\352\002\023Sentinel::Agent::V2'
+  _EVENTOPTIONS._serialized_start=88
+  _EVENTOPTIONS._serialized_end=203
 # @@protoc_insertion_point(module_scope)
