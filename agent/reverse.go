@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,8 +42,9 @@ const maxRegistrationAnswer = 1 << 20
 // is wrapped in an *agentwire.Error whose code is the proxy's reason:
 // Unauthenticated, PermissionDenied, ResourceExhausted, FailedPrecondition,
 // InvalidArgument (CodeUnknown if the proxy gave none). The dialer retries
-// with backoff, waiting the longest backoff after refusals other than
-// ResourceExhausted, so a misconfigured agent does not hammer the proxy.
+// with backoff, waiting the longest backoff after refusals that retrying
+// soon cannot fix, so a misconfigured agent does not hammer the proxy; see
+// [ReverseDialer] for ResourceExhausted.
 var ErrRegistrationRejected = errors.New("agent: registration rejected by the proxy")
 
 // A ReverseDialOption configures a [ReverseDialer].
@@ -134,8 +134,10 @@ func WithDialErrorHandler(f func(err error, retryIn time.Duration)) ReverseDialO
 
 // ReverseDialStats is a snapshot of a dialer's counters.
 type ReverseDialStats struct {
-	// Connected is how many connections are registered and being served now.
-	Connected int
+	// Connected is how many connections are registered and being served now;
+	// Refused how many are waiting to retry after the proxy refused their
+	// last registration.
+	Connected, Refused int
 	// Registered counts accepted registrations, Rejected refused ones, and
 	// Failed attempts that broke before an answer (dial, TLS, I/O).
 	Registered, Rejected, Failed uint64
@@ -147,7 +149,12 @@ type ReverseDialStats struct {
 // serves the connection with [Server.ServeConn] as if the proxy had
 // dialled. Lost or refused connections are retried with exponential
 // backoff and jitter until Run's context ends, Close is called, or the
-// server shuts down.
+// server shuts down. A connection the proxy refuses for capacity
+// (ResourceExhausted: it holds as many of the agent's connections as it
+// takes) is retried once soon, in case the proxy had not yet seen one of
+// them end, then at the longest backoff while the refusals last; the
+// connections it holds are unaffected. The first refusal of a streak is
+// logged as a warning, not each attempt.
 //
 // A ReverseDialer is safe for concurrent use; Run may be called once.
 // Close waits for every goroutine it started.
@@ -160,6 +167,7 @@ type ReverseDialer struct {
 	wg      sync.WaitGroup
 
 	connected  atomic.Int64
+	refusing   atomic.Int64 // connections whose last registration was refused
 	registered atomic.Uint64
 	rejected   atomic.Uint64
 	failed     atomic.Uint64
@@ -303,6 +311,7 @@ func (d *ReverseDialer) Close(ctx context.Context) error {
 func (d *ReverseDialer) Stats() ReverseDialStats {
 	return ReverseDialStats{
 		Connected:  int(d.connected.Load()),
+		Refused:    int(d.refusing.Load()),
 		Registered: d.registered.Load(),
 		Rejected:   d.rejected.Load(),
 		Failed:     d.failed.Load(),
@@ -312,9 +321,19 @@ func (d *ReverseDialer) Stats() ReverseDialStats {
 // keep holds one connection: connect, serve, back off, again.
 func (d *ReverseDialer) keep(ctx context.Context) {
 	failures := 0
+	refusals := 0 // registrations refused in a row
+	defer func() {
+		if refusals > 0 {
+			d.refusing.Add(-1)
+		}
+	}()
 	for ctx.Err() == nil && !d.srv.draining() {
 		nc, err := d.connect(ctx)
 		if err == nil {
+			if refusals > 0 {
+				refusals = 0
+				d.refusalsEnded()
+			}
 			d.connected.Add(1)
 			start := time.Now()
 			err = d.srv.ServeConn(ctx, nc)
@@ -331,8 +350,15 @@ func (d *ReverseDialer) keep(ctx context.Context) {
 		} else if ctx.Err() != nil {
 			return
 		}
-		wait := d.backoff(failures, err)
+		refused := errors.Is(err, ErrRegistrationRejected)
+		if refused {
+			refusals++
+		}
+		wait := d.backoff(failures, refusals, err)
 		failures++
+		if refused && refusals == 1 {
+			d.refusalsStarted(err, wait)
+		}
 		if f := d.cfg.onError; f != nil {
 			f(err, wait)
 		}
@@ -346,29 +372,9 @@ func (d *ReverseDialer) keep(ctx context.Context) {
 	}
 }
 
-// backoff is the wait after the failures-th consecutive failure: "equal
-// jitter", between half and all of min·2^failures capped at max; refusals
-// that retrying soon cannot fix wait the longest.
-func (d *ReverseDialer) backoff(failures int, err error) time.Duration {
-	ceiling := d.cfg.maxBackoff
-	if !errors.Is(err, ErrRegistrationRejected) || retryableRejection(agentwire.CodeOf(err)) {
-		ceiling = d.cfg.minBackoff
-		for i := 0; i < failures && ceiling < d.cfg.maxBackoff; i++ {
-			ceiling *= 2
-		}
-		ceiling = min(ceiling, d.cfg.maxBackoff)
-	}
-	half := ceiling / 2
-	return half + time.Duration(d.cfg.rand()%uint64(ceiling-half+1))
-}
-
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
-}
-
-func retryableRejection(c agentwire.Code) bool {
-	return c == agentwire.CodeResourceExhausted || c == agentwire.CodeUnavailable
 }
 
 // connect dials and registers; on success the connection is ready for the
@@ -478,24 +484,4 @@ func (d *ReverseDialer) register(nc net.Conn) (*agentv2.RegistrationResponse, er
 		return nil, err
 	}
 	return msg.GetRegistrationResponse(), nil
-}
-
-// rejectionError turns the proxy's refusal into a typed error: the code
-// field when set, else the "code_name: reason" prefix older proxies send.
-func rejectionError(wireCode agentwire.Code, text string) error {
-	code := agentwire.CodeUnknown
-	reason := text
-	if name, rest, ok := strings.Cut(text, ": "); ok {
-		var c agentwire.Code
-		if c.UnmarshalText([]byte(name)) == nil {
-			code, reason = c, rest
-		}
-	}
-	if wireCode != 0 {
-		code = wireCode
-	}
-	if reason == "" {
-		reason = "no reason given"
-	}
-	return agentwire.Errorf(code, "%w: %s", ErrRegistrationRejected, reason)
 }

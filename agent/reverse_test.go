@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -298,21 +299,25 @@ func TestReverseDialerBackoff(t *testing.T) {
 	})
 }
 
-// TestReverseDialerRejected: refusals are typed, and those a retry cannot
-// fix wait the longest backoff from the first attempt.
+// TestReverseDialerRejected: refusals are typed; those a retry cannot fix
+// wait the longest backoff from the first attempt, a capacity refusal from
+// the second.
 func TestReverseDialerRejected(t *testing.T) {
 	t.Parallel()
+	ms := time.Millisecond
+	long := []time.Duration{20 * ms, 20 * ms}
 	cases := []struct {
-		answer   string
-		code     agentwire.Code
-		longWait bool
+		answer string
+		code   agentwire.Code
+		waits  []time.Duration
 	}{
-		{"unauthenticated: invalid auth token", agentwire.CodeUnauthenticated, true},
-		{"permission_denied: agent id not allowed", agentwire.CodePermissionDenied, true},
-		{"failed_precondition: protocol version 2 not supported", agentwire.CodeFailedPrecondition, true},
-		{"invalid_argument: empty agent id", agentwire.CodeInvalidArgument, true},
-		{"go away", agentwire.CodeUnknown, true},
-		{"resource_exhausted: agent already holds 4 connections", agentwire.CodeResourceExhausted, false},
+		{"unauthenticated: invalid auth token", agentwire.CodeUnauthenticated, long},
+		{"permission_denied: agent id not allowed", agentwire.CodePermissionDenied, long},
+		{"failed_precondition: protocol version 2 not supported", agentwire.CodeFailedPrecondition, long},
+		{"invalid_argument: empty agent id", agentwire.CodeInvalidArgument, long},
+		{"go away", agentwire.CodeUnknown, long},
+		{"resource_exhausted: agent already holds 4 connections", agentwire.CodeResourceExhausted, []time.Duration{5 * ms, 20 * ms}},
+		{"unavailable: reverse listener closed", agentwire.CodeUnavailable, []time.Duration{5 * ms, 10 * ms}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.code.String(), func(t *testing.T) {
@@ -339,15 +344,68 @@ func TestReverseDialerRejected(t *testing.T) {
 				assert.Equal(t, tc.code, agentwire.CodeOf(err))
 				assert.False(t, agentwire.IsWireError(err))
 			}
-			if tc.longWait {
-				assert.Equal(t, []time.Duration{20 * time.Millisecond, 20 * time.Millisecond}, waits)
-			} else {
-				assert.Equal(t, []time.Duration{5 * time.Millisecond, 10 * time.Millisecond}, waits)
-			}
+			assert.Equal(t, tc.waits, waits)
 			assert.GreaterOrEqual(t, d.Stats().Rejected, uint64(2))
 			assert.Zero(t, d.Stats().Registered)
 		})
 	}
+}
+
+// TestReverseDialerRefusalStreak: refusals in a row are logged once, as a
+// warning, and counted in Stats while they last; a registration that gets
+// through ends the streak.
+func TestReverseDialerRefusalStreak(t *testing.T) {
+	t.Parallel()
+	p := startFakeProxy(t, "unix")
+	var logs logRecords
+	srv := newTestServer(t, Base{}, WithLogger(slog.New(&logs)))
+	t.Cleanup(srv.Close)
+	var got dialErrors
+	d, err := NewReverseDialer(srv, p.addr, WithReconnectBackoff(time.Millisecond, 4*time.Millisecond),
+		WithDialErrorHandler(got.handler))
+	require.NoError(t, err)
+	runDialer(t, d)
+	for range 4 {
+		p.next(t).reject("resource_exhausted: full")
+	}
+	got.waitFor(t, 4)
+	assert.Equal(t, 1, d.Stats().Refused)
+	p.next(t).accept("c")
+	eventually(t, func() bool { st := d.Stats(); return st.Connected == 1 && st.Refused == 0 }, "registered")
+	warns := logs.messages(slog.LevelWarn)
+	require.Len(t, warns, 1, "one warning for four refusals")
+	assert.Equal(t, "agent: proxy refused registration; retrying with backoff", warns[0])
+	eventually(t, func() bool { return len(logs.messages(slog.LevelInfo)) == 1 }, "streak ended")
+}
+
+// logRecords is a slog handler that keeps each record's level and message.
+type logRecords struct {
+	mu      sync.Mutex
+	records []slog.Record
+}
+
+func (h *logRecords) Enabled(context.Context, slog.Level) bool { return true }
+func (h *logRecords) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *logRecords) WithGroup(string) slog.Handler            { return h }
+func (h *logRecords) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.records = append(h.records, r)
+	return nil
+}
+
+// messages returns the messages logged at level whose text mentions the
+// proxy.
+func (h *logRecords) messages(level slog.Level) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for _, r := range h.records {
+		if r.Level == level && strings.Contains(r.Message, "proxy") {
+			out = append(out, r.Message)
+		}
+	}
+	return out
 }
 
 // TestReverseDialerUnstableProxy: a proxy that accepts and drops at once is

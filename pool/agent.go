@@ -58,6 +58,7 @@ type agent struct {
 	bal       Balancer
 	seq       int // numbers connections
 	reverse   int // adopted connections installed
+	reserved  int // reverse connections admitted at registration, not yet installed
 	closed    bool
 }
 

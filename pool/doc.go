@@ -4,7 +4,8 @@
 //
 // Agents join by endpoint ([Pool.AddAgent]: unix://, grpc://, grpcs://,
 // http(s):// or dns:/// for DNS discovery of instances) or by connecting to
-// the proxy ([Pool.AdoptConn] for reverse connections). The pool never
+// the proxy (reverse connections: a [transport.ReverseListener] built with
+// [Pool.ReverseOptions], or [Pool.AdoptConn]). The pool never
 // looks at transports: it dials through a [Dialer] ([transport.Dial] by
 // default) and uses only the Conn interface.
 //

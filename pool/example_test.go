@@ -8,10 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/agentwire/agentwire/agent"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 	"github.com/agentwire/agentwire/pool"
+	"github.com/agentwire/agentwire/transport"
 )
 
 // waf blocks requests for /admin.
@@ -86,4 +88,71 @@ func Example() {
 	// /index.html allowed
 	// /admin/users blocked with 403
 	// open requests: 0
+}
+
+// A reverse listener that feeds the pool: the agent dials in, and
+// connections over the pool's limit are refused at registration.
+func ExamplePool_ReverseOptions() {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "aw")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "proxy.sock")
+
+	// The proxy's side: a pool taking one reverse connection per agent, and
+	// the listener agents dial (authenticated here by the socket's 0600 mode).
+	p, err := pool.New(pool.WithMaxReverseConns(1), pool.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer p.Shutdown(ctx)
+	l, err := transport.NewReverseListener(append(p.ReverseOptions(), transport.WithoutAuth())...)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Close(ctx)
+	if _, err := l.ListenUnix(sock); err != nil {
+		log.Fatal(err)
+	}
+
+	// The agent (normally another process) asks for two connections.
+	srv, err := agent.NewServer(waf{}, agent.WithAgentID("waf"), agent.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Close()
+	refused := make(chan error, 1)
+	d, err := agent.NewReverseDialer(srv, "unix://"+sock, agent.WithConnections(2),
+		agent.WithDialErrorHandler(func(err error, _ time.Duration) {
+			select {
+			case refused <- err:
+			default:
+			}
+		}))
+	if err != nil {
+		log.Fatal(err)
+	}
+	go d.Run(ctx)
+	defer d.Close(ctx)
+
+	fmt.Println(<-refused)
+	for {
+		if s, err := p.AgentStats("waf"); err == nil && len(s.Conns) == 1 && s.Conns[0].State == pool.ConnReady {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	resp, err := p.Send(ctx, "waf", &agentv2.ProxyToAgent{Message: &agentv2.ProxyToAgent_RequestHeaders{
+		RequestHeaders: &agentv2.RequestHeadersEvent{
+			Metadata: &agentv2.RequestMetadata{CorrelationId: "r1"}, Method: "GET", Uri: "/admin/users",
+		}}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("blocked with", resp.GetBlock().GetStatus())
+	// Output:
+	// resource_exhausted: agent: registration rejected by the proxy: pool: too many reverse connections for agent: "waf" already holds 1, the proxy's limit
+	// blocked with 403
 }

@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -317,22 +318,19 @@ func countState(s AgentStats, st ConnState) int {
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
-// adoptingListener serves a reverse listener on a Unix socket whose
-// admitted connections p adopts; onRefused, if set, hears AdoptConn's
-// errors (the connection is closed). It returns the socket's path.
+// adoptingListener serves a reverse listener on a Unix socket that feeds p
+// (Pool.ReverseOptions); onRefused, if set, hears the registrations it
+// refused. It returns the socket's path.
 func adoptingListener(t *testing.T, p *Pool, onRefused func(error)) string {
 	t.Helper()
-	ln, err := transport.NewReverseListener(
+	ln, err := transport.NewReverseListener(append(p.ReverseOptions(),
 		transport.WithoutAuth(),
 		transport.WithConnOptions(transport.WithLogger(slog.New(slog.DiscardHandler))),
-		transport.WithAdmitHandler(func(agentID string, c transport.Conn, _ *agentv2.RegistrationRequest) {
-			if err := p.AdoptConn(agentID, c); err != nil {
-				if onRefused != nil {
-					onRefused(err)
-				}
-				closeConn(c)
+		transport.WithRejectHandler(func(_ net.Addr, _ string, err error) {
+			if onRefused != nil {
+				onRefused(err)
 			}
-		}))
+		}))...)
 	require.NoError(t, err)
 	path := filepath.Join(shortTempDir(t), "rev.sock")
 	_, err = ln.ListenUnix(path)

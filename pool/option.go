@@ -269,8 +269,9 @@ func WithoutCircuitBreaker() SharedOption {
 	return sharedOption(func(c *agentConfig) { c.breaker = BreakerConfig{} })
 }
 
-// WithMaxReverseConns caps the reverse connections [Pool.AdoptConn] accepts
-// per agent (default 4).
+// WithMaxReverseConns caps each agent's reverse connections (default
+// [DefaultConnections]): [Pool.AdoptConn] refuses more, and a listener built
+// with [Pool.ReverseOptions] refuses them at registration.
 func WithMaxReverseConns(n int) SharedOption {
 	return sharedOption(func(c *agentConfig) { c.maxReverse = n })
 }

@@ -318,61 +318,6 @@ func (p *Pool) RemoveAgent(ctx context.Context, id string) error {
 	return nil
 }
 
-// AdoptConn adds a connection the agent opened to the proxy (a reverse
-// connection, already registered and handshaken) to agent agentID, creating
-// the agent with the pool's defaults if needed. The pool owns c from then
-// on; when it fails it is removed, not redialled. It fails with
-// ResourceExhausted ([ErrReverseLimit]) past [WithMaxReverseConns], and the
-// caller then keeps c. Build c with [Pool.ConnOptions] so that the pool
-// learns of its state changes at once (otherwise at the next probe tick):
-// with a [transport.ReverseListener], pass
-//
-//	transport.WithConnOptionsFunc(func(id string, _ *agentv2.RegistrationRequest) []transport.Option {
-//		return p.ConnOptions(id)
-//	})
-//
-// and call AdoptConn from its admit handler.
-func (p *Pool) AdoptConn(agentID string, c transport.Conn) error {
-	if agentID == "" || c == nil {
-		return agentwire.Errorf(agentwire.CodeInvalidArgument, "pool: AdoptConn needs an agent id and a connection")
-	}
-	a := p.lookup(agentID)
-	if a == nil {
-		cfg := p.cfg.agent
-		if err := cfg.validate(); err != nil {
-			return agentwire.NewError(agentwire.CodeInvalidArgument, err)
-		}
-		a = newAgent(p, agentID, cfg, "")
-		if err := p.register(a); err != nil {
-			if agentwire.CodeOf(err) != agentwire.CodeAlreadyExists {
-				return err
-			}
-			if a = p.lookup(agentID); a == nil {
-				return unknownAgent(agentID)
-			}
-		}
-	}
-	sc := a.newSubConn("reverse", true)
-	a.mu.Lock()
-	if a.closed {
-		a.mu.Unlock()
-		return p.closedErr()
-	}
-	if a.reverse >= a.cfg.maxReverse {
-		a.mu.Unlock()
-		return agentwire.Errorf(agentwire.CodeResourceExhausted, "%w: agent %q has %d", ErrReverseLimit, agentID, a.cfg.maxReverse)
-	}
-	sc.configuring.Store(a.config.Load() != nil)
-	a.installLocked(sc, c)
-	ch := a.rebuildLocked()
-	a.wg.Add(1)
-	go a.watchReverse(sc)
-	a.mu.Unlock()
-	a.report(ch)
-	a.noticeLate(sc)
-	return nil
-}
-
 // ConnOptions returns the transport options the pool needs on connections
 // of agentID that it does not dial itself (reverse connections passed to
 // [Pool.AdoptConn]): state changes and health reports reach the pool at

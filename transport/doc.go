@@ -10,8 +10,8 @@
 // Transports: [DialUnix] (framed protobuf over a Unix socket), [DialGRPC]
 // (grpc-go bidi stream), [DialConnect] (connect-go), and the reverse-connection
 // listener [NewReverseListener], where agents dial the proxy, register (version,
-// id, allowlist, token, per-agent cap) and are handed over as Conns built by
-// [NewFramedConn]. [Dial] picks a dialled transport from an endpoint URL's
+// id, allowlist, token, per-agent cap or a pool's limit via [WithAdmission])
+// and are handed over as Conns built by [NewFramedConn]. [Dial] picks a dialled transport from an endpoint URL's
 // scheme. All share one session core, so they behave
 // alike; the behaviour suite in this package runs over each.
 package transport

@@ -35,7 +35,7 @@ const (
 	// registration and writing the answer.
 	DefaultRegistrationTimeout = 5 * time.Second
 	// DefaultMaxConnsPerAgent is how many live connections one agent id may
-	// hold.
+	// hold, unless [WithAdmission] sets the limit.
 	DefaultMaxConnsPerAgent = 16
 	// DefaultMaxPendingRegistrations is how many connections may be in
 	// registration (or the handshake after it) at once; further ones are
@@ -90,6 +90,8 @@ type reverseConfig struct {
 	connOptsFor   func(agentID string, reg *agentv2.RegistrationRequest) []Option
 	timeout       time.Duration
 	maxPerAgent   int
+	maxPerAgentOK bool // set by WithMaxConnsPerAgent
+	admission     AdmissionFunc
 	maxPending    int
 	allow         []string
 	agentTokens   map[string][][sha256.Size]byte
@@ -176,9 +178,9 @@ func WithoutAuth() ReverseOption {
 // WithMaxConnsPerAgent caps the live connections of one agent id
 // ([DefaultMaxConnsPerAgent]); registrations over it are rejected with
 // ResourceExhausted. A connection counts from its acceptance until its
-// Conn's Done closes.
+// Conn's Done closes. Not with [WithAdmission], which sets the limit.
 func WithMaxConnsPerAgent(n int) ReverseOption {
-	return reverseOptionFunc(func(c *reverseConfig) { c.maxPerAgent = n })
+	return reverseOptionFunc(func(c *reverseConfig) { c.maxPerAgent, c.maxPerAgentOK = n, true })
 }
 
 // WithMaxPendingRegistrations bounds connections in registration at once
@@ -187,7 +189,8 @@ func WithMaxPendingRegistrations(n int) ReverseOption {
 	return reverseOptionFunc(func(c *reverseConfig) { c.maxPending = n })
 }
 
-// WithAdmitHandler receives admitted connections. Required.
+// WithAdmitHandler receives admitted connections. Required, unless
+// [WithAdmission] admits them.
 func WithAdmitHandler(f AdmitFunc) ReverseOption {
 	return reverseOptionFunc(func(c *reverseConfig) { c.admit = f })
 }
@@ -223,6 +226,9 @@ type ReverseStats struct {
 // register, and after validation (protocol version, agent id, allowlist,
 // token, connection cap, in that order) it runs the framed protocol over
 // their connection and hands the resulting [Conn] to the admit handler.
+// With [WithAdmission] the cap and the handing over are the admission's:
+// a pool passes its own (pool.Pool.ReverseOptions), so that connections
+// over its limit are refused at registration, with a reason.
 // One listener can serve several net.Listeners (Unix socket and TCP) with
 // one set of limits.
 //
@@ -270,8 +276,13 @@ func NewReverseListener(opts ...ReverseOption) (*ReverseListener, error) {
 		o.applyReverse(&cfg)
 	}
 	var errs []error
-	if cfg.admit == nil {
-		errs = append(errs, errors.New("an admit handler is required (WithAdmitHandler)"))
+	switch {
+	case cfg.admission != nil && cfg.admit != nil:
+		errs = append(errs, errors.New("WithAdmission and WithAdmitHandler exclude each other"))
+	case cfg.admission != nil && cfg.maxPerAgentOK:
+		errs = append(errs, errors.New("WithAdmission sets the per-agent limit: drop WithMaxConnsPerAgent"))
+	case cfg.admission == nil && cfg.admit == nil:
+		errs = append(errs, errors.New("an admit handler is required (WithAdmitHandler or WithAdmission)"))
 	}
 	if cfg.timeout <= 0 {
 		errs = append(errs, errors.New("registration timeout must be positive"))
@@ -396,9 +407,17 @@ type rejection struct {
 	code   agentwire.Code
 	reason string
 	detail error
+	// cause, if set, is the error reason is taken from: err wraps it
+	// rather than repeat reason.
+	cause error
+	// capacity marks a refusal for a connection limit, after authentication.
+	capacity bool
 }
 
 func (r *rejection) err() error {
+	if r.cause != nil {
+		return agentwire.Errorf(r.code, "registration rejected: %w", r.cause)
+	}
 	if r.detail != nil {
 		return agentwire.Errorf(r.code, "registration rejected: %s: %w", r.reason, r.detail)
 	}
@@ -412,9 +431,11 @@ func (r *rejection) wireText() string { return r.code.String() + ": " + r.reason
 func (l *ReverseListener) register(nc net.Conn) {
 	peer := nc.RemoteAddr()
 	admitted := false
-	// holding says validate reserved a connection slot for agentID that
-	// is handed back unless the connection gets admitted.
-	holding := false
+	// held is the room validate reserved for the connection, handed back
+	// unless the connection gets admitted.
+	var held *slot
+	// peerFault says a failure counts against the peer's address.
+	peerFault := true
 	var agentID string
 	defer func() {
 		l.mu.Lock()
@@ -427,14 +448,14 @@ func (l *ReverseListener) register(nc net.Conn) {
 	// fail frees the slot before reporting, so that whoever hears of the
 	// rejection may register again at once.
 	fail := func(err error) {
-		if holding {
-			holding = false
-			l.release(agentID)
+		if held != nil {
+			held.release()
+			held = nil
 		}
 		l.mu.Lock()
 		l.rejected++
 		l.mu.Unlock()
-		if l.ctx.Err() == nil {
+		if l.ctx.Err() == nil && peerFault {
 			l.peerResult(peerHost(peer), false)
 		}
 		l.report(peer, agentID, err)
@@ -464,9 +485,10 @@ func (l *ReverseListener) register(nc net.Conn) {
 	}
 	if rej == nil {
 		agentID = reg.GetAgentId()
-		rej = l.validate(ctx, reg, peer)
+		held, rej = l.validate(ctx, reg, peer)
 	}
 	if rej != nil {
+		peerFault = !rej.capacity
 		// Best effort: the client may already be gone.
 		text := rej.wireText()
 		_ = l.writeResponse(nc, &agentv2.RegistrationResponse{
@@ -477,10 +499,9 @@ func (l *ReverseListener) register(nc net.Conn) {
 		return
 	}
 
-	holding = true
 	defer func() {
-		if holding {
-			l.release(agentID)
+		if held != nil {
+			held.release()
 		}
 	}()
 	connID, err := l.connectionID()
@@ -525,8 +546,8 @@ func (l *ReverseListener) register(nc net.Conn) {
 		l.rejected++
 		l.mu.Unlock()
 		_ = c.Close(context.Background())
-		holding = false
-		l.release(agentID)
+		held.release()
+		held = nil
 		l.report(peer, agentID, agentwire.Errorf(agentwire.CodeCanceled, "after handshake: %w", ErrListenerClosed))
 		admitted = true // c closed nc
 		return
@@ -535,17 +556,27 @@ func (l *ReverseListener) register(nc net.Conn) {
 	l.admitted++
 	l.wg.Add(1)
 	l.mu.Unlock()
-	admitted, holding = true, false
-	go l.watch(agentID, c)
+	s := held
+	admitted, held = true, nil
+	release := s.release
+	if s.admit != nil {
+		release = nil // the admission's receiver owns the room now
+	}
+	go l.watch(c, release)
 	l.peerResult(peerHost(peer), true)
 
 	l.conn.logger.LogAttrs(context.Background(), slog.LevelDebug, "reverse connection admitted",
 		slog.String("agent_id", agentID), slog.String("connection_id", connID), slog.String("peer", addrString(peer)))
+	if s.admit != nil {
+		s.admit(c)
+		return
+	}
 	l.cfg.admit(agentID, c, reg)
 }
 
-// watch releases an admitted connection's cap slot when it ends.
-func (l *ReverseListener) watch(agentID string, c Conn) {
+// watch forgets an admitted connection when it ends and calls release, if
+// set, to free its cap slot.
+func (l *ReverseListener) watch(c Conn, release func()) {
 	defer l.wg.Done()
 	select {
 	case <-c.Done():
@@ -556,7 +587,9 @@ func (l *ReverseListener) watch(agentID string, c Conn) {
 	l.mu.Lock()
 	delete(l.live, c)
 	l.mu.Unlock()
-	l.release(agentID)
+	if release != nil {
+		release()
+	}
 }
 
 func (l *ReverseListener) release(agentID string) {
@@ -631,33 +664,26 @@ func (l *ReverseListener) readRegistration(ctx context.Context, nc net.Conn) (*a
 
 // validate applies the checks in order and, on success, reserves a slot
 // under the agent's connection cap.
-func (l *ReverseListener) validate(ctx context.Context, reg *agentv2.RegistrationRequest, peer net.Addr) *rejection {
+func (l *ReverseListener) validate(ctx context.Context, reg *agentv2.RegistrationRequest, peer net.Addr) (*slot, *rejection) {
 	if v := reg.GetProtocolVersion(); v != ProtocolVersion {
-		return &rejection{code: agentwire.CodeFailedPrecondition,
+		return nil, &rejection{code: agentwire.CodeFailedPrecondition,
 			reason: fmt.Sprintf("protocol version %d not supported (want %d)", v, ProtocolVersion)}
 	}
 	id := reg.GetAgentId()
 	if id == "" {
-		return &rejection{code: agentwire.CodeInvalidArgument, reason: "empty agent id"}
+		return nil, &rejection{code: agentwire.CodeInvalidArgument, reason: "empty agent id"}
 	}
 	if !validAgentID(id) {
-		return &rejection{code: agentwire.CodeInvalidArgument,
+		return nil, &rejection{code: agentwire.CodeInvalidArgument,
 			reason: fmt.Sprintf("agent id must be at most %d bytes of printable UTF-8", MaxAgentIDLength)}
 	}
 	if !l.allowed(id) {
-		return &rejection{code: agentwire.CodePermissionDenied, reason: "agent id not allowed"}
+		return nil, &rejection{code: agentwire.CodePermissionDenied, reason: "agent id not allowed"}
 	}
 	if rej := l.authenticate(ctx, reg, peer); rej != nil {
-		return rej
+		return nil, rej
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.perAgent[id] >= l.cfg.maxPerAgent {
-		return &rejection{code: agentwire.CodeResourceExhausted,
-			reason: fmt.Sprintf("agent already holds %d connections, the limit", l.cfg.maxPerAgent)}
-	}
-	l.perAgent[id]++
-	return nil
+	return l.reserve(reg)
 }
 
 func validAgentID(id string) bool {

@@ -15,7 +15,8 @@ const maxCooldownPeers = 4096
 // WithPeerCooldown refuses connections from an IP address for cooldown
 // once n registrations from it failed in a row (rejected, malformed,
 // timed out or failing the handshake); an admitted registration clears its
-// count. Each attempt costs the proxy a goroutine, perhaps a TLS
+// count, and a refusal for a connection limit, which comes after
+// authentication, does neither. Each attempt costs the proxy a goroutine, perhaps a TLS
 // handshake and a token check: this bounds what one misbehaving or
 // hostile client can make it spend, beyond [WithMaxPendingRegistrations].
 // Refused connections are closed at once and reported to the reject
