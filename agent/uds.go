@@ -7,10 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"path/filepath"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -18,6 +15,7 @@ import (
 	"github.com/agentwire/agentwire"
 	"github.com/agentwire/agentwire/codec"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/internal/wire"
 )
 
 // flushTimeout bounds how long a closing framed connection waits for its
@@ -27,92 +25,20 @@ const flushTimeout = 5 * time.Second
 // ListenUnix creates a Unix socket listener at path for [Server.ServeUnix].
 // The socket file gets the permission [DefaultSocketMode] (0600) or the one
 // set with [WithSocketMode] before any peer can connect. A leftover socket
-// file at path is removed when nothing listens on it; any other file, or a
-// socket in use, makes ListenUnix fail rather than remove it. Closing the
-// listener removes the socket file.
+// file at path is removed when nothing listens on it (connecting is
+// refused); any other file, or a socket in use or that cannot be probed,
+// makes ListenUnix fail rather than remove it. A path too long for a socket
+// address is InvalidArgument. Closing the listener removes the socket file.
 func (srv *Server) ListenUnix(path string, opts ...UnixOption) (net.Listener, error) {
 	cfg := unixConfig{mode: DefaultSocketMode}
 	for _, o := range opts {
 		o.applyUnix(&cfg)
 	}
-	if err := removeStaleSocket(path); err != nil {
+	ln, err := wire.ListenUnix(context.Background(), path, cfg.mode)
+	if err != nil {
 		return nil, err
 	}
-	// Bind in a private directory, set the mode, then link the socket into
-	// place: no peer ever sees it with the umask's permissions, and an
-	// existing file is never replaced.
-	tmp, err := os.MkdirTemp(filepath.Dir(path), ".aw")
-	if err != nil {
-		return nil, agentwire.NewError(agentwire.CodeUnavailable, err)
-	}
-	defer os.RemoveAll(tmp)
-	bindPath := filepath.Join(tmp, "s")
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: bindPath, Net: "unix"})
-	if err != nil {
-		return nil, agentwire.NewError(agentwire.CodeUnavailable, err)
-	}
-	l.SetUnlinkOnClose(false)
-	if err := os.Chmod(bindPath, cfg.mode); err != nil {
-		_ = l.Close()
-		return nil, agentwire.NewError(agentwire.CodeUnavailable, err)
-	}
-	if err := os.Link(bindPath, path); err != nil {
-		_ = l.Close()
-		return nil, agentwire.NewError(agentwire.CodeUnavailable, err)
-	}
-	fi, err := os.Lstat(path)
-	if err != nil {
-		_ = l.Close()
-		return nil, agentwire.NewError(agentwire.CodeUnavailable, err)
-	}
-	return &unixListener{UnixListener: l, addr: &net.UnixAddr{Name: path, Net: "unix"}, file: fi}, nil
-}
-
-// removeStaleSocket removes a socket file nobody listens on.
-func removeStaleSocket(path string) error {
-	fi, err := os.Lstat(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return agentwire.NewError(agentwire.CodeUnavailable, err)
-	}
-	if fi.Mode()&os.ModeSocket == 0 {
-		return agentwire.Errorf(agentwire.CodeFailedPrecondition, "agent: %s exists and is not a socket; not removing it", path)
-	}
-	c, err := net.DialTimeout("unix", path, time.Second)
-	if err == nil {
-		_ = c.Close()
-		return agentwire.Errorf(agentwire.CodeAlreadyExists, "agent: another process listens on %s", path)
-	}
-	if !errors.Is(err, syscall.ECONNREFUSED) {
-		return agentwire.Errorf(agentwire.CodeUnavailable, "agent: cannot tell whether %s is in use: %w", path, err)
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return agentwire.NewError(agentwire.CodeUnavailable, err)
-	}
-	return nil
-}
-
-// unixListener removes its socket file on Close, if the file is still the
-// one it created.
-type unixListener struct {
-	*net.UnixListener
-	addr *net.UnixAddr
-	file os.FileInfo
-	once sync.Once
-}
-
-func (l *unixListener) Addr() net.Addr { return l.addr }
-
-func (l *unixListener) Close() error {
-	err := l.UnixListener.Close()
-	l.once.Do(func() {
-		if fi, serr := os.Lstat(l.addr.Name); serr == nil && os.SameFile(fi, l.file) {
-			_ = os.Remove(l.addr.Name)
-		}
-	})
-	return err
+	return ln, nil
 }
 
 // ServeUnix accepts framed connections on ln (from [Server.ListenUnix] or
