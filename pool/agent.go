@@ -315,7 +315,7 @@ func (a *agent) noticeLate(sc *SubConn) {
 }
 
 func (a *agent) installLocked(sc *SubConn, c transport.Conn) {
-	sc.conn = c
+	sc.conn, sc.recv = c, receiverOf(c)
 	limit := a.cfg.maxConcurrency
 	if m := int(c.Capabilities().GetLimits().GetMaxConcurrency()); m > 0 && m < limit {
 		limit = m

@@ -92,6 +92,7 @@ type agentConfig struct {
 	breaker          BreakerConfig
 	maxReverse       int
 	transportOpts    []transport.Option
+	liveness         time.Duration
 	maxAffinities    int
 	affinityTTL      time.Duration
 	maxSessions      int
@@ -136,6 +137,7 @@ func defaultConfig() config {
 				Cooldown: DefaultBreakerCooldown,
 			},
 			maxReverse:    DefaultConnections,
+			liveness:      transport.DefaultLivenessInterval,
 			maxAffinities: DefaultMaxAffinities,
 			affinityTTL:   DefaultAffinityTTL,
 			maxSessions:   DefaultMaxSessions,
@@ -247,8 +249,9 @@ func WithFlowControl(mode FlowControlMode, wait time.Duration) SharedOption {
 
 // WithFailureThreshold sets how many consecutive transport failures take a
 // connection out of service until a probe ping succeeds (default 3).
-// Caller cancellations, caller deadlines and errors the agent reported do
-// not count.
+// Errors the agent reported do not count, nor do caller cancellations and
+// deadlines, unless the agent sent nothing at all while the call waited
+// (see [WithLiveness]).
 func WithFailureThreshold(n int) SharedOption {
 	return sharedOption(func(c *agentConfig) { c.failureThreshold = n })
 }
@@ -282,6 +285,25 @@ func WithMaxReverseConns(n int) SharedOption {
 func WithTransportOptions(opts ...transport.Option) SharedOption {
 	return sharedOption(func(c *agentConfig) {
 		c.transportOpts = append(append([]transport.Option(nil), c.transportOpts...), opts...)
+	})
+}
+
+// WithLiveness sets how connections find a hung agent (default
+// [transport.DefaultLivenessInterval] and [transport.DefaultLivenessTimeout]):
+// a connection with events outstanding that received nothing for interval
+// pings the agent, and closes if nothing arrives within timeout; the pool
+// then redials it (see [transport.WithLiveness]). The pool also counts a
+// caller's deadline or cancellation as a failure of the connection (see
+// [WithFailureThreshold]; once per connection for the breaker) when the
+// call waited twice interval or longer and the connection received nothing
+// meanwhile, not even a pong; otherwise such ends stay neutral.
+// interval <= 0 disables both.
+// Set it here rather than through [WithTransportOptions], which only
+// reaches the connections.
+func WithLiveness(interval, timeout time.Duration) SharedOption {
+	return sharedOption(func(c *agentConfig) {
+		c.liveness = interval
+		c.transportOpts = append(append([]transport.Option(nil), c.transportOpts...), transport.WithLiveness(interval, timeout))
 	})
 }
 

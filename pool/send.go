@@ -197,6 +197,7 @@ type exchange struct {
 	skip     bool           // the request skips the agent (fail-open on its headers)
 	failOpen bool           // answered without the agent
 	sent     bool           // reached the transport
+	silent   bool           // given up by its caller on a silent agent (see heardNothing)
 	latency  time.Duration  // of the transport call
 	outcome  outcome
 }
@@ -343,11 +344,15 @@ func (x *exchange) deliver(ev *agentv2.ProxyToAgent) (*agentv2.AgentResponse, er
 		sc.limit.release()
 		return nil, agentwire.Errorf(agentwire.CodeResourceExhausted, "%w: agent %q has %d", ErrAffinityFull, a.id, a.cfg.maxAffinities)
 	}
+	mark, watched := x.markSilence()
 	resp, err := sc.conn.Send(x.ctx, ev)
 	x.latency = time.Duration(a.p.cfg.nanos() - x.sendAt)
 	sc.limit.release()
 	x.sent = true
 	x.outcome = classify(x.ctx, err)
+	if watched && x.heardNothing(err, mark) {
+		x.outcome, x.silent = outcomeFailure, true
+	}
 	return resp, err
 }
 
@@ -462,10 +467,11 @@ func (x *exchange) finish(resp *agentv2.AgentResponse, err error) {
 // agent's breaker. A connection that ends fails every call it held at
 // once: that is one failure of the agent, not one per call, or a single
 // dropped connection with a few requests in flight would open the breaker
-// of an agent whose other connections are fine.
+// of an agent whose other connections are fine. A connection gone silent
+// counts once too, with its end.
 func (x *exchange) breakerCounts(err error) bool {
-	if x.sc == nil || !errors.Is(err, transport.ErrPeerGone) && !errors.Is(err, transport.ErrClosed) &&
-		!errors.Is(err, transport.ErrProtocol) {
+	if x.sc == nil || !x.silent && !errors.Is(err, transport.ErrPeerGone) && !errors.Is(err, transport.ErrClosed) &&
+		!errors.Is(err, transport.ErrProtocol) && !errors.Is(err, transport.ErrUnresponsive) {
 		return true
 	}
 	return x.sc.lossCounted.CompareAndSwap(false, true)

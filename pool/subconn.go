@@ -85,8 +85,10 @@ type SubConn struct {
 	id       string
 	endpoint string // the instance it belongs to ("reverse" for adopted connections)
 	reverse  bool
-	// conn is set before the SubConn is published and never changes.
+	// conn is set before the SubConn is published and never changes, and
+	// so is recv, its receive counter (nil if it keeps none).
 	conn transport.Conn
+	recv transport.Receiver
 	// since is when it was installed.
 	since time.Time
 
@@ -96,8 +98,8 @@ type SubConn struct {
 	// configuring is set from installation until the agent's
 	// configuration has been replayed to the connection.
 	configuring atomic.Bool
-	// lossCounted is set once the connection's end has been counted
-	// against the agent's breaker (see exchange.breakerCounts).
+	// lossCounted is set once the connection's end or silence has been
+	// counted against the agent's breaker (see exchange.breakerCounts).
 	lossCounted atomic.Bool
 	idle        chan struct{} // closed once retired and without events in flight
 

@@ -151,7 +151,9 @@ func killUnderLoad(t *testing.T, tr string) {
 // TestAgentStoppedUnderLoad: SIGSTOP the agent process (it stops reading;
 // the kernel buffers fill, then the proxy's write queues). Calls end at
 // their deadlines, the proxy's memory stays bounded by its pending-bytes
-// limit, no connection is dropped, and SIGCONT brings service back.
+// limit, and SIGCONT brings service back. The liveness check is off: it
+// would drop the connections (see TestAgentHangsUnderLoad), and this test
+// is about the queues of connections that stay.
 func TestAgentStoppedUnderLoad(t *testing.T) {
 	for _, tr := range processTransports {
 		t.Run(tr, func(t *testing.T) { stopUnderLoad(t, tr) })
@@ -167,7 +169,8 @@ func stopUnderLoad(t *testing.T, tr string) {
 		callTimeout = 300 * time.Millisecond
 		stopFor     = 2 * time.Second
 	)
-	p := newTestPool(t, pool.WithConnections(conns), pool.WithTransportOptions(transport.WithMaxPending(maxPending)))
+	p := newTestPool(t, pool.WithConnections(conns), pool.WithTransportOptions(transport.WithMaxPending(maxPending)),
+		pool.WithLiveness(0, 0))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	require.NoError(t, p.AddAgent(ctx, "waf", addr.endpoint))

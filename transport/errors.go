@@ -10,6 +10,11 @@ var (
 	// ErrPeerGone: the agent's side of the connection ended or failed
 	// (CodeUnavailable). Every call in flight fails with it at once.
 	ErrPeerGone = errors.New("transport: agent connection lost")
+	// ErrUnresponsive: the agent sent nothing, not even a pong, for the
+	// liveness interval and timeout while calls were outstanding
+	// (CodeUnavailable; see WithLiveness). The connection is closed, every
+	// call in flight fails with it at once, and the pool redials.
+	ErrUnresponsive = errors.New("transport: agent unresponsive")
 	// ErrHandshakeRejected: the agent answered the handshake with
 	// success=false (CodeFailedPrecondition).
 	ErrHandshakeRejected = errors.New("transport: handshake rejected by agent")

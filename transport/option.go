@@ -26,6 +26,12 @@ const DefaultServiceName = "sentinel.agent.v2.AgentServiceV2"
 const (
 	DefaultCallTimeout      = 30 * time.Second
 	DefaultHandshakeTimeout = 5 * time.Second
+	// DefaultLivenessInterval and DefaultLivenessTimeout: see WithLiveness.
+	// An agent that hangs with events outstanding is dropped 1.25 to
+	// 1.375 s after it last sent anything; one that is alive has a second
+	// to answer the ping.
+	DefaultLivenessInterval = 250 * time.Millisecond
+	DefaultLivenessTimeout  = time.Second
 )
 
 // ConfigUpdateFunc answers an agent's request to change its configuration.
@@ -39,6 +45,8 @@ type config struct {
 	callTimeout       time.Duration
 	handshakeTimeout  time.Duration
 	healthInterval    time.Duration
+	livenessInterval  time.Duration
+	livenessTimeout   time.Duration
 	maxFrameSize      int
 	maxPending        int
 	tlsConfig         *tls.Config
@@ -61,6 +69,8 @@ func newConfig(opts []Option) *config {
 		versions:         []uint32{ProtocolVersion},
 		callTimeout:      DefaultCallTimeout,
 		handshakeTimeout: DefaultHandshakeTimeout,
+		livenessInterval: DefaultLivenessInterval,
+		livenessTimeout:  DefaultLivenessTimeout,
 		serviceName:      DefaultServiceName,
 		logger:           slog.Default(),
 		now:              time.Now,
@@ -96,6 +106,18 @@ func WithCallTimeout(d time.Duration) Option {
 // WithHandshakeTimeout bounds connecting plus the handshake (default 5 s).
 func WithHandshakeTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.handshakeTimeout = d })
+}
+
+// WithLiveness sets how the connection finds a hung agent (default 250 ms
+// and 1 s): when calls are outstanding and nothing at all has arrived from
+// the agent for interval (measured to within interval/2), it pings the
+// agent; if still nothing arrives within timeout (a pong or any other
+// message), it fails with Unavailable ([ErrUnresponsive]) and so does
+// every call in flight. Any message proves the agent alive, so agents that
+// answer events but not pings are not dropped while they answer. Either
+// value <= 0 disables the check.
+func WithLiveness(interval, timeout time.Duration) Option {
+	return optionFunc(func(c *config) { c.livenessInterval, c.livenessTimeout = interval, timeout })
 }
 
 // WithHealthInterval asks the agent to report health at this interval.

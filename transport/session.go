@@ -118,6 +118,9 @@ type session struct {
 	// more.
 	anyPause atomic.Bool
 
+	// recvd counts the frames the reader received (see liveness.go).
+	recvd frameCount
+
 	// orderMu makes "queue by correlation id" and "hand to the wire" one
 	// step for agents that do not echo event ids, so the queue order is the
 	// wire order. Unused for echoing agents.
@@ -212,6 +215,7 @@ func (s *session) start(ctx context.Context) error {
 		defer s.wg.Done()
 		s.readLoop()
 	}()
+	s.startLiveness()
 	return nil
 }
 
@@ -488,6 +492,7 @@ func (s *session) readLoop() {
 			s.fail(agentwire.NewError(agentwire.CodeUnavailable, fmt.Errorf("%w: %w", ErrPeerGone, err)))
 			return
 		}
+		s.recvd.n.Add(1)
 		if !held {
 			s.w.holdBatch()
 			held = true
