@@ -24,19 +24,15 @@ import (
 // ctx is cancelled when the proxy cancels the request (or every request),
 // or when the connection ends. [PeerFromContext] returns the connection.
 //
+// The event methods, one per event case of the schema, come from the
+// generated [agentv2.EventHandler]; Configure among them applies
+// configuration the proxy pushed, and the proxy gets an allow response on
+// success and the error otherwise.
+//
 // Embed [Base] to implement only the methods you need.
 type Handler interface {
-	RequestHeaders(ctx context.Context, ev *agentv2.RequestHeadersEvent) (*agentv2.AgentResponse, error)
-	RequestBodyChunk(ctx context.Context, ev *agentv2.BodyChunkEvent) (*agentv2.AgentResponse, error)
-	ResponseHeaders(ctx context.Context, ev *agentv2.ResponseHeadersEvent) (*agentv2.AgentResponse, error)
-	ResponseBodyChunk(ctx context.Context, ev *agentv2.BodyChunkEvent) (*agentv2.AgentResponse, error)
-	RequestComplete(ctx context.Context, ev *agentv2.RequestCompleteEvent) (*agentv2.AgentResponse, error)
-	WebSocketFrame(ctx context.Context, ev *agentv2.WebSocketFrameEvent) (*agentv2.AgentResponse, error)
-	GuardrailInspect(ctx context.Context, ev *agentv2.GuardrailInspectEvent) (*agentv2.AgentResponse, error)
+	agentv2.EventHandler
 
-	// Configure applies configuration the proxy pushed. The proxy gets an
-	// allow response on success and the error otherwise.
-	Configure(ctx context.Context, ev *agentv2.ConfigureEvent) error
 	// Drain tells the agent that the proxy sends no new requests on this
 	// connection. The server already reports HEALTH_STATE_DRAINING.
 	Drain(ctx context.Context, req *agentv2.DrainRequest)
@@ -45,48 +41,14 @@ type Handler interface {
 }
 
 // Base implements [Handler] by allowing every event and ignoring
-// configuration, drain and shutdown. Embed it and override what you need.
-type Base struct{}
+// configuration, drain and shutdown. Embed it and override what you need;
+// its event methods are the generated [agentv2.UnimplementedEventHandler]'s,
+// so a handler that embeds it keeps compiling when the schema gains an event.
+type Base struct {
+	agentv2.UnimplementedEventHandler
+}
 
 var _ Handler = Base{}
-
-// RequestHeaders allows.
-func (Base) RequestHeaders(context.Context, *agentv2.RequestHeadersEvent) (*agentv2.AgentResponse, error) {
-	return nil, nil
-}
-
-// RequestBodyChunk allows.
-func (Base) RequestBodyChunk(context.Context, *agentv2.BodyChunkEvent) (*agentv2.AgentResponse, error) {
-	return nil, nil
-}
-
-// ResponseHeaders allows.
-func (Base) ResponseHeaders(context.Context, *agentv2.ResponseHeadersEvent) (*agentv2.AgentResponse, error) {
-	return nil, nil
-}
-
-// ResponseBodyChunk allows.
-func (Base) ResponseBodyChunk(context.Context, *agentv2.BodyChunkEvent) (*agentv2.AgentResponse, error) {
-	return nil, nil
-}
-
-// RequestComplete allows.
-func (Base) RequestComplete(context.Context, *agentv2.RequestCompleteEvent) (*agentv2.AgentResponse, error) {
-	return nil, nil
-}
-
-// WebSocketFrame allows.
-func (Base) WebSocketFrame(context.Context, *agentv2.WebSocketFrameEvent) (*agentv2.AgentResponse, error) {
-	return nil, nil
-}
-
-// GuardrailInspect allows.
-func (Base) GuardrailInspect(context.Context, *agentv2.GuardrailInspectEvent) (*agentv2.AgentResponse, error) {
-	return nil, nil
-}
-
-// Configure accepts any configuration.
-func (Base) Configure(context.Context, *agentv2.ConfigureEvent) error { return nil }
 
 // Drain does nothing.
 func (Base) Drain(context.Context, *agentv2.DrainRequest) {}

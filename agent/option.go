@@ -116,17 +116,13 @@ func newConfig(opts []Option) (config, error) {
 	return c, nil
 }
 
+// allEvents is every event type of the schema, in ascending order.
 func allEvents() []agentv2.EventType {
-	return []agentv2.EventType{
-		agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS,
-		agentv2.EventType_EVENT_TYPE_REQUEST_BODY_CHUNK,
-		agentv2.EventType_EVENT_TYPE_RESPONSE_HEADERS,
-		agentv2.EventType_EVENT_TYPE_RESPONSE_BODY_CHUNK,
-		agentv2.EventType_EVENT_TYPE_REQUEST_COMPLETE,
-		agentv2.EventType_EVENT_TYPE_WEBSOCKET_FRAME,
-		agentv2.EventType_EVENT_TYPE_GUARDRAIL_INSPECT,
-		agentv2.EventType_EVENT_TYPE_CONFIGURE,
+	events := make([]agentv2.EventType, len(agentv2.ProxyToAgentEvents))
+	for i, e := range agentv2.ProxyToAgentEvents {
+		events[i] = e.Type
 	}
+	return events
 }
 
 // WithAgentID sets the agent id reported in the handshake and health

@@ -3,7 +3,6 @@ package agent
 import (
 	"bytes"
 	"reflect"
-	"slices"
 	"sync"
 	"unsafe"
 
@@ -217,23 +216,13 @@ func fillShape(m *agentv2.ProxyToAgent, field protowire.Number, meta bool) *agen
 	return m
 }
 
-// makeShape allocates an empty envelope of a hot event kind.
+// makeShape allocates an empty envelope of a hot event kind: its oneof case
+// set to an empty event, as the decoder would set it.
 func makeShape(field protowire.Number) *agentv2.ProxyToAgent {
 	m := new(agentv2.ProxyToAgent)
-	switch field {
-	case fieldRequestHeaders:
-		m.Message = &agentv2.ProxyToAgent_RequestHeaders{RequestHeaders: new(agentv2.RequestHeadersEvent)}
-	case fieldRequestBodyChunk:
-		m.Message = &agentv2.ProxyToAgent_RequestBodyChunk{RequestBodyChunk: new(agentv2.BodyChunkEvent)}
-	case fieldResponseHeaders:
-		m.Message = &agentv2.ProxyToAgent_ResponseHeaders{ResponseHeaders: new(agentv2.ResponseHeadersEvent)}
-	case fieldResponseBodyChunk:
-		m.Message = &agentv2.ProxyToAgent_ResponseBodyChunk{ResponseBodyChunk: new(agentv2.BodyChunkEvent)}
-	case fieldWebsocketFrame:
-		m.Message = &agentv2.ProxyToAgent_WebsocketFrame{WebsocketFrame: new(agentv2.WebSocketFrameEvent)}
-	case fieldRequestComplete:
-		m.Message = &agentv2.ProxyToAgent_RequestComplete{RequestComplete: new(agentv2.RequestCompleteEvent)}
-	}
+	r := m.ProtoReflect()
+	fd := r.Descriptor().Fields().ByNumber(field)
+	r.Set(fd, r.NewField(fd))
 	return m
 }
 
@@ -443,22 +432,10 @@ func unmarshalEnvelope(m *agentv2.ProxyToAgent, buf []byte, t agentv2.FrameType,
 		releaseEnvelope(m)
 		return nil, err
 	}
-	clipBytes(m)
+	// A handler appending to a bytes field must not overwrite the rest of
+	// the shared payload, which backs the message's strings.
+	m.ClipBytes()
 	return m, nil
-}
-
-// clipBytes caps the capacity of m's bytes fields at their length, so that
-// a handler appending to one cannot overwrite the rest of the shared
-// payload, which backs the message's strings.
-func clipBytes(m *agentv2.ProxyToAgent) {
-	switch x := m.Message.(type) {
-	case *agentv2.ProxyToAgent_RequestBodyChunk:
-		x.RequestBodyChunk.Data = slices.Clip(x.RequestBodyChunk.Data)
-	case *agentv2.ProxyToAgent_ResponseBodyChunk:
-		x.ResponseBodyChunk.Data = slices.Clip(x.ResponseBodyChunk.Data)
-	case *agentv2.ProxyToAgent_WebsocketFrame:
-		x.WebsocketFrame.Payload = slices.Clip(x.WebsocketFrame.Payload)
-	}
 }
 
 // decodeSlice is decode for a message grpc-go received, possibly in

@@ -37,7 +37,7 @@ func BenchmarkFramedRecv(b *testing.B) {
 			if err := codec.Decode(m, t, bytes.Clone(payload), agentv2.IsProxyToAgentFrame, true); err != nil {
 				b.Fatal(err)
 			}
-			clipBytes(m)
+			m.ClipBytes()
 			m.ReturnToVTPool()
 		}
 	})

@@ -21,6 +21,7 @@ import (
 // package documentation. A Server is safe for concurrent use.
 type Server struct {
 	h              Handler
+	events         agentv2.EventHandler // h, converted once: not per event
 	cfg            config
 	invoke         EventFunc       // the interceptors around callHandler
 	metrics        MetricsReporter // nil if h reports none
@@ -66,6 +67,7 @@ func NewServer(h Handler, opts ...Option) (*Server, error) {
 	}
 	srv := &Server{
 		h:         h,
+		events:    h,
 		cfg:       cfg,
 		checker:   grpchealth.NewStaticChecker(cfg.serviceName),
 		listeners: make(map[net.Listener]struct{}),

@@ -400,7 +400,7 @@ func (s *session) readLoop(id uint64) (err error, over bool) {
 			}
 			return err, false
 		}
-		cid, ok := agentwire.CorrelationID(m)
+		cid, ok := m.EventCorrelationID()
 		if !ok {
 			if err := s.dispatch(m); err != nil {
 				return err, false
@@ -923,24 +923,9 @@ func (srv *Server) callHandler(ctx context.Context, m *agentv2.ProxyToAgent) (re
 			resp, err = nil, agentwire.Errorf(agentwire.CodeInternal, "agent: handler panicked: %v", r)
 		}
 	}()
-	h := srv.h
-	switch x := m.Message.(type) {
-	case *agentv2.ProxyToAgent_RequestHeaders:
-		return h.RequestHeaders(ctx, x.RequestHeaders)
-	case *agentv2.ProxyToAgent_RequestBodyChunk:
-		return h.RequestBodyChunk(ctx, x.RequestBodyChunk)
-	case *agentv2.ProxyToAgent_ResponseHeaders:
-		return h.ResponseHeaders(ctx, x.ResponseHeaders)
-	case *agentv2.ProxyToAgent_ResponseBodyChunk:
-		return h.ResponseBodyChunk(ctx, x.ResponseBodyChunk)
-	case *agentv2.ProxyToAgent_RequestComplete:
-		return h.RequestComplete(ctx, x.RequestComplete)
-	case *agentv2.ProxyToAgent_WebsocketFrame:
-		return h.WebSocketFrame(ctx, x.WebsocketFrame)
-	case *agentv2.ProxyToAgent_Guardrail:
-		return h.GuardrailInspect(ctx, x.Guardrail)
-	case *agentv2.ProxyToAgent_Configure:
-		return nil, h.Configure(ctx, x.Configure)
+	resp, ok, err := agentv2.DispatchEvent(ctx, srv.events, m)
+	if ok {
+		return resp, err
 	}
 	return nil, agentwire.Errorf(agentwire.CodeInvalidArgument, "agent: %T is not an event", m.Message)
 }

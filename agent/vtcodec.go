@@ -132,7 +132,7 @@ func decodeInPlace(p *agentv2.ProxyToAgent, buf []byte) error {
 	if err := p.UnmarshalVTUnsafe(buf); err != nil {
 		return err
 	}
-	clipBytes(p)
+	p.ClipBytes()
 	return nil
 }
 

@@ -50,44 +50,48 @@ const (
 	EventFailOpen     = "agentwire.fail_open"
 )
 
-// numKinds bounds the event kinds (agentv2.EventType values).
-const numKinds = int(agentv2.EventType_EVENT_TYPE_CONFIGURE) + 1
-
 // kind is what spans and metrics say about one event kind.
 type kind struct {
 	method string                // rpc.method: the Handler method's name
 	attrs  [2]attribute.KeyValue // rpc.method and agentwire.event.kind
 }
 
-var kinds = func() [numKinds]kind {
-	names := [numKinds][2]string{
-		{"Unknown", "unspecified"},
-		{"RequestHeaders", "request_headers"},
-		{"RequestBodyChunk", "request_body_chunk"},
-		{"ResponseHeaders", "response_headers"},
-		{"ResponseBodyChunk", "response_body_chunk"},
-		{"RequestComplete", "request_complete"},
-		{"WebSocketFrame", "websocket_frame"},
-		{"GuardrailInspect", "guardrail_inspect"},
-		{"Configure", "configure"},
+func newKind(method, name string) kind {
+	return kind{method: method, attrs: [2]attribute.KeyValue{RPCMethodKey.String(method), EventKindKey.String(name)}}
+}
+
+// kinds describes the event kinds by agentv2.EventType value, from the
+// generated event table: rpc.method is the handler method, and
+// agentwire.event.kind the type's name without its prefix, in lower case
+// ("request_headers"). Unknown types share entry 0.
+var kinds = func() []kind {
+	n := 1
+	for _, e := range agentv2.ProxyToAgentEvents {
+		n = max(n, int(e.Type)+1)
 	}
-	var k [numKinds]kind
-	for i, n := range names {
-		k[i] = kind{method: n[0], attrs: [2]attribute.KeyValue{RPCMethodKey.String(n[0]), EventKindKey.String(n[1])}}
+	k := make([]kind, n)
+	for i := range k {
+		k[i] = newKind("Unknown", "unspecified")
+	}
+	for _, e := range agentv2.ProxyToAgentEvents {
+		k[e.Type] = newKind(e.Method, strings.ToLower(strings.TrimPrefix(e.Type.String(), "EVENT_TYPE_")))
 	}
 	return k
 }()
 
-func kindOf(t agentv2.EventType) *kind {
-	if int(t) < 0 || int(t) >= numKinds {
-		return &kinds[0]
+// kindIndex is the index of t in kinds.
+func kindIndex(t agentv2.EventType) int {
+	if int(t) < 0 || int(t) >= len(kinds) {
+		return 0
 	}
-	return &kinds[t]
+	return int(t)
 }
 
+func kindOf(t agentv2.EventType) *kind { return &kinds[kindIndex(t)] }
+
 // spanNames returns the span name of each event kind: "service/Method".
-func spanNames(service string) [numKinds]string {
-	var n [numKinds]string
+func spanNames(service string) []string {
+	n := make([]string, len(kinds))
 	for i := range kinds {
 		n[i] = service + "/" + kinds[i].method
 	}

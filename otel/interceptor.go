@@ -37,7 +37,7 @@ type Interceptor struct {
 	tracer   trace.Tracer // nil when tracing is off
 	spans    placeholder  // the tracer provider's
 	prop     propagation.TextMapPropagator
-	names    [numKinds]string
+	names    []string                // span names by kind index
 	duration metric.Float64Histogram // nil when metrics are off
 	attrs    attrCache[serverKey]
 	cache    *traceCache // nil when disabled

@@ -34,7 +34,7 @@ type Observer struct {
 	spans  placeholder  // the tracer provider's
 	meters placeholder  // the meter provider's
 	prop   propagation.TextMapPropagator
-	names  [numKinds]string
+	names  []string           // span names by kind index
 	ins    *clientInstruments // nil when metrics are off
 	bridge *reportBridge      // nil when metrics are off
 
@@ -177,13 +177,6 @@ var (
 	clientKind = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)}
 	serverKind = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
 )
-
-func kindIndex(t agentv2.EventType) int {
-	if int(t) < 0 || int(t) >= numKinds {
-		return 0
-	}
-	return int(t)
-}
 
 // EventEnd ends the event's span with the decision and status, and
 // records the event's metrics.
