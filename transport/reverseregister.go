@@ -1,0 +1,301 @@
+package transport
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/agentwire/agentwire"
+	"github.com/agentwire/agentwire/codec"
+	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+)
+
+// rejection is a registration refusal: code and the reason told to the agent,
+// plus detail for the proxy's own reporting.
+type rejection struct {
+	code   agentwire.Code
+	reason string
+	detail error
+	// cause, if set, is the error reason is taken from: err wraps it
+	// rather than repeat reason.
+	cause error
+	// capacity marks a refusal for a connection limit, after authentication.
+	capacity bool
+}
+
+func (r *rejection) err() error {
+	if r.cause != nil {
+		return agentwire.Errorf(r.code, "registration rejected: %w", r.cause)
+	}
+	if r.detail != nil {
+		return agentwire.Errorf(r.code, "registration rejected: %s: %w", r.reason, r.detail)
+	}
+	return agentwire.Errorf(r.code, "registration rejected: %s", r.reason)
+}
+
+// wireText is what the agent is told: the code's name, then the reason.
+func (r *rejection) wireText() string { return r.code.String() + ": " + r.reason }
+
+// registration is one accepted connection on its way through registration
+// and the handshake. Each step returns the error that refuses the
+// connection; register reports it with fail, and finish is the one cleanup.
+// Only the registration's goroutine uses it.
+type registration struct {
+	l    *ReverseListener
+	nc   net.Conn
+	peer net.Addr
+	// agentID, reg and connID are set as the steps learn them.
+	agentID string
+	reg     *agentv2.RegistrationRequest
+	connID  string
+	// held is the room validate reserved for the connection, handed back
+	// unless the connection gets admitted.
+	held *slot
+	// peerFault says a failure counts against the peer's address.
+	peerFault bool
+	// handedOver: nc belongs to a Conn now (admitted, or closed with it).
+	handedOver bool
+}
+
+// register runs one connection through registration and the handshake.
+func (l *ReverseListener) register(nc net.Conn) {
+	r := &registration{l: l, nc: nc, peer: nc.RemoteAddr(), peerFault: true}
+	defer r.finish()
+
+	ctx, cancel := context.WithTimeout(l.ctx, l.cfg.timeout)
+	defer cancel()
+	deadline, _ := ctx.Deadline()
+	_ = nc.SetDeadline(deadline)
+	// Closing the listener or the deadline ends blocked reads and writes.
+	unblock := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
+	defer unblock()
+
+	c, err := r.run(ctx, unblock)
+	if err != nil {
+		r.fail(err)
+		return
+	}
+	r.admit(c)
+}
+
+// run takes the connection from TLS to a handshaken Conn, in order.
+func (r *registration) run(ctx context.Context, unblock func() bool) (Conn, error) {
+	ctx, err := r.tlsHandshake(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.read(ctx); err != nil {
+		return nil, err
+	}
+	if err := r.accept(ctx, unblock); err != nil {
+		return nil, err
+	}
+	return r.handshake()
+}
+
+// read reads and validates the registration, reserving room under the
+// agent's connection cap; a refusal is answered before it is returned.
+func (r *registration) read(ctx context.Context) error {
+	l := r.l
+	reg, rej, err := l.readRegistration(ctx, r.nc)
+	if err != nil {
+		return err
+	}
+	if rej == nil {
+		r.reg, r.agentID = reg, reg.GetAgentId()
+		r.held, rej = l.validate(ctx, reg, r.peer)
+	}
+	if rej == nil {
+		return nil
+	}
+	r.peerFault = !rej.capacity
+	// Best effort: the client may already be gone.
+	text := rej.wireText()
+	_ = l.writeResponse(r.nc, &agentv2.RegistrationResponse{
+		Accepted: false, Error: &text, Code: uint32(rej.code),
+		ProxyId: l.conn.proxyID, ProxyVersion: l.conn.proxyVersion,
+	})
+	return rej.err()
+}
+
+// accept answers the registration and lifts the registration deadline.
+// unblock stops the deadline's watch; false means it already fired.
+func (r *registration) accept(ctx context.Context, unblock func() bool) error {
+	l := r.l
+	connID, err := l.connectionID()
+	if err != nil {
+		return agentwire.NewError(agentwire.CodeInternal, fmt.Errorf("connection id: %w", err))
+	}
+	r.connID = connID
+	resp := &agentv2.RegistrationResponse{
+		Accepted: true, ProxyId: l.conn.proxyID, ProxyVersion: l.conn.proxyVersion, ConnectionId: connID,
+	}
+	if l.cfg.configFor != nil {
+		if js := l.cfg.configFor(r.reg); js != "" {
+			resp.ConfigJson = &js
+		}
+	}
+	if err := l.writeResponse(r.nc, resp); err != nil {
+		return l.ioErr(ctx, "registration answer", err, agentwire.CodeUnavailable)
+	}
+	if !unblock() || ctx.Err() != nil {
+		return l.ioErr(ctx, "registration answer", ctx.Err(), agentwire.CodeUnavailable)
+	}
+	_ = r.nc.SetDeadline(time.Time{})
+	return nil
+}
+
+// handshake runs the framed protocol, exactly as over a Unix socket.
+// Closing the listener cancels l.ctx, which aborts the handshake.
+func (r *registration) handshake() (Conn, error) {
+	l := r.l
+	opts := l.cfg.connOpts
+	if f := l.cfg.connOptsFor; f != nil {
+		opts = append(append([]Option(nil), opts...), f(r.agentID, r.reg)...)
+	}
+	c, err := NewFramedConn(l.ctx, r.nc, TransportReverse, opts...)
+	if err != nil {
+		if l.ctx.Err() != nil {
+			err = agentwire.Errorf(agentwire.CodeCanceled, "handshake: %w", ErrListenerClosed)
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+// admit hands the handshaken c to the admission or the admit handler, and
+// has it watched to free its slot when it ends; if the listener closed
+// meanwhile, it closes c instead.
+func (r *registration) admit(c Conn) {
+	l := r.l
+	r.handedOver = true // c owns nc from here on
+	l.mu.Lock()
+	if l.isClosed {
+		l.rejected++
+		l.mu.Unlock()
+		_ = c.Close(context.Background())
+		r.releaseHeld()
+		l.report(r.peer, r.agentID, agentwire.Errorf(agentwire.CodeCanceled, "after handshake: %w", ErrListenerClosed))
+		return
+	}
+	l.live[c] = struct{}{}
+	l.admitted++
+	l.wg.Add(1)
+	l.mu.Unlock()
+	s := r.held
+	r.held = nil
+	release := s.release
+	if s.admit != nil {
+		release = nil // the admission's receiver owns the room now
+	}
+	go l.watch(c, release)
+	l.peerResult(peerHost(r.peer), true)
+
+	l.conn.logger.LogAttrs(context.Background(), slog.LevelDebug, "reverse connection admitted",
+		slog.String("agent_id", r.agentID), slog.String("connection_id", r.connID), slog.String("peer", addrString(r.peer)))
+	if s.admit != nil {
+		s.admit(c)
+		return
+	}
+	l.cfg.admit(r.agentID, c, r.reg)
+}
+
+// fail refuses the connection. It frees the slot before reporting, so that
+// whoever hears of the rejection may register again at once.
+func (r *registration) fail(err error) {
+	l := r.l
+	r.releaseHeld()
+	l.mu.Lock()
+	l.rejected++
+	l.mu.Unlock()
+	if l.ctx.Err() == nil && r.peerFault {
+		l.peerResult(peerHost(r.peer), false)
+	}
+	l.report(r.peer, r.agentID, err)
+}
+
+func (r *registration) releaseHeld() {
+	if r.held != nil {
+		r.held.release()
+		r.held = nil
+	}
+}
+
+// finish is the registration's one cleanup, whatever the outcome: the slot
+// if still held, the pending count, and nc unless a Conn took it.
+func (r *registration) finish() {
+	r.releaseHeld()
+	r.l.mu.Lock()
+	r.l.pending--
+	r.l.mu.Unlock()
+	if !r.handedOver {
+		_ = r.nc.Close()
+	}
+}
+
+// ioErr classifies an I/O failure during registration.
+func (l *ReverseListener) ioErr(ctx context.Context, what string, err error, code agentwire.Code) error {
+	switch {
+	case l.ctx.Err() != nil:
+		return agentwire.Errorf(agentwire.CodeCanceled, "%s: %w", what, ErrListenerClosed)
+	case ctx.Err() != nil:
+		return agentwire.Errorf(agentwire.CodeDeadlineExceeded, "%s: no registration within %v", what, l.cfg.timeout)
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return agentwire.Errorf(agentwire.CodeDeadlineExceeded, "%s: no registration within %v", what, l.cfg.timeout)
+	}
+	return agentwire.NewError(code, fmt.Errorf("%s: %w", what, err))
+}
+
+// readRegistration reads exactly one frame, byte-exact, so that nothing the
+// framed connection needs afterwards is consumed. A frame that is readable
+// but not a valid registration yields a rejection (answered); a transport
+// failure an error (the connection is just closed).
+func (l *ReverseListener) readRegistration(ctx context.Context, nc net.Conn) (*agentv2.RegistrationRequest, *rejection, error) {
+	var hdr [agentv2.FrameHeaderSize]byte
+	if _, err := io.ReadFull(nc, hdr[:]); err != nil {
+		return nil, nil, l.ioErr(ctx, "registration", err, agentwire.CodeUnavailable)
+	}
+	n := int(binary.BigEndian.Uint32(hdr[:4]))
+	t := agentv2.FrameType(hdr[4])
+	switch {
+	case n == 0:
+		return nil, &rejection{code: agentwire.CodeInvalidArgument, reason: "zero-length frame"}, nil
+	case n > MaxRegistrationFrame:
+		return nil, &rejection{code: agentwire.CodeInvalidArgument,
+			reason: fmt.Sprintf("registration frame of %d bytes exceeds %d", n, MaxRegistrationFrame)}, nil
+	case t != agentv2.AgentToProxyFrameRegistration:
+		return nil, &rejection{code: agentwire.CodeInvalidArgument,
+			reason: fmt.Sprintf("first frame must be a registration, got type 0x%02x", uint8(t))}, nil
+	}
+	payload := make([]byte, n-1)
+	if _, err := io.ReadFull(nc, payload); err != nil {
+		return nil, nil, l.ioErr(ctx, "registration", err, agentwire.CodeUnavailable)
+	}
+	var msg agentv2.AgentToProxy
+	if err := codec.Decode(&msg, t, payload, agentv2.IsAgentToProxyFrame, false); err != nil {
+		return nil, &rejection{code: agentwire.CodeInvalidArgument, reason: "malformed registration", detail: err}, nil
+	}
+	return msg.GetRegistration(), nil, nil
+}
+
+// connectionID returns 128 random bits in hex.
+func (l *ReverseListener) connectionID() (string, error) {
+	var b [16]byte
+	if _, err := l.cfg.randRead(b[:]); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+func (l *ReverseListener) writeResponse(nc net.Conn, resp *agentv2.RegistrationResponse) error {
+	msg := &agentv2.ProxyToAgent{Message: &agentv2.ProxyToAgent_RegistrationResponse{RegistrationResponse: resp}}
+	return codec.WriteFrameTo(nc, msg, 0)
+}
