@@ -42,6 +42,11 @@ func requireSocket(t *testing.T, path string, perm os.FileMode) {
 	require.NoError(t, err)
 	assert.Equal(t, os.ModeSocket, fi.Mode().Type(), "%s is not a socket", path)
 	assert.Equal(t, perm, fi.Mode().Perm())
+	requireAnswers(t, path)
+}
+
+func requireAnswers(t *testing.T, path string) {
+	t.Helper()
 	c, err := net.Dial("unix", path)
 	require.NoError(t, err, "the socket answers")
 	_ = c.Close()
@@ -79,8 +84,8 @@ func TestListenUnixModeAndRemoval(t *testing.T) {
 // the process's.
 func TestListenUnixUmask(t *testing.T) {
 	for _, umask := range []int{0, 0o022, 0o077, 0o777} {
-		old := syscall.Umask(umask)
 		path := filepath.Join(shortDir(t), "a.sock")
+		old := syscall.Umask(umask)
 		ln, err := ListenUnix(context.Background(), path, 0o600)
 		syscall.Umask(old)
 		require.NoError(t, err, "umask %#o", umask)
@@ -89,74 +94,97 @@ func TestListenUnixUmask(t *testing.T) {
 	}
 }
 
+// TestListenUnixExisting: only a socket that refuses connections is
+// replaced; whatever else is at the path is left as it was, with an error.
 func TestListenUnixExisting(t *testing.T) {
 	t.Parallel()
-	t.Run("StaleSocketReplaced", func(t *testing.T) {
-		t.Parallel()
-		path := filepath.Join(shortDir(t), "a.sock")
-		staleSocket(t, path)
-		listen(t, path, 0o600)
-		requireSocket(t, path, 0o600)
-	})
-	t.Run("LiveSocketKept", func(t *testing.T) {
-		t.Parallel()
-		path := filepath.Join(shortDir(t), "a.sock")
-		live, err := net.Listen("unix", path)
-		require.NoError(t, err)
-		defer live.Close()
-		_, err = ListenUnix(context.Background(), path, 0o600)
-		assert.Equal(t, agentwire.CodeAlreadyExists, agentwire.CodeOf(err), "%v", err)
-		c, err := net.Dial("unix", path)
-		require.NoError(t, err, "the live socket still works")
-		_ = c.Close()
-	})
-	t.Run("RegularFileKept", func(t *testing.T) {
-		t.Parallel()
-		path := filepath.Join(shortDir(t), "a.sock")
-		require.NoError(t, os.WriteFile(path, []byte("precious"), 0o600))
-		_, err := ListenUnix(context.Background(), path, 0o600)
-		assert.Equal(t, agentwire.CodeFailedPrecondition, agentwire.CodeOf(err), "%v", err)
-		assert.ErrorContains(t, err, "regular file")
-		b, err := os.ReadFile(path)
-		require.NoError(t, err)
-		assert.Equal(t, "precious", string(b))
-	})
-	t.Run("DirectoryKept", func(t *testing.T) {
-		t.Parallel()
-		path := filepath.Join(shortDir(t), "a.sock")
-		require.NoError(t, os.Mkdir(path, 0o700))
-		_, err := ListenUnix(context.Background(), path, 0o600)
-		assert.Equal(t, agentwire.CodeFailedPrecondition, agentwire.CodeOf(err), "%v", err)
-		assert.ErrorContains(t, err, "directory")
-		fi, err := os.Lstat(path)
-		require.NoError(t, err)
-		assert.True(t, fi.IsDir())
-	})
-	t.Run("SymlinkToSocketKept", func(t *testing.T) {
-		t.Parallel()
-		dir := shortDir(t)
-		target := filepath.Join(dir, "target.sock")
-		staleSocket(t, target)
-		path := filepath.Join(dir, "a.sock")
-		require.NoError(t, os.Symlink(target, path))
-		_, err := ListenUnix(context.Background(), path, 0o600)
-		assert.Equal(t, agentwire.CodeFailedPrecondition, agentwire.CodeOf(err), "%v", err)
-		_, err = os.Lstat(target)
-		assert.NoError(t, err, "the link's target is left alone")
-	})
-	t.Run("UnreachableSocketKept", func(t *testing.T) {
-		t.Parallel()
-		if os.Geteuid() == 0 {
-			t.Skip("root connects to any socket")
-		}
-		path := filepath.Join(shortDir(t), "a.sock")
-		staleSocket(t, path)
-		require.NoError(t, os.Chmod(path, 0))
-		_, err := ListenUnix(context.Background(), path, 0o600)
-		assert.Equal(t, agentwire.CodePermissionDenied, agentwire.CodeOf(err), "%v", err)
-		_, err = os.Lstat(path)
-		assert.NoError(t, err, "a socket that could not be probed is kept")
-	})
+	for _, tc := range []struct {
+		name string
+		// setup puts something at path and returns a check that it is
+		// still there, unchanged.
+		setup func(t *testing.T, path string) (kept func(t *testing.T))
+		want  agentwire.Code // 0: replaced
+		text  string         // in the error
+	}{{
+		name: "StaleSocket",
+		setup: func(t *testing.T, path string) func(*testing.T) {
+			staleSocket(t, path)
+			return nil
+		},
+	}, {
+		name: "LiveSocket",
+		setup: func(t *testing.T, path string) func(*testing.T) {
+			live, err := net.Listen("unix", path)
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = live.Close() })
+			return func(t *testing.T) { requireAnswers(t, path) }
+		},
+		want: agentwire.CodeAlreadyExists, text: "listens",
+	}, {
+		name: "RegularFile",
+		setup: func(t *testing.T, path string) func(*testing.T) {
+			require.NoError(t, os.WriteFile(path, []byte("precious"), 0o600))
+			return func(t *testing.T) {
+				b, err := os.ReadFile(path)
+				require.NoError(t, err)
+				assert.Equal(t, "precious", string(b))
+			}
+		},
+		want: agentwire.CodeFailedPrecondition, text: "regular file",
+	}, {
+		name: "Directory",
+		setup: func(t *testing.T, path string) func(*testing.T) {
+			require.NoError(t, os.Mkdir(path, 0o700))
+			return func(t *testing.T) {
+				fi, err := os.Lstat(path)
+				require.NoError(t, err)
+				assert.True(t, fi.IsDir())
+			}
+		},
+		want: agentwire.CodeFailedPrecondition, text: "directory",
+	}, {
+		name: "SymlinkToStaleSocket",
+		setup: func(t *testing.T, path string) func(*testing.T) {
+			target := path + ".target"
+			staleSocket(t, target)
+			require.NoError(t, os.Symlink(target, path))
+			return func(t *testing.T) {
+				_, err := os.Lstat(target)
+				assert.NoError(t, err, "the link's target is left alone")
+			}
+		},
+		want: agentwire.CodeFailedPrecondition, text: "symbolic link",
+	}, {
+		name: "UnreachableSocket",
+		setup: func(t *testing.T, path string) func(*testing.T) {
+			if os.Geteuid() == 0 {
+				t.Skip("root connects to any socket")
+			}
+			staleSocket(t, path)
+			require.NoError(t, os.Chmod(path, 0))
+			return func(t *testing.T) {
+				_, err := os.Lstat(path)
+				assert.NoError(t, err, "a socket that could not be probed is kept")
+			}
+		},
+		want: agentwire.CodePermissionDenied, text: "cannot connect",
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			path := filepath.Join(shortDir(t), "a.sock")
+			kept := tc.setup(t, path)
+			ln, err := ListenUnix(context.Background(), path, 0o600)
+			if tc.want == 0 {
+				require.NoError(t, err)
+				defer ln.Close()
+				requireSocket(t, path, 0o600)
+				return
+			}
+			assert.Equal(t, tc.want, agentwire.CodeOf(err), "%v", err)
+			assert.ErrorContains(t, err, tc.text)
+			kept(t)
+		})
+	}
 }
 
 // TestListenUnixConcurrent: of several listeners racing for one path,
