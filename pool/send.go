@@ -52,8 +52,13 @@ func (m FlowControlMode) String() string {
 //  5. accounting: counters, latency, health and breaker, exactly once.
 //
 // The pin ends with the request_complete event, a block, redirect or
-// challenge decision, [Pool.Cancel], or its idle TTL. Errors are
-// *agentwire.Error; the agent's own failures satisfy agentwire.IsWireError.
+// challenge decision, an answer without a decision
+// ([transport.ErrNoDecision]), [Pool.Cancel], or its idle TTL. The pool
+// never sends an event twice: an event that reached a connection and
+// failed (a lost connection, a mismatched answer) is not retried; only a
+// pick that found its connection gone before sending is picked again.
+// Errors are *agentwire.Error; the agent's own failures satisfy
+// agentwire.IsWireError.
 // The event's event_id is set by the connection.
 func (p *Pool) Send(ctx context.Context, agentID string, event *agentv2.ProxyToAgent) (*agentv2.AgentResponse, error) {
 	a, err := p.agentFor(agentID)
@@ -453,7 +458,10 @@ func (x *exchange) finish(resp *agentv2.AgentResponse, err error) {
 	if err != nil {
 		a.errors.Add(1)
 	}
-	if x.key.s != "" && (x.kind == agentv2.EventType_EVENT_TYPE_REQUEST_COMPLETE || terminal(resp)) {
+	if x.key.s != "" && (x.kind == agentv2.EventType_EVENT_TYPE_REQUEST_COMPLETE || terminal(resp) ||
+		errors.Is(err, transport.ErrNoDecision)) {
+		// An answer without a decision leaves the request's state at the
+		// agent unknown: its pin ends with it.
 		a.aff.del(x.key)
 	}
 	// The event that brings finished level with started pokes: of several

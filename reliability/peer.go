@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/agentwire/agentwire"
 	"github.com/agentwire/agentwire/codec"
@@ -84,6 +85,50 @@ func ListenGRPCPeer(addr string, choose Chooser, opts ...grpc.ServerOption) (*Pe
 	go func() {
 		defer p.wg.Done()
 		_ = p.gs.Serve(ln)
+	}()
+	return p, nil
+}
+
+// DialReversePeer connects to a proxy's reverse-connection listener on the
+// Unix socket at path, registers as agentID (no token), and runs the
+// script that choose picks for the proxy's first message. The peer has
+// that one connection; Close ends it.
+func DialReversePeer(ctx context.Context, path, agentID string, choose Chooser) (*Peer, error) {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return nil, agentwire.NewError(agentwire.CodeUnavailable, err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = nc.SetDeadline(dl)
+	}
+	reg := &agentv2.AgentToProxy{Message: &agentv2.AgentToProxy_Registration{Registration: &agentv2.RegistrationRequest{
+		ProtocolVersion: transport.ProtocolVersion, AgentId: agentID}}}
+	r := codec.NewReader(nc, 0)
+	var ans agentv2.ProxyToAgent
+	if err := codec.WriteFrameTo(nc, reg, 0); err != nil {
+		_ = nc.Close()
+		return nil, agentwire.NewError(agentwire.CodeUnavailable, err)
+	}
+	if err := r.ReadProxyToAgent(&ans); err != nil {
+		_ = nc.Close()
+		return nil, agentwire.NewError(agentwire.CodeUnavailable, fmt.Errorf("registration: %w", err))
+	}
+	if rr := ans.GetRegistrationResponse(); !rr.GetAccepted() {
+		_ = nc.Close()
+		return nil, agentwire.Errorf(agentwire.CodeFailedPrecondition, "registration refused: %s", rr.GetError())
+	}
+	_ = nc.SetDeadline(time.Time{})
+	p := &Peer{transport: transport.TransportReverse, endpoint: "reverse", choose: choose,
+		conns: make(map[*PeerConn]struct{})}
+	c := &PeerConn{transport: p.transport, w: &framedPeerWire{nc: nc, r: r}}
+	p.track(c)
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		defer p.untrack(c)
+		defer c.Close()
+		p.run(c)
 	}()
 	return p, nil
 }

@@ -121,7 +121,7 @@ func counted(field func(transport.Status) uint64, want uint64) func(*testing.T, 
 	}
 }
 
-func unknownResponses(s transport.Status) uint64 { return s.UnknownResponses }
+func duplicateResponses(s transport.Status) uint64 { return s.DuplicateResponses }
 func unknownFrames(s transport.Status) uint64    { return s.UnknownFrames }
 
 // afterFirstEvent accepts the handshake, waits for an event, runs f, then
@@ -189,20 +189,21 @@ func faults(t *testing.T) []fault {
 		}},
 
 		{name: "ResponseForUnknownID", script: afterFirstEvent(func(c *reliability.PeerConn, ev *agentv2.ProxyToAgent) error {
+			// An event id the proxy never sent: the agent lost track.
 			stray := reliability.Response(ev, nil)
 			stray.EventId += 1 << 20
 			if err := c.Send(stray); err != nil {
 				return err
 			}
 			return c.Reply(ev, nil)
-		}), check: counted(unknownResponses, 1)},
+		}), check: closedWith(agentwire.CodeInternal, transport.ErrProtocol)},
 
 		{name: "DuplicateResponse", script: afterFirstEvent(func(c *reliability.PeerConn, ev *agentv2.ProxyToAgent) error {
 			if err := c.Reply(ev, nil); err != nil {
 				return err
 			}
 			return c.Reply(ev, nil)
-		}), check: counted(unknownResponses, 1)},
+		}), check: counted(duplicateResponses, 1)},
 
 		{name: "ProxyDirectionFrameType", framedOnly: true, script: afterFirstEvent(func(c *reliability.PeerConn, ev *agentv2.ProxyToAgent) error {
 			// The agent echoes the proxy's own request-headers frame.

@@ -117,9 +117,17 @@ type Status struct {
 	InFlight int
 	// RTT is the last measured ping round trip (zero if never measured).
 	RTT time.Duration
-	// UnknownResponses counts responses that matched no waiting call
-	// (late answers to cancelled or timed-out calls, or a misbehaving agent).
+	// UnknownResponses counts responses that matched no waiting call: the
+	// sum of LateResponses and DuplicateResponses.
 	UnknownResponses uint64
+	// LateResponses counts answers to events whose caller had given up
+	// (deadline, cancel); DuplicateResponses counts answers to events
+	// already answered, or more answers than a request had events. Both
+	// are dropped.
+	LateResponses, DuplicateResponses uint64
+	// LogsDropped counts agent log lines over the rate limit
+	// ([WithAgentLogLimit]).
+	LogsDropped uint64
 	// UnknownFrames counts frames of types this version does not know.
 	UnknownFrames uint64
 }

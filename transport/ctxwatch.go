@@ -119,20 +119,28 @@ func (s *session) dropWatchesLocked() {
 // rely on w with the context's error, as their select would have.
 func (s *session) watchFired(w *ctxWatch) {
 	defer s.wg.Done()
-	var victims []*call
+	var (
+		victims []*call
+		overrun error
+	)
 	s.mu.Lock()
 	if !w.dropped {
 		for c := s.pending.oldest; c != nil; {
 			next := c.next
 			if c.watch == w {
 				victims = append(victims, c)
-				s.removeLocked(c)
+				if err := s.abandonLocked(c); err != nil {
+					overrun = err
+				}
 			}
 			c = next
 		}
 		s.dropWatchLocked(w) // if it was idle
 	}
 	s.mu.Unlock()
+	if overrun != nil {
+		s.fail(overrun)
+	}
 	for _, c := range victims {
 		// c.ctx stays set until its Send has the result.
 		c.ch <- result{err: agentwire.WrapContextError(c.ctx.Err())}

@@ -27,4 +27,19 @@ var (
 	// ErrNotEvent: Send was given a message that is not an event
 	// (CodeInvalidArgument).
 	ErrNotEvent = errors.New("transport: message is not an event")
+	// ErrMismatch: the agent answered an event with another request's
+	// correlation id, or without the event id it promised to echo. Always
+	// wrapped with ErrProtocol: the connection is closed and every call on
+	// it fails; no decision of it reaches a caller.
+	ErrMismatch = errors.New("transport: response does not match its event")
+	// ErrNoDecision: the agent answered an event with neither a decision
+	// nor an error (CodeInternal). The call fails; the connection stays.
+	// Never treat it as allow.
+	ErrNoDecision = errors.New("transport: response carries no decision")
+	// ErrUnmatchable: an event of a request whose answers can no longer be
+	// matched on this connection (CodeFailedPrecondition): the request was
+	// cancelled with answers outstanding, or the agent answered it more
+	// often than asked, and the agent does not echo event ids. Nothing was
+	// sent; the pool does not retry it.
+	ErrUnmatchable = errors.New("transport: request cannot be matched on this connection")
 )

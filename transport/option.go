@@ -60,6 +60,8 @@ type config struct {
 	connectGRPCWeb    bool
 	grpcBufferedPipes int
 	streamHeaders     func(ctx context.Context, set func(key, value string))
+	// logRate and logBytes limit agent log lines (see WithAgentLogLimit).
+	logRate, logBytes int
 }
 
 func newConfig(opts []Option) *config {
@@ -74,6 +76,8 @@ func newConfig(opts []Option) *config {
 		serviceName:      DefaultServiceName,
 		logger:           slog.Default(),
 		now:              time.Now,
+		logRate:          DefaultAgentLogRate,
+		logBytes:         DefaultAgentLogBytes,
 	}
 	for _, o := range opts {
 		o.apply(c)

@@ -77,6 +77,10 @@ type call struct {
 	done  <-chan struct{}
 	watch *ctxWatch
 	ctx   context.Context
+	// placeholder marks a stand-in for a call that gave up, kept in its
+	// request's queue until the agent's late answer arrives (see
+	// matching.go). Placeholders are never pooled or sent to.
+	placeholder bool
 }
 
 type result struct {
@@ -109,8 +113,11 @@ type session struct {
 	// notified: a notice was sent, which Close makes sure the agent read.
 	notified atomic.Bool
 
-	unknownResponses atomic.Uint64
-	unknownFrames    atomic.Uint64
+	lateResponses      atomic.Uint64
+	duplicateResponses atomic.Uint64
+	unknownFrames      atomic.Uint64
+	// logs limits the agent's log lines; only the reader uses it.
+	logs logLimiter
 	// floodLogged: the drop of a background task was logged (once).
 	floodLogged atomic.Bool
 	// anyPause: the connection or some request is paused. Paused reads
@@ -143,8 +150,14 @@ type session struct {
 	sweepTimer *time.Timer
 	sweepArmed bool
 	// byCorr queues calls per correlation id, oldest first, for agents that
-	// do not echo event ids.
-	byCorr map[string][]*call
+	// do not echo event ids; placeholders stand in for calls that gave up.
+	byCorr       map[string][]*call
+	placeholders int
+	// abandoned remembers the ids of calls that gave up (echo mode), to
+	// tell their late answers from duplicates; unmatchable lists the
+	// requests whose answers are out of step (no-echo mode).
+	abandoned   recentSet[uint64]
+	unmatchable recentSet[string]
 	// watches maps Done channels shared by pending calls to the watch
 	// that fails those calls when the channel closes (see ctxWatch);
 	// idleWatch is the one of them kept without calls, if any.
@@ -309,6 +322,12 @@ func (s *session) Send(ctx context.Context, event *agentv2.ProxyToAgent) (*agent
 		putCall(c)
 		return nil, err
 	}
+	if ordered && s.unmatchable.has(corr) {
+		s.mu.Unlock()
+		s.orderMu.Unlock()
+		putCall(c)
+		return nil, unmatchableErr(corr)
+	}
 	s.pending.put(c)
 	watched := done != nil && s.watchLocked(c, ctx, done)
 	if ordered {
@@ -334,7 +353,7 @@ func (s *session) Send(ctx context.Context, event *agentv2.ProxyToAgent) (*agent
 		s.orderMu.Unlock()
 	}
 	if err != nil {
-		if !s.forget(c) {
+		if !s.forget(c, false) {
 			// The connection failed, or a response for the correlation
 			// id matched c, concurrently.
 			s.received(<-c.ch)
@@ -388,18 +407,26 @@ func (s *session) armSweepLocked(d time.Duration) {
 // the oldest one left.
 func (s *session) sweep() {
 	defer s.wg.Done()
-	var expired []*call
+	var (
+		expired []*call
+		overrun error
+	)
 	now := time.Since(s.base)
 	s.mu.Lock()
 	s.sweepArmed = false
 	for c := s.pending.oldest; c != nil && c.deadline <= now; c = s.pending.oldest {
-		s.removeLocked(c)
+		if err := s.abandonLocked(c); err != nil {
+			overrun = err
+		}
 		expired = append(expired, c)
 	}
 	if c := s.pending.oldest; c != nil && s.err == nil {
 		s.armSweepLocked(c.deadline - now)
 	}
 	s.mu.Unlock()
+	if overrun != nil {
+		s.fail(overrun)
+	}
 	if len(expired) > 0 {
 		err := agentwire.Errorf(agentwire.CodeDeadlineExceeded, "no decision within %v", s.cfg.callTimeout)
 		for _, c := range expired {
@@ -408,7 +435,9 @@ func (s *session) sweep() {
 	}
 }
 
-// removeLocked takes c out of every table of pending calls; s.mu is held.
+// removeLocked takes c, answered or never sent, out of every table of
+// pending calls; s.mu is held. A call whose caller gives up goes through
+// abandonLocked instead.
 func (s *session) removeLocked(c *call) {
 	s.pending.remove(c)
 	s.unqueueLocked(c)
@@ -417,21 +446,31 @@ func (s *session) removeLocked(c *call) {
 
 // abandon gives up on c unless its result raced in.
 func (s *session) abandon(c *call, err error) result {
-	if s.forget(c) {
+	if s.forget(c, true) {
 		return result{err: err}
 	}
 	return <-c.ch // Send releases its hold
 }
 
-// forget removes c from the tables; false means someone else already did
-// and will deliver (or has delivered) c's result.
-func (s *session) forget(c *call) bool {
+// forget removes c from the tables, as abandoned (sent; the agent may still
+// answer) or as never sent; false means someone else already did and will
+// deliver (or has delivered) c's result.
+func (s *session) forget(c *call, sent bool) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if !s.pending.has(c) {
+		s.mu.Unlock()
 		return false
 	}
-	s.removeLocked(c)
+	var overrun error
+	if sent {
+		overrun = s.abandonLocked(c)
+	} else {
+		s.removeLocked(c)
+	}
+	s.mu.Unlock()
+	if overrun != nil {
+		s.fail(overrun)
+	}
 	return true
 }
 
@@ -585,45 +624,35 @@ func (s *session) goBackground(what string, f func(ctx context.Context)) {
 	}()
 }
 
+// deliver hands a response to the call it answers (see matching.go), and
+// fails the connection if the agent broke the matching rules.
 func (s *session) deliver(id uint64, resp *agentv2.AgentResponse) {
 	s.mu.Lock()
-	var c *call
-	switch {
-	case id != 0:
-		c = s.pending.get(id)
-		if c != nil {
-			s.removeLocked(c)
-		}
-	case s.byCorr != nil:
-		if q := s.byCorr[resp.GetCorrelationId()]; len(q) > 0 {
-			c = q[0]
-			s.removeLocked(c)
-		}
-	default:
-		// An echoing agent that left the id out: oldest call of the request.
-		for p := s.pending.oldest; p != nil; p = p.next {
-			if p.corr == resp.GetCorrelationId() && (c == nil || p.id < c.id) {
-				c = p
-			}
-		}
-		if c != nil {
-			s.removeLocked(c)
-		}
-	}
+	c, v, err := s.matchLocked(id, resp.GetCorrelationId())
 	s.mu.Unlock()
-	if c == nil {
-		s.unknownResponses.Add(1)
+	switch v {
+	case late:
+		s.lateResponses.Add(1)
+		return
+	case duplicate:
+		s.duplicateResponses.Add(1)
+		return
+	case violation:
+		s.fail(err)
 		return
 	}
 	// Hold the wire until the woken Send has its result: the callers a
 	// batch of responses wakes often send again at once, and their events
 	// then leave in one write.
 	s.w.holdBatch()
-	if st := resp.GetError(); st != nil {
+	switch st := resp.GetError(); {
+	case st != nil:
 		c.ch <- result{err: agentwire.NewWireError(agentwire.Code(st.GetCode()), st.GetMessage()), held: true}
-		return
+	case !decided(resp):
+		c.ch <- result{err: noDecisionErr(c.id, c.corr), held: true}
+	default:
+		c.ch <- result{resp: resp, held: true}
 	}
-	c.ch <- result{resp: resp, held: true}
 }
 
 func (s *session) onHealth(h *agentv2.HealthStatus) {
@@ -689,38 +718,20 @@ func (s *session) onConfigUpdate(req *agentv2.ConfigUpdateRequest) {
 	})
 }
 
-func (s *session) onLog(l *agentv2.LogMessage) {
-	level := slog.LevelInfo
-	switch l.GetLevel() {
-	case agentv2.LogLevel_LOG_LEVEL_DEBUG:
-		level = slog.LevelDebug
-	case agentv2.LogLevel_LOG_LEVEL_WARN:
-		level = slog.LevelWarn
-	case agentv2.LogLevel_LOG_LEVEL_ERROR:
-		level = slog.LevelError
-	}
-	attrs := make([]slog.Attr, 0, len(l.GetFields())+3)
-	attrs = append(attrs, slog.String("agent_id", s.caps.GetAgentId()), slog.String("transport", s.w.name()))
-	if l.CorrelationId != nil {
-		attrs = append(attrs, slog.String("correlation_id", l.GetCorrelationId()))
-	}
-	for k, v := range l.GetFields() {
-		attrs = append(attrs, slog.String(k, v))
-	}
-	s.cfg.logger.LogAttrs(context.Background(), level, l.GetMessage(), attrs...)
-}
-
 // statusLocked derives the state; s.mu must be held.
 func (s *session) statusLocked() Status {
 	st := Status{
-		Health:           s.health,
-		Load:             s.load,
-		HealthAt:         s.healthAt,
-		InFlight:         s.pending.len(),
-		RTT:              s.rtt,
-		UnknownResponses: s.unknownResponses.Load(),
-		UnknownFrames:    s.unknownFrames.Load(),
+		Health:             s.health,
+		Load:               s.load,
+		HealthAt:           s.healthAt,
+		InFlight:           s.pending.len(),
+		RTT:                s.rtt,
+		LateResponses:      s.lateResponses.Load(),
+		DuplicateResponses: s.duplicateResponses.Load(),
+		LogsDropped:        s.logs.dropped.Load(),
+		UnknownFrames:      s.unknownFrames.Load(),
 	}
+	st.UnknownResponses = st.LateResponses + st.DuplicateResponses
 	switch {
 	case s.err != nil:
 		st.State = StateClosed
@@ -750,9 +761,12 @@ func (s *session) Cancel(ctx context.Context, correlationID string, reason agent
 		Reason:        reason,
 		TimestampMs:   uint64(s.cfg.now().UnixMilli()),
 	}}}
+	cerr := agentwire.Errorf(agentwire.CodeCanceled, "request cancelled: %s", reason)
+	if s.byCorr != nil {
+		return s.cancelOrdered(ctx, msg, correlationID, cerr)
+	}
 	// Fail the local waiters first: once the notice is out, the agent's
 	// own (error) answers may race in, and the caller must see the cancel.
-	cerr := agentwire.Errorf(agentwire.CodeCanceled, "request cancelled: %s", reason)
 	s.failCancelled(correlationID, math.MaxUint64, cerr, true)
 	err := s.w.send(ctx, msg)
 	// A Send of the request that registered after that scan but was given
@@ -767,9 +781,31 @@ func (s *session) Cancel(ctx context.Context, correlationID string, reason agent
 	return nil
 }
 
+// cancelOrdered is Cancel for agents that do not echo event ids: under
+// orderMu the queue and the wire agree, so the events the notice cancels
+// are exactly those queued now. Their answers may or may not come, so a
+// request cancelled with answers outstanding is unmatchable from now on.
+func (s *session) cancelOrdered(ctx context.Context, msg *agentv2.ProxyToAgent, corr string, cerr error) error {
+	s.orderMu.Lock()
+	s.mu.Lock()
+	victims := s.cancelQueueLocked(corr)
+	s.unpauseLocked(corr)
+	s.mu.Unlock()
+	for _, c := range victims {
+		c.ch <- result{err: cerr}
+	}
+	err := s.w.send(ctx, msg)
+	s.orderMu.Unlock()
+	if err != nil {
+		return s.sendErr(err)
+	}
+	return nil
+}
+
 // failCancelled fails, with err, the pending calls of correlationID (all
 // calls for "") whose event id is at most maxID, and with unpause lifts the
-// request's pauses.
+// request's pauses. The agent may still answer them: their answers are
+// counted as late.
 func (s *session) failCancelled(correlationID string, maxID uint64, err error, unpause bool) {
 	var victims []*call
 	s.mu.Lock()
@@ -778,21 +814,28 @@ func (s *session) failCancelled(correlationID string, maxID uint64, err error, u
 		if (correlationID == "" || c.corr == correlationID) && c.id <= maxID {
 			victims = append(victims, c)
 			s.removeLocked(c)
+			s.abandoned.add(c.id)
 		}
 		c = next
 	}
 	if unpause {
-		if correlationID == "" {
-			clear(s.pausedCorr)
-		} else {
-			delete(s.pausedCorr, correlationID)
-		}
-		s.pausesChangedLocked()
+		s.unpauseLocked(correlationID)
 	}
 	s.mu.Unlock()
 	for _, c := range victims {
 		c.ch <- result{err: err}
 	}
+}
+
+// unpauseLocked lifts the pauses of a cancelled request (all of them for
+// ""); s.mu is held.
+func (s *session) unpauseLocked(correlationID string) {
+	if correlationID == "" {
+		clear(s.pausedCorr)
+	} else {
+		delete(s.pausedCorr, correlationID)
+	}
+	s.pausesChangedLocked()
 }
 
 // Notify implements Conn.
@@ -947,6 +990,7 @@ func (s *session) fail(err error) {
 	}
 	if s.byCorr != nil {
 		clear(s.byCorr)
+		s.placeholders = 0
 	}
 	for seq, ch := range s.pings {
 		close(ch)

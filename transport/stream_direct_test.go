@@ -46,7 +46,8 @@ func (a *stallingAgent) ProcessStream(stream agentv2.AgentServiceV2_ProcessStrea
 		}
 		corr, _ := CorrelationID(ev)
 		if err := stream.Send(&agentv2.AgentToProxy{EventId: ev.GetEventId(), Message: &agentv2.AgentToProxy_Response{
-			Response: &agentv2.AgentResponse{CorrelationId: corr}}}); err != nil {
+			Response: &agentv2.AgentResponse{CorrelationId: corr,
+				Decision: &agentv2.AgentResponse_Allow{Allow: &agentv2.AllowDecision{}}}}}); err != nil {
 			return err
 		}
 	}

@@ -109,7 +109,10 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		r.Response = rawProto(resp)
 		results = append(results, r)
 		switch resp.GetDecision().(type) {
-		case *agentv2.AgentResponse_Allow, nil:
+		case *agentv2.AgentResponse_Allow:
+		case nil:
+			// The transport fails such answers; never read one as allow.
+			failed = true
 		default:
 			decided = true
 		}
@@ -174,7 +177,9 @@ func printDecisions(w io.Writer, method, uri, corr string, results []sentEvent) 
 // describeResponse writes a decision's rows.
 func describeResponse(row func(k, format string, args ...any), resp *agentv2.AgentResponse) {
 	switch d := resp.GetDecision().(type) {
-	case *agentv2.AgentResponse_Allow, nil:
+	case nil:
+		row("decision", "NONE (not an allow: the agent broke the protocol)")
+	case *agentv2.AgentResponse_Allow:
 		row("decision", "ALLOW")
 	case *agentv2.AgentResponse_Block:
 		row("decision", "BLOCK %d", d.Block.GetStatus())

@@ -82,6 +82,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "agent unavailable\n", status)
 		return
 	}
+	if resp.GetDecision() == nil {
+		// The pool fails answers without a decision; a missing decision is
+		// never an allow.
+		status = http.StatusBadGateway
+		http.Error(w, "agent gave no decision\n", status)
+		return
+	}
 	if st, ok := writeDecision(w, resp); ok {
 		status = st
 		return
