@@ -159,6 +159,7 @@ func removeStale(ctx context.Context, path string) error {
 	return nil
 }
 
+// fileKind names what a non-socket file is, for error messages.
 func fileKind(fi os.FileInfo) string {
 	switch t := fi.Mode().Type(); {
 	case t == 0:
@@ -167,8 +168,12 @@ func fileKind(fi os.FileInfo) string {
 		return "a directory"
 	case t&os.ModeSymlink != 0:
 		return "a symbolic link"
+	case t&os.ModeNamedPipe != 0:
+		return "a named pipe"
+	case t&os.ModeDevice != 0:
+		return "a device"
 	default:
-		return "a " + t.String() + " file"
+		return "a special file"
 	}
 }
 
@@ -191,6 +196,8 @@ type UnixListener struct {
 	file os.FileInfo // the socket file, to recognise it at removal
 	once sync.Once
 }
+
+var _ net.Listener = (*UnixListener)(nil)
 
 // Addr is the socket's path (the listener was bound under another name).
 func (l *UnixListener) Addr() net.Addr { return l.addr }
