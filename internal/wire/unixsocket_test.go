@@ -213,16 +213,26 @@ func TestListenUnixConcurrent(t *testing.T) {
 	requireSocket(t, path, 0o600)
 }
 
-func TestListenUnixReplacedFileNotRemoved(t *testing.T) {
+// TestListenUnixRemovesOnlyItsFile: a listener removes its socket file
+// once, and never a file that has replaced it (here a restarted listener's
+// socket, and a file created after Remove).
+func TestListenUnixRemovesOnlyItsFile(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(shortDir(t), "a.sock")
-	ln, err := ListenUnix(context.Background(), path, 0o600)
+	old, err := ListenUnix(context.Background(), path, 0o600)
 	require.NoError(t, err)
 	require.NoError(t, os.Remove(path))
-	require.NoError(t, os.WriteFile(path, []byte("someone else's"), 0o600))
-	require.NoError(t, ln.Close())
+	next := listen(t, path, 0o600)
+	require.NoError(t, old.Close())
+	requireSocket(t, path, 0o600)
+
+	next.Remove()
 	_, err = os.Lstat(path)
-	assert.NoError(t, err, "Close removed a file that was not its socket")
+	require.ErrorIs(t, err, os.ErrNotExist, "Remove removes the socket file")
+	require.NoError(t, os.WriteFile(path, []byte("later"), 0o600))
+	require.NoError(t, next.Close())
+	_, err = os.Lstat(path)
+	assert.NoError(t, err, "Close after Remove removed a file that was not its socket")
 }
 
 // TestListenUnixLongPath: a path no socket address holds is refused; one
