@@ -103,6 +103,11 @@ func sendMatched(ctx context.Context, c transport.Conn, ev *agentv2.ProxyToAgent
 			errors.As(err, &e)
 			return &agentv2.AgentResponse{CorrelationId: want, Error: &agentv2.Status{Code: uint32(e.Code()), Message: e.Message()}}, nil
 		}
+		if errors.Is(err, transport.ErrMismatch) {
+			// The transport refuses such an answer and closes the connection.
+			return nil, fmt.Errorf("%v event for %q answered with correlation id of another request: %w",
+				transport.EventType(ev), want, err)
+		}
 		return nil, fmt.Errorf("%v event: %w", transport.EventType(ev), err)
 	}
 	if got := resp.GetCorrelationId(); got != want {
