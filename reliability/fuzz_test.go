@@ -22,7 +22,7 @@ import (
 	"github.com/agentwire/agentwire/agent"
 	"github.com/agentwire/agentwire/codec"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
-	"github.com/agentwire/agentwire/reliability"
+	"github.com/agentwire/agentwire/internal/testagent"
 	"github.com/agentwire/agentwire/transport"
 )
 
@@ -197,7 +197,7 @@ func agentHandshakeSeeds() [][]byte {
 		append(slices.Clone(good), good...), // a second handshake
 		ev,                                  // an event first
 		mismatch,
-		reliability.RawFrame(0x7f, []byte("future")),
+		testagent.RawFrame(0x7f, []byte("future")),
 		good[:len(good)/2],
 		{0, 0, 0, 0},
 		{0x40, 0, 0, 0, 1},
@@ -269,13 +269,13 @@ func FuzzProxyHandshake(f *testing.F) {
 }
 
 func proxyHandshakeSeeds() [][]byte {
-	ok := agentFrame(reliability.HandshakeResponse("fuzz"))
+	ok := agentFrame(testagent.HandshakeResponse("fuzz"))
 	msg := "not today"
 	rejected := agentFrame(&agentv2.AgentToProxy{Message: &agentv2.AgentToProxy_Handshake{Handshake: &agentv2.HandshakeResponse{
 		ProtocolVersion: 2, Success: false, Error: &msg}}})
-	v3 := reliability.HandshakeResponse("fuzz")
+	v3 := testagent.HandshakeResponse("fuzz")
 	v3.GetHandshake().ProtocolVersion = 3
-	json := reliability.HandshakeResponse("fuzz")
+	json := testagent.HandshakeResponse("fuzz")
 	json.GetHandshake().Encoding = "json"
 	health := agentFrame(&agentv2.AgentToProxy{Message: &agentv2.AgentToProxy_Health{Health: &agentv2.HealthStatus{AgentId: "fuzz"}}})
 	resp := agentFrame(&agentv2.AgentToProxy{EventId: 1, Message: &agentv2.AgentToProxy_Response{Response: &agentv2.AgentResponse{CorrelationId: "c"}}})
@@ -283,7 +283,7 @@ func proxyHandshakeSeeds() [][]byte {
 		ok,
 		append(slices.Clone(ok), append(health, resp...)...),
 		append(slices.Clone(ok), ok...), // a second handshake after the first
-		append(reliability.RawFrame(0x7f, []byte("future")), ok...),
+		append(testagent.RawFrame(0x7f, []byte("future")), ok...),
 		rejected,
 		agentFrame(v3),
 		agentFrame(json),
@@ -433,7 +433,7 @@ func registrationSeeds() [][]byte {
 		}}})
 	}
 	good := reg(2, fuzzAgent, fuzzToken)
-	hs := agentFrame(reliability.HandshakeResponse(fuzzAgent))
+	hs := agentFrame(testagent.HandshakeResponse(fuzzAgent))
 	return [][]byte{
 		append(slices.Clone(good), hs...),
 		good,

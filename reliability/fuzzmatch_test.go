@@ -25,9 +25,9 @@ import (
 func FuzzSessionMatching(f *testing.F) {
 	f.Add([]byte{1, 0, 0, 0, 1, 0, 2, 0, 3})
 	f.Add([]byte{0, 0, 0, 0, 1, 0, 2, 0, 3})
-	f.Add([]byte{9, 1, 0, 0, 1, 0, 0})             // swap, echo
-	f.Add([]byte{9, 3, 0, 5, 1})                   // no id; never-sent id
-	f.Add([]byte{8, 4, 0, 7, 1, 0, 1, 0, 1})       // no decision; cancel, then late
+	f.Add([]byte{9, 1, 0, 0, 1, 0, 0})              // swap, echo
+	f.Add([]byte{9, 3, 0, 5, 1})                    // no id; never-sent id
+	f.Add([]byte{8, 4, 0, 7, 1, 0, 1, 0, 1})        // no decision; cancel, then late
 	f.Add([]byte{31, 0, 0, 0, 0, 6, 2, 0, 3, 0, 4}) // duplicates, errors
 	f.Fuzz(func(t *testing.T, prog []byte) {
 		if len(prog) < 2 || len(prog) > 256 {

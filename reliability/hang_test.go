@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/agentwire/agentwire"
+	"github.com/agentwire/agentwire/internal/testagent"
 	"github.com/agentwire/agentwire/pool"
-	"github.com/agentwire/agentwire/reliability"
 	"github.com/agentwire/agentwire/transport"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -57,7 +57,7 @@ func TestAgentHangsUnderLoad(t *testing.T) {
 func hangUnderLoad(t *testing.T, tr string) {
 	dir := shortDir(t)
 	addrs := []agentAddr{newAgentAddr(t, tr, dir, "a"), newAgentAddr(t, tr, dir, "b")}
-	procs := []*reliability.AgentProcess{startWAF(t, addrs[0].args("waf")...), startWAF(t, addrs[1].args("waf")...)}
+	procs := []*testagent.AgentProcess{startWAF(t, addrs[0].args("waf")...), startWAF(t, addrs[1].args("waf")...)}
 
 	// The agent's name resolves to two instances; the dialer takes each
 	// to its process.

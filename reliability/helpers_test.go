@@ -11,7 +11,7 @@ import (
 	"time"
 
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
-	"github.com/agentwire/agentwire/reliability"
+	"github.com/agentwire/agentwire/internal/testagent"
 	"github.com/stretchr/testify/require"
 )
 
@@ -33,7 +33,7 @@ func wafAgentBin(t *testing.T) string {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		build.bin, build.err = reliability.BuildAgent(ctx, reliability.WAFAgentPackage, build.dir)
+		build.bin, build.err = testagent.BuildAgent(ctx, testagent.WAFAgentPackage, build.dir)
 	})
 	require.NoError(t, build.err)
 	return build.bin
@@ -57,11 +57,11 @@ func shortDir(t *testing.T) string {
 
 // startWAF runs the example agent as a separate process with args; it is
 // stopped when the test ends, if the test has not already.
-func startWAF(t *testing.T, args ...string) *reliability.AgentProcess {
+func startWAF(t *testing.T, args ...string) *testagent.AgentProcess {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	p, err := reliability.StartAgent(ctx, wafAgentBin(t), args...)
+	p, err := testagent.StartAgent(ctx, wafAgentBin(t), args...)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -17,7 +17,7 @@ import (
 	"github.com/agentwire/agentwire"
 	"github.com/agentwire/agentwire/codec"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
-	"github.com/agentwire/agentwire/reliability"
+	"github.com/agentwire/agentwire/internal/testagent"
 	"github.com/agentwire/agentwire/transport"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -79,7 +79,7 @@ func hostileKinds() []hostileKind {
 		}},
 		{"OverCap", agentwire.CodeResourceExhausted, true, sendReg(valid("waf-1", hostileToken))},
 		{"NotARegistration", agentwire.CodeInvalidArgument, true, func(nc net.Conn, _ int) error {
-			_, err := nc.Write(reliability.RawFrame(agentv2.AgentToProxyFrameHandshake, nil))
+			_, err := nc.Write(testagent.RawFrame(agentv2.AgentToProxyFrameHandshake, nil))
 			return err
 		}},
 		{"HugeAnnouncement", agentwire.CodeInvalidArgument, true, func(nc net.Conn, _ int) error {
@@ -174,7 +174,7 @@ func hostileRun(t *testing.T, network string) {
 		require.True(t, m.GetRegistrationResponse().GetAccepted(), "legitimate registration: %v", m.GetRegistrationResponse())
 		require.NoError(t, r.ReadProxyToAgent(&m))
 		require.NotNil(t, m.GetHandshake())
-		require.NoError(t, codec.WriteFrameTo(nc, reliability.HandshakeResponse("waf-1"), 0))
+		require.NoError(t, codec.WriteFrameTo(nc, testagent.HandshakeResponse("waf-1"), 0))
 		select {
 		case c := <-admitted:
 			return nc, c

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
-	"github.com/agentwire/agentwire/reliability"
+	"github.com/agentwire/agentwire/internal/testagent"
 	"github.com/agentwire/agentwire/transport"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -26,8 +26,8 @@ type logCounter struct {
 }
 
 func (h *logCounter) Enabled(context.Context, slog.Level) bool { return true }
-func (h *logCounter) WithAttrs([]slog.Attr) slog.Handler      { return h }
-func (h *logCounter) WithGroup(string) slog.Handler           { return h }
+func (h *logCounter) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *logCounter) WithGroup(string) slog.Handler            { return h }
 func (h *logCounter) Handle(_ context.Context, r slog.Record) error {
 	n := len(r.Message)
 	cut := false
@@ -64,8 +64,8 @@ func TestAgentLogFlood(t *testing.T) {
 	huge := strings.Repeat("x", 2<<20)
 	sent, more := make(chan struct{}), make(chan struct{})
 	path := filepath.Join(shortDir(t), "a.sock")
-	p, err := reliability.ListenFramedPeer(path, func(*agentv2.ProxyToAgent) reliability.Script {
-		return func(c *reliability.PeerConn) {
+	p, err := testagent.ListenFramedPeer(path, func(*agentv2.ProxyToAgent) testagent.Script {
+		return func(c *testagent.PeerConn) {
 			if c.Accept("flood") != nil {
 				return
 			}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/agentwire/agentwire"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
-	"github.com/agentwire/agentwire/reliability"
+	"github.com/agentwire/agentwire/internal/testagent"
 	"github.com/agentwire/agentwire/transport"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -40,7 +40,7 @@ const safetyInFlight = 64
 // safetyTarget connects a transport.Conn to a scripted peer.
 type safetyTarget struct {
 	name    string
-	connect func(t *testing.T, choose reliability.Chooser, opts ...transport.Option) transport.Conn
+	connect func(t *testing.T, choose testagent.Chooser, opts ...transport.Option) transport.Conn
 }
 
 func safetyTargets() []safetyTarget {
@@ -52,16 +52,16 @@ func safetyTargets() []safetyTarget {
 	closeConn := func(t *testing.T, c transport.Conn) {
 		t.Cleanup(func() { _ = c.Close(context.Background()) })
 	}
-	grpcPeer := func(t *testing.T, choose reliability.Chooser) string {
-		p, err := reliability.ListenGRPCPeer("127.0.0.1:0", choose)
+	grpcPeer := func(t *testing.T, choose testagent.Chooser) string {
+		p, err := testagent.ListenGRPCPeer("127.0.0.1:0", choose)
 		require.NoError(t, err)
 		t.Cleanup(p.Close)
 		return strings.TrimPrefix(p.Endpoint(), "grpc://")
 	}
 	return []safetyTarget{
-		{name: "uds", connect: func(t *testing.T, choose reliability.Chooser, opts ...transport.Option) transport.Conn {
+		{name: "uds", connect: func(t *testing.T, choose testagent.Chooser, opts ...transport.Option) transport.Conn {
 			path := filepath.Join(shortDir(t), "a.sock")
-			p, err := reliability.ListenFramedPeer(path, choose)
+			p, err := testagent.ListenFramedPeer(path, choose)
 			require.NoError(t, err)
 			t.Cleanup(p.Close)
 			c, err := transport.DialUnix(ctx(t), path, opts...)
@@ -69,19 +69,19 @@ func safetyTargets() []safetyTarget {
 			closeConn(t, c)
 			return c
 		}},
-		{name: "grpc", connect: func(t *testing.T, choose reliability.Chooser, opts ...transport.Option) transport.Conn {
+		{name: "grpc", connect: func(t *testing.T, choose testagent.Chooser, opts ...transport.Option) transport.Conn {
 			c, err := transport.DialGRPC(ctx(t), grpcPeer(t, choose), opts...)
 			require.NoError(t, err)
 			closeConn(t, c)
 			return c
 		}},
-		{name: "connect", connect: func(t *testing.T, choose reliability.Chooser, opts ...transport.Option) transport.Conn {
+		{name: "connect", connect: func(t *testing.T, choose testagent.Chooser, opts ...transport.Option) transport.Conn {
 			c, err := transport.DialConnect(ctx(t), "http://"+grpcPeer(t, choose), opts...)
 			require.NoError(t, err)
 			closeConn(t, c)
 			return c
 		}},
-		{name: "reverse", connect: func(t *testing.T, choose reliability.Chooser, opts ...transport.Option) transport.Conn {
+		{name: "reverse", connect: func(t *testing.T, choose testagent.Chooser, opts ...transport.Option) transport.Conn {
 			admitted := make(chan transport.Conn, 1)
 			l, err := transport.NewReverseListener(transport.WithoutAuth(), transport.WithConnOptions(opts...),
 				transport.WithAdmitHandler(func(_ string, c transport.Conn, _ *agentv2.RegistrationRequest) { admitted <- c }))
@@ -93,7 +93,7 @@ func safetyTargets() []safetyTarget {
 			served := make(chan struct{})
 			go func() { defer close(served); _ = l.Serve(sctx, ln) }()
 			t.Cleanup(func() { stop(); <-served })
-			p, err := reliability.DialReversePeer(ctx(t), path, "victim", choose)
+			p, err := testagent.DialReversePeer(ctx(t), path, "victim", choose)
 			require.NoError(t, err)
 			t.Cleanup(p.Close)
 			select {
@@ -146,17 +146,17 @@ func answer(ev *agentv2.ProxyToAgent, resp *agentv2.AgentResponse, corr string, 
 }
 
 // accept answers the handshake, declaring echo or not.
-func accept(c *reliability.PeerConn, echo bool) error {
-	hs := reliability.HandshakeResponse("victim")
+func accept(c *testagent.PeerConn, echo bool) error {
+	hs := testagent.HandshakeResponse("victim")
 	hs.GetHandshake().GetCapabilities().GetFeatures().EchoesEventId = echo
 	return c.Send(hs)
 }
 
 // answering is a script that accepts the handshake and answers each event,
 // in arrival order, with what reply returns for it.
-func answering(echo bool, reply func(ev *agentv2.ProxyToAgent, corr string) []*agentv2.AgentToProxy) reliability.Chooser {
-	return func(*agentv2.ProxyToAgent) reliability.Script {
-		return func(pc *reliability.PeerConn) {
+func answering(echo bool, reply func(ev *agentv2.ProxyToAgent, corr string) []*agentv2.AgentToProxy) testagent.Chooser {
+	return func(*agentv2.ProxyToAgent) testagent.Script {
+		return func(pc *testagent.PeerConn) {
 			if accept(pc, echo) != nil {
 				return
 			}
@@ -269,8 +269,8 @@ func TestDecisionSafety(t *testing.T) {
 // the first such answer closes the connection; without echo the answers
 // are simply out of order, and each goes to its own request.
 func swappedAnswers(t *testing.T, tg safetyTarget, echo bool) {
-	c := tg.connect(t, func(*agentv2.ProxyToAgent) reliability.Script {
-		return func(pc *reliability.PeerConn) {
+	c := tg.connect(t, func(*agentv2.ProxyToAgent) testagent.Script {
+		return func(pc *testagent.PeerConn) {
 			if accept(pc, echo) != nil {
 				return
 			}
@@ -340,9 +340,9 @@ func rightIDOtherRequest(t *testing.T, tg safetyTarget) {
 
 // neverSentID: the agent answers an event id the proxy never sent.
 func neverSentID(t *testing.T, tg safetyTarget) {
-	c := tg.connect(t, func(*agentv2.ProxyToAgent) reliability.Script {
-		return afterFirstEvent(func(pc *reliability.PeerConn, ev *agentv2.ProxyToAgent) error {
-			m := reliability.Response(ev, nil)
+	c := tg.connect(t, func(*agentv2.ProxyToAgent) testagent.Script {
+		return afterFirstEvent(func(pc *testagent.PeerConn, ev *agentv2.ProxyToAgent) error {
+			m := testagent.Response(ev, nil)
 			m.EventId += 1 << 20
 			return pc.Send(m)
 		})
@@ -363,8 +363,8 @@ func lateAfterTimeout(t *testing.T, tg safetyTarget, echo bool) {
 		delay    = 40 * time.Millisecond
 	)
 	var agentHeaders atomic.Int64 // headers the agent received
-	c := tg.connect(t, func(*agentv2.ProxyToAgent) reliability.Script {
-		return func(pc *reliability.PeerConn) {
+	c := tg.connect(t, func(*agentv2.ProxyToAgent) testagent.Script {
+		return func(pc *testagent.PeerConn) {
 			if accept(pc, echo) != nil {
 				return
 			}
@@ -446,8 +446,8 @@ func lateAfterTimeout(t *testing.T, tg safetyTarget, echo bool) {
 func lateAfterCancel(t *testing.T, tg safetyTarget, echo bool) {
 	// arrived[corr] closes when the agent holds both events of corr.
 	var arrived sync.Map
-	c := tg.connect(t, func(*agentv2.ProxyToAgent) reliability.Script {
-		return func(pc *reliability.PeerConn) {
+	c := tg.connect(t, func(*agentv2.ProxyToAgent) testagent.Script {
+		return func(pc *testagent.PeerConn) {
 			if accept(pc, echo) != nil {
 				return
 			}

@@ -13,15 +13,15 @@ import (
 	"github.com/agentwire/agentwire"
 	"github.com/agentwire/agentwire/codec"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/internal/testagent"
 	"github.com/agentwire/agentwire/pool"
-	"github.com/agentwire/agentwire/reliability"
 	"github.com/agentwire/agentwire/transport"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
 // servePeer answers every connection of a peer normally.
-func servePeer(c *reliability.PeerConn) {
+func servePeer(c *testagent.PeerConn) {
 	if c.Accept("peer") == nil {
 		c.Serve()
 	}
@@ -36,13 +36,13 @@ func servePeer(c *reliability.PeerConn) {
 func TestAgentClosesMidFrame(t *testing.T) {
 	t.Parallel()
 	var accepted atomic.Int32
-	peer, err := reliability.ListenFramedPeer(filepath.Join(shortDir(t), "peer.sock"), func(*agentv2.ProxyToAgent) reliability.Script {
+	peer, err := testagent.ListenFramedPeer(filepath.Join(shortDir(t), "peer.sock"), func(*agentv2.ProxyToAgent) testagent.Script {
 		if accepted.Add(1) != 2 {
 			return servePeer
 		}
-		return afterFirstEvent(func(c *reliability.PeerConn, ev *agentv2.ProxyToAgent) error {
+		return afterFirstEvent(func(c *testagent.PeerConn, ev *agentv2.ProxyToAgent) error {
 			time.Sleep(20 * time.Millisecond) // let calls pile up on this connection
-			frame, err := codec.AppendFrame(nil, reliability.Response(ev, nil), 0)
+			frame, err := codec.AppendFrame(nil, testagent.Response(ev, nil), 0)
 			if err != nil {
 				return err
 			}
@@ -124,7 +124,7 @@ func TestAgentClosesMidFrame(t *testing.T) {
 // ready one.
 func TestPauseForeverThroughPool(t *testing.T) {
 	t.Parallel()
-	pauser := func(c *reliability.PeerConn) {
+	pauser := func(c *testagent.PeerConn) {
 		if c.Accept("paused") != nil {
 			return
 		}
@@ -161,7 +161,7 @@ func TestPauseForeverThroughPool(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var n atomic.Int32
-			peer, err := reliability.ListenFramedPeer(filepath.Join(shortDir(t), "peer.sock"), func(*agentv2.ProxyToAgent) reliability.Script {
+			peer, err := testagent.ListenFramedPeer(filepath.Join(shortDir(t), "peer.sock"), func(*agentv2.ProxyToAgent) testagent.Script {
 				if int(n.Add(1)) <= tt.paused {
 					return pauser
 				}

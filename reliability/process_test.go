@@ -13,8 +13,8 @@ import (
 
 	"github.com/agentwire/agentwire"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/internal/testagent"
 	"github.com/agentwire/agentwire/pool"
-	"github.com/agentwire/agentwire/reliability"
 	"github.com/agentwire/agentwire/transport"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -61,7 +61,7 @@ func killUnderLoad(t *testing.T, tr string) {
 	dir := shortDir(t)
 	ids := []string{"waf-a", "waf-b"}
 	addrs := []agentAddr{newAgentAddr(t, tr, dir, "a"), newAgentAddr(t, tr, dir, "b")}
-	procs := make([]*reliability.AgentProcess, 2)
+	procs := make([]*testagent.AgentProcess, 2)
 	for i := range procs {
 		procs[i] = startWAF(t, addrs[i].args(ids[i])...)
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/agentwire/agentwire"
 	"github.com/agentwire/agentwire/codec"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
-	"github.com/agentwire/agentwire/reliability"
+	"github.com/agentwire/agentwire/internal/testagent"
 	"github.com/agentwire/agentwire/transport"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -37,7 +37,7 @@ type fault struct {
 	// framedOnly faults need frame types or raw bytes.
 	framedOnly bool
 	// script misbehaves on the victim connection.
-	script reliability.Script
+	script testagent.Script
 	// check runs against the victim: c is nil if the dial failed with
 	// dialErr. It sends what the script waits for and asserts the outcome.
 	check func(t *testing.T, c transport.Conn, dialErr error)
@@ -122,12 +122,12 @@ func counted(field func(transport.Status) uint64, want uint64) func(*testing.T, 
 }
 
 func duplicateResponses(s transport.Status) uint64 { return s.DuplicateResponses }
-func unknownFrames(s transport.Status) uint64    { return s.UnknownFrames }
+func unknownFrames(s transport.Status) uint64      { return s.UnknownFrames }
 
 // afterFirstEvent accepts the handshake, waits for an event, runs f, then
 // serves normally.
-func afterFirstEvent(f func(c *reliability.PeerConn, ev *agentv2.ProxyToAgent) error) reliability.Script {
-	return func(c *reliability.PeerConn) {
+func afterFirstEvent(f func(c *testagent.PeerConn, ev *agentv2.ProxyToAgent) error) testagent.Script {
+	return func(c *testagent.PeerConn) {
 		if c.Accept("victim") != nil {
 			return
 		}
@@ -159,7 +159,7 @@ func faults(t *testing.T) []fault {
 	// the connection, unread, until the check is done.
 	pingsSent, holdPings := make(chan struct{}), make(chan struct{})
 	return []fault{
-		{name: "PingFloodUnread", script: func(c *reliability.PeerConn) {
+		{name: "PingFloodUnread", script: func(c *testagent.PeerConn) {
 			sent := sync.OnceFunc(func() { close(pingsSent) })
 			defer sent()
 			if c.Accept("victim") != nil {
@@ -188,9 +188,9 @@ func faults(t *testing.T) []fault {
 			assert.NoError(t, c.Err())
 		}},
 
-		{name: "ResponseForUnknownID", script: afterFirstEvent(func(c *reliability.PeerConn, ev *agentv2.ProxyToAgent) error {
+		{name: "ResponseForUnknownID", script: afterFirstEvent(func(c *testagent.PeerConn, ev *agentv2.ProxyToAgent) error {
 			// An event id the proxy never sent: the agent lost track.
-			stray := reliability.Response(ev, nil)
+			stray := testagent.Response(ev, nil)
 			stray.EventId += 1 << 20
 			if err := c.Send(stray); err != nil {
 				return err
@@ -198,14 +198,14 @@ func faults(t *testing.T) []fault {
 			return c.Reply(ev, nil)
 		}), check: closedWith(agentwire.CodeInternal, transport.ErrProtocol)},
 
-		{name: "DuplicateResponse", script: afterFirstEvent(func(c *reliability.PeerConn, ev *agentv2.ProxyToAgent) error {
+		{name: "DuplicateResponse", script: afterFirstEvent(func(c *testagent.PeerConn, ev *agentv2.ProxyToAgent) error {
 			if err := c.Reply(ev, nil); err != nil {
 				return err
 			}
 			return c.Reply(ev, nil)
 		}), check: counted(duplicateResponses, 1)},
 
-		{name: "ProxyDirectionFrameType", framedOnly: true, script: afterFirstEvent(func(c *reliability.PeerConn, ev *agentv2.ProxyToAgent) error {
+		{name: "ProxyDirectionFrameType", framedOnly: true, script: afterFirstEvent(func(c *testagent.PeerConn, ev *agentv2.ProxyToAgent) error {
 			// The agent echoes the proxy's own request-headers frame.
 			if err := c.SendRaw(agentv2.ProxyToAgentFrameRequestHeaders, encode(t, ev)); err != nil {
 				return err
@@ -213,7 +213,7 @@ func faults(t *testing.T) []fault {
 			return c.Reply(ev, nil)
 		}), check: counted(unknownFrames, 1)},
 
-		{name: "UnknownFrameType", script: afterFirstEvent(func(c *reliability.PeerConn, ev *agentv2.ProxyToAgent) error {
+		{name: "UnknownFrameType", script: afterFirstEvent(func(c *testagent.PeerConn, ev *agentv2.ProxyToAgent) error {
 			// Framed: type 0x7f. gRPC: an unknown oneof case.
 			if err := c.SendRaw(0x7f, unknownCase); err != nil {
 				return err
@@ -221,7 +221,7 @@ func faults(t *testing.T) []fault {
 			return c.Reply(ev, nil)
 		}), check: counted(unknownFrames, 1)},
 
-		{name: "UnknownFrameFlood", script: afterFirstEvent(func(c *reliability.PeerConn, ev *agentv2.ProxyToAgent) error {
+		{name: "UnknownFrameFlood", script: afterFirstEvent(func(c *testagent.PeerConn, ev *agentv2.ProxyToAgent) error {
 			for range floodSize {
 				if err := c.SendRaw(0x7f, unknownCase); err != nil {
 					return err
@@ -230,17 +230,17 @@ func faults(t *testing.T) []fault {
 			return c.Reply(ev, nil)
 		}), check: counted(unknownFrames, floodSize)},
 
-		{name: "FrameTypeMismatchesPayload", framedOnly: true, script: afterFirstEvent(func(c *reliability.PeerConn, ev *agentv2.ProxyToAgent) error {
+		{name: "FrameTypeMismatchesPayload", framedOnly: true, script: afterFirstEvent(func(c *testagent.PeerConn, ev *agentv2.ProxyToAgent) error {
 			return c.SendRaw(agentv2.AgentToProxyFrameResponse, healthPayload)
 		}), check: closedWith(agentwire.CodeInternal, transport.ErrProtocol, codec.ErrMalformed)},
 
-		{name: "MalformedPayload", script: afterFirstEvent(func(c *reliability.PeerConn, ev *agentv2.ProxyToAgent) error {
+		{name: "MalformedPayload", script: afterFirstEvent(func(c *testagent.PeerConn, ev *agentv2.ProxyToAgent) error {
 			return c.SendRaw(agentv2.AgentToProxyFrameResponse, []byte{0x12, 0xff, 0xff, 0xff, 0xff, 0x0f})
 		}), check: closedWith(agentwire.CodeInternal, transport.ErrProtocol, codec.ErrMalformed)},
 
-		{name: "FrameOverLimit", script: afterFirstEvent(func(c *reliability.PeerConn, ev *agentv2.ProxyToAgent) error {
+		{name: "FrameOverLimit", script: afterFirstEvent(func(c *testagent.PeerConn, ev *agentv2.ProxyToAgent) error {
 			// A real response, four times the proxy's limit.
-			resp := reliability.Response(ev, nil)
+			resp := testagent.Response(ev, nil)
 			resp.GetResponse().Audit = &agentv2.AuditMetadata{Tags: []string{string(make([]byte, 4*faultMaxFrame))}}
 			if c.Transport() == transport.TransportGRPC {
 				return c.Send(resp)
@@ -253,12 +253,12 @@ func faults(t *testing.T) []fault {
 			return c.WriteBytes(hdr[:])
 		}), check: closedWith(agentwire.CodeInternal, transport.ErrProtocol, codec.ErrFrameTooLarge)},
 
-		{name: "ZeroLengthFrame", framedOnly: true, script: afterFirstEvent(func(c *reliability.PeerConn, ev *agentv2.ProxyToAgent) error {
+		{name: "ZeroLengthFrame", framedOnly: true, script: afterFirstEvent(func(c *testagent.PeerConn, ev *agentv2.ProxyToAgent) error {
 			return c.WriteBytes([]byte{0, 0, 0, 0})
 		}), check: closedWith(agentwire.CodeInternal, transport.ErrProtocol, codec.ErrZeroLength)},
 
-		{name: "TruncatedFrame", framedOnly: true, script: afterFirstEvent(func(c *reliability.PeerConn, ev *agentv2.ProxyToAgent) error {
-			frame, err := codec.AppendFrame(nil, reliability.Response(ev, nil), 0)
+		{name: "TruncatedFrame", framedOnly: true, script: afterFirstEvent(func(c *testagent.PeerConn, ev *agentv2.ProxyToAgent) error {
+			frame, err := codec.AppendFrame(nil, testagent.Response(ev, nil), 0)
 			if err != nil {
 				return err
 			}
@@ -267,43 +267,43 @@ func faults(t *testing.T) []fault {
 			return fmt.Errorf("closed")
 		}), check: closedWith(agentwire.CodeUnavailable, transport.ErrPeerGone, codec.ErrTruncated)},
 
-		{name: "ClosedMidCall", script: afterFirstEvent(func(c *reliability.PeerConn, ev *agentv2.ProxyToAgent) error {
+		{name: "ClosedMidCall", script: afterFirstEvent(func(c *testagent.PeerConn, ev *agentv2.ProxyToAgent) error {
 			c.Close()
 			return fmt.Errorf("closed")
 		}), check: closedWith(agentwire.CodeUnavailable, transport.ErrPeerGone)},
 
-		{name: "HandshakeNeverSent", script: func(c *reliability.PeerConn) { c.Drain() },
+		{name: "HandshakeNeverSent", script: func(c *testagent.PeerConn) { c.Drain() },
 			check: dialFailsWith(agentwire.CodeDeadlineExceeded, nil)},
 
-		{name: "NotHandshakeFirst", script: func(c *reliability.PeerConn) {
+		{name: "NotHandshakeFirst", script: func(c *testagent.PeerConn) {
 			_ = c.Send(&agentv2.AgentToProxy{Message: &agentv2.AgentToProxy_Health{Health: &agentv2.HealthStatus{AgentId: "victim"}}})
 			c.Drain()
 		}, check: dialFailsWith(agentwire.CodeInternal, transport.ErrProtocol)},
 
-		{name: "HandshakeRejected", script: func(c *reliability.PeerConn) {
+		{name: "HandshakeRejected", script: func(c *testagent.PeerConn) {
 			msg := "no"
 			_ = c.Send(&agentv2.AgentToProxy{Message: &agentv2.AgentToProxy_Handshake{Handshake: &agentv2.HandshakeResponse{
 				ProtocolVersion: 2, Success: false, Error: &msg}}})
 			c.Drain()
 		}, check: dialFailsWith(agentwire.CodeFailedPrecondition, transport.ErrHandshakeRejected)},
 
-		{name: "WrongProtocolVersion", script: func(c *reliability.PeerConn) {
-			hs := reliability.HandshakeResponse("victim")
+		{name: "WrongProtocolVersion", script: func(c *testagent.PeerConn) {
+			hs := testagent.HandshakeResponse("victim")
 			hs.GetHandshake().ProtocolVersion = 3
 			_ = c.Send(hs)
 			c.Drain()
 		}, check: dialFailsWith(agentwire.CodeFailedPrecondition, transport.ErrIncompatibleVersion)},
 
-		{name: "HandshakeTwice", script: afterFirstEvent(func(c *reliability.PeerConn, ev *agentv2.ProxyToAgent) error {
+		{name: "HandshakeTwice", script: afterFirstEvent(func(c *testagent.PeerConn, ev *agentv2.ProxyToAgent) error {
 			return c.Accept("victim")
 		}), check: closedWith(agentwire.CodeInternal, transport.ErrProtocol)},
 
-		{name: "RegistrationAfterHandshake", script: afterFirstEvent(func(c *reliability.PeerConn, ev *agentv2.ProxyToAgent) error {
+		{name: "RegistrationAfterHandshake", script: afterFirstEvent(func(c *testagent.PeerConn, ev *agentv2.ProxyToAgent) error {
 			return c.Send(&agentv2.AgentToProxy{Message: &agentv2.AgentToProxy_Registration{Registration: &agentv2.RegistrationRequest{
 				ProtocolVersion: 2, AgentId: "victim"}}})
 		}), check: closedWith(agentwire.CodeInternal, transport.ErrProtocol)},
 
-		{name: "PauseForever", script: func(c *reliability.PeerConn) {
+		{name: "PauseForever", script: func(c *testagent.PeerConn) {
 			if c.Accept("victim") != nil {
 				return
 			}
@@ -327,7 +327,7 @@ func faults(t *testing.T) []fault {
 			served(t, c, nil)
 		}},
 
-		{name: "PauseFlood", script: func(c *reliability.PeerConn) {
+		{name: "PauseFlood", script: func(c *testagent.PeerConn) {
 			if c.Accept("victim") != nil {
 				return
 			}
@@ -377,25 +377,25 @@ func TestProtocolFaults(t *testing.T) {
 }
 
 func runFault(t *testing.T, tr string, f fault) {
-	choose := func(first *agentv2.ProxyToAgent) reliability.Script {
+	choose := func(first *agentv2.ProxyToAgent) testagent.Script {
 		if first.GetHandshake().GetProxyId() == "victim" {
 			return f.script
 		}
-		return func(c *reliability.PeerConn) {
+		return func(c *testagent.PeerConn) {
 			if c.Accept("control") == nil {
 				c.Serve()
 			}
 		}
 	}
 	var (
-		peer *reliability.Peer
+		peer *testagent.Peer
 		err  error
 	)
 	if tr == transport.TransportUnix {
-		peer, err = reliability.ListenFramedPeer(filepath.Join(shortDir(t), "peer.sock"), choose)
+		peer, err = testagent.ListenFramedPeer(filepath.Join(shortDir(t), "peer.sock"), choose)
 	} else {
 		// Connect dials the same grpc-go peer, with the gRPC protocol.
-		peer, err = reliability.ListenGRPCPeer("127.0.0.1:0", choose)
+		peer, err = testagent.ListenGRPCPeer("127.0.0.1:0", choose)
 	}
 	require.NoError(t, err)
 	defer peer.Close()

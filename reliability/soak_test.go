@@ -16,8 +16,8 @@ import (
 
 	"github.com/agentwire/agentwire"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/internal/testagent"
 	"github.com/agentwire/agentwire/pool"
-	"github.com/agentwire/agentwire/reliability"
 	"github.com/agentwire/agentwire/transport"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -39,13 +39,13 @@ type soakAgent struct {
 	args     []string
 
 	mu   sync.Mutex // mu guards proc
-	proc *reliability.AgentProcess
+	proc *testagent.AgentProcess
 }
 
 func (a *soakAgent) start(bin string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	p, err := reliability.StartAgent(ctx, bin, a.args...)
+	p, err := testagent.StartAgent(ctx, bin, a.args...)
 	if err != nil {
 		return err
 	}

@@ -19,7 +19,7 @@ import (
 	"github.com/agentwire/agentwire/agent"
 	"github.com/agentwire/agentwire/codec"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
-	"github.com/agentwire/agentwire/reliability"
+	"github.com/agentwire/agentwire/internal/testagent"
 	"github.com/agentwire/agentwire/transport"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -260,7 +260,7 @@ func TestMTLSReverse(t *testing.T) {
 		if err := r.ReadProxyToAgent(&m); err != nil {
 			return false, err
 		}
-		return true, codec.WriteFrameTo(nc, reliability.HandshakeResponse("waf-1"), 0)
+		return true, codec.WriteFrameTo(nc, testagent.HandshakeResponse("waf-1"), 0)
 	}
 
 	ok, err := register(p.validClient)

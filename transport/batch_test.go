@@ -9,7 +9,7 @@ import (
 
 	"github.com/agentwire/agentwire"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
-	"github.com/agentwire/agentwire/reliability"
+	"github.com/agentwire/agentwire/internal/testagent"
 	"github.com/agentwire/agentwire/transport"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -22,8 +22,8 @@ import (
 // the next round's events unsent.
 func TestBatchesOfSends(t *testing.T) {
 	t.Parallel()
-	peer, err := reliability.ListenFramedPeer(filepath.Join(shortTempDir(t), "a.sock"), func(*agentv2.ProxyToAgent) reliability.Script {
-		return func(c *reliability.PeerConn) {
+	peer, err := testagent.ListenFramedPeer(filepath.Join(shortTempDir(t), "a.sock"), func(*agentv2.ProxyToAgent) testagent.Script {
+		return func(c *testagent.PeerConn) {
 			if c.Accept("batches") != nil {
 				return
 			}

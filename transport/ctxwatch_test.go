@@ -10,7 +10,7 @@ import (
 
 	"github.com/agentwire/agentwire"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
-	"github.com/agentwire/agentwire/reliability"
+	"github.com/agentwire/agentwire/internal/testagent"
 	"github.com/agentwire/agentwire/transport"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -24,8 +24,8 @@ func silentPeer(t *testing.T, batch int) (endpoint string, answer chan struct{},
 	t.Helper()
 	answer = make(chan struct{})
 	silent = new(atomic.Int64)
-	peer, err := reliability.ListenFramedPeer(filepath.Join(shortTempDir(t), "a.sock"), func(*agentv2.ProxyToAgent) reliability.Script {
-		return func(c *reliability.PeerConn) {
+	peer, err := testagent.ListenFramedPeer(filepath.Join(shortTempDir(t), "a.sock"), func(*agentv2.ProxyToAgent) testagent.Script {
+		return func(c *testagent.PeerConn) {
 			if c.Accept("silent") != nil {
 				return
 			}
@@ -190,8 +190,8 @@ func TestSharedContextClose(t *testing.T) {
 // and leave no watch behind.
 func TestSharedContextRace(t *testing.T) {
 	t.Parallel()
-	peer, err := reliability.ListenFramedPeer(filepath.Join(shortTempDir(t), "a.sock"), func(*agentv2.ProxyToAgent) reliability.Script {
-		return func(c *reliability.PeerConn) {
+	peer, err := testagent.ListenFramedPeer(filepath.Join(shortTempDir(t), "a.sock"), func(*agentv2.ProxyToAgent) testagent.Script {
+		return func(c *testagent.PeerConn) {
 			if c.Accept("serving") == nil {
 				c.Serve()
 			}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/agentwire/agentwire"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
-	"github.com/agentwire/agentwire/reliability"
+	"github.com/agentwire/agentwire/internal/testagent"
 	"github.com/agentwire/agentwire/transport"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -19,20 +19,20 @@ import (
 // livenessPeer serves script on every connection of a scripted agent over
 // transport tr (framed Unix socket or gRPC) and returns its endpoint. The
 // scripts' release channel closes when the test ends, before the peer.
-func livenessPeer(t *testing.T, tr string, script func(c *reliability.PeerConn, release <-chan struct{})) string {
+func livenessPeer(t *testing.T, tr string, script func(c *testagent.PeerConn, release <-chan struct{})) string {
 	t.Helper()
 	release := make(chan struct{})
-	choose := func(*agentv2.ProxyToAgent) reliability.Script {
-		return func(c *reliability.PeerConn) { script(c, release) }
+	choose := func(*agentv2.ProxyToAgent) testagent.Script {
+		return func(c *testagent.PeerConn) { script(c, release) }
 	}
 	var (
-		peer *reliability.Peer
+		peer *testagent.Peer
 		err  error
 	)
 	if tr == transport.TransportGRPC {
-		peer, err = reliability.ListenGRPCPeer("127.0.0.1:0", choose)
+		peer, err = testagent.ListenGRPCPeer("127.0.0.1:0", choose)
 	} else {
-		peer, err = reliability.ListenFramedPeer(filepath.Join(shortTempDir(t), "a.sock"), choose)
+		peer, err = testagent.ListenFramedPeer(filepath.Join(shortTempDir(t), "a.sock"), choose)
 	}
 	require.NoError(t, err)
 	t.Cleanup(peer.Close)
@@ -47,7 +47,7 @@ var discardLogs = transport.WithLogger(slog.New(slog.DiscardHandler))
 
 // hangAfterFirst answers the first event, then stops reading and sending
 // altogether, like a stopped process, until released.
-func hangAfterFirst(c *reliability.PeerConn, release <-chan struct{}) {
+func hangAfterFirst(c *testagent.PeerConn, release <-chan struct{}) {
 	if c.Accept("hung") != nil {
 		return
 	}
@@ -111,7 +111,7 @@ func TestLivenessAnswersWithoutPongs(t *testing.T) {
 			t.Parallel()
 			const interval, timeout, think = 100 * time.Millisecond, 500 * time.Millisecond, 300 * time.Millisecond
 			var pings atomic.Int32
-			endpoint := livenessPeer(t, tr, func(c *reliability.PeerConn, _ <-chan struct{}) {
+			endpoint := livenessPeer(t, tr, func(c *testagent.PeerConn, _ <-chan struct{}) {
 				if c.Accept("no-pong") != nil {
 					return
 				}
@@ -151,7 +151,7 @@ func TestLivenessAnswersWithoutPongs(t *testing.T) {
 func TestLivenessIdleSilence(t *testing.T) {
 	t.Parallel()
 	var pings atomic.Int32
-	endpoint := livenessPeer(t, transport.TransportUnix, func(c *reliability.PeerConn, _ <-chan struct{}) {
+	endpoint := livenessPeer(t, transport.TransportUnix, func(c *testagent.PeerConn, _ <-chan struct{}) {
 		if c.Accept("idle") != nil {
 			return
 		}
@@ -195,7 +195,7 @@ func TestLivenessDisabled(t *testing.T) {
 // pool can read it through the Receiver interface.
 func TestReceivedCounts(t *testing.T) {
 	t.Parallel()
-	endpoint := livenessPeer(t, transport.TransportUnix, func(c *reliability.PeerConn, _ <-chan struct{}) {
+	endpoint := livenessPeer(t, transport.TransportUnix, func(c *testagent.PeerConn, _ <-chan struct{}) {
 		if c.Accept("counted") == nil {
 			c.Serve()
 		}

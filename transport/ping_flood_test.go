@@ -10,7 +10,7 @@ import (
 	"time"
 
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
-	"github.com/agentwire/agentwire/reliability"
+	"github.com/agentwire/agentwire/internal/testagent"
 	"github.com/agentwire/agentwire/transport"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -25,8 +25,8 @@ func TestPingFloodBounded(t *testing.T) {
 	t.Parallel()
 	const pings = 20000
 	sent, read := make(chan struct{}), make(chan struct{})
-	peer, err := reliability.ListenFramedPeer(filepath.Join(shortTempDir(t), "flood.sock"), func(*agentv2.ProxyToAgent) reliability.Script {
-		return func(c *reliability.PeerConn) {
+	peer, err := testagent.ListenFramedPeer(filepath.Join(shortTempDir(t), "flood.sock"), func(*agentv2.ProxyToAgent) testagent.Script {
+		return func(c *testagent.PeerConn) {
 			done := sync.OnceFunc(func() { close(sent) })
 			defer done()
 			if c.Accept("flood") != nil {

@@ -9,7 +9,7 @@ import (
 	"github.com/agentwire/agentwire"
 	"github.com/agentwire/agentwire/codec"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
-	"github.com/agentwire/agentwire/reliability"
+	"github.com/agentwire/agentwire/internal/testagent"
 	"github.com/agentwire/agentwire/transport"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -25,14 +25,14 @@ func TestStreamBadAgentMessage(t *testing.T) {
 	const limit = 64 << 10
 	for _, tt := range []struct {
 		name     string
-		send     func(c *reliability.PeerConn, ev *agentv2.ProxyToAgent) error
+		send     func(c *testagent.PeerConn, ev *agentv2.ProxyToAgent) error
 		sentinel error
 	}{
-		{"Malformed", func(c *reliability.PeerConn, _ *agentv2.ProxyToAgent) error {
+		{"Malformed", func(c *testagent.PeerConn, _ *agentv2.ProxyToAgent) error {
 			return c.SendRaw(0, []byte{0x12, 0xff, 0xff, 0xff, 0xff, 0x0f}) // a response of 2^35 bytes
 		}, codec.ErrMalformed},
-		{"OverLimit", func(c *reliability.PeerConn, ev *agentv2.ProxyToAgent) error {
-			resp := reliability.Response(ev, nil)
+		{"OverLimit", func(c *testagent.PeerConn, ev *agentv2.ProxyToAgent) error {
+			resp := testagent.Response(ev, nil)
 			resp.GetResponse().Audit = &agentv2.AuditMetadata{Tags: []string{strings.Repeat("x", 2*limit)}}
 			return c.Send(resp)
 		}, codec.ErrFrameTooLarge},
@@ -40,8 +40,8 @@ func TestStreamBadAgentMessage(t *testing.T) {
 		for _, scheme := range []string{"grpc", "http"} {
 			t.Run(tt.name+"/"+scheme, func(t *testing.T) {
 				t.Parallel()
-				peer, err := reliability.ListenGRPCPeer("127.0.0.1:0", func(*agentv2.ProxyToAgent) reliability.Script {
-					return func(c *reliability.PeerConn) {
+				peer, err := testagent.ListenGRPCPeer("127.0.0.1:0", func(*agentv2.ProxyToAgent) testagent.Script {
+					return func(c *testagent.PeerConn) {
 						if c.Accept("bad") != nil {
 							return
 						}

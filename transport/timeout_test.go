@@ -9,7 +9,7 @@ import (
 
 	"github.com/agentwire/agentwire"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
-	"github.com/agentwire/agentwire/reliability"
+	"github.com/agentwire/agentwire/internal/testagent"
 	"github.com/agentwire/agentwire/transport"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -24,8 +24,8 @@ func TestCallTimeoutEach(t *testing.T) {
 	require.NoError(t, err)
 	defer os.RemoveAll(dir)
 	answer := make(chan struct{})
-	peer, err := reliability.ListenFramedPeer(filepath.Join(dir, "a.sock"), func(*agentv2.ProxyToAgent) reliability.Script {
-		return func(c *reliability.PeerConn) {
+	peer, err := testagent.ListenFramedPeer(filepath.Join(dir, "a.sock"), func(*agentv2.ProxyToAgent) testagent.Script {
+		return func(c *testagent.PeerConn) {
 			if c.Accept("silent") != nil {
 				return
 			}

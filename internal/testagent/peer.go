@@ -1,4 +1,4 @@
-package reliability
+package testagent
 
 import (
 	"context"
@@ -237,7 +237,7 @@ type PeerConn struct {
 
 // ErrNotFramed: a byte-level write on a peer connection that is not a byte
 // stream (gRPC).
-var ErrNotFramed = errors.New("reliability: raw bytes need a framed connection")
+var ErrNotFramed = errors.New("testagent: raw bytes need a framed connection")
 
 // peerWire moves messages of one peer connection.
 type peerWire interface {
