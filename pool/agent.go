@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strconv"
 	"sync"
@@ -44,7 +45,10 @@ type agent struct {
 
 	errors, failOpen, flowRejected, limitRejected   atomic.Uint64
 	breakerRejected, affinityMisses, stickyOverflow atomic.Uint64
-	configState                                     atomic.Pointer[ConfigStatus]
+	// violations and unresponsive count connections that ended for a
+	// protocol violation or for liveness (see uninstall).
+	violations, unresponsive atomic.Uint64
+	configState              atomic.Pointer[ConfigStatus]
 
 	ctx    context.Context // ends when the agent is closed
 	cancel context.CancelFunc
@@ -332,6 +336,7 @@ func (a *agent) installLocked(sc *SubConn, c transport.Conn) {
 // lost.
 func (a *agent) uninstall(sc *SubConn) {
 	a.mu.Lock()
+	installed := slices.Contains(a.conns, sc)
 	ch := a.removeLocked(sc)
 	if old := ConnState(sc.state.Swap(int32(ConnClosed))); old != ConnClosed {
 		ch = append(ch, stateChange{sc, old, ConnClosed})
@@ -339,6 +344,14 @@ func (a *agent) uninstall(sc *SubConn) {
 	a.mu.Unlock()
 	a.report(ch)
 	a.aff.markLost(sc)
+	if installed {
+		switch err := sc.conn.Err(); {
+		case errors.Is(err, transport.ErrProtocol):
+			a.violations.Add(1)
+		case errors.Is(err, transport.ErrUnresponsive):
+			a.unresponsive.Add(1)
+		}
+	}
 }
 
 func (a *agent) removeLocked(sc *SubConn) []stateChange {

@@ -35,6 +35,11 @@ type AgentStats struct {
 	AffinityMisses uint64
 	// StickyOverflow counts sessions not bound because the table was full.
 	StickyOverflow uint64
+	// ProtocolViolations counts connections closed because the agent broke
+	// the protocol (an answer for another request among them:
+	// transport.ErrMismatch); Unresponsive those dropped because it sent
+	// nothing while events waited (transport.ErrUnresponsive).
+	ProtocolViolations, Unresponsive uint64
 	// OpenRequests is the number of pinned requests, LostRequests of those
 	// whose connection died (their remaining events fail), Sessions of
 	// sticky sessions.
@@ -93,24 +98,26 @@ func (p *Pool) AgentStats(id string) (AgentStats, error) {
 func (a *agent) stats() AgentStats {
 	br, opened := a.breaker.snapshot()
 	s := AgentStats{
-		ID:              a.id,
-		Endpoint:        a.endpoint,
-		Policy:          a.cfg.builder.Name(),
-		Draining:        a.draining.Load(),
-		Breaker:         br,
-		BreakerOpened:   opened,
-		InFlight:        a.events.inFlight(),
-		Requests:        a.events.started.Load(),
-		Errors:          a.errors.Load(),
-		FailOpen:        a.failOpen.Load(),
-		FlowRejected:    a.flowRejected.Load(),
-		LimitRejected:   a.limitRejected.Load(),
-		BreakerRejected: a.breakerRejected.Load(),
-		AffinityMisses:  a.affinityMisses.Load(),
-		StickyOverflow:  a.stickyOverflow.Load(),
-		OpenRequests:    a.aff.live(),
-		LostRequests:    a.aff.len() - a.aff.live(),
-		Sessions:        a.sticky.len(),
+		ID:                 a.id,
+		Endpoint:           a.endpoint,
+		Policy:             a.cfg.builder.Name(),
+		Draining:           a.draining.Load(),
+		Breaker:            br,
+		BreakerOpened:      opened,
+		InFlight:           a.events.inFlight(),
+		Requests:           a.events.started.Load(),
+		Errors:             a.errors.Load(),
+		FailOpen:           a.failOpen.Load(),
+		FlowRejected:       a.flowRejected.Load(),
+		LimitRejected:      a.limitRejected.Load(),
+		BreakerRejected:    a.breakerRejected.Load(),
+		AffinityMisses:     a.affinityMisses.Load(),
+		StickyOverflow:     a.stickyOverflow.Load(),
+		ProtocolViolations: a.violations.Load(),
+		Unresponsive:       a.unresponsive.Load(),
+		OpenRequests:       a.aff.live(),
+		LostRequests:       a.aff.len() - a.aff.live(),
+		Sessions:           a.sticky.len(),
 	}
 	if c := a.configState.Load(); c != nil {
 		cc := *c

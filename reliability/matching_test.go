@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/agentwire/agentwire"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 	"github.com/agentwire/agentwire/internal/testagent"
+	"github.com/agentwire/agentwire/pool"
 	"github.com/agentwire/agentwire/transport"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -589,4 +591,69 @@ func duplicates(t *testing.T, tg safetyTarget, echo bool) {
 	eventually(t, 5*time.Second, "duplicates counted", func() bool { return c.Status().DuplicateResponses >= uint64(safetyEvents()) })
 	assert.Equal(t, uint64(safetyEvents()), c.Status().DuplicateResponses)
 	assert.Zero(t, c.Status().LateResponses)
+}
+
+// TestDecisionSafetyThroughPool is the attack the issue was filed with: a
+// pool with 4 connections to an agent that answers each pair of events
+// with each other's decision and correlation id, 64 callers in flight.
+// The pool redials the lying agent again and again; no caller ever gets a
+// decision, let alone another's, and every violation is counted.
+func TestDecisionSafetyThroughPool(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(shortDir(t), "a.sock")
+	p, err := testagent.ListenFramedPeer(path, func(*agentv2.ProxyToAgent) testagent.Script {
+		return func(pc *testagent.PeerConn) {
+			if accept(pc, true) != nil {
+				return
+			}
+			for {
+				a, err := pc.RecvEvent()
+				if err != nil {
+					return
+				}
+				b, err := pc.RecvEvent()
+				if err != nil {
+					return
+				}
+				ca, _ := transport.CorrelationID(a)
+				cb, _ := transport.CorrelationID(b)
+				if pc.Send(answer(a, decisionFor(b), cb, true)) != nil || pc.Send(answer(b, decisionFor(a), ca, true)) != nil {
+					return
+				}
+			}
+		}
+	})
+	require.NoError(t, err)
+	defer p.Close()
+	pl, err := pool.New(pool.WithBackoff(time.Millisecond, 20*time.Millisecond), pool.WithConnections(4),
+		pool.WithLogger(slog.New(slog.DiscardHandler)), pool.WithTransportOptions(transport.WithLogger(slog.New(slog.DiscardHandler))))
+	require.NoError(t, err)
+	defer pl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, pl.AddAgent(ctx, "liar", "unix://"+path))
+
+	var ty tally
+	load(safetyEvents()/2, func(i int) {
+		var wg sync.WaitGroup
+		for _, side := range []string{"a", "b"} {
+			wg.Go(func() {
+				ev := headersEvent(fmt.Sprintf("req-%d%s", i, side), "/")
+				cctx, ccancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer ccancel()
+				r, err := pl.Send(cctx, "liar", ev)
+				ty.got(t, ev, r, err)
+			})
+		}
+		wg.Wait()
+	})
+	t.Log(ty.String())
+	assert.Zero(t, ty.wrong.Load(), "decisions delivered to the wrong caller")
+	assert.Zero(t, ty.own.Load(), "decisions of a lying agent delivered")
+	assert.Positive(t, ty.errs["internal "+transport.ErrMismatch.Error()])
+	st, err := pl.AgentStats("liar")
+	require.NoError(t, err)
+	assert.Positive(t, st.ProtocolViolations)
+	figure(t, "safety.pool.liar", "%d events at 64 in flight through a 4-connection pool: %s; %d connections closed for violations",
+		safetyEvents(), ty.String(), st.ProtocolViolations)
 }
