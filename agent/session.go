@@ -519,62 +519,6 @@ func (s *session) takeover(seq uint64) {
 	}()
 }
 
-// dispatch acts on one message from the proxy that is not an event.
-func (s *session) dispatch(m *agentv2.ProxyToAgent) error {
-	switch x := m.Message.(type) {
-	case *agentv2.ProxyToAgent_Ping:
-		return s.send(&agentv2.AgentToProxy{EventId: m.EventId, Message: &agentv2.AgentToProxy_Pong{Pong: &agentv2.Pong{
-			Sequence:        x.Ping.GetSequence(),
-			PingTimestampMs: x.Ping.GetTimestampMs(),
-			TimestampMs:     s.srv.nowMs(),
-		}}})
-	case *agentv2.ProxyToAgent_Cancel:
-		s.cancelLanes(x.Cancel)
-	case *agentv2.ProxyToAgent_Drain:
-		s.mu.Lock()
-		s.draining = true
-		s.mu.Unlock()
-		s.reportNow()
-		s.goHook(func() { s.srv.h.Drain(s.ctx, x.Drain) })
-	case *agentv2.ProxyToAgent_Shutdown:
-		s.goHook(func() { s.srv.h.Shutdown(s.ctx, x.Shutdown) })
-	case *agentv2.ProxyToAgent_ConfigResponse:
-		s.mu.Lock()
-		ch := s.configWaiters[x.ConfigResponse.GetRequestId()]
-		delete(s.configWaiters, x.ConfigResponse.GetRequestId())
-		s.mu.Unlock()
-		if ch == nil {
-			s.stats.stray.Add(1)
-			return nil
-		}
-		ch <- x.ConfigResponse
-	case *agentv2.ProxyToAgent_Handshake:
-		return protocolError("second handshake")
-	case *agentv2.ProxyToAgent_Pong, *agentv2.ProxyToAgent_RegistrationResponse:
-		// The agent sends no pings, and registration precedes the
-		// handshake: nothing waits for these.
-		s.stats.stray.Add(1)
-	default:
-		// A message case this version does not know (gRPC transports).
-		s.stats.unknown.Add(1)
-	}
-	return nil
-}
-
-// goHook runs a drain or shutdown hook without holding up the reader.
-func (s *session) goHook(f func()) {
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		defer func() {
-			if r := recover(); r != nil {
-				s.log.Error("agent: handler hook panicked", "panic", r)
-			}
-		}()
-		f()
-	}()
-}
-
 // submit queues an event on its correlation id's lane and makes sure a
 // worker will run it, or refuses it when too many events are pending. It
 // returns the event's new lane instead when the reader is to run it itself:
@@ -928,27 +872,6 @@ func (srv *Server) callHandler(ctx context.Context, m *agentv2.ProxyToAgent) (re
 		return resp, err
 	}
 	return nil, agentwire.Errorf(agentwire.CodeInvalidArgument, "agent: %T is not an event", m.Message)
-}
-
-// cancelLanes cancels the handler contexts of one correlation id, or of
-// every request when the id is empty.
-func (s *session) cancelLanes(c *agentv2.CancelRequest) {
-	code := agentwire.CodeCanceled
-	if c.GetReason() == agentv2.CancelReason_CANCEL_REASON_TIMEOUT {
-		code = agentwire.CodeDeadlineExceeded
-	}
-	cause := agentwire.Errorf(code, "agent: proxy cancelled the request (%s)", c.GetReason())
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if c.GetCorrelationId() == "" {
-		for _, l := range s.lanes {
-			l.cancel(cause)
-		}
-		return
-	}
-	if l := s.lanes[c.GetCorrelationId()]; l != nil {
-		l.cancel(cause)
-	}
 }
 
 // waitIdle returns when no event is pending or ctx ends.

@@ -543,52 +543,6 @@ func (s *session) readLoop() {
 	}
 }
 
-func (s *session) dispatch(msg *agentv2.AgentToProxy) error {
-	switch m := msg.GetMessage().(type) {
-	case *agentv2.AgentToProxy_Response:
-		if id := msg.GetEventId(); id != 0 {
-			s.w.answered(id)
-		}
-		s.deliver(msg.GetEventId(), m.Response)
-	case *agentv2.AgentToProxy_Health:
-		s.onHealth(m.Health)
-	case *agentv2.AgentToProxy_Metrics:
-		if f := s.cfg.onMetrics; f != nil {
-			f(m.Metrics)
-		}
-	case *agentv2.AgentToProxy_FlowControl:
-		s.onFlow(m.FlowControl)
-	case *agentv2.AgentToProxy_Pong:
-		s.mu.Lock()
-		ch := s.pings[m.Pong.GetSequence()]
-		delete(s.pings, m.Pong.GetSequence())
-		s.mu.Unlock()
-		if ch != nil {
-			close(ch)
-		}
-	case *agentv2.AgentToProxy_Ping:
-		pong := &agentv2.ProxyToAgent{EventId: msg.GetEventId(), Message: &agentv2.ProxyToAgent_Pong{Pong: &agentv2.Pong{
-			Sequence:        m.Ping.GetSequence(),
-			PingTimestampMs: m.Ping.GetTimestampMs(),
-			TimestampMs:     uint64(s.cfg.now().UnixMilli()),
-		}}}
-		s.goBackground("pong", func(ctx context.Context) { _ = s.w.send(ctx, pong) })
-	case *agentv2.AgentToProxy_ConfigUpdate:
-		s.onConfigUpdate(m.ConfigUpdate)
-	case *agentv2.AgentToProxy_Log:
-		s.onLog(m.Log)
-	case *agentv2.AgentToProxy_Handshake:
-		return agentwire.Errorf(agentwire.CodeInternal, "%w: second handshake response", ErrProtocol)
-	case *agentv2.AgentToProxy_Registration:
-		return agentwire.Errorf(agentwire.CodeInternal, "%w: registration after the handshake", ErrProtocol)
-	default:
-		// A case newer than this version, sent on a transport without frame
-		// types (gRPC): count it like an unknown frame.
-		s.unknownFrames.Add(1)
-	}
-	return nil
-}
-
 // maxBackground bounds the goroutines answering an agent's pings and
 // config-update requests at once. Each may wait for room on a connection
 // the agent does not read: without a bound, an agent flooding pings would
@@ -653,69 +607,6 @@ func (s *session) deliver(id uint64, resp *agentv2.AgentResponse) {
 	default:
 		c.ch <- result{resp: resp, held: true}
 	}
-}
-
-func (s *session) onHealth(h *agentv2.HealthStatus) {
-	s.mu.Lock()
-	s.health = h.GetState()
-	s.load = h.GetLoad()
-	s.healthAt = s.cfg.now()
-	st := s.statusLocked()
-	s.state = st.State
-	s.mu.Unlock()
-	if f := s.cfg.onHealth; f != nil {
-		f(h)
-	}
-	if f := s.cfg.onStatus; f != nil {
-		f(st)
-	}
-}
-
-func (s *session) onFlow(sig *agentv2.FlowControlSignal) {
-	s.mu.Lock()
-	switch sig.GetAction() {
-	case agentv2.FlowAction_FLOW_ACTION_PAUSE:
-		if sig.CorrelationId == nil {
-			s.paused = true
-		} else if len(s.pausedCorr) < maxPausedRequests {
-			s.pausedCorr[sig.GetCorrelationId()] = struct{}{}
-		}
-	case agentv2.FlowAction_FLOW_ACTION_RESUME:
-		if sig.CorrelationId == nil {
-			s.paused = false
-		} else {
-			delete(s.pausedCorr, sig.GetCorrelationId())
-		}
-		close(s.resume)
-		s.resume = make(chan struct{})
-	default:
-		s.mu.Unlock()
-		return
-	}
-	s.pausesChangedLocked()
-	changed, st := s.stateChangedLocked()
-	s.mu.Unlock()
-	if changed && s.cfg.onStatus != nil {
-		s.cfg.onStatus(st)
-	}
-}
-
-func (s *session) onConfigUpdate(req *agentv2.ConfigUpdateRequest) {
-	s.goBackground("config update", func(ctx context.Context) {
-		var resp *agentv2.ConfigUpdateResponse
-		if f := s.cfg.onConfigUpdate; f != nil {
-			resp = f(ctx, req)
-		}
-		if resp == nil {
-			msg := "proxy has no config-update handler"
-			resp = &agentv2.ConfigUpdateResponse{Error: &msg}
-		}
-		resp.RequestId = req.GetRequestId()
-		if resp.TimestampMs == 0 {
-			resp.TimestampMs = uint64(s.cfg.now().UnixMilli())
-		}
-		_ = s.w.send(ctx, &agentv2.ProxyToAgent{Message: &agentv2.ProxyToAgent_ConfigResponse{ConfigResponse: resp}})
-	})
 }
 
 // statusLocked derives the state; s.mu must be held.

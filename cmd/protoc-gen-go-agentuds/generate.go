@@ -37,6 +37,12 @@ func generate(plugin *protogen.Plugin) error {
 			continue
 		}
 		// With neither option in the request there is nothing of ours.
+		var env *eventEnvelope
+		if events != nil {
+			if env, err = collectEvents(f, events); err != nil {
+				return err
+			}
+		}
 		if framed {
 			envs, err := collect(f, num)
 			if err != nil {
@@ -44,16 +50,11 @@ func generate(plugin *protogen.Plugin) error {
 			}
 			if len(envs) > 0 {
 				emit(plugin, f, envs)
+				emitVisitors(plugin, f, envs, env)
 			}
 		}
-		if events != nil {
-			env, err := collectEvents(f, events)
-			if err != nil {
-				return err
-			}
-			if env != nil {
-				emitEvents(plugin, f, env)
-			}
+		if env != nil {
+			emitEvents(plugin, f, env)
 		}
 	}
 	return nil

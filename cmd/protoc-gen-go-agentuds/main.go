@@ -7,7 +7,10 @@
 // frame-type constants and their names, a table for documentation and tests,
 // typed encode/decode between frames and messages, and ClipBytes for unsafe
 // decoding (file _uds.pb.go). Generation fails on a missing, out-of-range or
-// duplicate id, so no hand-kept table can drift from the schema.
+// duplicate id, so no hand-kept table can drift from the schema. For each
+// such envelope it also emits a visitor interface with one method per case
+// that is not an event, and its Visit function (file _visit.pb.go): the
+// sessions of both sides implement those instead of switching over cases.
 //
 // Event cases also carry (sentinel.agent.v2.event): their EventType value,
 // handler method and correlation id field. From them the plugin emits the
