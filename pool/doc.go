@@ -21,14 +21,20 @@
 // degraded ones weigh less) and from the pool's own accounting: consecutive
 // transport failures take a connection out until a probe ping answers, and
 // a per-agent circuit breaker fails new requests fast while the agent is
-// failing. Caller cancellations, caller deadlines and errors the agent
-// reported ([agentwire.IsWireError]) never count as failures.
+// failing. Errors the agent reported ([agentwire.IsWireError]) never count
+// as failures; caller cancellations and deadlines count only on a
+// connection that has received nothing since the call was sent (a hung
+// agent, which the transport's liveness check also drops).
 //
 // Every event of a request goes to the connection that received its
 // headers (correlation affinity), so the agent's per-request state stays
 // on one connection; sticky sessions ([Pool.SendSession]) extend this to
 // long-lived streams. Flow control, concurrency limits, cancellation,
 // config push ([Pool.PushConfig]), draining ([Pool.Drain],
-// [Pool.Shutdown]) and statistics ([Pool.Stats]) complete it. An
-// [Observer] sees the pipeline for tracing and metrics.
+// [Pool.Shutdown]) and statistics ([Pool.Stats]) complete it.
+//
+// Interceptors ([WithInterceptors]) wrap the send of every event, as
+// connect-go's wrap a call: they see the event and its decision, may answer
+// without the agent or call the rest of the pipeline more than once. An
+// [Observer] sees the pipeline's steps for tracing and metrics.
 package pool

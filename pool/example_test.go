@@ -156,3 +156,32 @@ func ExamplePool_ReverseOptions() {
 	// resource_exhausted: agent: registration rejected by the proxy: pool: too many reverse connections for agent: "waf" already holds 1, the proxy's limit
 	// blocked with 403
 }
+
+// An interceptor sees every event and its decision, and may answer without
+// the agent: here a health check never reaches it.
+func ExampleWithInterceptors() {
+	skipHealth := pool.InterceptorFunc(func(next pool.SendFunc) pool.SendFunc {
+		return func(ctx context.Context, c *pool.Call) (*agentv2.AgentResponse, error) {
+			if c.Event.GetRequestHeaders().GetUri() == "/healthz" {
+				return agent.Allow(), nil
+			}
+			return next(ctx, c)
+		}
+	})
+	p, err := pool.New(pool.WithInterceptors(skipHealth))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer p.Close()
+	resp, err := p.Send(context.Background(), "waf", &agentv2.ProxyToAgent{Message: &agentv2.ProxyToAgent_RequestHeaders{
+		RequestHeaders: &agentv2.RequestHeadersEvent{Metadata: &agentv2.RequestMetadata{CorrelationId: "r1"},
+			Method: "GET", Uri: "/healthz"}}})
+	fmt.Println(resp.GetAllow() != nil, err)
+	_, err = p.Send(context.Background(), "waf", &agentv2.ProxyToAgent{Message: &agentv2.ProxyToAgent_RequestHeaders{
+		RequestHeaders: &agentv2.RequestHeadersEvent{Metadata: &agentv2.RequestMetadata{CorrelationId: "r2"},
+			Method: "GET", Uri: "/login"}}})
+	fmt.Println(err)
+	// Output:
+	// true <nil>
+	// not_found: pool: unknown agent "waf"
+}

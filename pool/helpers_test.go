@@ -109,6 +109,7 @@ type recorder struct {
 	byPeer map[*sdk.Peer]int            // events per connection
 	byCorr map[string]map[*sdk.Peer]int // connections seen per request (track)
 	kinds  map[string][]agentv2.EventType
+	uris   []string // of request headers, in arrival order (track)
 }
 
 var _ sdk.HealthReporter = (*recorder)(nil)
@@ -158,6 +159,11 @@ func (r *recorder) peers() []int {
 }
 
 func (r *recorder) RequestHeaders(ctx context.Context, ev *agentv2.RequestHeadersEvent) (*agentv2.AgentResponse, error) {
+	if r.track {
+		r.mu.Lock()
+		r.uris = append(r.uris, ev.GetUri())
+		r.mu.Unlock()
+	}
 	return r.handle(ctx, ev.GetMetadata().GetCorrelationId(), agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS)
 }
 

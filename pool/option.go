@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/agentwire/agentwire"
@@ -118,6 +119,7 @@ type config struct {
 	probeTimeout   time.Duration
 	onConfigUpdate ConfigUpdateFunc
 	configPushTTL  time.Duration
+	interceptors   []Interceptor
 }
 
 func defaultConfig() config {
@@ -167,6 +169,9 @@ func (c *config) validate() error {
 	}
 	if c.probeInterval <= 0 || c.probeTimeout <= 0 {
 		errs = append(errs, errors.New("probe interval and timeout must be positive"))
+	}
+	if slices.Contains(c.interceptors, nil) {
+		errs = append(errs, errors.New("interceptors must not be nil"))
 	}
 	if c.configPushTTL <= 0 {
 		errs = append(errs, errors.New("config push expiry must be positive"))

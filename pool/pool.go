@@ -23,6 +23,9 @@ import (
 // returns.
 type Pool struct {
 	cfg config
+	// send is the interceptor chain around the pipeline (nil without
+	// interceptors); built once in New.
+	send SendFunc
 
 	// agents is replaced, never modified, under mu: the hot path reads it
 	// without locks.
@@ -61,6 +64,7 @@ func New(opts ...Option) (*Pool, error) {
 	}
 	bg, stop := context.WithCancel(context.Background())
 	p := &Pool{cfg: cfg, bg: bg, stop: stop, shutdownDone: make(chan struct{})}
+	p.send = p.chain()
 	p.agents.Store(newAgentSet(nil))
 	p.wg.Add(1)
 	go p.maintain()

@@ -61,6 +61,9 @@ func (m FlowControlMode) String() string {
 // agentwire.IsWireError.
 // The event's event_id is set by the connection.
 func (p *Pool) Send(ctx context.Context, agentID string, event *agentv2.ProxyToAgent) (*agentv2.AgentResponse, error) {
+	if p.send != nil {
+		return p.intercept(ctx, agentID, "", event)
+	}
 	a, err := p.agentFor(agentID)
 	if err != nil {
 		return nil, err
@@ -85,6 +88,9 @@ func (p *Pool) agentFor(id string) (*agent, error) {
 // Sessions expire when idle ([WithStickySessions]); end one with
 // [Pool.EndSession].
 func (p *Pool) SendSession(ctx context.Context, agentID, sessionID string, event *agentv2.ProxyToAgent) (*agentv2.AgentResponse, error) {
+	if p.send != nil {
+		return p.intercept(ctx, agentID, sessionID, event)
+	}
 	a, err := p.agentFor(agentID)
 	if err != nil {
 		return nil, err
