@@ -410,7 +410,7 @@ func decodeShaped(buf []byte, field protowire.Number, meta, scanned bool, t agen
 // unmarshalEnvelope decodes buf into m, which it releases on failure.
 func unmarshalEnvelope(m *agentv2.ProxyToAgent, buf []byte, t agentv2.FrameType, framed bool) (*agentv2.ProxyToAgent, error) {
 	if x, ok := m.Message.(*agentv2.ProxyToAgent_RequestHeaders); ok && (!framed || t == agentv2.ProxyToAgentFrameRequestHeaders) {
-		if decodeRequestHeaders(m, x.RequestHeaders, buf) {
+		if decodeRequestHeaders(m, buf) {
 			return m, nil
 		}
 		// Back to the cleared shape for the generated decoder.

@@ -9,7 +9,22 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
+
+// Field numbers the tests build encodings with, read from the schema.
+var (
+	fieldEnvelopeResponse = fieldNumber(&agentv2.AgentToProxy{}, "response")
+	fieldEnvelopeEventID  = fieldNumber(&agentv2.AgentToProxy{}, "event_id")
+	fieldRespAllow        = fieldNumber(&agentv2.AgentResponse{}, "allow")
+	fieldRespRequestOps   = fieldNumber(&agentv2.AgentResponse{}, "request_headers")
+	fieldRespNeedsMore    = fieldNumber(&agentv2.AgentResponse{}, "needs_more")
+)
+
+func fieldNumber(m proto.Message, name protoreflect.Name) protowire.Number {
+	return m.ProtoReflect().Descriptor().Fields().ByName(name).Number()
+}
 
 func setOp(name, value string) *agentv2.HeaderOp {
 	return &agentv2.HeaderOp{Operation: &agentv2.HeaderOp_Set{Set: &agentv2.Header{Name: name, Value: value}}}

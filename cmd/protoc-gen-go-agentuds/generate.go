@@ -32,9 +32,20 @@ func generate(plugin *protogen.Plugin) error {
 	if err != nil {
 		return err
 	}
+	params, err := parseDirectParams(plugin.Request.GetParameter())
+	if err != nil {
+		return err
+	}
+	direct, err := params.resolve(plugin)
+	if err != nil {
+		return err
+	}
 	for _, f := range plugin.Files {
 		if !f.Generate {
 			continue
+		}
+		if len(direct.decoders[f]) > 0 {
+			emitDirect(plugin, f, direct)
 		}
 		// With neither option in the request there is nothing of ours.
 		var env *eventEnvelope

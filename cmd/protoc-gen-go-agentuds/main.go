@@ -18,6 +18,11 @@
 // the agent's EventHandler interface, UnimplementedEventHandler (which
 // allows every event) and DispatchEvent (file _events.pb.go). Adding an
 // event to the schema and running buf generate is all the SDK needs.
+//
+// The direct= and decoder= options (see direct.go) ask for direct decoders
+// of hot envelope cases, which read the fields they cover straight into an
+// arena or recycled structs and decline everything else (file
+// _direct.pb.go).
 package main
 
 import (

@@ -35,7 +35,8 @@ const (
 
 // request builds the CodeGeneratorRequest buf sends for the schema: the
 // schema's files and their imports in dependency order, agent.proto to
-// generate, paths=source_relative. The descriptors come from the generated
+// generate, paths=source_relative and the direct decoders' options of
+// buf.gen.yaml. The descriptors come from the generated
 // Go package, which carries buf's managed go_package.
 //
 // The request goes through its wire form and is parsed with no extensions
@@ -60,7 +61,7 @@ func request(t *testing.T) *pluginpb.CodeGeneratorRequest {
 func knownRequest() *pluginpb.CodeGeneratorRequest {
 	req := &pluginpb.CodeGeneratorRequest{
 		FileToGenerate: []string{agentProto},
-		Parameter:      proto.String("paths=source_relative"),
+		Parameter:      proto.String(strings.Join(append([]string{"paths=source_relative"}, directOptions()...), ",")),
 	}
 	for _, fd := range []protoreflect.FileDescriptor{
 		descriptorpb.File_google_protobuf_descriptor_proto,
