@@ -4,70 +4,23 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"slices"
 	"strings"
 
 	"connectrpc.com/connect"
 	"github.com/agentwire/agentwire"
 	"github.com/agentwire/agentwire/codec"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/gen/sentinel/agent/v2/agentv2connect"
+	iwire "github.com/agentwire/agentwire/internal/wire"
 	"golang.org/x/net/http2"
 )
 
 // TransportConnect names the connect-go transport (gRPC protocol over HTTP/2).
 const TransportConnect = "connect"
-
-// connectCodec is wireCodec for connect-go: pre-encoded messages pass
-// through, replies decode with vtprotobuf.
-type connectCodec struct{}
-
-func (connectCodec) Name() string { return "proto" }
-
-func (c connectCodec) Marshal(v any) ([]byte, error) { return c.MarshalAppend(nil, v) }
-
-// MarshalAppend appends v's encoding to dst, a buffer from connect-go's
-// pool. connect-go recycles whatever the codec returns into that pool (and
-// reads later messages into it), so the codec must never return memory
-// someone else owns, such as a pre-encoded message's pooled buffer: it
-// copies.
-func (connectCodec) MarshalAppend(dst []byte, v any) ([]byte, error) {
-	switch m := v.(type) {
-	case *encodedMsg:
-		return append(dst, *m...), nil
-	case vtMessage:
-		n := m.SizeVT()
-		start := len(dst)
-		dst = slices.Grow(dst, n)[:start+n]
-		_, err := m.MarshalToSizedBufferVT(dst[start:])
-		return dst, err
-	}
-	return nil, fmt.Errorf("agentwire codec: cannot marshal %T", v)
-}
-
-func (connectCodec) Unmarshal(b []byte, v any) error {
-	if r, ok := v.(*rawReply); ok {
-		// b is connect-go's pooled buffer: keep a copy, decoded by the
-		// session's reader (see DialConnect).
-		r.b = append(r.b[:0], b...)
-		return nil
-	}
-	m, ok := v.(vtMessage)
-	if !ok {
-		return fmt.Errorf("agentwire codec: cannot unmarshal into %T", v)
-	}
-	m.Reset()
-	if u, ok := v.(unsafeUnmarshaler); ok {
-		// b is connect-go's pooled buffer: decode from a copy m owns,
-		// one allocation instead of one per string (see framedWire.recv).
-		return u.UnmarshalVTUnsafe(append([]byte(nil), b...))
-	}
-	return m.UnmarshalVT(b)
-}
 
 // DialConnect connects with connect-go to baseURL ("http://host:port" for
 // HTTP/2 without TLS, "https://…" with TLS), opens ProcessStream using the
@@ -92,11 +45,14 @@ func DialConnect(ctx context.Context, baseURL string, opts ...Option) (Conn, err
 		return nil, agentwire.Errorf(agentwire.CodeInvalidArgument, "connect base URL %q: want http:// or https://", baseURL)
 	}
 	guard := &envelopeGuard{max: maxOr(cfg.maxFrameSize)}
-	client := connect.NewClient[encodedMsg, rawReply](
+	method := agentv2.File_sentinel_agent_v2_agent_proto.Services().ByName("AgentServiceV2").Methods().ByName("ProcessStream")
+	client := connect.NewClient[agentv2.ProxyToAgent, agentv2.AgentToProxy](
 		&http.Client{Transport: guard.wrap(tr)},
-		strings.TrimSuffix(baseURL, "/")+"/"+cfg.serviceName+"/ProcessStream",
+		strings.TrimSuffix(baseURL, "/")+iwire.Procedure(cfg.serviceName, agentv2connect.AgentServiceV2ProcessStreamProcedure),
+		connect.WithSchema(method),
 		connect.WithGRPC(),
-		connect.WithCodec(connectCodec{}),
+		// The codec passes the events senders encoded (encodedMsg) through.
+		connect.WithCodec(iwire.ConnectCodec{}),
 		connect.WithAcceptCompression("gzip", nil, nil),
 		connect.WithReadMaxBytes(maxOr(cfg.maxFrameSize)),
 		connect.WithSendMaxBytes(maxOr(cfg.maxFrameSize)),
@@ -107,50 +63,37 @@ func DialConnect(ctx context.Context, baseURL string, opts ...Option) (Conn, err
 		h := stream.RequestHeader()
 		cfg.streamHeaders(ctx, func(k, v string) { h.Add(k, v) })
 	}
-	w := &streamWire{
-		transport:  TransportConnect,
-		max:        maxOr(cfg.maxFrameSize),
-		queue:      make(chan queuedMsg, streamSendQueue),
-		closed:     make(chan struct{}),
-		maxPending: pendingOr(cfg.maxPending),
-		sendMsg: func(e *encodedMsg) error {
-			err := stream.Send(e)
-			e.free()
-			return err
-		},
-		recvMsg: func(m *agentv2.AgentToProxy) error {
-			r, err := stream.Receive()
-			if err != nil {
-				if gerr := guard.failure(); gerr != nil {
-					return gerr
-				}
-				return connectErr(err)
+	// The stream's Conn sends encoded events and receives into the
+	// wire's target: BidiStreamForClient takes and makes typed messages.
+	conn, err := stream.Conn()
+	if err != nil {
+		cancel()
+		return nil, iwire.FromConnect(err)
+	}
+	w := newStreamWire(TransportConnect, cfg)
+	w.sendMsg = func(e *encodedMsg) error {
+		err := conn.Send(e)
+		e.free()
+		return err
+	}
+	w.recvMsg = func(r *replyTarget) error {
+		if err := conn.Receive(r); err != nil {
+			if gerr := guard.failure(); gerr != nil {
+				return gerr
 			}
-			// Decoded here rather than by connect-go, which on a decoding
-			// error would wait for the end of the stream (see envelopeGuard).
-			// The copy r.b belongs to m: strings and bytes alias it.
-			if decodeResponse(m, r.b) {
-				return nil
-			}
-			m.Reset()
-			if err := m.UnmarshalVTUnsafe(r.b); err != nil {
-				return agentwire.NewError(agentwire.CodeInternal, fmt.Errorf("%w: %w", codec.ErrMalformed, err))
-			}
-			return nil
-		},
-		teardown: func() error {
-			cancel()
-			_ = stream.CloseRequest()
-			_ = stream.CloseResponse()
-			tr.CloseIdleConnections()
-			return nil
-		},
+			return iwire.FromConnect(err)
+		}
+		return nil
+	}
+	w.teardown = func() error {
+		cancel()
+		_ = stream.CloseRequest()
+		_ = stream.CloseResponse()
+		tr.CloseIdleConnections()
+		return nil
 	}
 	return startSession(ctx, cfg, w)
 }
-
-// rawReply is an agent message as received, decoded by the session's reader.
-type rawReply struct{ b []byte }
 
 // envelopeGuard checks the gRPC message prefixes of a Connect stream's
 // response body before connect-go reads them. After a receive error (a
@@ -231,15 +174,3 @@ func (g *envelopeGuard) Read(p []byte) (int, error) {
 }
 
 func (g *envelopeGuard) Close() error { return g.body.Close() }
-
-func connectErr(err error) error {
-	var ce *connect.Error
-	if errors.As(err, &ce) {
-		code := agentwire.Code(ce.Code())
-		if code == agentwire.CodeCanceled || code == agentwire.CodeUnknown {
-			code = agentwire.CodeUnavailable
-		}
-		return agentwire.NewError(code, fmt.Errorf("%w: %w", ErrPeerGone, err))
-	}
-	return agentwire.NewError(agentwire.CodeUnavailable, fmt.Errorf("%w: %w", ErrPeerGone, err))
-}

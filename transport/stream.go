@@ -1,27 +1,65 @@
 package transport
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
 	"sync"
 	"sync/atomic"
 
 	"github.com/agentwire/agentwire"
 	"github.com/agentwire/agentwire/codec"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	iwire "github.com/agentwire/agentwire/internal/wire"
+	"google.golang.org/grpc/mem"
 )
 
 // encodedMsg is a ProxyToAgent already encoded by the sender, so that the
 // stream's single writer goroutine only copies bytes and callers may reuse
 // their message as soon as send returns. Its memory comes from
-// messageBuffers; the gRPC codec hands it to grpc-go, which returns it
-// there.
+// iwire.Buffers: grpc-go takes the buffer and returns it there; connect-go
+// copies it, and the sender frees it.
 type encodedMsg []byte
 
-func (e *encodedMsg) free() { messageBuffers.Put((*[]byte)(e)) }
+func (e *encodedMsg) free() { iwire.Buffers.Put((*[]byte)(e)) }
+
+var (
+	_ iwire.BufferMarshaler = (*encodedMsg)(nil)
+	_ iwire.AppendMarshaler = (*encodedMsg)(nil)
+)
+
+func (e *encodedMsg) MarshalBuffers() (mem.BufferSlice, error) {
+	return mem.BufferSlice{mem.NewBuffer((*[]byte)(e), iwire.Buffers)}, nil
+}
+
+func (e *encodedMsg) AppendWire(dst []byte) ([]byte, error) { return append(dst, *e...), nil }
+
+// replyTarget is what a gRPC or Connect stream receives an agent message
+// into: common decisions decode without the generated decoder
+// (decodeResponse), the rest in place from a copy m owns. A message that
+// does not decode is kept in err for recv rather than failed to the RPC
+// library: grpc-go would turn it into a status of its own making, and
+// connect-go would first read to the end of the stream (see
+// envelopeGuard).
+type replyTarget struct {
+	m   *agentv2.AgentToProxy
+	err error
+}
+
+var _ iwire.Target = (*replyTarget)(nil)
+
+func (r *replyTarget) UnmarshalWire(b []byte) error {
+	if decodeResponse(r.m, b) {
+		return nil
+	}
+	r.m.Reset()
+	if err := r.m.UnmarshalVTUnsafe(bytes.Clone(b)); err != nil {
+		r.err = agentwire.NewError(agentwire.CodeInternal, fmt.Errorf("%w: %w", codec.ErrMalformed, err))
+	}
+	return nil
+}
 
 // streamSendQueue is how many encoded messages may wait for a message
 // stream's writer, within the pending-bytes bound (WithMaxPending);
@@ -40,15 +78,16 @@ type streamWire struct {
 	closed    chan struct{}
 	closeOnce sync.Once
 	// sendMsg, recvMsg and teardown adapt a concrete stream. sendMsg is
-	// called with sendMu held; recvMsg only from the session's reader.
+	// called with sendMu held; recvMsg only from the session's reader,
+	// with an *agentwire.Error of the library's code (iwire.FromGRPC,
+	// iwire.FromConnect).
 	sendMsg  func(*encodedMsg) error
-	recvMsg  func(*agentv2.AgentToProxy) error
+	recvMsg  func(*replyTarget) error
 	teardown func() error
 	// direct lets senders call sendMsg themselves.
 	direct bool
-	// sizes holds the largest message of each frame type sized first
-	// (see encode), by type modulo its length.
-	sizes [16]atomic.Int32
+	// in is what recv receives into.
+	in replyTarget
 
 	// maxPending bounds the encoded bytes waiting for the writer, so that
 	// an agent that stops reading costs bounded memory however large the
@@ -78,6 +117,18 @@ type streamWire struct {
 	// ends records, by event id modulo its size, where each event ends in
 	// the stream, for answered; allocated by the first event sent.
 	ends *[streamEnds]struct{ id, end uint64 }
+}
+
+// newStreamWire returns a stream wire for cfg; the caller adapts it to its
+// stream (sendMsg, recvMsg, teardown, direct).
+func newStreamWire(transport string, cfg *config) *streamWire {
+	return &streamWire{
+		transport:  transport,
+		max:        maxOr(cfg.maxFrameSize),
+		queue:      make(chan queuedMsg, streamSendQueue),
+		closed:     make(chan struct{}),
+		maxPending: pendingOr(cfg.maxPending),
+	}
 }
 
 // queuedMsg is a message waiting for the writer.
@@ -151,71 +202,10 @@ func (w *streamWire) send(ctx context.Context, m *agentv2.ProxyToAgent) error {
 	return agentwire.NewError(agentwire.CodeUnavailable, ErrClosed)
 }
 
-// encode marshals m into a buffer from messageBuffers. Like codec.Writer,
-// it first marshals without computing the size: at the end of a buffer of
-// the smallest class (vtprotobuf marshals back to front; a buffer too
-// small makes it index out of range, which is recovered), then moves the
-// bytes to the front. Types seen too large for that buffer are sized
-// first.
+// encode marshals m into a buffer from iwire.Buffers, failing it over
+// the size limit.
 func (w *streamWire) encode(m *agentv2.ProxyToAgent) (*[]byte, error) {
-	t := m.FrameType()
-	size := &w.sizes[int(t)%len(w.sizes)]
-	if int(size.Load()) <= 1<<minMsgClass {
-		bp := messageBuffers.Get(1 << minMsgClass)
-		buf := *bp
-		n, fits, err := marshalTail(m, buf)
-		switch {
-		case fits && err == nil:
-			if err := w.checkSize(n); err != nil {
-				messageBuffers.Put(bp)
-				return nil, err
-			}
-			copy(buf, buf[len(buf)-n:])
-			*bp = buf[:n]
-			return bp, nil
-		case fits:
-			messageBuffers.Put(bp)
-			return nil, agentwire.NewError(agentwire.CodeInvalidArgument, err)
-		}
-		messageBuffers.Put(bp)
-	}
-	n := m.SizeVT()
-	if err := w.checkSize(n); err != nil {
-		return nil, err
-	}
-	if n > int(size.Load()) {
-		size.Store(int32(n))
-	}
-	bp := messageBuffers.Get(n)
-	if _, err := m.MarshalToSizedBufferVT((*bp)[:n]); err != nil {
-		messageBuffers.Put(bp)
-		return nil, agentwire.NewError(agentwire.CodeInvalidArgument, err)
-	}
-	return bp, nil
-}
-
-// checkSize fails a message of n bytes over the size limit.
-func (w *streamWire) checkSize(n int) error {
-	if w.max > 0 && n > w.max {
-		return agentwire.NewError(agentwire.CodeResourceExhausted,
-			fmt.Errorf("%w: message of %d bytes, limit %d", codec.ErrFrameTooLarge, n, w.max))
-	}
-	return nil
-}
-
-// marshalTail marshals m at the end of dst; fits is false when dst was
-// too small.
-func marshalTail(m *agentv2.ProxyToAgent, dst []byte) (n int, fits bool, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			if _, ok := r.(runtime.Error); !ok {
-				panic(r)
-			}
-			n, fits, err = 0, false, nil
-		}
-	}()
-	n, err = m.MarshalToSizedBufferVT(dst)
-	return n, true, err
+	return iwire.Marshal(m, w.max)
 }
 
 // sendLocked sends q, recording where it ends; w.sendMu is held.
@@ -316,7 +306,23 @@ func (w *streamWire) run(ctx context.Context) error {
 	}
 }
 
-func (w *streamWire) recv(m *agentv2.AgentToProxy) error { return w.recvMsg(m) }
+// recv receives the next agent message into m. A stream that ends with
+// ResourceExhausted ended over a message larger than a size limit: the
+// agent's over ours (grpc-go says so before any codec sees it), or ours
+// over the agent's. The framed wires report both as codec.ErrFrameTooLarge,
+// a protocol violation, and so does recv.
+func (w *streamWire) recv(m *agentv2.AgentToProxy) error {
+	w.in = replyTarget{m: m}
+	err := w.recvMsg(&w.in)
+	w.in.m = nil
+	switch {
+	case err == nil:
+		return w.in.err
+	case agentwire.CodeOf(err) == agentwire.CodeResourceExhausted && !errors.Is(err, codec.ErrFrameTooLarge):
+		return agentwire.NewError(agentwire.CodeResourceExhausted, fmt.Errorf("%w: %w", codec.ErrFrameTooLarge, err))
+	}
+	return err
+}
 
 // flush cannot tell when the RPC library, which owns the bytes once a
 // message is sent, has written them, and its close path does not promise

@@ -7,13 +7,14 @@ import (
 	"github.com/agentwire/agentwire"
 	"github.com/agentwire/agentwire/codec"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	iwire "github.com/agentwire/agentwire/internal/wire"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// TestStreamEncode: messages that fit the smallest buffer and messages
-// that do not encode to what the generated marshaller gives, before and
-// after the wire learnt their sizes; the limit holds on both paths.
+// TestStreamEncode: messages smaller and larger than the smallest pooled
+// buffer encode to what the generated marshaller gives, also into buffers
+// back from the pool (the second round); the limit holds for each.
 func TestStreamEncode(t *testing.T) {
 	t.Parallel()
 	headers := func(n int) *agentv2.ProxyToAgent {
@@ -36,7 +37,7 @@ func TestStreamEncode(t *testing.T) {
 			bp, err := w.encode(m)
 			require.NoError(t, err)
 			assert.Equal(t, want, *bp, "round %d, %d bytes", round, len(want))
-			messageBuffers.Put(bp)
+			iwire.Buffers.Put(bp)
 		}
 	}
 	small := &streamWire{max: 100}

@@ -11,6 +11,7 @@ import (
 	"github.com/agentwire/agentwire"
 	"github.com/agentwire/agentwire/codec"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/internal/wire"
 	"github.com/agentwire/agentwire/transport"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/mem"
@@ -72,7 +73,7 @@ func ListenGRPCPeer(addr string, choose Chooser, opts ...grpc.ServerOption) (*Pe
 	}
 	p := &Peer{transport: transport.TransportGRPC, endpoint: "grpc://" + ln.Addr().String(), choose: choose,
 		conns: make(map[*PeerConn]struct{})}
-	p.gs = grpc.NewServer(append([]grpc.ServerOption{grpc.ForceServerCodecV2(peerCodec{})}, opts...)...)
+	p.gs = grpc.NewServer(append([]grpc.ServerOption{grpc.ForceServerCodecV2(wire.GRPCCodec{})}, opts...)...)
 	p.gs.RegisterService(&grpc.ServiceDesc{
 		ServiceName: transport.DefaultServiceName,
 		HandlerType: (*any)(nil),
@@ -444,33 +445,10 @@ func (g *grpcPeerWire) writeBytes([]byte) error { return ErrNotFramed }
 // script returns (a handler cannot end its stream earlier).
 func (g *grpcPeerWire) close() { g.cancel() }
 
-// rawMessage is a gRPC message sent as its bytes.
+// rawMessage is a gRPC message sent as its bytes: the codec
+// (wire.GRPCCodec) passes it through as they are.
 type rawMessage []byte
 
-// peerCodec is the peer's gRPC codec: it sends raw bytes as they are and
-// encodes and decodes the envelopes with vtprotobuf.
-type peerCodec struct{}
-
-func (peerCodec) Name() string { return "proto" }
-
-func (peerCodec) Marshal(v any) (mem.BufferSlice, error) {
-	switch m := v.(type) {
-	case rawMessage:
-		return mem.BufferSlice{mem.SliceBuffer(m)}, nil
-	case *agentv2.AgentToProxy:
-		b, err := m.MarshalVT()
-		if err != nil {
-			return nil, err
-		}
-		return mem.BufferSlice{mem.SliceBuffer(b)}, nil
-	}
-	return nil, fmt.Errorf("peer codec: cannot marshal %T", v)
-}
-
-func (peerCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	m, ok := v.(*agentv2.ProxyToAgent)
-	if !ok {
-		return fmt.Errorf("peer codec: cannot unmarshal into %T", v)
-	}
-	return m.UnmarshalVT(data.Materialize())
+func (r rawMessage) MarshalBuffers() (mem.BufferSlice, error) {
+	return mem.BufferSlice{mem.SliceBuffer(r)}, nil
 }

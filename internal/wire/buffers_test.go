@@ -1,4 +1,4 @@
-package transport
+package wire
 
 import (
 	"testing"
@@ -7,9 +7,9 @@ import (
 	"google.golang.org/grpc/mem"
 )
 
-func TestMsgPool(t *testing.T) {
+func TestBufferPool(t *testing.T) {
 	t.Parallel()
-	p := new(msgPool)
+	p := new(BufferPool)
 	for _, tt := range []struct{ n, cap int }{
 		{0, 2 << 10}, {1, 2 << 10}, {600, 2 << 10}, {2 << 10, 2 << 10}, {2<<10 + 1, 4 << 10},
 		{16 << 10, 16 << 10}, {64 << 10, 64 << 10}, {64<<10 + 1, 64<<10 + 1}, {1 << 20, 1 << 20},
@@ -32,8 +32,8 @@ func TestMsgPool(t *testing.T) {
 	}
 }
 
-func TestMsgPoolReuses(t *testing.T) {
-	p := new(msgPool)
+func TestBufferPoolReuses(t *testing.T) {
+	p := new(BufferPool)
 	bp := p.Get(700)
 	(*bp)[0] = 42
 	p.Put(bp)

@@ -1,0 +1,56 @@
+package wire
+
+import (
+	"context"
+	"strings"
+
+	"google.golang.org/grpc"
+
+	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/gen/sentinel/agent/v2/agentv2connect"
+)
+
+// Both sides speak the agent service through its generated code (agentv2,
+// agentv2connect), under the schema's service name or under another one
+// (transport.WithServiceName, agent.WithServiceName: Zentinel's): the
+// methods and messages are the same whatever the name.
+
+// Procedure returns procedure, a generated method or procedure name
+// ("/sentinel.agent.v2.AgentServiceV2/ProcessStream"), under service.
+func Procedure(service, procedure string) string {
+	if service == agentv2connect.AgentServiceV2Name {
+		return procedure
+	}
+	return "/" + service + strings.TrimPrefix(procedure, "/"+agentv2connect.AgentServiceV2Name)
+}
+
+// ServiceDesc returns the generated gRPC service description under service,
+// for grpc.ServiceRegistrar.RegisterService.
+func ServiceDesc(service string) *grpc.ServiceDesc {
+	desc := agentv2.AgentServiceV2_ServiceDesc
+	desc.ServiceName = service
+	return &desc
+}
+
+// NewServiceClient returns the generated gRPC client, calling service's
+// methods on cc.
+func NewServiceClient(cc grpc.ClientConnInterface, service string) agentv2.AgentServiceV2Client {
+	if service != agentv2connect.AgentServiceV2Name {
+		cc = renamedConn{cc, service}
+	}
+	return agentv2.NewAgentServiceV2Client(cc)
+}
+
+// renamedConn calls the agent service's methods under another name.
+type renamedConn struct {
+	grpc.ClientConnInterface
+	service string
+}
+
+func (c renamedConn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
+	return c.ClientConnInterface.Invoke(ctx, Procedure(c.service, method), args, reply, opts...)
+}
+
+func (c renamedConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	return c.ClientConnInterface.NewStream(ctx, desc, Procedure(c.service, method), opts...)
+}
