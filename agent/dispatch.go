@@ -23,11 +23,16 @@ func (s *session) dispatch(m *agentv2.ProxyToAgent) error {
 
 // VisitPing answers at once.
 func (s *session) VisitPing(x *agentv2.ProxyToAgent, p *agentv2.Ping) error {
-	return s.send(&agentv2.AgentToProxy{EventId: x.GetEventId(), Message: &agentv2.AgentToProxy_Pong{Pong: &agentv2.Pong{
+	return s.send(s.srv.pong(x, p))
+}
+
+// pong is the answer to ping p, which came in x.
+func (srv *Server) pong(x *agentv2.ProxyToAgent, p *agentv2.Ping) *agentv2.AgentToProxy {
+	return &agentv2.AgentToProxy{EventId: x.GetEventId(), Message: &agentv2.AgentToProxy_Pong{Pong: &agentv2.Pong{
 		Sequence:        p.GetSequence(),
 		PingTimestampMs: p.GetTimestampMs(),
-		TimestampMs:     s.srv.nowMs(),
-	}}})
+		TimestampMs:     srv.nowMs(),
+	}}}
 }
 
 // VisitCancel cancels the handler contexts of one correlation id, or of

@@ -182,30 +182,6 @@ func (g *grpcStream) Send(_ context.Context, m *agentv2.AgentToProxy) error {
 	})
 }
 
-// processEvent answers one ProcessEvent call.
-func (srv *Server) processEvent(ctx context.Context, m *agentv2.ProxyToAgent) (*agentv2.AgentToProxy, error) {
-	if srv.draining() {
-		return nil, errServerClosed()
-	}
-	switch x := m.Message.(type) {
-	case *agentv2.ProxyToAgent_Handshake:
-		resp, _ := srv.handshakeResponse(x.Handshake, srv.cfg.healthInterval)
-		return &agentv2.AgentToProxy{EventId: m.EventId, Message: &agentv2.AgentToProxy_Handshake{Handshake: resp}}, nil
-	case *agentv2.ProxyToAgent_Ping:
-		return &agentv2.AgentToProxy{EventId: m.EventId, Message: &agentv2.AgentToProxy_Pong{Pong: &agentv2.Pong{
-			Sequence:        x.Ping.GetSequence(),
-			PingTimestampMs: x.Ping.GetTimestampMs(),
-			TimestampMs:     srv.nowMs(),
-		}}}, nil
-	}
-	cid, ok := agentwire.CorrelationID(m)
-	if !ok {
-		return nil, agentwire.Errorf(agentwire.CodeInvalidArgument, "agent: ProcessEvent takes an event, a ping or a handshake, not %T", m.Message)
-	}
-	resp, err := srv.call(ctx, m)
-	return newReply(m.EventId, cid, resp, err), nil
-}
-
 // Release takes back an answered event for the next one of its kind; safe
 // to call from any goroutine, concurrently with Recv.
 func (g *grpcStream) Release(m *agentv2.ProxyToAgent) { releaseEnvelope(m) }

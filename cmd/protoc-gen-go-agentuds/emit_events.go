@@ -6,7 +6,7 @@ import (
 
 // emitEvents writes the file's event code: the event table, the envelope's
 // EventType and EventCorrelationID accessors, the EventHandler interface, its
-// UnimplementedEventHandler base and DispatchEvent.
+// UnimplementedEventHandler base and DispatchEvent, and EventVisitor.
 func emitEvents(plugin *protogen.Plugin, f *protogen.File, env *eventEnvelope) {
 	g := plugin.NewGeneratedFile(f.GeneratedFilenamePrefix+"_events.pb.go", f.GoImportPath)
 	header(g, f)
@@ -125,6 +125,46 @@ func emitEvents(plugin *protogen.Plugin, f *protogen.File, env *eventEnvelope) {
 	g.P("\t\treturn nil, false, nil")
 	g.P("\t}")
 	g.P("\treturn resp, true, err")
+	g.P("}")
+	g.P()
+	emitEventVisitor(g, env)
+}
+
+// emitEventVisitor writes EventVisitor, which returns an R per event case,
+// its UnimplementedEventVisitor base and VisitEvent: for code that treats
+// events by kind without handling them (the agent's recycling).
+func emitEventVisitor(g *protogen.GeneratedFile, env *eventEnvelope) {
+	name := env.msg.GoIdent.GoName
+	g.P("// EventVisitor returns an R for the event of a ", name, ", one method per")
+	g.P("// event case; VisitEvent calls it. Unlike EventHandler it takes no context")
+	g.P("// and gives no decision: it is for code that treats events by kind.")
+	g.P("type EventVisitor[R any] interface {")
+	for _, c := range env.cases {
+		g.P("	// Visit", c.field.GoName, " visits ", c.field.Desc.Name(), " events.")
+		g.P("	Visit", c.field.GoName, "(x *", name, ", m *", c.field.Message.GoIdent, ") R")
+	}
+	g.P("}")
+	g.P()
+	g.P("// UnimplementedEventVisitor returns the zero R for every event. Embed it")
+	g.P("// to implement only some methods, and to keep compiling when the schema")
+	g.P("// gains an event.")
+	g.P("type UnimplementedEventVisitor[R any] struct{}")
+	g.P()
+	for _, c := range env.cases {
+		g.P("// Visit", c.field.GoName, " returns the zero R.")
+		g.P("func (UnimplementedEventVisitor[R]) Visit", c.field.GoName, "(*", name, ", *", c.field.Message.GoIdent, ") (r R) { return r }")
+		g.P()
+	}
+	g.P("// VisitEvent calls the method of v for the event x carries and returns its")
+	g.P("// result. ok is false, and v is not called, when x carries no event.")
+	g.P("func VisitEvent[R any](v EventVisitor[R], x *", name, ") (r R, ok bool) {")
+	g.P("	switch m := x.Get", env.oneof.GoName, "().(type) {")
+	for _, c := range env.cases {
+		g.P("	case *", c.field.GoIdent, ":")
+		g.P("		return v.Visit", c.field.GoName, "(x, m.", c.field.GoName, "), true")
+	}
+	g.P("	}")
+	g.P("	return r, false")
 	g.P("}")
 }
 

@@ -138,7 +138,8 @@ func fixtureRequest(t *testing.T) *pluginpb.CodeGeneratorRequest {
 }
 
 // TestExtraEventGenerated: the new kind gets its table entry, accessors,
-// handler and base methods, dispatch arm, and its bytes field is clipped.
+// handler and base methods, dispatch arm, visitor and base methods, visit
+// arm, and its bytes field is clipped.
 func TestExtraEventGenerated(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the fixture with buf")
@@ -156,6 +157,9 @@ func TestExtraEventGenerated(t *testing.T) {
 		"\tTlsClientHello(context.Context, *TlsClientHelloEvent) (*AgentResponse, error)\n",
 		"func (UnimplementedEventHandler) TlsClientHello(context.Context, *TlsClientHelloEvent) (*AgentResponse, error) {\n\treturn nil, nil\n}",
 		"\tcase *ProxyToAgent_TlsClientHello:\n\t\tresp, err = h.TlsClientHello(ctx, m.TlsClientHello)\n",
+		"\tVisitTlsClientHello(x *ProxyToAgent, m *TlsClientHelloEvent) R\n",
+		"func (UnimplementedEventVisitor[R]) VisitTlsClientHello(*ProxyToAgent, *TlsClientHelloEvent) (r R) {\n\treturn r\n}",
+		"\tcase *ProxyToAgent_TlsClientHello:\n\t\treturn v.VisitTlsClientHello(x, m.TlsClientHello), true\n",
 	} {
 		if !strings.Contains(events, want) {
 			t.Errorf("%s lacks %q", eventsName, want)

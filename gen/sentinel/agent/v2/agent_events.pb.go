@@ -176,3 +176,92 @@ func DispatchEvent(ctx context.Context, h EventHandler, x *ProxyToAgent) (resp *
 	}
 	return resp, true, err
 }
+
+// EventVisitor returns an R for the event of a ProxyToAgent, one method per
+// event case; VisitEvent calls it. Unlike EventHandler it takes no context
+// and gives no decision: it is for code that treats events by kind.
+type EventVisitor[R any] interface {
+	// VisitRequestHeaders visits request_headers events.
+	VisitRequestHeaders(x *ProxyToAgent, m *RequestHeadersEvent) R
+	// VisitRequestBodyChunk visits request_body_chunk events.
+	VisitRequestBodyChunk(x *ProxyToAgent, m *BodyChunkEvent) R
+	// VisitResponseHeaders visits response_headers events.
+	VisitResponseHeaders(x *ProxyToAgent, m *ResponseHeadersEvent) R
+	// VisitResponseBodyChunk visits response_body_chunk events.
+	VisitResponseBodyChunk(x *ProxyToAgent, m *BodyChunkEvent) R
+	// VisitWebsocketFrame visits websocket_frame events.
+	VisitWebsocketFrame(x *ProxyToAgent, m *WebSocketFrameEvent) R
+	// VisitGuardrail visits guardrail events.
+	VisitGuardrail(x *ProxyToAgent, m *GuardrailInspectEvent) R
+	// VisitRequestComplete visits request_complete events.
+	VisitRequestComplete(x *ProxyToAgent, m *RequestCompleteEvent) R
+	// VisitConfigure visits configure events.
+	VisitConfigure(x *ProxyToAgent, m *ConfigureEvent) R
+}
+
+// UnimplementedEventVisitor returns the zero R for every event. Embed it
+// to implement only some methods, and to keep compiling when the schema
+// gains an event.
+type UnimplementedEventVisitor[R any] struct{}
+
+// VisitRequestHeaders returns the zero R.
+func (UnimplementedEventVisitor[R]) VisitRequestHeaders(*ProxyToAgent, *RequestHeadersEvent) (r R) {
+	return r
+}
+
+// VisitRequestBodyChunk returns the zero R.
+func (UnimplementedEventVisitor[R]) VisitRequestBodyChunk(*ProxyToAgent, *BodyChunkEvent) (r R) {
+	return r
+}
+
+// VisitResponseHeaders returns the zero R.
+func (UnimplementedEventVisitor[R]) VisitResponseHeaders(*ProxyToAgent, *ResponseHeadersEvent) (r R) {
+	return r
+}
+
+// VisitResponseBodyChunk returns the zero R.
+func (UnimplementedEventVisitor[R]) VisitResponseBodyChunk(*ProxyToAgent, *BodyChunkEvent) (r R) {
+	return r
+}
+
+// VisitWebsocketFrame returns the zero R.
+func (UnimplementedEventVisitor[R]) VisitWebsocketFrame(*ProxyToAgent, *WebSocketFrameEvent) (r R) {
+	return r
+}
+
+// VisitGuardrail returns the zero R.
+func (UnimplementedEventVisitor[R]) VisitGuardrail(*ProxyToAgent, *GuardrailInspectEvent) (r R) {
+	return r
+}
+
+// VisitRequestComplete returns the zero R.
+func (UnimplementedEventVisitor[R]) VisitRequestComplete(*ProxyToAgent, *RequestCompleteEvent) (r R) {
+	return r
+}
+
+// VisitConfigure returns the zero R.
+func (UnimplementedEventVisitor[R]) VisitConfigure(*ProxyToAgent, *ConfigureEvent) (r R) { return r }
+
+// VisitEvent calls the method of v for the event x carries and returns its
+// result. ok is false, and v is not called, when x carries no event.
+func VisitEvent[R any](v EventVisitor[R], x *ProxyToAgent) (r R, ok bool) {
+	switch m := x.GetMessage().(type) {
+	case *ProxyToAgent_RequestHeaders:
+		return v.VisitRequestHeaders(x, m.RequestHeaders), true
+	case *ProxyToAgent_RequestBodyChunk:
+		return v.VisitRequestBodyChunk(x, m.RequestBodyChunk), true
+	case *ProxyToAgent_ResponseHeaders:
+		return v.VisitResponseHeaders(x, m.ResponseHeaders), true
+	case *ProxyToAgent_ResponseBodyChunk:
+		return v.VisitResponseBodyChunk(x, m.ResponseBodyChunk), true
+	case *ProxyToAgent_WebsocketFrame:
+		return v.VisitWebsocketFrame(x, m.WebsocketFrame), true
+	case *ProxyToAgent_Guardrail:
+		return v.VisitGuardrail(x, m.Guardrail), true
+	case *ProxyToAgent_RequestComplete:
+		return v.VisitRequestComplete(x, m.RequestComplete), true
+	case *ProxyToAgent_Configure:
+		return v.VisitConfigure(x, m.Configure), true
+	}
+	return r, false
+}
