@@ -12,9 +12,12 @@ import (
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
 	"connectrpc.com/grpcreflect"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/agentwire/agentwire"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/gen/sentinel/agent/v2/agentv2connect"
+	"github.com/agentwire/agentwire/internal/wire"
 )
 
 // ConnectHandler returns the agent service as a connect-go handler and the
@@ -25,21 +28,27 @@ import (
 // (a vtprotobuf codec and the message size limit).
 func (srv *Server) ConnectHandler(opts ...connect.HandlerOption) (string, http.Handler) {
 	methods := agentv2.File_sentinel_agent_v2_agent_proto.Services().ByName("AgentServiceV2").Methods()
-	base := "/" + srv.cfg.serviceName + "/"
+	name := srv.cfg.serviceName
 	hopts := connect.WithHandlerOptions(append([]connect.HandlerOption{
-		connect.WithCodec(connectCodec{}),
+		connect.WithCodec(wire.ConnectCodec{}),
 		connect.WithReadMaxBytes(srv.cfg.maxFrameSize),
 		connect.WithSendMaxBytes(srv.cfg.maxFrameSize),
 	}, opts...)...)
+	// The generated handler (agentv2connect.NewAgentServiceV2Handler) has
+	// the schema's service name built in: these are its handlers, under
+	// the configured name.
 	c := &connectService{srv: srv}
+	schema := func(method protoreflect.Name) connect.HandlerOption {
+		return connect.WithHandlerOptions(connect.WithSchema(methods.ByName(method)), hopts)
+	}
+	stream := wire.Procedure(name, agentv2connect.AgentServiceV2ProcessStreamProcedure)
+	control := wire.Procedure(name, agentv2connect.AgentServiceV2ControlStreamProcedure)
+	event := wire.Procedure(name, agentv2connect.AgentServiceV2ProcessEventProcedure)
 	mux := http.NewServeMux()
-	mux.Handle(base+"ProcessStream", connect.NewBidiStreamHandler(base+"ProcessStream", c.processStream,
-		connect.WithSchema(methods.ByName("ProcessStream")), hopts))
-	mux.Handle(base+"ControlStream", connect.NewBidiStreamHandler(base+"ControlStream", c.controlStream,
-		connect.WithSchema(methods.ByName("ControlStream")), hopts))
-	mux.Handle(base+"ProcessEvent", connect.NewUnaryHandler(base+"ProcessEvent", c.processEvent,
-		connect.WithSchema(methods.ByName("ProcessEvent")), hopts))
-	return base, mux
+	mux.Handle(stream, connect.NewBidiStreamHandler(stream, c.ProcessStream, schema("ProcessStream")))
+	mux.Handle(control, connect.NewBidiStreamHandler(control, c.ControlStream, schema("ControlStream")))
+	mux.Handle(event, connect.NewUnaryHandler(event, c.ProcessEvent, schema("ProcessEvent")))
+	return "/" + name + "/", mux
 }
 
 // HTTPHandler returns an http.Handler serving the agent service
@@ -97,37 +106,28 @@ func (srv *Server) ServeH2C(ctx context.Context, ln net.Listener) error {
 	return agentwire.NewError(agentwire.CodeUnavailable, err)
 }
 
+// connectService is the agent service for connect-go.
 type connectService struct {
 	srv *Server
 }
 
-func (c *connectService) processStream(ctx context.Context, bs *connect.BidiStream[agentv2.ProxyToAgent, agentv2.AgentToProxy]) error {
+var _ agentv2connect.AgentServiceV2Handler = (*connectService)(nil)
+
+func (c *connectService) ProcessStream(ctx context.Context, bs *connect.BidiStream[agentv2.ProxyToAgent, agentv2.AgentToProxy]) error {
 	st := &connectStream{ctx: ctx, bs: bs, rpcEnd: newRPCEnd()}
-	return connectError(c.srv.serveRPC(ctx, st, st.rpcEnd))
+	return wire.ToConnect(c.srv.serveRPC(ctx, st, st.rpcEnd))
 }
 
-func (c *connectService) controlStream(context.Context, *connect.BidiStream[agentv2.AgentControl, agentv2.ProxyControl]) error {
-	return connect.NewError(connect.CodeUnimplemented, errControlStream)
+func (c *connectService) ControlStream(context.Context, *connect.BidiStream[agentv2.AgentControl, agentv2.ProxyControl]) error {
+	return wire.ToConnect(errControlStream)
 }
 
-func (c *connectService) processEvent(ctx context.Context, req *connect.Request[agentv2.ProxyToAgent]) (*connect.Response[agentv2.AgentToProxy], error) {
+func (c *connectService) ProcessEvent(ctx context.Context, req *connect.Request[agentv2.ProxyToAgent]) (*connect.Response[agentv2.AgentToProxy], error) {
 	resp, err := c.srv.processEvent(ctx, req.Msg)
 	if err != nil {
-		return nil, connectError(err)
+		return nil, wire.ToConnect(err)
 	}
 	return connect.NewResponse(resp), nil
-}
-
-// connectError converts an agentwire error into a connect error.
-func connectError(err error) error {
-	if err == nil {
-		return nil
-	}
-	msg := err.Error()
-	if e := (*agentwire.Error)(nil); errors.As(err, &e) {
-		msg = e.Message()
-	}
-	return connect.NewError(connect.Code(agentwire.CodeOf(err)), errors.New(msg))
 }
 
 // connectStream adapts a connect-go bidi stream.
@@ -154,7 +154,7 @@ func (c *connectStream) Recv() (*agentv2.ProxyToAgent, error) {
 	case c.ctx.Err() != nil:
 		return nil, errConnClosed
 	}
-	return nil, agentwire.NewError(agentwire.Code(connect.CodeOf(err)), err)
+	return nil, wire.FromConnect(err)
 }
 
 func (c *connectStream) Send(_ context.Context, m *agentv2.AgentToProxy) error {

@@ -8,11 +8,10 @@ import (
 	"sync/atomic"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/agentwire/agentwire"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/internal/wire"
 )
 
 // GRPCServerOptions returns grpc-go server options recommended for agents:
@@ -21,7 +20,7 @@ import (
 // [WithMaxFrameSize]'s default. Pass them to grpc.NewServer.
 func GRPCServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
-		grpc.ForceServerCodecV2(grpcCodec{}),
+		grpc.ForceServerCodecV2(wire.GRPCCodec{}),
 		grpc.MaxRecvMsgSize(16 << 20),
 		grpc.MaxSendMsgSize(16 << 20),
 		// Large flow-control windows: a proxy pipelines many events on
@@ -39,9 +38,7 @@ func GRPCServerOptions() []grpc.ServerOption {
 // health reports, and [PeerFromContext] returns nil. ControlStream is
 // unimplemented: agentwire carries every control message on ProcessStream.
 func (srv *Server) RegisterGRPC(r grpc.ServiceRegistrar) {
-	desc := agentv2.AgentServiceV2_ServiceDesc
-	desc.ServiceName = srv.cfg.serviceName
-	r.RegisterService(&desc, &grpcService{srv: srv})
+	r.RegisterService(wire.ServiceDesc(srv.cfg.serviceName), &grpcService{srv: srv})
 }
 
 type grpcService struct {
@@ -51,31 +48,20 @@ type grpcService struct {
 
 func (g *grpcService) ProcessStream(ss grpc.BidiStreamingServer[agentv2.ProxyToAgent, agentv2.AgentToProxy]) error {
 	st := &grpcStream{ss: ss, rpcEnd: newRPCEnd(), out: newSendTarget()}
-	return grpcError(g.srv.serveRPC(ss.Context(), st, st.rpcEnd))
+	return wire.ToGRPC(g.srv.serveRPC(ss.Context(), st, st.rpcEnd))
 }
 
 func (g *grpcService) ProcessEvent(ctx context.Context, m *agentv2.ProxyToAgent) (*agentv2.AgentToProxy, error) {
 	resp, err := g.srv.processEvent(ctx, m)
-	return resp, grpcError(err)
+	return resp, wire.ToGRPC(err)
 }
 
 func (g *grpcService) ControlStream(grpc.BidiStreamingServer[agentv2.AgentControl, agentv2.ProxyControl]) error {
-	return status.Error(codes.Unimplemented, errControlStream.Error())
+	return wire.ToGRPC(errControlStream)
 }
 
-var errControlStream = errors.New("agent: ControlStream is not used; agentwire carries health, metrics, config updates, drain and shutdown on ProcessStream")
-
-// grpcError converts an agentwire error into a gRPC status error.
-func grpcError(err error) error {
-	if err == nil {
-		return nil
-	}
-	msg := err.Error()
-	if e := (*agentwire.Error)(nil); errors.As(err, &e) {
-		msg = e.Message()
-	}
-	return status.Error(codes.Code(agentwire.CodeOf(err)), msg)
-}
+var errControlStream = agentwire.Errorf(agentwire.CodeUnimplemented,
+	"agent: ControlStream is not used; agentwire carries health, metrics, config updates, drain and shutdown on ProcessStream")
 
 // serveRPC runs a gRPC or Connect stream. The protocol runs on a goroutine
 // the server owns, so that the RPC handler can return (which tears the
@@ -170,7 +156,7 @@ func (g *grpcStream) Recv() (*agentv2.ProxyToAgent, error) {
 	case g.ss.Context().Err() != nil:
 		return nil, errConnClosed
 	}
-	return nil, agentwire.NewError(agentwire.Code(status.Code(err)), err)
+	return nil, wire.FromGRPC(err)
 }
 
 func (g *grpcStream) Send(_ context.Context, m *agentv2.AgentToProxy) error {

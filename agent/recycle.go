@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"sync"
 
-	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
@@ -287,12 +286,6 @@ func decodeLent(t agentv2.FrameType, payload []byte) (m *agentv2.ProxyToAgent, l
 	return m, err == nil, err
 }
 
-// decodeOwned is decode for a buf that belongs to the message from now on.
-func decodeOwned(buf []byte) (*agentv2.ProxyToAgent, error) {
-	field, meta, ok := scanEnvelope(buf)
-	return decodeShaped(buf, field, meta, ok, 0, false)
-}
-
 // decodeShaped decodes buf into an envelope shaped by buf's scan.
 func decodeShaped(buf []byte, field protowire.Number, meta, scanned bool, t agentv2.FrameType, framed bool) (*agentv2.ProxyToAgent, error) {
 	if !scanned {
@@ -330,58 +323,4 @@ func unmarshalEnvelope(m *agentv2.ProxyToAgent, buf []byte, t agentv2.FrameType,
 	// the shared payload, which backs the message's strings.
 	m.ClipBytes()
 	return m, nil
-}
-
-// decodeSlice is decode for a message grpc-go received, possibly in
-// several buffers that it frees after the codec returns.
-func (d *eventDecoder) decodeSlice(data mem.BufferSlice) (*agentv2.ProxyToAgent, error) {
-	if len(data) == 1 {
-		return d.decode(data[0].ReadOnlyData())
-	}
-	n := data.Len()
-	var buf []byte
-	// The first field tells the kind of a well-formed envelope: events go
-	// to the slab, as in decode.
-	if len(data) > 0 {
-		if num, _, k := protowire.ConsumeTag(data[0].ReadOnlyData()); k > 0 && isShaped(num) {
-			buf = d.slab.alloc(n)
-		}
-	}
-	if buf == nil {
-		buf = make([]byte, n)
-	}
-	data.CopyTo(buf)
-	return decodeOwned(buf)
-}
-
-// rpcTarget is what gRPC and Connect streams receive into. Their codecs
-// decode into a recycled envelope whose strings and bytes live in the
-// target's slab, and point the embedded message at it; the embedding lets
-// interceptors, stats handlers and other codecs see a proto.Message. Only
-// the stream's reader uses it.
-type rpcTarget struct {
-	*agentv2.ProxyToAgent
-	dec eventDecoder
-	// spare is the embedded message before a receive: a codec other than
-	// the agent's (the client chose JSON, or the server was built without
-	// GRPCServerOptions) decodes into it.
-	spare *agentv2.ProxyToAgent
-}
-
-// prepare readies t for a receive.
-func (t *rpcTarget) prepare() {
-	if t.spare == nil {
-		t.spare = new(agentv2.ProxyToAgent)
-	}
-	t.ProxyToAgent = t.spare
-}
-
-// take returns the received message after a successful receive.
-func (t *rpcTarget) take() *agentv2.ProxyToAgent {
-	m := t.ProxyToAgent
-	if m == t.spare {
-		t.spare = nil
-	}
-	t.ProxyToAgent = nil
-	return m
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/agentwire/agentwire/codec"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/internal/wire"
 )
 
 // BenchmarkFramedRecv measures receiving and releasing a 20-header
@@ -55,7 +56,7 @@ func BenchmarkGRPCUnmarshal(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			tg.prepare()
-			if err := (grpcCodec{}).Unmarshal(in, &tg); err != nil {
+			if err := (wire.GRPCCodec{}).Unmarshal(in, &tg); err != nil {
 				b.Fatal(err)
 			}
 			releaseEnvelope(tg.take())
@@ -65,7 +66,7 @@ func BenchmarkGRPCUnmarshal(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			m := agentv2.ProxyToAgentFromVTPool()
-			if err := decodeInPlace(m, in.Materialize()); err != nil {
+			if err := (wire.GRPCCodec{}).Unmarshal(in, m); err != nil {
 				b.Fatal(err)
 			}
 			m.ReturnToVTPool()
@@ -83,7 +84,7 @@ func BenchmarkGRPCMarshal(b *testing.B) {
 		tg.AgentToProxy = reply
 		b.ReportAllocs()
 		for b.Loop() {
-			bs, err := grpcCodec{}.Marshal(&tg)
+			bs, err := wire.GRPCCodec{}.Marshal(&tg)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -93,7 +94,7 @@ func BenchmarkGRPCMarshal(b *testing.B) {
 	b.Run("message", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			bs, err := grpcCodec{}.Marshal(reply)
+			bs, err := wire.GRPCCodec{}.Marshal(reply)
 			if err != nil {
 				b.Fatal(err)
 			}

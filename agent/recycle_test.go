@@ -23,6 +23,7 @@ import (
 
 	"github.com/agentwire/agentwire/codec"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/internal/wire"
 )
 
 // hotFields are the oneof cases kept in shape, by their schema names.
@@ -680,12 +681,12 @@ func TestRPCTargetCodecs(t *testing.T) {
 	b, err := in.MarshalVT()
 	require.NoError(t, err)
 	for name, unmarshal := range map[string]func([]byte, any) error{
-		"grpc": func(b []byte, v any) error { return grpcCodec{}.Unmarshal(memSlice(b), v) },
+		"grpc": func(b []byte, v any) error { return wire.GRPCCodec{}.Unmarshal(memSlice(b), v) },
 		"grpc split": func(b []byte, v any) error {
 			k := min(7, len(b))
-			return grpcCodec{}.Unmarshal(mem.BufferSlice{mem.SliceBuffer(b[:k]), mem.SliceBuffer(b[k:])}, v)
+			return wire.GRPCCodec{}.Unmarshal(mem.BufferSlice{mem.SliceBuffer(b[:k]), mem.SliceBuffer(b[k:])}, v)
 		},
-		"connect": connectCodec{}.Unmarshal,
+		"connect": wire.ConnectCodec{}.Unmarshal,
 	} {
 		var tg rpcTarget
 		for range 3 {
@@ -717,7 +718,7 @@ func TestSendTargetEncode(t *testing.T) {
 			m = newReply(uint64(i+1), "c", Block(403, string(make([]byte, sendChunkSize))), nil) // its own allocation
 		}
 		tg.AgentToProxy = m
-		bs, err := grpcCodec{}.Marshal(&tg)
+		bs, err := wire.GRPCCodec{}.Marshal(&tg)
 		require.NoError(t, err)
 		b, err := proto.Marshal(m)
 		require.NoError(t, err)

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/internal/wire"
 )
 
 func TestCodecs(t *testing.T) {
@@ -26,12 +27,12 @@ func TestCodecs(t *testing.T) {
 	codecs := map[string]codec{
 		"grpc": {
 			marshal: func(v any) ([]byte, error) {
-				bs, err := grpcCodec{}.Marshal(v)
+				bs, err := wire.GRPCCodec{}.Marshal(v)
 				return bs.Materialize(), err
 			},
-			unmarshal: func(b []byte, v any) error { return grpcCodec{}.Unmarshal(memSlice(b), v) },
+			unmarshal: func(b []byte, v any) error { return wire.GRPCCodec{}.Unmarshal(memSlice(b), v) },
 		},
-		"connect": {marshal: connectCodec{}.Marshal, unmarshal: connectCodec{}.Unmarshal},
+		"connect": {marshal: wire.ConnectCodec{}.Marshal, unmarshal: wire.ConnectCodec{}.Unmarshal},
 	}
 	for name, c := range codecs {
 		t.Run(name, func(t *testing.T) {
