@@ -48,6 +48,15 @@ func event() *agentv2.ProxyToAgent {
 	}}}
 }
 
+// reply is a block decision with a body.
+func reply() *agentv2.AgentToProxy {
+	body := "no"
+	return &agentv2.AgentToProxy{EventId: 5, Message: &agentv2.AgentToProxy_Response{Response: &agentv2.AgentResponse{
+		CorrelationId: "c-1",
+		Decision:      &agentv2.AgentResponse_Block{Block: &agentv2.BlockDecision{Status: 403, Body: &body}},
+	}}}
+}
+
 // TestCodecRules: vtprotobuf messages and other protobuf messages encode
 // as proto.Marshal does and decode into a message that replaces what it
 // held and shares nothing with the input; anything else fails.
@@ -58,7 +67,7 @@ func TestCodecRules(t *testing.T) {
 			t.Parallel()
 			for _, tc := range []struct{ in, out proto.Message }{
 				{event(), &agentv2.ProxyToAgent{EventId: 99, Message: &agentv2.ProxyToAgent_Ping{Ping: &agentv2.Ping{Sequence: 1}}}},
-				{&agentv2.AgentToProxy{EventId: 7}, &agentv2.AgentToProxy{EventId: 99, Message: &agentv2.AgentToProxy_Pong{}}},
+				{reply(), &agentv2.AgentToProxy{EventId: 99, Message: &agentv2.AgentToProxy_Pong{}}},
 				{&healthpb.HealthCheckRequest{Service: "svc"}, &healthpb.HealthCheckRequest{Service: "stale"}},
 			} {
 				b, err := c.marshal(tc.in)
