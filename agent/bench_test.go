@@ -11,6 +11,7 @@ import (
 
 	"github.com/agentwire/agentwire/codec"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/internal/wire"
 )
 
 // benchWindow is how many events the benchmark proxy keeps in flight.
@@ -79,7 +80,7 @@ func benchFramedClient(b *testing.B, path string) (func(*agentv2.ProxyToAgent) e
 	hs := &agentv2.AgentToProxy{}
 	require.NoError(b, r.ReadAgentToProxy(hs))
 	require.True(b, hs.GetHandshake().GetSuccess())
-	w := codec.NewWriter(nc, 0, 0)
+	w := wire.NewFrameWriter(nc, 0, 0)
 	ctx, cancel := context.WithCancel(context.Background())
 	wdone := make(chan struct{})
 	go func() {

@@ -594,7 +594,7 @@ func TestReleaseConcurrentWithRecv(t *testing.T) {
 			return
 		}
 		defer c.Close()
-		w := codec.NewWriter(c, 0, 0)
+		w := wire.NewFrameWriter(c, 0, 0)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		done := make(chan error, 1)

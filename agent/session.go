@@ -18,6 +18,7 @@ import (
 	"github.com/agentwire/agentwire"
 	"github.com/agentwire/agentwire/codec"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/internal/wire"
 )
 
 // stream is one connection's message transport as the session core sees
@@ -115,7 +116,7 @@ func (srv *Server) serveStream(ctx context.Context, st stream) error {
 func endedNormally(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, errConnClosed) ||
 		errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.Canceled) ||
-		errors.Is(err, codec.ErrWriterClosed)
+		errors.Is(err, wire.ErrWriterClosed)
 }
 
 // Capabilities returns what the agent declares in its handshake (with the
@@ -371,10 +372,10 @@ type lendingStream interface {
 type burstStream interface {
 	// InputBuffered reports whether Recv would return without waiting.
 	InputBuffered() bool
-	// SendDeferred queues m until the next Push (or any other write).
-	SendDeferred(ctx context.Context, m *agentv2.AgentToProxy) error
-	// Push writes what SendDeferred queued.
-	Push() error
+	// SendHeld queues m until the next ReleaseHeld (or any other write).
+	SendHeld(ctx context.Context, m *agentv2.AgentToProxy) error
+	// ReleaseHeld writes what SendHeld queued.
+	ReleaseHeld() error
 }
 
 // readLoop reads and acts on messages until the connection fails, which
@@ -382,11 +383,11 @@ type burstStream interface {
 // Events run on this goroutine while handlers are quick (see submit).
 func (s *session) readLoop(id uint64) (err error, over bool) {
 	bs, _ := s.st.(burstStream)
-	held := false // answers wait for a Push
+	held := false // answers wait for a ReleaseHeld
 	for {
 		if held && !bs.InputBuffered() {
 			// The burst is over: send its answers before waiting.
-			_ = bs.Push()
+			_ = bs.ReleaseHeld()
 			held = false
 		}
 		m, err := s.st.Recv()
@@ -396,7 +397,7 @@ func (s *session) readLoop(id uint64) (err error, over bool) {
 				continue
 			}
 			if held {
-				_ = bs.Push()
+				_ = bs.ReleaseHeld()
 			}
 			return err, false
 		}
@@ -423,7 +424,7 @@ func (s *session) readLoop(id uint64) (err error, over bool) {
 // runInline handles event m of lane l on the reading goroutine id, under
 // the server's inline watch. It reports whether this goroutine is still
 // the reader; if not, the event's lane is left to the workers and held
-// answers are pushed.
+// answers are released.
 func (s *session) runInline(id uint64, l *lane, m *agentv2.ProxyToAgent, bs burstStream) bool {
 	d := s.handle(l, m, bs)
 	s.mu.Lock()
@@ -464,7 +465,7 @@ func (s *session) runInline(id uint64, l *lane, m *agentv2.ProxyToAgent, bs burs
 	}
 	s.mu.Unlock()
 	if !reader && bs != nil {
-		_ = bs.Push()
+		_ = bs.ReleaseHeld()
 	}
 	return reader
 }
@@ -744,8 +745,8 @@ func (s *session) updateFlow(l *lane) {
 // own buffer, which the garbage collector frees once nothing uses it).
 //
 // A reader running the event itself passes its burst stream: the answer
-// then waits for the reader's Push. handle returns how long the handler
-// ran.
+// then waits for the reader's ReleaseHeld. handle returns how long the
+// handler ran.
 func (s *session) handle(l *lane, m *agentv2.ProxyToAgent, held burstStream) time.Duration {
 	defer s.st.Release(m)
 	if l.Err() != nil {
@@ -783,7 +784,7 @@ func (s *session) reply(id uint64, cid string, resp *agentv2.AgentResponse, err 
 	defer r.release()
 	m := r.fill(id, cid, resp, err)
 	if held != nil {
-		_ = held.SendDeferred(s.ctx, m)
+		_ = held.SendHeld(s.ctx, m)
 		return
 	}
 	if bs, ok := s.st.(batchSender); ok {

@@ -141,7 +141,7 @@ func (srv *Server) ServeConn(ctx context.Context, conn net.Conn) error {
 type framedStream struct {
 	conn    net.Conn
 	r       *codec.Reader
-	w       *codec.Writer
+	w       *wire.FrameWriter
 	runDone chan struct{} // closed when the writer's Run returned
 	aborted atomic.Bool
 	// Only the session's reader uses the following.
@@ -159,7 +159,7 @@ func newFramedStream(conn net.Conn, maxFrame int) *framedStream {
 	f.tee.r = conn
 	f.in.tee = &f.tee
 	f.r = codec.NewReader(&f.tee, maxFrame)
-	f.w = codec.NewWriter(conn, maxFrame, 0)
+	f.w = wire.NewFrameWriter(conn, maxFrame, 0)
 	return f
 }
 

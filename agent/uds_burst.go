@@ -11,10 +11,10 @@ var _ burstStream = (*framedStream)(nil)
 // InputBuffered reports whether the next frame has arrived in full already.
 func (f *framedStream) InputBuffered() bool { return f.r.FrameBuffered() }
 
-// SendDeferred queues m for the next Push.
-func (f *framedStream) SendDeferred(ctx context.Context, m *agentv2.AgentToProxy) error {
-	return f.w.WriteDeferred(ctx, m)
+// SendHeld queues m for the next ReleaseHeld.
+func (f *framedStream) SendHeld(ctx context.Context, m *agentv2.AgentToProxy) error {
+	return f.w.WriteHeld(ctx, m)
 }
 
-// Push writes the queued answers with one system call.
-func (f *framedStream) Push() error { return f.w.Push() }
+// ReleaseHeld writes the held answers with one system call.
+func (f *framedStream) ReleaseHeld() error { return f.w.ReleaseHeld() }

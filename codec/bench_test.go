@@ -1,60 +1,18 @@
 package codec
 
 import (
-	"context"
-	"io"
-	"runtime"
+	"bytes"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
 
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/internal/frametest"
 )
 
-// requestHeadersEvent is a typical browser API request as a proxy reports
-// it: 20 headers and metadata with a traceparent, under 600 bytes framed.
-func requestHeadersEvent(id uint64) *agentv2.ProxyToAgent {
-	h := func(name, value string) *agentv2.Header { return &agentv2.Header{Name: name, Value: value} }
-	return &agentv2.ProxyToAgent{
-		EventId: id,
-		Message: &agentv2.ProxyToAgent_RequestHeaders{RequestHeaders: &agentv2.RequestHeadersEvent{
-			Metadata: &agentv2.RequestMetadata{
-				CorrelationId: "c-8f14e4",
-				RequestId:     "r-7f3a",
-				ClientIp:      "203.0.113.42",
-				ClientPort:    51234,
-				Protocol:      "HTTP/1.1",
-				TimestampMs:   1767225600123,
-				Traceparent:   proto.String("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
-			},
-			Method:      "POST",
-			Uri:         "/v1/orders",
-			HttpVersion: "HTTP/1.1",
-			Headers: []*agentv2.Header{
-				h("host", "api.example"),
-				h("user-agent", "curl/8.5"),
-				h("accept", "*/*"),
-				h("accept-encoding", "gzip"),
-				h("content-type", "application/json"),
-				h("content-length", "182"),
-				h("authorization", "Bearer x1"),
-				h("cookie", "sid=9f8e"),
-				h("x-request-id", "r-7f3a"),
-				h("x-forwarded-for", "203.0.113.42"),
-				h("x-forwarded-proto", "https"),
-				h("x-api", "2"),
-				h("pragma", "no-cache"),
-				h("connection", "close"),
-				h("te", "trailers"),
-				h("dnt", "1"),
-				h("via", "1.1 edge"),
-				h("accept-language", "en"),
-				h("priority", "u=1"),
-				h("if-none-match", "\"v7\""),
-			},
-		}},
-	}
-}
+// requestHeadersEvent is a typical browser API request (see
+// frametest.RequestHeaders).
+var requestHeadersEvent = frametest.RequestHeaders
 
 // allowDecision lets a request through with one header added.
 func allowDecision(id uint64) *agentv2.AgentToProxy {
@@ -219,52 +177,6 @@ func BenchmarkReader(b *testing.B) {
 
 // BenchmarkWriter measures Write throughput into io.Discard with one writer
 // and with 64 concurrent ones sharing the flusher.
-func BenchmarkWriter(b *testing.B) {
-	m := requestHeadersEvent(1)
-	size := int64(m.SizeVT() + agentv2.FrameHeaderSize)
-	start := func(b *testing.B) (*Writer, func()) {
-		w := NewWriter(io.Discard, 0, 0)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- w.Run(ctx) }()
-		return w, func() {
-			cancel()
-			if err := <-done; err != nil {
-				b.Error(err)
-			}
-		}
-	}
-	b.Run("writers=1", func(b *testing.B) {
-		w, stop := start(b)
-		defer stop()
-		ctx := context.Background()
-		b.SetBytes(size)
-		b.ReportAllocs()
-		for b.Loop() {
-			if err := w.Write(ctx, m); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("writers=64", func(b *testing.B) {
-		w, stop := start(b)
-		defer stop()
-		ctx := context.Background()
-		procs := runtime.GOMAXPROCS(0)
-		b.SetParallelism((64 + procs - 1) / procs)
-		b.SetBytes(size)
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				if err := w.Write(ctx, m); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	})
-}
-
 // TestBenchmarkMessages keeps the benchmark messages honest: the request
 // event is the size the benchmarks claim, and every message round-trips.
 func TestBenchmarkMessages(t *testing.T) {
@@ -275,7 +187,7 @@ func TestBenchmarkMessages(t *testing.T) {
 	for _, bc := range benchCases() {
 		frame := encode(t, nil, bc.m)
 		got := bc.d.new()
-		if err := bc.d.read(NewReader(&byteReader{frame}, 0), got, false); err != nil {
+		if err := bc.d.read(NewReader(bytes.NewReader(frame), 0), got, false); err != nil {
 			t.Fatalf("%s: %v", bc.name, err)
 		}
 		bc.d.equal(t, got, bc.m)

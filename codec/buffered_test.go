@@ -1,12 +1,8 @@
 package codec
 
 import (
-	"bytes"
-	"context"
 	"io"
-	"net"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -42,43 +38,4 @@ func TestFrameBuffered(t *testing.T) {
 	require.NotEmpty(t, p)
 	require.False(t, r.FrameBuffered())
 	_ = pw.Close()
-}
-
-func TestWriteDeferredWaitsForPush(t *testing.T) {
-	t.Parallel()
-	a, b := net.Pipe()
-	defer a.Close()
-	defer b.Close()
-	w := NewWriter(a, 0, 0)
-	ctx := context.Background()
-	go func() { _ = w.Run(ctx) }()
-	ping := &agentv2.ProxyToAgent{Message: &agentv2.ProxyToAgent_Ping{Ping: &agentv2.Ping{Sequence: 7}}}
-	require.NoError(t, w.WriteDeferred(ctx, ping))
-	require.NoError(t, w.WriteDeferred(ctx, ping))
-	got := make(chan []byte, 1)
-	go func() {
-		buf := make([]byte, 256)
-		n, _ := b.Read(buf)
-		got <- buf[:n]
-	}()
-	select {
-	case <-time.After(20 * time.Millisecond):
-		// Nothing arrived: the frames wait for Push.
-	case <-got:
-		t.Fatal("deferred frames were written before Push")
-	}
-	require.NoError(t, w.Push())
-	want := bytes.Repeat(pingFrame(t, 7), 2)
-	var all []byte
-	for len(all) < len(want) {
-		all = append(all, <-got...)
-		if len(all) < len(want) {
-			go func() {
-				buf := make([]byte, 256)
-				n, _ := b.Read(buf)
-				got <- buf[:n]
-			}()
-		}
-	}
-	require.Equal(t, want, all)
 }

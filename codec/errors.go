@@ -24,9 +24,6 @@ var (
 	// (CodeUnimplemented). The frame was consumed; keep reading. Newer peers
 	// may send types older ones skip.
 	ErrUnknownFrameType = errors.New("codec: unknown frame type")
-	// ErrWriterClosed: the writer was closed or its connection failed
-	// (CodeUnavailable).
-	ErrWriterClosed = errors.New("codec: writer closed")
 )
 
 // IsFatal reports whether err leaves the frame stream unusable. Only nil and

@@ -539,7 +539,7 @@ func TestIsFatal(t *testing.T) {
 	if IsFatal(wrap(agentwire.CodeUnimplemented, ErrUnknownFrameType, errors.New("x"))) {
 		t.Error("unknown frame type is fatal")
 	}
-	for _, s := range []error{ErrZeroLength, ErrFrameTooLarge, ErrTruncated, ErrMalformed, ErrWriterClosed, io.EOF} {
+	for _, s := range []error{ErrZeroLength, ErrFrameTooLarge, ErrTruncated, ErrMalformed, io.EOF} {
 		if !IsFatal(agentwire.NewError(agentwire.CodeInternal, s)) {
 			t.Errorf("%v not fatal", s)
 		}

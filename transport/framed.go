@@ -7,6 +7,7 @@ import (
 
 	"github.com/agentwire/agentwire/codec"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	iwire "github.com/agentwire/agentwire/internal/wire"
 )
 
 // framedWire carries envelopes as codec frames over a byte stream. It is the
@@ -14,7 +15,7 @@ import (
 type framedWire struct {
 	nc        net.Conn
 	r         *codec.Reader
-	w         *codec.Writer
+	w         *iwire.FrameWriter
 	transport string
 	closeOnce sync.Once
 }
@@ -25,7 +26,7 @@ func newFramedWire(nc net.Conn, cfg *config, transport string) *framedWire {
 	return &framedWire{
 		nc:        nc,
 		r:         codec.NewReader(nc, cfg.maxFrameSize),
-		w:         codec.NewWriter(nc, cfg.maxFrameSize, cfg.maxPending),
+		w:         iwire.NewFrameWriter(nc, cfg.maxFrameSize, cfg.maxPending),
 		transport: transport,
 	}
 }

@@ -1,6 +1,6 @@
 //go:build !unix
 
-package codec
+package wire
 
 import "io"
 

@@ -1,22 +1,41 @@
-package codec
+package wire
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
-	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/agentwire/agentwire"
+	"github.com/agentwire/agentwire/codec"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/internal/frametest"
 )
+
+// The frames the tests write, and how they check errors.
+var (
+	bodyChunk = frametest.BodyChunk
+	checkErr  = frametest.CheckErr
+)
+
+// checkEOF asserts err reports a clean end of stream.
+func checkEOF(t testing.TB, err error) {
+	t.Helper()
+	checkErr(t, err, io.EOF, agentwire.CodeUnavailable)
+	if errors.Is(err, codec.ErrTruncated) {
+		t.Errorf("clean EOF reported as truncated: %v", err)
+	}
+}
 
 // runWriter starts w's flusher and returns a function that stops it and
 // returns Run's result.
-func runWriter(w *Writer) (stop func() error) {
+func runWriter(w *FrameWriter) (stop func() error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
@@ -32,7 +51,7 @@ func runWriter(w *Writer) (stop func() error) {
 func TestWriterConcurrent(t *testing.T) {
 	t.Parallel()
 	const writers, perWriter = 16, 60
-	want := make([][]message, writers)
+	want := make([][]*agentv2.ProxyToAgent, writers)
 	for g := range writers {
 		for i := range perWriter {
 			id := uint64(g*perWriter + i + 1)
@@ -41,12 +60,14 @@ func TestWriterConcurrent(t *testing.T) {
 				continue
 			}
 			info := agentv2.ProxyToAgentFrames[(g+i)%len(agentv2.ProxyToAgentFrames)]
-			want[g] = append(want[g], proxyToAgent.populated(t, info, id, g+i))
+			m := &agentv2.ProxyToAgent{}
+			frametest.Populate(t, m, info, id, g+i)
+			want[g] = append(want[g], m)
 		}
 	}
 
 	pr, pw := io.Pipe()
-	w := NewWriter(pw, 0, 8<<10)
+	w := NewFrameWriter(pw, 0, 8<<10)
 	stop := runWriter(w)
 	var wg sync.WaitGroup
 	for g := range writers {
@@ -60,11 +81,11 @@ func TestWriterConcurrent(t *testing.T) {
 		})
 	}
 
-	r := NewReader(pr, 0)
+	r := codec.NewReader(pr, 0)
 	next := make([]int, writers)
 	for range writers * perWriter {
-		got := proxyToAgent.new()
-		if err := proxyToAgent.read(r, got, false); err != nil {
+		got := &agentv2.ProxyToAgent{}
+		if err := r.ReadProxyToAgent(got); err != nil {
 			t.Fatalf("read: %v", err)
 		}
 		g, i := int(got.GetEventId()-1)/perWriter, int(got.GetEventId()-1)%perWriter
@@ -72,7 +93,9 @@ func TestWriterConcurrent(t *testing.T) {
 			t.Fatalf("event %d out of order: writer %d's next is %d", got.GetEventId(), g, next[min(g, writers-1)])
 		}
 		next[g]++
-		proxyToAgent.equal(t, got, want[g][i])
+		if !got.EqualVT(want[g][i]) || !proto.Equal(got, want[g][i]) {
+			t.Errorf("decoded message differs\n got: %v\nwant: %v", got, want[g][i])
+		}
 	}
 	wg.Wait()
 	if err := stop(); err != nil {
@@ -88,7 +111,7 @@ func TestWriterOversizeFailsAlone(t *testing.T) {
 	t.Parallel()
 	const writers, perWriter, limit = 8, 40, 4096
 	pr, pw := io.Pipe()
-	w := NewWriter(pw, limit, 0)
+	w := NewFrameWriter(pw, limit, 0)
 	stop := runWriter(w)
 	var wg sync.WaitGroup
 	for g := range writers {
@@ -96,7 +119,7 @@ func TestWriterOversizeFailsAlone(t *testing.T) {
 			for i := range perWriter {
 				if g == 0 && i%5 == 0 {
 					err := w.Write(context.Background(), bodyChunk(0, limit))
-					checkErr(t, err, ErrFrameTooLarge, agentwire.CodeResourceExhausted)
+					checkErr(t, err, codec.ErrFrameTooLarge, agentwire.CodeResourceExhausted)
 					err = w.Write(context.Background(), &agentv2.ProxyToAgent{EventId: 1})
 					if agentwire.CodeOf(err) != agentwire.CodeInvalidArgument {
 						t.Errorf("envelope without a case: %v", err)
@@ -108,7 +131,7 @@ func TestWriterOversizeFailsAlone(t *testing.T) {
 			}
 		})
 	}
-	r := NewReader(pr, limit)
+	r := codec.NewReader(pr, limit)
 	seen := map[uint64]bool{}
 	for range writers * perWriter {
 		var m agentv2.ProxyToAgent
@@ -132,10 +155,10 @@ func TestWriterOversizeFailsAlone(t *testing.T) {
 // pending limit whose flusher is stuck writing frame 1 to a pipe nobody
 // reads, and frames 2 and 3 (625 bytes each) queued: pending is over the
 // limit.
-func blockedFlusher(t *testing.T) (w *Writer, r *Reader, stop func() error, closePipe func()) {
+func blockedFlusher(t *testing.T) (w *FrameWriter, r *codec.Reader, stop func() error, closePipe func()) {
 	t.Helper()
 	pr, pw := io.Pipe()
-	w = NewWriter(pw, 0, 1024)
+	w = NewFrameWriter(pw, 0, 1024)
 	stop = runWriter(w)
 	if err := w.Write(context.Background(), bodyChunk(1, 600)); err != nil {
 		t.Fatal(err)
@@ -146,11 +169,11 @@ func blockedFlusher(t *testing.T) (w *Writer, r *Reader, stop func() error, clos
 			t.Fatalf("frame %d: %v", id, err)
 		}
 	}
-	return w, NewReader(pr, 0), stop, func() { pw.Close() }
+	return w, codec.NewReader(pr, 0), stop, func() { pw.Close() }
 }
 
 // readIDs reads frames and checks their event ids.
-func readIDs(t *testing.T, r *Reader, ids ...uint64) {
+func readIDs(t *testing.T, r *codec.Reader, ids ...uint64) {
 	t.Helper()
 	for _, id := range ids {
 		var m agentv2.ProxyToAgent
@@ -235,7 +258,7 @@ func TestWriterBatches(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		pr, pw := io.Pipe()
-		w := NewWriter(pw, 0, 0)
+		w := NewFrameWriter(pw, 0, 0)
 		stop := runWriter(w)
 		if err := w.Write(context.Background(), bodyChunk(1, 10)); err != nil {
 			t.Fatal(err)
@@ -256,7 +279,7 @@ func TestWriterBatches(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := NewReader(&byteReader{buf[first : first+second]}, 0)
+		r := codec.NewReader(bytes.NewReader(buf[first:first+second]), 0)
 		for id := uint64(2); id <= 11; id++ {
 			var m agentv2.ProxyToAgent
 			if err := r.ReadProxyToAgent(&m); err != nil {
@@ -269,17 +292,6 @@ func TestWriterBatches(t *testing.T) {
 		}
 		pw.Close()
 	})
-}
-
-type byteReader struct{ b []byte }
-
-func (r *byteReader) Read(p []byte) (int, error) {
-	if len(r.b) == 0 {
-		return 0, io.EOF
-	}
-	n := copy(p, r.b)
-	r.b = r.b[n:]
-	return n, nil
 }
 
 // gatedWriter blocks each Write until gate is closed, then fails with err.
@@ -300,7 +312,7 @@ func TestWriterWriteError(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		boom := errors.New("broken pipe")
 		gw := &gatedWriter{gate: make(chan struct{}), err: boom}
-		w := NewWriter(gw, 0, 1024)
+		w := NewFrameWriter(gw, 0, 1024)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		runErr := make(chan error, 1)
@@ -338,7 +350,7 @@ func TestWriterRunCanceled(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		pr, pw := io.Pipe()
 		defer pr.Close()
-		w := NewWriter(pw, 0, 0)
+		w := NewFrameWriter(pw, 0, 0)
 		stop := runWriter(w)
 		synctest.Wait()
 		if err := stop(); err != nil {
@@ -346,164 +358,4 @@ func TestWriterRunCanceled(t *testing.T) {
 		}
 		checkErr(t, w.Write(context.Background(), bodyChunk(1, 10)), ErrWriterClosed, agentwire.CodeUnavailable)
 	})
-}
-
-// recordingWriter keeps each Write's bytes apart. A Write waits for gate
-// to be closed if it is set.
-type recordingWriter struct {
-	gate   chan struct{}
-	mu     sync.Mutex
-	writes [][]byte
-}
-
-func (w *recordingWriter) Write(p []byte) (int, error) {
-	if w.gate != nil {
-		<-w.gate
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.writes = append(w.writes, append([]byte(nil), p...))
-	return len(p), nil
-}
-
-// take returns the writes so far, each as the event ids of its frames,
-// and forgets them.
-func (w *recordingWriter) take(t *testing.T) [][]uint64 {
-	t.Helper()
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	var got [][]uint64
-	for _, b := range w.writes {
-		var ids []uint64
-		r := NewReader(&byteReader{b}, 0)
-		for {
-			var m agentv2.ProxyToAgent
-			err := r.ReadProxyToAgent(&m)
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				t.Fatalf("write %d: %v", len(got), err)
-			}
-			ids = append(ids, m.GetEventId())
-		}
-		got = append(got, ids)
-	}
-	w.writes = nil
-	return got
-}
-
-// TestWriterHold: frames wait while a hold is out and leave in one write
-// after the last Release, or when Flush asks for them.
-func TestWriterHold(t *testing.T) {
-	t.Parallel()
-	synctest.Test(t, func(t *testing.T) {
-		ctx := context.Background()
-		rec := &recordingWriter{}
-		w := NewWriter(rec, 0, 0)
-		stop := runWriter(w)
-		batched := func(ids ...uint64) {
-			t.Helper()
-			for _, id := range ids {
-				if err := w.WriteBatched(ctx, bodyChunk(id, 10)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			synctest.Wait()
-		}
-		check := func(what string, want ...[]uint64) {
-			t.Helper()
-			synctest.Wait()
-			if got := rec.take(t); !slices.EqualFunc(got, want, slices.Equal) {
-				t.Errorf("%s: writes %v, want %v", what, got, want)
-			}
-		}
-
-		w.Hold()
-		w.Hold()
-		batched(1, 2, 3)
-		check("held twice")
-		w.Release()
-		batched(4)
-		check("held once")
-		w.Release()
-		check("released", []uint64{1, 2, 3, 4})
-
-		w.Hold()
-		batched(5)
-		if err := w.Write(ctx, bodyChunk(6, 10)); err != nil {
-			t.Fatal(err)
-		}
-		check("written while held")
-		if err := w.Flush(ctx); err != nil {
-			t.Fatal(err)
-		}
-		check("flushed while held", []uint64{5, 6})
-		w.Release()
-		check("released with nothing queued")
-		if err := w.Write(ctx, bodyChunk(7, 10)); err != nil {
-			t.Fatal(err)
-		}
-		check("written", []uint64{7})
-
-		if err := stop(); err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-}
-
-// TestWriterHoldStopsFlusher: frames queued while the flusher writes wait
-// for the Release when a hold is out, instead of going out in a second
-// write of their own.
-func TestWriterHoldStopsFlusher(t *testing.T) {
-	t.Parallel()
-	synctest.Test(t, func(t *testing.T) {
-		ctx := context.Background()
-		rec := &recordingWriter{gate: make(chan struct{})}
-		w := NewWriter(rec, 0, 0)
-		stop := runWriter(w)
-		if err := w.WriteBatched(ctx, bodyChunk(1, 10)); err != nil {
-			t.Fatal(err)
-		}
-		synctest.Wait() // the flusher waits in its write
-		w.Hold()
-		for id := uint64(2); id <= 4; id++ {
-			if err := w.WriteBatched(ctx, bodyChunk(id, 10)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		close(rec.gate)
-		synctest.Wait()
-		if got, want := rec.take(t), [][]uint64{{1}}; !slices.EqualFunc(got, want, slices.Equal) {
-			t.Errorf("held: writes %v, want %v", got, want)
-		}
-		w.Release()
-		synctest.Wait()
-		if got, want := rec.take(t), [][]uint64{{2, 3, 4}}; !slices.EqualFunc(got, want, slices.Equal) {
-			t.Errorf("released: writes %v, want %v", got, want)
-		}
-		if err := stop(); err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-}
-
-// TestWriterHeld: Held reports whether a hold is out, nested holds
-// included.
-func TestWriterHeld(t *testing.T) {
-	t.Parallel()
-	w := NewWriter(&recordingWriter{}, 0, 0)
-	if w.Held() {
-		t.Fatal("held before any Hold")
-	}
-	w.Hold()
-	w.Hold()
-	w.Release()
-	if !w.Held() {
-		t.Fatal("not held with one hold out")
-	}
-	w.Release()
-	if w.Held() {
-		t.Fatal("held after the last Release")
-	}
 }

@@ -1,6 +1,6 @@
 //go:build unix
 
-package codec
+package wire
 
 import (
 	"errors"
@@ -11,7 +11,7 @@ import (
 // nonBlockingWrite returns a function that writes to w's socket with one
 // non-blocking system call, or nil if w is not a socket (TLS connections,
 // pipes, test writers). The function is not safe for concurrent use; the
-// Writer calls it only from the goroutine that owns the stream.
+// FrameWriter calls it only from the goroutine that owns the stream.
 func nonBlockingWrite(w io.Writer) func([]byte) (int, error) {
 	sc, ok := w.(syscall.Conn)
 	if !ok {

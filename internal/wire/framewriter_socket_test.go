@@ -1,6 +1,6 @@
 //go:build unix
 
-package codec
+package wire
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/agentwire/agentwire/codec"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 )
 
@@ -18,7 +19,7 @@ import (
 // over mid-frame.
 func socketPair(t *testing.T) (client, server net.Conn) {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "awcodec")
+	dir, err := os.MkdirTemp("", "awwire")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +53,7 @@ func socketPair(t *testing.T) (client, server net.Conn) {
 func TestWriterSocketWriteThrough(t *testing.T) {
 	t.Parallel()
 	client, server := socketPair(t)
-	w := NewWriter(client, 0, 64<<10)
+	w := NewFrameWriter(client, 0, 64<<10)
 	if w.try == nil {
 		t.Fatal("a Unix socket should support non-blocking writes")
 	}
@@ -64,7 +65,7 @@ func TestWriterSocketWriteThrough(t *testing.T) {
 		wg.Go(func() {
 			for i := range perWriter {
 				id := uint64(g*perWriter + i + 1)
-				var m message = bodyChunk(id, 100+(int(id)*37)%(24<<10))
+				m := bodyChunk(id, 100+(int(id)*37)%(24<<10))
 				if err := w.Write(context.Background(), m); err != nil {
 					t.Errorf("writer %d: %v", g, err)
 					return
@@ -72,7 +73,7 @@ func TestWriterSocketWriteThrough(t *testing.T) {
 			}
 		})
 	}
-	r := NewReader(server, 0)
+	r := codec.NewReader(server, 0)
 	next := make([]int, writers)
 	for n := range writers * perWriter {
 		var got agentv2.ProxyToAgent
@@ -101,7 +102,7 @@ func TestWriterSocketWriteThrough(t *testing.T) {
 func TestWriterSocketPeerGone(t *testing.T) {
 	t.Parallel()
 	client, server := socketPair(t)
-	w := NewWriter(client, 0, 0)
+	w := NewFrameWriter(client, 0, 0)
 	stop := runWriter(w)
 	defer stop()
 	server.Close()
@@ -109,7 +110,7 @@ func TestWriterSocketPeerGone(t *testing.T) {
 	for i := 0; i < 100 && err == nil; i++ { // the first writes may still fit the buffer
 		err = w.Write(context.Background(), bodyChunk(uint64(i+1), 8<<10))
 	}
-	if err == nil || !IsFatal(err) {
+	if err == nil || !codec.IsFatal(err) {
 		t.Fatalf("writes to a closed peer kept succeeding: %v", err)
 	}
 	if err2 := w.Write(context.Background(), bodyChunk(1000, 10)); err2 == nil {
@@ -117,24 +118,24 @@ func TestWriterSocketPeerGone(t *testing.T) {
 	}
 }
 
-// TestWriterSocketThroughAfterDeferred: a Write that finds deferred frames
-// waiting for their Push writes them first, its own frame behind them.
-func TestWriterSocketThroughAfterDeferred(t *testing.T) {
+// TestWriterSocketThroughAfterHeld: a Write that finds frames held by their
+// writer writes them first, its own frame behind them.
+func TestWriterSocketThroughAfterHeld(t *testing.T) {
 	t.Parallel()
 	client, server := socketPair(t)
-	w := NewWriter(client, 0, 0)
+	w := NewFrameWriter(client, 0, 0)
 	stop := runWriter(w)
 	defer stop()
 	ctx := context.Background()
 	for id := uint64(1); id <= 2; id++ {
-		if err := w.WriteDeferred(ctx, bodyChunk(id, 10)); err != nil {
+		if err := w.WriteHeld(ctx, bodyChunk(id, 10)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if err := w.Write(ctx, bodyChunk(3, 10)); err != nil {
 		t.Fatal(err)
 	}
-	r := NewReader(server, 0)
+	r := codec.NewReader(server, 0)
 	for want := uint64(1); want <= 3; want++ {
 		var got agentv2.ProxyToAgent
 		if err := r.ReadProxyToAgent(&got); err != nil {
@@ -144,7 +145,7 @@ func TestWriterSocketThroughAfterDeferred(t *testing.T) {
 			t.Fatalf("event %d arrived where %d was due", got.GetEventId(), want)
 		}
 	}
-	if err := w.Push(); err != nil {
-		t.Fatalf("Push with nothing left: %v", err)
+	if err := w.ReleaseHeld(); err != nil {
+		t.Fatalf("ReleaseHeld with nothing left: %v", err)
 	}
 }
