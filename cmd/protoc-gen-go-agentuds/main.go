@@ -16,8 +16,10 @@
 // handler method and correlation id field. From them the plugin emits the
 // event table, the envelope's EventType and EventCorrelationID accessors,
 // the agent's EventHandler interface, UnimplementedEventHandler (which
-// allows every event) and DispatchEvent (file _events.pb.go). Adding an
-// event to the schema and running buf generate is all the SDK needs.
+// allows every event) and DispatchEvent, and EventVisitor with its base and
+// VisitEvent for code that treats events by kind (file _events.pb.go).
+// Adding an event to the schema and running buf generate is all the SDK
+// needs.
 //
 // The direct= and decoder= options (see direct.go) ask for direct decoders
 // of hot envelope cases, which read the fields they cover straight into an
