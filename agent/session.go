@@ -194,11 +194,11 @@ type session struct {
 	// it, so creating and ending one never touches ctx's list of children.
 	// end cancels the lanes itself.
 	laneParent context.Context
-	// limit is the concurrency limit; pause at limit pending events, resume
-	// at resumeAt, refuse beyond maxPending.
-	limit, resumeAt, maxPending int
-	// laneLimit is how many queued events pause one request (0: never).
-	laneLimit int
+	// limit is the concurrency limit; refuse beyond maxPending.
+	limit, maxPending int
+	// flow says when to pause the connection, by events pending, and
+	// laneFlow when to pause one request, by its queued events.
+	flow, laneFlow wire.Hysteresis
 	// maxIdle bounds parked workers; more exit instead of waiting for work.
 	maxIdle int
 	// budget is how long a handler may run on the reading goroutine (0:
@@ -272,9 +272,9 @@ func newSession(ctx context.Context, srv *Server, st stream, hs *agentv2.Handsha
 		hs:            hs,
 		interval:      interval,
 		limit:         cfg.maxConcurrency,
-		resumeAt:      cfg.maxConcurrency * 3 / 4,
+		flow:          wire.ConnectionHysteresis(cfg.maxConcurrency),
 		maxPending:    cfg.maxConcurrency + cfg.maxQueue,
-		laneLimit:     cfg.maxQueuedPerRequest,
+		laneFlow:      wire.RequestHysteresis(cfg.maxQueuedPerRequest),
 		maxIdle:       min(cfg.maxConcurrency, 32),
 		lanes:         make(map[string]*lane),
 		configWaiters: make(map[string]chan *agentv2.ConfigUpdateResponse),
@@ -534,7 +534,7 @@ func (s *session) submit(cid string, m *agentv2.ProxyToAgent) *lane {
 		return nil
 	}
 	l := s.lanes[cid]
-	quiet := s.budget > 0 && s.inlineLane == nil && s.readyHead == len(s.ready) && s.pauseAt(s.pending+1) == s.wantPause
+	quiet := s.budget > 0 && s.inlineLane == nil && s.readyHead == len(s.ready) && s.flow.Next(s.wantPause, s.pending+1) == s.wantPause
 	inline := l == nil && quiet && s.cooldown == 0
 	if !inline && s.lender != nil {
 		// The reader reads on: a queued event must not borrow its buffer.
@@ -676,36 +676,15 @@ func (s *session) nextLaneLocked() *lane {
 // flowLocked updates wantPause from pending and reports whether it changed.
 func (s *session) flowLocked() bool {
 	was := s.wantPause
-	s.wantPause = s.pauseAt(s.pending)
+	s.wantPause = s.flow.Next(was, s.pending)
 	return was != s.wantPause
 }
 
-// pauseAt is wantPause once pending events are pending: pause at limit,
-// resume at resumeAt.
-func (s *session) pauseAt(pending int) bool {
-	switch {
-	case !s.wantPause && pending >= s.limit:
-		return true
-	case s.wantPause && pending <= s.resumeAt:
-		return false
-	}
-	return s.wantPause
-}
-
-// laneFlowLocked updates a request's wantPause from its queue: pause at
-// laneLimit queued events, resume when the queue is down to half of that.
-// It reports whether the state changed.
+// laneFlowLocked updates a request's wantPause from its queued events and
+// reports whether it changed.
 func (s *session) laneFlowLocked(l *lane) bool {
-	if s.laneLimit == 0 {
-		return false
-	}
-	was, queued := l.wantPause, len(l.q)-l.head
-	switch {
-	case !was && queued >= s.laneLimit:
-		l.wantPause = true
-	case was && queued <= s.laneLimit/2:
-		l.wantPause = false
-	}
+	was := l.wantPause
+	l.wantPause = s.laneFlow.Next(was, len(l.q)-l.head)
 	return was != l.wantPause
 }
 
@@ -728,15 +707,7 @@ func (s *session) updateFlow(l *lane) {
 		return
 	}
 	*sent = w
-	action := agentv2.FlowAction_FLOW_ACTION_RESUME
-	if w {
-		action = agentv2.FlowAction_FLOW_ACTION_PAUSE
-	}
-	_ = s.send(&agentv2.AgentToProxy{Message: &agentv2.AgentToProxy_FlowControl{FlowControl: &agentv2.FlowControlSignal{
-		CorrelationId: cid,
-		Action:        action,
-		TimestampMs:   s.srv.nowMs(),
-	}}})
+	_ = s.send(wire.FlowSignal(cid, w, s.srv.nowMs()))
 }
 
 // handle runs one event and answers it. The answer is encoded before

@@ -61,22 +61,11 @@ func (s *session) VisitMetrics(_ *agentv2.AgentToProxy, m *agentv2.MetricsReport
 // VisitFlowControl pauses or resumes the connection or one request.
 func (s *session) VisitFlowControl(_ *agentv2.AgentToProxy, sig *agentv2.FlowControlSignal) error {
 	s.mu.Lock()
-	switch sig.GetAction() {
-	case agentv2.FlowAction_FLOW_ACTION_PAUSE:
-		if sig.CorrelationId == nil {
-			s.paused = true
-		} else if len(s.pausedCorr) < maxPausedRequests {
-			s.pausedCorr[sig.GetCorrelationId()] = struct{}{}
-		}
+	switch s.pauses.Apply(sig) {
 	case agentv2.FlowAction_FLOW_ACTION_RESUME:
-		if sig.CorrelationId == nil {
-			s.paused = false
-		} else {
-			delete(s.pausedCorr, sig.GetCorrelationId())
-		}
 		close(s.resume)
 		s.resume = make(chan struct{})
-	default:
+	case agentv2.FlowAction_FLOW_ACTION_UNSPECIFIED:
 		s.mu.Unlock()
 		return nil
 	}

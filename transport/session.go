@@ -14,6 +14,7 @@ import (
 	"github.com/agentwire/agentwire"
 	"github.com/agentwire/agentwire/codec"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	iwire "github.com/agentwire/agentwire/internal/wire"
 )
 
 // wire is what a transport provides to the shared session core: a way to
@@ -166,11 +167,9 @@ type session struct {
 	// pings maps ping sequence numbers to their waiters.
 	pings map[uint64]chan struct{}
 	err   error
-	// paused is a connection-wide pause; pausedCorr pauses single requests.
-	// Whenever either changes, anyPause is set to whether anything is
-	// paused.
-	paused     bool
-	pausedCorr map[string]struct{}
+	// pauses is what the agent paused; whenever it changes, anyPause is
+	// set to whether anything is paused.
+	pauses iwire.PauseSet
 	// resume is closed (and replaced) when any pause is lifted or the
 	// connection ends.
 	resume   chan struct{}
@@ -188,22 +187,18 @@ var _ Conn = (*session)(nil)
 // closeFlushTimeout bounds how long Close waits for queued frames.
 const closeFlushTimeout = time.Second
 
-// maxPausedRequests bounds per-request pauses an agent can hold open.
-const maxPausedRequests = 4096
-
 func newSession(cfg *config, w wire) *session {
 	bg, stop := context.WithCancel(context.Background())
 	return &session{
-		cfg:        cfg,
-		w:          w,
-		bg:         bg,
-		stop:       stop,
-		done:       make(chan struct{}),
-		pings:      make(map[uint64]chan struct{}),
-		pausedCorr: make(map[string]struct{}),
-		resume:     make(chan struct{}),
-		state:      StateReady,
-		base:       time.Now(),
+		cfg:    cfg,
+		w:      w,
+		bg:     bg,
+		stop:   stop,
+		done:   make(chan struct{}),
+		pings:  make(map[uint64]chan struct{}),
+		resume: make(chan struct{}),
+		state:  StateReady,
+		base:   time.Now(),
 	}
 }
 
@@ -630,7 +625,7 @@ func (s *session) statusLocked() Status {
 		st.State = StateUnhealthy
 	case s.health == agentv2.HealthState_HEALTH_STATE_DRAINING:
 		st.State = StateDraining
-	case s.paused:
+	case s.pauses.Connection():
 		st.State = StatePaused
 	default:
 		st.State = StateReady
@@ -721,11 +716,7 @@ func (s *session) failCancelled(correlationID string, maxID uint64, err error, u
 // unpauseLocked lifts the pauses of a cancelled request (all of them for
 // ""); s.mu is held.
 func (s *session) unpauseLocked(correlationID string) {
-	if correlationID == "" {
-		clear(s.pausedCorr)
-	} else {
-		delete(s.pausedCorr, correlationID)
-	}
+	s.pauses.Lift(correlationID)
 	s.pausesChangedLocked()
 }
 
@@ -807,23 +798,12 @@ func (s *session) Paused(correlationID string) bool {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.pausedLocked(correlationID)
+	return s.pauses.Paused(correlationID)
 }
 
 // pausesChangedLocked updates anyPause; s.mu is held.
 func (s *session) pausesChangedLocked() {
-	s.anyPause.Store(s.paused || len(s.pausedCorr) > 0)
-}
-
-func (s *session) pausedLocked(corr string) bool {
-	if s.paused {
-		return true
-	}
-	if len(s.pausedCorr) == 0 || corr == "" {
-		return false
-	}
-	_, ok := s.pausedCorr[corr]
-	return ok
+	s.anyPause.Store(s.pauses.Any())
 }
 
 // WaitResume implements Conn.
@@ -835,7 +815,7 @@ func (s *session) WaitResume(ctx context.Context, correlationID string) error {
 			s.mu.Unlock()
 			return err
 		}
-		if !s.pausedLocked(correlationID) {
+		if !s.pauses.Paused(correlationID) {
 			s.mu.Unlock()
 			return nil
 		}
@@ -887,7 +867,7 @@ func (s *session) fail(err error) {
 		close(ch)
 		delete(s.pings, seq)
 	}
-	clear(s.pausedCorr)
+	s.pauses.Lift("")
 	s.pausesChangedLocked()
 	close(s.resume)
 	s.resume = make(chan struct{})
