@@ -15,7 +15,8 @@ import (
 
 // envelope is what both generated envelopes are to these tests.
 type envelope interface {
-	tailFrame
+	codec.Frame
+	FrameType() agentv2.FrameType
 	proto.Message
 	UnmarshalFrame(t agentv2.FrameType, payload []byte) error
 	UnmarshalFrameUnsafe(t agentv2.FrameType, payload []byte) error
@@ -35,11 +36,12 @@ var directions = []direction{
 	{"AgentToProxy", agentv2.AgentToProxyFrames, agentv2.IsAgentToProxyFrame, func() envelope { return &agentv2.AgentToProxy{} }},
 }
 
-// TestEncodeTail: a frame encoded at the end of a buffer is byte for byte
-// the frame codec.AppendFrame encodes, for every frame type of both directions;
-// one that does not fit is declined, and the type is then skipped until a
-// buffer is large enough.
-func TestEncodeTail(t *testing.T) {
+// TestAppendFrameCapacities: whatever the capacity of the scratch buffer
+// a frame is appended to (the FrameWriter's come in every size), the frame
+// is encoded whole and byte for byte as codec.AppendFrame encodes it into
+// an empty buffer, for every frame type of both directions: the envelope
+// is sized first, so no buffer is too small.
+func TestAppendFrameCapacities(t *testing.T) {
 	t.Parallel()
 	for _, d := range directions {
 		for _, info := range d.frames {
@@ -52,27 +54,13 @@ func TestEncodeTail(t *testing.T) {
 					t.Fatal(err)
 				}
 				for _, size := range []int{0, 3, agentv2.FrameHeaderSize, len(want) - 1, len(want), len(want) + 1, 4 << 10} {
-					var s frameSizes
-					frame, ok, err := s.encodeTail(make([]byte, 0, size), m, codec.DefaultMaxFrameSize)
+					frame, err := codec.AppendFrame(make([]byte, 0, size), m, codec.DefaultMaxFrameSize)
 					if err != nil {
 						t.Fatalf("capacity %d: %v", size, err)
 					}
-					if ok != (size >= len(want)) {
-						t.Fatalf("capacity %d for a %d-byte frame: ok %v", size, len(want), ok)
-					}
-					if ok && !sameFrame(t, d, frame, want) {
+					if !sameFrame(t, d, frame, want) {
 						t.Fatalf("capacity %d: got\n%x\nwant\n%x", size, frame, want)
 					}
-				}
-				// Once a frame of the type did not fit, a smaller buffer is
-				// not tried again.
-				var s frameSizes
-				s.note(info.Type, len(want)-agentv2.FrameHeaderSize)
-				if _, ok, _ := s.encodeTail(make([]byte, 0, len(want)-1), m, codec.DefaultMaxFrameSize); ok {
-					t.Fatal("a type known not to fit was tried")
-				}
-				if _, ok, _ := s.encodeTail(make([]byte, 0, len(want)), m, codec.DefaultMaxFrameSize); !ok {
-					t.Fatal("a buffer large enough was not used")
 				}
 			})
 		}
@@ -100,18 +88,19 @@ func sameFrame(t *testing.T, d direction, got, want []byte) bool {
 	return proto.Equal(a, b)
 }
 
-func TestEncodeTailLimits(t *testing.T) {
+// TestAppendFrameLimits: an oversize frame fails with ErrFrameTooLarge
+// and leaves the buffer as it was; an envelope without a case fails too.
+func TestAppendFrameLimits(t *testing.T) {
 	t.Parallel()
-	var s frameSizes
 	m := bodyChunk(1, 1000)
-	_, ok, err := s.encodeTail(make([]byte, 0, 4<<10), m, 500)
-	if ok {
-		t.Fatal("an oversize frame was encoded")
-	}
+	buf := make([]byte, 3, 4<<10)
+	out, err := codec.AppendFrame(buf, m, 500)
 	checkErr(t, err, codec.ErrFrameTooLarge, agentwire.CodeResourceExhausted)
-	// No case set: left to codec.AppendFrame, which says why.
-	if _, ok, err := s.encodeTail(make([]byte, 0, 4<<10), &agentv2.ProxyToAgent{}, 0); ok || err != nil {
-		t.Fatalf("an envelope without a case: ok %v, err %v", ok, err)
+	if len(out) != len(buf) {
+		t.Fatalf("an oversize frame left %d bytes, want %d", len(out), len(buf))
+	}
+	if _, err := codec.AppendFrame(buf, &agentv2.ProxyToAgent{}, 0); agentwire.CodeOf(err) != agentwire.CodeInvalidArgument {
+		t.Fatalf("an envelope without a case: %v", err)
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 
 	"github.com/agentwire/agentwire"
 	"github.com/agentwire/agentwire/codec"
-	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 )
 
 // ErrWriterClosed: the [FrameWriter] stopped or its connection failed
@@ -52,9 +51,6 @@ type FrameWriter struct {
 	// a writer that never fills up allocates none.
 	space chan struct{}
 	err   error
-
-	// sizes tells write which frame types fit its scratch buffers.
-	sizes frameSizes
 }
 
 // NewFrameWriter returns a FrameWriter over w. max limits each frame (<= 0:
@@ -132,17 +128,11 @@ func (w *FrameWriter) write(ctx context.Context, m codec.Frame, mode writeMode) 
 		return w.queue(ctx, m, nil, mode)
 	}
 	bp := scratchPool.Get().(*[]byte)
-	buf := *bp
-	frame, ok, err := w.sizes.encodeTail(buf, m, w.max)
-	if !ok && err == nil {
-		frame, err = codec.AppendFrame(buf[:0], m, w.max)
-		buf = frame
-		if tm, isTail := m.(tailFrame); isTail && err == nil {
-			w.sizes.note(tm.FrameType(), len(frame)-agentv2.FrameHeaderSize)
-		}
-	}
+	// codec.AppendFrame sizes the envelope before encoding it (see
+	// marshal.go): a scratch buffer of any size is only grown.
+	buf, err := codec.AppendFrame((*bp)[:0], m, w.max)
 	if err == nil {
-		err = w.queue(ctx, nil, frame, mode)
+		err = w.queue(ctx, nil, buf, mode)
 	}
 	if cap(buf) <= maxScratch {
 		*bp = buf[:0]

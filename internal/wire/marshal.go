@@ -11,8 +11,8 @@ import (
 // The generated marshaller (MarshalToSizedBufferVT) writes back to front
 // from the end of the buffer it is given and indexes out of range on one
 // too small, so a message is always sized (SizeVT) before it is encoded:
-// nothing guesses and recovers. The frame codec does the same in the
-// generated AppendFrame.
+// nothing guesses and recovers. The FrameWriter does the same through
+// codec.AppendFrame (the generated AppendFrame sizes first).
 
 // Marshal encodes m into a buffer from [Buffers]. A message over max bytes
 // (max > 0) fails before it is encoded, with codec.ErrFrameTooLarge
