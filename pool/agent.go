@@ -63,7 +63,11 @@ type agent struct {
 	seq       int // numbers connections
 	reverse   int // adopted connections installed
 	reserved  int // reverse connections admitted at registration, not yet installed
-	closed    bool
+	// bound holds the SubConns made for registrations whose connection
+	// options (and so status listener) the listener asked for, until
+	// their connection is admitted (see Pool.ReverseOptions).
+	bound  map[*agentv2.RegistrationRequest]*SubConn
+	closed bool
 }
 
 // eventCounters count the events that entered and left an agent's
@@ -96,11 +100,12 @@ type instance struct {
 	grace time.Duration
 }
 
-// snapshot is what the hot path reads: an immutable picker and the paused
-// connections to fall back on when nothing is ready.
+// snapshot is what the hot path reads: an immutable picker, the ready
+// connections it picks from (to fall back on when a pick went stale) and
+// the paused connections to fall back on when nothing is ready.
 type snapshot struct {
 	picker Picker
-	ready  int
+	ready  []*SubConn
 	paused []*SubConn
 }
 
@@ -135,11 +140,12 @@ func (a *agent) pokeIdle() {
 	}
 }
 
-// transportOptions are the options of every connection the agent dials.
-func (a *agent) transportOptions() []transport.Option {
-	opts := make([]transport.Option, 0, len(a.cfg.transportOpts)+3)
+// transportOptions are the options of a connection the agent dials for
+// sc, whose status it pushes to sc.
+func (a *agent) transportOptions(sc *SubConn) []transport.Option {
+	opts := make([]transport.Option, 0, len(a.cfg.transportOpts)+2)
 	opts = append(opts, a.cfg.transportOpts...)
-	return append(opts, a.p.handlerOptions(a.id)...)
+	return append(opts, a.p.handlerOptions(a.id, sc.listen)...)
 }
 
 // setInstances makes the agent's endpoints eps: new ones get connection
@@ -242,13 +248,13 @@ func (a *agent) runSlot(in *instance, first chan<- error) {
 // replay fails is removed and closed, and err says why). installed is
 // false when the agent closed meanwhile; the caller then closes c.
 func (a *agent) connect(in *instance) (sc *SubConn, c transport.Conn, installed bool, err error) {
-	c, err = a.p.cfg.dialer(in.ctx, in.endpoint, a.transportOptions()...)
+	sc = a.newSubConn(in.endpoint, false)
+	c, err = a.p.cfg.dialer(in.ctx, in.endpoint, a.transportOptions(sc)...)
 	if err != nil {
 		return nil, nil, false, err
 	}
-	sc = a.newSubConn(in.endpoint, false)
 	replay := a.config.Load() != nil
-	sc.configuring.Store(replay)
+	sc.setFlag(flagConfiguring, replay)
 	installed = a.install(sc, c)
 	if installed && replay {
 		if err := a.configure(in.ctx, sc); err != nil {
@@ -265,7 +271,7 @@ func (a *agent) connect(in *instance) (sc *SubConn, c transport.Conn, installed 
 // and retires it when the agent closes.
 func (a *agent) watchReverse(sc *SubConn) {
 	defer a.wg.Done()
-	if sc.configuring.Load() {
+	if sc.flags.Load()&flagConfiguring != 0 {
 		if err := a.configure(a.ctx, sc); err != nil {
 			if a.ctx.Err() == nil {
 				a.p.cfg.logger.Warn("pool: configuration replay failed; closing the reverse connection",
@@ -320,11 +326,18 @@ func (a *agent) noticeLate(sc *SubConn) {
 
 func (a *agent) installLocked(sc *SubConn, c transport.Conn) {
 	sc.conn, sc.recv = c, receiverOf(c)
+	sc.gather, _ = c.(gatherer)
+	// A connection built with the pool's listener pushed its first status
+	// before its dial returned; one built without is read now and at each
+	// probe tick.
+	if sc.pushed = sc.status.Load() != nil; !sc.pushed {
+		sc.setStatus(c.Status())
+	}
 	limit := a.cfg.maxConcurrency
 	if m := int(c.Capabilities().GetLimits().GetMaxConcurrency()); m > 0 && m < limit {
 		limit = m
 	}
-	sc.limit.init(limit)
+	sc.slots.init(limit)
 	sc.since = a.p.cfg.now()
 	a.conns = append(a.conns, sc)
 	if sc.reverse {
@@ -371,9 +384,9 @@ func (a *agent) removeLocked(sc *SubConn) []stateChange {
 func (a *agent) retireConn(sc *SubConn, grace time.Duration) {
 	a.mu.Lock()
 	// Out of the picker first: a pick from an older picker that comes after
-	// retire fails its hold and picks again from the new one.
+	// retire fails to take a slot and picks again.
 	ch := a.removeLocked(sc)
-	sc.retire()
+	sc.slots.retire()
 	if old := ConnState(sc.state.Swap(int32(ConnRetired))); old != ConnRetired {
 		ch = append(ch, stateChange{sc, old, ConnRetired})
 	}
@@ -382,7 +395,7 @@ func (a *agent) retireConn(sc *SubConn, grace time.Duration) {
 	if grace > 0 {
 		t := time.NewTimer(grace)
 		select {
-		case <-sc.idle:
+		case <-sc.slots.idle:
 		case <-t.C:
 		case <-a.force:
 		case <-sc.conn.Done():
@@ -402,13 +415,32 @@ func closeConn(c transport.Conn) {
 	_ = c.Close(ctx)
 }
 
-// refresh re-reads every connection's status and rebuilds the picker. The
-// transports' status and health handlers call it.
-func (a *agent) refresh() {
+// listen is sc's status listener, given to its transport at dial: it
+// records each status pushed and rebuilds the picker.
+func (sc *SubConn) listen(st transport.Status) {
+	if sc.setStatus(st) {
+		sc.agent.rebuild()
+	}
+}
+
+// rebuild derives the connections' states and publishes a new picker. The
+// status listeners call it, and so do changes of the pool's own flags and
+// the probe tick; never the send path.
+func (a *agent) rebuild() {
 	a.mu.Lock()
-	if a.closed {
-		a.mu.Unlock()
-		return
+	ch := a.rebuildLocked()
+	a.mu.Unlock()
+	a.report(ch)
+}
+
+// poll re-reads the status of connections built without the pool's
+// listener (adopted ones), then rebuilds.
+func (a *agent) poll() {
+	a.mu.Lock()
+	for _, sc := range a.conns {
+		if !sc.pushed {
+			sc.setStatus(sc.conn.Status())
+		}
 	}
 	ch := a.rebuildLocked()
 	a.mu.Unlock()
@@ -420,17 +452,18 @@ type stateChange struct {
 	from, to ConnState
 }
 
-// rebuildLocked derives each connection's state and publishes a new picker
-// over the pickable ones. a.mu must be held; it calls into the transport
-// (Status), which never calls back with its own locks held.
+// rebuildLocked derives each connection's state from its last pushed
+// status and the pool's flags, and publishes a new picker over the
+// pickable ones. a.mu must be held.
 func (a *agent) rebuildLocked() []stateChange {
+	if a.closed || a.bal == nil {
+		return nil
+	}
 	var changes []stateChange
 	ready := make([]*SubConn, 0, len(a.conns))
 	var paused []*SubConn
 	for _, sc := range a.conns {
-		st := sc.conn.Status()
-		sc.status.Store(&st)
-		ns := sc.computeState(st)
+		ns := sc.computeState()
 		if old := ConnState(sc.state.Swap(int32(ns))); old != ns {
 			changes = append(changes, stateChange{sc, old, ns})
 		}
@@ -441,7 +474,7 @@ func (a *agent) rebuildLocked() []stateChange {
 			paused = append(paused, sc)
 		}
 	}
-	a.snap.Store(&snapshot{picker: a.bal.UpdateState(State{Conns: ready}), ready: len(ready), paused: paused})
+	a.snap.Store(&snapshot{picker: a.bal.UpdateState(State{Conns: ready}), ready: ready, paused: paused})
 	return changes
 }
 

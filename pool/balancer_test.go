@@ -19,7 +19,8 @@ func testConns(n int) []*SubConn {
 	out := make([]*SubConn, n)
 	for i := range out {
 		out[i] = newSubConn(nil, "c"+strconv.Itoa(i), "mem", false)
-		out[i].conn = newMemConn()
+		c := newMemConn()
+		out[i].conn, out[i].gather = c, c
 		out[i].status.Store(&transport.Status{State: transport.StateReady})
 	}
 	return out
@@ -91,7 +92,7 @@ func TestLeastInFlightDistribution(t *testing.T) {
 	t.Parallel()
 	conns := testConns(4)
 	for i, n := range []int64{0, 5, 0, 10} {
-		conns[i].holds.Store(n)
+		conns[i].slots.word.Store(n)
 	}
 	src := rand.New(rand.NewPCG(3, 4))
 	b := builtins[LeastInFlight].Build(BuildOptions{Rand: src.Uint64})
@@ -119,7 +120,7 @@ func TestLeastInFlightPrefersGathering(t *testing.T) {
 	assert.Equal(t, int64(16), gatherSlack(1000))
 	conns := testConns(4)
 	for i, n := range []int64{10, 10, 10 + gatherSlack(10), 10} {
-		conns[i].holds.Store(n)
+		conns[i].slots.word.Store(n)
 	}
 	conns[2].conn.(*memConn).gathering.Store(true)
 	src := rand.New(rand.NewPCG(5, 6))
@@ -129,13 +130,13 @@ func TestLeastInFlightPrefersGathering(t *testing.T) {
 	assert.Equal(t, []int{0, 0, 1000, 0}, countPicks(t, p, conns, 1000))
 
 	// One more event in flight and it is too busy: the two drawn decide.
-	conns[2].holds.Store(11 + gatherSlack(10))
+	conns[2].slots.word.Store(11 + gatherSlack(10))
 	got := countPicks(t, p, conns, 1200)
 	assert.Zero(t, got[2])
 
 	// Of two gathering, the less busy.
-	conns[2].holds.Store(10)
-	conns[1].holds.Store(12)
+	conns[2].slots.word.Store(10)
+	conns[1].slots.word.Store(12)
 	conns[1].conn.(*memConn).gathering.Store(true)
 	assert.Equal(t, []int{0, 0, 1000, 0}, countPicks(t, p, conns, 1000))
 }

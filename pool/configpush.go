@@ -261,8 +261,9 @@ func (a *agent) configure(ctx context.Context, sc *SubConn) error {
 			break
 		}
 	}
-	sc.configuring.Store(false)
-	a.refresh()
+	if sc.setFlag(flagConfiguring, false) {
+		a.rebuild()
+	}
 	return nil
 }
 

@@ -15,8 +15,9 @@
 // load change, so picking never blocks. Built in: [LeastInFlight] (the
 // default), [RoundRobin], [Weighted] and [Random].
 //
-// Health comes from the transport (a closed connection leaves at once and a
-// new one is dialled, with backoff and jitter, forever), from the agent's
+// Health comes from the transport, which pushes each connection's status
+// to the pool's listener (a closed connection leaves at once and a new one
+// is dialled, with backoff and jitter, forever; see [ConnState]), from the agent's
 // reports (draining and unhealthy connections take no new requests,
 // degraded ones weigh less) and from the pool's own accounting: consecutive
 // transport failures take a connection out until a probe ping answers, and

@@ -22,8 +22,8 @@ func (p *Pool) maintain() {
 }
 
 // tick expires idle pins and sessions, decays error rates, probes failing
-// connections and rebuilds pickers (which picks up new load reports and
-// the state of connections without status handlers).
+// connections and rebuilds pickers (for the decayed error rates, and the
+// state of connections built without the pool's status listener).
 func (p *Pool) tick(ctx context.Context) {
 	now := p.cfg.nanos()
 	for _, a := range p.agentList() {
@@ -41,7 +41,7 @@ func (a *agent) tick(ctx context.Context, now int64) {
 		sc.decay()
 	}
 	a.probe(ctx, conns)
-	a.refresh()
+	a.poll()
 }
 
 // probe pings the connections taken out after transport failures, all at
@@ -49,7 +49,7 @@ func (a *agent) tick(ctx context.Context, now int64) {
 func (a *agent) probe(ctx context.Context, conns []*SubConn) {
 	var wg sync.WaitGroup
 	for _, sc := range conns {
-		if !sc.failing.Load() {
+		if sc.flags.Load()&flagFailing == 0 {
 			continue
 		}
 		wg.Go(func() {
@@ -60,7 +60,7 @@ func (a *agent) probe(ctx context.Context, conns []*SubConn) {
 				return
 			}
 			sc.consecutive.Store(0)
-			sc.failing.Store(false)
+			sc.setFlag(flagFailing, false)
 			a.p.cfg.logger.Info("pool: connection back after probe", "agent", a.id, "conn", sc.id)
 		})
 	}

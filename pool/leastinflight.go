@@ -11,10 +11,10 @@ func (leastInFlightBuilder) Build(o BuildOptions) Balancer {
 	return &leastInFlightBalancer{rand: o.Rand}
 }
 
-// leastInFlightBalancer reads each connection's in-flight counter, which the
-// pool increments when an event is routed to the connection (picked or
-// pinned by affinity) and decrements when the event ends, so requests held
-// by affinity count too.
+// leastInFlightBalancer reads each connection's in-flight count
+// ([SubConn.InFlight]): the slots the pool's events hold on it, whether
+// picked or pinned by affinity, so requests held by affinity count too.
+// It keeps no counter of its own.
 type leastInFlightBalancer struct {
 	rand func() uint64
 }

@@ -9,16 +9,23 @@ import (
 	"time"
 )
 
-// limiter bounds the events in flight on one connection
-// ([WithConcurrencyLimit]). Taking and returning a slot is one atomic
-// operation while nobody waits; once someone waits, freed slots are handed
-// to the waiters in arrival order, and newcomers queue behind them. It is
-// safe for concurrent use.
+// limiter is the pool's one count of a connection's events: it bounds
+// those in flight ([WithConcurrencyLimit]) and retires the connection once
+// they are over. Taking and returning a slot is one atomic operation while
+// nobody waits; once someone waits, freed slots are handed to the waiters
+// in arrival order, and newcomers queue behind them. Retirement is in the
+// same word, so that a slot and retiring agree on who saw what: a retired
+// connection is never closed under an event that got a slot. It is safe
+// for concurrent use.
 type limiter struct {
-	max int64
-	// word is the number of slots taken plus waiterUnit times the number
-	// of waiters queued. The waiter count changes only under mu.
+	// word is the slots taken, plus waiterUnit times the waiters queued,
+	// plus the retired and closing bits. The waiter count changes only
+	// under mu.
 	word atomic.Int64
+	max  int64
+	// idle is closed once the connection is retired with nothing in
+	// flight or waiting (closing set).
+	idle chan struct{}
 
 	mu sync.Mutex // mu guards the following
 	// queue[head:] are the waiters, oldest first.
@@ -26,9 +33,19 @@ type limiter struct {
 	head  int
 }
 
-// waiterUnit is one queued waiter in limiter.word; the slots taken are
-// below it.
-const waiterUnit = 1 << 32
+const (
+	// waiterUnit is one queued waiter in limiter.word; the slots taken are
+	// below it.
+	waiterUnit = 1 << 32
+	// slotsRetired: out of service; only events of requests already
+	// pinned to the connection may still take a slot.
+	slotsRetired int64 = 1 << 62
+	// slotsClosing: retired with nothing in flight; it is being closed and
+	// takes no event at all.
+	slotsClosing int64 = 1 << 61
+	slotsBusy          = slotsClosing - 1 // slots and waiters
+	slotsTaken         = waiterUnit - 1
+)
 
 // waiter is one event queued for a slot. ch receives the slot; t bounds
 // the wait. Waiters are pooled: both are idle when one goes back.
@@ -50,10 +67,13 @@ var (
 	errLimitWait = errors.New("pool: no concurrency slot within the queue wait")
 	// errConnGone: the connection ended while waiting (its own error).
 	errConnGone = errors.New("pool: connection ended while waiting for a slot")
+	// errRetired: the connection is retired and the event not pinned to
+	// it, or it is closing: route the event elsewhere.
+	errRetired = errors.New("pool: connection retired")
 )
 
 func newLimiter(n int) *limiter {
-	l := new(limiter)
+	l := &limiter{idle: make(chan struct{})}
 	l.init(n)
 	return l
 }
@@ -61,17 +81,29 @@ func newLimiter(n int) *limiter {
 // init sets the number of slots of a new limiter.
 func (l *limiter) init(n int) { l.max = int64(min(n, math.MaxInt32)) }
 
+// inFlight is the number of events holding or waiting for a slot.
+func (l *limiter) inFlight() int64 {
+	v := l.word.Load() & slotsBusy
+	return v&slotsTaken + v/waiterUnit
+}
+
+func (l *limiter) retired() bool { return l.word.Load()&slotsRetired != 0 }
+
 // tryAcquire takes a free slot if there is one. There is none while
 // anybody waits: release hands freed slots to the waiters, so the slots
-// stay all taken until the queue is empty (and word >= max).
-func (l *limiter) tryAcquire() bool {
+// stay all taken until the queue is empty. It fails with errRetired when
+// the connection takes no such event.
+func (l *limiter) tryAcquire(pinned bool) (bool, error) {
 	for {
 		v := l.word.Load()
-		if v >= l.max {
-			return false
+		if v&slotsClosing != 0 || (!pinned && v&slotsRetired != 0) {
+			return false, errRetired
+		}
+		if v&slotsBusy >= l.max {
+			return false, nil
 		}
 		if l.word.CompareAndSwap(v, v+1) {
-			return true
+			return true, nil
 		}
 	}
 }
@@ -79,9 +111,9 @@ func (l *limiter) tryAcquire() bool {
 // acquire takes a slot, waiting up to wait behind the events that queued
 // first. It fails with errLimitWait after wait, and with the reason when ctx
 // or gone ends first; a slot handed over meanwhile is passed on.
-func (l *limiter) acquire(ctx context.Context, gone <-chan struct{}, wait time.Duration) (waited bool, err error) {
-	if l.tryAcquire() {
-		return false, nil
+func (l *limiter) acquire(ctx context.Context, pinned bool, gone <-chan struct{}, wait time.Duration) (waited bool, err error) {
+	if ok, err := l.tryAcquire(pinned); ok || err != nil {
+		return false, err
 	}
 	if wait <= 0 {
 		return false, errLimitWait
@@ -91,7 +123,11 @@ func (l *limiter) acquire(ctx context.Context, gone <-chan struct{}, wait time.D
 		// A slot may have been freed since tryAcquire; with nobody queued
 		// it is ours.
 		v := l.word.Load()
-		if v < l.max {
+		if v&slotsClosing != 0 || (!pinned && v&slotsRetired != 0) {
+			l.mu.Unlock()
+			return false, errRetired
+		}
+		if v&slotsBusy < l.max {
 			if l.word.CompareAndSwap(v, v+1) {
 				l.mu.Unlock()
 				return false, nil
@@ -123,7 +159,7 @@ func (l *limiter) acquire(ctx context.Context, gone <-chan struct{}, wait time.D
 	l.mu.Lock()
 	queued := l.unqueueLocked(w)
 	if queued {
-		l.word.Add(-waiterUnit)
+		l.ended(l.word.Add(-waiterUnit))
 	}
 	l.mu.Unlock()
 	if !queued {
@@ -160,17 +196,18 @@ func (l *limiter) compactLocked() {
 func (l *limiter) release() {
 	for {
 		v := l.word.Load()
-		if v >= waiterUnit {
+		if v&slotsBusy >= waiterUnit {
 			break
 		}
 		if l.word.CompareAndSwap(v, v-1) {
+			l.ended(v - 1)
 			return
 		}
 	}
 	l.mu.Lock()
 	if l.head == len(l.queue) {
 		// The waiters gave up meanwhile.
-		l.word.Add(-1)
+		l.ended(l.word.Add(-1))
 		l.mu.Unlock()
 		return
 	}
@@ -182,6 +219,22 @@ func (l *limiter) release() {
 	l.word.Add(-waiterUnit)
 	w.ch <- struct{}{}
 	l.mu.Unlock()
+}
+
+// retire marks the connection out of service; idle is closed once it has
+// nothing in flight.
+func (l *limiter) retire() {
+	if v := l.word.Or(slotsRetired); v&slotsRetired == 0 {
+		l.ended(v | slotsRetired)
+	}
+}
+
+// ended closes idle if v, the word after a change, is retired and idle;
+// of all who see that value, the one whose CAS wins closes it.
+func (l *limiter) ended(v int64) {
+	if v == slotsRetired && l.word.CompareAndSwap(v, v|slotsClosing) {
+		close(l.idle)
+	}
 }
 
 // limit is the number of slots.

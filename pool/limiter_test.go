@@ -17,23 +17,31 @@ func queued(t *testing.T, l *limiter, n int64) {
 	require.Eventually(t, func() bool { return l.word.Load()/waiterUnit == n }, 5*time.Second, time.Millisecond)
 }
 
+// try is tryAcquire for an event not pinned to a live connection.
+func try(t *testing.T, l *limiter) bool {
+	t.Helper()
+	ok, err := l.tryAcquire(false)
+	require.NoError(t, err)
+	return ok
+}
+
 func TestLimiterSlots(t *testing.T) {
 	t.Parallel()
 	l := newLimiter(2)
 	assert.Equal(t, 2, l.limit())
-	assert.True(t, l.tryAcquire())
-	assert.True(t, l.tryAcquire())
-	assert.False(t, l.tryAcquire())
+	assert.True(t, try(t, l))
+	assert.True(t, try(t, l))
+	assert.False(t, try(t, l))
 	l.release()
-	assert.True(t, l.tryAcquire())
+	assert.True(t, try(t, l))
 
 	// Without a queue wait a full limiter refuses at once.
-	waited, err := l.acquire(context.Background(), nil, 0)
+	waited, err := l.acquire(context.Background(), false, nil, 0)
 	assert.ErrorIs(t, err, errLimitWait)
 	assert.False(t, waited)
 
 	start := time.Now()
-	waited, err = l.acquire(context.Background(), nil, 20*time.Millisecond)
+	waited, err = l.acquire(context.Background(), false, nil, 20*time.Millisecond)
 	assert.ErrorIs(t, err, errLimitWait)
 	assert.True(t, waited)
 	assert.GreaterOrEqual(t, time.Since(start), 20*time.Millisecond)
@@ -45,17 +53,17 @@ func TestLimiterSlots(t *testing.T) {
 func TestLimiterOrder(t *testing.T) {
 	t.Parallel()
 	l := newLimiter(1)
-	require.True(t, l.tryAcquire())
+	require.True(t, try(t, l))
 	got := make(chan string, 2)
 	for i, name := range []string{"first", "second"} {
 		go func() {
-			_, err := l.acquire(context.Background(), nil, time.Minute)
+			_, err := l.acquire(context.Background(), false, nil, time.Minute)
 			assert.NoError(t, err)
 			got <- name
 		}()
 		queued(t, l, int64(i+1))
 	}
-	assert.False(t, l.tryAcquire(), "a newcomer queues behind the waiters")
+	assert.False(t, try(t, l), "a newcomer queues behind the waiters")
 	l.release()
 	assert.Equal(t, "first", <-got)
 	assert.Equal(t, int64(waiterUnit+1), l.word.Load())
@@ -68,12 +76,12 @@ func TestLimiterOrder(t *testing.T) {
 func TestLimiterGiveUp(t *testing.T) {
 	t.Parallel()
 	l := newLimiter(1)
-	require.True(t, l.tryAcquire())
+	require.True(t, try(t, l))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		_, err := l.acquire(ctx, nil, time.Minute)
+		_, err := l.acquire(ctx, false, nil, time.Minute)
 		done <- err
 	}()
 	queued(t, l, 1)
@@ -82,7 +90,7 @@ func TestLimiterGiveUp(t *testing.T) {
 
 	gone := make(chan struct{})
 	go func() {
-		_, err := l.acquire(context.Background(), gone, time.Minute)
+		_, err := l.acquire(context.Background(), false, gone, time.Minute)
 		done <- err
 	}()
 	queued(t, l, 1)
@@ -108,7 +116,7 @@ func TestLimiterStress(t *testing.T) {
 				if (g+i)%7 == 0 {
 					ctx, cancel = context.WithTimeout(ctx, time.Duration(i%3)*time.Microsecond)
 				}
-				_, err := l.acquire(ctx, nil, time.Duration(1+i%5)*time.Millisecond)
+				_, err := l.acquire(ctx, false, nil, time.Duration(1+i%5)*time.Millisecond)
 				cancel()
 				if err != nil {
 					continue
@@ -134,4 +142,43 @@ func TestLimiterStress(t *testing.T) {
 	l.mu.Lock()
 	assert.Equal(t, l.head, len(l.queue))
 	l.mu.Unlock()
+}
+
+// TestLimiterRetire: a retired connection takes only pinned events, and is
+// idle (closing) once its last slot and waiter are gone; then it takes
+// nothing.
+func TestLimiterRetire(t *testing.T) {
+	t.Parallel()
+	l := newLimiter(1)
+	require.True(t, try(t, l))
+	waiter := make(chan error, 1)
+	go func() {
+		_, err := l.acquire(context.Background(), true, nil, time.Minute)
+		waiter <- err
+	}()
+	queued(t, l, 1)
+	l.retire()
+	assert.Equal(t, int64(2), l.inFlight())
+	_, err := l.tryAcquire(false)
+	assert.ErrorIs(t, err, errRetired, "not pinned")
+	ok, err := l.tryAcquire(true)
+	assert.False(t, ok, "pinned, but full")
+	assert.NoError(t, err)
+	l.release()
+	require.NoError(t, <-waiter, "the pinned waiter got the slot")
+	select {
+	case <-l.idle:
+		t.Fatal("idle with a slot taken")
+	default:
+	}
+	l.release()
+	<-l.idle
+	_, err = l.tryAcquire(true)
+	assert.ErrorIs(t, err, errRetired, "closing")
+	assert.Zero(t, l.inFlight())
+
+	// Retired while idle: closing at once.
+	l = newLimiter(1)
+	l.retire()
+	<-l.idle
 }

@@ -285,7 +285,7 @@ func WithMaxReverseConns(n int) SharedOption {
 }
 
 // WithTransportOptions adds options for every connection the pool dials
-// (timeouts, TLS, proxy id...). The pool sets the status, health and
+// (timeouts, TLS, proxy id...). The pool sets the status and
 // config-update handlers itself.
 func WithTransportOptions(opts ...transport.Option) SharedOption {
 	return sharedOption(func(c *agentConfig) {

@@ -325,20 +325,24 @@ func (p *Pool) RemoveAgent(ctx context.Context, id string) error {
 // ConnOptions returns the transport options the pool needs on connections
 // of agentID that it does not dial itself (reverse connections passed to
 // [Pool.AdoptConn]): state changes and health reports reach the pool at
-// once, and config-update requests reach [WithConfigUpdateHandler].
+// once, and config-update requests reach [WithConfigUpdateHandler]. Until
+// AdoptConn the pool cannot tell which connection a status comes from: it
+// re-reads the status of the agent's adopted connections when any of them
+// reports (connections from a listener built with [Pool.ReverseOptions]
+// push theirs to the pool directly).
 func (p *Pool) ConnOptions(agentID string) []transport.Option {
-	return p.handlerOptions(agentID)
+	return p.handlerOptions(agentID, func(transport.Status) {
+		if a := p.lookup(agentID); a != nil {
+			a.poll()
+		}
+	})
 }
 
-func (p *Pool) handlerOptions(agentID string) []transport.Option {
-	refresh := func() {
-		if a := p.lookup(agentID); a != nil {
-			a.refresh()
-		}
-	}
+// handlerOptions are the options of a connection of agentID whose status
+// goes to listen.
+func (p *Pool) handlerOptions(agentID string, listen func(transport.Status)) []transport.Option {
 	return []transport.Option{
-		transport.WithStatusHandler(func(transport.Status) { refresh() }),
-		transport.WithHealthHandler(func(*agentv2.HealthStatus) { refresh() }),
+		transport.WithStatusHandler(listen),
 		transport.WithConfigUpdateHandler(func(ctx context.Context, req *agentv2.ConfigUpdateRequest) *agentv2.ConfigUpdateResponse {
 			if f := p.cfg.onConfigUpdate; f != nil {
 				return f(ctx, agentID, req)

@@ -22,9 +22,7 @@ import (
 func (p *Pool) ReverseOptions() []transport.ReverseOption {
 	return []transport.ReverseOption{
 		transport.WithAdmission(p.admitReverse),
-		transport.WithConnOptionsFunc(func(agentID string, _ *agentv2.RegistrationRequest) []transport.Option {
-			return p.ConnOptions(agentID)
-		}),
+		transport.WithConnOptionsFunc(p.reverseConnOptions),
 	}
 }
 
@@ -45,13 +43,31 @@ func (p *Pool) AdoptConn(agentID string, c transport.Conn) error {
 	if err != nil {
 		return err
 	}
-	return a.adopt(c, false)
+	return a.adopt(nil, c, false)
+}
+
+// reverseConnOptions are the options of a reverse connection the listener
+// admitted under admitReverse: its status goes to a SubConn made now,
+// which admit installs (the listener hands both the same registration).
+func (p *Pool) reverseConnOptions(agentID string, reg *agentv2.RegistrationRequest) []transport.Option {
+	a := p.lookup(agentID)
+	if a == nil {
+		return p.ConnOptions(agentID)
+	}
+	sc := a.newSubConn("reverse", true)
+	a.mu.Lock()
+	if a.bound == nil {
+		a.bound = make(map[*agentv2.RegistrationRequest]*SubConn)
+	}
+	a.bound[reg] = sc
+	a.mu.Unlock()
+	return p.handlerOptions(agentID, sc.listen)
 }
 
 // admitReverse is the pool's transport.AdmissionFunc: it holds a slot under
 // the agent's reverse-connection limit until the listener admits the
 // connection into it or releases it.
-func (p *Pool) admitReverse(agentID string, _ *agentv2.RegistrationRequest) (admit func(transport.Conn), release func(), err error) {
+func (p *Pool) admitReverse(agentID string, reg *agentv2.RegistrationRequest) (admit func(transport.Conn), release func(), err error) {
 	a, err := p.reverseAgent(agentID)
 	if err != nil {
 		return nil, nil, err
@@ -63,13 +79,18 @@ func (p *Pool) admitReverse(agentID string, _ *agentv2.RegistrationRequest) (adm
 		return nil, nil, err
 	}
 	admit = func(c transport.Conn) {
-		if a.adopt(c, true) != nil {
+		a.mu.Lock()
+		sc := a.bound[reg]
+		delete(a.bound, reg)
+		a.mu.Unlock()
+		if a.adopt(sc, c, true) != nil {
 			closeConn(c) // the agent closed meanwhile
 		}
 	}
 	release = func() {
 		a.mu.Lock()
 		a.reserved--
+		delete(a.bound, reg)
 		a.mu.Unlock()
 	}
 	return admit, release, nil
@@ -112,11 +133,13 @@ func (a *agent) reserveLocked() error {
 	return nil
 }
 
-// adopt installs c, in the slot reserveLocked held if reserved. It fails,
-// leaving c to the caller, if the agent is closed or (unreserved) at its
-// limit.
-func (a *agent) adopt(c transport.Conn, reserved bool) error {
-	sc := a.newSubConn("reverse", true)
+// adopt installs c as sc (a new SubConn if nil), in the slot
+// reserveLocked held if reserved. It fails, leaving c to the caller, if
+// the agent is closed or (unreserved) at its limit.
+func (a *agent) adopt(sc *SubConn, c transport.Conn, reserved bool) error {
+	if sc == nil {
+		sc = a.newSubConn("reverse", true)
+	}
 	a.mu.Lock()
 	if !reserved {
 		if err := a.reserveLocked(); err != nil {
@@ -129,7 +152,7 @@ func (a *agent) adopt(c transport.Conn, reserved bool) error {
 		a.mu.Unlock()
 		return a.p.closedErr()
 	}
-	sc.configuring.Store(a.config.Load() != nil)
+	sc.setFlag(flagConfiguring, a.config.Load() != nil)
 	a.installLocked(sc, c)
 	ch := a.rebuildLocked()
 	a.wg.Add(1)

@@ -47,7 +47,8 @@ func (m FlowControlMode) String() string {
 //     pin. Events with no pin are balanced. If the pinned connection is gone
 //     the event fails with FailedPrecondition ([ErrAffinityLost]).
 //  2. flow control, if the agent paused the connection ([FlowControlMode]);
-//  3. the connection's concurrency limit ([WithConcurrencyLimit]);
+//  3. the connection's concurrency limit ([WithConcurrencyLimit]), taken
+//     with the route unless the connection is paused;
 //  4. send, and wait for the decision;
 //  5. accounting: counters, latency, health and breaker, exactly once.
 //
@@ -152,7 +153,10 @@ func (a *agent) send(ctx context.Context, rt route, ev *agentv2.ProxyToAgent) (*
 	if obs != nil {
 		x.info = EventInfo{AgentID: a.id, CorrelationID: corr, Type: kind, Event: ev}
 		x.ctx = obs.EventStart(ctx, x.info)
+		x.timed = true
 	}
+	// The event's one clock read: tables, the breaker and latencies work
+	// from it (reading the clock costs more than the pipeline).
 	start := a.p.cfg.nanos()
 	x.start, x.sendAt = start, start
 	a.events.started.Add(1)
@@ -202,14 +206,18 @@ type exchange struct {
 	start, sendAt int64
 	info          EventInfo // zero without an observer
 
-	sc       *SubConn       // the connection, once routed (its holds count this event)
+	sc       *SubConn       // the connection, once routed
+	slotted  bool           // the event holds one of sc's slots
+	pinned   bool           // sc holds the event's request
+	paused   bool           // sc was paused when routed: flow control, then a slot
 	done     func(DoneInfo) // the picker's callback
+	timed    bool           // the end of the call is timed (an observer wants its duration)
 	probe    bool           // the breaker's half-open probe
 	skip     bool           // the request skips the agent (fail-open on its headers)
 	failOpen bool           // answered without the agent
 	sent     bool           // reached the transport
 	silent   bool           // given up by its caller on a silent agent (see heardNothing)
-	latency  time.Duration  // of the transport call
+	latency  time.Duration  // of the transport call, if timed (see latencySample)
 	outcome  outcome
 }
 
@@ -218,7 +226,10 @@ type exchange struct {
 func (x *exchange) route(rt route) error {
 	a := x.a
 	if rt.conn != nil {
-		if !x.hold(rt.conn, false) {
+		if ok, err := x.take(rt.conn, false); !ok {
+			if err != nil {
+				return err
+			}
 			return agentwire.Errorf(agentwire.CodeUnavailable, "%w: %s closed", ErrNoConnAvailable, rt.conn.id)
 		}
 		return nil
@@ -229,11 +240,13 @@ func (x *exchange) route(rt route) error {
 				x.skip = true
 				return nil
 			}
-			if e.lost || !x.hold(e.sc, true) {
-				return agentwire.Errorf(agentwire.CodeFailedPrecondition, "%w: request %q was on %s",
-					ErrAffinityLost, x.key.s, e.sc.id)
+			if !e.lost {
+				if ok, err := x.take(e.sc, true); ok || err != nil {
+					return err
+				}
 			}
-			return nil
+			return agentwire.Errorf(agentwire.CodeFailedPrecondition, "%w: request %q was on %s",
+				ErrAffinityLost, x.key.s, e.sc.id)
 		}
 		a.affinityMisses.Add(1)
 		if o := a.p.cfg.observer; o != nil {
@@ -257,8 +270,10 @@ func (x *exchange) route(rt route) error {
 	var session tableKey
 	if rt.session != "" {
 		session = a.sticky.key(rt.session)
-		if e, ok := a.sticky.get(session, x.start); ok && e.sc.State().pickable() && x.hold(e.sc, false) {
-			return nil
+		if e, ok := a.sticky.get(session, x.start); ok && e.sc.State().pickable() {
+			if ok, err := x.take(e.sc, false); ok || err != nil {
+				return err
+			}
 		}
 	}
 	if err := x.pick(); err != nil {
@@ -270,18 +285,58 @@ func (x *exchange) route(rt route) error {
 	return nil
 }
 
-// hold routes the event to sc if sc takes it: not closed, and not retired
-// unless the event is pinned to it.
-func (x *exchange) hold(sc *SubConn, pinned bool) bool {
-	if !sc.tryHold(pinned) {
-		return false
+// take routes the event to sc with one of its slots, waiting for a slot up
+// to the queue wait; on a paused connection, flow control comes first and
+// deliver takes the slot. It reports false with no error if sc does not
+// take the event (closed, or retired and the event not pinned to it): the
+// caller routes it elsewhere.
+func (x *exchange) take(sc *SubConn, pinned bool) (bool, error) {
+	if sc.conn.Paused(x.key.s) {
+		if sc.gone() || !pinned && sc.slots.retired() {
+			return false, nil
+		}
+		x.sc, x.pinned, x.paused = sc, pinned, true
+		return true, nil
+	}
+	return x.slot(sc, pinned)
+}
+
+// slot takes one of sc's slots for the event (see take).
+func (x *exchange) slot(sc *SubConn, pinned bool) (bool, error) {
+	ok, err := sc.slots.tryAcquire(pinned)
+	if !ok && err == nil {
+		ok, err = x.wait(sc, pinned)
+	}
+	if !ok {
+		return false, err
 	}
 	if sc.gone() {
-		sc.release()
-		return false
+		sc.slots.release()
+		return false, nil
 	}
-	x.sc = sc
-	return true
+	x.sc, x.pinned, x.slotted = sc, pinned, true
+	return true, nil
+}
+
+// wait takes a slot on a full connection, waiting up to the queue wait.
+func (x *exchange) wait(sc *SubConn, pinned bool) (bool, error) {
+	a := x.a
+	waited, err := sc.slots.acquire(x.ctx, pinned, sc.conn.Done(), a.cfg.queueWait)
+	switch {
+	case err == nil:
+		if waited {
+			x.sendAt = a.p.cfg.nanos()
+		}
+		return true, nil
+	case err == errRetired:
+		return false, nil
+	case err == errConnGone:
+		return false, sc.conn.Err()
+	case err != errLimitWait:
+		return false, agentwire.WrapContextError(err)
+	}
+	a.limitRejected.Add(1)
+	return false, agentwire.Errorf(agentwire.CodeResourceExhausted, "%w: %s has %d in flight", ErrConcurrencyLimit, sc.id, sc.slots.limit())
 }
 
 // pickAttempts bounds re-picking when a picker hands out a connection that
@@ -290,17 +345,23 @@ const pickAttempts = 3
 
 func (x *exchange) pick() error {
 	a := x.a
+	var stale *snapshot
 	for range pickAttempts {
 		s := a.snap.Load()
-		if s.ready == 0 {
+		if len(s.ready) == 0 {
 			if len(s.paused) > 0 {
 				// Everything is paused: let flow control decide.
-				if x.hold(s.paused[bounded(a.p.cfg.rand(), len(s.paused))], false) {
-					return nil
+				if ok, err := x.take(s.paused[bounded(a.p.cfg.rand(), len(s.paused))], false); ok || err != nil {
+					return err
 				}
 				continue
 			}
 			break
+		}
+		if s == stale {
+			// The picker predates a connection's end and its listener has
+			// not rebuilt it yet: any other of its connections will do.
+			return x.scan(s)
 		}
 		res, err := s.picker.Pick(PickInfo{CorrelationID: x.key.s, Event: x.kind})
 		if err != nil {
@@ -312,18 +373,35 @@ func (x *exchange) pick() error {
 			}
 			return errBadPick
 		}
-		if x.hold(res.Conn, false) {
+		ok, err := x.take(res.Conn, false)
+		if ok {
 			x.done = res.Done
 			return nil
 		}
 		if res.Done != nil {
-			res.Done(DoneInfo{Err: errStalePick})
+			if err == nil {
+				err = errStalePick
+			}
+			res.Done(DoneInfo{Err: err})
 		}
-		// The picker predates the connection's end: pick again from one
-		// without it, rather than from the same picker.
-		a.refresh()
+		if err != nil && err != errStalePick {
+			return err
+		}
+		stale = s
 	}
 	return agentwire.Errorf(agentwire.CodeUnavailable, "%w: agent %q", ErrNoConnAvailable, a.id)
+}
+
+// scan routes the event to the first of s's ready connections, from a
+// random one on, that takes it.
+func (x *exchange) scan(s *snapshot) error {
+	n := len(s.ready)
+	for i, off := 0, bounded(x.a.p.cfg.rand(), n); i < n; i++ {
+		if ok, err := x.take(s.ready[(off+i)%n], false); ok || err != nil {
+			return err
+		}
+	}
+	return agentwire.Errorf(agentwire.CodeUnavailable, "%w: agent %q", ErrNoConnAvailable, x.a.id)
 }
 
 // errStalePick is what a picker's Done hears when its connection went away
@@ -332,12 +410,11 @@ var errStalePick = agentwire.Errorf(agentwire.CodeUnavailable, "pool: picked con
 
 var errBadPick = agentwire.Errorf(agentwire.CodeInternal, "pool: picker returned a connection of another agent")
 
-// deliver applies flow control and the concurrency limit, pins a new
-// request, and sends.
+// deliver applies flow control, pins a new request, and sends.
 func (x *exchange) deliver(ev *agentv2.ProxyToAgent) (*agentv2.AgentResponse, error) {
 	a, sc := x.a, x.sc
 	headers := x.kind == agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS && x.key.s != ""
-	if sc.conn.Paused(x.key.s) {
+	if x.paused {
 		if err := x.flowControl(); err != nil || x.failOpen {
 			if x.failOpen && headers {
 				a.aff.put(x.key, tableEntry{sc: sc, touched: x.start, skip: true})
@@ -347,20 +424,34 @@ func (x *exchange) deliver(ev *agentv2.ProxyToAgent) (*agentv2.AgentResponse, er
 			}
 			return nil, err
 		}
-	}
-	if err := x.acquire(); err != nil {
-		return nil, err
+		if ok, err := x.slot(sc, x.pinned); !ok {
+			if err == nil {
+				// Retired or closed while paused.
+				err = agentwire.Errorf(agentwire.CodeUnavailable, "%w: %s closed", ErrNoConnAvailable, sc.id)
+				if x.pinned {
+					err = agentwire.Errorf(agentwire.CodeFailedPrecondition, "%w: request %q was on %s", ErrAffinityLost, x.key.s, sc.id)
+				}
+			}
+			return nil, err
+		}
 	}
 	if headers && !a.aff.put(x.key, tableEntry{sc: sc, touched: x.start}) {
-		sc.limit.release()
 		return nil, agentwire.Errorf(agentwire.CodeResourceExhausted, "%w: agent %q has %d", ErrAffinityFull, a.id, a.cfg.maxAffinities)
 	}
 	mark, watched := x.markSilence()
 	resp, err := sc.conn.Send(x.ctx, ev)
-	x.latency = time.Duration(a.p.cfg.nanos() - x.sendAt)
-	sc.limit.release()
 	x.sent = true
 	x.outcome = classify(x.ctx, err)
+	// The end is timed for one event in latencySample, and for whoever
+	// needs this one's: an observer, a picker's Done, a caller who gave up.
+	sample := sc.requests.Add(1)%latencySample == 1
+	if sample || x.timed || x.done != nil || watched && x.ctx.Err() != nil {
+		x.latency = time.Duration(a.p.cfg.nanos() - x.sendAt)
+		if sample {
+			sc.latencyNs.Add(uint64(x.latency))
+			sc.sampled.Add(1)
+		}
+	}
 	if watched && x.heardNothing(err, mark) {
 		x.outcome, x.silent = outcomeFailure, true
 	}
@@ -405,38 +496,12 @@ func (x *exchange) flowControl() error {
 	return err
 }
 
-// acquire takes a concurrency slot on x.sc, waiting up to the queue wait.
-func (x *exchange) acquire() error {
-	a, sc := x.a, x.sc
-	if sc.limit.tryAcquire() {
-		return nil
-	}
-	waited, err := sc.limit.acquire(x.ctx, sc.conn.Done(), a.cfg.queueWait)
-	switch {
-	case err == nil:
-		if waited {
-			x.sendAt = a.p.cfg.nanos()
-		}
-		return nil
-	case err == errConnGone:
-		return sc.conn.Err()
-	case err != errLimitWait:
-		return agentwire.WrapContextError(err)
-	}
-	a.limitRejected.Add(1)
-	return agentwire.Errorf(agentwire.CodeResourceExhausted, "%w: %s has %d in flight", ErrConcurrencyLimit, sc.id, sc.limit.limit())
-}
-
 // finish does the accounting of the event, once, whatever happened.
 func (x *exchange) finish(resp *agentv2.AgentResponse, err error) {
 	a, sc := x.a, x.sc
 	if sc != nil {
-		if x.sent {
-			sc.requests.Add(1)
-			sc.latencyNs.Add(int64(x.latency))
-			if err != nil {
-				sc.errors.Add(1)
-			}
+		if x.sent && err != nil {
+			sc.errors.Add(1)
 		}
 		switch x.outcome {
 		case outcomeFailure:
@@ -444,16 +509,18 @@ func (x *exchange) finish(resp *agentv2.AgentResponse, err error) {
 				// The pin may postdate the sweep of the dead connection.
 				a.aff.markKeyLost(x.key, sc)
 			}
-			if sc.consecutive.Add(1) >= int32(a.cfg.failureThreshold) && sc.failing.CompareAndSwap(false, true) {
+			if sc.consecutive.Add(1) >= int32(a.cfg.failureThreshold) && sc.setFlag(flagFailing, true) {
 				a.p.cfg.logger.Warn("pool: connection taken out after consecutive failures", "agent", a.id, "conn", sc.id, "error", err)
-				a.refresh()
+				a.rebuild()
 			}
 		case outcomeSuccess:
 			if sc.consecutive.Load() != 0 {
 				sc.consecutive.Store(0)
 			}
 		}
-		sc.release()
+		if x.slotted {
+			sc.slots.release()
+		}
 	}
 	if x.done != nil {
 		x.done(DoneInfo{Err: err, Latency: x.latency})

@@ -60,8 +60,9 @@ type ConnStats struct {
 	// Health and Load are the agent's last report (Load may be nil).
 	Health agentv2.HealthState
 	Load   *agentv2.LoadMetrics
-	// InFlight counts events routed to the connection and not ended; Limit
-	// is its concurrency limit.
+	// InFlight counts events holding or waiting for one of the
+	// connection's slots (see [SubConn.InFlight]); Limit is its
+	// concurrency limit. Transport.InFlight is the transport's own count.
 	InFlight int64
 	Limit    int
 	// Requests and Errors count events sent and those that failed.
@@ -70,9 +71,9 @@ type ConnStats struct {
 	// ErrorRate is the decaying recent error rate.
 	ErrorRate float64
 	// LatencyAvg is the mean over the connection's life, LatencyRecent a
-	// decaying average.
+	// decaying average, both of one event in 16 (the first, the 17th...).
 	LatencyAvg, LatencyRecent time.Duration
-	// Transport is the transport's own view.
+	// Transport is the transport's own view (read now, not pushed).
 	Transport transport.Status
 }
 
@@ -148,7 +149,7 @@ func (sc *SubConn) stats() ConnStats {
 		Health:              st.Health,
 		Load:                st.Load.CloneVT(),
 		InFlight:            sc.InFlight(),
-		Limit:               sc.limit.limit(),
+		Limit:               sc.slots.limit(),
 		Requests:            req,
 		Errors:              sc.errors.Load(),
 		ConsecutiveFailures: int(sc.consecutive.Load()),
@@ -156,8 +157,8 @@ func (sc *SubConn) stats() ConnStats {
 		LatencyRecent:       time.Duration(sc.latencyEWMA.Load()),
 		Transport:           st,
 	}
-	if req > 0 {
-		cs.LatencyAvg = time.Duration(sc.latencyNs.Load() / int64(req))
+	if n := sc.sampled.Load(); n > 0 {
+		cs.LatencyAvg = time.Duration(sc.latencyNs.Load() / n)
 	}
 	return cs
 }

@@ -9,7 +9,21 @@ import (
 	"github.com/agentwire/agentwire/transport"
 )
 
-// ConnState is the pool's view of one connection.
+// ConnState is the pool's view of one connection: the state its transport
+// pushes ([transport.State], with the agent's health) under the pool's own
+// flags. The first line that applies wins:
+//
+//	transport StateClosed                 ConnClosed
+//	pool: retired                         ConnRetired
+//	pool: configuring (config replay)     ConnConfiguring
+//	pool: failing (probed until it answers) ConnFailing
+//	transport StateUnhealthy              ConnUnhealthy
+//	transport StateDraining               ConnDraining
+//	transport StatePaused                 ConnPaused
+//	StateReady, health DEGRADED           ConnDegraded
+//	StateReady                            ConnReady
+//
+// Only ConnReady and ConnDegraded take new requests.
 type ConnState int32
 
 const (
@@ -38,85 +52,81 @@ const (
 	ConnConfiguring
 )
 
+var connStateNames = [...]string{"unknown", "ready", "degraded", "paused", "draining", "unhealthy", "failing", "retired", "closed", "configuring"}
+
 func (s ConnState) String() string {
-	switch s {
-	case ConnReady:
-		return "ready"
-	case ConnDegraded:
-		return "degraded"
-	case ConnPaused:
-		return "paused"
-	case ConnDraining:
-		return "draining"
-	case ConnUnhealthy:
-		return "unhealthy"
-	case ConnFailing:
-		return "failing"
-	case ConnRetired:
-		return "retired"
-	case ConnClosed:
-		return "closed"
-	case ConnConfiguring:
-		return "configuring"
+	if s < 0 || int(s) >= len(connStateNames) {
+		return "unknown"
 	}
-	return "unknown"
+	return connStateNames[s]
 }
 
 // pickable reports whether the state takes new requests.
 func (s ConnState) pickable() bool { return s == ConnReady || s == ConnDegraded }
 
+// Pool-only flags of a connection (SubConn.flags); retirement lives in
+// its slots word (see limiter.go).
+const (
+	flagConfiguring uint32 = 1 << iota
+	flagFailing
+)
+
 // SubConn is one pooled connection as balancers see it. Its methods are safe
 // for concurrent use.
 type SubConn struct {
-	// Every event writes holds, requests, latencyNs and limit's counter:
-	// kept together, first, they share one or two cache lines, away from
-	// the fields below that every event reads.
-
-	// holds counts the events routed to the connection and not ended, with
-	// the retired and closing flags in its high bits, so that taking a hold
-	// and retiring agree on who saw what (see tryHold and retire).
-	holds     atomic.Int64
-	requests  atomic.Uint64
-	latencyNs atomic.Int64
-	// limit is set up before the SubConn is published.
-	limit limiter
+	// slots is the connection's one pool-side count, written by every
+	// event: the events sent or waiting to be, with retirement in its
+	// high bits. requests too is written by every event: both first, on
+	// their own cache line, away from the fields every event reads.
+	requests atomic.Uint64
+	slots    limiter
+	_        [64]byte
 
 	agent    *agent
 	id       string
 	endpoint string // the instance it belongs to ("reverse" for adopted connections)
 	reverse  bool
 	// conn is set before the SubConn is published and never changes, and
-	// so is recv, its receive counter (nil if it keeps none).
-	conn transport.Conn
-	recv transport.Receiver
+	// so are recv, its receive counter, and gather, its batching hint
+	// (nil where the connection has none).
+	conn   transport.Conn
+	recv   transport.Receiver
+	gather gatherer
+	// pushed: conn tells the SubConn its status (the pool's listener was
+	// given at dial); otherwise the probe tick reads it.
+	pushed bool
 	// since is when it was installed.
 	since time.Time
 
 	errors      atomic.Uint64
 	consecutive atomic.Int32
-	failing     atomic.Bool
-	// configuring is set from installation until the agent's
-	// configuration has been replayed to the connection.
-	configuring atomic.Bool
+	flags       atomic.Uint32
 	// lossCounted is set once the connection's end or silence has been
 	// counted against the agent's breaker (see exchange.breakerCounts).
 	lossCounted atomic.Bool
-	idle        chan struct{} // closed once retired and without events in flight
 
+	// state is derived from status and the flags at each rebuild; status
+	// is the last status the transport pushed.
 	state  atomic.Int32
 	status atomic.Pointer[transport.Status]
 	// errRate and latencyEWMA are decaying averages kept by the probe tick
-	// (float64 bits and nanoseconds).
-	errRate     atomic.Uint64
-	latencyEWMA atomic.Int64
+	// (float64 bits and nanoseconds); latencyNs and sampled sum the
+	// latencies measured (one event in latencySample).
+	errRate, latencyNs, sampled atomic.Uint64
+	latencyEWMA                 atomic.Int64
 
 	// last* are the totals at the previous tick; only the tick touches them.
-	lastRequests, lastErrors uint64
-	lastLatency              int64
+	lastRequests, lastErrors, lastLatency, lastSampled uint64
 }
 
+// gatherer is implemented by connections that batch writes (see
+// transport's session.Gathering); asserted once, at installation.
+type gatherer interface{ Gathering() bool }
+
 func newSubConn(a *agent, id, endpoint string, reverse bool) *SubConn {
-	return &SubConn{agent: a, id: id, endpoint: endpoint, reverse: reverse, idle: make(chan struct{})}
+	sc := &SubConn{agent: a, id: id, endpoint: endpoint, reverse: reverse}
+	sc.slots.idle = make(chan struct{})
+	return sc
 }
 
 // ID names the connection within its pool ("agent/endpoint#n").
@@ -131,14 +141,15 @@ func (sc *SubConn) Endpoint() string { return sc.endpoint }
 // Conn is the transport connection.
 func (sc *SubConn) Conn() transport.Conn { return sc.conn }
 
-// InFlight is the number of events routed to the connection that have not
-// ended, including those waiting for a concurrency slot.
-func (sc *SubConn) InFlight() int64 { return sc.holds.Load() & holdCount }
+// InFlight is the number of events that hold one of the connection's
+// concurrency slots or wait for one: the pool's one count per connection,
+// taken when an event is routed and returned when it ends.
+func (sc *SubConn) InFlight() int64 { return sc.slots.inFlight() }
 
 // Gathering reports whether an event sent on the connection now would share
-// a system call with writes it is already gathering (see
-// transport.Conn.Gathering).
-func (sc *SubConn) Gathering() bool { return sc.conn.Gathering() }
+// a system call with writes it is already gathering; false where the
+// transport does not batch writes that way.
+func (sc *SubConn) Gathering() bool { return sc.gather != nil && sc.gather.Gathering() }
 
 // State is the connection's state as of the last rebuild.
 func (sc *SubConn) State() ConnState { return ConnState(sc.state.Load()) }
@@ -173,16 +184,39 @@ func (sc *SubConn) gone() bool {
 	}
 }
 
-// computeState derives the pool state from the transport's status.
-func (sc *SubConn) computeState(st transport.Status) ConnState {
+// setStatus records a status the transport pushed; it reports false for
+// one that comes after the connection closed, which changes nothing.
+func (sc *SubConn) setStatus(st transport.Status) bool {
+	if old := sc.status.Load(); old != nil && old.State == transport.StateClosed {
+		return false
+	}
+	sc.status.Store(&st)
+	return true
+}
+
+// setFlag sets or clears a pool flag; it reports whether that changed it.
+func (sc *SubConn) setFlag(f uint32, on bool) bool {
+	if on {
+		return sc.flags.Or(f)&f == 0
+	}
+	return sc.flags.And(^f)&f != 0
+}
+
+// computeState derives the pool state (see [ConnState]).
+func (sc *SubConn) computeState() ConnState {
+	var st transport.Status
+	if p := sc.status.Load(); p != nil {
+		st = *p
+	}
+	flags := sc.flags.Load()
 	switch {
 	case st.State == transport.StateClosed:
 		return ConnClosed
-	case sc.holds.Load()&holdRetired != 0:
+	case sc.slots.retired():
 		return ConnRetired
-	case sc.configuring.Load():
+	case flags&flagConfiguring != 0:
 		return ConnConfiguring
-	case sc.failing.Load():
+	case flags&flagFailing != 0:
 		return ConnFailing
 	case st.State == transport.StateUnhealthy:
 		return ConnUnhealthy
@@ -196,49 +230,10 @@ func (sc *SubConn) computeState(st transport.Status) ConnState {
 	return ConnReady
 }
 
-// Bits of SubConn.holds.
-const (
-	// holdRetired: out of service; only events of requests already pinned
-	// to the connection may still take a hold.
-	holdRetired int64 = 1 << 62
-	// holdClosing: retired with nothing in flight; it is being closed and
-	// takes no hold at all.
-	holdClosing int64 = 1 << 61
-	holdCount         = holdClosing - 1
-)
-
-// tryHold counts one more event on the connection. It fails if the
-// connection is closing, or retired and the event is not pinned to it: the
-// caller must then route the event elsewhere. Retirement and holds are
-// ordered by the one atomic word, so a retiring connection is never closed
-// under an event that got a hold.
-func (sc *SubConn) tryHold(pinned bool) bool {
-	for {
-		v := sc.holds.Load()
-		if v&holdClosing != 0 || (!pinned && v&holdRetired != 0) {
-			return false
-		}
-		if sc.holds.CompareAndSwap(v, v+1) {
-			return true
-		}
-	}
-}
-
-// release ends one event's hold on the connection.
-func (sc *SubConn) release() {
-	if v := sc.holds.Add(-1); v == holdRetired && sc.holds.CompareAndSwap(v, v|holdClosing) {
-		close(sc.idle)
-	}
-}
-
-// retire marks the connection out of service; sc.idle is closed once it
-// has nothing in flight.
-func (sc *SubConn) retire() {
-	if v := sc.holds.Or(holdRetired); v&holdRetired == 0 && v&holdCount == 0 &&
-		sc.holds.CompareAndSwap(holdRetired, holdRetired|holdClosing) {
-		close(sc.idle)
-	}
-}
+// latencySample: the end of one event in latencySample is timed (the
+// first, then every latencySample-th): a clock read costs as much as the
+// rest of the pool's work on an event, and the averages need no more.
+const latencySample = 16
 
 // ewmaAlpha weighs the newest tick in decaying averages.
 const ewmaAlpha = 0.3
@@ -246,22 +241,23 @@ const ewmaAlpha = 0.3
 // decay folds the counters since the previous tick into the decaying error
 // rate and latency. Only the probe tick calls it.
 func (sc *SubConn) decay() {
-	req, errs, lat := sc.requests.Load(), sc.errors.Load(), sc.latencyNs.Load()
-	dr, de, dl := req-sc.lastRequests, errs-sc.lastErrors, lat-sc.lastLatency
-	sc.lastRequests, sc.lastErrors, sc.lastLatency = req, errs, lat
+	req, errs, lat, n := sc.requests.Load(), sc.errors.Load(), sc.latencyNs.Load(), sc.sampled.Load()
+	dr, de, dl, dn := req-sc.lastRequests, errs-sc.lastErrors, lat-sc.lastLatency, n-sc.lastSampled
+	sc.lastRequests, sc.lastErrors, sc.lastLatency, sc.lastSampled = req, errs, lat, n
 	rate := sc.ErrorRate()
 	if dr > 0 {
 		rate = (1-ewmaAlpha)*rate + ewmaAlpha*float64(de)/float64(dr)
-		avg := dl / int64(dr)
-		old := sc.latencyEWMA.Load()
-		if old == 0 {
+	} else {
+		// No traffic: the memory of old errors fades.
+		rate *= 1 - ewmaAlpha
+	}
+	if dn > 0 {
+		avg := int64(dl / dn)
+		if old := sc.latencyEWMA.Load(); old == 0 {
 			sc.latencyEWMA.Store(avg)
 		} else {
 			sc.latencyEWMA.Store(int64((1-ewmaAlpha)*float64(old) + ewmaAlpha*float64(avg)))
 		}
-	} else {
-		// No traffic: the memory of old errors fades.
-		rate *= 1 - ewmaAlpha
 	}
 	sc.errRate.Store(math.Float64bits(rate))
 }

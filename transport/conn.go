@@ -52,13 +52,6 @@ type Conn interface {
 	// nothing is paused.
 	WaitResume(ctx context.Context, correlationID string) error
 
-	// Gathering reports whether an event sent now would share a system
-	// call with writes the connection is already gathering (it is
-	// delivering a batch of answers whose callers are about to send): a
-	// balancer may prefer such a connection. Always false where sends are
-	// not batched that way (gRPC, Connect).
-	Gathering() bool
-
 	// Done is closed when the connection has failed or been closed, before
 	// the calls it fails hear of it.
 	Done() <-chan struct{}
@@ -72,7 +65,10 @@ type Conn interface {
 	Close(ctx context.Context) error
 }
 
-// State is a connection's lifecycle state.
+// State is a connection's lifecycle state, as the transport sees it. It is
+// the one state enum of a connection: a pool adds only its own flags on
+// top (see pool.ConnState). The connection pushes it, with the rest of
+// its [Status], to the listener given with [WithStatusHandler].
 type State int
 
 const (

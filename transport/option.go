@@ -170,10 +170,13 @@ func WithHealthHandler(f func(*agentv2.HealthStatus)) Option {
 	return optionFunc(func(c *config) { c.onHealth = f })
 }
 
-// WithStatusHandler is told whenever the connection's State changes (health,
-// pause, close). It runs on the goroutine that changed the state, without
-// locks held: keep it short and do not call back into the Conn's blocking
-// methods from it.
+// WithStatusHandler is the connection's one status listener: it is told
+// the connection's [Status] once the handshake is done, before the dial
+// returns, then at every health report and every change of State (pause,
+// resume, close), the last call being StateClosed. Calls come one at a
+// time, in order, from the dialling goroutine and then the connection's
+// reader, without locks held: keep it short and do not call back into the
+// Conn's blocking methods from it.
 func WithStatusHandler(f func(Status)) Option {
 	return optionFunc(func(c *config) { c.onStatus = f })
 }

@@ -218,13 +218,25 @@ func (s *session) start(ctx context.Context) error {
 		s.wg.Wait()
 		return err
 	}
+	// The listener hears the first status before the dial returns, and
+	// every later one from the reader, which pushes the last (closed)
+	// status when it exits: one goroutine at a time, in order.
+	s.pushStatus()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		s.readLoop()
+		s.pushStatus()
 	}()
 	s.startLiveness()
 	return nil
+}
+
+// pushStatus tells the status listener the current status.
+func (s *session) pushStatus() {
+	if f := s.cfg.onStatus; f != nil {
+		f(s.Status())
+	}
 }
 
 func (s *session) handshake(ctx context.Context) error {
@@ -786,12 +798,14 @@ func (s *session) Status() Status {
 	return s.statusLocked()
 }
 
-// Paused implements Conn.
 // Gathering reports whether the connection is gathering a batch of writes:
 // it is delivering answers whose callers are about to send again, and an
-// event sent now shares their system call.
+// event sent now shares their system call (always false on gRPC and
+// Connect). Not part of [Conn]: a balancer that prefers such connections
+// asserts it once per connection.
 func (s *session) Gathering() bool { return s.w.gathering() }
 
+// Paused implements Conn.
 func (s *session) Paused(correlationID string) bool {
 	if !s.anyPause.Load() {
 		return false
@@ -871,18 +885,15 @@ func (s *session) fail(err error) {
 	s.pausesChangedLocked()
 	close(s.resume)
 	s.resume = make(chan struct{})
-	st := s.statusLocked()
-	s.state = st.State
+	s.state = StateClosed
 	s.mu.Unlock()
 
 	for _, c := range victims {
 		c.ch <- result{err: err}
 	}
 	s.stop()
+	// Closing the wire ends the reader, which tells the status listener.
 	_ = s.w.close()
-	if f := s.cfg.onStatus; f != nil {
-		f(st)
-	}
 }
 
 // Close implements Conn.
