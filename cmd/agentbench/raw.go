@@ -166,7 +166,7 @@ func (c *rawClient) writeLoop() {
 			return
 		}
 		// Let the senders that are runnable queue their frames first: one
-		// system call for all of them (as the framed connections' writer, internal/wire.FrameWriter, does).
+		// system call for all of them (as internal/wire.FrameWriter does).
 		runtime.Gosched()
 		c.mu.Lock()
 		out := c.pending
