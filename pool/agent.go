@@ -456,8 +456,8 @@ type stateChange struct {
 // status and the pool's flags, and publishes a new picker over the
 // pickable ones. a.mu must be held.
 func (a *agent) rebuildLocked() []stateChange {
-	if a.closed || a.bal == nil {
-		return nil
+	if a.bal == nil {
+		return nil // closed
 	}
 	var changes []stateChange
 	ready := make([]*SubConn, 0, len(a.conns))
