@@ -92,20 +92,18 @@ func (l *limiter) retired() bool { return l.word.Load()&slotsRetired != 0 }
 // tryAcquire takes a free slot if there is one. There is none while
 // anybody waits: release hands freed slots to the waiters, so the slots
 // stay all taken until the queue is empty. It fails with errRetired when
-// the connection takes no such event.
+// the connection takes no such event. One atomic add, undone on failure:
+// unlike a compare-and-swap it never retries when both cores race.
 func (l *limiter) tryAcquire(pinned bool) (bool, error) {
-	for {
-		v := l.word.Load()
-		if v&slotsClosing != 0 || (!pinned && v&slotsRetired != 0) {
-			return false, errRetired
-		}
-		if v&slotsBusy >= l.max {
-			return false, nil
-		}
-		if l.word.CompareAndSwap(v, v+1) {
-			return true, nil
-		}
+	v := l.word.Add(1)
+	if v&slotsClosing == 0 && (pinned || v&slotsRetired == 0) && v&slotsBusy <= l.max {
+		return true, nil
 	}
+	l.ended(l.word.Add(-1))
+	if v&slotsClosing != 0 || (!pinned && v&slotsRetired != 0) {
+		return false, errRetired
+	}
+	return false, nil
 }
 
 // acquire takes a slot, waiting up to wait behind the events that queued
@@ -194,20 +192,15 @@ func (l *limiter) compactLocked() {
 
 // release returns a slot: to the oldest waiter if there is one.
 func (l *limiter) release() {
-	for {
-		v := l.word.Load()
-		if v&slotsBusy >= waiterUnit {
-			break
-		}
-		if l.word.CompareAndSwap(v, v-1) {
-			l.ended(v - 1)
-			return
-		}
+	v := l.word.Add(-1)
+	if v&slotsBusy < waiterUnit {
+		l.ended(v)
+		return
 	}
 	l.mu.Lock()
 	if l.head == len(l.queue) {
 		// The waiters gave up meanwhile.
-		l.ended(l.word.Add(-1))
+		l.ended(l.word.Load())
 		l.mu.Unlock()
 		return
 	}
@@ -215,8 +208,8 @@ func (l *limiter) release() {
 	l.queue[l.head] = nil
 	l.head++
 	l.compactLocked()
-	// The slot stays taken: it passes to w.
-	l.word.Add(-waiterUnit)
+	// The slot is taken again, for w.
+	l.word.Add(1 - waiterUnit)
 	w.ch <- struct{}{}
 	l.mu.Unlock()
 }

@@ -537,9 +537,12 @@ func (x *exchange) finish(resp *agentv2.AgentResponse, err error) {
 		// agent unknown: its pin ends with it.
 		a.aff.del(x.key)
 	}
-	// The event that brings finished level with started pokes: of several
-	// finishing at once, only the last one sees it.
-	if a.events.finished.Add(1) == a.events.started.Load() {
+	// While the agent drains, the event that brings finished level with
+	// started pokes: of several finishing at once, only the last one sees
+	// it. (A drain sets draining before it reads the counters, so the last
+	// event of a drain sees it set.) Otherwise started, which the other
+	// core writes, is not read.
+	if n := a.events.finished.Add(1); a.draining.Load() && n == a.events.started.Load() {
 		a.pokeIdle()
 	}
 }
