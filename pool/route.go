@@ -1,0 +1,197 @@
+package pool
+
+import (
+	"github.com/agentwire/agentwire"
+	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+)
+
+// Routing: which connection an event goes to, and its slot there.
+
+// route chooses the connection: fixed, pinned by affinity, sticky, or
+// picked.
+func (x *exchange) route(rt route) error {
+	a := x.a
+	if rt.conn != nil {
+		if ok, err := x.take(rt.conn, false); !ok {
+			if err != nil {
+				return err
+			}
+			return agentwire.Errorf(agentwire.CodeUnavailable, "%w: %s closed", ErrNoConnAvailable, rt.conn.id)
+		}
+		return nil
+	}
+	if x.kind != agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS && x.key.s != "" {
+		if e, ok := a.aff.get(x.key, x.start); ok {
+			if e.skip {
+				x.skip = true
+				return nil
+			}
+			if !e.lost {
+				if ok, err := x.take(e.sc, true); ok || err != nil {
+					return err
+				}
+			}
+			return agentwire.Errorf(agentwire.CodeFailedPrecondition, "%w: request %q was on %s",
+				ErrAffinityLost, x.key.s, e.sc.id)
+		}
+		a.affinityMisses.Add(1)
+		if o := a.p.cfg.observer; o != nil {
+			o.AffinityMiss(x.ctx, x.info)
+		}
+	}
+	// A new request, or an event without one.
+	if a.draining.Load() || a.p.state.Load() != poolOpen {
+		sentinel := ErrDraining
+		if a.p.state.Load() == poolClosed {
+			sentinel = ErrClosed
+		}
+		return agentwire.Errorf(agentwire.CodeUnavailable, "%w: agent %q", sentinel, a.id)
+	}
+	ok, probe := a.breaker.allow(x.start)
+	if !ok {
+		a.breakerRejected.Add(1)
+		return agentwire.Errorf(agentwire.CodeUnavailable, "%w: agent %q", ErrCircuitOpen, a.id)
+	}
+	x.probe = probe
+	var session tableKey
+	if rt.session != "" {
+		session = a.sticky.key(rt.session)
+		if e, ok := a.sticky.get(session, x.start); ok && e.sc.State().pickable() {
+			if ok, err := x.take(e.sc, false); ok || err != nil {
+				return err
+			}
+		}
+	}
+	if err := x.pick(); err != nil {
+		return err
+	}
+	if rt.session != "" && !a.sticky.put(session, tableEntry{sc: x.sc, touched: x.start}) {
+		a.stickyOverflow.Add(1)
+	}
+	return nil
+}
+
+// take routes the event to sc with one of its slots, waiting for a slot up
+// to the queue wait; on a paused connection, flow control comes first and
+// deliver takes the slot. It reports false with no error if sc does not
+// take the event (closed, or retired and the event not pinned to it): the
+// caller routes it elsewhere.
+func (x *exchange) take(sc *SubConn, pinned bool) (bool, error) {
+	if sc.conn.Paused(x.key.s) {
+		if sc.gone() || !pinned && sc.slots.retired() {
+			return false, nil
+		}
+		x.sc, x.pinned, x.paused = sc, pinned, true
+		return true, nil
+	}
+	return x.slot(sc, pinned)
+}
+
+// slot takes one of sc's slots for the event (see take).
+func (x *exchange) slot(sc *SubConn, pinned bool) (bool, error) {
+	ok, err := sc.slots.tryAcquire(pinned)
+	if !ok && err == nil {
+		ok, err = x.wait(sc, pinned)
+	}
+	if !ok {
+		return false, err
+	}
+	if sc.gone() {
+		sc.slots.release()
+		return false, nil
+	}
+	x.sc, x.pinned, x.slotted = sc, pinned, true
+	return true, nil
+}
+
+// wait takes a slot on a full connection, waiting up to the queue wait.
+func (x *exchange) wait(sc *SubConn, pinned bool) (bool, error) {
+	a := x.a
+	waited, err := sc.slots.acquire(x.ctx, pinned, sc.conn.Done(), a.cfg.queueWait)
+	switch {
+	case err == nil:
+		if waited {
+			x.sendAt = a.p.cfg.nanos()
+		}
+		return true, nil
+	case err == errRetired:
+		return false, nil
+	case err == errConnGone:
+		return false, sc.conn.Err()
+	case err != errLimitWait:
+		return false, agentwire.WrapContextError(err)
+	}
+	a.limitRejected.Add(1)
+	return false, agentwire.Errorf(agentwire.CodeResourceExhausted, "%w: %s has %d in flight", ErrConcurrencyLimit, sc.id, sc.slots.limit())
+}
+
+// pickAttempts bounds re-picking when a picker hands out a connection that
+// was retired or closed after the picker was built.
+const pickAttempts = 3
+
+func (x *exchange) pick() error {
+	a := x.a
+	var stale *snapshot
+	for range pickAttempts {
+		s := a.snap.Load()
+		if len(s.ready) == 0 {
+			if len(s.paused) > 0 {
+				// Everything is paused: let flow control decide.
+				if ok, err := x.take(s.paused[bounded(a.p.cfg.rand(), len(s.paused))], false); ok || err != nil {
+					return err
+				}
+				continue
+			}
+			break
+		}
+		if s == stale {
+			// The picker predates a connection's end and its listener has
+			// not rebuilt it yet: any other of its connections will do.
+			return x.scan(s)
+		}
+		res, err := s.picker.Pick(PickInfo{CorrelationID: x.key.s, Event: x.kind})
+		if err != nil {
+			return err
+		}
+		if res.Conn == nil || res.Conn.agent != a {
+			if res.Done != nil {
+				res.Done(DoneInfo{Err: errBadPick})
+			}
+			return errBadPick
+		}
+		ok, err := x.take(res.Conn, false)
+		if ok {
+			x.done = res.Done
+			return nil
+		}
+		if res.Done != nil {
+			if err == nil {
+				err = errStalePick
+			}
+			res.Done(DoneInfo{Err: err})
+		}
+		if err != nil && err != errStalePick {
+			return err
+		}
+		stale = s
+	}
+	return agentwire.Errorf(agentwire.CodeUnavailable, "%w: agent %q", ErrNoConnAvailable, a.id)
+}
+
+// scan routes the event to the first of s's ready connections, from a
+// random one on, that takes it.
+func (x *exchange) scan(s *snapshot) error {
+	n := len(s.ready)
+	for i, off := 0, bounded(x.a.p.cfg.rand(), n); i < n; i++ {
+		if ok, err := x.take(s.ready[(off+i)%n], false); ok || err != nil {
+			return err
+		}
+	}
+	return agentwire.Errorf(agentwire.CodeUnavailable, "%w: agent %q", ErrNoConnAvailable, x.a.id)
+}
+
+// errStalePick is what a picker's Done hears when its connection went away
+// before the event could use it; the event is picked again.
+var errStalePick = agentwire.Errorf(agentwire.CodeUnavailable, "pool: picked connection went away; picked again")
+
+var errBadPick = agentwire.Errorf(agentwire.CodeInternal, "pool: picker returned a connection of another agent")

@@ -1,0 +1,79 @@
+package pool
+
+import "github.com/agentwire/agentwire/transport"
+
+// A connection's state reaches the pool as its transport pushes it, to the
+// listener given at dial; the pool's own flags change it too. Either way
+// the agent rebuilds its picker, off the send path.
+
+// listen is sc's status listener, given to its transport at dial: it
+// records each status pushed and rebuilds the picker.
+func (sc *SubConn) listen(st transport.Status) {
+	if sc.setStatus(st) {
+		sc.agent.rebuild()
+	}
+}
+
+// rebuild derives the connections' states and publishes a new picker. The
+// status listeners call it, and so do changes of the pool's own flags and
+// the probe tick; never the send path.
+func (a *agent) rebuild() {
+	a.mu.Lock()
+	ch := a.rebuildLocked()
+	a.mu.Unlock()
+	a.report(ch)
+}
+
+// poll re-reads the status of connections built without the pool's
+// listener (adopted ones), then rebuilds.
+func (a *agent) poll() {
+	a.mu.Lock()
+	for _, sc := range a.conns {
+		if !sc.pushed {
+			sc.setStatus(sc.conn.Status())
+		}
+	}
+	ch := a.rebuildLocked()
+	a.mu.Unlock()
+	a.report(ch)
+}
+
+type stateChange struct {
+	sc       *SubConn
+	from, to ConnState
+}
+
+// rebuildLocked derives each connection's state from its last pushed
+// status and the pool's flags, and publishes a new picker over the
+// pickable ones. a.mu must be held.
+func (a *agent) rebuildLocked() []stateChange {
+	if a.bal == nil {
+		return nil // closed
+	}
+	var changes []stateChange
+	ready := make([]*SubConn, 0, len(a.conns))
+	var paused []*SubConn
+	for _, sc := range a.conns {
+		ns := sc.computeState()
+		if old := ConnState(sc.state.Swap(int32(ns))); old != ns {
+			changes = append(changes, stateChange{sc, old, ns})
+		}
+		switch {
+		case ns.pickable():
+			ready = append(ready, sc)
+		case ns == ConnPaused:
+			paused = append(paused, sc)
+		}
+	}
+	a.snap.Store(&snapshot{picker: a.bal.UpdateState(State{Conns: ready}), ready: ready, paused: paused})
+	return changes
+}
+
+func (a *agent) report(changes []stateChange) {
+	for _, c := range changes {
+		a.p.cfg.logger.Debug("pool: connection state", "agent", a.id, "conn", c.sc.id, "from", c.from, "to", c.to)
+		if o := a.p.cfg.observer; o != nil {
+			o.ConnStateChange(a.id, c.sc.id, c.from, c.to)
+		}
+	}
+}
