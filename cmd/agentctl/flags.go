@@ -19,12 +19,17 @@ type common struct {
 	timeout time.Duration
 	service string
 	json    bool
+	tls     tlsFlags
 }
 
 func (c *common) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.timeout, "timeout", 5*time.Second, "bound on connecting and on each request")
 	fs.StringVar(&c.service, "service", transport.DefaultServiceName, "gRPC service name (e.g. zentinel.agent.v2.AgentServiceV2)")
 	fs.BoolVar(&c.json, "json", false, "print JSON")
+	fs.StringVar(&c.tls.caFile, "cacert", "", "PEM file of the CA that signed the agent's certificate (grpcs, https)")
+	fs.StringVar(&c.tls.certFile, "cert", "", "PEM client certificate, with -key (grpcs, https)")
+	fs.StringVar(&c.tls.keyFile, "key", "", "PEM client key, with -cert (grpcs, https)")
+	fs.StringVar(&c.tls.serverName, "server-name", "", "name to verify the agent's certificate against (default: the endpoint's host)")
 }
 
 // newFlagSet returns a flag set whose usage names the command.
@@ -85,39 +90,53 @@ func (h *headerFlag) Set(s string) error {
 	return nil
 }
 
-// dial connects to endpoint and turns failures into clear exit errors:
-// status 2 for bad endpoints and for agents that are unreachable or
-// incompatible.
+// dial connects to endpoint and turns failures into exit errors that say
+// what went wrong and what to try.
 func dial(ctx context.Context, endpoint string, c *common, opts ...transport.Option) (transport.Conn, error) {
+	tlsCfg, err := c.tls.config()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkEndpoint(endpoint, tlsCfg != nil); err != nil {
+		return nil, err
+	}
 	opts = append([]transport.Option{
 		transport.WithProxyID("agentctl", "1"),
 		transport.WithHandshakeTimeout(c.timeout),
 		transport.WithCallTimeout(c.timeout),
 		transport.WithServiceName(c.service),
 	}, opts...)
+	if tlsCfg != nil {
+		opts = append(opts, transport.WithTLSConfig(tlsCfg))
+	}
 	conn, err := transport.Dial(ctx, endpoint, opts...)
 	if err == nil {
 		return conn, nil
 	}
-	msg := err.Error()
-	var e *agentwire.Error
-	if errors.As(err, &e) {
-		msg = e.Message()
-	}
+	return nil, dialFailure(ctx, endpoint, c, err)
+}
+
+// dialFailure classifies a failed dial: usage, unreachable, or a peer that
+// is not a compatible agent.
+func dialFailure(ctx context.Context, endpoint string, c *common, err error) error {
+	msg := describeErr(err)
 	switch {
 	case errors.Is(err, transport.ErrHandshakeRejected), errors.Is(err, transport.ErrIncompatibleVersion),
 		errors.Is(err, transport.ErrProtocol):
-		return nil, failf(exitUsage, "incompatible agent at %s: %s", endpoint, msg)
-	}
-	switch {
+		return failf(exitIncompatible, "incompatible agent at %s: %s", endpoint, msg)
 	case agentwire.CodeOf(err) == agentwire.CodeInvalidArgument:
-		return nil, failf(exitUsage, "%s", msg)
-	case hasCode(err, agentwire.CodeUnimplemented, agentwire.CodeInternal, agentwire.CodeFailedPrecondition):
-		// Something answered, but not the agent protocol (wrong service
-		// name, not an agent at all).
-		return nil, failf(exitUsage, "incompatible agent at %s: %s", endpoint, msg)
+		return failf(exitUsage, "%s", msg)
+	case hasCode(err, agentwire.CodeUnimplemented):
+		return failf(exitIncompatible, "incompatible agent at %s: %s (not an agent, or it serves the protocol under another service name: try -service, e.g. -service zentinel.agent.v2.AgentServiceV2)", endpoint, msg)
+	case hasCode(err, agentwire.CodeInternal, agentwire.CodeFailedPrecondition):
+		return failf(exitIncompatible, "incompatible agent at %s: %s", endpoint, msg)
+	case hasCode(err, agentwire.CodeDeadlineExceeded) && ctx.Err() == nil:
+		return failf(exitUnreachable, "no answer from %s within -timeout %v: %s (the agent is stopped, hung or overloaded; raise -timeout if it is only slow)", endpoint, c.timeout, msg)
 	}
-	return nil, failf(exitUsage, "cannot reach %s: %s", endpoint, msg)
+	if host := hostOf(endpoint); host != "" && speaksHTTP1(ctx, host) {
+		return failf(exitIncompatible, "the server at %s speaks HTTP/1.1, not gRPC (HTTP/2): is this the agent's address?", endpoint)
+	}
+	return failf(exitUnreachable, "cannot reach %s: %s", endpoint, msg)
 }
 
 // hasCode reports whether any *agentwire.Error in err's chain carries one

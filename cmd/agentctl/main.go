@@ -3,13 +3,16 @@
 //
 //	agentctl probe ENDPOINT              handshake, capabilities, first health report, ping RTT
 //	agentctl send ENDPOINT -uri /x ...   send a request (headers, optional body), print the decisions
-//	agentctl watch ENDPOINT [-for 30s]   stream health and metrics reports
+//	agentctl watch ENDPOINT [-for 30s]   stream the health and metrics reports of one connection
 //
 // ENDPOINT is unix:///path/agent.sock, grpc://host:port, grpcs://host:port,
-// http://host:port (Connect/gRPC over h2c) or https://host:port. Exit
-// status: 0 on success, 1 when the agent answered with an error or the
-// connection failed midway, 2 for usage errors and agents that cannot be
-// reached or are incompatible.
+// http://host:port (Connect/gRPC over h2c) or https://host:port; -cacert,
+// -cert, -key and -server-name configure TLS for grpcs and https.
+//
+// Exit status: 0 success; 1 the agent answered with an error or the
+// connection failed midway; 2 usage; 3 no agent could be reached; 4 a peer
+// answered but is not a compatible agent; 5 the request was blocked (send
+// with -fail-on-block).
 package main
 
 import (
@@ -25,9 +28,12 @@ import (
 
 // Exit statuses.
 const (
-	exitOK    = 0
-	exitFail  = 1
-	exitUsage = 2 // also: unreachable or incompatible agent
+	exitOK           = 0
+	exitFail         = 1
+	exitUsage        = 2
+	exitUnreachable  = 3
+	exitIncompatible = 4
+	exitBlocked      = 5
 )
 
 // exitError carries an exit status and the message printed for it.
@@ -70,6 +76,8 @@ func usage(w io.Writer) {
 	}
 	fmt.Fprintln(w, "\nENDPOINT: unix:///path.sock, grpc://host:port, grpcs://host:port, http://host:port, https://host:port")
 	fmt.Fprintln(w, "'agentctl COMMAND -h' lists a command's flags.")
+	fmt.Fprintln(w, "\nexit status: 0 ok, 1 agent error or connection lost midway, 2 usage,")
+	fmt.Fprintln(w, "3 unreachable, 4 not a compatible agent, 5 blocked (send -fail-on-block)")
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -85,6 +93,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, c := range commands {
 		if c.name != args[0] {
 			continue
+		}
+		if wantsHelp(args[1:]) {
+			_ = c.run(ctx, []string{"-h"}, stdout, stdout) // help goes to stdout, as the top level's
+			return exitOK
 		}
 		err := c.run(ctx, args[1:], stdout, stderr)
 		var ee *exitError
@@ -105,4 +117,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "agentctl: unknown command %q\n\n", args[0])
 	usage(stderr)
 	return exitUsage
+}
+
+// wantsHelp reports whether args ask for a command's help.
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "-h", "-help", "--help":
+			return true
+		case "--":
+			return false
+		}
+	}
+	return false
 }

@@ -326,17 +326,20 @@ func TestUnreachable(t *testing.T) {
 	ep := "unix://" + socketPath(t)
 	for _, cmd := range []string{"probe", "send", "watch"} {
 		code, out, errOut := runBinary(t, cmd, ep)
-		assert.Equal(t, 2, code, cmd)
+		assert.Equal(t, exitUnreachable, code, cmd)
 		assert.Empty(t, out, cmd)
-		assert.Contains(t, errOut, "agentctl: cannot reach "+ep+": ", cmd)
+		assert.Contains(t, errOut, "agentctl: cannot reach "+ep+": no such socket", cmd)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	addr := ln.Addr().String()
 	require.NoError(t, ln.Close())
 	code, _, errOut := runBinary(t, "probe", "grpc://"+addr, "-timeout", "2s")
-	assert.Equal(t, 2, code)
+	assert.Equal(t, exitUnreachable, code)
 	assert.Contains(t, errOut, "agentctl: cannot reach grpc://"+addr+": ")
+	assert.Contains(t, errOut, "connection refused")
+	assert.NotContains(t, errOut, "rpc error", "gRPC's wrapping is not repeated")
+	assert.NotContains(t, errOut, "unavailable:", "no code prefixes")
 }
 
 // rejectingAgent answers every handshake with success=false.
@@ -373,15 +376,16 @@ func TestIncompatible(t *testing.T) {
 	t.Parallel()
 	ep := rejectingAgent(t)
 	code, _, errOut := runBinary(t, "probe", ep)
-	assert.Equal(t, 2, code)
+	assert.Equal(t, exitIncompatible, code)
 	assert.Contains(t, errOut, "agentctl: incompatible agent at "+ep+": ")
 	assert.Contains(t, errOut, "this agent speaks protocol version 3 only")
 
 	a := startGoAgent(t, agent.Base{})
 	code, _, errOut = runBinary(t, "probe", a.grpcEP, "-service", "zentinel.agent.v2.AgentServiceV2")
-	assert.Equal(t, 2, code)
+	assert.Equal(t, exitIncompatible, code)
 	assert.Contains(t, errOut, "agentctl: incompatible agent at "+a.grpcEP+": ")
 	assert.Contains(t, errOut, "unknown service zentinel.agent.v2.AgentServiceV2")
+	assert.Contains(t, errOut, "try -service")
 }
 
 func TestUsage(t *testing.T) {
@@ -410,5 +414,12 @@ func TestUsage(t *testing.T) {
 	assert.Equal(t, 0, code)
 	for _, c := range []string{"probe", "send", "watch"} {
 		assert.Contains(t, out, "  "+c+" ")
+	}
+	for _, c := range []string{"probe", "send", "watch"} {
+		code, out, errOut := runBinary(t, c, "-h")
+		assert.Equal(t, 0, code, c)
+		assert.Empty(t, errOut, c)
+		assert.Contains(t, out, "usage: agentctl "+c+" ENDPOINT", c)
+		assert.Contains(t, out, "-cacert", c)
 	}
 }

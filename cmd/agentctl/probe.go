@@ -175,10 +175,10 @@ func limits(l *agentv2.AgentLimits) string {
 	if n := l.GetPreferredChunkSize(); n > 0 {
 		out = append(out, fmt.Sprintf("preferred_chunk_size=%d", n))
 	}
-	if l.MaxMemory != nil {
+	if l != nil && l.MaxMemory != nil {
 		out = append(out, fmt.Sprintf("max_memory=%d", l.GetMaxMemory()))
 	}
-	if l.MaxProcessingTimeMs != nil {
+	if l != nil && l.MaxProcessingTimeMs != nil {
 		out = append(out, fmt.Sprintf("max_processing_time=%v", time.Duration(l.GetMaxProcessingTimeMs())*time.Millisecond))
 	}
 	if len(out) == 0 {

@@ -48,6 +48,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	body := fs.String("body", "", "request body, sent as one chunk after the headers")
 	corr := fs.String("correlation-id", "", "correlation id (default: random)")
 	clientIP := fs.String("client-ip", "127.0.0.1", "client IP address in the request metadata")
+	failOnBlock := fs.Bool("fail-on-block", false, "exit 5 when an agent blocks, redirects or challenges the request")
 	endpoint, err := parseEndpoint(fs, args)
 	if err != nil {
 		return err
@@ -84,7 +85,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	var results []sentEvent
 	failed := false
-	decided := false
+	decided := false // an agent blocked, redirected or challenged
 	for _, ev := range events {
 		name := strings.ToLower(shortCode(transport.EventType(ev).String(), "EVENT_TYPE_"))
 		if decided {
@@ -133,6 +134,9 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if failed {
 		return failf(exitFail, "%s: the agent did not decide every event", endpoint)
+	}
+	if decided && *failOnBlock {
+		return failf(exitBlocked, "%s: the request was not allowed", endpoint)
 	}
 	return nil
 }
@@ -183,7 +187,7 @@ func describeResponse(row func(k, format string, args ...any), resp *agentv2.Age
 		row("decision", "ALLOW")
 	case *agentv2.AgentResponse_Block:
 		row("decision", "BLOCK %d", d.Block.GetStatus())
-		if d.Block.Body != nil {
+		if d.Block != nil && d.Block.Body != nil {
 			row("body", "%q", d.Block.GetBody())
 		}
 		for _, h := range d.Block.GetHeaders() {

@@ -59,6 +59,7 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	caps := conn.Capabilities()
 	if !c.json {
 		fmt.Fprintf(stdout, "watching %s (agent %s), Ctrl-C to stop\n", endpoint, caps.GetAgentId())
+		fmt.Fprintln(stdout, "(reports the agent sends on this one connection; agentwire agents report this connection's load, not their other connections')")
 	}
 	enc := json.NewEncoder(stdout)
 	var nHealth, nMetrics int
@@ -124,7 +125,7 @@ loop:
 		fmt.Fprintln(stdout)
 	}
 	if connErr != nil {
-		return failf(exitFail, "connection to %s lost: %s", endpoint, errMessage(connErr))
+		return failf(exitFail, "connection to %s lost: %s", endpoint, describeErr(connErr))
 	}
 	return nil
 }
