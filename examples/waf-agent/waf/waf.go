@@ -5,6 +5,11 @@
 // Policy, decided from request headers and bodies:
 //   - /admin and below: block 403, audit tag "admin-blocked"
 //   - a query that looks like SQL injection: block 403, rule "sqli-1"
+//
+// Paths and queries are normalised before matching (percent-decoded, up to
+// three times for double encoding; '+' in queries is a space; lower case;
+// whitespace and SQL comments collapsed; dot segments resolved), so an
+// encoded attack is judged as what the application will see.
 //   - /old-login: redirect 301 to /login
 //   - a user agent containing "bot": challenge (captcha)
 //   - a request body containing "<script": block 403, rule "xss-1"
@@ -15,6 +20,8 @@ package waf
 import (
 	"bytes"
 	"context"
+	"net/url"
+	"path"
 	"strings"
 	"sync/atomic"
 
@@ -33,19 +40,19 @@ type Handler struct {
 
 var _ agent.Handler = (*Handler)(nil)
 
-var sqliMarkers = []string{"union select", "' or 1=1", "%27%20or%201=1", "union%20select", "drop table"}
+var sqliMarkers = []string{"union select", "' or 1=1", "' or '1'='1", "drop table", "; --"}
 
 // RequestHeaders applies the header policy.
 func (h *Handler) RequestHeaders(_ context.Context, ev *agentv2.RequestHeadersEvent) (*agentv2.AgentResponse, error) {
 	h.Seen.Add(1)
-	uri := ev.GetUri()
-	path, query, _ := strings.Cut(uri, "?")
+	rawPath, rawQuery, _ := strings.Cut(ev.GetUri(), "?")
+	p, query := normalizePath(rawPath), normalizeQuery(rawQuery)
 	switch {
-	case path == "/admin" || strings.HasPrefix(path, "/admin/"):
+	case p == "/admin" || strings.HasPrefix(p, "/admin/"):
 		return h.block(403, "forbidden\n", "admin-blocked", "admin-1"), nil
-	case containsAny(strings.ToLower(query), sqliMarkers):
+	case containsAny(query, sqliMarkers):
 		return h.block(403, "request blocked\n", "sqli", "sqli-1"), nil
-	case path == "/old-login":
+	case p == "/old-login":
 		return agent.Redirect("/login", 301), nil
 	case strings.Contains(strings.ToLower(header(ev.GetHeaders(), "user-agent")), "bot"):
 		return agent.Challenge("captcha", map[string]string{"reason": "automated client"}), nil
@@ -111,4 +118,57 @@ func containsAny(s string, subs []string) bool {
 		}
 	}
 	return false
+}
+
+// normalizePath returns the path the application will see: decoded, dot
+// segments and doubled slashes resolved, lower case.
+func normalizePath(p string) string {
+	if strings.ContainsAny(p, "%") {
+		p = unescape(p, url.PathUnescape)
+	}
+	if strings.Contains(p, "/.") || strings.Contains(p, "//") {
+		p = path.Clean("/" + p)
+	}
+	return lower(p)
+}
+
+// normalizeQuery returns the query decoded ('+' is a space), lower case,
+// with SQL comments and runs of whitespace collapsed to one space.
+func normalizeQuery(q string) string {
+	if strings.ContainsAny(q, "%+") {
+		q = unescape(q, url.QueryUnescape)
+	}
+	q = lower(q)
+	if strings.Contains(q, "/*") {
+		q = sqlComment.Replace(q)
+	}
+	if strings.ContainsAny(q, "\t\n\r\v\f") || strings.Contains(q, "  ") {
+		q = strings.Join(strings.Fields(q), " ")
+	}
+	return q
+}
+
+var sqlComment = strings.NewReplacer("/**/", " ", "/*", " ", "*/", " ")
+
+// unescape decodes s up to three times, for doubly encoded input; a
+// malformed escape leaves what was decoded so far.
+func unescape(s string, decode func(string) (string, error)) string {
+	for range 3 {
+		d, err := decode(s)
+		if err != nil || d == s {
+			break
+		}
+		s = d
+	}
+	return s
+}
+
+// lower lower-cases s without allocating when it has no upper case.
+func lower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' || c >= 0x80 {
+			return strings.ToLower(s)
+		}
+	}
+	return s
 }

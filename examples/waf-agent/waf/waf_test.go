@@ -43,8 +43,22 @@ func TestPolicy(t *testing.T) {
 		{req("/admin", "x"), "block"},
 		{req("/admin/users?id=1", "x"), "block"},
 		{req("/administrator", "x"), "allow"},
-		{req("/q?x=1'%20or%201=1", "x"), "allow"}, // encoded space is not the marker
 		{req("/q?x=1' or 1=1", "x"), "block"},
+		// Encodings and spellings of the same attacks are judged as decoded.
+		{req("/q?x=1'%20or%201=1", "x"), "block"},
+		{req("/s?q=1%27%20OR%201%3D1--", "x"), "block"},
+		{req("/s?q=1%2527%2520OR%25201%253D1", "x"), "block"}, // doubly encoded
+		{req("/s?q=1'+OR+1=1", "x"), "block"},
+		{req("/s?q=1'%09or%20%201=1", "x"), "block"},
+		{req("/s?q=1'/**/or/**/1=1", "x"), "block"},
+		{req("/s?q=x%27%20UNION%20SELECT%20pw", "x"), "block"},
+		{req("/%61dmin/users", "x"), "block"},
+		{req("/ADMIN", "x"), "block"},
+		{req("/x/../admin", "x"), "block"},
+		{req("//admin", "x"), "block"},
+		{req("/s?q=%zz' or 1=1", "x"), "block"}, // a malformed escape does not hide the rest
+		{req("/s?q=o'reilly+books", "x"), "allow"},
+		{req("/s?q=100%25", "x"), "allow"},
 		{req("/old-login", "x"), "redirect"},
 		{req("/", "GoogleBot/2.1"), "challenge"},
 		{req("/", "Mozilla/5.0"), "allow"},
