@@ -323,7 +323,8 @@ func bench(ctx context.Context, o options, logf func(string, ...any)) (*Report, 
 // firstExchangeTimeout bounds the exchange runOnce makes before measuring.
 const firstExchangeTimeout = 30 * time.Second
 
-// runOnce opens sc's connections, runs the closed loop, and closes them.
+// runOnce opens sc's connections, measures the load on them, and closes
+// them.
 func (e *env) runOnce(ctx context.Context, sc scenario) (loopResult, error) {
 	for _, c := range []*child{e.agent, e.baseline, e.reverseAgent} {
 		if c != nil {

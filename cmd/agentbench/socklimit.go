@@ -36,11 +36,12 @@ type sockConn struct {
 }
 
 // openSockLimit dials sc.Conns connections to the raw-frames server at
-// path, each keeping sc.InFlight frames of size bytes in flight; close
-// closes them.
-func openSockLimit(ctx context.Context, path string, sc scenario, size int) (drivers []driver, closeAll func(), err error) {
+// path and returns their drivers, each keeping sc.InFlight frames of size
+// bytes in flight, and a function that closes them.
+func openSockLimit(ctx context.Context, path string, sc scenario, size int) ([]driver, func(), error) {
 	var conns []*sockConn
-	closeAll = func() {
+	var drivers []driver
+	closeAll := func() {
 		for _, c := range conns {
 			_ = c.nc.Close()
 		}
