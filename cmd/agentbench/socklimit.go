@@ -83,8 +83,8 @@ func (c *sockConn) drive(ctx context.Context, phase *atomic.Int32, t *tally) {
 	}
 }
 
-// write fills the window whenever the reader frees room in it, all the
-// frames that fit in one system call.
+// write fills the window whenever the reader frees room in it, with one
+// system call for all the frames that fit.
 func (c *sockConn) write(ctx context.Context, phase *atomic.Int32, readDone <-chan struct{}) error {
 	buf := make([]byte, 0, c.window*len(c.frame))
 	var seq uint64
