@@ -48,9 +48,22 @@ func TestQuick(t *testing.T) {
 	for _, name := range []string{"raw 1x1 headers", "uds 1x1 headers", "uds 1x64 headers", "reverse 1x64 headers",
 		"grpc 1x64 headers", "bare-grpc 1x64 headers", "bare-grpc-msg 1x64 headers", "bare-grpc-pb 1x64 headers",
 		"connect 1x64 headers", "bare-connect 1x64 headers",
-		"uds-conn 4x64 headers", "raw 4x64 headers"} {
+		"uds-conn 4x64 headers", "raw 4x64 headers",
+		"sock-limit 1x1 headers", "sock-limit 1x64 headers", "sock-limit 4x64 headers"} {
 		assert.Contains(t, got, name)
 	}
+	// Every Unix-socket scenario has its ratio to the socket limit of its
+	// shape, computed from the two throughputs reported.
+	for _, name := range []string{"raw 1x1 headers", "uds 1x1 headers", "uds 1x64 headers", "reverse 1x64 headers",
+		"raw 4x64 headers", "uds-conn 4x64 headers"} {
+		s := got[name]
+		b := got[s.SockLimitBaseline]
+		require.Equal(t, tSockLimit, strings.Fields(s.SockLimitBaseline)[0], name)
+		assert.Equal(t, s.Conns, b.Conns, name)
+		assert.Equal(t, s.InFlight, b.InFlight, name)
+		assert.InEpsilon(t, s.Throughput.Median/b.Throughput.Median, s.SockLimitRatio, 1e-9, name)
+	}
+	assert.Zero(t, got["grpc 1x64 headers"].SockLimitRatio)
 	assert.NotContains(t, got, "uds 1x64 body16k")
 	assert.Positive(t, got["grpc 1x64 headers"].ProtobufRatio)
 	assert.Positive(t, got["grpc 1x64 headers"].BytesRatio)
@@ -68,7 +81,8 @@ func TestQuick(t *testing.T) {
 	// The same report as tables.
 	var tables bytes.Buffer
 	writeTables(&tables, &rep)
-	for _, want := range []string{"uds 1x1 headers", "×", "idle connection", "targets (issue 8)"} {
+	for _, want := range []string{"uds 1x1 headers", "×", "×sock", "sock-limit 4x64 headers", "idle connection",
+		"targets (issue 18", "uds 4x64 throughput ratio to the socket limit"} {
 		assert.Contains(t, tables.String(), want)
 	}
 }
@@ -100,11 +114,22 @@ func TestScenariosOnlyKeepsBaselines(t *testing.T) {
 		names = append(names, s.name())
 	}
 	assert.ElementsMatch(t, []string{"bare-grpc 1x64 headers", "bare-grpc-msg 1x64 headers", "bare-grpc-pb 1x64 headers", "grpc 1x64 headers"}, names)
-	for _, s := range scenarios(options{}) {
-		if b, ok := s.baseline(); ok {
-			assert.Contains(t, scenarios(options{}), b, s.name())
+	for _, o := range []options{{}, {quick: true}} {
+		all := scenarios(o)
+		for _, s := range all {
+			if b, ok := s.baseline(); ok {
+				assert.Contains(t, all, b, s.name())
+			}
+			if b, ok := s.sockLimitBaseline(); ok {
+				assert.Contains(t, all, b, s.name())
+			}
 		}
 	}
+	names = nil
+	for _, s := range scenarios(options{only: []string{"uds 4x64 headers"}}) {
+		names = append(names, s.name())
+	}
+	assert.ElementsMatch(t, []string{"sock-limit 4x64 headers", "raw 4x64 headers", "uds 4x64 headers"}, names)
 }
 
 func TestHistogram(t *testing.T) {

@@ -57,6 +57,16 @@ func (s scenario) bytesBaseline() (scenario, bool) {
 	return s, true
 }
 
+// sockLimitBaseline is the socket-limit scenario that a Unix-socket
+// scenario, raw frames included, is also compared with.
+func (s scenario) sockLimitBaseline() (scenario, bool) {
+	if s.Transport != tRaw && baselineOf[s.Transport] != tRaw {
+		return scenario{}, false
+	}
+	s.Transport = tSockLimit
+	return s, true
+}
+
 // scenarios lists what a run measures, baselines first in each group so
 // the table reads top-down.
 func scenarios(o options) []scenario {
@@ -71,15 +81,15 @@ func scenarios(o options) []scenario {
 	}
 	udsConn, grpcConn := tUDS+directSuffix, tGRPC+directSuffix
 	if o.quick {
-		add(payloadHeaders, []shape{{1, 1}}, tRaw, tUDS)
-		add(payloadHeaders, []shape{{1, 64}}, tRaw, tUDS, tReverse, tBareGRPC, tBareMsg, tBarePB, tGRPC, tBareConnect, tConnect)
-		add(payloadHeaders, []shape{{4, 64}}, tRaw, tUDS, udsConn)
-		add(payloadBody, []shape{{1, 64}}, tRaw, tUDS)
+		add(payloadHeaders, []shape{{1, 1}}, tSockLimit, tRaw, tUDS)
+		add(payloadHeaders, []shape{{1, 64}}, tSockLimit, tRaw, tUDS, tReverse, tBareGRPC, tBareMsg, tBarePB, tGRPC, tBareConnect, tConnect)
+		add(payloadHeaders, []shape{{4, 64}}, tSockLimit, tRaw, tUDS, udsConn)
+		add(payloadBody, []shape{{1, 64}}, tSockLimit, tRaw, tUDS)
 	} else {
-		add(payloadHeaders, []shape{{1, 1}}, tRaw, tUDS, udsConn, tReverse, tBareGRPC, tBareMsg, tBarePB, tGRPC, tBareConnect, tConnect)
-		add(payloadHeaders, []shape{{1, 64}}, tRaw, tUDS, tReverse, tBareGRPC, tBareMsg, tBarePB, tGRPC, grpcConn, tBareConnect, tConnect)
-		add(payloadHeaders, []shape{{4, 64}}, tRaw, tUDS, udsConn, tReverse, tBareGRPC, tBareMsg, tBarePB, tGRPC, tBareConnect, tConnect)
-		add(payloadBody, []shape{{1, 64}, {4, 64}}, tRaw, tUDS)
+		add(payloadHeaders, []shape{{1, 1}}, tSockLimit, tRaw, tUDS, udsConn, tReverse, tBareGRPC, tBareMsg, tBarePB, tGRPC, tBareConnect, tConnect)
+		add(payloadHeaders, []shape{{1, 64}}, tSockLimit, tRaw, tUDS, tReverse, tBareGRPC, tBareMsg, tBarePB, tGRPC, grpcConn, tBareConnect, tConnect)
+		add(payloadHeaders, []shape{{4, 64}}, tSockLimit, tRaw, tUDS, udsConn, tReverse, tBareGRPC, tBareMsg, tBarePB, tGRPC, tBareConnect, tConnect)
+		add(payloadBody, []shape{{1, 64}, {4, 64}}, tSockLimit, tRaw, tUDS)
 		add(payloadBody, []shape{{1, 64}}, tBareGRPC, tBareMsg, tGRPC)
 	}
 	if len(o.only) == 0 {
@@ -97,6 +107,9 @@ func scenarios(o options) []scenario {
 					keep[b] = true
 				}
 				if b, ok := s.bytesBaseline(); ok {
+					keep[b] = true
+				}
+				if b, ok := s.sockLimitBaseline(); ok {
 					keep[b] = true
 				}
 			}
@@ -310,7 +323,8 @@ func bench(ctx context.Context, o options, logf func(string, ...any)) (*Report, 
 // firstExchangeTimeout bounds the exchange runOnce makes before measuring.
 const firstExchangeTimeout = 30 * time.Second
 
-// runOnce opens sc's connections, runs the closed loop, and closes them.
+// runOnce opens sc's connections, measures the load on them, and closes
+// them.
 func (e *env) runOnce(ctx context.Context, sc scenario) (loopResult, error) {
 	for _, c := range []*child{e.agent, e.baseline, e.reverseAgent} {
 		if c != nil {
@@ -319,21 +333,31 @@ func (e *env) runOnce(ctx context.Context, sc scenario) (loopResult, error) {
 			}
 		}
 	}
-	t, err := e.openTarget(ctx, sc)
-	if err != nil {
-		return loopResult{}, err
-	}
-	// One exchange before the clock starts, so that a connection set up on
-	// first use (HTTP/2) is up even when warm-up is shorter than that.
-	pctx, cancel := context.WithTimeout(ctx, firstExchangeTimeout)
-	err = t.workers[0](pctx)
-	cancel()
-	if err != nil {
+	var res loopResult
+	if sc.Transport == tSockLimit {
+		drivers, closeAll, err := openSockLimit(ctx, e.rawPath, sc, e.requestSize[sc.Payload])
+		if err != nil {
+			return loopResult{}, err
+		}
+		res = measure(ctx, drivers, e.o.warmup, e.o.duration, e.baseline.pid())
+		closeAll()
+	} else {
+		t, err := e.openTarget(ctx, sc)
+		if err != nil {
+			return loopResult{}, err
+		}
+		// One exchange before the clock starts, so that a connection set up
+		// on first use (HTTP/2) is up even when warm-up is shorter than that.
+		pctx, cancel := context.WithTimeout(ctx, firstExchangeTimeout)
+		err = t.workers[0](pctx)
+		cancel()
+		if err != nil {
+			t.close()
+			return loopResult{}, fmt.Errorf("first exchange: %w", err)
+		}
+		res = closedLoop(ctx, t.workers, e.o.warmup, e.o.duration, t.pid)
 		t.close()
-		return loopResult{}, fmt.Errorf("first exchange: %w", err)
 	}
-	res := closedLoop(ctx, t.workers, e.o.warmup, e.o.duration, t.pid)
-	t.close()
 	if res.events == 0 {
 		return res, fmt.Errorf("no exchange completed (%d errors, first: %v)", res.errors, res.firstErr)
 	}

@@ -87,75 +87,87 @@ type loopResult struct {
 	clientSys, serverSys uint64
 }
 
-// Phases of a closed loop.
+// Phases of a measurement.
 const (
 	phaseWarm = iota
 	phaseMeasure
 	phaseStop
 )
 
-// closedLoop runs every worker in its own goroutine, each doing one round
-// trip after another, for warm-up and then for the measured duration. The
-// exchanges that end inside the measured window count, wherever they
-// started: with fewer exchanges per worker than the window holds (a slow
-// transport, a loaded machine) throughput is still completions per second. CPU time
-// of this process and of the server process (serverPID; 0 for none) and
-// this process's allocations are read at both ends of the window.
+// tally is what one driver counted. Only its driver writes it.
+type tally struct {
+	n, errs  uint64
+	firstErr error
+	hist     histogram
+}
+
+func (t *tally) fail(err error) {
+	t.errs++
+	if t.firstErr == nil {
+		t.firstErr = err
+	}
+}
+
+// driver loads the server until phase is phaseStop. It records into t the
+// exchanges that end while phase is phaseMeasure, wherever they started,
+// and the errors from warm-up on.
+type driver func(ctx context.Context, phase *atomic.Int32, t *tally)
+
+// closedLoop drives every worker in its own goroutine, one round trip
+// after another: see measure.
 func closedLoop(ctx context.Context, workers []roundTrip, warmup, duration time.Duration, serverPID int) loopResult {
+	drivers := make([]driver, len(workers))
+	for i, rt := range workers {
+		drivers[i] = closedDriver(rt)
+	}
+	return measure(ctx, drivers, warmup, duration, serverPID)
+}
+
+// closedDriver does one round trip after another, timing each.
+func closedDriver(rt roundTrip) driver {
+	return func(ctx context.Context, phase *atomic.Int32, t *tally) {
+		for {
+			p := phase.Load()
+			if p == phaseStop {
+				return
+			}
+			t0 := time.Now()
+			err := rt(ctx)
+			d := time.Since(t0)
+			measured := phase.Load() == phaseMeasure
+			switch {
+			case err != nil && (measured || p == phaseWarm && ctx.Err() == nil):
+				// Errors while warming up are as telling as later ones.
+				t.fail(err)
+				time.Sleep(time.Millisecond) // do not spin on a broken connection
+			case err == nil && measured:
+				t.hist.record(d)
+				t.n++
+			}
+		}
+	}
+}
+
+// measure runs every driver in its own goroutine for warm-up and then for
+// the measured duration. With fewer exchanges per driver than the window
+// holds (a slow transport, a loaded machine) throughput is still
+// completions per second. CPU time of this process and of the server
+// process (serverPID; 0 for none) and this process's allocations are read
+// at both ends of the window.
+func measure(ctx context.Context, drivers []driver, warmup, duration time.Duration, serverPID int) loopResult {
 	var (
 		phase atomic.Int32
 		wg    sync.WaitGroup
-		mu    sync.Mutex
 		res   loopResult
 	)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	hists := make([]*histogram, len(workers))
-	for i, rt := range workers {
-		h := new(histogram)
-		hists[i] = h
+	tallies := make([]tally, len(drivers))
+	for i, d := range drivers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var n, errs uint64
-			var firstErr error
-			for {
-				p := phase.Load()
-				if p == phaseStop {
-					break
-				}
-				t0 := time.Now()
-				err := rt(ctx)
-				d := time.Since(t0)
-				if phase.Load() != phaseMeasure {
-					if err != nil && ctx.Err() == nil && p == phaseWarm {
-						// Errors while warming up are as telling as later ones.
-						errs++
-						if firstErr == nil {
-							firstErr = err
-						}
-						time.Sleep(time.Millisecond)
-					}
-					continue
-				}
-				if err != nil {
-					errs++
-					if firstErr == nil {
-						firstErr = err
-					}
-					time.Sleep(time.Millisecond) // do not spin on a broken connection
-					continue
-				}
-				h.record(d)
-				n++
-			}
-			mu.Lock()
-			res.events += n
-			res.errors += errs
-			if res.firstErr == nil {
-				res.firstErr = firstErr
-			}
-			mu.Unlock()
+			d(ctx, &phase, &tallies[i])
 		}()
 	}
 	sleepCtx(ctx, warmup)
@@ -181,8 +193,14 @@ func closedLoop(ctx context.Context, workers []roundTrip, warmup, duration time.
 	res.serverCPU = srv1 - srv0
 	res.mallocs = ms1.Mallocs - ms0.Mallocs
 	res.clientSys, res.serverSys = sys1-sys0, ssys1-ssys0
-	for _, h := range hists {
-		res.hist.merge(h)
+	for i := range tallies {
+		t := &tallies[i]
+		res.events += t.n
+		res.errors += t.errs
+		if res.firstErr == nil {
+			res.firstErr = t.firstErr
+		}
+		res.hist.merge(&t.hist)
 	}
 	return res
 }

@@ -2,12 +2,13 @@
 // peers, side by side in one run: the example WAF agent runs in its own
 // process, the bench process drives it closed-loop over every transport,
 // and the same shapes of traffic run against bare baselines (raw frames
-// over a Unix socket; bare grpc-go bidi streams carrying protobuf messages
-// through its default codec, bytes through a pass-through codec, and
-// agentwire's own messages; bare connect-go) served by a separate process
-// too. Each agentwire figure is printed with its
-// ratio to its baseline, because the machines it runs on are shared and
-// noisy: only ratios measured in one run mean something.
+// over a Unix socket, driven with a goroutine per call as agentwire is and
+// as a socket load generator drives them, the socket limit; bare grpc-go
+// bidi streams carrying protobuf messages through its default codec, bytes
+// through a pass-through codec, and agentwire's own messages; bare
+// connect-go) served by a separate process too. Each agentwire figure is
+// printed with its ratio to its baselines, because the machines it runs
+// on are shared and noisy: only ratios measured in one run mean something.
 //
 //	go run ./cmd/agentbench            # full run, a few minutes
 //	go run ./cmd/agentbench --quick    # a few seconds, for CI

@@ -98,6 +98,10 @@ type ScenarioResult struct {
 	// grpc-go passing bytes through, without protobuf (bare-grpc).
 	BytesBaseline string  `json:"bytes_baseline,omitempty"`
 	BytesRatio    float64 `json:"bytes_throughput_ratio,omitempty"`
+	// SockLimitRatio is the throughput ratio of a Unix-socket scenario (raw
+	// frames included) to the socket-limit baseline of the same shape.
+	SockLimitBaseline string  `json:"sock_limit_baseline,omitempty"`
+	SockLimitRatio    float64 `json:"sock_limit_throughput_ratio,omitempty"`
 }
 
 func summarize(sc scenario, reqBytes int, rs []loopResult) ScenarioResult {
@@ -113,6 +117,9 @@ func summarize(sc scenario, reqBytes int, rs []loopResult) ScenarioResult {
 	}
 	if b, ok := sc.bytesBaseline(); ok {
 		out.BytesBaseline = b.name()
+	}
+	if b, ok := sc.sockLimitBaseline(); ok {
+		out.SockLimitBaseline = b.name()
 	}
 	var thr, mb, p50, p99, p999, ccpu, scpu, allocs, csys, ssys []float64
 	for _, r := range rs {
@@ -151,72 +158,35 @@ func (r *Report) scenario(name string) *ScenarioResult {
 	return nil
 }
 
+// median is the median of f over the scenario called name, 0 if the run
+// has none.
+func (r *Report) median(name string, f func(*ScenarioResult) Stat) float64 {
+	if s := r.scenario(name); s != nil {
+		return f(s).Median
+	}
+	return 0
+}
+
+func throughputOf(s *ScenarioResult) Stat { return s.Throughput }
+func p50Of(s *ScenarioResult) Stat        { return s.P50 }
+
+// div is a ÷ b, or 0 when b is not positive (not measured).
+func div(a, b float64) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return a / b
+}
+
 func (r *Report) computeRatios() {
 	for i := range r.Scenarios {
 		s := &r.Scenarios[i]
-		b := r.scenario(s.Baseline)
-		if s.Baseline == "" || b == nil {
-			continue
-		}
-		if b.Throughput.Median > 0 {
-			s.ThroughputRatio = s.Throughput.Median / b.Throughput.Median
-		}
-		if b.P50.Median > 0 {
-			s.P50Ratio = s.P50.Median / b.P50.Median
-		}
-		if pb := r.scenario(s.ProtobufBaseline); pb != nil && pb.Throughput.Median > 0 {
-			s.ProtobufRatio = s.Throughput.Median / pb.Throughput.Median
-		}
-		if bb := r.scenario(s.BytesBaseline); bb != nil && bb.Throughput.Median > 0 {
-			s.BytesRatio = s.Throughput.Median / bb.Throughput.Median
-		}
-	}
-}
-
-// TargetResult is one of issue 8's targets, checked on this run.
-type TargetResult struct {
-	Target string  `json:"target"`
-	Value  float64 `json:"value"`
-	Want   string  `json:"want"`
-	Met    bool    `json:"met"`
-	// Missing is set when the run did not measure what the target needs.
-	Missing bool `json:"missing,omitempty"`
-}
-
-func (r *Report) checkTargets() {
-	add := func(target string, value float64, want string, met, missing bool) {
-		r.Targets = append(r.Targets, TargetResult{Target: target, Value: value, Want: want, Met: met && !missing, Missing: missing})
-	}
-	if s := r.scenario("uds 4x64 headers"); s != nil {
-		add("uds 4x64 throughput ratio to raw frames", s.ThroughputRatio, ">= 0.35", s.ThroughputRatio >= 0.35, s.ThroughputRatio == 0)
-		add("uds 4x64 decisions/s", s.Throughput.Median, ">= 350000", s.Throughput.Median >= 350000, false)
-		add("uds 4x64 proxy allocations per headers event", s.Allocs.Median, "<= 10", s.Allocs.Median <= 10, false)
-	} else {
-		add("uds 4x64 throughput ratio to raw frames", 0, ">= 0.35", false, true)
-	}
-	if s := r.scenario("uds 1x1 headers"); s != nil {
-		add("uds 1 in flight p50 ratio to raw frames", s.P50Ratio, "<= 1.3", s.P50Ratio <= 1.3, s.P50Ratio == 0)
-	} else {
-		add("uds 1 in flight p50 ratio to raw frames", 0, "<= 1.3", false, true)
-	}
-	if s := r.scenario("grpc 1x64 headers"); s != nil {
-		add("grpc 1x64 throughput ratio to bare grpc-go (protobuf messages)", s.ThroughputRatio, ">= 0.8", s.ThroughputRatio >= 0.8, s.ThroughputRatio == 0)
-		if s.BytesRatio > 0 {
-			add("(info) grpc 1x64 ratio to bare grpc-go passing bytes, no protobuf", s.BytesRatio, ">= 0.8", s.BytesRatio >= 0.8, false)
-		}
-		if s.ProtobufRatio > 0 {
-			add("(info) grpc 1x64 ratio to bare grpc-go with the same protobuf messages", s.ProtobufRatio, ">= 0.8", s.ProtobufRatio >= 0.8, false)
-		}
-	} else {
-		add("grpc 1x64 throughput ratio to bare grpc-go (protobuf messages)", 0, ">= 0.8", false, true)
-	}
-	for _, m := range r.Memory {
-		switch {
-		case m.What == "idle connection" && m.Transport == tUDS:
-			add("uds idle connection bytes (heap+stacks)", m.TotalBytes(), "<= 65536", m.TotalBytes() <= 64<<10, false)
-		case m.What == "in-flight request" && m.Transport == tUDS:
-			add("uds in-flight request heap bytes", m.HeapBytes, "<= 2048", m.HeapBytes <= 2<<10, false)
-		}
+		thr := s.Throughput.Median
+		s.ThroughputRatio = div(thr, r.median(s.Baseline, throughputOf))
+		s.P50Ratio = div(s.P50.Median, r.median(s.Baseline, p50Of))
+		s.ProtobufRatio = div(thr, r.median(s.ProtobufBaseline, throughputOf))
+		s.BytesRatio = div(thr, r.median(s.BytesBaseline, throughputOf))
+		s.SockLimitRatio = div(thr, r.median(s.SockLimitBaseline, throughputOf))
 	}
 }
 
@@ -271,11 +241,12 @@ func writeTables(w io.Writer, r *Report) {
 	m := r.Machine
 	fmt.Fprintf(w, "agentbench: %s, %d CPUs (GOMAXPROCS %d), %s %s/%s\n", strings.TrimSpace(m.CPUModel), m.NumCPU, m.GOMAXPROCS, m.GoVersion, m.GOOS, m.GOARCH)
 	fmt.Fprintf(w, "agent: %s; proxy side driven through %s\n", r.Agent, r.Driver)
-	fmt.Fprintf(w, "%d repetition(s) of %s after %s warm-up, interleaved, GOGC=%s; median [min–max]; ratios are agentwire ÷ its baseline in this run\n\n",
+	fmt.Fprintf(w, "%d repetition(s) of %s after %s warm-up, interleaved, GOGC=%s; median [min–max]; ratios are agentwire ÷ its baseline in this run\n",
 		r.Options.Reps, r.Options.Duration, r.Options.Warmup, r.Options.GOGC)
+	fmt.Fprintf(w, "×sock: ratio to %s, raw frames with one writer and one reader per connection, no goroutine per call\n\n", tSockLimit)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\treq B\tevents/s\t[min–max]\t×base\tMB/s\tp50 µs\tp99 µs\tp99.9 µs\t×base p50\tCPU µs/ev proxy\tagent\tsyscalls/ev proxy\tagent\tallocs/ev\terrors\t")
+	fmt.Fprintln(tw, "scenario\treq B\tevents/s\t[min–max]\t×base\t×sock\tMB/s\tp50 µs\tp99 µs\tp99.9 µs\t×base p50\tCPU µs/ev proxy\tagent\tsyscalls/ev proxy\tagent\tallocs/ev\terrors\t")
 	for _, s := range r.Scenarios {
 		mb := ""
 		if s.MBps != nil {
@@ -285,9 +256,9 @@ func writeTables(w io.Writer, r *Report) {
 		if s.Errors > 0 {
 			errs = fmt.Sprint(s.Errors)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t[%s–%s]\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%d\t%s\t[%s–%s]\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
 			s.Name, s.RequestBytes, si(s.Throughput.Median), si(s.Throughput.Min), si(s.Throughput.Max),
-			ratio(s.ThroughputRatio), mb, num(s.P50.Median), num(s.P99.Median), num(s.P999.Median),
+			ratio(s.ThroughputRatio), ratio(s.SockLimitRatio), mb, num(s.P50.Median), num(s.P99.Median), num(s.P999.Median),
 			ratio(s.P50Ratio), num(s.ClientCPU.Median), num(s.ServerCPU.Median),
 			num(s.ClientSys.Median), num(s.ServerSys.Median), num(s.Allocs.Median), errs)
 	}
@@ -307,18 +278,6 @@ func writeTables(w io.Writer, r *Report) {
 	}
 	_ = tw.Flush()
 
-	fmt.Fprintln(w, "\ntargets (issue 8)")
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	for _, t := range r.Targets {
-		verdict := "MET"
-		switch {
-		case t.Missing:
-			verdict = "not measured"
-		case !t.Met:
-			verdict = "MISSED"
-		}
-		fmt.Fprintf(tw, "%s\t%s\twant %s\t%s\n", t.Target, num(t.Value), t.Want, verdict)
-	}
-	_ = tw.Flush()
+	writeTargets(w, r.Targets)
 	fmt.Fprintf(w, "\nelapsed %s\n", r.Elapsed)
 }
