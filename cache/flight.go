@@ -11,7 +11,7 @@ import (
 // caller asks the agent, the others wait for its answer.
 type flights struct {
 	mu sync.Mutex // guards m
-	m  map[string]*flight
+	m  map[Key]*flight
 }
 
 type flight struct {
@@ -22,14 +22,14 @@ type flight struct {
 
 // join returns the flight for key and whether the caller leads it (and
 // must call land).
-func (g *flights) join(key string) (*flight, bool) {
+func (g *flights) join(key Key) (*flight, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if f, ok := g.m[key]; ok {
 		return f, false
 	}
 	if g.m == nil {
-		g.m = map[string]*flight{}
+		g.m = map[Key]*flight{}
 	}
 	f := &flight{done: make(chan struct{})}
 	g.m[key] = f
@@ -37,7 +37,7 @@ func (g *flights) join(key string) (*flight, bool) {
 }
 
 // land publishes the leader's answer and ends the flight.
-func (g *flights) land(key string, f *flight, resp *agentv2.AgentResponse, err error) {
+func (g *flights) land(key Key, f *flight, resp *agentv2.AgentResponse, err error) {
 	f.resp, f.err = resp, err
 	g.mu.Lock()
 	delete(g.m, key)

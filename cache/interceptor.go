@@ -23,7 +23,7 @@ type Interceptor struct {
 	owned  MemoryStore // the default store, closed by Close
 	scopes scopeLists
 	flight flights
-	served *otter.Cache[string, struct{}] // correlation ids served from the cache
+	served *otter.Cache[string, struct{}] // agent id + correlation id of requests served from the cache
 	stats  statsByAgent
 }
 
@@ -104,7 +104,7 @@ func (ic *Interceptor) headers(ctx context.Context, c *pool.Call, next pool.Send
 			st.storeErrors.Add(1)
 			continue
 		}
-		if e == nil || (body && !e.Response.GetCache().GetBodyNotInspected()) {
+		if e == nil || (body && !e.BodyNotInspected) {
 			continue
 		}
 		if now.Before(e.Expires) {
@@ -167,7 +167,8 @@ func (ic *Interceptor) store1(ctx context.Context, agentID string, ev *agentv2.R
 	}
 	d := resp.GetCache()
 	sc := ic.scopes.add(agentID, d.GetScope(), ic.cfg.maxScopes)
-	e := &Entry{Response: resp.CloneVT()}
+	e := &Entry{Response: resp.CloneVT(), Tags: d.GetTags(), BodyNotInspected: d.GetBodyNotInspected()}
+	e.Response.Cache = nil
 	e.Expires = now.Add(time.Duration(d.GetTtlMs()) * time.Millisecond)
 	e.StaleUntil = e.Expires.Add(time.Duration(d.GetStaleMs()) * time.Millisecond)
 	if err := ic.store.Set(ctx, agentID, sc.key(agentID, ev), e); err != nil {

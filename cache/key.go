@@ -3,7 +3,6 @@ package cache
 import (
 	"crypto/sha256"
 	"encoding/binary"
-	"hash"
 	"slices"
 	"strings"
 
@@ -42,69 +41,69 @@ func newScope(s *agentv2.CacheScope) scope {
 	return sc
 }
 
-// key is the cache key of ev's request for agentID under sc: a SHA-256
-// over length-prefixed fields, so that no two requests that differ in
-// scope collide (a decision must never reach a request it was not made
-// for).
-func (sc *scope) key(agentID string, ev *agentv2.RequestHeadersEvent) string {
-	h := sha256.New()
-	field(h, "agentwire-cache-v1")
-	field(h, agentID)
-	field(h, sc.id)
+// Key is a cache key: a SHA-256 over length-prefixed fields, so that no
+// two requests that differ in scope collide (a decision must never reach a
+// request it was not made for).
+type Key [sha256.Size]byte
+
+// key is the cache key of ev's request for agentID under sc.
+func (sc *scope) key(agentID string, ev *agentv2.RequestHeadersEvent) Key {
+	var arr [1024]byte
+	b := field(arr[:0], "agentwire-cache-v1")
+	b = field(b, agentID)
+	b = field(b, sc.id)
 	path, query, _ := strings.Cut(ev.GetUri(), "?")
 	if sc.method {
-		field(h, ev.GetMethod())
+		b = field(b, ev.GetMethod())
 	}
 	if sc.path {
-		field(h, path)
+		b = field(b, path)
 	}
 	if sc.query {
-		field(h, query)
+		b = field(b, query)
 	}
 	if sc.clientIP {
-		field(h, ev.GetMetadata().GetClientIp())
+		b = field(b, ev.GetMetadata().GetClientIp())
 	}
 	if sc.route {
-		field(h, ev.GetMetadata().GetRouteId())
+		b = field(b, ev.GetMetadata().GetRouteId())
 	}
 	for _, name := range sc.headers {
-		n := 0
+		n := uint32(0)
 		for _, hd := range ev.GetHeaders() {
 			if strings.EqualFold(hd.GetName(), name) {
-				field(h, hd.GetValue())
+				b = field(b, hd.GetValue())
 				n++
 			}
 		}
-		binary.Write(h, binary.BigEndian, uint32(n)) //nolint:errcheck // hash writes never fail
+		b = binary.BigEndian.AppendUint32(b, n)
 	}
-	return string(h.Sum(nil))
+	return sha256.Sum256(b)
 }
 
 // fingerprint identifies ev's request entirely (everything an agent can
 // read but the ids and timestamps), for joining identical misses.
-func fingerprint(agentID string, ev *agentv2.RequestHeadersEvent) string {
-	h := sha256.New()
-	field(h, "agentwire-flight-v1")
-	field(h, agentID)
-	field(h, ev.GetMethod())
-	field(h, ev.GetUri())
-	field(h, ev.GetHttpVersion())
+func fingerprint(agentID string, ev *agentv2.RequestHeadersEvent) Key {
+	var arr [2048]byte
+	b := field(arr[:0], "agentwire-flight-v1")
+	b = field(b, agentID)
+	b = field(b, ev.GetMethod())
+	b = field(b, ev.GetUri())
+	b = field(b, ev.GetHttpVersion())
 	md := ev.GetMetadata()
 	for _, s := range []string{md.GetClientIp(), md.GetServerName(), md.GetProtocol(), md.GetTlsVersion(), md.GetRouteId(), md.GetUpstreamId()} {
-		field(h, s)
+		b = field(b, s)
 	}
 	for _, hd := range ev.GetHeaders() {
-		field(h, hd.GetName())
-		field(h, hd.GetValue())
+		b = field(b, hd.GetName())
+		b = field(b, hd.GetValue())
 	}
-	return string(h.Sum(nil))
+	return sha256.Sum256(b)
 }
 
-func field(h hash.Hash, s string) {
-	var n [4]byte
-	binary.BigEndian.PutUint32(n[:], uint32(len(s)))
-	h.Write(n[:])
-	h.Write([]byte(s))
+func field(b []byte, s string) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
+	return append(b, s...)
 }
 
 // hasBody reports whether ev announces a request body.

@@ -12,9 +12,12 @@ import (
 
 // Entry is one cached decision.
 type Entry struct {
-	// Response is the agent's answer, directive included. Nobody writes to
-	// it once stored: hits return copies.
+	// Response is the agent's answer, without its directive. Nobody
+	// writes to it once stored: hits return copies.
 	Response *agentv2.AgentResponse
+	// Tags and BodyNotInspected are the directive's.
+	Tags             []string
+	BodyNotInspected bool
 	// Expires ends the fresh period; StaleUntil the stale one (equal to
 	// Expires without a stale window).
 	Expires, StaleUntil time.Time
@@ -26,9 +29,9 @@ type Entry struct {
 // request).
 type Store interface {
 	// Get returns the entry stored under key for agentID, nil if none.
-	Get(ctx context.Context, agentID, key string) (*Entry, error)
+	Get(ctx context.Context, agentID string, key Key) (*Entry, error)
 	// Set stores e under key for agentID until e.StaleUntil.
-	Set(ctx context.Context, agentID, key string, e *Entry) error
+	Set(ctx context.Context, agentID string, key Key, e *Entry) error
 	// Purge drops agentID's entries carrying any of tags, or all of
 	// agentID's entries when tags is empty.
 	Purge(ctx context.Context, agentID string, tags []string) error
@@ -39,7 +42,7 @@ type Store interface {
 // is valid while its agent's and its tags' generations are those it was
 // stored under.
 type memory struct {
-	c   *otter.Cache[string, *memEntry]
+	c   *otter.Cache[Key, *memEntry]
 	now func() time.Time
 
 	mu   sync.RWMutex      // guards gens
@@ -48,7 +51,8 @@ type memory struct {
 
 type memEntry struct {
 	e    *Entry
-	gens []uint64 // the agent's, then each tag's, when stored
+	keys []string // generation keys: the agent's, then each tag's
+	gens []uint64 // their generations when stored
 }
 
 // MemoryStore is the in-process Store: a Store with Close.
@@ -62,9 +66,9 @@ type MemoryStore interface {
 // decisions (the least valuable go first). Close it when done.
 func NewMemoryStore(maxEntries int, now func() time.Time) (MemoryStore, error) {
 	m := &memory{now: now, gens: map[string]uint64{}}
-	c, err := otter.New(&otter.Options[string, *memEntry]{
+	c, err := otter.New(&otter.Options[Key, *memEntry]{
 		MaximumSize: maxEntries,
-		ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[string, *memEntry]) time.Duration {
+		ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[Key, *memEntry]) time.Duration {
 			return max(e.Value.e.StaleUntil.Sub(m.now()), time.Millisecond)
 		}),
 	})
@@ -75,15 +79,15 @@ func NewMemoryStore(maxEntries int, now func() time.Time) (MemoryStore, error) {
 	return m, nil
 }
 
-func (m *memory) Get(_ context.Context, agentID, key string) (*Entry, error) {
+func (m *memory) Get(_ context.Context, _ string, key Key) (*Entry, error) {
 	me, ok := m.c.GetIfPresent(key)
 	if !ok {
 		return nil, nil
 	}
+	valid := true
 	m.mu.RLock()
-	valid := me.gens[0] == m.gens[agentID]
-	for i, tag := range me.e.Response.GetCache().GetTags() {
-		valid = valid && me.gens[i+1] == m.gens[agentID+"\x00"+tag]
+	for i, k := range me.keys {
+		valid = valid && me.gens[i] == m.gens[k]
 	}
 	m.mu.RUnlock()
 	if !valid {
@@ -93,13 +97,15 @@ func (m *memory) Get(_ context.Context, agentID, key string) (*Entry, error) {
 	return me.e, nil
 }
 
-func (m *memory) Set(_ context.Context, agentID, key string, e *Entry) error {
-	tags := e.Response.GetCache().GetTags()
-	me := &memEntry{e: e, gens: make([]uint64, 1+len(tags))}
+func (m *memory) Set(_ context.Context, agentID string, key Key, e *Entry) error {
+	me := &memEntry{e: e, keys: []string{agentID}}
+	for _, tag := range e.Tags {
+		me.keys = append(me.keys, agentID+"\x00"+tag)
+	}
+	me.gens = make([]uint64, len(me.keys))
 	m.mu.RLock()
-	me.gens[0] = m.gens[agentID]
-	for i, tag := range tags {
-		me.gens[i+1] = m.gens[agentID+"\x00"+tag]
+	for i, k := range me.keys {
+		me.gens[i] = m.gens[k]
 	}
 	m.mu.RUnlock()
 	m.c.Set(key, me)
