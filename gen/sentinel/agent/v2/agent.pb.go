@@ -1502,6 +1502,7 @@ type ConfigUpdateRequest struct {
 	//	*ConfigUpdateRequest_ListUpdate
 	//	*ConfigUpdateRequest_RestartRequired
 	//	*ConfigUpdateRequest_ConfigError
+	//	*ConfigUpdateRequest_CachePurge
 	UpdateType    isConfigUpdateRequest_UpdateType `protobuf_oneof:"update_type"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1603,6 +1604,15 @@ func (x *ConfigUpdateRequest) GetConfigError() *ConfigError {
 	return nil
 }
 
+func (x *ConfigUpdateRequest) GetCachePurge() *CachePurge {
+	if x != nil {
+		if x, ok := x.UpdateType.(*ConfigUpdateRequest_CachePurge); ok {
+			return x.CachePurge
+		}
+	}
+	return nil
+}
+
 type isConfigUpdateRequest_UpdateType interface {
 	isConfigUpdateRequest_UpdateType()
 }
@@ -1627,6 +1637,11 @@ type ConfigUpdateRequest_ConfigError struct {
 	ConfigError *ConfigError `protobuf:"bytes,14,opt,name=config_error,json=configError,proto3,oneof"`
 }
 
+type ConfigUpdateRequest_CachePurge struct {
+	// agentwire: drop cached decisions of this agent.
+	CachePurge *CachePurge `protobuf:"bytes,20,opt,name=cache_purge,json=cachePurge,proto3,oneof"`
+}
+
 func (*ConfigUpdateRequest_RequestReload) isConfigUpdateRequest_UpdateType() {}
 
 func (*ConfigUpdateRequest_RuleUpdate) isConfigUpdateRequest_UpdateType() {}
@@ -1636,6 +1651,8 @@ func (*ConfigUpdateRequest_ListUpdate) isConfigUpdateRequest_UpdateType() {}
 func (*ConfigUpdateRequest_RestartRequired) isConfigUpdateRequest_UpdateType() {}
 
 func (*ConfigUpdateRequest_ConfigError) isConfigUpdateRequest_UpdateType() {}
+
+func (*ConfigUpdateRequest_CachePurge) isConfigUpdateRequest_UpdateType() {}
 
 // RequestReload asks the proxy to reload the agent's configuration.
 type RequestReload struct {
@@ -3941,7 +3958,10 @@ type AgentResponse struct {
 	NeedsMore        bool                     `protobuf:"varint,14,opt,name=needs_more,json=needsMore,proto3" json:"needs_more,omitempty"`
 	// agentwire: set when the agent failed to process the event; the decision
 	// is then absent and the proxy surfaces the error to its caller.
-	Error         *Status `protobuf:"bytes,20,opt,name=error,proto3,oneof" json:"error,omitempty"`
+	Error *Status `protobuf:"bytes,20,opt,name=error,proto3,oneof" json:"error,omitempty"`
+	// agentwire: the proxy may reuse this request_headers decision for later
+	// requests that agree on the directive's scope. Absent: never reused.
+	Cache         *CacheDirective `protobuf:"bytes,21,opt,name=cache,proto3,oneof" json:"cache,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4068,6 +4088,13 @@ func (x *AgentResponse) GetError() *Status {
 	return nil
 }
 
+func (x *AgentResponse) GetCache() *CacheDirective {
+	if x != nil {
+		return x.Cache
+	}
+	return nil
+}
+
 type isAgentResponse_Decision interface {
 	isAgentResponse_Decision()
 }
@@ -4096,6 +4123,231 @@ func (*AgentResponse_Redirect) isAgentResponse_Decision() {}
 
 func (*AgentResponse_Challenge) isAgentResponse_Decision() {}
 
+// CacheDirective (agentwire) is an agent declaring that its decision on a
+// request_headers event depended only on the request attributes in scope,
+// so the proxy may answer requests that agree on them from its cache.
+type CacheDirective struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ttl_ms is how long the decision may be reused; 0 means not at all.
+	TtlMs uint64 `protobuf:"varint,1,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"`
+	// scope lists the attributes the decision depended on: the cache key is
+	// built from exactly these (and the agent's id).
+	Scope *CacheScope `protobuf:"bytes,2,opt,name=scope,proto3" json:"scope,omitempty"`
+	// stale_ms is how long after ttl_ms the decision may still be served
+	// while the agent is unavailable; 0 means never.
+	StaleMs uint64 `protobuf:"varint,3,opt,name=stale_ms,json=staleMs,proto3" json:"stale_ms,omitempty"`
+	// tags name the entry for a later purge (CachePurge).
+	Tags []string `protobuf:"bytes,4,rep,name=tags,proto3" json:"tags,omitempty"`
+	// body_not_inspected: the agent would decide the same whatever the
+	// bodies, so a cached allow also answers the request's body events.
+	BodyNotInspected bool `protobuf:"varint,5,opt,name=body_not_inspected,json=bodyNotInspected,proto3" json:"body_not_inspected,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *CacheDirective) Reset() {
+	*x = CacheDirective{}
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CacheDirective) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CacheDirective) ProtoMessage() {}
+
+func (x *CacheDirective) ProtoReflect() protoreflect.Message {
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CacheDirective.ProtoReflect.Descriptor instead.
+func (*CacheDirective) Descriptor() ([]byte, []int) {
+	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *CacheDirective) GetTtlMs() uint64 {
+	if x != nil {
+		return x.TtlMs
+	}
+	return 0
+}
+
+func (x *CacheDirective) GetScope() *CacheScope {
+	if x != nil {
+		return x.Scope
+	}
+	return nil
+}
+
+func (x *CacheDirective) GetStaleMs() uint64 {
+	if x != nil {
+		return x.StaleMs
+	}
+	return 0
+}
+
+func (x *CacheDirective) GetTags() []string {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
+}
+
+func (x *CacheDirective) GetBodyNotInspected() bool {
+	if x != nil {
+		return x.BodyNotInspected
+	}
+	return false
+}
+
+// CacheScope is the set of request attributes a cached decision depends on.
+type CacheScope struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// method: the request method.
+	Method bool `protobuf:"varint,1,opt,name=method,proto3" json:"method,omitempty"`
+	// path: the URI's path (without the query).
+	Path bool `protobuf:"varint,2,opt,name=path,proto3" json:"path,omitempty"`
+	// query: the URI's query string, as received.
+	Query bool `protobuf:"varint,3,opt,name=query,proto3" json:"query,omitempty"`
+	// headers: these request headers' values, by case-insensitive name (a
+	// missing header is a value of its own).
+	Headers []string `protobuf:"bytes,4,rep,name=headers,proto3" json:"headers,omitempty"`
+	// client_ip: RequestMetadata.client_ip.
+	ClientIp bool `protobuf:"varint,5,opt,name=client_ip,json=clientIp,proto3" json:"client_ip,omitempty"`
+	// route: RequestMetadata.route_id.
+	Route         bool `protobuf:"varint,6,opt,name=route,proto3" json:"route,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CacheScope) Reset() {
+	*x = CacheScope{}
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CacheScope) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CacheScope) ProtoMessage() {}
+
+func (x *CacheScope) ProtoReflect() protoreflect.Message {
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CacheScope.ProtoReflect.Descriptor instead.
+func (*CacheScope) Descriptor() ([]byte, []int) {
+	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *CacheScope) GetMethod() bool {
+	if x != nil {
+		return x.Method
+	}
+	return false
+}
+
+func (x *CacheScope) GetPath() bool {
+	if x != nil {
+		return x.Path
+	}
+	return false
+}
+
+func (x *CacheScope) GetQuery() bool {
+	if x != nil {
+		return x.Query
+	}
+	return false
+}
+
+func (x *CacheScope) GetHeaders() []string {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+func (x *CacheScope) GetClientIp() bool {
+	if x != nil {
+		return x.ClientIp
+	}
+	return false
+}
+
+func (x *CacheScope) GetRoute() bool {
+	if x != nil {
+		return x.Route
+	}
+	return false
+}
+
+// CachePurge (agentwire) asks the proxy to drop this agent's cached
+// decisions: those carrying any of tags, or all of them when tags is empty.
+type CachePurge struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tags          []string               `protobuf:"bytes,1,rep,name=tags,proto3" json:"tags,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CachePurge) Reset() {
+	*x = CachePurge{}
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CachePurge) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CachePurge) ProtoMessage() {}
+
+func (x *CachePurge) ProtoReflect() protoreflect.Message {
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CachePurge.ProtoReflect.Descriptor instead.
+func (*CachePurge) Descriptor() ([]byte, []int) {
+	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *CachePurge) GetTags() []string {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
+}
+
 // Status is an error an agent reports for one event (agentwire): a gRPC
 // status code (never 0) and a message for humans.
 type Status struct {
@@ -4108,7 +4360,7 @@ type Status struct {
 
 func (x *Status) Reset() {
 	*x = Status{}
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[45]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4120,7 +4372,7 @@ func (x *Status) String() string {
 func (*Status) ProtoMessage() {}
 
 func (x *Status) ProtoReflect() protoreflect.Message {
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[45]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4133,7 +4385,7 @@ func (x *Status) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Status.ProtoReflect.Descriptor instead.
 func (*Status) Descriptor() ([]byte, []int) {
-	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{45}
+	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *Status) GetCode() uint32 {
@@ -4165,7 +4417,7 @@ type RegistrationRequest struct {
 
 func (x *RegistrationRequest) Reset() {
 	*x = RegistrationRequest{}
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[46]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4177,7 +4429,7 @@ func (x *RegistrationRequest) String() string {
 func (*RegistrationRequest) ProtoMessage() {}
 
 func (x *RegistrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[46]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4190,7 +4442,7 @@ func (x *RegistrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegistrationRequest.ProtoReflect.Descriptor instead.
 func (*RegistrationRequest) Descriptor() ([]byte, []int) {
-	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{46}
+	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *RegistrationRequest) GetProtocolVersion() uint32 {
@@ -4247,7 +4499,7 @@ type RegistrationResponse struct {
 
 func (x *RegistrationResponse) Reset() {
 	*x = RegistrationResponse{}
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[47]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4259,7 +4511,7 @@ func (x *RegistrationResponse) String() string {
 func (*RegistrationResponse) ProtoMessage() {}
 
 func (x *RegistrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[47]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4272,7 +4524,7 @@ func (x *RegistrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegistrationResponse.ProtoReflect.Descriptor instead.
 func (*RegistrationResponse) Descriptor() ([]byte, []int) {
-	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{47}
+	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *RegistrationResponse) GetAccepted() bool {
@@ -4356,7 +4608,7 @@ type ProxyToAgent struct {
 
 func (x *ProxyToAgent) Reset() {
 	*x = ProxyToAgent{}
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[48]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4368,7 +4620,7 @@ func (x *ProxyToAgent) String() string {
 func (*ProxyToAgent) ProtoMessage() {}
 
 func (x *ProxyToAgent) ProtoReflect() protoreflect.Message {
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[48]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4381,7 +4633,7 @@ func (x *ProxyToAgent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProxyToAgent.ProtoReflect.Descriptor instead.
 func (*ProxyToAgent) Descriptor() ([]byte, []int) {
-	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{48}
+	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ProxyToAgent) GetMessage() isProxyToAgent_Message {
@@ -4668,7 +4920,7 @@ type AgentToProxy struct {
 
 func (x *AgentToProxy) Reset() {
 	*x = AgentToProxy{}
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[49]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4680,7 +4932,7 @@ func (x *AgentToProxy) String() string {
 func (*AgentToProxy) ProtoMessage() {}
 
 func (x *AgentToProxy) ProtoReflect() protoreflect.Message {
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[49]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4693,7 +4945,7 @@ func (x *AgentToProxy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentToProxy.ProtoReflect.Descriptor instead.
 func (*AgentToProxy) Descriptor() ([]byte, []int) {
-	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{49}
+	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *AgentToProxy) GetMessage() isAgentToProxy_Message {
@@ -4881,7 +5133,7 @@ type AgentControl struct {
 
 func (x *AgentControl) Reset() {
 	*x = AgentControl{}
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[50]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4893,7 +5145,7 @@ func (x *AgentControl) String() string {
 func (*AgentControl) ProtoMessage() {}
 
 func (x *AgentControl) ProtoReflect() protoreflect.Message {
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[50]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4906,7 +5158,7 @@ func (x *AgentControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentControl.ProtoReflect.Descriptor instead.
 func (*AgentControl) Descriptor() ([]byte, []int) {
-	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{50}
+	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *AgentControl) GetMessage() isAgentControl_Message {
@@ -4996,7 +5248,7 @@ type ProxyControl struct {
 
 func (x *ProxyControl) Reset() {
 	*x = ProxyControl{}
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[51]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5008,7 +5260,7 @@ func (x *ProxyControl) String() string {
 func (*ProxyControl) ProtoMessage() {}
 
 func (x *ProxyControl) ProtoReflect() protoreflect.Message {
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[51]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5021,7 +5273,7 @@ func (x *ProxyControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProxyControl.ProtoReflect.Descriptor instead.
 func (*ProxyControl) Descriptor() ([]byte, []int) {
-	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{51}
+	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ProxyControl) GetMessage() isProxyControl_Message {
@@ -5208,7 +5460,7 @@ const file_sentinel_agent_v2_agent_proto_rawDesc = "" +
 	"\x11blocking_agent_id\x18\x04 \x01(\tH\x00R\x0fblockingAgentId\x88\x01\x01\x12(\n" +
 	"\rmanual_reason\x18\x05 \x01(\tH\x01R\fmanualReason\x88\x01\x01B\x14\n" +
 	"\x12_blocking_agent_idB\x10\n" +
-	"\x0e_manual_reason\"\xcb\x03\n" +
+	"\x0e_manual_reason\"\x8d\x04\n" +
 	"\x13ConfigUpdateRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12!\n" +
@@ -5220,7 +5472,9 @@ const file_sentinel_agent_v2_agent_proto_rawDesc = "" +
 	"\vlist_update\x18\f \x01(\v2\x1d.sentinel.agent.v2.ListUpdateH\x00R\n" +
 	"listUpdate\x12O\n" +
 	"\x10restart_required\x18\r \x01(\v2\".sentinel.agent.v2.RestartRequiredH\x00R\x0frestartRequired\x12C\n" +
-	"\fconfig_error\x18\x0e \x01(\v2\x1e.sentinel.agent.v2.ConfigErrorH\x00R\vconfigErrorB\r\n" +
+	"\fconfig_error\x18\x0e \x01(\v2\x1e.sentinel.agent.v2.ConfigErrorH\x00R\vconfigError\x12@\n" +
+	"\vcache_purge\x18\x14 \x01(\v2\x1d.sentinel.agent.v2.CachePurgeH\x00R\n" +
+	"cachePurgeB\r\n" +
 	"\vupdate_type\"\x0f\n" +
 	"\rRequestReload\"\x83\x01\n" +
 	"\n" +
@@ -5470,7 +5724,7 @@ const file_sentinel_agent_v2_agent_proto_rawDesc = "" +
 	"\x06params\x18\x02 \x03(\v20.sentinel.agent.v2.ChallengeDecision.ParamsEntryR\x06params\x1a9\n" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbd\x05\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x85\x06\n" +
 	"\rAgentResponse\x12%\n" +
 	"\x0ecorrelation_id\x18\x01 \x01(\tR\rcorrelationId\x128\n" +
 	"\x05allow\x18\x02 \x01(\v2 .sentinel.agent.v2.AllowDecisionH\x00R\x05allow\x128\n" +
@@ -5484,12 +5738,31 @@ const file_sentinel_agent_v2_agent_proto_rawDesc = "" +
 	"\x12processing_time_ms\x18\r \x01(\x04H\x02R\x10processingTimeMs\x88\x01\x01\x12\x1d\n" +
 	"\n" +
 	"needs_more\x18\x0e \x01(\bR\tneedsMore\x124\n" +
-	"\x05error\x18\x14 \x01(\v2\x19.sentinel.agent.v2.StatusH\x03R\x05error\x88\x01\x01B\n" +
+	"\x05error\x18\x14 \x01(\v2\x19.sentinel.agent.v2.StatusH\x03R\x05error\x88\x01\x01\x12<\n" +
+	"\x05cache\x18\x15 \x01(\v2!.sentinel.agent.v2.CacheDirectiveH\x04R\x05cache\x88\x01\x01B\n" +
 	"\n" +
 	"\bdecisionB\b\n" +
 	"\x06_auditB\x15\n" +
 	"\x13_processing_time_msB\b\n" +
-	"\x06_error\"6\n" +
+	"\x06_errorB\b\n" +
+	"\x06_cache\"\xb9\x01\n" +
+	"\x0eCacheDirective\x12\x15\n" +
+	"\x06ttl_ms\x18\x01 \x01(\x04R\x05ttlMs\x123\n" +
+	"\x05scope\x18\x02 \x01(\v2\x1d.sentinel.agent.v2.CacheScopeR\x05scope\x12\x19\n" +
+	"\bstale_ms\x18\x03 \x01(\x04R\astaleMs\x12\x12\n" +
+	"\x04tags\x18\x04 \x03(\tR\x04tags\x12,\n" +
+	"\x12body_not_inspected\x18\x05 \x01(\bR\x10bodyNotInspected\"\x9b\x01\n" +
+	"\n" +
+	"CacheScope\x12\x16\n" +
+	"\x06method\x18\x01 \x01(\bR\x06method\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\bR\x04path\x12\x14\n" +
+	"\x05query\x18\x03 \x01(\bR\x05query\x12\x18\n" +
+	"\aheaders\x18\x04 \x03(\tR\aheaders\x12\x1b\n" +
+	"\tclient_ip\x18\x05 \x01(\bR\bclientIp\x12\x14\n" +
+	"\x05route\x18\x06 \x01(\bR\x05route\" \n" +
+	"\n" +
+	"CachePurge\x12\x12\n" +
+	"\x04tags\x18\x01 \x03(\tR\x04tags\"6\n" +
 	"\x06Status\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\"\xd3\x02\n" +
@@ -5630,7 +5903,7 @@ func file_sentinel_agent_v2_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_sentinel_agent_v2_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
-var file_sentinel_agent_v2_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 59)
+var file_sentinel_agent_v2_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
 var file_sentinel_agent_v2_agent_proto_goTypes = []any{
 	(EventType)(0),                     // 0: sentinel.agent.v2.EventType
 	(HealthState)(0),                   // 1: sentinel.agent.v2.HealthState
@@ -5686,20 +5959,23 @@ var file_sentinel_agent_v2_agent_proto_goTypes = []any{
 	(*RedirectDecision)(nil),           // 51: sentinel.agent.v2.RedirectDecision
 	(*ChallengeDecision)(nil),          // 52: sentinel.agent.v2.ChallengeDecision
 	(*AgentResponse)(nil),              // 53: sentinel.agent.v2.AgentResponse
-	(*Status)(nil),                     // 54: sentinel.agent.v2.Status
-	(*RegistrationRequest)(nil),        // 55: sentinel.agent.v2.RegistrationRequest
-	(*RegistrationResponse)(nil),       // 56: sentinel.agent.v2.RegistrationResponse
-	(*ProxyToAgent)(nil),               // 57: sentinel.agent.v2.ProxyToAgent
-	(*AgentToProxy)(nil),               // 58: sentinel.agent.v2.AgentToProxy
-	(*AgentControl)(nil),               // 59: sentinel.agent.v2.AgentControl
-	(*ProxyControl)(nil),               // 60: sentinel.agent.v2.ProxyControl
-	nil,                                // 61: sentinel.agent.v2.LogMessage.FieldsEntry
-	nil,                                // 62: sentinel.agent.v2.CounterMetric.LabelsEntry
-	nil,                                // 63: sentinel.agent.v2.GaugeMetric.LabelsEntry
-	nil,                                // 64: sentinel.agent.v2.HistogramMetric.LabelsEntry
-	nil,                                // 65: sentinel.agent.v2.AuditMetadata.CustomEntry
-	nil,                                // 66: sentinel.agent.v2.ChallengeDecision.ParamsEntry
-	nil,                                // 67: sentinel.agent.v2.RegistrationRequest.MetadataEntry
+	(*CacheDirective)(nil),             // 54: sentinel.agent.v2.CacheDirective
+	(*CacheScope)(nil),                 // 55: sentinel.agent.v2.CacheScope
+	(*CachePurge)(nil),                 // 56: sentinel.agent.v2.CachePurge
+	(*Status)(nil),                     // 57: sentinel.agent.v2.Status
+	(*RegistrationRequest)(nil),        // 58: sentinel.agent.v2.RegistrationRequest
+	(*RegistrationResponse)(nil),       // 59: sentinel.agent.v2.RegistrationResponse
+	(*ProxyToAgent)(nil),               // 60: sentinel.agent.v2.ProxyToAgent
+	(*AgentToProxy)(nil),               // 61: sentinel.agent.v2.AgentToProxy
+	(*AgentControl)(nil),               // 62: sentinel.agent.v2.AgentControl
+	(*ProxyControl)(nil),               // 63: sentinel.agent.v2.ProxyControl
+	nil,                                // 64: sentinel.agent.v2.LogMessage.FieldsEntry
+	nil,                                // 65: sentinel.agent.v2.CounterMetric.LabelsEntry
+	nil,                                // 66: sentinel.agent.v2.GaugeMetric.LabelsEntry
+	nil,                                // 67: sentinel.agent.v2.HistogramMetric.LabelsEntry
+	nil,                                // 68: sentinel.agent.v2.AuditMetadata.CustomEntry
+	nil,                                // 69: sentinel.agent.v2.ChallengeDecision.ParamsEntry
+	nil,                                // 70: sentinel.agent.v2.RegistrationRequest.MetadataEntry
 }
 var file_sentinel_agent_v2_agent_proto_depIdxs = []int32{
 	0,  // 0: sentinel.agent.v2.AgentCapabilities.supported_events:type_name -> sentinel.agent.v2.EventType
@@ -5716,84 +5992,87 @@ var file_sentinel_agent_v2_agent_proto_depIdxs = []int32{
 	22, // 11: sentinel.agent.v2.ConfigUpdateRequest.list_update:type_name -> sentinel.agent.v2.ListUpdate
 	23, // 12: sentinel.agent.v2.ConfigUpdateRequest.restart_required:type_name -> sentinel.agent.v2.RestartRequired
 	24, // 13: sentinel.agent.v2.ConfigUpdateRequest.config_error:type_name -> sentinel.agent.v2.ConfigError
-	25, // 14: sentinel.agent.v2.RuleUpdate.rules:type_name -> sentinel.agent.v2.RuleDefinition
-	6,  // 15: sentinel.agent.v2.ShutdownRequest.reason:type_name -> sentinel.agent.v2.ShutdownRequest.Reason
-	7,  // 16: sentinel.agent.v2.DrainRequest.reason:type_name -> sentinel.agent.v2.DrainRequest.Reason
-	4,  // 17: sentinel.agent.v2.LogMessage.level:type_name -> sentinel.agent.v2.LogLevel
-	61, // 18: sentinel.agent.v2.LogMessage.fields:type_name -> sentinel.agent.v2.LogMessage.FieldsEntry
-	31, // 19: sentinel.agent.v2.MetricsReport.counters:type_name -> sentinel.agent.v2.CounterMetric
-	32, // 20: sentinel.agent.v2.MetricsReport.gauges:type_name -> sentinel.agent.v2.GaugeMetric
-	33, // 21: sentinel.agent.v2.MetricsReport.histograms:type_name -> sentinel.agent.v2.HistogramMetric
-	62, // 22: sentinel.agent.v2.CounterMetric.labels:type_name -> sentinel.agent.v2.CounterMetric.LabelsEntry
-	63, // 23: sentinel.agent.v2.GaugeMetric.labels:type_name -> sentinel.agent.v2.GaugeMetric.LabelsEntry
-	64, // 24: sentinel.agent.v2.HistogramMetric.labels:type_name -> sentinel.agent.v2.HistogramMetric.LabelsEntry
-	34, // 25: sentinel.agent.v2.HistogramMetric.buckets:type_name -> sentinel.agent.v2.HistogramBucket
-	2,  // 26: sentinel.agent.v2.FlowControlSignal.action:type_name -> sentinel.agent.v2.FlowAction
-	37, // 27: sentinel.agent.v2.HeaderOp.set:type_name -> sentinel.agent.v2.Header
-	37, // 28: sentinel.agent.v2.HeaderOp.add:type_name -> sentinel.agent.v2.Header
-	36, // 29: sentinel.agent.v2.RequestHeadersEvent.metadata:type_name -> sentinel.agent.v2.RequestMetadata
-	37, // 30: sentinel.agent.v2.RequestHeadersEvent.headers:type_name -> sentinel.agent.v2.Header
-	37, // 31: sentinel.agent.v2.ResponseHeadersEvent.headers:type_name -> sentinel.agent.v2.Header
-	8,  // 32: sentinel.agent.v2.WebSocketFrameEvent.frame_type:type_name -> sentinel.agent.v2.WebSocketFrameEvent.FrameType
-	5,  // 33: sentinel.agent.v2.GuardrailInspectEvent.content_type:type_name -> sentinel.agent.v2.GuardrailContentType
-	65, // 34: sentinel.agent.v2.AuditMetadata.custom:type_name -> sentinel.agent.v2.AuditMetadata.CustomEntry
-	37, // 35: sentinel.agent.v2.BlockDecision.headers:type_name -> sentinel.agent.v2.Header
-	66, // 36: sentinel.agent.v2.ChallengeDecision.params:type_name -> sentinel.agent.v2.ChallengeDecision.ParamsEntry
-	49, // 37: sentinel.agent.v2.AgentResponse.allow:type_name -> sentinel.agent.v2.AllowDecision
-	50, // 38: sentinel.agent.v2.AgentResponse.block:type_name -> sentinel.agent.v2.BlockDecision
-	51, // 39: sentinel.agent.v2.AgentResponse.redirect:type_name -> sentinel.agent.v2.RedirectDecision
-	52, // 40: sentinel.agent.v2.AgentResponse.challenge:type_name -> sentinel.agent.v2.ChallengeDecision
-	38, // 41: sentinel.agent.v2.AgentResponse.request_headers:type_name -> sentinel.agent.v2.HeaderOp
-	38, // 42: sentinel.agent.v2.AgentResponse.response_headers:type_name -> sentinel.agent.v2.HeaderOp
-	48, // 43: sentinel.agent.v2.AgentResponse.audit:type_name -> sentinel.agent.v2.AuditMetadata
-	54, // 44: sentinel.agent.v2.AgentResponse.error:type_name -> sentinel.agent.v2.Status
-	9,  // 45: sentinel.agent.v2.RegistrationRequest.capabilities:type_name -> sentinel.agent.v2.AgentCapabilities
-	67, // 46: sentinel.agent.v2.RegistrationRequest.metadata:type_name -> sentinel.agent.v2.RegistrationRequest.MetadataEntry
-	13, // 47: sentinel.agent.v2.ProxyToAgent.handshake:type_name -> sentinel.agent.v2.HandshakeRequest
-	39, // 48: sentinel.agent.v2.ProxyToAgent.request_headers:type_name -> sentinel.agent.v2.RequestHeadersEvent
-	41, // 49: sentinel.agent.v2.ProxyToAgent.request_body_chunk:type_name -> sentinel.agent.v2.BodyChunkEvent
-	40, // 50: sentinel.agent.v2.ProxyToAgent.response_headers:type_name -> sentinel.agent.v2.ResponseHeadersEvent
-	41, // 51: sentinel.agent.v2.ProxyToAgent.response_body_chunk:type_name -> sentinel.agent.v2.BodyChunkEvent
-	42, // 52: sentinel.agent.v2.ProxyToAgent.websocket_frame:type_name -> sentinel.agent.v2.WebSocketFrameEvent
-	43, // 53: sentinel.agent.v2.ProxyToAgent.guardrail:type_name -> sentinel.agent.v2.GuardrailInspectEvent
-	44, // 54: sentinel.agent.v2.ProxyToAgent.request_complete:type_name -> sentinel.agent.v2.RequestCompleteEvent
-	18, // 55: sentinel.agent.v2.ProxyToAgent.cancel:type_name -> sentinel.agent.v2.CancelRequest
-	45, // 56: sentinel.agent.v2.ProxyToAgent.configure:type_name -> sentinel.agent.v2.ConfigureEvent
-	46, // 57: sentinel.agent.v2.ProxyToAgent.ping:type_name -> sentinel.agent.v2.Ping
-	28, // 58: sentinel.agent.v2.ProxyToAgent.drain:type_name -> sentinel.agent.v2.DrainRequest
-	27, // 59: sentinel.agent.v2.ProxyToAgent.shutdown:type_name -> sentinel.agent.v2.ShutdownRequest
-	26, // 60: sentinel.agent.v2.ProxyToAgent.config_response:type_name -> sentinel.agent.v2.ConfigUpdateResponse
-	56, // 61: sentinel.agent.v2.ProxyToAgent.registration_response:type_name -> sentinel.agent.v2.RegistrationResponse
-	47, // 62: sentinel.agent.v2.ProxyToAgent.pong:type_name -> sentinel.agent.v2.Pong
-	14, // 63: sentinel.agent.v2.AgentToProxy.handshake:type_name -> sentinel.agent.v2.HandshakeResponse
-	53, // 64: sentinel.agent.v2.AgentToProxy.response:type_name -> sentinel.agent.v2.AgentResponse
-	15, // 65: sentinel.agent.v2.AgentToProxy.health:type_name -> sentinel.agent.v2.HealthStatus
-	30, // 66: sentinel.agent.v2.AgentToProxy.metrics:type_name -> sentinel.agent.v2.MetricsReport
-	19, // 67: sentinel.agent.v2.AgentToProxy.config_update:type_name -> sentinel.agent.v2.ConfigUpdateRequest
-	35, // 68: sentinel.agent.v2.AgentToProxy.flow_control:type_name -> sentinel.agent.v2.FlowControlSignal
-	47, // 69: sentinel.agent.v2.AgentToProxy.pong:type_name -> sentinel.agent.v2.Pong
-	29, // 70: sentinel.agent.v2.AgentToProxy.log:type_name -> sentinel.agent.v2.LogMessage
-	55, // 71: sentinel.agent.v2.AgentToProxy.registration:type_name -> sentinel.agent.v2.RegistrationRequest
-	46, // 72: sentinel.agent.v2.AgentToProxy.ping:type_name -> sentinel.agent.v2.Ping
-	15, // 73: sentinel.agent.v2.AgentControl.health:type_name -> sentinel.agent.v2.HealthStatus
-	30, // 74: sentinel.agent.v2.AgentControl.metrics:type_name -> sentinel.agent.v2.MetricsReport
-	19, // 75: sentinel.agent.v2.AgentControl.config_update:type_name -> sentinel.agent.v2.ConfigUpdateRequest
-	29, // 76: sentinel.agent.v2.AgentControl.log:type_name -> sentinel.agent.v2.LogMessage
-	45, // 77: sentinel.agent.v2.ProxyControl.configure:type_name -> sentinel.agent.v2.ConfigureEvent
-	27, // 78: sentinel.agent.v2.ProxyControl.shutdown:type_name -> sentinel.agent.v2.ShutdownRequest
-	28, // 79: sentinel.agent.v2.ProxyControl.drain:type_name -> sentinel.agent.v2.DrainRequest
-	26, // 80: sentinel.agent.v2.ProxyControl.config_response:type_name -> sentinel.agent.v2.ConfigUpdateResponse
-	57, // 81: sentinel.agent.v2.AgentServiceV2.ProcessStream:input_type -> sentinel.agent.v2.ProxyToAgent
-	59, // 82: sentinel.agent.v2.AgentServiceV2.ControlStream:input_type -> sentinel.agent.v2.AgentControl
-	57, // 83: sentinel.agent.v2.AgentServiceV2.ProcessEvent:input_type -> sentinel.agent.v2.ProxyToAgent
-	58, // 84: sentinel.agent.v2.AgentServiceV2.ProcessStream:output_type -> sentinel.agent.v2.AgentToProxy
-	60, // 85: sentinel.agent.v2.AgentServiceV2.ControlStream:output_type -> sentinel.agent.v2.ProxyControl
-	58, // 86: sentinel.agent.v2.AgentServiceV2.ProcessEvent:output_type -> sentinel.agent.v2.AgentToProxy
-	84, // [84:87] is the sub-list for method output_type
-	81, // [81:84] is the sub-list for method input_type
-	81, // [81:81] is the sub-list for extension type_name
-	81, // [81:81] is the sub-list for extension extendee
-	0,  // [0:81] is the sub-list for field type_name
+	56, // 14: sentinel.agent.v2.ConfigUpdateRequest.cache_purge:type_name -> sentinel.agent.v2.CachePurge
+	25, // 15: sentinel.agent.v2.RuleUpdate.rules:type_name -> sentinel.agent.v2.RuleDefinition
+	6,  // 16: sentinel.agent.v2.ShutdownRequest.reason:type_name -> sentinel.agent.v2.ShutdownRequest.Reason
+	7,  // 17: sentinel.agent.v2.DrainRequest.reason:type_name -> sentinel.agent.v2.DrainRequest.Reason
+	4,  // 18: sentinel.agent.v2.LogMessage.level:type_name -> sentinel.agent.v2.LogLevel
+	64, // 19: sentinel.agent.v2.LogMessage.fields:type_name -> sentinel.agent.v2.LogMessage.FieldsEntry
+	31, // 20: sentinel.agent.v2.MetricsReport.counters:type_name -> sentinel.agent.v2.CounterMetric
+	32, // 21: sentinel.agent.v2.MetricsReport.gauges:type_name -> sentinel.agent.v2.GaugeMetric
+	33, // 22: sentinel.agent.v2.MetricsReport.histograms:type_name -> sentinel.agent.v2.HistogramMetric
+	65, // 23: sentinel.agent.v2.CounterMetric.labels:type_name -> sentinel.agent.v2.CounterMetric.LabelsEntry
+	66, // 24: sentinel.agent.v2.GaugeMetric.labels:type_name -> sentinel.agent.v2.GaugeMetric.LabelsEntry
+	67, // 25: sentinel.agent.v2.HistogramMetric.labels:type_name -> sentinel.agent.v2.HistogramMetric.LabelsEntry
+	34, // 26: sentinel.agent.v2.HistogramMetric.buckets:type_name -> sentinel.agent.v2.HistogramBucket
+	2,  // 27: sentinel.agent.v2.FlowControlSignal.action:type_name -> sentinel.agent.v2.FlowAction
+	37, // 28: sentinel.agent.v2.HeaderOp.set:type_name -> sentinel.agent.v2.Header
+	37, // 29: sentinel.agent.v2.HeaderOp.add:type_name -> sentinel.agent.v2.Header
+	36, // 30: sentinel.agent.v2.RequestHeadersEvent.metadata:type_name -> sentinel.agent.v2.RequestMetadata
+	37, // 31: sentinel.agent.v2.RequestHeadersEvent.headers:type_name -> sentinel.agent.v2.Header
+	37, // 32: sentinel.agent.v2.ResponseHeadersEvent.headers:type_name -> sentinel.agent.v2.Header
+	8,  // 33: sentinel.agent.v2.WebSocketFrameEvent.frame_type:type_name -> sentinel.agent.v2.WebSocketFrameEvent.FrameType
+	5,  // 34: sentinel.agent.v2.GuardrailInspectEvent.content_type:type_name -> sentinel.agent.v2.GuardrailContentType
+	68, // 35: sentinel.agent.v2.AuditMetadata.custom:type_name -> sentinel.agent.v2.AuditMetadata.CustomEntry
+	37, // 36: sentinel.agent.v2.BlockDecision.headers:type_name -> sentinel.agent.v2.Header
+	69, // 37: sentinel.agent.v2.ChallengeDecision.params:type_name -> sentinel.agent.v2.ChallengeDecision.ParamsEntry
+	49, // 38: sentinel.agent.v2.AgentResponse.allow:type_name -> sentinel.agent.v2.AllowDecision
+	50, // 39: sentinel.agent.v2.AgentResponse.block:type_name -> sentinel.agent.v2.BlockDecision
+	51, // 40: sentinel.agent.v2.AgentResponse.redirect:type_name -> sentinel.agent.v2.RedirectDecision
+	52, // 41: sentinel.agent.v2.AgentResponse.challenge:type_name -> sentinel.agent.v2.ChallengeDecision
+	38, // 42: sentinel.agent.v2.AgentResponse.request_headers:type_name -> sentinel.agent.v2.HeaderOp
+	38, // 43: sentinel.agent.v2.AgentResponse.response_headers:type_name -> sentinel.agent.v2.HeaderOp
+	48, // 44: sentinel.agent.v2.AgentResponse.audit:type_name -> sentinel.agent.v2.AuditMetadata
+	57, // 45: sentinel.agent.v2.AgentResponse.error:type_name -> sentinel.agent.v2.Status
+	54, // 46: sentinel.agent.v2.AgentResponse.cache:type_name -> sentinel.agent.v2.CacheDirective
+	55, // 47: sentinel.agent.v2.CacheDirective.scope:type_name -> sentinel.agent.v2.CacheScope
+	9,  // 48: sentinel.agent.v2.RegistrationRequest.capabilities:type_name -> sentinel.agent.v2.AgentCapabilities
+	70, // 49: sentinel.agent.v2.RegistrationRequest.metadata:type_name -> sentinel.agent.v2.RegistrationRequest.MetadataEntry
+	13, // 50: sentinel.agent.v2.ProxyToAgent.handshake:type_name -> sentinel.agent.v2.HandshakeRequest
+	39, // 51: sentinel.agent.v2.ProxyToAgent.request_headers:type_name -> sentinel.agent.v2.RequestHeadersEvent
+	41, // 52: sentinel.agent.v2.ProxyToAgent.request_body_chunk:type_name -> sentinel.agent.v2.BodyChunkEvent
+	40, // 53: sentinel.agent.v2.ProxyToAgent.response_headers:type_name -> sentinel.agent.v2.ResponseHeadersEvent
+	41, // 54: sentinel.agent.v2.ProxyToAgent.response_body_chunk:type_name -> sentinel.agent.v2.BodyChunkEvent
+	42, // 55: sentinel.agent.v2.ProxyToAgent.websocket_frame:type_name -> sentinel.agent.v2.WebSocketFrameEvent
+	43, // 56: sentinel.agent.v2.ProxyToAgent.guardrail:type_name -> sentinel.agent.v2.GuardrailInspectEvent
+	44, // 57: sentinel.agent.v2.ProxyToAgent.request_complete:type_name -> sentinel.agent.v2.RequestCompleteEvent
+	18, // 58: sentinel.agent.v2.ProxyToAgent.cancel:type_name -> sentinel.agent.v2.CancelRequest
+	45, // 59: sentinel.agent.v2.ProxyToAgent.configure:type_name -> sentinel.agent.v2.ConfigureEvent
+	46, // 60: sentinel.agent.v2.ProxyToAgent.ping:type_name -> sentinel.agent.v2.Ping
+	28, // 61: sentinel.agent.v2.ProxyToAgent.drain:type_name -> sentinel.agent.v2.DrainRequest
+	27, // 62: sentinel.agent.v2.ProxyToAgent.shutdown:type_name -> sentinel.agent.v2.ShutdownRequest
+	26, // 63: sentinel.agent.v2.ProxyToAgent.config_response:type_name -> sentinel.agent.v2.ConfigUpdateResponse
+	59, // 64: sentinel.agent.v2.ProxyToAgent.registration_response:type_name -> sentinel.agent.v2.RegistrationResponse
+	47, // 65: sentinel.agent.v2.ProxyToAgent.pong:type_name -> sentinel.agent.v2.Pong
+	14, // 66: sentinel.agent.v2.AgentToProxy.handshake:type_name -> sentinel.agent.v2.HandshakeResponse
+	53, // 67: sentinel.agent.v2.AgentToProxy.response:type_name -> sentinel.agent.v2.AgentResponse
+	15, // 68: sentinel.agent.v2.AgentToProxy.health:type_name -> sentinel.agent.v2.HealthStatus
+	30, // 69: sentinel.agent.v2.AgentToProxy.metrics:type_name -> sentinel.agent.v2.MetricsReport
+	19, // 70: sentinel.agent.v2.AgentToProxy.config_update:type_name -> sentinel.agent.v2.ConfigUpdateRequest
+	35, // 71: sentinel.agent.v2.AgentToProxy.flow_control:type_name -> sentinel.agent.v2.FlowControlSignal
+	47, // 72: sentinel.agent.v2.AgentToProxy.pong:type_name -> sentinel.agent.v2.Pong
+	29, // 73: sentinel.agent.v2.AgentToProxy.log:type_name -> sentinel.agent.v2.LogMessage
+	58, // 74: sentinel.agent.v2.AgentToProxy.registration:type_name -> sentinel.agent.v2.RegistrationRequest
+	46, // 75: sentinel.agent.v2.AgentToProxy.ping:type_name -> sentinel.agent.v2.Ping
+	15, // 76: sentinel.agent.v2.AgentControl.health:type_name -> sentinel.agent.v2.HealthStatus
+	30, // 77: sentinel.agent.v2.AgentControl.metrics:type_name -> sentinel.agent.v2.MetricsReport
+	19, // 78: sentinel.agent.v2.AgentControl.config_update:type_name -> sentinel.agent.v2.ConfigUpdateRequest
+	29, // 79: sentinel.agent.v2.AgentControl.log:type_name -> sentinel.agent.v2.LogMessage
+	45, // 80: sentinel.agent.v2.ProxyControl.configure:type_name -> sentinel.agent.v2.ConfigureEvent
+	27, // 81: sentinel.agent.v2.ProxyControl.shutdown:type_name -> sentinel.agent.v2.ShutdownRequest
+	28, // 82: sentinel.agent.v2.ProxyControl.drain:type_name -> sentinel.agent.v2.DrainRequest
+	26, // 83: sentinel.agent.v2.ProxyControl.config_response:type_name -> sentinel.agent.v2.ConfigUpdateResponse
+	60, // 84: sentinel.agent.v2.AgentServiceV2.ProcessStream:input_type -> sentinel.agent.v2.ProxyToAgent
+	62, // 85: sentinel.agent.v2.AgentServiceV2.ControlStream:input_type -> sentinel.agent.v2.AgentControl
+	60, // 86: sentinel.agent.v2.AgentServiceV2.ProcessEvent:input_type -> sentinel.agent.v2.ProxyToAgent
+	61, // 87: sentinel.agent.v2.AgentServiceV2.ProcessStream:output_type -> sentinel.agent.v2.AgentToProxy
+	63, // 88: sentinel.agent.v2.AgentServiceV2.ControlStream:output_type -> sentinel.agent.v2.ProxyControl
+	61, // 89: sentinel.agent.v2.AgentServiceV2.ProcessEvent:output_type -> sentinel.agent.v2.AgentToProxy
+	87, // [87:90] is the sub-list for method output_type
+	84, // [84:87] is the sub-list for method input_type
+	84, // [84:84] is the sub-list for extension type_name
+	84, // [84:84] is the sub-list for extension extendee
+	0,  // [0:84] is the sub-list for field type_name
 }
 
 func init() { file_sentinel_agent_v2_agent_proto_init() }
@@ -5813,6 +6092,7 @@ func file_sentinel_agent_v2_agent_proto_init() {
 		(*ConfigUpdateRequest_ListUpdate)(nil),
 		(*ConfigUpdateRequest_RestartRequired)(nil),
 		(*ConfigUpdateRequest_ConfigError)(nil),
+		(*ConfigUpdateRequest_CachePurge)(nil),
 	}
 	file_sentinel_agent_v2_agent_proto_msgTypes[15].OneofWrappers = []any{}
 	file_sentinel_agent_v2_agent_proto_msgTypes[16].OneofWrappers = []any{}
@@ -5840,8 +6120,8 @@ func file_sentinel_agent_v2_agent_proto_init() {
 		(*AgentResponse_Redirect)(nil),
 		(*AgentResponse_Challenge)(nil),
 	}
-	file_sentinel_agent_v2_agent_proto_msgTypes[47].OneofWrappers = []any{}
-	file_sentinel_agent_v2_agent_proto_msgTypes[48].OneofWrappers = []any{
+	file_sentinel_agent_v2_agent_proto_msgTypes[50].OneofWrappers = []any{}
+	file_sentinel_agent_v2_agent_proto_msgTypes[51].OneofWrappers = []any{
 		(*ProxyToAgent_Handshake)(nil),
 		(*ProxyToAgent_RequestHeaders)(nil),
 		(*ProxyToAgent_RequestBodyChunk)(nil),
@@ -5859,7 +6139,7 @@ func file_sentinel_agent_v2_agent_proto_init() {
 		(*ProxyToAgent_RegistrationResponse)(nil),
 		(*ProxyToAgent_Pong)(nil),
 	}
-	file_sentinel_agent_v2_agent_proto_msgTypes[49].OneofWrappers = []any{
+	file_sentinel_agent_v2_agent_proto_msgTypes[52].OneofWrappers = []any{
 		(*AgentToProxy_Handshake)(nil),
 		(*AgentToProxy_Response)(nil),
 		(*AgentToProxy_Health)(nil),
@@ -5871,13 +6151,13 @@ func file_sentinel_agent_v2_agent_proto_init() {
 		(*AgentToProxy_Registration)(nil),
 		(*AgentToProxy_Ping)(nil),
 	}
-	file_sentinel_agent_v2_agent_proto_msgTypes[50].OneofWrappers = []any{
+	file_sentinel_agent_v2_agent_proto_msgTypes[53].OneofWrappers = []any{
 		(*AgentControl_Health)(nil),
 		(*AgentControl_Metrics)(nil),
 		(*AgentControl_ConfigUpdate)(nil),
 		(*AgentControl_Log)(nil),
 	}
-	file_sentinel_agent_v2_agent_proto_msgTypes[51].OneofWrappers = []any{
+	file_sentinel_agent_v2_agent_proto_msgTypes[54].OneofWrappers = []any{
 		(*ProxyControl_Configure)(nil),
 		(*ProxyControl_Shutdown)(nil),
 		(*ProxyControl_Drain)(nil),
@@ -5889,7 +6169,7 @@ func file_sentinel_agent_v2_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sentinel_agent_v2_agent_proto_rawDesc), len(file_sentinel_agent_v2_agent_proto_rawDesc)),
 			NumEnums:      9,
-			NumMessages:   59,
+			NumMessages:   62,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -557,6 +557,14 @@ export declare type ConfigUpdateRequest = Message<"sentinel.agent.v2.ConfigUpdat
      */
     value: ConfigError;
     case: "configError";
+  } | {
+    /**
+     * agentwire: drop cached decisions of this agent.
+     *
+     * @generated from field: sentinel.agent.v2.CachePurge cache_purge = 20;
+     */
+    value: CachePurge;
+    case: "cachePurge";
   } | { case: undefined; value?: undefined };
 };
 
@@ -1839,6 +1847,14 @@ export declare type AgentResponse = Message<"sentinel.agent.v2.AgentResponse"> &
    * @generated from field: optional sentinel.agent.v2.Status error = 20;
    */
   error?: Status | undefined;
+
+  /**
+   * agentwire: the proxy may reuse this request_headers decision for later
+   * requests that agree on the directive's scope. Absent: never reused.
+   *
+   * @generated from field: optional sentinel.agent.v2.CacheDirective cache = 21;
+   */
+  cache?: CacheDirective | undefined;
 };
 
 /**
@@ -1846,6 +1862,134 @@ export declare type AgentResponse = Message<"sentinel.agent.v2.AgentResponse"> &
  * Use `create(AgentResponseSchema)` to create a new message.
  */
 export declare const AgentResponseSchema: GenMessage<AgentResponse>;
+
+/**
+ * CacheDirective (agentwire) is an agent declaring that its decision on a
+ * request_headers event depended only on the request attributes in scope,
+ * so the proxy may answer requests that agree on them from its cache.
+ *
+ * @generated from message sentinel.agent.v2.CacheDirective
+ */
+export declare type CacheDirective = Message<"sentinel.agent.v2.CacheDirective"> & {
+  /**
+   * ttl_ms is how long the decision may be reused; 0 means not at all.
+   *
+   * @generated from field: uint64 ttl_ms = 1;
+   */
+  ttlMs: bigint;
+
+  /**
+   * scope lists the attributes the decision depended on: the cache key is
+   * built from exactly these (and the agent's id).
+   *
+   * @generated from field: sentinel.agent.v2.CacheScope scope = 2;
+   */
+  scope?: CacheScope | undefined;
+
+  /**
+   * stale_ms is how long after ttl_ms the decision may still be served
+   * while the agent is unavailable; 0 means never.
+   *
+   * @generated from field: uint64 stale_ms = 3;
+   */
+  staleMs: bigint;
+
+  /**
+   * tags name the entry for a later purge (CachePurge).
+   *
+   * @generated from field: repeated string tags = 4;
+   */
+  tags: string[];
+
+  /**
+   * body_not_inspected: the agent would decide the same whatever the
+   * bodies, so a cached allow also answers the request's body events.
+   *
+   * @generated from field: bool body_not_inspected = 5;
+   */
+  bodyNotInspected: boolean;
+};
+
+/**
+ * Describes the message sentinel.agent.v2.CacheDirective.
+ * Use `create(CacheDirectiveSchema)` to create a new message.
+ */
+export declare const CacheDirectiveSchema: GenMessage<CacheDirective>;
+
+/**
+ * CacheScope is the set of request attributes a cached decision depends on.
+ *
+ * @generated from message sentinel.agent.v2.CacheScope
+ */
+export declare type CacheScope = Message<"sentinel.agent.v2.CacheScope"> & {
+  /**
+   * method: the request method.
+   *
+   * @generated from field: bool method = 1;
+   */
+  method: boolean;
+
+  /**
+   * path: the URI's path (without the query).
+   *
+   * @generated from field: bool path = 2;
+   */
+  path: boolean;
+
+  /**
+   * query: the URI's query string, as received.
+   *
+   * @generated from field: bool query = 3;
+   */
+  query: boolean;
+
+  /**
+   * headers: these request headers' values, by case-insensitive name (a
+   * missing header is a value of its own).
+   *
+   * @generated from field: repeated string headers = 4;
+   */
+  headers: string[];
+
+  /**
+   * client_ip: RequestMetadata.client_ip.
+   *
+   * @generated from field: bool client_ip = 5;
+   */
+  clientIp: boolean;
+
+  /**
+   * route: RequestMetadata.route_id.
+   *
+   * @generated from field: bool route = 6;
+   */
+  route: boolean;
+};
+
+/**
+ * Describes the message sentinel.agent.v2.CacheScope.
+ * Use `create(CacheScopeSchema)` to create a new message.
+ */
+export declare const CacheScopeSchema: GenMessage<CacheScope>;
+
+/**
+ * CachePurge (agentwire) asks the proxy to drop this agent's cached
+ * decisions: those carrying any of tags, or all of them when tags is empty.
+ *
+ * @generated from message sentinel.agent.v2.CachePurge
+ */
+export declare type CachePurge = Message<"sentinel.agent.v2.CachePurge"> & {
+  /**
+   * @generated from field: repeated string tags = 1;
+   */
+  tags: string[];
+};
+
+/**
+ * Describes the message sentinel.agent.v2.CachePurge.
+ * Use `create(CachePurgeSchema)` to create a new message.
+ */
+export declare const CachePurgeSchema: GenMessage<CachePurge>;
 
 /**
  * Status is an error an agent reports for one event (agentwire): a gRPC

@@ -114,10 +114,11 @@ class AgentLimits(_message.Message):
     def __init__(self, max_body_size: _Optional[int] = ..., max_concurrency: _Optional[int] = ..., preferred_chunk_size: _Optional[int] = ..., max_memory: _Optional[int] = ..., max_processing_time_ms: _Optional[int] = ...) -> None: ...
 
 class AgentResponse(_message.Message):
-    __slots__ = ["allow", "audit", "block", "challenge", "correlation_id", "error", "needs_more", "processing_time_ms", "redirect", "request_headers", "response_headers"]
+    __slots__ = ["allow", "audit", "block", "cache", "challenge", "correlation_id", "error", "needs_more", "processing_time_ms", "redirect", "request_headers", "response_headers"]
     ALLOW_FIELD_NUMBER: _ClassVar[int]
     AUDIT_FIELD_NUMBER: _ClassVar[int]
     BLOCK_FIELD_NUMBER: _ClassVar[int]
+    CACHE_FIELD_NUMBER: _ClassVar[int]
     CHALLENGE_FIELD_NUMBER: _ClassVar[int]
     CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
@@ -129,6 +130,7 @@ class AgentResponse(_message.Message):
     allow: AllowDecision
     audit: AuditMetadata
     block: BlockDecision
+    cache: CacheDirective
     challenge: ChallengeDecision
     correlation_id: str
     error: Status
@@ -137,7 +139,7 @@ class AgentResponse(_message.Message):
     redirect: RedirectDecision
     request_headers: _containers.RepeatedCompositeFieldContainer[HeaderOp]
     response_headers: _containers.RepeatedCompositeFieldContainer[HeaderOp]
-    def __init__(self, correlation_id: _Optional[str] = ..., allow: _Optional[_Union[AllowDecision, _Mapping]] = ..., block: _Optional[_Union[BlockDecision, _Mapping]] = ..., redirect: _Optional[_Union[RedirectDecision, _Mapping]] = ..., challenge: _Optional[_Union[ChallengeDecision, _Mapping]] = ..., request_headers: _Optional[_Iterable[_Union[HeaderOp, _Mapping]]] = ..., response_headers: _Optional[_Iterable[_Union[HeaderOp, _Mapping]]] = ..., audit: _Optional[_Union[AuditMetadata, _Mapping]] = ..., processing_time_ms: _Optional[int] = ..., needs_more: bool = ..., error: _Optional[_Union[Status, _Mapping]] = ...) -> None: ...
+    def __init__(self, correlation_id: _Optional[str] = ..., allow: _Optional[_Union[AllowDecision, _Mapping]] = ..., block: _Optional[_Union[BlockDecision, _Mapping]] = ..., redirect: _Optional[_Union[RedirectDecision, _Mapping]] = ..., challenge: _Optional[_Union[ChallengeDecision, _Mapping]] = ..., request_headers: _Optional[_Iterable[_Union[HeaderOp, _Mapping]]] = ..., response_headers: _Optional[_Iterable[_Union[HeaderOp, _Mapping]]] = ..., audit: _Optional[_Union[AuditMetadata, _Mapping]] = ..., processing_time_ms: _Optional[int] = ..., needs_more: bool = ..., error: _Optional[_Union[Status, _Mapping]] = ..., cache: _Optional[_Union[CacheDirective, _Mapping]] = ...) -> None: ...
 
 class AgentToProxy(_message.Message):
     __slots__ = ["config_update", "event_id", "flow_control", "handshake", "health", "log", "metrics", "ping", "pong", "registration", "response"]
@@ -220,6 +222,42 @@ class BodyChunkEvent(_message.Message):
     total_size: int
     def __init__(self, correlation_id: _Optional[str] = ..., chunk_index: _Optional[int] = ..., data: _Optional[bytes] = ..., is_last: bool = ..., total_size: _Optional[int] = ..., bytes_transferred: _Optional[int] = ..., proxy_buffer_available: _Optional[int] = ..., timestamp_ms: _Optional[int] = ...) -> None: ...
 
+class CacheDirective(_message.Message):
+    __slots__ = ["body_not_inspected", "scope", "stale_ms", "tags", "ttl_ms"]
+    BODY_NOT_INSPECTED_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    STALE_MS_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    TTL_MS_FIELD_NUMBER: _ClassVar[int]
+    body_not_inspected: bool
+    scope: CacheScope
+    stale_ms: int
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    ttl_ms: int
+    def __init__(self, ttl_ms: _Optional[int] = ..., scope: _Optional[_Union[CacheScope, _Mapping]] = ..., stale_ms: _Optional[int] = ..., tags: _Optional[_Iterable[str]] = ..., body_not_inspected: bool = ...) -> None: ...
+
+class CachePurge(_message.Message):
+    __slots__ = ["tags"]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, tags: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class CacheScope(_message.Message):
+    __slots__ = ["client_ip", "headers", "method", "path", "query", "route"]
+    CLIENT_IP_FIELD_NUMBER: _ClassVar[int]
+    HEADERS_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    ROUTE_FIELD_NUMBER: _ClassVar[int]
+    client_ip: bool
+    headers: _containers.RepeatedScalarFieldContainer[str]
+    method: bool
+    path: bool
+    query: bool
+    route: bool
+    def __init__(self, method: bool = ..., path: bool = ..., query: bool = ..., headers: _Optional[_Iterable[str]] = ..., client_ip: bool = ..., route: bool = ...) -> None: ...
+
 class CancelRequest(_message.Message):
     __slots__ = ["blocking_agent_id", "correlation_id", "manual_reason", "reason", "timestamp_ms"]
     BLOCKING_AGENT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -258,7 +296,8 @@ class ConfigError(_message.Message):
     def __init__(self, error: _Optional[str] = ..., field: _Optional[str] = ...) -> None: ...
 
 class ConfigUpdateRequest(_message.Message):
-    __slots__ = ["config_error", "list_update", "request_id", "request_reload", "restart_required", "rule_update", "timestamp_ms"]
+    __slots__ = ["cache_purge", "config_error", "list_update", "request_id", "request_reload", "restart_required", "rule_update", "timestamp_ms"]
+    CACHE_PURGE_FIELD_NUMBER: _ClassVar[int]
     CONFIG_ERROR_FIELD_NUMBER: _ClassVar[int]
     LIST_UPDATE_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
@@ -266,6 +305,7 @@ class ConfigUpdateRequest(_message.Message):
     RESTART_REQUIRED_FIELD_NUMBER: _ClassVar[int]
     RULE_UPDATE_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_MS_FIELD_NUMBER: _ClassVar[int]
+    cache_purge: CachePurge
     config_error: ConfigError
     list_update: ListUpdate
     request_id: str
@@ -273,7 +313,7 @@ class ConfigUpdateRequest(_message.Message):
     restart_required: RestartRequired
     rule_update: RuleUpdate
     timestamp_ms: int
-    def __init__(self, request_id: _Optional[str] = ..., timestamp_ms: _Optional[int] = ..., request_reload: _Optional[_Union[RequestReload, _Mapping]] = ..., rule_update: _Optional[_Union[RuleUpdate, _Mapping]] = ..., list_update: _Optional[_Union[ListUpdate, _Mapping]] = ..., restart_required: _Optional[_Union[RestartRequired, _Mapping]] = ..., config_error: _Optional[_Union[ConfigError, _Mapping]] = ...) -> None: ...
+    def __init__(self, request_id: _Optional[str] = ..., timestamp_ms: _Optional[int] = ..., request_reload: _Optional[_Union[RequestReload, _Mapping]] = ..., rule_update: _Optional[_Union[RuleUpdate, _Mapping]] = ..., list_update: _Optional[_Union[ListUpdate, _Mapping]] = ..., restart_required: _Optional[_Union[RestartRequired, _Mapping]] = ..., config_error: _Optional[_Union[ConfigError, _Mapping]] = ..., cache_purge: _Optional[_Union[CachePurge, _Mapping]] = ...) -> None: ...
 
 class ConfigUpdateResponse(_message.Message):
     __slots__ = ["accepted", "error", "request_id", "timestamp_ms"]

@@ -1,0 +1,227 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/maypok86/otter/v2"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/agentwire/agentwire"
+	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/pool"
+)
+
+// Interceptor is a pool interceptor answering request_headers events
+// from cached decisions (see the package doc for the rules). It is safe
+// for concurrent use.
+type Interceptor struct {
+	cfg    config
+	store  Store
+	owned  MemoryStore // the default store, closed by Close
+	scopes scopeLists
+	flight flights
+	served *otter.Cache[string, struct{}] // agent id + correlation id of requests served from the cache
+	stats  statsByAgent
+}
+
+var _ pool.Interceptor = (*Interceptor)(nil)
+
+// NewInterceptor returns an Interceptor; give it to pool.WithInterceptors,
+// after (inside) a tracing interceptor so that hits mark its spans.
+func NewInterceptor(opts ...Option) (*Interceptor, error) {
+	cfg := config{maxEntries: DefaultMaxEntries, now: time.Now, maxScopes: 8}
+	for _, o := range opts {
+		o.apply(&cfg)
+	}
+	ic := &Interceptor{cfg: cfg, store: cfg.store}
+	if ic.store == nil {
+		s, err := NewMemoryStore(cfg.maxEntries, cfg.now)
+		if err != nil {
+			return nil, err
+		}
+		ic.store, ic.owned = s, s
+	}
+	served, err := otter.New(&otter.Options[string, struct{}]{
+		MaximumSize:      cfg.maxEntries,
+		ExpiryCalculator: otter.ExpiryAccessing[string, struct{}](10 * time.Minute),
+	})
+	if err != nil {
+		return nil, err
+	}
+	ic.served = served
+	if err := ic.stats.register(cfg.meterProvider); err != nil {
+		ic.Close()
+		return nil, err
+	}
+	return ic, nil
+}
+
+// Close stops the interceptor's goroutines and metrics; a store given
+// with WithStore is the caller's to close. Close the pool first.
+func (ic *Interceptor) Close() {
+	ic.served.StopAllGoroutines()
+	if ic.owned != nil {
+		ic.owned.Close()
+	}
+	ic.stats.unregister()
+}
+
+// WrapSend implements pool.Interceptor.
+func (ic *Interceptor) WrapSend(next pool.SendFunc) pool.SendFunc {
+	return func(ctx context.Context, c *pool.Call) (*agentv2.AgentResponse, error) {
+		if c.Type == agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS {
+			return ic.headers(ctx, c, next)
+		}
+		if c.CorrelationID != "" {
+			if _, ok := ic.served.GetIfPresent(servedKey(c.AgentID, c.CorrelationID)); ok {
+				if c.Type == agentv2.EventType_EVENT_TYPE_REQUEST_COMPLETE {
+					ic.served.Invalidate(servedKey(c.AgentID, c.CorrelationID))
+				}
+				ic.stats.of(c.AgentID).followers.Add(1)
+				return &agentv2.AgentResponse{CorrelationId: c.CorrelationID, Decision: &agentv2.AgentResponse_Allow{Allow: &agentv2.AllowDecision{}}}, nil
+			}
+		}
+		return next(ctx, c)
+	}
+}
+
+func servedKey(agentID, correlationID string) string { return agentID + "\x00" + correlationID }
+
+// headers answers a request_headers event from the cache, or asks the
+// agent and caches its answer.
+func (ic *Interceptor) headers(ctx context.Context, c *pool.Call, next pool.SendFunc) (*agentv2.AgentResponse, error) {
+	ev := c.Event.GetRequestHeaders()
+	st := ic.stats.of(c.AgentID)
+	now := ic.cfg.now()
+	body := hasBody(ev)
+	var stale *Entry
+	for _, sc := range ic.scopes.get(c.AgentID) {
+		e, err := ic.store.Get(ctx, c.AgentID, sc.key(c.AgentID, ev))
+		if err != nil {
+			st.storeErrors.Add(1)
+			continue
+		}
+		if e == nil || (body && !e.BodyNotInspected) {
+			continue
+		}
+		if now.Before(e.Expires) {
+			st.hits.Add(1)
+			return ic.serve(ctx, c, e, "hit"), nil
+		}
+		if now.Before(e.StaleUntil) && stale == nil {
+			stale = e
+		}
+	}
+	st.misses.Add(1)
+
+	fp := fingerprint(c.AgentID, ev)
+	f, lead := ic.flight.join(fp)
+	if !lead {
+		st.joins.Add(1)
+		if err := f.wait(ctx); err != nil {
+			return nil, agentwire.WrapContextError(err)
+		}
+		if f.err == nil && cacheable(f.resp) {
+			resp := f.resp.CloneVT()
+			resp.CorrelationId = c.CorrelationID
+			return resp, nil
+		}
+		// Not cacheable (or failed): this request is the agent's to see.
+	}
+	resp, err := next(ctx, c)
+	if lead {
+		ic.flight.land(fp, f, resp, err)
+	}
+	if err == nil {
+		ic.store1(ctx, c.AgentID, ev, resp, now, st)
+		return resp, nil
+	}
+	if stale != nil && unavailable(ctx, err) {
+		st.staleHits.Add(1)
+		return ic.serve(ctx, c, stale, "stale"), nil
+	}
+	return nil, err
+}
+
+// serve answers c from e: a copy, with the caller's correlation id, and
+// the rest of the request answered by the cache too.
+func (ic *Interceptor) serve(ctx context.Context, c *pool.Call, e *Entry, how string) *agentv2.AgentResponse {
+	resp := e.Response.CloneVT()
+	resp.CorrelationId = c.CorrelationID
+	if resp.GetAllow() != nil && c.CorrelationID != "" {
+		ic.served.Set(servedKey(c.AgentID, c.CorrelationID), struct{}{})
+	}
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.SetAttributes(attribute.String("agentwire.cache", how))
+	}
+	return resp
+}
+
+// store1 caches resp if its agent allowed it.
+func (ic *Interceptor) store1(ctx context.Context, agentID string, ev *agentv2.RequestHeadersEvent, resp *agentv2.AgentResponse, now time.Time, st *counters) {
+	if !cacheable(resp) {
+		return
+	}
+	d := resp.GetCache()
+	sc := ic.scopes.add(agentID, d.GetScope(), ic.cfg.maxScopes)
+	e := &Entry{Response: resp.CloneVT(), Tags: d.GetTags(), BodyNotInspected: d.GetBodyNotInspected()}
+	e.Response.Cache = nil
+	e.Expires = now.Add(time.Duration(d.GetTtlMs()) * time.Millisecond)
+	e.StaleUntil = e.Expires.Add(time.Duration(d.GetStaleMs()) * time.Millisecond)
+	if err := ic.store.Set(ctx, agentID, sc.key(agentID, ev), e); err != nil {
+		st.storeErrors.Add(1)
+		return
+	}
+	st.stores.Add(1)
+}
+
+// cacheable reports whether resp is a decision its agent lets the proxy
+// reuse.
+func cacheable(resp *agentv2.AgentResponse) bool {
+	return resp.GetDecision() != nil && resp.GetError() == nil && resp.GetCache().GetTtlMs() > 0
+}
+
+// unavailable reports whether err means the agent could not be asked (no
+// ready connection, breaker open, timeout) rather than the caller giving
+// up or the agent answering an error.
+func unavailable(ctx context.Context, err error) bool {
+	if ctx.Err() != nil || agentwire.IsWireError(err) {
+		return false
+	}
+	switch agentwire.CodeOf(err) {
+	case agentwire.CodeUnavailable, agentwire.CodeDeadlineExceeded:
+		return true
+	}
+	return errors.Is(err, pool.ErrCircuitOpen)
+}
+
+// Purge drops agentID's cached decisions carrying any of tags, or all of
+// them without tags.
+func (ic *Interceptor) Purge(ctx context.Context, agentID string, tags ...string) error {
+	ic.stats.of(agentID).purges.Add(1)
+	return ic.store.Purge(ctx, agentID, tags)
+}
+
+// ConfigUpdateHandler returns a pool config-update handler that answers
+// agents' CachePurge requests and hands every other request to next (nil:
+// refused). Give it to pool.WithConfigUpdateHandler.
+func (ic *Interceptor) ConfigUpdateHandler(next pool.ConfigUpdateFunc) pool.ConfigUpdateFunc {
+	return func(ctx context.Context, agentID string, req *agentv2.ConfigUpdateRequest) *agentv2.ConfigUpdateResponse {
+		p := req.GetCachePurge()
+		if p == nil {
+			if next == nil {
+				return nil
+			}
+			return next(ctx, agentID, req)
+		}
+		resp := &agentv2.ConfigUpdateResponse{RequestId: req.GetRequestId(), Accepted: true, TimestampMs: uint64(ic.cfg.now().UnixMilli())}
+		if err := ic.Purge(ctx, agentID, p.GetTags()...); err != nil {
+			msg := err.Error()
+			resp.Accepted, resp.Error = false, &msg
+		}
+		return resp
+	}
+}

@@ -1,0 +1,43 @@
+package cache
+
+import (
+	"time"
+
+	"go.opentelemetry.io/otel/metric"
+)
+
+// Option configures an [Interceptor].
+type Option interface{ apply(*config) }
+
+type config struct {
+	store         Store
+	maxEntries    int
+	now           func() time.Time
+	maxScopes     int
+	flushOnReady  bool
+	meterProvider metric.MeterProvider
+}
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// DefaultMaxEntries bounds the in-process store.
+const DefaultMaxEntries = 100_000
+
+// WithStore sets where decisions are kept (default: an in-process store
+// of WithMaxEntries decisions). A shared store lets a fleet of proxies
+// share decisions.
+func WithStore(s Store) Option { return optionFunc(func(c *config) { c.store = s }) }
+
+// WithMaxEntries bounds the default in-process store (DefaultMaxEntries).
+func WithMaxEntries(n int) Option { return optionFunc(func(c *config) { c.maxEntries = n }) }
+
+// WithClock sets the interceptor's clock (default time.Now).
+func WithClock(now func() time.Time) Option { return optionFunc(func(c *config) { c.now = now }) }
+
+// WithMeterProvider sets where cache metrics go (default: the
+// OpenTelemetry global meter provider).
+func WithMeterProvider(p metric.MeterProvider) Option {
+	return optionFunc(func(c *config) { c.meterProvider = p })
+}
