@@ -8,6 +8,7 @@ import (
 	"unsafe"
 
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/internal/wire"
 )
 
 // lane is the queue of one correlation id's events: one goroutine at a time
@@ -137,3 +138,121 @@ func (l *lane) pop() *agentv2.ProxyToAgent {
 }
 
 func (l *lane) empty() bool { return l.head == len(l.q) }
+
+// readyLaneLocked queues lane l for a worker and wakes or starts one.
+func (s *session) readyLaneLocked(l *lane) {
+	s.ready = append(s.ready, l)
+	switch {
+	case s.idle > 0:
+		s.idle--
+		s.work.Signal()
+	case s.workers < s.limit:
+		s.workers++
+		s.wg.Add(1)
+		go s.worker()
+	}
+}
+
+// worker runs ready lanes until the session ends, parking when there is
+// nothing to do, or exiting when enough workers are parked already.
+func (s *session) worker() {
+	defer s.wg.Done()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		l := s.nextLaneLocked()
+		if l == nil {
+			s.workers--
+			return
+		}
+		for !s.ended {
+			m := l.pop()
+			s.running++
+			s.mu.Unlock()
+			s.handle(l, m, nil)
+			s.mu.Lock()
+			s.running--
+			s.finishLocked(l)
+			if l.empty() {
+				delete(s.lanes, l.cid)
+				l.finish()
+				break
+			}
+		}
+	}
+}
+
+func (s *session) nextLaneLocked() *lane {
+	for !s.ended {
+		if s.readyHead < len(s.ready) {
+			l := s.ready[s.readyHead]
+			s.ready[s.readyHead] = nil
+			s.readyHead++
+			if s.readyHead == len(s.ready) {
+				s.ready, s.readyHead = s.ready[:0], 0
+			}
+			return l
+		}
+		if s.idle >= s.maxIdle {
+			return nil
+		}
+		s.idle++
+		s.work.Wait()
+	}
+	return nil
+}
+
+// finishLocked accounts for an answered event of lane l: the pending count,
+// idle waiters, flow control. It may release s.mu for a while.
+func (s *session) finishLocked(l *lane) {
+	if s.pending--; s.pending == 0 {
+		s.wakeIdleLocked()
+	}
+	flip, laneFlip := s.flowLocked(), s.laneFlowLocked(l)
+	if flip || laneFlip {
+		s.mu.Unlock()
+		if laneFlip {
+			s.updateFlow(l)
+		}
+		if flip {
+			s.updateFlow(nil)
+		}
+		s.mu.Lock()
+	}
+}
+
+// flowLocked updates wantPause from pending and reports whether it changed.
+func (s *session) flowLocked() bool {
+	was := s.wantPause
+	s.wantPause = s.flow.Next(was, s.pending)
+	return was != s.wantPause
+}
+
+// laneFlowLocked updates l.wantPause from its queued events and reports
+// whether it changed.
+func (s *session) laneFlowLocked(l *lane) bool {
+	was := l.wantPause
+	l.wantPause = s.laneFlow.Next(was, len(l.q)-l.head)
+	return was != l.wantPause
+}
+
+// updateFlow sends PAUSE or RESUME for the connection (l == nil) or one
+// request when the wanted state differs from the last one sent. Sends are
+// serialised, so the last one the proxy sees is the latest state.
+func (s *session) updateFlow(l *lane) {
+	s.flowMu.Lock()
+	defer s.flowMu.Unlock()
+	want, sent := &s.wantPause, &s.sentPause
+	var cid *string
+	if l != nil {
+		want, sent, cid = &l.wantPause, &l.sentPause, &l.cid
+	}
+	s.mu.Lock()
+	w := *want
+	s.mu.Unlock()
+	if w == *sent {
+		return
+	}
+	*sent = w
+	_ = s.send(wire.FlowSignal(cid, w, s.srv.nowMs()))
+}

@@ -23,7 +23,7 @@ type Server struct {
 	h              Handler
 	events         agentv2.EventHandler // h, converted once: not per event
 	cfg            config
-	invoke         EventFunc       // the interceptors around callHandler
+	call           EventFunc       // the interceptors around callHandler
 	metrics        MetricsReporter // nil if h reports none
 	healthReporter HealthReporter  // nil if h reports none
 	checker        *grpchealth.StaticChecker
@@ -76,7 +76,7 @@ func NewServer(h Handler, opts ...Option) (*Server, error) {
 		epoch:     time.Now(),
 	}
 	srv.watch = newInlineWatch(srv, cfg.inlineBudget)
-	srv.invoke = srv.chain()
+	srv.call = srv.chain()
 	srv.metrics, _ = h.(MetricsReporter)
 	srv.healthReporter, _ = h.(HealthReporter)
 	return srv, nil
