@@ -11,14 +11,11 @@ import (
 	"github.com/agentwire/agentwire/internal/wire"
 )
 
-// lane is the queue of one correlation id's events: one goroutine at a time
-// runs them, one after another, so they are handled in order.
-//
-// A lane is the context of its handler calls: cancelled by cancel messages,
-// when the session ends and once its last event is answered, and carrying
-// the correlation id for Peer.Log. Most handlers never look at
-// cancellation, so the cancellable context behind it is made only when
-// somebody asks for Done or cancels: a lane costs one allocation.
+// lane is the queue of one correlation id's events, run in order by one
+// goroutine at a time. It is also its handlers' context, carrying the
+// correlation id and cancelled by cancel messages, the session's end and
+// its last answer; the cancellable context behind it is made only when
+// somebody asks for Done or cancels, so a lane costs one allocation.
 type lane struct {
 	parent context.Context // the session's values, without its cancellation
 	cid    string
@@ -28,11 +25,10 @@ type lane struct {
 	head int
 	// first backs q while the lane holds one event, the common case.
 	first [1]*agentv2.ProxyToAgent
-	// wantPause (guarded by the session's mu) and sentPause (guarded by its
-	// flowMu) are the per-request flow-control state.
+	// wantPause (under the session's mu) and sentPause (under its flowMu)
+	// are the request's flow-control state.
 	wantPause, sentPause bool
-	// cidBuf holds cid when it is short, as it usually is (a UUID): the
-	// lane owns its correlation id without a second allocation.
+	// cidBuf holds a short cid (a UUID) without a second allocation.
 	cidBuf [laneCIDSize]byte
 }
 
@@ -45,8 +41,8 @@ type laneCancel struct {
 	cancel context.CancelCauseFunc
 }
 
-// finishedLane is the context of lanes that ended before anybody needed a
-// cancellable one: cancelled, with context.Canceled as its cause.
+// finishedLane is the context of lanes that ended before anybody needed
+// one: cancelled with context.Canceled.
 var finishedLane = func() *laneCancel {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	cancel(context.Canceled)
@@ -55,9 +51,8 @@ var finishedLane = func() *laneCancel {
 
 var _ context.Context = (*lane)(nil)
 
-// newLane returns a lane for correlation id cid, which it copies: cid may
-// point into a read buffer that is reused, or that would stay in memory for
-// as long as the request lasts.
+// newLane returns a lane for cid, which it copies: cid may point into a
+// read buffer.
 func newLane(parent context.Context, cid string) *lane {
 	l := &lane{parent: parent}
 	if n := copy(l.cidBuf[:], cid); n == len(cid) && n > 0 {
@@ -98,8 +93,7 @@ func (l *lane) Err() error {
 }
 
 // Value implements context.Context: the correlation id, the session's
-// values, and the cancellable context's own key (so context.Cause reports
-// why the lane was cancelled).
+// values, and the cancellable context's (so context.Cause works).
 func (l *lane) Value(key any) any {
 	if _, ok := key.(correlationKey); ok {
 		return l.cid
@@ -116,8 +110,8 @@ func (l *lane) Value(key any) any {
 // cancel cancels the lane's handler calls with cause.
 func (l *lane) cancel(cause error) { l.cancellable().cancel(cause) }
 
-// finish cancels the lane once its last event is answered, without making
-// a context if nobody asked for one.
+// finish cancels the lane after its last answer, making no context if
+// nobody asked for one.
 func (l *lane) finish() {
 	if l.cc.Load() == nil && l.cc.CompareAndSwap(nil, finishedLane) {
 		return
