@@ -73,3 +73,57 @@ func rejectionError(wireCode agentwire.Code, text string) error {
 	}
 	return agentwire.Errorf(code, "%w: %s", ErrRegistrationRejected, reason)
 }
+
+// keep holds one connection: connect, serve, back off, again.
+func (d *ReverseDialer) keep(ctx context.Context) {
+	failures := 0
+	refusals := 0 // registrations refused in a row
+	defer func() {
+		if refusals > 0 {
+			d.refusing.Add(-1)
+		}
+	}()
+	for ctx.Err() == nil && !d.srv.draining() {
+		nc, err := d.connect(ctx)
+		if err == nil {
+			if refusals > 0 {
+				refusals = 0
+				d.refusalsEnded()
+			}
+			d.connected.Add(1)
+			start := time.Now()
+			err = d.srv.ServeConn(ctx, nc)
+			d.connected.Add(-1)
+			if ctx.Err() != nil {
+				return
+			}
+			if time.Since(start) >= d.cfg.stableAfter {
+				failures = 0
+			}
+			if err == nil {
+				err = agentwire.Errorf(agentwire.CodeUnavailable, "agent: reverse connection to %s ended", d.address)
+			}
+		} else if ctx.Err() != nil {
+			return
+		}
+		refused := errors.Is(err, ErrRegistrationRejected)
+		if refused {
+			refusals++
+		}
+		wait := d.backoff(failures, refusals, err)
+		failures++
+		if refused && refusals == 1 {
+			d.refusalsStarted(err, wait)
+		}
+		if f := d.cfg.onError; f != nil {
+			f(err, wait)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+	}
+}
