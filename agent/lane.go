@@ -21,8 +21,7 @@ type lane struct {
 	cid    string
 	cc     atomic.Pointer[laneCancel]
 
-	q    []*agentv2.ProxyToAgent
-	head int
+	q fifo[*agentv2.ProxyToAgent]
 	// first backs q while the lane holds one event, the common case.
 	first [1]*agentv2.ProxyToAgent
 	// wantPause (under the session's mu) and sentPause (under its flowMu)
@@ -60,7 +59,7 @@ func newLane(parent context.Context, cid string) *lane {
 	} else {
 		l.cid = strings.Clone(cid)
 	}
-	l.q = l.first[:0]
+	l.q.s = l.first[:0]
 	return l
 }
 
@@ -119,23 +118,32 @@ func (l *lane) finish() {
 	l.cc.Load().cancel(context.Canceled)
 }
 
-func (l *lane) push(m *agentv2.ProxyToAgent) { l.q = append(l.q, m) }
+func (l *lane) empty() bool { return l.q.len() == 0 }
 
-func (l *lane) pop() *agentv2.ProxyToAgent {
-	m := l.q[l.head]
-	l.q[l.head] = nil
-	l.head++
-	if l.head == len(l.q) {
-		l.q, l.head = l.q[:0], 0
-	}
-	return m
+// fifo is a queue whose slice is reused once it is emptied.
+type fifo[T any] struct {
+	s    []T
+	head int
 }
 
-func (l *lane) empty() bool { return l.head == len(l.q) }
+func (f *fifo[T]) push(x T) { f.s = append(f.s, x) }
+
+func (f *fifo[T]) len() int { return len(f.s) - f.head }
+
+func (f *fifo[T]) pop() T {
+	x := f.s[f.head]
+	var zero T
+	f.s[f.head] = zero
+	f.head++
+	if f.head == len(f.s) {
+		f.s, f.head = f.s[:0], 0
+	}
+	return x
+}
 
 // readyLaneLocked queues lane l for a worker and wakes or starts one.
 func (s *session) readyLaneLocked(l *lane) {
-	s.ready = append(s.ready, l)
+	s.ready.push(l)
 	switch {
 	case s.idle > 0:
 		s.idle--
@@ -160,7 +168,7 @@ func (s *session) worker() {
 			return
 		}
 		for !s.ended {
-			m := l.pop()
+			m := l.q.pop()
 			s.running++
 			s.mu.Unlock()
 			s.handle(l, m, nil)
@@ -178,14 +186,8 @@ func (s *session) worker() {
 
 func (s *session) nextLaneLocked() *lane {
 	for !s.ended {
-		if s.readyHead < len(s.ready) {
-			l := s.ready[s.readyHead]
-			s.ready[s.readyHead] = nil
-			s.readyHead++
-			if s.readyHead == len(s.ready) {
-				s.ready, s.readyHead = s.ready[:0], 0
-			}
-			return l
+		if s.ready.len() > 0 {
+			return s.ready.pop()
 		}
 		if s.idle >= s.maxIdle {
 			return nil
@@ -226,7 +228,7 @@ func (s *session) flowLocked() bool {
 // whether it changed.
 func (s *session) laneFlowLocked(l *lane) bool {
 	was := l.wantPause
-	l.wantPause = s.laneFlow.Next(was, len(l.q)-l.head)
+	l.wantPause = s.laneFlow.Next(was, l.q.len())
 	return was != l.wantPause
 }
 

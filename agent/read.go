@@ -152,7 +152,7 @@ func (s *session) submit(cid string, m *agentv2.ProxyToAgent) *lane {
 		return nil
 	}
 	l := s.lanes[cid]
-	quiet := s.budget > 0 && s.inlineLane == nil && s.readyHead == len(s.ready) && s.flow.Next(s.wantPause, s.pending+1) == s.wantPause
+	quiet := s.budget > 0 && s.inlineLane == nil && s.ready.len() == 0 && s.flow.Next(s.wantPause, s.pending+1) == s.wantPause
 	inline := l == nil && quiet && s.cooldown == 0
 	if !inline && s.lender != nil {
 		// The reader reads on: a queued event must not borrow its buffer.
@@ -184,7 +184,7 @@ func (s *session) submit(cid string, m *agentv2.ProxyToAgent) *lane {
 		}
 		s.readyLaneLocked(l)
 	}
-	l.push(m)
+	l.q.push(m)
 	laneFlip := s.laneFlowLocked(l)
 	s.mu.Unlock()
 	if flip {

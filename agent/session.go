@@ -62,9 +62,8 @@ type session struct {
 	// inlineLane (the one the reader runs itself) until a takeover.
 	lanes      map[string]*lane
 	inlineLane *lane
-	// ready[readyHead:] is the FIFO of lanes with events and no worker.
-	ready     []*lane
-	readyHead int
+	// ready holds the lanes with events and no worker.
+	ready fifo[*lane]
 	// readerID names the reading goroutine; a takeover increments it.
 	readerID uint64
 	// cooldown counts events still to hand to workers after slow inline
