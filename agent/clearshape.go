@@ -9,10 +9,39 @@ import (
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 )
 
-// clearShape clears an envelope of a hot event kind by assignment, which
-// drops every reference into the slab, keeping its oneof wrapper, event and
-// header structs; it returns the oneof case, or 0 (and leaves m alone) for
-// other envelopes. Request metadata goes to metadataPool.
+// Field numbers of the ProxyToAgent cases shapeClearer keeps in shape, and
+// of RequestHeadersEvent.metadata; a test checks them against the schema.
+const (
+	fieldRequestHeaders    protowire.Number = 2
+	fieldRequestBodyChunk  protowire.Number = 3
+	fieldResponseHeaders   protowire.Number = 4
+	fieldResponseBodyChunk protowire.Number = 5
+	fieldWebsocketFrame    protowire.Number = 6
+	fieldRequestComplete   protowire.Number = 8
+	fieldMetadata          protowire.Number = 1
+)
+
+// maxKeptHeaders bounds the header structs an envelope keeps for reuse, so
+// that one huge request does not leave its headers in the pool for good.
+const maxKeptHeaders = 128
+
+// shaped tells, by oneof field number, which cases shapeClearer keeps.
+var shaped = func() (is [fieldRequestComplete + 1]bool) {
+	for f := range is {
+		n := protowire.Number(f)
+		is[f] = isOneofField(n) && clearShape(makeShape(n)) == n
+	}
+	return is
+}()
+
+// isShaped tells whether envelopes of a oneof case are kept in shape.
+func isShaped(field protowire.Number) bool {
+	return field > 0 && int(field) < len(shaped) && shaped[field]
+}
+
+// clearShape clears an envelope of a hot event kind by assignment, keeping
+// its oneof wrapper, event and header structs, and returns its case; other
+// envelopes it leaves alone and returns 0. Metadata goes to metadataPool.
 func clearShape(m *agentv2.ProxyToAgent) protowire.Number {
 	field, _ := agentv2.VisitEvent(shapeClearer{}, m)
 	if field != 0 {
@@ -21,10 +50,20 @@ func clearShape(m *agentv2.ProxyToAgent) protowire.Number {
 	return field
 }
 
-// shapeClearer clears the event of a hot kind for clearShape and returns
-// its oneof case; the other kinds, from the generated base, return 0.
+// shapeClearer clears the event of a hot kind and returns its oneof case;
+// the other kinds fall to the generated base, which returns 0.
 type shapeClearer struct {
 	agentv2.UnimplementedEventVisitor[protowire.Number]
+}
+
+// clearEvent zeroes a non-nil event and returns field, else 0.
+func clearEvent[T any](ev *T, field protowire.Number) protowire.Number {
+	if ev == nil {
+		return 0
+	}
+	var zero T
+	*ev = zero
+	return field
 }
 
 func (shapeClearer) VisitRequestHeaders(_ *agentv2.ProxyToAgent, ev *agentv2.RequestHeadersEvent) protowire.Number {
@@ -35,89 +74,57 @@ func (shapeClearer) VisitRequestHeaders(_ *agentv2.ProxyToAgent, ev *agentv2.Req
 		*md = agentv2.RequestMetadata{}
 		metadataPool.Put(md)
 	}
-	*ev = agentv2.RequestHeadersEvent{Headers: keepHeaders(ev.Headers)}
+	*ev = agentv2.RequestHeadersEvent{Headers: resetHeaders(ev.Headers, true)}
 	return fieldRequestHeaders
-}
-
-func (shapeClearer) VisitRequestBodyChunk(_ *agentv2.ProxyToAgent, ev *agentv2.BodyChunkEvent) protowire.Number {
-	if ev == nil {
-		return 0
-	}
-	*ev = agentv2.BodyChunkEvent{}
-	return fieldRequestBodyChunk
 }
 
 func (shapeClearer) VisitResponseHeaders(_ *agentv2.ProxyToAgent, ev *agentv2.ResponseHeadersEvent) protowire.Number {
 	if ev == nil {
 		return 0
 	}
-	*ev = agentv2.ResponseHeadersEvent{Headers: clearHeaders(ev.Headers)}
+	*ev = agentv2.ResponseHeadersEvent{Headers: resetHeaders(ev.Headers, false)}
 	return fieldResponseHeaders
 }
 
+func (shapeClearer) VisitRequestBodyChunk(_ *agentv2.ProxyToAgent, ev *agentv2.BodyChunkEvent) protowire.Number {
+	return clearEvent(ev, fieldRequestBodyChunk)
+}
+
 func (shapeClearer) VisitResponseBodyChunk(_ *agentv2.ProxyToAgent, ev *agentv2.BodyChunkEvent) protowire.Number {
-	if ev == nil {
-		return 0
-	}
-	*ev = agentv2.BodyChunkEvent{}
-	return fieldResponseBodyChunk
+	return clearEvent(ev, fieldResponseBodyChunk)
 }
 
 func (shapeClearer) VisitWebsocketFrame(_ *agentv2.ProxyToAgent, ev *agentv2.WebSocketFrameEvent) protowire.Number {
-	if ev == nil {
-		return 0
-	}
-	*ev = agentv2.WebSocketFrameEvent{}
-	return fieldWebsocketFrame
+	return clearEvent(ev, fieldWebsocketFrame)
 }
 
 func (shapeClearer) VisitRequestComplete(_ *agentv2.ProxyToAgent, ev *agentv2.RequestCompleteEvent) protowire.Number {
-	if ev == nil {
-		return 0
-	}
-	*ev = agentv2.RequestCompleteEvent{}
-	return fieldRequestComplete
+	return clearEvent(ev, fieldRequestComplete)
 }
 
-// clearHeaders clears the header structs of hs, up to its capacity (a
-// handler may have shortened the slice), and returns hs emptied for reuse,
-// or nil if it is too large to keep. The decoder reuses non-nil structs
-// past the length, and it does not clear a struct before decoding into it.
-func clearHeaders(hs []*agentv2.Header) []*agentv2.Header {
+// resetHeaders clears the header structs of hs up to its capacity (a
+// handler may have shortened it) and returns hs emptied, or nil if too
+// large to keep: decoders reuse structs past the length without clearing
+// them. direct (request headers): the direct decoder sets every field it
+// reuses, so only structs with unknown fields, which it never leaves, are
+// cleared; sparing the others a pointer write each matters while the
+// garbage collector marks.
+func resetHeaders(hs []*agentv2.Header, direct bool) []*agentv2.Header {
 	if cap(hs) > maxKeptHeaders {
 		return nil
 	}
 	hs = hs[:cap(hs)]
 	for _, h := range hs {
-		if h != nil {
+		if h != nil && (!direct || hasUnknownFields(h)) {
 			*h = agentv2.Header{}
 		}
 	}
 	return hs[:0]
 }
 
-// keepHeaders is clearHeaders for request headers, which decode on the
-// direct path (decodeRequestHeaders): that path sets the name and value of
-// every header struct it reuses, so only structs holding unknown fields
-// (left by the generated decoder) are cleared. Clearing the others would
-// cost a pointer write each, which is dear while the garbage collector
-// marks, for nothing.
-func keepHeaders(hs []*agentv2.Header) []*agentv2.Header {
-	if cap(hs) > maxKeptHeaders {
-		return nil
-	}
-	hs = hs[:cap(hs)]
-	for _, h := range hs {
-		if h != nil && hasUnknownFields(h) {
-			*h = agentv2.Header{}
-		}
-	}
-	return hs[:0]
-}
-
-// headerUnknown is the offset of the generated Header's unknown fields, or
-// -1 if the struct has no such field of the expected type (every header
-// then counts as having some, and is cleared).
+// headerUnknown is the offset of Header's unknown fields, or -1 if it has
+// no such field of the expected type (every header then counts as having
+// some).
 var headerUnknown = func() int {
 	f, ok := reflect.TypeFor[agentv2.Header]().FieldByName("unknownFields")
 	if !ok || f.Type != reflect.TypeFor[[]byte]() {
@@ -126,8 +133,8 @@ var headerUnknown = func() int {
 	return int(f.Offset)
 }()
 
-// hasUnknownFields reports whether h holds unknown fields, reading them
-// without the reflection API (which would cost more than clearing h).
+// hasUnknownFields reports whether h holds unknown fields, without the
+// reflection API (which would cost more than clearing h).
 func hasUnknownFields(h *agentv2.Header) bool {
 	if headerUnknown < 0 {
 		return true

@@ -1,14 +1,16 @@
 package agent
 
 import (
+	"context"
+	"strconv"
+
 	"github.com/agentwire/agentwire"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 )
 
-// A session acts on the proxy's messages that are not events through the
-// generated visitor: one method per such case of ProxyToAgent, so a case
-// added to the schema is a method the session must implement. Events go
-// to the handler through agentv2.DispatchEvent (see handle).
+// A session acts on the proxy's control messages through the generated
+// visitor, so a case added to the schema is a method it must implement.
+// Events go to the handler through agentv2.DispatchEvent (see handle).
 var _ agentv2.ProxyToAgentControlVisitor = (*session)(nil)
 
 // dispatch acts on one message from the proxy that is not an event.
@@ -74,7 +76,7 @@ func (s *session) VisitShutdown(_ *agentv2.ProxyToAgent, r *agentv2.ShutdownRequ
 	return nil
 }
 
-// VisitConfigResponse hands the proxy's answer to the RequestConfigUpdate
+// VisitConfigResponse hands the proxy's answer to the requestConfigUpdate
 // call waiting for it.
 func (s *session) VisitConfigResponse(_ *agentv2.ProxyToAgent, r *agentv2.ConfigUpdateResponse) error {
 	s.mu.Lock()
@@ -119,4 +121,46 @@ func (s *session) goHook(f func()) {
 		}()
 		f()
 	}()
+}
+
+// requestConfigUpdate sends req and waits for the proxy's answer.
+func (s *session) requestConfigUpdate(ctx context.Context, req *agentv2.ConfigUpdateRequest) (*agentv2.ConfigUpdateResponse, error) {
+	ch := make(chan *agentv2.ConfigUpdateResponse, 1)
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return nil, agentwire.Errorf(agentwire.CodeUnavailable, "agent: connection closed")
+	}
+	if req.RequestId == "" {
+		s.configSeq++
+		req.RequestId = "agent-" + strconv.FormatUint(s.configSeq, 10)
+	}
+	id := req.RequestId
+	if _, dup := s.configWaiters[id]; dup {
+		s.mu.Unlock()
+		return nil, agentwire.Errorf(agentwire.CodeAlreadyExists, "agent: config update %q is already waiting", id)
+	}
+	s.configWaiters[id] = ch
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		if s.configWaiters[id] == ch {
+			delete(s.configWaiters, id)
+		}
+		s.mu.Unlock()
+	}()
+	if req.TimestampMs == 0 {
+		req.TimestampMs = s.srv.nowMs()
+	}
+	if err := s.st.Send(ctx, &agentv2.AgentToProxy{Message: &agentv2.AgentToProxy_ConfigUpdate{ConfigUpdate: req}}); err != nil {
+		return nil, err
+	}
+	select {
+	case resp := <-ch:
+		return resp, nil
+	case <-ctx.Done():
+		return nil, agentwire.WrapContextError(ctx.Err())
+	case <-s.ctx.Done():
+		return nil, agentwire.Errorf(agentwire.CodeUnavailable, "agent: connection closed before the proxy answered")
+	}
 }

@@ -6,15 +6,14 @@ import (
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 )
 
-// EventFunc handles one event: the server's call into the [Handler] for
-// the event case ev carries. A nil response means allow; the server fills
-// in the correlation id and event id after it returns.
+// EventFunc handles one event: the server's call into the [Handler]. A nil
+// response means allow; the server fills in the ids afterwards.
 type EventFunc func(ctx context.Context, ev *agentv2.ProxyToAgent) (*agentv2.AgentResponse, error)
 
 // Interceptor wraps the handling of every event (tracing, metrics,
-// logging), on every transport, including unary ProcessEvent calls. A
-// handler panic reaches interceptors as a CodeInternal error.
-// Implementations must be safe for concurrent use.
+// logging) on every transport, unary ProcessEvent calls included; a handler
+// panic reaches it as a CodeInternal error. Implementations must be safe
+// for concurrent use.
 type Interceptor interface {
 	WrapEvent(next EventFunc) EventFunc
 }

@@ -8,30 +8,26 @@ import (
 	"unsafe"
 
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/internal/wire"
 )
 
-// lane is the queue of one correlation id's events: one goroutine at a time
-// runs them, one after another, so they are handled in order.
-//
-// A lane is the context of its handler calls: cancelled by cancel messages,
-// when the session ends and once its last event is answered, and carrying
-// the correlation id for Peer.Log. Most handlers never look at
-// cancellation, so the cancellable context behind it is made only when
-// somebody asks for Done or cancels: a lane costs one allocation.
+// lane is the queue of one correlation id's events, run in order by one
+// goroutine at a time. It is also its handlers' context, carrying the
+// correlation id and cancelled by cancel messages, the session's end and
+// its last answer; the cancellable context behind it is made only when
+// somebody asks for Done or cancels, so a lane costs one allocation.
 type lane struct {
 	parent context.Context // the session's values, without its cancellation
 	cid    string
 	cc     atomic.Pointer[laneCancel]
 
-	q    []*agentv2.ProxyToAgent
-	head int
+	q fifo[*agentv2.ProxyToAgent]
 	// first backs q while the lane holds one event, the common case.
 	first [1]*agentv2.ProxyToAgent
-	// wantPause (guarded by the session's mu) and sentPause (guarded by its
-	// flowMu) are the per-request flow-control state.
+	// wantPause (under the session's mu) and sentPause (under its flowMu)
+	// are the request's flow-control state.
 	wantPause, sentPause bool
-	// cidBuf holds cid when it is short, as it usually is (a UUID): the
-	// lane owns its correlation id without a second allocation.
+	// cidBuf holds a short cid (a UUID) without a second allocation.
 	cidBuf [laneCIDSize]byte
 }
 
@@ -44,8 +40,8 @@ type laneCancel struct {
 	cancel context.CancelCauseFunc
 }
 
-// finishedLane is the context of lanes that ended before anybody needed a
-// cancellable one: cancelled, with context.Canceled as its cause.
+// finishedLane is the context of lanes that ended before anybody needed
+// one: cancelled with context.Canceled.
 var finishedLane = func() *laneCancel {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	cancel(context.Canceled)
@@ -54,9 +50,8 @@ var finishedLane = func() *laneCancel {
 
 var _ context.Context = (*lane)(nil)
 
-// newLane returns a lane for correlation id cid, which it copies: cid may
-// point into a read buffer that is reused, or that would stay in memory for
-// as long as the request lasts.
+// newLane returns a lane for cid, which it copies: cid may point into a
+// read buffer.
 func newLane(parent context.Context, cid string) *lane {
 	l := &lane{parent: parent}
 	if n := copy(l.cidBuf[:], cid); n == len(cid) && n > 0 {
@@ -64,7 +59,7 @@ func newLane(parent context.Context, cid string) *lane {
 	} else {
 		l.cid = strings.Clone(cid)
 	}
-	l.q = l.first[:0]
+	l.q.s = l.first[:0]
 	return l
 }
 
@@ -97,8 +92,7 @@ func (l *lane) Err() error {
 }
 
 // Value implements context.Context: the correlation id, the session's
-// values, and the cancellable context's own key (so context.Cause reports
-// why the lane was cancelled).
+// values, and the cancellable context's (so context.Cause works).
 func (l *lane) Value(key any) any {
 	if _, ok := key.(correlationKey); ok {
 		return l.cid
@@ -115,8 +109,8 @@ func (l *lane) Value(key any) any {
 // cancel cancels the lane's handler calls with cause.
 func (l *lane) cancel(cause error) { l.cancellable().cancel(cause) }
 
-// finish cancels the lane once its last event is answered, without making
-// a context if nobody asked for one.
+// finish cancels the lane after its last answer, making no context if
+// nobody asked for one.
 func (l *lane) finish() {
 	if l.cc.Load() == nil && l.cc.CompareAndSwap(nil, finishedLane) {
 		return
@@ -124,16 +118,137 @@ func (l *lane) finish() {
 	l.cc.Load().cancel(context.Canceled)
 }
 
-func (l *lane) push(m *agentv2.ProxyToAgent) { l.q = append(l.q, m) }
+func (l *lane) empty() bool { return l.q.len() == 0 }
 
-func (l *lane) pop() *agentv2.ProxyToAgent {
-	m := l.q[l.head]
-	l.q[l.head] = nil
-	l.head++
-	if l.head == len(l.q) {
-		l.q, l.head = l.q[:0], 0
-	}
-	return m
+// fifo is a queue whose slice is reused once it is emptied.
+type fifo[T any] struct {
+	s    []T
+	head int
 }
 
-func (l *lane) empty() bool { return l.head == len(l.q) }
+func (f *fifo[T]) push(x T) { f.s = append(f.s, x) }
+
+func (f *fifo[T]) len() int { return len(f.s) - f.head }
+
+func (f *fifo[T]) pop() T {
+	x := f.s[f.head]
+	var zero T
+	f.s[f.head] = zero
+	f.head++
+	if f.head == len(f.s) {
+		f.s, f.head = f.s[:0], 0
+	}
+	return x
+}
+
+// readyLaneLocked queues lane l for a worker and wakes or starts one.
+func (s *session) readyLaneLocked(l *lane) {
+	s.ready.push(l)
+	switch {
+	case s.idle > 0:
+		s.idle--
+		s.work.Signal()
+	case s.workers < s.limit:
+		s.workers++
+		s.wg.Add(1)
+		go s.worker()
+	}
+}
+
+// worker runs ready lanes until the session ends, parking when there is
+// nothing to do, or exiting when enough workers are parked already.
+func (s *session) worker() {
+	defer s.wg.Done()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		l := s.nextLaneLocked()
+		if l == nil {
+			s.workers--
+			return
+		}
+		for !s.ended {
+			m := l.q.pop()
+			s.running++
+			s.mu.Unlock()
+			s.handle(l, m, nil)
+			s.mu.Lock()
+			s.running--
+			s.finishLocked(l)
+			if l.empty() {
+				delete(s.lanes, l.cid)
+				l.finish()
+				break
+			}
+		}
+	}
+}
+
+func (s *session) nextLaneLocked() *lane {
+	for !s.ended {
+		if s.ready.len() > 0 {
+			return s.ready.pop()
+		}
+		if s.idle >= s.maxIdle {
+			return nil
+		}
+		s.idle++
+		s.work.Wait()
+	}
+	return nil
+}
+
+// finishLocked accounts for an answered event of lane l: the pending count,
+// idle waiters, flow control. It may release s.mu for a while.
+func (s *session) finishLocked(l *lane) {
+	if s.pending--; s.pending == 0 {
+		s.wakeIdleLocked()
+	}
+	flip, laneFlip := s.flowLocked(), s.laneFlowLocked(l)
+	if flip || laneFlip {
+		s.mu.Unlock()
+		if laneFlip {
+			s.updateFlow(l)
+		}
+		if flip {
+			s.updateFlow(nil)
+		}
+		s.mu.Lock()
+	}
+}
+
+// flowLocked updates wantPause from pending and reports whether it changed.
+func (s *session) flowLocked() bool {
+	was := s.wantPause
+	s.wantPause = s.flow.Next(was, s.pending)
+	return was != s.wantPause
+}
+
+// laneFlowLocked updates l.wantPause from its queued events and reports
+// whether it changed.
+func (s *session) laneFlowLocked(l *lane) bool {
+	was := l.wantPause
+	l.wantPause = s.laneFlow.Next(was, l.q.len())
+	return was != l.wantPause
+}
+
+// updateFlow sends PAUSE or RESUME for the connection (l == nil) or one
+// request when the wanted state differs from the last one sent. Sends are
+// serialised, so the last one the proxy sees is the latest state.
+func (s *session) updateFlow(l *lane) {
+	s.flowMu.Lock()
+	defer s.flowMu.Unlock()
+	want, sent := &s.wantPause, &s.sentPause
+	var cid *string
+	if l != nil {
+		want, sent, cid = &l.wantPause, &l.sentPause, &l.cid
+	}
+	s.mu.Lock()
+	w := *want
+	s.mu.Unlock()
+	if w == *sent {
+		return
+	}
+	*sent = w
+	_ = s.send(wire.FlowSignal(cid, w, s.srv.nowMs()))
+}

@@ -25,9 +25,8 @@ const (
 	// DefaultHandshakeTimeout is how long a new connection may take to send
 	// its handshake.
 	DefaultHandshakeTimeout = 10 * time.Second
-	// DefaultInlineBudget is how long a handler may run on the goroutine
-	// that reads its connection before another goroutine takes the reading
-	// over.
+	// DefaultInlineBudget is how long a handler may run on its connection's
+	// reader before another goroutine takes the reading over.
 	DefaultInlineBudget = time.Millisecond
 	// DefaultSocketMode is the permission of a socket file ListenUnix creates.
 	DefaultSocketMode os.FileMode = 0o600
@@ -81,37 +80,29 @@ func newConfig(opts []Option) (config, error) {
 		o.apply(&c)
 	}
 	var errs []error
-	if c.maxConcurrency <= 0 {
-		errs = append(errs, errors.New("max concurrency must be positive"))
-	}
-	if c.maxQueue < 0 {
-		errs = append(errs, errors.New("max queue must not be negative"))
-	} else if c.maxQueue == 0 {
-		c.maxQueue = c.maxConcurrency
-	}
-	if c.maxQueuedPerRequest < 0 {
-		errs = append(errs, errors.New("max queued per request must not be negative"))
-	}
-	if c.healthInterval <= 0 {
-		errs = append(errs, errors.New("health interval must be positive"))
-	}
-	if c.handshakeTimeout <= 0 {
-		errs = append(errs, errors.New("handshake timeout must be positive"))
-	}
-	if c.inlineBudget < 0 {
-		errs = append(errs, errors.New("inline budget must not be negative"))
-	}
-	if c.maxFrameSize <= 0 {
-		errs = append(errs, errors.New("max frame size must be positive"))
-	}
-	if c.serviceName == "" {
-		errs = append(errs, errors.New("service name must not be empty"))
-	}
-	if c.logger == nil || c.now == nil {
-		errs = append(errs, errors.New("logger and clock must not be nil"))
+	for _, check := range []struct {
+		bad  bool
+		what string
+	}{
+		{c.maxConcurrency <= 0, "max concurrency must be positive"},
+		{c.maxQueue < 0, "max queue must not be negative"},
+		{c.maxQueuedPerRequest < 0, "max queued per request must not be negative"},
+		{c.healthInterval <= 0, "health interval must be positive"},
+		{c.handshakeTimeout <= 0, "handshake timeout must be positive"},
+		{c.inlineBudget < 0, "inline budget must not be negative"},
+		{c.maxFrameSize <= 0, "max frame size must be positive"},
+		{c.serviceName == "", "service name must not be empty"},
+		{c.logger == nil || c.now == nil, "logger and clock must not be nil"},
+	} {
+		if check.bad {
+			errs = append(errs, errors.New(check.what))
+		}
 	}
 	if len(errs) > 0 {
 		return c, agentwire.NewError(agentwire.CodeInvalidArgument, errors.Join(errs...))
+	}
+	if c.maxQueue == 0 {
+		c.maxQueue = c.maxConcurrency
 	}
 	return c, nil
 }
@@ -136,29 +127,23 @@ func WithName(name string) Option { return optionFunc(func(c *config) { c.name =
 func WithVersion(version string) Option { return optionFunc(func(c *config) { c.version = version }) }
 
 // WithSupportedEvents sets the event types the agent declares in the
-// handshake (all by default). The proxy should send no others; if it does,
-// the handler is still called.
+// handshake (all by default); the handler is called for others too.
 func WithSupportedEvents(events ...agentv2.EventType) Option {
 	return optionFunc(func(c *config) { c.events = append([]agentv2.EventType(nil), events...) })
 }
 
 // WithMaxConcurrency sets how many events of one connection are handled at
-// once ([DefaultMaxConcurrency]). When that many events are pending the
-// agent sends flow_control PAUSE, and RESUME once they fall to three
-// quarters of it.
+// once ([DefaultMaxConcurrency]); that many pending pause the connection.
 func WithMaxConcurrency(n int) Option { return optionFunc(func(c *config) { c.maxConcurrency = n }) }
 
 // WithMaxQueue sets how many events beyond the concurrency limit one
 // connection queues when the proxy ignores a pause (default: the
-// concurrency limit). Events past that are answered with a
-// RESOURCE_EXHAUSTED error without calling the handler.
+// concurrency limit); later ones are answered RESOURCE_EXHAUSTED.
 func WithMaxQueue(n int) Option { return optionFunc(func(c *config) { c.maxQueue = n }) }
 
 // WithMaxQueuedPerRequest sets how many events of one correlation id may
-// wait behind the one being handled before the agent sends a flow_control
-// PAUSE for that request ([DefaultMaxQueuedPerRequest]); RESUME follows
-// when half of them are done. 0 disables per-request pauses. Events are
-// never refused for this: only the connection-wide queue bound refuses.
+// wait before the agent pauses that request ([DefaultMaxQueuedPerRequest];
+// 0: never). It never refuses events.
 func WithMaxQueuedPerRequest(n int) Option {
 	return optionFunc(func(c *config) { c.maxQueuedPerRequest = n })
 }
@@ -176,34 +161,24 @@ func WithHandshakeTimeout(d time.Duration) Option {
 }
 
 // WithInlineBudget sets how long a handler may run on the goroutine that
-// reads its connection ([DefaultInlineBudget]). Events are handled where
-// they are read while handlers are quick, which saves a goroutine hand-off
-// per event; a handler still running after d gets the reading taken over by
-// another goroutine, and a connection whose handlers are slow (longer than d)
-// hands its next events to worker goroutines for a while. The watch behind
-// this looks every d for a second after a slow handler, and every 10 d while
-// all have been quick (its wake-ups cost CPU): a first handler to block on a
-// server of quick ones holds its connection for up to 20 d.
-// 0 always uses workers.
+// reads its connection ([DefaultInlineBudget]; 0: always on workers). A
+// handler still running after d has the reading taken over, and its
+// connection's next events go to workers for a while. The watch looks
+// every 10 d while handlers are quick, so the first to block holds its
+// connection for up to 20 d.
 func WithInlineBudget(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.inlineBudget = d })
 }
 
 // WithBorrowedEvents makes events on Unix-socket and reverse connections
-// borrow the connection's read buffer instead of owning their memory: an
-// event, and every string and byte slice in it, is valid only until the
-// handler method returns. A handler that keeps anything (a header value, a
-// body chunk, the event) past its return must copy it first
-// (strings.Clone, bytes.Clone, proto.Clone). In exchange the agent allocates
-// nothing per event to hold what it reads, which makes the garbage
-// collector run several times less often. Events that wait for a worker,
-// and the correlation ids the SDK keeps, are copied by the SDK; gRPC and
-// Connect connections are not affected.
+// borrow the connection's read buffer: an event and every string and byte
+// slice in it are valid only until the handler returns, so a handler must
+// copy what it keeps. The agent then allocates nothing per event for what
+// it reads. gRPC and Connect connections are not affected.
 func WithBorrowedEvents() Option { return optionFunc(func(c *config) { c.borrowEvents = true }) }
 
 // WithMaxFrameSize sets the largest message accepted or sent, in bytes
-// (codec.DefaultMaxFrameSize, 16 MiB). It applies to frames on framed
-// transports and to messages on gRPC.
+// (codec.DefaultMaxFrameSize, 16 MiB), framed or over gRPC.
 func WithMaxFrameSize(n int) Option { return optionFunc(func(c *config) { c.maxFrameSize = n }) }
 
 // WithLogger sets where the server logs (slog.Default() by default).
@@ -216,15 +191,12 @@ func WithClock(now func() time.Time) Option { return optionFunc(func(c *config) 
 // WithServiceName sets the fully-qualified gRPC service name served by
 // [Server.RegisterGRPC], [Server.ConnectHandler] and [Server.HTTPHandler]
 // ("sentinel.agent.v2.AgentServiceV2" by default), for example
-// "zentinel.agent.v2.AgentServiceV2" to serve Zentinel proxies. The
-// messages are the same whatever the name.
+// "zentinel.agent.v2.AgentServiceV2"; the messages are the same.
 func WithServiceName(name string) Option { return optionFunc(func(c *config) { c.serviceName = name }) }
 
 // WithAllowedUIDs restricts connections accepted by [Server.ServeUnix] to
-// peers running as one of uids, checked with SO_PEERCRED. Others are closed
-// before the handshake. Where the platform cannot tell a peer's uid, every
-// connection is refused. By default any peer that can open the socket file
-// is served.
+// peers running as one of uids (SO_PEERCRED); where the platform cannot
+// tell, every connection is refused. By default any peer is served.
 func WithAllowedUIDs(uids ...uint32) Option {
 	return optionFunc(func(c *config) { c.allowedUIDs = append([]uint32(nil), uids...) })
 }

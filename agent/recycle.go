@@ -10,30 +10,24 @@ import (
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 )
 
-// Decoding events is the agent's hottest path. Three habits keep it cheap:
-// payloads live in chunks shared by many events, which the decoded
-// messages' strings and bytes alias (a framed stream's copy of each read,
-// see teeReader; a slab for gRPC and Connect), and which are never reused;
-// answered envelopes of the hot event kinds are cleared by plain
-// assignment (the generated Reset stores atomically once per message); and
-// they are kept with their oneof wrapper, event and header structs for the
-// next event of the same kind, which then decodes without allocating.
+// Decoding events is the agent's hottest path. Payloads live in chunks
+// that many events share and nothing reuses (teeReader's copy of each read,
+// or a slab), which the decoded strings and bytes alias; answered envelopes
+// of the hot event kinds are cleared by assignment (clearshape.go) and kept
+// with their structs, so the next event of the kind decodes without
+// allocating.
 
-// Slab chunk sizes: chunks double from the first payload's size up to
-// slabChunkSize (or a slab's own max), which holds about thirty header
-// events; a payload larger than a quarter of the largest chunk
-// (slabMaxPiece by default) gets its own allocation.
+// Slab chunks double from the first payload's size up to slabChunkSize (or
+// a slab's max); a payload over a quarter of that gets its own allocation.
 const (
 	slabChunkSize = 16 << 10
 	slabMaxPiece  = slabChunkSize / 4
 )
 
-// slab hands out pieces of larger chunks for the payloads of gRPC and
-// Connect streams, which free a message's buffer once it is decoded. A
-// chunk is never reused: the garbage collector frees it once no message or
-// string points into it, so a string a handler keeps stays valid. A slab
-// holds no chunk before its first event. Not safe for concurrent use: one
-// stream's reader owns it.
+// slab hands out pieces of chunks for the payloads of gRPC and Connect
+// streams. A chunk is never reused: the garbage collector frees it once
+// nothing points into it, so strings a handler keeps stay valid. Not safe
+// for concurrent use: one stream's reader owns it.
 type slab struct {
 	free []byte // the unused end of the current chunk
 	next int    // size of the next chunk
@@ -74,23 +68,6 @@ func (s *slab) copy(p []byte) []byte {
 	return b
 }
 
-// Field numbers of the ProxyToAgent oneof cases kept in shape; a test checks
-// them against the schema.
-const (
-	fieldRequestHeaders    protowire.Number = 2
-	fieldRequestBodyChunk  protowire.Number = 3
-	fieldResponseHeaders   protowire.Number = 4
-	fieldResponseBodyChunk protowire.Number = 5
-	fieldWebsocketFrame    protowire.Number = 6
-	fieldRequestComplete   protowire.Number = 8
-	// fieldMetadata is RequestHeadersEvent.metadata.
-	fieldMetadata protowire.Number = 1
-)
-
-// maxKeptHeaders bounds the header structs an envelope keeps for reuse, so
-// that one huge request does not leave its headers in the pool for good.
-const maxKeptHeaders = 128
-
 // oneofField tells, by field number, which ProxyToAgent fields belong to
 // the message oneof.
 var oneofField = func() []bool {
@@ -108,19 +85,10 @@ var oneofField = func() []bool {
 
 func isOneofField(n protowire.Number) bool { return n > 0 && int(n) < len(oneofField) && oneofField[n] }
 
-// shapes keeps cleared envelopes of the hot event kinds, indexed by oneof
-// field number: each has its oneof wrapper and event in place. metadataPool
-// keeps cleared request metadata apart, because an envelope may only carry
-// metadata when the event on the wire has some.
-var (
-	shapes       [fieldRequestComplete + 1]sync.Pool
-	metadataPool sync.Pool
-)
-
 // scanEnvelope reads the top level of a ProxyToAgent encoding as its
-// decoder will: the oneof case the message ends with (0 for none) and, for
-// request_headers, whether that event has metadata. ok is false for input
-// the scan cannot follow; the decoder may reject it too.
+// decoder will: the oneof case it ends with (0 for none) and, for
+// request_headers, whether the event has metadata. ok is false for input
+// the scan cannot follow.
 func scanEnvelope(b []byte) (last protowire.Number, meta bool, ok bool) {
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
@@ -140,8 +108,8 @@ func scanEnvelope(b []byte) (last protowire.Number, meta bool, ok bool) {
 			return 0, false, false
 		}
 		b = b[n:]
-		// The decoder merges a case repeated in a row into one message and
-		// starts a new one when the case changes.
+		// The decoder merges a case repeated in a row and starts anew when
+		// the case changes.
 		if num != last {
 			last, meta = num, false
 		}
@@ -174,20 +142,17 @@ func hasField(b []byte, want protowire.Number) (has bool, ok bool) {
 	return false, true
 }
 
-// isShaped tells whether envelopes of a oneof case are kept in shape.
-func isShaped(field protowire.Number) bool {
-	switch field {
-	case fieldRequestHeaders, fieldRequestBodyChunk, fieldResponseHeaders,
-		fieldResponseBodyChunk, fieldWebsocketFrame, fieldRequestComplete:
-		return true
-	}
-	return false
-}
+// shapes keeps cleared envelopes of the hot event kinds by oneof field
+// number; metadataPool keeps request metadata apart, attached only when the
+// event on the wire has some.
+var (
+	shapes       [len(shaped)]sync.Pool
+	metadataPool sync.Pool
+)
 
-// newEnvelope returns an empty envelope to decode into, for an encoding
-// whose scan found the oneof case field and, for request headers, meta:
-// for a hot event kind a recycled one, already shaped as the decoder would
-// build it, so that decoding fills it without allocating.
+// newEnvelope returns an empty envelope to decode an encoding into whose
+// scan found oneof case field and, for request headers, meta: for a hot
+// event kind a recycled one, already shaped as the decoder would build it.
 func newEnvelope(field protowire.Number, meta bool) *agentv2.ProxyToAgent {
 	if !isShaped(field) {
 		return agentv2.ProxyToAgentFromVTPool()
@@ -199,9 +164,8 @@ func newEnvelope(field protowire.Number, meta bool) *agentv2.ProxyToAgent {
 	return fillShape(m, field, meta)
 }
 
-// fillShape completes a cleared envelope of case field for an encoding
-// with metadata or not. An envelope carries nothing the wire does not: no
-// metadata for request headers without any.
+// fillShape completes a cleared envelope of case field: request headers
+// get metadata only if the encoding has some.
 func fillShape(m *agentv2.ProxyToAgent, field protowire.Number, meta bool) *agentv2.ProxyToAgent {
 	if field == fieldRequestHeaders && meta {
 		md, _ := metadataPool.Get().(*agentv2.RequestMetadata)
@@ -213,8 +177,8 @@ func fillShape(m *agentv2.ProxyToAgent, field protowire.Number, meta bool) *agen
 	return m
 }
 
-// makeShape allocates an empty envelope of a hot event kind: its oneof case
-// set to an empty event, as the decoder would set it.
+// makeShape allocates an empty envelope with oneof case field set to an
+// empty message, as the decoder would set it.
 func makeShape(field protowire.Number) *agentv2.ProxyToAgent {
 	m := new(agentv2.ProxyToAgent)
 	r := m.ProtoReflect()
@@ -235,78 +199,67 @@ func releaseEnvelope(m *agentv2.ProxyToAgent) {
 }
 
 // eventDecoder decodes what a gRPC or Connect stream receives into
-// recycled envelopes whose strings and bytes live in its slab. Not safe
-// for concurrent use: the stream's reader owns it; the envelopes it returns
-// go back through releaseEnvelope from any goroutine.
+// recycled envelopes whose strings and bytes live in its slab. Only the
+// stream's reader uses it; its envelopes are released from any goroutine.
 type eventDecoder struct {
 	slab slab
 }
 
-// decode decodes src, which the caller may reuse afterwards, into a new
-// envelope.
+// decode decodes src, which the caller may reuse afterwards.
 func (d *eventDecoder) decode(src []byte) (*agentv2.ProxyToAgent, error) {
-	field, meta, ok := scanEnvelope(src)
-	var buf []byte
-	if ok && isShaped(field) {
-		buf = d.slab.copy(src)
-	} else {
-		// Handshakes and control messages get their own copy: they are
-		// rare, not always released, and a fresh connection should hold
-		// no chunk before its first event.
-		buf = bytes.Clone(src)
-	}
-	return decodeShaped(buf, field, meta, ok, 0, false)
+	m, _, err := decodeEnvelope(src, 0, false, d.slab.copy)
+	return m, err
 }
 
-// decodeFrame decodes a frame's payload, which the caller may reuse
-// afterwards, into a new envelope whose oneof case must match the frame
-// type t. own is nil, or holds the same bytes as payload in memory the
-// message may keep (a chunk nobody reuses): an event then decodes from it
-// without another copy.
+// decodeFrame decodes a frame's payload, which the caller may reuse, into
+// an envelope whose case must match frame type t. own is nil or holds the
+// same bytes in memory the message may keep: events then decode from it.
 func decodeFrame(t agentv2.FrameType, payload, own []byte) (*agentv2.ProxyToAgent, error) {
-	field, meta, ok := scanEnvelope(payload)
-	if own == nil || !ok || !isShaped(field) {
-		// Handshakes and control messages get a copy of their own: they
-		// are not always released, and must not keep a chunk alive.
-		own = bytes.Clone(payload)
-	}
-	return decodeShaped(own, field, meta, ok, t, true)
+	m, _, err := decodeEnvelope(payload, t, true, func([]byte) []byte { return own })
+	return m, err
 }
 
-// decodeLent decodes a frame's payload for a borrowing stream: events of
-// the hot kinds alias payload (lent reports so), other messages get a copy
-// of their own as in decodeFrame.
+// decodeLent decodes a frame's payload for a borrowing stream: hot events
+// alias payload (lent), other messages get a copy as in decodeFrame.
 func decodeLent(t agentv2.FrameType, payload []byte) (m *agentv2.ProxyToAgent, lent bool, err error) {
-	field, meta, ok := scanEnvelope(payload)
-	if !ok || !isShaped(field) {
-		m, err = decodeShaped(bytes.Clone(payload), field, meta, ok, t, true)
-		return m, false, err
-	}
-	m, err = decodeShaped(payload, field, meta, ok, t, true)
-	return m, err == nil, err
+	return decodeEnvelope(payload, t, true, func(p []byte) []byte { return p })
 }
 
-// decodeShaped decodes buf into an envelope shaped by buf's scan.
-func decodeShaped(buf []byte, field protowire.Number, meta, scanned bool, t agentv2.FrameType, framed bool) (*agentv2.ProxyToAgent, error) {
-	if !scanned {
+// decodeEnvelope decodes payload into a new envelope, from own(payload)
+// (nil: a copy) for the hot event kinds (kept reports so) and from a copy
+// otherwise: control messages are rare, not always released, and must not
+// keep a chunk alive.
+func decodeEnvelope(payload []byte, t agentv2.FrameType, framed bool, own func([]byte) []byte) (m *agentv2.ProxyToAgent, kept bool, err error) {
+	field, meta, ok := scanEnvelope(payload)
+	if !ok {
 		field, meta = 0, false
 	}
-	return unmarshalEnvelope(newEnvelope(field, meta), buf, t, framed)
+	var buf []byte
+	if isShaped(field) {
+		buf = own(payload)
+	}
+	kept = buf != nil
+	if !kept {
+		buf = bytes.Clone(payload)
+	}
+	m, err = unmarshalEnvelope(newEnvelope(field, meta), buf, t, framed)
+	return m, kept && err == nil, err
 }
 
 // unmarshalEnvelope decodes buf into m, which it releases on failure.
+// Request headers take the generated direct decoder first; for what it
+// declines, the generated decoder starts again from the cleared shape.
 func unmarshalEnvelope(m *agentv2.ProxyToAgent, buf []byte, t agentv2.FrameType, framed bool) (*agentv2.ProxyToAgent, error) {
 	if x, ok := m.Message.(*agentv2.ProxyToAgent_RequestHeaders); ok && (!framed || t == agentv2.ProxyToAgentFrameRequestHeaders) {
-		if decodeRequestHeaders(m, buf) {
+		if m.UnmarshalRequestHeadersDirectUnsafe(buf) {
 			return m, nil
 		}
-		// Back to the cleared shape for the generated decoder.
 		ev := x.RequestHeaders
 		md := ev.Metadata
 		if md != nil {
 			*md = agentv2.RequestMetadata{}
 		}
-		*ev = agentv2.RequestHeadersEvent{Metadata: md, Headers: clearHeaders(ev.Headers)}
+		*ev = agentv2.RequestHeadersEvent{Metadata: md, Headers: resetHeaders(ev.Headers, false)}
 		*m = agentv2.ProxyToAgent{Message: x}
 	}
 	var err error
@@ -319,8 +272,7 @@ func unmarshalEnvelope(m *agentv2.ProxyToAgent, buf []byte, t agentv2.FrameType,
 		releaseEnvelope(m)
 		return nil, err
 	}
-	// A handler appending to a bytes field must not overwrite the rest of
-	// the shared payload, which backs the message's strings.
+	// Appending to a bytes field must not overwrite the shared payload.
 	m.ClipBytes()
 	return m, nil
 }

@@ -329,7 +329,7 @@ func assertCleared(t *testing.T, m *agentv2.ProxyToAgent, field protowire.Number
 	require.Empty(t, hs)
 	for _, h := range hs[:cap(hs)] {
 		if field == fieldRequestHeaders {
-			// The direct decoder overwrites names and values (keepHeaders).
+			// The direct decoder overwrites names and values (resetHeaders).
 			require.True(t, h == nil || !hasUnknownFields(h), "kept header %v has unknown fields", h)
 			continue
 		}

@@ -15,22 +15,20 @@ import (
 	"github.com/agentwire/agentwire/gen/sentinel/agent/v2/agentv2connect"
 )
 
-// reflector describes the agent service under its configured name. Under
-// a name other than the schema's, the service is declared in a small extra
-// file that imports the schema, so reflection clients resolve its methods
-// to the schema's (wire-identical) messages.
+// reflector describes the agent service under its configured name; another
+// name than the schema's is declared in a small file importing the schema,
+// so clients resolve its methods to the schema's messages.
 func (srv *Server) reflector() *grpcreflect.Reflector {
 	name := srv.cfg.serviceName
 	if name == agentv2connect.AgentServiceV2Name {
 		return grpcreflect.NewStaticReflector(name)
 	}
-	fd, err := renamedServiceFile(name)
-	if err != nil {
-		srv.cfg.logger.Warn("agent: reflection cannot describe the renamed service", "service", name, "error", err)
-		return grpcreflect.NewStaticReflector(name)
-	}
 	local := new(protoregistry.Files)
-	if err := local.RegisterFile(fd); err != nil {
+	fd, err := renamedServiceFile(name)
+	if err == nil {
+		err = local.RegisterFile(fd)
+	}
+	if err != nil {
 		srv.cfg.logger.Warn("agent: reflection cannot describe the renamed service", "service", name, "error", err)
 		return grpcreflect.NewStaticReflector(name)
 	}

@@ -4,9 +4,9 @@ import (
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 )
 
-// The builders below allocate a response (or header operation) together
-// with its oneof wrapper and inner message in one object: one allocation
-// instead of three on the hot path. The results are ordinary messages.
+// The builders allocate a response or header operation with its oneof
+// wrapper and inner message in one object; the results are ordinary
+// messages.
 
 type allowAlloc struct {
 	resp  agentv2.AgentResponse
@@ -24,7 +24,7 @@ func Allow() *agentv2.AgentResponse {
 
 type allowSetAlloc struct {
 	allowAlloc
-	set setAlloc
+	set headerAlloc
 	ops [1]*agentv2.HeaderOp
 }
 
@@ -36,8 +36,8 @@ func AllowSetRequestHeader(name, value string) *agentv2.AgentResponse {
 	a.wrap.Allow = &a.allow
 	a.resp.Decision = &a.wrap
 	a.set.h.Name, a.set.h.Value = name, value
-	a.set.wrap.Set = &a.set.h
-	a.set.op.Operation = &a.set.wrap
+	a.set.set.Set = &a.set.h
+	a.set.op.Operation = &a.set.set
 	a.ops[0] = &a.set.op
 	a.resp.RequestHeaders = a.ops[:]
 	return &a.resp
@@ -81,33 +81,27 @@ func Challenge(challengeType string, params map[string]string) *agentv2.AgentRes
 	}}
 }
 
-type setAlloc struct {
-	op   agentv2.HeaderOp
-	wrap agentv2.HeaderOp_Set
-	h    agentv2.Header
+// headerAlloc is a header operation with both wrappers it may use.
+type headerAlloc struct {
+	op  agentv2.HeaderOp
+	set agentv2.HeaderOp_Set
+	add agentv2.HeaderOp_Add
+	h   agentv2.Header
 }
 
 // SetHeader returns an operation that replaces header name with value.
 func SetHeader(name, value string) *agentv2.HeaderOp {
-	a := &setAlloc{}
-	a.h.Name, a.h.Value = name, value
-	a.wrap.Set = &a.h
-	a.op.Operation = &a.wrap
+	a := &headerAlloc{h: agentv2.Header{Name: name, Value: value}}
+	a.set.Set = &a.h
+	a.op.Operation = &a.set
 	return &a.op
-}
-
-type addAlloc struct {
-	op   agentv2.HeaderOp
-	wrap agentv2.HeaderOp_Add
-	h    agentv2.Header
 }
 
 // AddHeader returns an operation that adds a value to header name.
 func AddHeader(name, value string) *agentv2.HeaderOp {
-	a := &addAlloc{}
-	a.h.Name, a.h.Value = name, value
-	a.wrap.Add = &a.h
-	a.op.Operation = &a.wrap
+	a := &headerAlloc{h: agentv2.Header{Name: name, Value: value}}
+	a.add.Add = &a.h
+	a.op.Operation = &a.add
 	return &a.op
 }
 

@@ -8,7 +8,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // TestBuildersAreOrdinaryMessages: what the single-allocation builders
@@ -114,4 +116,33 @@ func TestSharedAnswer(t *testing.T) {
 			require.True(t, want.EqualVT(answer), "the shared answer changed: %v", answer)
 		})
 	}
+}
+
+// TestCopyResponseCopiesEveryField: the reply copies every field of the
+// handler's response, unknown fields included, as the schema has them.
+func TestCopyResponseCopiesEveryField(t *testing.T) {
+	t.Parallel()
+	src := &agentv2.AgentResponse{}
+	r := src.ProtoReflect()
+	fields := r.Descriptor().Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		switch {
+		case fd.IsList():
+			l := r.Mutable(fd).List()
+			l.Append(l.NewElement())
+		case fd.Message() != nil:
+			r.Set(fd, r.NewField(fd))
+		case fd.Kind() == protoreflect.StringKind:
+			r.Set(fd, protoreflect.ValueOfString("x"))
+		case fd.Kind() == protoreflect.BoolKind:
+			r.Set(fd, protoreflect.ValueOfBool(true))
+		default:
+			r.Set(fd, protoreflect.ValueOfUint64(1))
+		}
+	}
+	r.SetUnknown(protowire.AppendVarint(protowire.AppendTag(nil, 999, protowire.VarintType), 7))
+	src.CorrelationId = "cid"
+	got := newReply(1, "cid", src, nil).GetResponse()
+	require.True(t, proto.Equal(src, got), "copy %v\nof %v", got, src)
 }

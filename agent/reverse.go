@@ -30,107 +30,18 @@ const (
 	DefaultRegistrationTimeout = 10 * time.Second
 )
 
-// stableConnection is how long a registered connection must last for the
-// next attempt to start again from the shortest backoff. A proxy that
-// accepts and drops at once is retried ever more slowly instead.
+// stableConnection is how long a connection must last for the next attempt
+// to start again from the shortest backoff.
 const stableConnection = 5 * time.Second
 
 // maxRegistrationAnswer bounds the proxy's registration answer.
 const maxRegistrationAnswer = 1 << 20
 
 // ErrRegistrationRejected: the proxy refused the agent's registration. It
-// is wrapped in an *agentwire.Error whose code is the proxy's reason:
-// Unauthenticated, PermissionDenied, ResourceExhausted, FailedPrecondition,
-// InvalidArgument (CodeUnknown if the proxy gave none). The dialer retries
-// with backoff, waiting the longest backoff after refusals that retrying
-// soon cannot fix, so a misconfigured agent does not hammer the proxy; see
-// [ReverseDialer] for ResourceExhausted.
+// is wrapped in an *agentwire.Error whose code is the proxy's reason
+// (CodeUnknown if it gave none). The dialer retries, at the longest backoff
+// after refusals that retrying soon cannot fix (see [ReverseDialer]).
 var ErrRegistrationRejected = errors.New("agent: registration rejected by the proxy")
-
-// A ReverseDialOption configures a [ReverseDialer].
-type ReverseDialOption interface{ applyReverseDial(*reverseDialConfig) }
-
-type reverseDialOptionFunc func(*reverseDialConfig)
-
-func (f reverseDialOptionFunc) applyReverseDial(c *reverseDialConfig) { f(c) }
-
-type reverseDialConfig struct {
-	token        string
-	metadata     map[string]string
-	conns        int
-	minBackoff   time.Duration
-	maxBackoff   time.Duration
-	timeout      time.Duration
-	tlsConfig    *tls.Config
-	rand         func() uint64
-	onRegistered func(*agentv2.RegistrationResponse)
-	onError      func(err error, retryIn time.Duration)
-	stableAfter  time.Duration
-	dialer       net.Dialer
-}
-
-// WithAuthToken sets the token sent with every registration. Over TCP,
-// use [WithDialTLSConfig]: without TLS the token crosses the network in
-// the clear.
-func WithAuthToken(token string) ReverseDialOption {
-	return reverseDialOptionFunc(func(c *reverseDialConfig) { c.token = token })
-}
-
-// WithRegistrationMetadata sets metadata sent with every registration
-// (for example region or version); the map is copied.
-func WithRegistrationMetadata(md map[string]string) ReverseDialOption {
-	return reverseDialOptionFunc(func(c *reverseDialConfig) {
-		c.metadata = make(map[string]string, len(md))
-		for k, v := range md {
-			c.metadata[k] = v
-		}
-	})
-}
-
-// WithConnections sets how many connections the dialer keeps open to the
-// proxy (1 by default); each reconnects on its own.
-func WithConnections(n int) ReverseDialOption {
-	return reverseDialOptionFunc(func(c *reverseDialConfig) { c.conns = n })
-}
-
-// WithReconnectBackoff sets the exponential backoff between attempts: the
-// n-th consecutive failure waits between half and all of min·2ⁿ, capped at
-// max ([DefaultReconnectMin], [DefaultReconnectMax]).
-func WithReconnectBackoff(min, max time.Duration) ReverseDialOption {
-	return reverseDialOptionFunc(func(c *reverseDialConfig) { c.minBackoff, c.maxBackoff = min, max })
-}
-
-// WithRegistrationTimeout bounds dialling, the TLS handshake and the
-// registration exchange ([DefaultRegistrationTimeout]).
-func WithRegistrationTimeout(d time.Duration) ReverseDialOption {
-	return reverseDialOptionFunc(func(c *reverseDialConfig) { c.timeout = d })
-}
-
-// WithDialTLSConfig connects with TLS; give it a client certificate when
-// the proxy requires mTLS. An empty ServerName is set from the address.
-func WithDialTLSConfig(cfg *tls.Config) ReverseDialOption {
-	return reverseDialOptionFunc(func(c *reverseDialConfig) { c.tlsConfig = cfg })
-}
-
-// WithBackoffRand sets the random source of the backoff jitter
-// (math/rand/v2's by default), for tests.
-func WithBackoffRand(f func() uint64) ReverseDialOption {
-	return reverseDialOptionFunc(func(c *reverseDialConfig) { c.rand = f })
-}
-
-// WithRegistrationHandler is called with the proxy's answer each time a
-// connection is registered, before it is served (connection id, proxy id
-// and version, configuration JSON if any). It must not block.
-func WithRegistrationHandler(f func(resp *agentv2.RegistrationResponse)) ReverseDialOption {
-	return reverseDialOptionFunc(func(c *reverseDialConfig) { c.onRegistered = f })
-}
-
-// WithDialErrorHandler is told about every failed attempt (dial, TLS,
-// registration refused, connection lost) and how long the dialer waits
-// before the next. It must not block.
-func WithDialErrorHandler(f func(err error, retryIn time.Duration)) ReverseDialOption {
-	return reverseDialOptionFunc(func(c *reverseDialConfig) { c.onError = f })
-}
 
 // ReverseDialStats is a snapshot of a dialer's counters.
 type ReverseDialStats struct {
@@ -144,17 +55,14 @@ type ReverseDialStats struct {
 }
 
 // ReverseDialer connects an agent to a proxy that cannot dial it (NAT,
-// firewalls, autoscaling): it dials the proxy's reverse listener,
-// registers with the server's agent id and capabilities and a token, then
-// serves the connection with [Server.ServeConn] as if the proxy had
-// dialled. Lost or refused connections are retried with exponential
-// backoff and jitter until Run's context ends, Close is called, or the
-// server shuts down. A connection the proxy refuses for capacity
-// (ResourceExhausted: it holds as many of the agent's connections as it
-// takes) is retried once soon, in case the proxy had not yet seen one of
-// them end, then at the longest backoff while the refusals last; the
-// connections it holds are unaffected. The first refusal of a streak is
-// logged as a warning, not each attempt.
+// firewalls, autoscaling): it dials the proxy's reverse listener, registers
+// with the server's agent id, capabilities and a token, then serves the
+// connection with [Server.ServeConn]. Lost or refused connections are
+// retried with exponential backoff and jitter until Run's context ends,
+// Close is called, or the server shuts down. A refusal for capacity
+// (ResourceExhausted) is retried once soon, in case the proxy had not yet
+// seen a connection end, then at the longest backoff; the first refusal of
+// a streak is logged, not each attempt.
 //
 // A ReverseDialer is safe for concurrent use; Run may be called once.
 // Close waits for every goroutine it started.
@@ -164,7 +72,6 @@ type ReverseDialer struct {
 	address string
 	host    string
 	cfg     reverseDialConfig
-	wg      sync.WaitGroup
 
 	connected  atomic.Int64
 	refusing   atomic.Int64 // connections whose last registration was refused
@@ -173,9 +80,11 @@ type ReverseDialer struct {
 	failed     atomic.Uint64
 
 	mu sync.Mutex // mu guards the following
-	// started and closed only go from false to true.
-	started, closed bool
-	cancel          context.CancelFunc
+	// closed only goes from false to true; done is set by Run and closed
+	// when it returns.
+	closed bool
+	done   chan struct{}
+	cancel context.CancelFunc
 }
 
 // NewReverseDialer returns a dialer that will serve srv to the proxy at
@@ -194,28 +103,24 @@ func NewReverseDialer(srv *Server, addr string, opts ...ReverseDialOption) (*Rev
 	for _, o := range opts {
 		o.applyReverseDial(&cfg)
 	}
-	var errs []error
-	if srv == nil {
-		errs = append(errs, errors.New("nil server"))
-	}
-	if cfg.conns <= 0 {
-		errs = append(errs, errors.New("connections must be positive"))
-	}
-	if cfg.minBackoff <= 0 || cfg.maxBackoff < cfg.minBackoff {
-		errs = append(errs, errors.New("backoff needs 0 < min <= max"))
-	}
-	if cfg.timeout <= 0 {
-		errs = append(errs, errors.New("registration timeout must be positive"))
-	}
-	if cfg.rand == nil {
-		errs = append(errs, errors.New("nil random source"))
-	}
 	d := &ReverseDialer{srv: srv, cfg: cfg}
-	if err := d.parseAddr(addr); err != nil {
-		errs = append(errs, err)
+	errs := []error{d.parseAddr(addr)}
+	for _, check := range []struct {
+		bad  bool
+		what string
+	}{
+		{srv == nil, "nil server"},
+		{cfg.conns <= 0, "connections must be positive"},
+		{cfg.minBackoff <= 0 || cfg.maxBackoff < cfg.minBackoff, "backoff needs 0 < min <= max"},
+		{cfg.timeout <= 0, "registration timeout must be positive"},
+		{cfg.rand == nil, "nil random source"},
+	} {
+		if check.bad {
+			errs = append(errs, errors.New(check.what))
+		}
 	}
-	if len(errs) > 0 {
-		return nil, agentwire.NewError(agentwire.CodeInvalidArgument, fmt.Errorf("agent: reverse dialer: %w", errors.Join(errs...)))
+	if err := errors.Join(errs...); err != nil {
+		return nil, agentwire.NewError(agentwire.CodeInvalidArgument, fmt.Errorf("agent: reverse dialer: %w", err))
 	}
 	return d, nil
 }
@@ -264,23 +169,21 @@ func DialReverse(ctx context.Context, srv *Server, addr string, opts ...ReverseD
 // with CodeFailedPrecondition.
 func (d *ReverseDialer) Run(ctx context.Context) error {
 	d.mu.Lock()
-	if d.started || d.closed {
+	if d.done != nil || d.closed {
 		d.mu.Unlock()
 		return agentwire.Errorf(agentwire.CodeFailedPrecondition, "agent: reverse dialer already run or closed")
 	}
-	d.started = true
-	ctx, cancel := context.WithCancel(ctx)
-	d.cancel = cancel
-	d.wg.Add(d.cfg.conns)
+	done := make(chan struct{})
+	d.done = done
+	ctx, d.cancel = context.WithCancel(ctx)
 	d.mu.Unlock()
-	defer cancel()
+	defer close(done)
+	defer d.cancel()
+	var wg sync.WaitGroup
 	for range d.cfg.conns {
-		go func() {
-			defer d.wg.Done()
-			d.keep(ctx)
-		}()
+		wg.Go(func() { d.keep(ctx) })
 	}
-	d.wg.Wait()
+	wg.Wait()
 	return nil
 }
 
@@ -290,15 +193,14 @@ func (d *ReverseDialer) Run(ctx context.Context) error {
 func (d *ReverseDialer) Close(ctx context.Context) error {
 	d.mu.Lock()
 	d.closed = true
+	done := d.done
 	if d.cancel != nil {
 		d.cancel()
 	}
 	d.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		d.wg.Wait()
-		close(done)
-	}()
+	if done == nil {
+		return nil
+	}
 	select {
 	case <-done:
 		return nil
@@ -318,74 +220,22 @@ func (d *ReverseDialer) Stats() ReverseDialStats {
 	}
 }
 
-// keep holds one connection: connect, serve, back off, again.
-func (d *ReverseDialer) keep(ctx context.Context) {
-	failures := 0
-	refusals := 0 // registrations refused in a row
-	defer func() {
-		if refusals > 0 {
-			d.refusing.Add(-1)
-		}
-	}()
-	for ctx.Err() == nil && !d.srv.draining() {
-		nc, err := d.connect(ctx)
-		if err == nil {
-			if refusals > 0 {
-				refusals = 0
-				d.refusalsEnded()
-			}
-			d.connected.Add(1)
-			start := time.Now()
-			err = d.srv.ServeConn(ctx, nc)
-			d.connected.Add(-1)
-			if ctx.Err() != nil {
-				return
-			}
-			if time.Since(start) >= d.cfg.stableAfter {
-				failures = 0
-			}
-			if err == nil {
-				err = agentwire.Errorf(agentwire.CodeUnavailable, "agent: reverse connection to %s ended", d.address)
-			}
-		} else if ctx.Err() != nil {
-			return
-		}
-		refused := errors.Is(err, ErrRegistrationRejected)
-		if refused {
-			refusals++
-		}
-		wait := d.backoff(failures, refusals, err)
-		failures++
-		if refused && refusals == 1 {
-			d.refusalsStarted(err, wait)
-		}
-		if f := d.cfg.onError; f != nil {
-			f(err, wait)
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return
-		}
-	}
-}
-
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// connect dials and registers; on success the connection is ready for the
-// proxy's handshake.
+// connect dials and registers a connection, ready for the proxy's handshake.
 func (d *ReverseDialer) connect(ctx context.Context) (net.Conn, error) {
 	rctx, cancel := context.WithTimeout(ctx, d.cfg.timeout)
 	defer cancel()
+	fail := func(what string, err error) (net.Conn, error) {
+		d.failed.Add(1)
+		return nil, d.ioErr(ctx, rctx, what, err)
+	}
 	nc, err := d.cfg.dialer.DialContext(rctx, d.network, d.address)
 	if err != nil {
-		d.failed.Add(1)
-		return nil, d.ioErr(ctx, rctx, "dial", err)
+		return fail("dial", err)
 	}
 	ok := false
 	defer func() {
@@ -406,23 +256,20 @@ func (d *ReverseDialer) connect(ctx context.Context) (net.Conn, error) {
 		tc := tls.Client(nc, cfg)
 		if err := tc.HandshakeContext(rctx); err != nil {
 			_ = tc.Close()
-			d.failed.Add(1)
-			return nil, d.ioErr(ctx, rctx, "tls handshake", err)
+			return fail("tls handshake", err)
 		}
 		nc = tc
 	}
 	resp, err := d.register(nc)
 	if err != nil {
-		d.failed.Add(1)
-		return nil, d.ioErr(ctx, rctx, "registration", err)
+		return fail("registration", err)
 	}
 	if !resp.GetAccepted() {
 		d.rejected.Add(1)
 		return nil, rejectionError(agentwire.Code(resp.GetCode()), resp.GetError())
 	}
 	if !unblock() || rctx.Err() != nil {
-		d.failed.Add(1)
-		return nil, d.ioErr(ctx, rctx, "registration", rctx.Err())
+		return fail("registration", rctx.Err())
 	}
 	_ = nc.SetDeadline(time.Time{})
 	d.registered.Add(1)
@@ -448,9 +295,8 @@ func (d *ReverseDialer) ioErr(ctx, rctx context.Context, what string, err error)
 	return agentwire.NewError(agentwire.CodeUnavailable, fmt.Errorf("agent: %s %s: %w", what, d.address, err))
 }
 
-// register sends the registration and reads the answer. It reads exactly
-// one frame, so the proxy's handshake, which may follow in the same
-// segment, stays for ServeConn.
+// register sends the registration and reads exactly one frame, the answer:
+// the proxy's handshake may follow in the same segment.
 func (d *ReverseDialer) register(nc net.Conn) (*agentv2.RegistrationResponse, error) {
 	caps, _ := d.srv.handshakeResponse(&agentv2.HandshakeRequest{SupportedVersions: []uint32{ProtocolVersion}}, d.srv.cfg.healthInterval)
 	req := &agentv2.AgentToProxy{Message: &agentv2.AgentToProxy_Registration{Registration: &agentv2.RegistrationRequest{

@@ -14,26 +14,25 @@ import (
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 )
 
-// Server serves a [Handler] to proxies over any transport: framed Unix
-// sockets ([Server.ServeUnix], [Server.ServeConn]), grpc-go
-// ([Server.RegisterGRPC]) and Connect/HTTP ([Server.ConnectHandler],
-// [Server.HTTPHandler]). Every connection is handled the same way: see the
-// package documentation. A Server is safe for concurrent use.
+// Server serves a [Handler] to proxies over framed Unix sockets
+// ([Server.ServeUnix], [Server.ServeConn]), grpc-go ([Server.RegisterGRPC])
+// and Connect/HTTP ([Server.ConnectHandler], [Server.HTTPHandler]), every
+// connection the same way (see the package documentation). A Server is
+// safe for concurrent use.
 type Server struct {
 	h              Handler
 	events         agentv2.EventHandler // h, converted once: not per event
 	cfg            config
-	invoke         EventFunc       // the interceptors around callHandler
+	call           EventFunc       // the interceptors around callHandler
 	metrics        MetricsReporter // nil if h reports none
 	healthReporter HealthReporter  // nil if h reports none
 	checker        *grpchealth.StaticChecker
 	watch          *inlineWatch
-	// epoch is a monotonic reading handler durations are measured from:
-	// time.Since(epoch) reads one clock, time.Now two.
+	// epoch: handler durations are time.Since(epoch), one clock reading.
 	epoch  time.Time
 	nextID atomic.Uint64
-	// wg counts goroutines the server starts outside any session: one per
-	// connection accepted by ServeUnix and one reader per gRPC stream.
+	// wg counts the server's goroutines outside sessions: connections
+	// accepted by ServeUnix, gRPC stream readers, the inline watch.
 	wg sync.WaitGroup
 
 	mu sync.Mutex // mu guards the following
@@ -76,7 +75,7 @@ func NewServer(h Handler, opts ...Option) (*Server, error) {
 		epoch:     time.Now(),
 	}
 	srv.watch = newInlineWatch(srv, cfg.inlineBudget)
-	srv.invoke = srv.chain()
+	srv.call = srv.chain()
 	srv.metrics, _ = h.(MetricsReporter)
 	srv.healthReporter, _ = h.(HealthReporter)
 	return srv, nil
@@ -90,8 +89,7 @@ func (srv *Server) draining() bool {
 	return srv.state != stateRunning
 }
 
-// errServerClosed is returned for connections arriving after Shutdown or
-// Close.
+// errServerClosed is the error of connections after Shutdown or Close.
 func errServerClosed() error {
 	return agentwire.Errorf(agentwire.CodeUnavailable, "agent: server is shutting down")
 }
@@ -145,24 +143,15 @@ func (srv *Server) addSession(s *session) bool {
 func (srv *Server) removeSession(s *session) {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
-	if i := indexOf(srv.sessions, s); i >= 0 {
-		srv.sessions = append(srv.sessions[:i], srv.sessions[i+1:]...)
+	if i := slices.Index(srv.sessions, s); i >= 0 {
+		srv.sessions = slices.Delete(srv.sessions, i, i+1)
 	}
 }
 
-func indexOf(ss []*session, s *session) int {
-	for i, x := range ss {
-		if x == s {
-			return i
-		}
-	}
-	return -1
-}
-
-// RequestConfigUpdate sends req on the oldest live connection and waits
-// for the proxy's answer, as [Peer.RequestConfigUpdate] does. One
-// connection suffices: every connection of a proxy reaches the same
-// configuration. It fails with CodeUnavailable when no proxy is connected.
+// RequestConfigUpdate sends req on the oldest live connection (every
+// connection reaches the same configuration) and waits for the proxy's
+// answer, as [Peer.RequestConfigUpdate] does. It fails with
+// CodeUnavailable when no proxy is connected.
 func (srv *Server) RequestConfigUpdate(ctx context.Context, req *agentv2.ConfigUpdateRequest) (*agentv2.ConfigUpdateResponse, error) {
 	srv.mu.Lock()
 	var s *session
@@ -177,18 +166,17 @@ func (srv *Server) RequestConfigUpdate(ctx context.Context, req *agentv2.ConfigU
 }
 
 // Shutdown stops the server gracefully: it stops accepting connections,
-// reports HEALTH_STATE_DRAINING (and NOT_SERVING on the gRPC health
-// service), waits for the events in flight to be answered, then closes
-// every connection and waits for the server's goroutines. When ctx ends
-// first it closes everything at once, as [Server.Close] does, and returns
-// ctx's error.
+// reports draining (NOT_SERVING on the gRPC health service), waits for the
+// events in flight to be answered, then closes every connection and waits
+// for the server's goroutines. When ctx ends first it closes everything
+// at once, as [Server.Close] does, and returns ctx's error.
 func (srv *Server) Shutdown(ctx context.Context) error {
 	srv.mu.Lock()
 	if srv.state == stateRunning {
 		srv.state = stateDraining
 	}
 	lns := srv.takeListenersLocked()
-	sessions := append([]*session(nil), srv.sessions...)
+	sessions := slices.Clone(srv.sessions)
 	srv.mu.Unlock()
 	srv.setServing(false)
 	for _, ln := range lns {
@@ -216,8 +204,8 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 }
 
 // Close closes every listener and connection at once, cancelling the
-// handlers' contexts, and waits for the server's goroutines (and so for
-// running handlers) to return. Close is idempotent.
+// handlers' contexts, and waits for the server's goroutines (and running
+// handlers) to return. Close is idempotent.
 func (srv *Server) Close() {
 	srv.mu.Lock()
 	srv.state = stateClosed
@@ -227,8 +215,7 @@ func (srv *Server) Close() {
 	}
 	sessions := slices.Clone(srv.sessions)
 	srv.mu.Unlock()
-	// A handler running on its connection's reader keeps that reader from
-	// seeing the abort: end the sessions here, which cancels it.
+	// A handler running on its reader keeps it from seeing the abort.
 	for _, s := range sessions {
 		s.end(agentwire.Errorf(agentwire.CodeUnavailable, "agent: server closed"))
 	}

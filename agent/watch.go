@@ -6,32 +6,27 @@ import (
 	"time"
 )
 
-// quietTicks is how many ticks without inline work make the watch stop
-// ticking until the next inline event.
-const quietTicks = 20
-
-// relaxFactor: while no handler has been slow, the watch looks only every
-// relaxFactor budgets; alertPeriod is how long it looks every budget after
-// a slow handler or a takeover. Each look is a wake-up of a thread, which
-// costs as much CPU as a few events on a small VM.
+// The watch parks after quietTicks ticks without inline work. It looks
+// every relaxFactor budgets while handlers are quick, and every budget for
+// alertPeriod after a slow one: each look wakes a thread, which costs as
+// much as a few events on a small VM.
 const (
+	quietTicks  = 20
 	relaxFactor = 10
 	alertPeriod = time.Second
 )
 
-// inlineWatch finds events that run on a reading goroutine for longer than
-// the inline budget, for every session of a server, and has the reading
-// taken over. One ticker serves all sessions: a timer armed per event
-// would wake the runtime's network poller, a system call per event. It
-// ticks only while some session handles events inline: every budget for a
-// while after a handler was slow, every relaxFactor budgets otherwise.
+// inlineWatch finds events that run on a reader for longer than the inline
+// budget, in every session of a server, and has the reading taken over.
+// One ticker serves all sessions (a timer per event would cost a system
+// call per event), ticking only while some session handles events inline.
 type inlineWatch struct {
 	srv  *Server
 	tick time.Duration // the budget: the period while alert
 	// alarm is set by a session whose inline handler was slow.
 	alarm atomic.Bool
-	// parked is set while the ticker is stopped; the first inline event
-	// after that clears it and sends on wake.
+	// parked is set while the ticker is stopped; the next inline event
+	// clears it and sends on wake.
 	parked atomic.Bool
 	wake   chan struct{} // capacity 1
 	stop   chan struct{}
@@ -43,8 +38,8 @@ func newInlineWatch(srv *Server, budget time.Duration) *inlineWatch {
 	return &inlineWatch{srv: srv, tick: budget, wake: make(chan struct{}, 1), stop: make(chan struct{})}
 }
 
-// launch starts the watch on a goroutine the server waits for; srv.mu is
-// held. It does nothing if the server has no inline budget.
+// launchLocked starts the watch, once, on a goroutine the server waits
+// for, unless there is no inline budget; srv.mu is held.
 func (w *inlineWatch) launchLocked() {
 	if w.tick <= 0 {
 		return
@@ -58,12 +53,10 @@ func (w *inlineWatch) launchLocked() {
 // close stops the watch.
 func (w *inlineWatch) close() { w.end.Do(func() { close(w.stop) }) }
 
-// alert makes the watch look every budget for a while: a handler ran
-// long.
+// alert makes the watch look every budget for a while.
 func (w *inlineWatch) alert() { w.alarm.Store(true) }
 
-// active is called after an inline event starts: it restarts a parked
-// watch.
+// active restarts a parked watch: an inline event started.
 func (w *inlineWatch) active() {
 	if w.parked.Load() && w.parked.CompareAndSwap(true, false) {
 		select {
@@ -134,9 +127,8 @@ func (w *inlineWatch) run() {
 	}
 }
 
-// scan looks at every session: it reports whether any ran events inline
-// since the last look, and calls stuck for each one whose inline event has
-// been running since the last look.
+// scan reports whether any session ran events inline since the last
+// look, and calls stuck for each whose inline event ran all that time.
 func (w *inlineWatch) scan(stuck func(s *session, seq uint64)) (busy bool) {
 	w.srv.mu.Lock()
 	defer w.srv.mu.Unlock()
@@ -146,8 +138,7 @@ func (w *inlineWatch) scan(stuck func(s *session, seq uint64)) (busy bool) {
 		case seq != s.watchSeen:
 			busy = true
 		case seq&1 == 1:
-			// The same event has run since the last look, a tick (the
-			// budget) ago: it has run for at least the budget.
+			// The same event since the last look: a budget or more.
 			busy = true
 			stuck(s, seq)
 		}

@@ -29,7 +29,7 @@ func TestDecodeRequestHeadersTakesCommonEncodings(t *testing.T) {
 		b, err := proto.Marshal(ev)
 		require.NoError(t, err)
 		m := newEnvelope(scanOK(t, b))
-		require.True(t, decodeRequestHeaders(m, b), "event %d takes the direct path", i)
+		require.True(t, m.UnmarshalRequestHeadersDirectUnsafe(b), "event %d takes the direct path", i)
 		require.True(t, proto.Equal(ev, m), "event %d:\nwant %v\n got %v", i, ev, m)
 		releaseEnvelope(m)
 	}
@@ -53,7 +53,7 @@ func TestDecodeRequestHeadersGivesUp(t *testing.T) {
 		"unknown header field":   unknownInHeader,
 	} {
 		m := newEnvelope(scanOK(t, b))
-		require.False(t, decodeRequestHeaders(m, b), name)
+		require.False(t, m.UnmarshalRequestHeadersDirectUnsafe(b), name)
 		releaseEnvelope(m)
 		want := new(agentv2.ProxyToAgent)
 		require.NoError(t, want.UnmarshalVT(b))
