@@ -32,6 +32,11 @@
 //     CachePurge config update (agent.Server.PurgeCache); the interceptor
 //     answers it when it is given to the pool's config-update handler.
 //
+// A fleet of proxies shares decisions through Redis or Valkey with a
+// [RedisStore] (WithStore): an in-process layer in front, a decision one
+// proxy stored found by the others, purges through Redis generations, and
+// a Redis outage degrading to the local layer, never to a failed request.
+//
 // Entries are bounded by count (WithMaxEntries); the in-process [Store]
 // is github.com/maypok86/otter, chosen over ristretto for its exact
 // admission (ristretto's TinyLFU refused most new decisions in our

@@ -98,7 +98,7 @@ func (ic *Interceptor) headers(ctx context.Context, c *pool.Call, next pool.Send
 	now := ic.cfg.now()
 	body := hasBody(ev)
 	var stale *Entry
-	for _, sc := range ic.scopes.get(c.AgentID) {
+	for _, sc := range ic.scopesOf(ctx, c.AgentID, now, st) {
 		e, err := ic.store.Get(ctx, c.AgentID, sc.key(c.AgentID, ev))
 		if err != nil {
 			st.storeErrors.Add(1)
@@ -146,6 +146,25 @@ func (ic *Interceptor) headers(ctx context.Context, c *pool.Call, next pool.Send
 	return nil, err
 }
 
+// scopeRefresh is how often an interceptor reads the store's scope list
+// (decisions other proxies stored may use scopes this one never saw).
+const scopeRefresh = time.Second
+
+// scopesOf returns the scopes to try for agentID, reading the store's list
+// at most once per scopeRefresh.
+func (ic *Interceptor) scopesOf(ctx context.Context, agentID string, now time.Time, st *counters) []*scope {
+	a := ic.scopes.of(agentID)
+	last := a.refreshed.Load()
+	if now.UnixNano()-last >= int64(scopeRefresh) && a.refreshed.CompareAndSwap(last, now.UnixNano()) {
+		shared, err := ic.store.Scopes(ctx, agentID)
+		if err != nil {
+			st.storeErrors.Add(1)
+		}
+		a.merge(shared, ic.cfg.maxScopes)
+	}
+	return a.get()
+}
+
 // serve answers c from e: a copy, with the caller's correlation id, and
 // the rest of the request answered by the cache too.
 func (ic *Interceptor) serve(ctx context.Context, c *pool.Call, e *Entry, how string) *agentv2.AgentResponse {
@@ -166,7 +185,10 @@ func (ic *Interceptor) store1(ctx context.Context, agentID string, ev *agentv2.R
 		return
 	}
 	d := resp.GetCache()
-	sc := ic.scopes.add(agentID, d.GetScope(), ic.cfg.maxScopes)
+	sc, isNew := ic.scopes.of(agentID).add(d.GetScope(), ic.cfg.maxScopes)
+	if isNew && ic.store.AddScope(ctx, agentID, d.GetScope()) != nil {
+		st.storeErrors.Add(1)
+	}
 	e := &Entry{Response: resp.CloneVT(), Tags: d.GetTags(), BodyNotInspected: d.GetBodyNotInspected()}
 	e.Response.Cache = nil
 	e.Expires = now.Add(time.Duration(d.GetTtlMs()) * time.Millisecond)

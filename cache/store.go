@@ -35,6 +35,11 @@ type Store interface {
 	// Purge drops agentID's entries carrying any of tags, or all of
 	// agentID's entries when tags is empty.
 	Purge(ctx context.Context, agentID string, tags []string) error
+	// AddScope records a scope agentID's decisions use, and Scopes returns
+	// them, newest first, so that a proxy can look up decisions another
+	// proxy stored. A store only one proxy uses may keep none.
+	AddScope(ctx context.Context, agentID string, s *agentv2.CacheScope) error
+	Scopes(ctx context.Context, agentID string) ([]*agentv2.CacheScope, error)
 }
 
 // memory is the in-process Store: an otter cache bounded by count, with
@@ -126,3 +131,9 @@ func (m *memory) Purge(_ context.Context, agentID string, tags []string) error {
 }
 
 func (m *memory) Close() { m.c.StopAllGoroutines() }
+
+// AddScope does nothing: the interceptor keeps the scopes it saw.
+func (m *memory) AddScope(context.Context, string, *agentv2.CacheScope) error { return nil }
+
+// Scopes returns none: the interceptor keeps the scopes it saw.
+func (m *memory) Scopes(context.Context, string) ([]*agentv2.CacheScope, error) { return nil, nil }
