@@ -3,12 +3,15 @@
 //     audit tag "admin-blocked";
 //   - every allowed request gets the response header "x-agent: node";
 //   - every other event is allowed; configure accepts any valid JSON.
+// Request-header decisions depend on the path alone (and on the test delay
+// header when that hook is on), so they carry a cache directive: a proxy
+// with a decision cache reuses them for a minute (docs/protocol.md §17).
 // A handler gets the event and an AbortSignal that fires when the proxy
 // cancels the request; it returns the AgentResponse fields (without
 // correlation id) or throws a PolicyError.
 
 import { create } from "@bufbuild/protobuf";
-import { AgentResponseSchema } from "../../../gen/es/sentinel/agent/v2/agent_pb.js";
+import { AgentResponseSchema, CacheDirectiveSchema } from "../../../gen/es/sentinel/agent/v2/agent_pb.js";
 
 /** PolicyError is a handler failure reported as AgentResponse.error. */
 export class PolicyError extends Error {
@@ -55,6 +58,12 @@ function sleep(ms, signal) {
  * observable; never enable it in production.
  */
 export function newPolicy({ testDelayHeader = "" } = {}) {
+  // The directive's scope names everything the decision depends on.
+  const cache = () => ({
+    ttlMs: 60_000n,
+    scope: { path: true, headers: testDelayHeader ? [testDelayHeader] : [] },
+    bodyNotInspected: true,
+  });
   return {
     async requestHeaders(ev, signal) {
       if (testDelayHeader) {
@@ -66,9 +75,12 @@ export function newPolicy({ testDelayHeader = "" } = {}) {
         return create(AgentResponseSchema, {
           decision: { case: "block", value: { status: 403, body: "forbidden by policy\n" } },
           audit: { tags: ["admin-blocked"], ruleIds: ["node-admin-path"], reasonCodes: ["ADMIN_PATH"] },
+          cache: cache(),
         });
       }
-      return allowWithHeader();
+      const r = allowWithHeader();
+      r.cache = create(CacheDirectiveSchema, cache());
+      return r;
     },
     async responseHeaders() {
       return allowWithHeader();

@@ -3,6 +3,9 @@
 request_headers whose uri starts with /admin are blocked with 403 and the
 audit tag "admin-blocked"; every other request is allowed and gets the
 response header "x-agent: python". Other events are allowed unchanged.
+Request-header decisions depend on the path alone (and on the test hook
+headers when hooks are on), so they carry a cache directive: a proxy with a
+decision cache reuses them for a minute (docs/protocol.md §17).
 """
 
 import asyncio
@@ -36,12 +39,22 @@ class Policy:
             return await self._request_headers(msg.request_headers)
         return agent_pb2.AgentResponse(allow=agent_pb2.AllowDecision())
 
+    def _cache(self):
+        """The directive: the scope names everything the decision depends on."""
+        headers = [DELAY_HEADER, FAIL_HEADER] if self.test_hooks else []
+        return agent_pb2.CacheDirective(
+            ttl_ms=60_000,
+            scope=agent_pb2.CacheScope(path=True, headers=headers),
+            body_not_inspected=True,
+        )
+
     async def _request_headers(self, ev):
         log_request_trace(ev.metadata)
         if self.test_hooks:
             await self._test_hooks(ev)
         if ev.uri.startswith(BLOCKED_PREFIX):
             return agent_pb2.AgentResponse(
+                cache=self._cache(),
                 block=agent_pb2.BlockDecision(
                     status=403,
                     body="forbidden\n",
@@ -57,6 +70,7 @@ class Policy:
         return agent_pb2.AgentResponse(
             allow=agent_pb2.AllowDecision(),
             response_headers=[agent_pb2.HeaderOp(set=agent_pb2.Header(name=name, value=value))],
+            cache=self._cache(),
         )
 
     async def _test_hooks(self, ev):
