@@ -61,10 +61,10 @@ func (w *writer) WriteHeader(code int) {
 		w.replace()
 		return
 	}
+	// The header reaches the client with the first body bytes the agents
+	// let through (or a flush, or the end): a block on the first chunk
+	// can still replace the response.
 	applyOps(w.w.Header(), x.takeOps(kindResponseHeaders))
-	if !x.needy(kindResponseBody) {
-		w.sendHeader()
-	}
 }
 
 // Write implements http.ResponseWriter.
@@ -75,10 +75,13 @@ func (w *writer) Write(p []byte) (int, error) {
 	if !w.decided {
 		w.WriteHeader(http.StatusOK)
 	}
+	if !w.discard && !w.abort {
+		w.lateBlock()
+	}
 	if w.discard {
 		return len(p), nil
 	}
-	if w.abort || w.lateBlock() {
+	if w.abort {
 		return 0, ErrLateBlock
 	}
 	x, size := w.x, w.x.g.cfg.chunkSize
@@ -103,8 +106,11 @@ func (w *writer) FlushError() error {
 	if !w.decided {
 		w.WriteHeader(http.StatusOK)
 	}
-	if w.discard || !w.sent || len(w.held) > 0 {
+	if w.discard || w.abort || w.x.needy(kindResponseBody) {
 		return nil
+	}
+	if err := w.emit(nil); err != nil {
+		return err
 	}
 	return http.NewResponseController(w.w).Flush()
 }
