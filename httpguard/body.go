@@ -109,6 +109,9 @@ func (b *body) fill() {
 		b.read += int64(n)
 		x.received.Add(int64(n))
 		if err != nil && !errors.Is(err, io.EOF) {
+			// On HTTP/1 a client that goes away mid-body shows here, not
+			// in the request's context.
+			x.clientGone()
 			b.buf, b.err = b.buf[:0], err
 			return
 		}

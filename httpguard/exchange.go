@@ -248,6 +248,15 @@ func (x *exchange) failsClosed(i int, err error) bool {
 	return err != nil && !x.rt.agents[i].failOpen && x.client.Err() == nil
 }
 
+// clientGone records that the client went away.
+func (x *exchange) clientGone() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.final == nil && x.reason == agentv2.CancelReason_CANCEL_REASON_UNSPECIFIED {
+		x.reason = agentv2.CancelReason_CANCEL_REASON_CLIENT_DISCONNECT
+	}
+}
+
 // overLimit fails every agent that still needs more of body kind k but has
 // inspected all it may; it reports whether the request ended.
 func (x *exchange) overLimit(k kind) bool {

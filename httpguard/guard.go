@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -138,11 +139,15 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return copyRequestHeaders(ev)
 	})
-	var body *body
-	if r.Body != nil && r.Body != http.NoBody && rt.wants(kindRequestBody) && !x.stopped() {
-		body = newBody(x, r.Body, r.ContentLength)
-		if x.needy(kindRequestBody) {
-			body.fill()
+	var rb io.ReadCloser
+	if r.Body != nil && r.Body != http.NoBody && !x.stopped() {
+		rb = &counted{ReadCloser: r.Body, n: &x.received}
+		if rt.wants(kindRequestBody) {
+			b := newBody(x, r.Body, r.ContentLength)
+			if x.needy(kindRequestBody) {
+				b.fill()
+			}
+			rb = b
 		}
 	}
 	if x.stopped() {
@@ -151,8 +156,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	applyRequestOps(r, x.takeOps(kindRequestHeaders))
 	r2 := r.WithContext(context.WithValue(x.ctx, exchangeKey{}, x))
-	if body != nil {
-		r2.Body = body
+	if rb != nil {
+		r2.Body = rb
 	}
 	gw := &writer{w: w, x: x, r: r2}
 	h.next.ServeHTTP(gw, r2)
@@ -229,4 +234,16 @@ func (g *Guard) sendComplete(a *agentSpec, corr string, ev *agentv2.ProxyToAgent
 		}
 	}()
 	return true
+}
+
+// counted counts the bytes of a request body no agent inspects.
+type counted struct {
+	io.ReadCloser
+	n *atomic.Int64
+}
+
+func (c *counted) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	c.n.Add(int64(n))
+	return n, err
 }
