@@ -98,7 +98,7 @@ func (x *exchange) log(reason agentv2.CancelReason) {
 	}
 	l := x.g.cfg.logger
 	level := slog.LevelInfo
-	if !l.Enabled(x.client, level) {
+	if !l.Enabled(x.Context, level) {
 		return
 	}
 	attrs := []slog.Attr{
@@ -121,5 +121,5 @@ func (x *exchange) log(reason agentv2.CancelReason) {
 	if len(a.Custom) > 0 {
 		attrs = append(attrs, slog.Any("custom", a.Custom))
 	}
-	l.LogAttrs(context.WithoutCancel(x.client), level, "httpguard: request", attrs...)
+	l.LogAttrs(context.WithoutCancel(x.Context), level, "httpguard: request", attrs...)
 }

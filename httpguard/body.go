@@ -46,8 +46,8 @@ func (x *exchange) endErr() error {
 	switch {
 	case x.final != nil:
 		return ErrBlocked
-	case x.client.Err() != nil:
-		return x.client.Err()
+	case x.Err() != nil:
+		return x.Err()
 	}
 	return errFinished
 }

@@ -28,19 +28,23 @@ var (
 // exchange is the state of one guarded request. Request body events may
 // be sent from the goroutine of the handler's transport, concurrently
 // with response events: mu guards what they share.
+//
+// The exchange is the context next's request carries: the request's own,
+// which ends when the client goes, with the exchange as a value (see
+// [AuditFrom]), at no allocation.
 type exchange struct {
-	g      *Guard
-	rt     *route
-	corr   string
-	start  time.Time
-	client context.Context    // the request's own context: ends when the client goes
-	ctx    context.Context    // ends when the exchange does
-	cancel context.CancelFunc // of ctx
+	context.Context
+	g     *Guard
+	rt    *route
+	corr  string
+	start time.Time
+	w     writer // the ResponseWriter next gets
 
 	received, sent atomic.Int64 // body bytes
 
 	mu          sync.Mutex // guards the following
 	state       []agentState
+	stateBuf    [4]agentState // state's array for short chains
 	audit       Audit
 	final       *agentv2.AgentResponse // the answer that ended the request
 	reqOps      []*agentv2.HeaderOp
@@ -84,7 +88,7 @@ func (x *exchange) ask(k kind, build func(i int, alone bool) *agentv2.ProxyToAge
 			if ev == nil {
 				continue
 			}
-			resp, err := x.send(x.ctx, i, k, ev)
+			resp, err := x.send(x.Context, i, k, ev)
 			x.take(k, i, resp, err, false)
 			continue
 		}
@@ -118,7 +122,7 @@ func (x *exchange) askGroup(k kind, grp []int, build func(i int, alone bool) *ag
 		if ev == nil {
 			continue
 		}
-		ctx, cancel := context.WithCancel(x.ctx)
+		ctx, cancel := context.WithCancel(x.Context)
 		members = append(members, member{i, ctx, cancel})
 		go func() {
 			resp, err := x.send(ctx, i, k, ev)
@@ -185,7 +189,7 @@ func (x *exchange) take(k kind, i int, resp *agentv2.AgentResponse, err error, c
 		return
 	case x.done:
 		return
-	case err != nil && x.client.Err() != nil:
+	case err != nil && x.Err() != nil:
 		x.reason = agentv2.CancelReason_CANCEL_REASON_CLIENT_DISCONNECT
 		return
 	case err == nil && resp.GetNeedsMore() && k.isBody() && lastChunk(st, k):
@@ -245,7 +249,7 @@ func (x *exchange) endLocked(i int, resp *agentv2.AgentResponse, reason agentv2.
 
 // failsClosed reports whether err from agent i ends the request.
 func (x *exchange) failsClosed(i int, err error) bool {
-	return err != nil && !x.rt.agents[i].failOpen && x.client.Err() == nil
+	return err != nil && !x.rt.agents[i].failOpen && x.Err() == nil
 }
 
 // clientGone records that the client went away.
@@ -322,7 +326,7 @@ func (x *exchange) decision() *agentv2.AgentResponse {
 // respond answers the client with the decision that ended the request
 // before next was called.
 func (x *exchange) respond(w http.ResponseWriter, r *http.Request) {
-	if resp := x.decision(); resp != nil && x.client.Err() == nil {
+	if resp := x.decision(); resp != nil && x.Err() == nil {
 		x.setStatus(writeDecision(w, r, resp, x.g.cfg.challenge))
 	}
 }
@@ -365,3 +369,11 @@ func isTerminal(resp *agentv2.AgentResponse) bool {
 }
 
 func isUnknownRequest(err error) bool { return errors.Is(err, pool.ErrUnknownRequest) }
+
+// Value implements context.Context: the exchange is its own value.
+func (x *exchange) Value(key any) any {
+	if key == (exchangeKey{}) {
+		return x
+	}
+	return x.Context.Value(key)
+}

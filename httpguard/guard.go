@@ -57,6 +57,9 @@ func New(p *pool.Pool, opts ...Option) (*Guard, error) {
 	_, _ = rand.Read(b[:])
 	g := &Guard{pool: p, cfg: cfg, router: rr, clock: events.WithClock(cfg.now), prefix: hex.EncodeToString(b[:]) + "-"}
 	g.bg, g.stopBg = context.WithCancel(context.Background())
+	for _, rt := range cfg.routes {
+		rt.eventOpts = []events.Option{g.clock, events.WithRoute(rt.id, rt.upstream)}
+	}
 	return g, nil
 }
 
@@ -155,40 +158,43 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	applyRequestOps(r, x.takeOps(kindRequestHeaders))
-	r2 := r.WithContext(context.WithValue(x.ctx, exchangeKey{}, x))
+	r2 := r.WithContext(x)
 	if rb != nil {
 		r2.Body = rb
 	}
-	gw := &writer{w: w, x: x, r: r2}
-	h.next.ServeHTTP(gw, r2)
-	abort = gw.end()
+	x.w = writer{w: w, x: x, r: r2}
+	h.next.ServeHTTP(&x.w, r2)
+	abort = x.w.end()
 }
 
 // begin starts the exchange of r on rt.
 func (g *Guard) begin(rt *route, r *http.Request) *exchange {
-	x := &exchange{g: g, rt: rt, corr: g.newID(r), client: r.Context(), start: g.cfg.now(),
-		state: make([]agentState, len(rt.agents))}
-	x.ctx, x.cancel = context.WithCancel(r.Context())
+	x := &exchange{Context: r.Context(), g: g, rt: rt, corr: g.newID(r), start: g.cfg.now()}
+	if len(rt.agents) <= len(x.stateBuf) {
+		x.state = x.stateBuf[:len(rt.agents)]
+	} else {
+		x.state = make([]agentState, len(rt.agents))
+	}
 	x.audit.CorrelationID, x.audit.RouteID = x.corr, rt.id
 	return x
 }
 
 // finish ends the request at every agent that still has it open: a
 // request_complete (sent in the background) when it ended normally and the
-// agent asked for it, a cancel with the reason otherwise.
+// agent asked for it, a cancel with the reason otherwise, which also fails
+// the agent's events still in flight.
 func (x *exchange) finish() {
 	x.mu.Lock()
 	x.done = true
 	reason := x.reason
 	switch {
 	case reason != agentv2.CancelReason_CANCEL_REASON_UNSPECIFIED:
-	case x.client.Err() != nil:
+	case x.Err() != nil:
 		reason = agentv2.CancelReason_CANCEL_REASON_CLIENT_DISCONNECT
 	case x.upstreamErr != nil:
 		reason = agentv2.CancelReason_CANCEL_REASON_UPSTREAM_ERROR
 	}
 	x.mu.Unlock()
-	x.cancel()
 	g := x.g
 	var complete *agentv2.ProxyToAgent
 	for i := range x.state {

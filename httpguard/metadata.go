@@ -18,7 +18,7 @@ import (
 // trace context of r's context.
 func (x *exchange) requestHeaders(r *http.Request) *agentv2.ProxyToAgent {
 	g := x.g
-	ev := events.RequestHeaders(r, x.corr, g.clock, events.WithRoute(x.rt.id, x.rt.upstream))
+	ev := events.RequestHeaders(r, x.corr, x.rt.eventOpts...)
 	md := ev.GetRequestHeaders().GetMetadata()
 	if len(g.cfg.trusted) > 0 {
 		if ip, ok := clientBehind(r, g.cfg.trusted); ok {

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"sync/atomic"
 	"time"
+
+	"github.com/agentwire/agentwire/events"
 )
 
 // kind indexes the events of an exchange.
@@ -25,6 +27,7 @@ type route struct {
 	pattern      string
 	match        func(*http.Request) bool
 	agents       []agentSpec
+	eventOpts    []events.Option // for request_headers: clock, route and upstream
 	// groups lists, per event kind, the chain's groups of agents (indexes
 	// into agents) that receive it: the agents of a group run in parallel,
 	// the groups in sequence.
@@ -120,6 +123,9 @@ func (rr *router) route(r *http.Request) *route {
 	}
 	if len(rr.patterns) == 0 {
 		return nil
+	}
+	if rt := rr.patterns["/"]; rt != nil && len(rr.patterns) == 1 {
+		return rt // guards everything: no need to ask the mux
 	}
 	_, pattern := rr.mux.Handler(r)
 	return rr.patterns[pattern]

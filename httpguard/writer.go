@@ -142,7 +142,7 @@ func (w *writer) end() bool {
 	}
 	x := w.x
 	if !w.discard && !w.abort && x.rt.wants(kindResponseBody) && x.decision() == nil {
-		x.inspect(kindResponseBody, nil, true, x.sent.Load()+int64(len(w.held)))
+		x.inspect(kindResponseBody, nil, true, x.sent.Load())
 	}
 	if !w.discard && !w.abort && !w.lateBlock() {
 		if err := w.emit(nil); err != nil {
@@ -205,7 +205,7 @@ func (w *writer) replace() {
 	w.discard, w.held = true, nil
 	clear(w.w.Header())
 	w.sent = true
-	if resp := w.x.decision(); resp != nil && w.x.client.Err() == nil {
+	if resp := w.x.decision(); resp != nil && w.x.Err() == nil {
 		w.status = writeDecision(w.w, w.r, resp, w.x.g.cfg.challenge)
 	}
 }
