@@ -204,3 +204,70 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		assert.Error(t, err, "%d", i)
 	}
 }
+
+// TestResponseDecisions: a block on the response headers replaces the
+// upstream's response; a custom challenge responder answers challenges;
+// invalid header mutations are dropped.
+func TestResponseDecisions(t *testing.T) {
+	t.Parallel()
+	a := &script{
+		headers: func(_ context.Context, ev *agentv2.RequestHeadersEvent) (*agentv2.AgentResponse, error) {
+			if strings.HasPrefix(ev.GetUri(), "/challenge") {
+				return agent.Challenge("js", map[string]string{"nonce": "n1"}), nil
+			}
+			r := agent.AllowSetRequestHeader("Bad Name", "x")
+			r.RequestHeaders = append(r.RequestHeaders, agent.SetHeader("X-Bad-Value", "a\nb"), agent.SetHeader("X-Good", "1"))
+			return r, nil
+		},
+		rspHdrs: func(_ context.Context, ev *agentv2.ResponseHeadersEvent) (*agentv2.AgentResponse, error) {
+			for _, h := range ev.GetHeaders() {
+				if h.GetName() == "Echo-X-Secret" {
+					r := agent.Block(http.StatusBadGateway, "")
+					r.GetBlock().Headers = []*agentv2.Header{{Name: "X-Reason", Value: "leak"}}
+					return r, nil
+				}
+			}
+			return agent.Allow(), nil
+		},
+	}
+	p := newPool(t, map[string]string{"a": startUnix(t, a)})
+	g := newGuard(t, p,
+		httpguard.WithChallenge(func(w http.ResponseWriter, _ *http.Request, c *agentv2.ChallengeDecision) {
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = w.Write([]byte(c.GetChallengeType() + ":" + c.GetParams()["nonce"]))
+		}),
+		httpguard.WithRoute("/", httpguard.WithAgent("a", httpguard.WithEvents(httpguard.ResponseHeaders))))
+	up := newUpstream(t)
+	base := serveProxy(t, g, up.URL)
+	c := newClient(t)
+
+	ok := do(t, c, "GET", base+"/", nil)
+	assert.Equal(t, http.StatusOK, ok.status)
+	assert.Equal(t, "1", ok.header.Get("Echo-X-Good"))
+	assert.Empty(t, ok.header.Get("Echo-X-Bad-Value"))
+
+	leak := do(t, c, "GET", base+"/", nil, "X-Secret", "s3cr3t")
+	assert.Equal(t, http.StatusBadGateway, leak.status)
+	assert.Equal(t, "leak", leak.header.Get("X-Reason"))
+	assert.Empty(t, leak.header.Get("Echo-X-Secret"), "none of the upstream's headers reach the client")
+	assert.Empty(t, leak.body)
+
+	ch := do(t, c, "GET", base+"/challenge", nil)
+	assert.Equal(t, http.StatusUnauthorized, ch.status)
+	assert.Equal(t, "js:n1", ch.body)
+}
+
+// TestAfterClose: once the guard is closed, requests still go through
+// their chain; agents that wanted request_complete get a cancel instead.
+func TestAfterClose(t *testing.T) {
+	t.Parallel()
+	a := &peer{}
+	p := newPool(t, map[string]string{"a": startPeer(t, a)})
+	g, err := httpguard.New(p, httpguard.WithLogger(quiet), httpguard.WithRoute("/", httpguard.WithAgent("a")))
+	require.NoError(t, err)
+	require.NoError(t, g.Close(context.Background()))
+	require.NoError(t, g.Close(context.Background()), "idempotent")
+	res := do(t, newClient(t), "GET", serve(t, g.Middleware(http.NotFoundHandler()))+"/", nil)
+	assert.Equal(t, http.StatusNotFound, res.status)
+	assert.Equal(t, agentv2.CancelReason_CANCEL_REASON_UNSPECIFIED, a.nextCancel(t).GetReason())
+}
