@@ -80,6 +80,14 @@
 // when the handler reported one ([ReportUpstreamError],
 // [ProxyErrorHandler]). A client that goes away stops the chain.
 //
+// # Upgrades
+//
+// An upgrade (a websocket) is guarded on its request headers like any
+// request, its events on a sticky session (pool.Pool.SendSession), so
+// they stay on the connections that saw its headers; once next hijacks
+// the connection (httputil.ReverseProxy does on 101), the stream leaves
+// the guard: its frames are not inspected.
+//
 // # Metadata
 //
 // The request_headers event carries a correlation id

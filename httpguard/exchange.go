@@ -37,7 +37,10 @@ type exchange struct {
 	g     *Guard
 	rt    *route
 	corr  string
-	start time.Time
+	// session is the sticky session of an upgrade (its correlation id):
+	// the upgraded stream stays on the connections that saw its headers.
+	session string
+	start   time.Time
 	w     writer // the ResponseWriter next gets
 
 	received, sent atomic.Int64 // body bytes
@@ -174,6 +177,9 @@ func (x *exchange) send(ctx context.Context, i int, k kind, ev *agentv2.ProxyToA
 	}
 	ctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
+	if x.session != "" {
+		return x.g.pool.SendSession(ctx, a.id, x.session, ev)
+	}
 	return x.g.pool.Send(ctx, a.id, ev)
 }
 

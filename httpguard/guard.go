@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/agentwire/agentwire/events"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
@@ -170,6 +171,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // begin starts the exchange of r on rt.
 func (g *Guard) begin(rt *route, r *http.Request) *exchange {
 	x := &exchange{Context: r.Context(), g: g, rt: rt, corr: g.newID(r), start: g.cfg.now()}
+	if isUpgrade(r) {
+		x.session = x.corr
+	}
 	if len(rt.agents) <= len(x.stateBuf) {
 		x.state = x.stateBuf[:len(rt.agents)]
 	} else {
@@ -216,7 +220,17 @@ func (x *exchange) finish() {
 			g.cfg.logger.Debug("httpguard: cancel not sent", "agent", a.id, "correlation_id", x.corr, "error", err)
 		}
 	}
+	if x.session != "" {
+		for i := range x.rt.agents {
+			g.pool.EndSession(x.rt.agents[i].id, x.session)
+		}
+	}
 	x.log(reason)
+}
+
+// isUpgrade reports whether r asks to switch protocols (a websocket).
+func isUpgrade(r *http.Request) bool {
+	return r.Header.Get("Upgrade") != "" && httpguts.HeaderValuesContainsToken(r.Header["Connection"], "upgrade")
 }
 
 // sendComplete sends ev to a in the background; false once the guard is
