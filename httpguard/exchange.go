@@ -34,14 +34,14 @@ var (
 // [AuditFrom]), at no allocation.
 type exchange struct {
 	context.Context
-	g     *Guard
-	rt    *route
-	corr  string
+	g    *Guard
+	rt   *route
+	corr string
 	// session is the sticky session of an upgrade (its correlation id):
 	// the upgraded stream stays on the connections that saw its headers.
 	session string
 	start   time.Time
-	w     writer // the ResponseWriter next gets
+	w       writer // the ResponseWriter next gets
 
 	received, sent atomic.Int64 // body bytes
 
