@@ -15,10 +15,10 @@ import (
 type ChallengeResponder func(w http.ResponseWriter, r *http.Request, c *agentv2.ChallengeDecision)
 
 // DefaultChallenge answers 403 with the challenge type in the
-// X-Challenge header and a short text body; parameters are not shown to
-// the client.
+// X-Agentwire-Challenge header and a short text body; parameters are not
+// shown to the client.
 func DefaultChallenge(w http.ResponseWriter, _ *http.Request, c *agentv2.ChallengeDecision) {
-	w.Header().Set("X-Challenge", c.GetChallengeType())
+	w.Header().Set("X-Agentwire-Challenge", c.GetChallengeType())
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusForbidden)

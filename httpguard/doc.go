@@ -46,7 +46,7 @@
 //   - A block answers with the agent's status (403 when invalid), headers
 //     and body; a redirect with its status (302 when not 3xx) and
 //     Location; a challenge through the [ChallengeResponder]
-//     ([DefaultChallenge]: 403 with an X-Challenge header).
+//     ([DefaultChallenge]: 403 with an X-Agentwire-Challenge header).
 //
 // # Bodies
 //

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -333,8 +334,21 @@ func (x *exchange) decision() *agentv2.AgentResponse {
 // before next was called.
 func (x *exchange) respond(w http.ResponseWriter, r *http.Request) {
 	if resp := x.decision(); resp != nil && x.Err() == nil {
-		x.setStatus(writeDecision(w, r, resp, x.g.cfg.challenge))
+		x.setStatus(x.answer(w, r, resp))
 	}
+}
+
+// answer writes the decision resp, with the audit header if configured.
+func (x *exchange) answer(w http.ResponseWriter, r *http.Request, resp *agentv2.AgentResponse) int {
+	if name := x.g.cfg.auditHdr; name != "" {
+		x.mu.Lock()
+		tags := strings.Join(x.audit.Tags, ",")
+		x.mu.Unlock()
+		if tags != "" {
+			w.Header().Set(name, tags)
+		}
+	}
+	return writeDecision(w, r, resp, x.g.cfg.challenge)
 }
 
 func (x *exchange) setStatus(status int) {

@@ -61,7 +61,7 @@ func TestWAFThroughReverseProxy(t *testing.T) {
 
 			bot := do(t, c, "GET", base+"/hello", nil, "User-Agent", "evilbot/1.0")
 			assert.Equal(t, http.StatusForbidden, bot.status)
-			assert.Equal(t, "captcha", bot.header.Get("X-Challenge"))
+			assert.Equal(t, "captcha", bot.header.Get("X-Agentwire-Challenge"))
 
 			xss := do(t, c, "POST", base+"/comment", strings.NewReader("hi <script>alert(1)</script>"))
 			assert.Equal(t, http.StatusForbidden, xss.status, "a block on the body replaces the upstream's answer")

@@ -64,6 +64,7 @@ type config struct {
 	challenge  ChallengeResponder
 	propagator propagation.TextMapPropagator
 	chunkSize  int
+	auditHdr   string
 }
 
 // WithRoute guards requests that match pattern, a pattern as
@@ -123,6 +124,14 @@ func WithPropagator(p propagation.TextMapPropagator) Option {
 // 16 KiB).
 func WithChunkSize(n int) Option {
 	return guardOption(func(c *config) { c.chunkSize = n })
+}
+
+// WithAuditHeader makes the guard's own answers (block, redirect,
+// challenge, failing closed) carry the request's audit tags, comma
+// separated, in response header name: for debugging, as it shows clients
+// what the agents found. Off by default.
+func WithAuditHeader(name string) Option {
+	return guardOption(func(c *config) { c.auditHdr = name })
 }
 
 // WithAgent appends agent agentID of the guard's pool to the route's

@@ -206,7 +206,7 @@ func (w *writer) replace() {
 	clear(w.w.Header())
 	w.sent = true
 	if resp := w.x.decision(); resp != nil && w.x.Err() == nil {
-		w.status = writeDecision(w.w, w.r, resp, w.x.g.cfg.challenge)
+		w.status = w.x.answer(w.w, w.r, resp)
 	}
 }
 
