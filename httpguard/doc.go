@@ -83,10 +83,17 @@
 // # Upgrades
 //
 // An upgrade (a websocket) is guarded on its request headers like any
-// request, its events on a sticky session (pool.Pool.SendSession), so
-// they stay on the connections that saw its headers; once next hijacks
-// the connection (httputil.ReverseProxy does on 101), the stream leaves
-// the guard: its frames are not inspected.
+// request, and its events go on a sticky session (pool.Pool.SendSession),
+// so they stay on the connections that saw its headers. When next hijacks
+// the connection (httputil.ReverseProxy does on 101) and an agent asked
+// for [WebSocketFrames], the frames read from and written to the hijacked
+// net.Conn go to the agents, both ways, before they pass: payloads
+// unmasked, a continuation with its message's type, each agent seeing at
+// most its byte limit of a frame; frames larger than every agent's limit
+// pass uninspected. A block closes the connection: the client gets a
+// close frame (1008, policy violation), and the copier its error
+// ([ErrFrameBlocked]). Bytes a handler moves through the hijacked
+// bufio.ReadWriter are not inspected.
 //
 // # Metadata
 //

@@ -197,6 +197,7 @@ type script struct {
 	body    func(ctx context.Context, ev *agentv2.BodyChunkEvent) (*agentv2.AgentResponse, error)
 	rspHdrs func(ctx context.Context, ev *agentv2.ResponseHeadersEvent) (*agentv2.AgentResponse, error)
 	rspBody func(ctx context.Context, ev *agentv2.BodyChunkEvent) (*agentv2.AgentResponse, error)
+	frame   func(ctx context.Context, ev *agentv2.WebSocketFrameEvent) (*agentv2.AgentResponse, error)
 
 	mu       sync.Mutex
 	seen     []*agentv2.RequestHeadersEvent
@@ -234,6 +235,13 @@ func (s *script) ResponseHeaders(ctx context.Context, ev *agentv2.ResponseHeader
 func (s *script) ResponseBodyChunk(ctx context.Context, ev *agentv2.BodyChunkEvent) (*agentv2.AgentResponse, error) {
 	if s.rspBody != nil {
 		return s.rspBody(ctx, ev)
+	}
+	return agent.Allow(), nil
+}
+
+func (s *script) WebSocketFrame(ctx context.Context, ev *agentv2.WebSocketFrameEvent) (*agentv2.AgentResponse, error) {
+	if s.frame != nil {
+		return s.frame(ctx, ev)
 	}
 	return agent.Allow(), nil
 }

@@ -24,6 +24,9 @@ const (
 	// agent without it gets a cancel (CANCEL_REASON_UNSPECIFIED) instead,
 	// which ends its state and the pool's pin as cheaply.
 	RequestComplete
+	// WebSocketFrames: the frames of an upgraded websocket, both ways (see
+	// the package doc).
+	WebSocketFrames
 )
 
 // Defaults of an agent in a chain.

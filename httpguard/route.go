@@ -18,6 +18,7 @@ const (
 	kindResponseHeaders
 	kindResponseBody
 	kindComplete
+	kindFrame
 	numKinds
 )
 
@@ -28,6 +29,7 @@ type route struct {
 	match        func(*http.Request) bool
 	agents       []agentSpec
 	eventOpts    []events.Option // for request_headers: clock, route and upstream
+	maxFrame     int64           // the largest websocket frame inspected
 	// groups lists, per event kind, the chain's groups of agents (indexes
 	// into agents) that receive it: the agents of a group run in parallel,
 	// the groups in sequence.
@@ -55,6 +57,11 @@ func newRoute(id, pattern string, match func(*http.Request) bool, opts []RouteOp
 	rt := &route{id: id, pattern: pattern, match: match}
 	for _, o := range opts {
 		o.applyRoute(rt)
+	}
+	for _, a := range rt.agents {
+		if a.events&WebSocketFrames != 0 {
+			rt.maxFrame = max(rt.maxFrame, a.maxBody)
+		}
 	}
 	for k := range numKinds {
 		flag := Events(1) << k

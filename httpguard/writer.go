@@ -119,10 +119,14 @@ func (w *writer) FlushError() error {
 // leaves the guard.
 func (w *writer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c, rw, err := http.NewResponseController(w.w).Hijack()
-	if err == nil {
-		w.hijacked = true
+	if err != nil {
+		return nil, nil, err
 	}
-	return c, rw, err
+	w.hijacked = true
+	if w.x.session != "" && w.x.rt.wants(kindFrame) {
+		c = newFrameConn(c, w.x)
+	}
+	return c, rw, nil
 }
 
 // Unwrap lets http.ResponseController reach the other methods of the
