@@ -136,10 +136,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	ev := x.requestHeaders(r)
-	shared := ev
-	x.ask(kindRequestHeaders, func(i int, alone bool) *agentv2.ProxyToAgent {
+	x.ask(kindRequestHeaders, func(_ int, alone bool) *agentv2.ProxyToAgent {
 		if alone {
-			return shared
+			return ev // agents asked one at a time share it
 		}
 		return copyRequestHeaders(ev)
 	})
