@@ -19,7 +19,7 @@
 // a "/" route to guard everything. Each route has a chain of agents
 // ([WithAgent]), asked in order; an agent marked [Parallel] is asked at
 // the same time as the one before it. Every agent gets the request
-// headers; the other events are opt-in ([WithEvents]).
+// headers; [WithEvents] chooses the others (default: request_complete).
 //
 // # How decisions combine
 //
@@ -39,7 +39,7 @@
 //     dropped. Response header mutations (from any answer before the
 //     response headers are written) are applied in chain order before
 //     the client sees the response. Mutations with invalid names or
-//     values are dropped.
+//     values are dropped, and none apply to the guard's own answers.
 //   - Audit metadata is merged in chain order (for custom keys, the later
 //     agent wins), is available to next through [AuditFrom], and is logged
 //     with log/slog at the end of the request when it says anything.
