@@ -266,13 +266,11 @@ type peer struct {
 	decide  func(ctx context.Context, ev *agentv2.ProxyToAgent) *agentv2.AgentResponse
 	die     func(ev *agentv2.ProxyToAgent) bool
 	cancels chan *agentv2.CancelRequest
-	events  chan agentv2.EventType
 }
 
 func startPeer(t *testing.T, pr *peer) string {
 	t.Helper()
 	pr.cancels = make(chan *agentv2.CancelRequest, 64)
-	pr.events = make(chan agentv2.EventType, 256)
 	p, err := testagent.ListenFramedPeer(sockPath(t), func(*agentv2.ProxyToAgent) testagent.Script { return pr.run })
 	require.NoError(t, err)
 	t.Cleanup(p.Close)
@@ -300,14 +298,16 @@ func (pr *peer) run(c *testagent.PeerConn) {
 				Pong: &agentv2.Pong{Sequence: m.GetPing().GetSequence()}}})
 			mu.Unlock()
 		case m.GetCancel() != nil:
-			pr.cancels <- m.GetCancel()
+			select {
+			case pr.cancels <- m.GetCancel():
+			default: // nobody is looking: never stall the connection
+			}
 			mu.Lock()
 			if f := inflight[m.GetCancel().GetCorrelationId()]; f != nil {
 				f()
 			}
 			mu.Unlock()
 		case m.EventType() != agentv2.EventType_EVENT_TYPE_UNSPECIFIED:
-			pr.events <- m.EventType()
 			if pr.die != nil && pr.die(m) {
 				c.Close()
 				return
