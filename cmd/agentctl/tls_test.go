@@ -82,4 +82,3 @@ func testCA(t *testing.T, dir, name string) (string, tls.Certificate) {
 	require.NoError(t, err)
 	return caFile, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
-
