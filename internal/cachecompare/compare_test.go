@@ -53,7 +53,9 @@ func (o otterCache) get(k string) (*value, bool) { return o.c.GetIfPresent(k) }
 func (o otterCache) set(k string, v *value)      { o.c.Set(k, v) }
 func (o otterCache) close()                      {}
 
-type ristrettoCache struct{ c *ristretto.Cache[string, *value] }
+type ristrettoCache struct {
+	c *ristretto.Cache[string, *value]
+}
 
 func newRistretto(n int) cache {
 	c, err := ristretto.NewCache(&ristretto.Config[string, *value]{NumCounters: int64(n) * 10, MaxCost: int64(n), BufferItems: 64})
