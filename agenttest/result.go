@@ -15,11 +15,13 @@ type Result struct {
 	// Passed is true when the agent behaved as the protocol requires.
 	Passed bool
 	// Skipped is true when the check did not apply (a framed-transport check
-	// on gRPC, an optional feature the agent does not advertise, nothing
-	// configured to check). Passed is then false.
+	// on gRPC, a feature the agent does not advertise, nothing configured to
+	// check) or did not run to its end (the suite's context ended). Passed is
+	// then false.
 	Skipped bool
 	// Optional checks test behaviour the protocol recommends but does not
-	// require; failing them does not fail the suite.
+	// require, or an event kind the agent did not list; failing them does
+	// not fail the suite.
 	Optional bool
 	// Detail says what was observed, or why the check failed.
 	Detail string

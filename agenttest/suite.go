@@ -35,13 +35,21 @@ func (e *unreachableError) Unwrap() []error { return []error{ErrUnreachable, e.e
 // rejected offer of version 2). [Run] returns it before any result.
 var ErrNoAgent = errors.New("agenttest: no agent handshake")
 
-// noAgentError reads "no agent at ENDPOINT: why" and matches ErrNoAgent.
+// noAgentError reads "no agent at ENDPOINT: the handshake failed: why" and
+// matches ErrNoAgent.
 type noAgentError struct {
 	endpoint string
 	err      error
 }
 
-func (e *noAgentError) Error() string   { return "no agent at " + e.endpoint + ": " + e.err.Error() }
+func (e *noAgentError) Error() string {
+	msg := e.err.Error()
+	if ae := (*agentwire.Error)(nil); errors.As(e.err, &ae) {
+		msg = ae.Message() // without the code's name
+	}
+	return "no agent at " + e.endpoint + ": the handshake failed: " + msg
+}
+
 func (e *noAgentError) Unwrap() []error { return []error{ErrNoAgent, e.err} }
 
 // skipError marks a check as not applicable.
@@ -109,14 +117,16 @@ func Run(ctx context.Context, endpoint string, opts ...Option) ([]Result, error)
 func (s *suite) handshake(ctx context.Context) error {
 	hctx, cancel := context.WithTimeout(ctx, s.cfg.checkTimeout)
 	defer cancel()
-	c, err := s.conn(hctx)
+	c, err := s.dial(hctx)
 	switch {
 	case ctx.Err() != nil:
 		return agentwire.NewError(agentwire.CodeOf(ctx.Err()), fmt.Errorf("handshake: %w", ctx.Err()))
 	case err != nil:
 		return agentwire.NewError(agentwire.CodeOf(err), &noAgentError{endpoint: s.endpoint, err: err})
 	}
-	s.caps = c.Capabilities()
+	s.mu.Lock()
+	s.shared, s.caps = c, c.Capabilities()
+	s.mu.Unlock()
 	return nil
 }
 
