@@ -118,6 +118,9 @@ func (s *suite) handshake(ctx context.Context) error {
 	hctx, cancel := context.WithTimeout(ctx, s.cfg.checkTimeout)
 	defer cancel()
 	c, err := s.dial(hctx)
+	if err == nil && ctx.Err() != nil {
+		closeConn(c)
+	}
 	switch {
 	case ctx.Err() != nil:
 		return agentwire.NewError(agentwire.CodeOf(ctx.Err()), fmt.Errorf("handshake: %w", ctx.Err()))

@@ -136,3 +136,16 @@ func TestResultsStream(t *testing.T) {
 	assert.Equal(t, exitFail, ee.ExitCode(), "ping is not answered")
 	assert.Greater(t, time.Since(firstRow), stall-time.Second, "the handshake row came only at the end")
 }
+
+// TestSuiteTimeoutIsIncomplete: checks that -timeout stops are skipped,
+// and the run exits 4, not 1.
+func TestSuiteTimeoutIsIncomplete(t *testing.T) {
+	t.Parallel()
+	ep := startMinimal(t, testagent.Minimal{IgnorePings: true})
+	code, out, errOut := runBinary(t, "-timeout", "1s", "-check-timeout", "5s", "-checks", "handshake,ping,health", ep)
+	assert.Equal(t, exitIncomplete, code, out)
+	assert.Regexp(t, `(?m)^ping\s+SKIP\s+\S+\s+not finished: the suite's time ran out$`, out)
+	assert.Regexp(t, `(?m)^health\s+SKIP\s+\S+\s+not run: the suite's time ran out$`, out)
+	assert.Regexp(t, `(?m)^PASS: 1 passed, 0 failed, 2 skipped`, out)
+	assert.Contains(t, errOut, "agentcheck: incomplete: ")
+}
