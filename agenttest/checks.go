@@ -71,8 +71,8 @@ var checks = []check{
 func eventCheckOf(k eventKind) check {
 	return check{
 		name: "event/" + eventField(k),
-		desc: "answered with its correlation id (optional, and given " + probeTimeout.String() +
-			", if not in supported_events)",
+		desc: "a " + eventField(k) + " event is answered with its correlation id (optional, given " +
+			probeTimeout.String() + ", if its kind is not in supported_events)",
 		advertised: func(caps *agentv2.AgentCapabilities) (bool, string) {
 			return slices.Contains(caps.GetSupportedEvents(), k), fmt.Sprintf("%v is not in supported_events", k)
 		},
