@@ -20,6 +20,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -190,6 +191,9 @@ func runError(stderr io.Writer, err error) int {
 	if errors.As(err, &e) {
 		msg = e.Message()
 	}
+	if hasCode(err, agentwire.CodeUnimplemented) {
+		msg += " (is -service the agent's gRPC service?)"
+	}
 	fmt.Fprintf(stderr, "agentcheck: %s\n", msg)
 	switch {
 	case agentwire.CodeOf(err) == agentwire.CodeInvalidArgument:
@@ -198,6 +202,21 @@ func runError(stderr io.Writer, err error) int {
 		return exitNoAgent
 	}
 	return exitIncomplete // interrupted during the handshake
+}
+
+// hasCode reports whether an *agentwire.Error with code is anywhere in
+// err's tree: a transport error wraps the server's answer.
+func hasCode(err error, code agentwire.Code) bool {
+	if e, ok := err.(*agentwire.Error); ok && e.Code() == code {
+		return true
+	}
+	switch u := err.(type) {
+	case interface{ Unwrap() []error }:
+		return slices.ContainsFunc(u.Unwrap(), func(e error) bool { return hasCode(e, code) })
+	case interface{ Unwrap() error }:
+		return hasCode(u.Unwrap(), code)
+	}
+	return false
 }
 
 func printUsage(fs *flag.FlagSet, w io.Writer) {

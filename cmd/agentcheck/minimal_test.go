@@ -104,6 +104,8 @@ func TestNotAnAgent(t *testing.T) {
 		assert.Equal(t, 1, strings.Count(errOut, "\n"), "%s: %q", ep, errOut)
 		assert.True(t, strings.HasPrefix(errOut, "agentcheck: no agent at "+ep+": the handshake failed: "), "%q", errOut)
 	}
+	_, _, errOut := runBinary(t, "grpc://"+ln.Addr().String())
+	assert.Contains(t, errOut, "unknown service sentinel.agent.v2.AgentServiceV2 (is -service the agent's gRPC service?)\n")
 }
 
 // TestResultsStream: each row is printed as its check ends, not with the
