@@ -144,7 +144,7 @@ func TestResultsStream(t *testing.T) {
 func TestSuiteTimeoutIsIncomplete(t *testing.T) {
 	t.Parallel()
 	ep := startMinimal(t, testagent.Minimal{IgnorePings: true})
-	code, out, errOut := runBinary(t, "-timeout", "1s", "-check-timeout", "5s", "-checks", "handshake,ping,health", ep)
+	code, out, errOut := runBinary(t, "-timeout", "2s", "-check-timeout", "10s", "-checks", "handshake,ping,health", ep)
 	assert.Equal(t, exitIncomplete, code, out)
 	assert.Regexp(t, `(?m)^ping\s+SKIP\s+\S+\s+not finished: the suite's time ran out$`, out)
 	assert.Regexp(t, `(?m)^health\s+SKIP\s+\S+\s+not run: the suite's time ran out$`, out)
