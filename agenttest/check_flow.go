@@ -28,9 +28,6 @@ func checkFlowControl(ctx context.Context, s *suite) (string, error) {
 	}
 	defer closeConn(c)
 	caps := c.Capabilities()
-	if !caps.GetFeatures().GetFlowControl() {
-		return "", skip("flow control not advertised")
-	}
 	limit := int(caps.GetLimits().GetMaxConcurrency())
 	if limit <= 0 {
 		limit = int(caps.GetFeatures().GetConcurrentRequests())

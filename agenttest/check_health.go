@@ -20,7 +20,8 @@ type healthReport struct {
 }
 
 // checkHealth asks for reports at the suite's interval and expects the
-// first right after the handshake and the next within the interval.
+// first right after the handshake and the next within the interval. It
+// runs only for agents that advertise health reporting.
 func checkHealth(ctx context.Context, s *suite) (string, error) {
 	reports := make(chan healthReport, 16)
 	c, err := s.dial(ctx,
@@ -37,9 +38,6 @@ func checkHealth(ctx context.Context, s *suite) (string, error) {
 	defer closeConn(c)
 	start := time.Now()
 	caps := c.Capabilities()
-	if !caps.GetFeatures().GetHealthReporting() {
-		return "", errors.New("not advertised: capabilities.features.health_reporting is false")
-	}
 	interval := s.cfg.healthInterval
 	advertised := time.Duration(caps.GetHealthConfig().GetReportIntervalMs()) * time.Millisecond
 	if advertised > 0 {

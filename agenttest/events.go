@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/agentwire/agentwire"
@@ -12,18 +13,28 @@ import (
 )
 
 // eventKind is one of the eight event cases of ProxyToAgent.
-type eventKind int
+type eventKind = agentv2.EventType
 
 const (
-	kindRequestHeaders eventKind = iota
-	kindRequestBodyChunk
-	kindResponseHeaders
-	kindResponseBodyChunk
-	kindRequestComplete
-	kindWebSocketFrame
-	kindGuardrail
-	kindConfigure
+	kindRequestHeaders    = agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS
+	kindRequestBodyChunk  = agentv2.EventType_EVENT_TYPE_REQUEST_BODY_CHUNK
+	kindResponseHeaders   = agentv2.EventType_EVENT_TYPE_RESPONSE_HEADERS
+	kindResponseBodyChunk = agentv2.EventType_EVENT_TYPE_RESPONSE_BODY_CHUNK
+	kindRequestComplete   = agentv2.EventType_EVENT_TYPE_REQUEST_COMPLETE
+	kindWebSocketFrame    = agentv2.EventType_EVENT_TYPE_WEBSOCKET_FRAME
+	kindGuardrail         = agentv2.EventType_EVENT_TYPE_GUARDRAIL_INSPECT
+	kindConfigure         = agentv2.EventType_EVENT_TYPE_CONFIGURE
 )
+
+// eventField is the name of k's oneof case, e.g. "request_headers".
+func eventField(k eventKind) string {
+	for _, e := range agentv2.ProxyToAgentEvents {
+		if e.Type == k {
+			return e.Field
+		}
+	}
+	return k.String()
+}
 
 // requestHeaders builds a request-headers event for a GET of path.
 func (s *suite) requestHeaders(corr, method, path string, headers ...*agentv2.Header) *agentv2.ProxyToAgent {
@@ -88,7 +99,7 @@ func (s *suite) event(k eventKind, corr string, index uint32) *agentv2.ProxyToAg
 			ConfigJson: "{}", TimestampMs: ms,
 		}}}
 	}
-	panic(fmt.Sprintf("agenttest: unknown event kind %d", k))
+	panic(fmt.Sprintf("agenttest: unknown event kind %v", k))
 }
 
 // sendMatched sends ev and checks that the answer carries ev's correlation
@@ -117,10 +128,20 @@ func sendMatched(ctx context.Context, c transport.Conn, ev *agentv2.ProxyToAgent
 }
 
 // eventCheck sends one event of kind k (after the request headers it
-// belongs to) and checks it is answered with the right correlation id.
+// belongs to) and checks it is answered with the right correlation id. A
+// kind the agent did not list goes on a connection of its own, so that an
+// agent ignoring it leaves the shared connection alone.
 func eventCheck(k eventKind) func(ctx context.Context, s *suite) (string, error) {
 	return func(ctx context.Context, s *suite) (string, error) {
-		c, err := s.conn(ctx)
+		var c transport.Conn
+		var err error
+		if slices.Contains(s.caps.GetSupportedEvents(), k) {
+			c, err = s.conn(ctx)
+		} else if c, err = s.dial(ctx); err != nil {
+			err = fmt.Errorf("connect: %w", err)
+		} else {
+			defer closeConn(c)
+		}
 		if err != nil {
 			return "", err
 		}

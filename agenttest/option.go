@@ -47,6 +47,7 @@ type config struct {
 	only           map[string]bool
 	transportOpts  []transport.Option
 	logger         *slog.Logger
+	onResult       func(Result)
 	now            func() time.Time
 	newID          func() string
 }
@@ -156,4 +157,10 @@ func WithClock(now func() time.Time) Option {
 // (tests).
 func WithIDSource(newID func() string) Option {
 	return optionFunc(func(c *config) { c.newID = newID })
+}
+
+// WithResultHandler calls fn with each result as soon as its check ends, on
+// the goroutine of [Run], so that a command can print results as they come.
+func WithResultHandler(fn func(Result)) Option {
+	return optionFunc(func(c *config) { c.onResult = fn })
 }

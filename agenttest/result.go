@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
 )
 
@@ -16,11 +15,13 @@ type Result struct {
 	// Passed is true when the agent behaved as the protocol requires.
 	Passed bool
 	// Skipped is true when the check did not apply (a framed-transport check
-	// on gRPC, an optional feature the agent does not advertise, nothing
-	// configured to check). Passed is then false.
+	// on gRPC, a feature the agent does not advertise, nothing configured to
+	// check) or did not run to its end (the suite's context ended). Passed is
+	// then false.
 	Skipped bool
 	// Optional checks test behaviour the protocol recommends but does not
-	// require; failing them does not fail the suite.
+	// require, or an event kind the agent did not list; failing them does
+	// not fail the suite.
 	Optional bool
 	// Detail says what was observed, or why the check failed.
 	Detail string
@@ -120,24 +121,72 @@ func (s Summary) String() string {
 // WriteTable prints results as an aligned pass/fail table followed by a
 // summary line.
 func WriteTable(w io.Writer, results []Result) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CHECK\tRESULT\tTIME\tDETAIL")
+	names := make([]string, len(results))
+	for i, r := range results {
+		names[i] = r.Name
+	}
+	t := NewTableWriter(w, names...)
 	for _, r := range results {
-		name := r.Name
-		if r.Optional {
-			name += " (optional)"
+		if err := t.Write(r); err != nil {
+			return err
 		}
-		detail := strings.ReplaceAll(r.Detail, "\n", " ")
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, r.Status(), formatDuration(r.Duration), detail)
 	}
-	if err := tw.Flush(); err != nil {
-		return err
+	return t.Summary(results)
+}
+
+// TableWriter prints results as rows of a table as each check ends: the
+// columns are sized up front, from the check names, so no row waits for
+// the others. Its methods must not be called concurrently.
+type TableWriter struct {
+	w         io.Writer
+	nameWidth int
+	started   bool // the header is out
+}
+
+// optionalMark follows the name of an optional check.
+const optionalMark = " (optional)"
+
+// NewTableWriter returns a TableWriter for results of the named checks
+// (every check when none are named).
+func NewTableWriter(w io.Writer, names ...string) *TableWriter {
+	if len(names) == 0 {
+		names = CheckNames()
 	}
+	width := len("CHECK")
+	for _, n := range names {
+		width = max(width, len(n)+len(optionalMark))
+	}
+	return &TableWriter{w: w, nameWidth: width}
+}
+
+// Write prints r as one row, after the header if it is the first.
+func (t *TableWriter) Write(r Result) error {
+	if !t.started {
+		t.started = true
+		if err := t.row("CHECK", "RESULT", "TIME", "DETAIL"); err != nil {
+			return err
+		}
+	}
+	name := r.Name
+	if r.Optional {
+		name += optionalMark
+	}
+	return t.row(name, r.Status(), formatDuration(r.Duration), strings.ReplaceAll(r.Detail, "\n", " "))
+}
+
+func (t *TableWriter) row(name, status, took, detail string) error {
+	line := fmt.Sprintf("%-*s  %-6s  %-8s  %s", t.nameWidth, name, status, took, detail)
+	_, err := fmt.Fprintln(t.w, strings.TrimRight(line, " "))
+	return err
+}
+
+// Summary prints the verdict and counts of results.
+func (t *TableWriter) Summary(results []Result) error {
 	verdict := "PASS"
 	if !Passed(results) {
 		verdict = "FAIL"
 	}
-	_, err := fmt.Fprintf(w, "%s: %s\n", verdict, Summarize(results))
+	_, err := fmt.Fprintf(t.w, "%s: %s\n", verdict, Summarize(results))
 	return err
 }
 

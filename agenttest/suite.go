@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/agentwire/agentwire"
+	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 	"github.com/agentwire/agentwire/transport"
 )
 
@@ -29,17 +30,27 @@ type unreachableError struct {
 func (e *unreachableError) Error() string   { return "cannot reach " + e.endpoint + ": " + e.err.Error() }
 func (e *unreachableError) Unwrap() []error { return []error{ErrUnreachable, e.err} }
 
-// check is one conformance check. run returns what it observed; an error
-// fails the check, a skipError skips it.
-type check struct {
-	name     string
-	optional bool
-	// framed checks write raw frames; they are skipped on gRPC and HTTP.
-	framed bool
-	// standalone checks run even when the handshake check failed.
-	standalone bool
-	run        func(ctx context.Context, s *suite) (string, error)
+// ErrNoAgent: something accepts connections at the endpoint, but no
+// handshake with an agent completed there (not an agent, a stalled one, a
+// rejected offer of version 2). [Run] returns it before any result.
+var ErrNoAgent = errors.New("agenttest: no agent handshake")
+
+// noAgentError reads "no agent at ENDPOINT: the handshake failed: why" and
+// matches ErrNoAgent.
+type noAgentError struct {
+	endpoint string
+	err      error
 }
+
+func (e *noAgentError) Error() string {
+	msg := e.err.Error()
+	if ae := (*agentwire.Error)(nil); errors.As(e.err, &ae) {
+		msg = ae.Message() // without the code's name
+	}
+	return "no agent at " + e.endpoint + ": the handshake failed: " + msg
+}
+
+func (e *noAgentError) Unwrap() []error { return []error{ErrNoAgent, e.err} }
 
 // skipError marks a check as not applicable.
 type skipError struct{ reason string }
@@ -48,40 +59,8 @@ func (e skipError) Error() string { return e.reason }
 
 func skip(format string, args ...any) error { return skipError{fmt.Sprintf(format, args...)} }
 
-// checks lists the suite in the order it runs.
-var checks = []check{
-	{name: "handshake", standalone: true, run: checkHandshake},
-	{name: "handshake/unsupported-version", standalone: true, run: checkUnsupportedVersion},
-	{name: "event/configure", run: eventCheck(kindConfigure)},
-	{name: "event/request_headers", run: eventCheck(kindRequestHeaders)},
-	{name: "event/request_body_chunk", run: eventCheck(kindRequestBodyChunk)},
-	{name: "event/response_headers", run: eventCheck(kindResponseHeaders)},
-	{name: "event/response_body_chunk", run: eventCheck(kindResponseBodyChunk)},
-	{name: "event/websocket_frame", run: eventCheck(kindWebSocketFrame)},
-	{name: "event/guardrail", run: eventCheck(kindGuardrail)},
-	{name: "event/request_complete", run: eventCheck(kindRequestComplete)},
-	{name: "decision/block", run: checkBlock},
-	{name: "decision/allow", run: checkAllow},
-	{name: "decision/header-mutation", run: checkMutation},
-	{name: "concurrency/many-in-flight", run: checkManyInFlight},
-	{name: "concurrency/same-request", run: checkSameRequest},
-	{name: "cancel", run: checkCancel},
-	{name: "ping", run: checkPing},
-	{name: "health", run: checkHealth},
-	{name: "frames/malformed", framed: true, run: checkMalformed},
-	{name: "frames/oversize", framed: true, run: checkOversize},
-	{name: "frames/unknown-type", framed: true, run: checkUnknownType},
-	{name: "flow-control", optional: true, run: checkFlowControl},
-}
-
-// CheckNames lists the names of every check, in the order they run.
-func CheckNames() []string {
-	names := make([]string, len(checks))
-	for i, c := range checks {
-		names[i] = c.name
-	}
-	return names
-}
+// probeTimeout bounds a check of something the agent did not advertise.
+const probeTimeout = 2 * time.Second
 
 // suite is one run's state. Checks run one after another on the goroutine
 // of Run; only the connections they open run goroutines of their own.
@@ -92,6 +71,7 @@ type suite struct {
 	socket string
 	prefix string // correlation-id prefix of this run
 	seq    atomic.Uint64
+	caps   *agentv2.AgentCapabilities // from the first handshake
 
 	mu     sync.Mutex // mu guards shared
 	shared transport.Conn
@@ -99,10 +79,11 @@ type suite struct {
 
 // Run runs the conformance suite against the agent at endpoint (see
 // transport.Dial for the schemes) and returns one Result per check, in
-// order. ctx bounds the whole run; checks that had no time left fail. The
-// error is non-nil only when the suite could not run at all: an invalid
-// endpoint (CodeInvalidArgument) or nothing listening there
-// ([ErrUnreachable], CodeUnavailable).
+// order. Each check has its own budget ([WithCheckTimeout]); ctx bounds
+// the whole run, and checks it stops are skipped, never failed. The error
+// is non-nil only when the suite could not run at all: an invalid endpoint
+// (CodeInvalidArgument), nothing listening there ([ErrUnreachable],
+// CodeUnavailable), or no agent handshake there ([ErrNoAgent]).
 func Run(ctx context.Context, endpoint string, opts ...Option) ([]Result, error) {
 	cfg := newConfig(opts)
 	s := &suite{cfg: cfg, endpoint: endpoint, prefix: "agenttest-" + cfg.newID()}
@@ -114,37 +95,65 @@ func Run(ctx context.Context, endpoint string, opts ...Option) ([]Result, error)
 		return nil, agentwire.NewError(agentwire.CodeUnavailable, &unreachableError{endpoint: endpoint, err: err})
 	}
 	defer s.closeShared()
-
+	if err := s.handshake(ctx); err != nil {
+		return nil, err
+	}
 	var results []Result
-	handshakeOK := true
 	for _, c := range checks {
 		if cfg.only != nil && !cfg.only[c.name] {
 			continue
 		}
-		r := s.runCheck(ctx, c, handshakeOK)
-		if c.name == "handshake" && !r.Passed {
-			handshakeOK = false
-		}
+		r := s.runCheck(ctx, c)
 		results = append(results, r)
+		if cfg.onResult != nil {
+			cfg.onResult(r)
+		}
 	}
 	return results, nil
 }
 
-func (s *suite) runCheck(ctx context.Context, c check, handshakeOK bool) Result {
+// handshake opens the shared connection and learns the agent's
+// capabilities: without them no check can run.
+func (s *suite) handshake(ctx context.Context) error {
+	hctx, cancel := context.WithTimeout(ctx, s.cfg.checkTimeout)
+	defer cancel()
+	c, err := s.dial(hctx)
+	if err == nil && ctx.Err() != nil {
+		closeConn(c)
+	}
+	switch {
+	case ctx.Err() != nil:
+		return agentwire.NewError(agentwire.CodeOf(ctx.Err()), fmt.Errorf("handshake: %w", ctx.Err()))
+	case err != nil:
+		return agentwire.NewError(agentwire.CodeOf(err), &noAgentError{endpoint: s.endpoint, err: err})
+	}
+	s.mu.Lock()
+	s.shared, s.caps = c, c.Capabilities()
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *suite) runCheck(ctx context.Context, c check) Result {
 	r := Result{Name: c.name, Optional: c.optional}
+	budget, lack := s.cfg.checkTimeout, ""
 	switch {
 	case c.framed && s.socket == "":
 		r.Skipped, r.Detail = true, "framed transports only (unix://)"
 		return r
-	case !handshakeOK && !c.standalone:
-		r.Detail = "not run: the handshake check failed"
+	case ctx.Err() != nil:
+		r.Skipped, r.Detail = true, "not run: "+suiteEnded(ctx)
 		return r
 	}
-	if ctx.Err() != nil {
-		r.Detail = "not run: the suite's time ran out"
-		return r
+	if c.advertised != nil {
+		if ok, why := c.advertised(s.caps); !ok {
+			if !c.probe {
+				r.Skipped, r.Detail = true, "not advertised: "+why
+				return r
+			}
+			r.Optional, budget, lack = true, min(budget, probeTimeout), why
+		}
 	}
-	cctx, cancel := context.WithTimeout(ctx, s.cfg.checkTimeout)
+	cctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 	start := time.Now()
 	detail, err := c.run(cctx, s)
@@ -153,15 +162,31 @@ func (s *suite) runCheck(ctx context.Context, c check, handshakeOK bool) Result 
 	switch {
 	case errors.As(err, &sk):
 		r.Skipped, r.Detail = true, sk.reason
+	case err != nil && ctx.Err() != nil:
+		r.Skipped, r.Detail = true, "not finished: "+suiteEnded(ctx)
 	case err != nil:
 		r.Detail = err.Error()
-		if cctx.Err() != nil && ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) {
-			r.Detail += fmt.Sprintf(" (check timed out after %v)", s.cfg.checkTimeout)
+		if cctx.Err() != nil && !errors.Is(err, context.DeadlineExceeded) {
+			r.Detail += fmt.Sprintf(" (check timed out after %v)", budget)
+		}
+		if lack != "" {
+			r.Detail = lack + "; docs/protocol.md §6 still asks for an answer: " + r.Detail
 		}
 	default:
 		r.Passed, r.Detail = true, detail
+		if lack != "" {
+			r.Detail = lack + "; answered all the same: " + detail
+		}
 	}
 	return r
+}
+
+// suiteEnded says why the suite's context ended.
+func suiteEnded(ctx context.Context) string {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return "the suite's time ran out"
+	}
+	return "the run was cancelled"
 }
 
 // parseEndpoint finds the address to probe and, for unix://, the socket

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -164,7 +165,7 @@ func TestUnreachable(t *testing.T) {
 	t.Parallel()
 	ep := "unix://" + socketPath(t)
 	code, out, errOut := runBinary(t, ep)
-	assert.Equal(t, 2, code)
+	assert.Equal(t, exitNoAgent, code)
 	assert.Empty(t, out)
 	assert.Contains(t, errOut, "agentcheck: cannot reach "+ep+": ")
 	assert.Contains(t, errOut, "no such file or directory")
@@ -174,7 +175,7 @@ func TestUnreachable(t *testing.T) {
 	addr := ln.Addr().String()
 	require.NoError(t, ln.Close())
 	code, _, errOut = runBinary(t, "grpc://"+addr)
-	assert.Equal(t, 2, code)
+	assert.Equal(t, exitNoAgent, code)
 	assert.Contains(t, errOut, "agentcheck: cannot reach grpc://"+addr+": ")
 	assert.Contains(t, errOut, "connection refused")
 }
@@ -182,18 +183,43 @@ func TestUnreachable(t *testing.T) {
 func TestUsage(t *testing.T) {
 	t.Parallel()
 	code, _, errOut := runBinary(t)
-	assert.Equal(t, 2, code)
+	assert.Equal(t, exitUsage, code)
 	assert.Contains(t, errOut, "usage: agentcheck [flags] ENDPOINT")
 
 	code, _, errOut = runBinary(t, "-checks", "nope", "unix:///x")
-	assert.Equal(t, 2, code)
+	assert.Equal(t, exitUsage, code)
 	assert.Contains(t, errOut, `unknown check "nope"`)
 
 	code, _, errOut = runBinary(t, "ftp://x")
-	assert.Equal(t, 2, code)
+	assert.Equal(t, exitUsage, code)
 	assert.Contains(t, errOut, `unknown scheme "ftp"`)
 
-	code, out, _ := runBinary(t, "-list")
-	assert.Equal(t, 0, code)
-	assert.Equal(t, strings.Join(agenttest.CheckNames(), "\n")+"\n", out)
+	code, out, errOut := runBinary(t, "-nope")
+	assert.Equal(t, exitUsage, code)
+	assert.Empty(t, out)
+	assert.Contains(t, errOut, "flag provided but not defined: -nope")
+	assert.Contains(t, errOut, "usage: agentcheck [flags] ENDPOINT")
+
+	// Help goes to stdout and documents the exit statuses.
+	code, out, errOut = runBinary(t, "-h")
+	assert.Equal(t, exitPass, code)
+	assert.Empty(t, errOut)
+	assert.Contains(t, out, "usage: agentcheck [flags] ENDPOINT")
+	for _, status := range []string{"0  every required check passed", "1  the agent failed a required check",
+		"2  usage error", "3  no agent", "4  incomplete"} {
+		assert.Contains(t, out, status)
+	}
+	assert.Contains(t, out, "-check-timeout")
+
+	// -list names every check, in order, with what it expects.
+	code, out, _ = runBinary(t, "-list")
+	assert.Equal(t, exitPass, code)
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	require.Len(t, lines, len(agenttest.Checks()), out)
+	for i, c := range agenttest.Checks() {
+		assert.Regexp(t, `^`+regexp.QuoteMeta(c.Name)+`\s+\S`, lines[i])
+		assert.True(t, strings.HasSuffix(lines[i], c.Description), "%q", lines[i])
+	}
+	assert.Contains(t, out, "flow-control")
+	assert.Regexp(t, `(?m)^flow-control\s+\(optional\) `, out)
 }
