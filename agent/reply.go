@@ -109,6 +109,7 @@ func copyResponse(dst, src *agentv2.AgentResponse) {
 	dst.ProcessingTimeMs = src.ProcessingTimeMs
 	dst.NeedsMore = src.NeedsMore
 	dst.Error = src.Error
+	dst.Cache = src.Cache
 	if u := src.ProtoReflect().GetUnknown(); len(u) > 0 {
 		dst.ProtoReflect().SetUnknown(u)
 	}
