@@ -5,7 +5,6 @@ import (
 	"errors"
 	"time"
 
-	"github.com/maypok86/otter/v2"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
@@ -23,7 +22,7 @@ type Interceptor struct {
 	owned  MemoryStore // the default store, closed by Close
 	scopes scopeLists
 	flight flights
-	served *otter.Cache[string, struct{}] // agent id + correlation id of requests served from the cache
+	served *servedSet // requests served from the cache
 	stats  statsByAgent
 }
 
@@ -44,14 +43,7 @@ func NewInterceptor(opts ...Option) (*Interceptor, error) {
 		}
 		ic.store, ic.owned = s, s
 	}
-	served, err := otter.New(&otter.Options[string, struct{}]{
-		MaximumSize:      cfg.maxEntries,
-		ExpiryCalculator: otter.ExpiryAccessing[string, struct{}](10 * time.Minute),
-	})
-	if err != nil {
-		return nil, err
-	}
-	ic.served = served
+	ic.served = newServedSet(cfg.maxEntries)
 	if err := ic.stats.register(cfg.meterProvider); err != nil {
 		ic.Close()
 		return nil, err
@@ -62,7 +54,6 @@ func NewInterceptor(opts ...Option) (*Interceptor, error) {
 // Close stops the interceptor's goroutines and metrics; a store given
 // with WithStore is the caller's to close. Close the pool first.
 func (ic *Interceptor) Close() {
-	ic.served.StopAllGoroutines()
 	if ic.owned != nil {
 		ic.owned.Close()
 	}
@@ -76,9 +67,9 @@ func (ic *Interceptor) WrapSend(next pool.SendFunc) pool.SendFunc {
 			return ic.headers(ctx, c, next)
 		}
 		if c.CorrelationID != "" {
-			if _, ok := ic.served.GetIfPresent(servedKey(c.AgentID, c.CorrelationID)); ok {
+			if k := (servedKey{c.AgentID, c.CorrelationID}); ic.served.has(k) {
 				if c.Type == agentv2.EventType_EVENT_TYPE_REQUEST_COMPLETE {
-					ic.served.Invalidate(servedKey(c.AgentID, c.CorrelationID))
+					ic.served.remove(k)
 				}
 				ic.stats.of(c.AgentID).followers.Add(1)
 				return &agentv2.AgentResponse{CorrelationId: c.CorrelationID, Decision: &agentv2.AgentResponse_Allow{Allow: &agentv2.AllowDecision{}}}, nil
@@ -88,15 +79,13 @@ func (ic *Interceptor) WrapSend(next pool.SendFunc) pool.SendFunc {
 	}
 }
 
-func servedKey(agentID, correlationID string) string { return agentID + "\x00" + correlationID }
-
 // headers answers a request_headers event from the cache, or asks the
 // agent and caches its answer.
 func (ic *Interceptor) headers(ctx context.Context, c *pool.Call, next pool.SendFunc) (*agentv2.AgentResponse, error) {
 	ev := c.Event.GetRequestHeaders()
 	st := ic.stats.of(c.AgentID)
 	now := ic.cfg.now()
-	body := hasBody(ev)
+	body := 0 // whether the request has a body: 0 not looked at yet, 1 no, 2 yes
 	var stale *Entry
 	for _, sc := range ic.scopesOf(ctx, c.AgentID, now, st) {
 		e, err := ic.store.Get(ctx, c.AgentID, sc.key(c.AgentID, ev))
@@ -104,8 +93,19 @@ func (ic *Interceptor) headers(ctx context.Context, c *pool.Call, next pool.Send
 			st.storeErrors.Add(1)
 			continue
 		}
-		if e == nil || (body && !e.BodyNotInspected) {
+		if e == nil {
 			continue
+		}
+		if !e.BodyNotInspected {
+			if body == 0 {
+				body = 1
+				if hasBody(ev) {
+					body = 2
+				}
+			}
+			if body == 2 {
+				continue
+			}
 		}
 		if now.Before(e.Expires) {
 			st.hits.Add(1)
@@ -171,7 +171,7 @@ func (ic *Interceptor) serve(ctx context.Context, c *pool.Call, e *Entry, how st
 	resp := e.Response.CloneVT()
 	resp.CorrelationId = c.CorrelationID
 	if resp.GetAllow() != nil && c.CorrelationID != "" {
-		ic.served.Set(servedKey(c.AgentID, c.CorrelationID), struct{}{})
+		ic.served.add(servedKey{c.AgentID, c.CorrelationID})
 	}
 	if span := trace.SpanFromContext(ctx); span.IsRecording() {
 		span.SetAttributes(attribute.String("agentwire.cache", how))

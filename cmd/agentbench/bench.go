@@ -83,11 +83,12 @@ func scenarios(o options) []scenario {
 	if o.quick {
 		add(payloadHeaders, []shape{{1, 1}}, tSockLimit, tRaw, tUDS)
 		add(payloadHeaders, []shape{{1, 64}}, tSockLimit, tRaw, tUDS, tReverse, tBareGRPC, tBareMsg, tBarePB, tGRPC, tBareConnect, tConnect)
-		add(payloadHeaders, []shape{{4, 64}}, tSockLimit, tRaw, tUDS, udsConn)
+		add(payloadHeaders, []shape{{4, 64}}, tSockLimit, tRaw, tUDS, udsConn, tUDSCache)
 		add(payloadBody, []shape{{1, 64}}, tSockLimit, tRaw, tUDS)
 	} else {
 		add(payloadHeaders, []shape{{1, 1}}, tSockLimit, tRaw, tUDS, udsConn, tReverse, tBareGRPC, tBareMsg, tBarePB, tGRPC, tBareConnect, tConnect)
 		add(payloadHeaders, []shape{{1, 64}}, tSockLimit, tRaw, tUDS, tReverse, tBareGRPC, tBareMsg, tBarePB, tGRPC, grpcConn, tBareConnect, tConnect)
+		add(payloadHeaders, []shape{{1, 1}, {4, 64}}, tUDSCache)
 		add(payloadHeaders, []shape{{4, 64}}, tSockLimit, tRaw, tUDS, udsConn, tReverse, tBareGRPC, tBareMsg, tBarePB, tGRPC, tBareConnect, tConnect)
 		add(payloadBody, []shape{{1, 64}, {4, 64}}, tSockLimit, tRaw, tUDS)
 		add(payloadBody, []shape{{1, 64}}, tBareGRPC, tBareMsg, tGRPC)
@@ -139,6 +140,9 @@ type env struct {
 
 	slow     *child // the WAF policy answering after an hour: in-flight memory
 	slowAddr agentAddrs
+
+	cacheAgent *child // the WAF policy with cacheable decisions (uds-cache)
+	cacheAddr  agentAddrs
 
 	// requestSize is the frame size of each payload's event; baselines send
 	// requests of that size.
@@ -251,6 +255,18 @@ func setup(ctx context.Context, o options, scs []scenario, logf func(string, ...
 		}
 	}
 
+	// The cacheable agent, for the decision cache.
+	if need[tUDSCache] {
+		e.cacheAddr = agentAddrs{uds: filepath.Join(dir, "cache.sock")}
+		if argv, err = selfArgv("agent", "-uds", e.cacheAddr.uds, "-cache-ttl", "1h"); err != nil {
+			return nil, err
+		}
+		if e.cacheAgent, err = startChild(ctx, "cacheable agent", argv, nil); err != nil {
+			return nil, err
+		}
+		e.closers = append(e.closers, e.cacheAgent.close)
+	}
+
 	// The slow agent parks requests for the in-flight memory measurement.
 	e.slowAddr = agentAddrs{uds: filepath.Join(dir, "slow.sock")}
 	if argv, err = selfArgv("agent", "-uds", e.slowAddr.uds, "-grpc", anyLoopbackPort,
@@ -326,7 +342,7 @@ const firstExchangeTimeout = 30 * time.Second
 // runOnce opens sc's connections, measures the load on them, and closes
 // them.
 func (e *env) runOnce(ctx context.Context, sc scenario) (loopResult, error) {
-	for _, c := range []*child{e.agent, e.baseline, e.reverseAgent} {
+	for _, c := range []*child{e.agent, e.baseline, e.reverseAgent, e.cacheAgent} {
 		if c != nil {
 			if err := c.alive(); err != nil {
 				return loopResult{}, err

@@ -147,6 +147,7 @@ func runAgentServer(ctx context.Context, args []string) error {
 	conns := fs.Int("conns", 1, "reverse connections to keep open")
 	delay := fs.Duration("delay", 0, "answer request headers after this long (0: at once)")
 	maxConc := fs.Int("max-concurrency", agent.DefaultMaxConcurrency, "events handled at once per connection")
+	cacheTTL := fs.Duration("cache-ttl", 0, "mark request-header decisions cacheable for this long (0: never)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process to the file")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -162,7 +163,7 @@ func runAgentServer(ctx context.Context, args []string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	var h agent.Handler = &waf.Handler{}
+	var h agent.Handler = &waf.Handler{CacheTTL: *cacheTTL}
 	if *delay > 0 {
 		h = &slowHandler{delay: *delay}
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agentwire/agentwire/cache"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 	"github.com/agentwire/agentwire/pool"
 	"github.com/agentwire/agentwire/transport"
@@ -25,6 +26,10 @@ const (
 	tBareConnect = "bare-connect"
 	tBarePB      = "bare-grpc-pb"
 	tBareMsg     = "bare-grpc-msg"
+	// tUDSCache is the pool over the Unix socket with the decision cache
+	// (package cache) in front of an agent whose decisions are cacheable:
+	// after the first event every decision is a hit.
+	tUDSCache = "uds-cache"
 	// directSuffix marks an agentwire scenario that drives transport.Conn
 	// itself, one per connection, without the pool ("uds-conn").
 	directSuffix = "-conn"
@@ -38,6 +43,7 @@ var baselineOf = map[string]string{
 	tGRPC:                tBareMsg,
 	tGRPC + directSuffix: tBareMsg,
 	tConnect:             tBareConnect,
+	tUDSCache:            tUDS,
 }
 
 // agentTransport is sc's agentwire transport, and whether the scenario
@@ -140,6 +146,9 @@ func (e *env) openSenders(ctx context.Context, sc scenario) ([]sender, int, func
 	if tr == tReverse {
 		pid = e.reverseAgent.pid()
 	}
+	if tr == tUDSCache {
+		return e.openCachePool(ctx, sc)
+	}
 	if !direct {
 		p, err := e.openPool(ctx, tr, sc.Conns, sc.InFlight, e.agentAddr)
 		if err != nil {
@@ -201,7 +210,7 @@ func (s poolSender) Send(ctx context.Context, ev *agentv2.ProxyToAgent) (*agentv
 // tr, sized for inflight events per connection, once all of them are ready.
 // Reverse connections are taken from the reverse listener and adopted; the
 // pool closes them when it shuts down and the agent dials new ones.
-func (e *env) openPool(ctx context.Context, tr string, conns, inflight int, a agentAddrs) (*pool.Pool, error) {
+func (e *env) openPool(ctx context.Context, tr string, conns, inflight int, a agentAddrs, extra ...pool.Option) (*pool.Pool, error) {
 	opts := []pool.Option{
 		pool.WithConnections(conns),
 		pool.WithMaxReverseConns(conns),
@@ -211,7 +220,7 @@ func (e *env) openPool(ctx context.Context, tr string, conns, inflight int, a ag
 		pool.WithTransportOptions(transport.WithProxyID("agentbench", "0")),
 		pool.WithLogger(quietLogger),
 	}
-	p, err := pool.New(opts...)
+	p, err := pool.New(append(opts, extra...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -313,4 +322,19 @@ func openBaseline(ctx context.Context, sc scenario, pid int, dial func(context.C
 		t.workers = append(t.workers, conns[i%sc.Conns].roundTrip(i/sc.Conns, size))
 	}
 	return t, nil
+}
+
+// openCachePool is a pool with the decision cache in front of the
+// cacheable agent.
+func (e *env) openCachePool(ctx context.Context, sc scenario) ([]sender, int, func(), error) {
+	ic, err := cache.NewInterceptor()
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	p, err := e.openPool(ctx, tUDS, sc.Conns, sc.InFlight, e.cacheAddr, pool.WithInterceptors(ic))
+	if err != nil {
+		ic.Close()
+		return nil, 0, nil, err
+	}
+	return []sender{poolSender{p}}, e.cacheAgent.pid(), func() { shutdownPool(p); ic.Close() }, nil
 }

@@ -23,6 +23,7 @@ const (
 	udsConn4x64 = "uds-conn 4x64 headers"
 	uds1x1      = "uds 1x1 headers"
 	grpc1x64    = "grpc 1x64 headers"
+	cache4x64   = "uds-cache 4x64 headers"
 )
 
 // checkTargets checks issue 18's targets and the ones of issue 8 that it
@@ -65,6 +66,12 @@ func (r *Report) checkTargets() {
 		ratio(18, "(info) grpc 1x64 ratio to bare grpc-go with the same protobuf messages", v, ">=", 0.95)
 	}
 
+	ratio(22, "uds 4x64 cache-hit throughput ratio to the uncached pool",
+		get(cache4x64, func(s *ScenarioResult) float64 { return s.ThroughputRatio }), ">=", 5)
+	if s := r.scenario(cache4x64); s != nil {
+		check(22, "uds 4x64 proxy CPU µs per cache hit", s.ClientCPU.Median, "<=", 1, true)
+	}
+
 	if s := r.scenario(udsPool4x64); s != nil {
 		check(8, "uds 4x64 decisions/s", s.Throughput.Median, ">=", 350000, true)
 		check(8, "uds 4x64 proxy allocations per headers event", s.Allocs.Median, "<=", 10, true)
@@ -81,7 +88,7 @@ func (r *Report) checkTargets() {
 
 // writeTargets prints the targets with their verdicts.
 func writeTargets(w io.Writer, ts []TargetResult) {
-	fmt.Fprintln(w, "\ntargets (issue 18, and issue 8's it keeps)")
+	fmt.Fprintln(w, "\ntargets (issues 18 and 22, and issue 8's it keeps)")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, t := range ts {
 		verdict := "MET"

@@ -46,6 +46,7 @@ func run() error {
 		id          = flag.String("id", "waf-agent", "agent id reported in the handshake")
 		maxConc     = flag.Int("max-concurrency", agent.DefaultMaxConcurrency, "events handled at once per connection")
 		verbose     = flag.Bool("v", false, "log at debug level")
+		cacheTTL    = flag.Duration("cache-ttl", 0, "mark request-header decisions cacheable by the proxy for this long (0: never)")
 	)
 	flag.Parse()
 	if *udsPath == "" && *grpcAddr == "" && *connectAddr == "" {
@@ -57,7 +58,7 @@ func run() error {
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
-	srv, err := agent.NewServer(&waf.Handler{},
+	srv, err := agent.NewServer(&waf.Handler{CacheTTL: *cacheTTL},
 		agent.WithAgentID(*id), agent.WithName("waf-agent"), agent.WithVersion("0.1.0"),
 		agent.WithMaxConcurrency(*maxConc), agent.WithLogger(logger),
 		// The WAF keeps nothing from an event once it has answered it.

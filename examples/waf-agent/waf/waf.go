@@ -24,6 +24,7 @@ import (
 	"path"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/agentwire/agentwire/agent"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
@@ -36,6 +37,12 @@ type Handler struct {
 	Seen atomic.Uint64
 	// Blocked counts block decisions of any kind.
 	Blocked atomic.Uint64
+	// CacheTTL, when positive, marks request-header decisions cacheable by
+	// the proxy for that long (agent.CacheFor): they depend on the path,
+	// the query and the user agent, which is the directive's scope.
+	CacheTTL time.Duration
+
+	cachedPass atomic.Pointer[agentv2.AgentResponse]
 }
 
 var _ agent.Handler = (*Handler)(nil)
@@ -49,15 +56,31 @@ func (h *Handler) RequestHeaders(_ context.Context, ev *agentv2.RequestHeadersEv
 	p, query := normalizePath(rawPath), normalizeQuery(rawQuery)
 	switch {
 	case p == "/admin" || strings.HasPrefix(p, "/admin/"):
-		return h.block(403, "forbidden\n", "admin-blocked", "admin-1"), nil
+		return h.cacheable(h.block(403, "forbidden\n", "admin-blocked", "admin-1")), nil
 	case containsAny(query, sqliMarkers):
-		return h.block(403, "request blocked\n", "sqli", "sqli-1"), nil
+		return h.cacheable(h.block(403, "request blocked\n", "sqli", "sqli-1")), nil
 	case p == "/old-login":
-		return agent.Redirect("/login", 301), nil
+		return h.cacheable(agent.Redirect("/login", 301)), nil
 	case strings.Contains(strings.ToLower(header(ev.GetHeaders(), "user-agent")), "bot"):
-		return agent.Challenge("captcha", map[string]string{"reason": "automated client"}), nil
+		return h.cacheable(agent.Challenge("captcha", map[string]string{"reason": "automated client"})), nil
 	}
-	return passAnswer, nil
+	if h.CacheTTL <= 0 {
+		return passAnswer, nil
+	}
+	if r := h.cachedPass.Load(); r != nil {
+		return r, nil
+	}
+	r := h.cacheable(agent.AllowSetRequestHeader("x-waf", "pass"))
+	h.cachedPass.Store(r)
+	return r, nil
+}
+
+// cacheable adds the cache directive to r when CacheTTL is set.
+func (h *Handler) cacheable(r *agentv2.AgentResponse) *agentv2.AgentResponse {
+	if h.CacheTTL <= 0 {
+		return r
+	}
+	return agent.CacheFor(r, h.CacheTTL, agent.ByPath(), agent.ByQuery(), agent.ByHeader("user-agent"))
 }
 
 // passAnswer is the answer to clean requests, built once: the SDK never

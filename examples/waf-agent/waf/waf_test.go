@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 )
@@ -83,5 +84,23 @@ func TestPolicy(t *testing.T) {
 	r, _ := h.RequestBodyChunk(ctx, &agentv2.BodyChunkEvent{Data: []byte(strings.Repeat("a", 16<<10) + "<Script>")})
 	if r.GetBlock() == nil {
 		t.Error("script in a body was allowed")
+	}
+}
+
+func TestCacheTTL(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	plain := &Handler{}
+	r, _ := plain.RequestHeaders(ctx, &agentv2.RequestHeadersEvent{Uri: "/"})
+	if r.GetCache() != nil {
+		t.Error("no CacheTTL: no directive")
+	}
+	h := &Handler{CacheTTL: time.Minute}
+	for _, uri := range []string{"/", "/admin", "/q?x=1' or 1=1", "/old-login"} {
+		r, _ := h.RequestHeaders(ctx, &agentv2.RequestHeadersEvent{Uri: uri})
+		d := r.GetCache()
+		if d.GetTtlMs() != 60_000 || !d.GetScope().GetPath() || !d.GetScope().GetQuery() || len(d.GetScope().GetHeaders()) != 1 {
+			t.Errorf("%s: directive %v, want a minute by path, query and user agent", uri, d)
+		}
 	}
 }
