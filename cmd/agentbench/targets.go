@@ -88,7 +88,7 @@ func (r *Report) checkTargets() {
 
 // writeTargets prints the targets with their verdicts.
 func writeTargets(w io.Writer, ts []TargetResult) {
-	fmt.Fprintln(w, "\ntargets (issues 18 and 22, and issue 8's it keeps)")
+	fmt.Fprintln(w, "\ntargets (issue 18, issue 22, and issue 8's it keeps)")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, t := range ts {
 		verdict := "MET"
