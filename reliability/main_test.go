@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// figures collects the numbers the suite produces for the README's
+// figures collects the numbers the suite produces for docs/reliability.md's
 // Reliability section; TestMain prints them (visible with go test -v).
 var figures struct {
 	mu    sync.Mutex
