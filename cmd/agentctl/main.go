@@ -4,6 +4,7 @@
 //	agentctl probe ENDPOINT              handshake, capabilities, first health report, ping RTT
 //	agentctl send ENDPOINT -uri /x ...   send a request (headers, optional body), print the decisions
 //	agentctl watch ENDPOINT [-for 30s]   stream the health and metrics reports of one connection
+//	agentctl shadow URL                  a proxy's shadow-agent comparison (package shadow's report)
 //
 // ENDPOINT is unix:///path/agent.sock, grpc://host:port, grpcs://host:port,
 // http://host:port (Connect/gRPC over h2c) or https://host:port; -cacert,
@@ -60,6 +61,7 @@ var commands = []command{
 	{"probe", "handshake, capabilities, first health report and ping RTT", runProbe},
 	{"send", "send a request's headers (and body) and print the decisions", runSend},
 	{"watch", "stream health and metrics reports", runWatch},
+	{"shadow", "show a proxy's shadow-agent comparison (its shadow report URL)", runShadow},
 }
 
 func main() {
