@@ -16,11 +16,11 @@ import (
 	"google.golang.org/grpc/mem"
 )
 
-// encodedMsg is a ProxyToAgent already encoded by the sender, so that the
-// stream's single writer goroutine only copies bytes and callers may reuse
-// their message as soon as send returns. Its memory comes from
-// iwire.Buffers: grpc-go takes the buffer and returns it there; connect-go
-// copies it, and the sender frees it.
+// encodedMsg is a ProxyToAgent the sender encoded, so that the stream's
+// writer only passes bytes on and callers may reuse their message as soon
+// as send returns. Its buffer comes from iwire.Buffers and goes back there
+// once the RPC library is done with it: grpc-go frees it after writing,
+// AppendWire after connect-go copied it.
 type encodedMsg []byte
 
 func (e *encodedMsg) free() { iwire.Buffers.Put((*[]byte)(e)) }
@@ -34,7 +34,11 @@ func (e *encodedMsg) MarshalBuffers() (mem.BufferSlice, error) {
 	return mem.BufferSlice{mem.NewBuffer((*[]byte)(e), iwire.Buffers)}, nil
 }
 
-func (e *encodedMsg) AppendWire(dst []byte) ([]byte, error) { return append(dst, *e...), nil }
+func (e *encodedMsg) AppendWire(dst []byte) ([]byte, error) {
+	dst = append(dst, *e...)
+	e.free()
+	return dst, nil
+}
 
 // replyTarget is what a gRPC or Connect stream receives an agent message
 // into: common decisions decode without the generated decoder
@@ -119,16 +123,53 @@ type streamWire struct {
 	ends *[streamEnds]struct{ id, end uint64 }
 }
 
-// newStreamWire returns a stream wire for cfg; the caller adapts it to its
-// stream (sendMsg, recvMsg, teardown, direct).
-func newStreamWire(transport string, cfg *config) *streamWire {
-	return &streamWire{
+// dialStream opens a gRPC or Connect stream with open and handshakes on
+// it. open gets the stream's context, which outlives ctx (ctx bounds only
+// the dial and the handshake), adapts w to the stream it opened (sendMsg,
+// recvMsg, teardown), and cleans up after itself if it fails.
+func dialStream(ctx context.Context, cfg *config, transport string, open func(context.Context, *streamWire) error) (Conn, error) {
+	if cfg.handshakeTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cfg.handshakeTimeout)
+		defer cancel()
+	}
+	sctx, cancel := context.WithCancel(context.Background())
+	opened := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		select {
+		case <-opened:
+		default:
+			cancel()
+		}
+	})
+	w := &streamWire{
 		transport:  transport,
-		max:        maxOr(cfg.maxFrameSize),
+		max:        orDefault(cfg.maxFrameSize, codec.DefaultMaxFrameSize),
 		queue:      make(chan queuedMsg, streamSendQueue),
 		closed:     make(chan struct{}),
-		maxPending: pendingOr(cfg.maxPending),
+		maxPending: orDefault(cfg.maxPending, codec.DefaultMaxPending),
 	}
+	err := open(sctx, w)
+	close(opened)
+	stop()
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	teardown := w.teardown
+	w.teardown = func() error {
+		cancel()
+		return teardown()
+	}
+	return startSession(ctx, cfg, w)
+}
+
+// orDefault is n, or def for n <= 0.
+func orDefault(n, def int) int {
+	if n <= 0 {
+		return def
+	}
+	return n
 }
 
 // queuedMsg is a message waiting for the writer.
