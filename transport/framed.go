@@ -61,8 +61,6 @@ func (f *framedWire) recv(m *agentv2.AgentToProxy) error {
 
 func (f *framedWire) run(ctx context.Context) error { return f.w.Run(ctx) }
 
-func (f *framedWire) answered(uint64) {}
-
 func (f *framedWire) holdBatch() { f.w.Hold() }
 
 func (f *framedWire) releaseBatch() { f.w.Release() }

@@ -50,7 +50,6 @@ func DialGRPC(ctx context.Context, target string, opts ...Option) (Conn, error) 
 		}
 		rpc := iwire.GRPCStream[*encodedMsg, *replyTarget](stream)
 		w.sendMsg, w.recvMsg, w.teardown = rpc.Send, rpc.Recv, cc.Close
-		w.direct = true
 		return nil
 	})
 }

@@ -27,9 +27,6 @@ type wire interface {
 	// the wire cannot tell; Close uses it so notices sent just before go
 	// out.
 	flush(ctx context.Context) error
-	// answered tells the wire that the agent answered event id (a
-	// response carrying it arrived). Only the session's reader calls it.
-	answered(id uint64)
 	// holdBatch tells the wire that more events are coming from
 	// goroutines that are about to run (the senders a batch of responses
 	// woke), so batched sends may wait for them; releaseBatch ends one
