@@ -84,14 +84,11 @@ func DialConnect(ctx context.Context, baseURL string, opts ...Option) (Conn, err
 
 // envelopeGuard checks the gRPC message prefixes of a Connect stream's
 // response body before connect-go reads them. After a receive error (a
-// message over the size limit, a compressed one although compression was
-// not negotiated), connect-go reads on to the end of the body to find the
-// trailers: on a ProcessStream that the agent keeps open that read never
-// ends, and the connection and every call on it would hang until their
-// deadlines. The guard fails such a message at its prefix, and every read
-// after it, so the receive error surfaces at once and the session closes
-// the connection as a protocol violation. Only the session's reader reads
-// the body.
+// message over the size limit, or compressed without compression),
+// connect-go reads on to the end of the body for the trailers, which on a
+// ProcessStream the agent keeps open never comes. The guard fails such a
+// message at its prefix, and every read after it, so that the session
+// sees the protocol violation at once. Only the session's reader reads.
 type envelopeGuard struct {
 	body   io.ReadCloser
 	max    int
