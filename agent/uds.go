@@ -117,7 +117,7 @@ func (srv *Server) ServeConn(ctx context.Context, conn net.Conn) error {
 	wctx, stopWriter := context.WithCancel(context.Background())
 	go func() {
 		defer close(fs.runDone)
-		if err := fs.w.Run(wctx); err != nil {
+		if err := fs.Run(wctx); err != nil {
 			fs.Abort()
 		}
 	}()
@@ -136,9 +136,7 @@ func (srv *Server) ServeConn(ctx context.Context, conn net.Conn) error {
 // framedStream is a framed connection: one reader (the session's) and a
 // batching writer, which a closing connection flushes for its last frames.
 type framedStream struct {
-	conn    net.Conn
-	r       *codec.Reader
-	w       *wire.FrameWriter
+	*wire.Framed
 	runDone chan struct{} // closed when the writer's Run returned
 	aborted atomic.Bool
 	// Only the session's reader uses the following.
@@ -152,11 +150,10 @@ type framedStream struct {
 var _ stream = (*framedStream)(nil)
 
 func newFramedStream(conn net.Conn, maxFrame int) *framedStream {
-	f := &framedStream{conn: conn, runDone: make(chan struct{})}
+	f := &framedStream{runDone: make(chan struct{})}
 	f.tee.r = conn
 	f.in.tee = &f.tee
-	f.r = codec.NewReader(&f.tee, maxFrame)
-	f.w = wire.NewFrameWriter(conn, maxFrame, 0)
+	f.Framed = wire.NewFramed(conn, &f.tee, maxFrame, 0)
 	return f
 }
 
@@ -168,7 +165,7 @@ func (f *framedStream) Recv() (*agentv2.ProxyToAgent, error) {
 	if f.tee.n == f.in.next {
 		f.tee.idle()
 	}
-	t, payload, err := f.r.ReadFrame()
+	t, payload, err := f.R.ReadFrame()
 	if err == nil {
 		if f.borrow {
 			f.in.lent = false
@@ -296,25 +293,25 @@ func (f *framedStream) own(m *agentv2.ProxyToAgent) (*agentv2.ProxyToAgent, erro
 // while a handler may still use an event in the old ones.
 func (f *framedStream) renew() {
 	if f.borrow {
-		f.r.Renew()
+		f.R.Renew()
 	}
 }
 
 func (f *framedStream) Send(ctx context.Context, m *agentv2.AgentToProxy) error {
-	return f.w.Write(ctx, m)
+	return f.Write(ctx, m)
 }
 
 // SendBatched queues m for the writer's next batch (see
 // wire.FrameWriter.WriteBatched).
 func (f *framedStream) SendBatched(ctx context.Context, m *agentv2.AgentToProxy) error {
-	return f.w.WriteBatched(ctx, m)
+	return f.WriteBatched(ctx, m)
 }
 
-func (f *framedStream) CloseRecv() { _ = f.conn.SetReadDeadline(time.Unix(1, 0)) }
+func (f *framedStream) CloseRecv() { _ = f.Conn.SetReadDeadline(time.Unix(1, 0)) }
 
 func (f *framedStream) Abort() {
 	f.aborted.Store(true)
-	_ = f.conn.Close()
+	_ = f.Close()
 }
 
 // flush waits until every frame queued so far is written, the connection
@@ -323,10 +320,10 @@ func (f *framedStream) flush(ctx context.Context) {
 	if f.aborted.Load() {
 		return
 	}
-	_ = f.w.Flush(ctx)
+	_ = f.Flush(ctx)
 }
 
-func (f *framedStream) String() string { return fmt.Sprintf("framed %v", f.conn.RemoteAddr()) }
+func (f *framedStream) String() string { return fmt.Sprintf("framed %v", f.Conn.RemoteAddr()) }
 
 // Release takes back an answered event for the next one of its kind; safe
 // to call from any goroutine, concurrently with Recv.

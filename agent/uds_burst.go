@@ -9,12 +9,12 @@ import (
 var _ burstStream = (*framedStream)(nil)
 
 // InputBuffered reports whether the next frame has arrived in full already.
-func (f *framedStream) InputBuffered() bool { return f.r.FrameBuffered() }
+func (f *framedStream) InputBuffered() bool { return f.R.FrameBuffered() }
 
 // SendHeld queues m for the next ReleaseHeld.
 func (f *framedStream) SendHeld(ctx context.Context, m *agentv2.AgentToProxy) error {
-	return f.w.WriteHeld(ctx, m)
+	return f.WriteHeld(ctx, m)
 }
 
 // ReleaseHeld writes the held answers with one system call.
-func (f *framedStream) ReleaseHeld() error { return f.w.ReleaseHeld() }
+func (f *framedStream) ReleaseHeld() error { return f.FrameWriter.ReleaseHeld() }
