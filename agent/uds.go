@@ -147,7 +147,10 @@ type framedStream struct {
 	borrow bool
 }
 
-var _ stream = (*framedStream)(nil)
+var (
+	_ stream      = (*framedStream)(nil)
+	_ burstStream = (*framedStream)(nil)
+)
 
 func newFramedStream(conn net.Conn, maxFrame int) *framedStream {
 	f := &framedStream{runDone: make(chan struct{})}
@@ -328,3 +331,14 @@ func (f *framedStream) String() string { return fmt.Sprintf("framed %v", f.Conn.
 // Release takes back an answered event for the next one of its kind; safe
 // to call from any goroutine, concurrently with Recv.
 func (f *framedStream) Release(m *agentv2.ProxyToAgent) { releaseEnvelope(m) }
+
+// InputBuffered reports whether the next frame has arrived in full already.
+func (f *framedStream) InputBuffered() bool { return f.R.FrameBuffered() }
+
+// SendHeld queues m for the next ReleaseHeld.
+func (f *framedStream) SendHeld(ctx context.Context, m *agentv2.AgentToProxy) error {
+	return f.WriteHeld(ctx, m)
+}
+
+// ReleaseHeld writes the held answers with one system call.
+func (f *framedStream) ReleaseHeld() error { return f.FrameWriter.ReleaseHeld() }

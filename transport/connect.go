@@ -27,20 +27,16 @@ const TransportConnect = "connect"
 // speaks only Connect or gRPC-Web-capable HTTP/2.
 func DialConnect(ctx context.Context, baseURL string, opts ...Option) (Conn, error) {
 	cfg := newConfig(opts)
-	tr := &http2.Transport{}
-	switch {
-	case strings.HasPrefix(baseURL, "http://"):
-		tr.AllowHTTP = true
-		tr.DialTLSContext = func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			return dialH2(ctx, network, addr, false, nil)
-		}
-	case strings.HasPrefix(baseURL, "https://"):
-		tr.TLSClientConfig = cfg.tlsConfig
-		tr.DialTLSContext = func(ctx context.Context, network, addr string, tc *tls.Config) (net.Conn, error) {
-			return dialH2(ctx, network, addr, true, tc)
-		}
-	default:
+	plain := strings.HasPrefix(baseURL, "http://")
+	if !plain && !strings.HasPrefix(baseURL, "https://") {
 		return nil, agentwire.Errorf(agentwire.CodeInvalidArgument, "connect base URL %q: want http:// or https://", baseURL)
+	}
+	tr := &http2.Transport{AllowHTTP: plain, TLSClientConfig: cfg.tlsConfig}
+	tr.DialTLSContext = func(ctx context.Context, network, addr string, tc *tls.Config) (net.Conn, error) {
+		if plain {
+			tc = nil
+		}
+		return dialH2(ctx, network, addr, tc)
 	}
 	limit := orDefault(cfg.maxFrameSize, codec.DefaultMaxFrameSize)
 	guard := &envelopeGuard{max: limit}

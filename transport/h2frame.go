@@ -111,10 +111,10 @@ type tlsFrameSizeCap struct {
 func (t *tlsFrameSizeCap) ConnectionState() tls.ConnectionState { return t.tc.ConnectionState() }
 
 // dialH2 dials an HTTP/2 connection for the Connect transport, capped by
-// frameSizeCap: in the clear (h2c) without TLS, else over TLS with cfg
+// frameSizeCap: in the clear (h2c) with cfg nil, else over TLS with cfg
 // (prepared by the HTTP/2 transport to offer h2 by ALPN).
-func dialH2(ctx context.Context, network, addr string, useTLS bool, cfg *tls.Config) (net.Conn, error) {
-	if !useTLS {
+func dialH2(ctx context.Context, network, addr string, cfg *tls.Config) (net.Conn, error) {
+	if cfg == nil {
 		var d net.Dialer
 		c, err := d.DialContext(ctx, network, addr)
 		if err != nil {
