@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -12,7 +11,6 @@ import (
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
 	"connectrpc.com/grpcreflect"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/agentwire/agentwire"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
@@ -27,28 +25,11 @@ import (
 // described at [Server.RegisterGRPC]. opts come after the server's own
 // (a vtprotobuf codec and the message size limit).
 func (srv *Server) ConnectHandler(opts ...connect.HandlerOption) (string, http.Handler) {
-	methods := agentv2.File_sentinel_agent_v2_agent_proto.Services().ByName("AgentServiceV2").Methods()
-	name := srv.cfg.serviceName
-	hopts := connect.WithHandlerOptions(append([]connect.HandlerOption{
+	return wire.ConnectHandler(srv.cfg.serviceName, &connectService{srv: srv}, append([]connect.HandlerOption{
 		connect.WithCodec(wire.ConnectCodec{}),
 		connect.WithReadMaxBytes(srv.cfg.maxFrameSize),
 		connect.WithSendMaxBytes(srv.cfg.maxFrameSize),
 	}, opts...)...)
-	// The generated handler (agentv2connect.NewAgentServiceV2Handler) has
-	// the schema's service name built in: these are its handlers, under
-	// the configured name.
-	c := &connectService{srv: srv}
-	schema := func(method protoreflect.Name) connect.HandlerOption {
-		return connect.WithHandlerOptions(connect.WithSchema(methods.ByName(method)), hopts)
-	}
-	stream := wire.Procedure(name, agentv2connect.AgentServiceV2ProcessStreamProcedure)
-	control := wire.Procedure(name, agentv2connect.AgentServiceV2ControlStreamProcedure)
-	event := wire.Procedure(name, agentv2connect.AgentServiceV2ProcessEventProcedure)
-	mux := http.NewServeMux()
-	mux.Handle(stream, connect.NewBidiStreamHandler(stream, c.ProcessStream, schema("ProcessStream")))
-	mux.Handle(control, connect.NewBidiStreamHandler(control, c.ControlStream, schema("ControlStream")))
-	mux.Handle(event, connect.NewUnaryHandler(event, c.ProcessEvent, schema("ProcessEvent")))
-	return "/" + name + "/", mux
 }
 
 // HTTPHandler returns an http.Handler serving the agent service
@@ -114,8 +95,7 @@ type connectService struct {
 var _ agentv2connect.AgentServiceV2Handler = (*connectService)(nil)
 
 func (c *connectService) ProcessStream(ctx context.Context, bs *connect.BidiStream[agentv2.ProxyToAgent, agentv2.AgentToProxy]) error {
-	st := &connectStream{ctx: ctx, bs: bs, rpcEnd: newRPCEnd()}
-	return wire.ToConnect(c.srv.serveRPC(ctx, st, st.rpcEnd))
+	return wire.ToConnect(c.srv.serveRPCStream(ctx, wire.ConnectStream[*sendTarget, *rpcTarget](bs.Conn())))
 }
 
 func (c *connectService) ControlStream(context.Context, *connect.BidiStream[agentv2.AgentControl, agentv2.ProxyControl]) error {
@@ -129,38 +109,3 @@ func (c *connectService) ProcessEvent(ctx context.Context, req *connect.Request[
 	}
 	return connect.NewResponse(resp), nil
 }
-
-// connectStream adapts a connect-go bidi stream.
-type connectStream struct {
-	*rpcEnd
-	ctx context.Context
-	bs  *connect.BidiStream[agentv2.ProxyToAgent, agentv2.AgentToProxy]
-	in  rpcTarget // what Recv receives into
-}
-
-var _ stream = (*connectStream)(nil)
-
-// Recv decodes each message into a recycled envelope whose strings and
-// bytes live in the stream's slab (see rpcTarget). It receives through the
-// stream's Conn: BidiStream.Receive allocates a new message every time.
-func (c *connectStream) Recv() (*agentv2.ProxyToAgent, error) {
-	c.in.prepare()
-	err := c.bs.Conn().Receive(&c.in)
-	switch {
-	case err == nil:
-		return c.in.take(), nil
-	case errors.Is(err, io.EOF):
-		return nil, errHalfClosed
-	case c.ctx.Err() != nil:
-		return nil, errConnClosed
-	}
-	return nil, wire.FromConnect(err)
-}
-
-func (c *connectStream) Send(_ context.Context, m *agentv2.AgentToProxy) error {
-	return c.send(func() error { return c.bs.Send(m) })
-}
-
-// Release takes back an answered event for the next one of its kind; safe
-// to call from any goroutine, concurrently with Recv.
-func (c *connectStream) Release(m *agentv2.ProxyToAgent) { releaseEnvelope(m) }

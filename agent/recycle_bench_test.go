@@ -31,7 +31,7 @@ func BenchmarkFramedRecv(b *testing.B) {
 		f := newLoopStream(b, 64, headersEvent20)
 		b.ReportAllocs()
 		for b.Loop() {
-			t, payload, err := f.r.ReadFrame()
+			t, payload, err := f.R.ReadFrame()
 			if err != nil {
 				b.Fatal(err)
 			}

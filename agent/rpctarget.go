@@ -8,26 +8,23 @@ import (
 )
 
 // What gRPC and Connect streams receive into and send from: the codec
-// (wire.GRPCCodec, wire.ConnectCodec) leaves decoding to an rpcTarget and
-// encoding to a sendTarget, which recycle memory the generic rules would
-// allocate per message.
+// leaves decoding to an rpcTarget and encoding to a sendTarget, which
+// recycle memory the generic rules would allocate per message.
 
 var (
 	_ wire.Target          = (*rpcTarget)(nil)
 	_ wire.BufferMarshaler = (*sendTarget)(nil)
 )
 
-// rpcTarget is what gRPC and Connect streams receive into. The codecs
-// decode into a recycled envelope whose strings and bytes live in the
-// target's slab, and point the embedded message at it; the embedding lets
-// interceptors, stats handlers and other codecs see a proto.Message. Only
-// the stream's reader uses it.
+// rpcTarget decodes into a recycled envelope whose strings and bytes live
+// in the target's slab, and points the embedded message at it, which
+// interceptors and other codecs see as a proto.Message. Only the stream's
+// reader uses it.
 type rpcTarget struct {
 	*agentv2.ProxyToAgent
 	dec eventDecoder
-	// spare is the embedded message before a receive: a codec other than
-	// the agent's (the client chose JSON, or the server was built without
-	// GRPCServerOptions) decodes into it.
+	// spare is the embedded message before a receive, for a codec other
+	// than the agent's (JSON, or a server without GRPCServerOptions).
 	spare *agentv2.ProxyToAgent
 }
 
@@ -59,22 +56,19 @@ func (t *rpcTarget) take() *agentv2.ProxyToAgent {
 	return m
 }
 
-// Sizes of the chunks a sendTarget carves: 4 KiB of encoded messages (some
-// sixty decisions) and the buffer headers of 64 messages, so that an idle
-// stream pins little.
+// Sizes of the chunks a sendTarget carves: 4 KiB of encoded messages and
+// the buffer headers of 64 messages, so that an idle stream pins little.
 const (
 	sendChunkSize   = 4 << 10
 	sendHeaderChunk = 64
 )
 
-// sendTarget is what a gRPC stream sends from. The codec encodes the
-// embedded message into bytes carved from the target's slab, and carves
-// the buffer header and the one-element buffer slice grpc-go takes from
-// chunks too: instead of three allocations per message, a few per chunk.
-// grpc-go may write the bytes after SendMsg returned: chunks are never
-// reused, the garbage collector frees them. The embedding lets
-// interceptors, stats handlers and other codecs see a proto.Message. The
-// stream serialises sends, so one goroutine at a time uses a target.
+// sendTarget is what a stream sends from. On gRPC the embedded message is
+// encoded into bytes, a buffer header and a one-element buffer slice all
+// carved from chunks: a few allocations per chunk instead of three per
+// message. grpc-go may write them after SendMsg returned, so chunks are
+// never reused. Connect encodes the embedded message as any other. The
+// stream serialises sends.
 type sendTarget struct {
 	*agentv2.AgentToProxy
 	data slab

@@ -10,11 +10,10 @@ import (
 // it. The framed, gRPC and Connect transports implement it.
 type stream interface {
 	// Recv returns the next message, which the session then owns (events go
-	// back through Release once answered). Only the
-	// session's reader calls it. It returns errHalfClosed when
-	// the peer finished sending but still reads, an error wrapping
-	// codec.ErrUnknownFrameType for a frame to skip, and any other error
-	// when the connection is over.
+	// back through Release once answered). Only the session's reader calls
+	// it. It returns errHalfClosed when the peer finished sending but still
+	// reads, an error wrapping codec.ErrUnknownFrameType for a frame to
+	// skip, and any other error when the connection is over.
 	Recv() (*agentv2.ProxyToAgent, error)
 	// Release takes back an event Recv returned once the session is done
 	// with it (answered and encoded): the stream may reuse its memory.

@@ -22,13 +22,12 @@ import (
 // last frames to reach the socket.
 const flushTimeout = 5 * time.Second
 
-// ListenUnix creates a Unix socket listener at path for [Server.ServeUnix].
-// The socket file gets the permission [DefaultSocketMode] (0600) or the one
-// set with [WithSocketMode] before any peer can connect. A leftover socket
-// file at path is removed when nothing listens on it (connecting is
-// refused); any other file, or a socket in use or that cannot be probed,
-// makes ListenUnix fail rather than remove it. A path too long for a socket
-// address is InvalidArgument. Closing the listener removes the socket file.
+// ListenUnix creates a Unix socket listener at path for [Server.ServeUnix],
+// with permission [DefaultSocketMode] (0600) or [WithSocketMode]'s before
+// any peer can connect. A leftover socket file that refuses connections is
+// replaced; any other file, or a socket in use or that cannot be probed,
+// makes ListenUnix fail. A path too long for a socket address is
+// InvalidArgument. Closing the listener removes the socket file.
 func (srv *Server) ListenUnix(path string, opts ...UnixOption) (net.Listener, error) {
 	cfg := unixConfig{mode: DefaultSocketMode}
 	for _, o := range opts {
@@ -102,14 +101,12 @@ func (srv *Server) checkPeer(c net.Conn) error {
 	return nil
 }
 
-// ServeConn serves one established framed connection (a Unix socket
-// accepted by ServeUnix, or a connection the agent dialled and registered
-// on) until it ends, ctx ends, or the server closes it, then closes conn.
-// The next frame on conn must be the proxy's handshake: a caller that read
-// from conn through a buffer (the registration exchange) must pass a conn
-// whose Read returns the buffered bytes first. ServeConn returns nil when
-// the connection ended normally and the reason otherwise, for example a
-// protocol violation by the peer (also logged).
+// ServeConn serves one established framed connection (accepted by
+// ServeUnix, or dialled and registered by the agent) until it ends, ctx
+// ends, or the server closes it, then closes conn. The next frame on conn
+// must be the proxy's handshake (a caller that buffered reads must pass a
+// conn returning the buffered bytes first). ServeConn returns nil when the
+// connection ended normally and the reason otherwise (also logged).
 func (srv *Server) ServeConn(ctx context.Context, conn net.Conn) error {
 	fs := newFramedStream(conn, srv.cfg.maxFrameSize)
 	if !srv.track(fs) {
@@ -120,7 +117,7 @@ func (srv *Server) ServeConn(ctx context.Context, conn net.Conn) error {
 	wctx, stopWriter := context.WithCancel(context.Background())
 	go func() {
 		defer close(fs.runDone)
-		if err := fs.w.Run(wctx); err != nil {
+		if err := fs.Run(wctx); err != nil {
 			fs.Abort()
 		}
 	}()
@@ -139,9 +136,7 @@ func (srv *Server) ServeConn(ctx context.Context, conn net.Conn) error {
 // framedStream is a framed connection: one reader (the session's) and a
 // batching writer, which a closing connection flushes for its last frames.
 type framedStream struct {
-	conn    net.Conn
-	r       *codec.Reader
-	w       *wire.FrameWriter
+	*wire.Framed
 	runDone chan struct{} // closed when the writer's Run returned
 	aborted atomic.Bool
 	// Only the session's reader uses the following.
@@ -152,38 +147,36 @@ type framedStream struct {
 	borrow bool
 }
 
-var _ stream = (*framedStream)(nil)
+var (
+	_ stream      = (*framedStream)(nil)
+	_ burstStream = (*framedStream)(nil)
+)
 
 func newFramedStream(conn net.Conn, maxFrame int) *framedStream {
-	f := &framedStream{conn: conn, runDone: make(chan struct{})}
+	f := &framedStream{runDone: make(chan struct{})}
 	f.tee.r = conn
 	f.in.tee = &f.tee
-	f.r = codec.NewReader(&f.tee, maxFrame)
-	f.w = wire.NewFrameWriter(conn, maxFrame, 0)
+	f.Framed = wire.NewFramed(conn, &f.tee, maxFrame, 0)
 	return f
 }
 
-// Recv decodes each event in place into a recycled envelope: the
-// message's strings and bytes alias the copy the stream made of the read
-// that brought the frame (see teeReader) instead of each being allocated on
-// its own. Before waiting for the peer, Recv lets go of that copy: an idle
-// connection pins none.
+// Recv decodes each event in place into a recycled envelope whose strings
+// and bytes alias the stream's copy of the read that brought the frame
+// (teeReader), or the read buffer when borrowing. An idle connection pins
+// no copy.
 func (f *framedStream) Recv() (*agentv2.ProxyToAgent, error) {
 	if f.tee.n == f.in.next {
 		f.tee.idle()
 	}
-	t, payload, err := f.r.ReadFrame()
-	if err == nil && f.borrow {
-		f.in.lent = false
-		f.in.t, f.in.payload = t, payload
-		if err = codec.Decode(&f.in, t, payload, agentv2.IsProxyToAgentFrame, true); err == nil {
-			m := f.in.m
-			f.in.m = nil
-			return m, nil
+	t, payload, err := f.R.ReadFrame()
+	if err == nil {
+		if f.borrow {
+			f.in.lent = false
+			f.in.t, f.in.payload = t, payload
+		} else {
+			f.in.at = f.in.next + agentv2.FrameHeaderSize
+			f.in.next = f.in.at + int64(len(payload))
 		}
-	} else if err == nil {
-		f.in.at = f.in.next + agentv2.FrameHeaderSize
-		f.in.next = f.in.at + int64(len(payload))
 		if err = codec.Decode(&f.in, t, payload, agentv2.IsProxyToAgentFrame, true); err == nil {
 			m := f.in.m
 			f.in.m = nil
@@ -202,10 +195,9 @@ func (f *framedStream) Recv() (*agentv2.ProxyToAgent, error) {
 const teeMaxRead = 32 << 10
 
 // teeReader copies each read from the connection into a chunk of its own
-// (one allocation per read, not zeroed): a payload the read brought whole
-// is already in memory nobody reuses, so that the decoded event can alias
-// it without a copy per frame. A chunk lives as long as anything points
-// into it. Only the stream's reader uses it.
+// (one allocation per read, not zeroed), so that events decoded from a
+// payload the read brought whole alias it with no copy per frame. Only the
+// stream's reader uses it.
 type teeReader struct {
 	r     io.Reader
 	n     int64  // bytes read from r so far
@@ -241,10 +233,9 @@ func (t *teeReader) bytes(at int64, n int) []byte {
 // idle drops the last read's copy, once every frame in it was decoded.
 func (t *teeReader) idle() { t.chunk = nil }
 
-// frameTarget is what Recv hands codec.Decode, which checks the frame type
-// and wraps errors as for every framed reader, to decode into: it decodes
-// into a recycled envelope from the stream's copy of the frame and keeps
-// the result in m. Only the stream's reader uses it.
+// frameTarget is what Recv has codec.Decode (frame type checks, error
+// wrapping) decode into: a recycled envelope from the stream's copy of the
+// frame, kept in m. Only the stream's reader uses it.
 type frameTarget struct {
 	tee  *teeReader
 	at   int64 // where the payload starts in the stream
@@ -286,9 +277,8 @@ func (f *framedStream) lend() {
 }
 
 // own returns event m, which the last Recv returned, holding its own memory
-// instead of the read buffer's: the session calls it for events that wait
-// for a worker while the reader reads on. Events that own their memory
-// already come back as they are.
+// instead of the read buffer's, for events that wait for a worker while the
+// reader reads on.
 func (f *framedStream) own(m *agentv2.ProxyToAgent) (*agentv2.ProxyToAgent, error) {
 	if !f.borrow || !f.in.lent {
 		return m, nil
@@ -302,30 +292,29 @@ func (f *framedStream) own(m *agentv2.ProxyToAgent) (*agentv2.ProxyToAgent, erro
 	return owned, nil
 }
 
-// renew gives a borrowing stream's reader new buffers (see codec.Reader.Renew):
-// called by a goroutine taking over the reading while a handler may still
-// use an event in the old ones.
+// renew gives a borrowing stream's reader new buffers (codec.Reader.Renew)
+// while a handler may still use an event in the old ones.
 func (f *framedStream) renew() {
 	if f.borrow {
-		f.r.Renew()
+		f.R.Renew()
 	}
 }
 
 func (f *framedStream) Send(ctx context.Context, m *agentv2.AgentToProxy) error {
-	return f.w.Write(ctx, m)
+	return f.Write(ctx, m)
 }
 
-// SendBatched queues m for the writer's next batch instead of writing it
-// through; the session uses it while other events are in flight.
+// SendBatched queues m for the writer's next batch (see
+// wire.FrameWriter.WriteBatched).
 func (f *framedStream) SendBatched(ctx context.Context, m *agentv2.AgentToProxy) error {
-	return f.w.WriteBatched(ctx, m)
+	return f.WriteBatched(ctx, m)
 }
 
-func (f *framedStream) CloseRecv() { _ = f.conn.SetReadDeadline(time.Unix(1, 0)) }
+func (f *framedStream) CloseRecv() { _ = f.Conn.SetReadDeadline(time.Unix(1, 0)) }
 
 func (f *framedStream) Abort() {
 	f.aborted.Store(true)
-	_ = f.conn.Close()
+	_ = f.Close()
 }
 
 // flush waits until every frame queued so far is written, the connection
@@ -334,11 +323,22 @@ func (f *framedStream) flush(ctx context.Context) {
 	if f.aborted.Load() {
 		return
 	}
-	_ = f.w.Flush(ctx)
+	_ = f.Flush(ctx)
 }
 
-func (f *framedStream) String() string { return fmt.Sprintf("framed %v", f.conn.RemoteAddr()) }
+func (f *framedStream) String() string { return fmt.Sprintf("framed %v", f.Conn.RemoteAddr()) }
 
 // Release takes back an answered event for the next one of its kind; safe
 // to call from any goroutine, concurrently with Recv.
 func (f *framedStream) Release(m *agentv2.ProxyToAgent) { releaseEnvelope(m) }
+
+// InputBuffered reports whether the next frame has arrived in full already.
+func (f *framedStream) InputBuffered() bool { return f.R.FrameBuffered() }
+
+// SendHeld queues m for the next ReleaseHeld.
+func (f *framedStream) SendHeld(ctx context.Context, m *agentv2.AgentToProxy) error {
+	return f.WriteHeld(ctx, m)
+}
+
+// ReleaseHeld writes the held answers with one system call.
+func (f *framedStream) ReleaseHeld() error { return f.FrameWriter.ReleaseHeld() }

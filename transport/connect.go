@@ -13,8 +13,6 @@ import (
 	"connectrpc.com/connect"
 	"github.com/agentwire/agentwire"
 	"github.com/agentwire/agentwire/codec"
-	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
-	"github.com/agentwire/agentwire/gen/sentinel/agent/v2/agentv2connect"
 	iwire "github.com/agentwire/agentwire/internal/wire"
 	"golang.org/x/net/http2"
 )
@@ -29,82 +27,64 @@ const TransportConnect = "connect"
 // speaks only Connect or gRPC-Web-capable HTTP/2.
 func DialConnect(ctx context.Context, baseURL string, opts ...Option) (Conn, error) {
 	cfg := newConfig(opts)
-	tr := &http2.Transport{}
-	switch {
-	case strings.HasPrefix(baseURL, "http://"):
-		tr.AllowHTTP = true
-		tr.DialTLSContext = func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			return dialH2(ctx, network, addr, false, nil)
-		}
-	case strings.HasPrefix(baseURL, "https://"):
-		tr.TLSClientConfig = cfg.tlsConfig
-		tr.DialTLSContext = func(ctx context.Context, network, addr string, tc *tls.Config) (net.Conn, error) {
-			return dialH2(ctx, network, addr, true, tc)
-		}
-	default:
+	plain := strings.HasPrefix(baseURL, "http://")
+	if !plain && !strings.HasPrefix(baseURL, "https://") {
 		return nil, agentwire.Errorf(agentwire.CodeInvalidArgument, "connect base URL %q: want http:// or https://", baseURL)
 	}
-	guard := &envelopeGuard{max: maxOr(cfg.maxFrameSize)}
-	method := agentv2.File_sentinel_agent_v2_agent_proto.Services().ByName("AgentServiceV2").Methods().ByName("ProcessStream")
-	client := connect.NewClient[agentv2.ProxyToAgent, agentv2.AgentToProxy](
-		&http.Client{Transport: guard.wrap(tr)},
-		strings.TrimSuffix(baseURL, "/")+iwire.Procedure(cfg.serviceName, agentv2connect.AgentServiceV2ProcessStreamProcedure),
-		connect.WithSchema(method),
+	tr := &http2.Transport{AllowHTTP: plain, TLSClientConfig: cfg.tlsConfig}
+	tr.DialTLSContext = func(ctx context.Context, network, addr string, tc *tls.Config) (net.Conn, error) {
+		if plain {
+			tc = nil
+		}
+		return dialH2(ctx, network, addr, tc)
+	}
+	limit := orDefault(cfg.maxFrameSize, codec.DefaultMaxFrameSize)
+	guard := &envelopeGuard{max: limit}
+	client := iwire.NewConnectClient(&http.Client{Transport: guard.wrap(tr)}, baseURL, cfg.serviceName,
 		connect.WithGRPC(),
 		// The codec passes the events senders encoded (encodedMsg) through.
 		connect.WithCodec(iwire.ConnectCodec{}),
 		connect.WithAcceptCompression("gzip", nil, nil),
-		connect.WithReadMaxBytes(maxOr(cfg.maxFrameSize)),
-		connect.WithSendMaxBytes(maxOr(cfg.maxFrameSize)),
+		connect.WithReadMaxBytes(limit),
+		connect.WithSendMaxBytes(limit),
 	)
-	sctx, cancel := context.WithCancel(context.Background())
-	stream := client.CallBidiStream(sctx)
-	if cfg.streamHeaders != nil {
-		h := stream.RequestHeader()
-		cfg.streamHeaders(ctx, func(k, v string) { h.Add(k, v) })
-	}
-	// The stream's Conn sends encoded events and receives into the
-	// wire's target: BidiStreamForClient takes and makes typed messages.
-	conn, err := stream.Conn()
-	if err != nil {
-		cancel()
-		return nil, iwire.FromConnect(err)
-	}
-	w := newStreamWire(TransportConnect, cfg)
-	w.sendMsg = func(e *encodedMsg) error {
-		err := conn.Send(e)
-		e.free()
-		return err
-	}
-	w.recvMsg = func(r *replyTarget) error {
-		if err := conn.Receive(r); err != nil {
-			if gerr := guard.failure(); gerr != nil {
-				return gerr
-			}
+	return dialStream(ctx, cfg, TransportConnect, func(sctx context.Context, w *streamWire) error {
+		stream := client.ProcessStream(sctx)
+		if cfg.streamHeaders != nil {
+			h := stream.RequestHeader()
+			cfg.streamHeaders(ctx, func(k, v string) { h.Add(k, v) })
+		}
+		// The stream's Conn takes the wire's own send and receive targets.
+		conn, err := stream.Conn()
+		if err != nil {
 			return iwire.FromConnect(err)
 		}
+		rpc := iwire.ConnectStream[*encodedMsg, *replyTarget](conn)
+		w.sendMsg = rpc.Send
+		w.recvMsg = func(r *replyTarget) error {
+			err := rpc.Recv(r)
+			if gerr := guard.failure(); err != nil && gerr != nil {
+				return gerr
+			}
+			return err
+		}
+		w.teardown = func() error {
+			_ = stream.CloseRequest()
+			_ = stream.CloseResponse()
+			tr.CloseIdleConnections()
+			return nil
+		}
 		return nil
-	}
-	w.teardown = func() error {
-		cancel()
-		_ = stream.CloseRequest()
-		_ = stream.CloseResponse()
-		tr.CloseIdleConnections()
-		return nil
-	}
-	return startSession(ctx, cfg, w)
+	})
 }
 
 // envelopeGuard checks the gRPC message prefixes of a Connect stream's
 // response body before connect-go reads them. After a receive error (a
-// message over the size limit, a compressed one although compression was
-// not negotiated), connect-go reads on to the end of the body to find the
-// trailers: on a ProcessStream that the agent keeps open that read never
-// ends, and the connection and every call on it would hang until their
-// deadlines. The guard fails such a message at its prefix, and every read
-// after it, so the receive error surfaces at once and the session closes
-// the connection as a protocol violation. Only the session's reader reads
-// the body.
+// message over the size limit, or compressed without compression),
+// connect-go reads on to the end of the body for the trailers, which on a
+// ProcessStream the agent keeps open never comes. The guard fails such a
+// message at its prefix, and every read after it, so that the session
+// sees the protocol violation at once. Only the session's reader reads.
 type envelopeGuard struct {
 	body   io.ReadCloser
 	max    int
@@ -116,7 +96,7 @@ type envelopeGuard struct {
 
 // wrap returns rt with the guard on its (only) response body.
 func (g *envelopeGuard) wrap(rt http.RoundTripper) http.RoundTripper {
-	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+	return iwire.RoundTripFunc(func(req *http.Request) (*http.Response, error) {
 		resp, err := rt.RoundTrip(req)
 		if err == nil && resp.Body != nil {
 			g.body = resp.Body
@@ -125,10 +105,6 @@ func (g *envelopeGuard) wrap(rt http.RoundTripper) http.RoundTripper {
 		return resp, err
 	})
 }
-
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
 
 // failure returns the violation the guard found, if any.
 func (g *envelopeGuard) failure() error { return g.err }

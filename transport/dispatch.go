@@ -25,9 +25,6 @@ func (s *session) dispatch(msg *agentv2.AgentToProxy) error {
 
 // VisitResponse hands a decision to the call it answers.
 func (s *session) VisitResponse(x *agentv2.AgentToProxy, resp *agentv2.AgentResponse) error {
-	if id := x.GetEventId(); id != 0 {
-		s.w.answered(id)
-	}
 	s.deliver(x.GetEventId(), resp)
 	return nil
 }

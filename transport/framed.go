@@ -3,7 +3,6 @@ package transport
 import (
 	"context"
 	"net"
-	"sync"
 
 	"github.com/agentwire/agentwire/codec"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
@@ -13,30 +12,22 @@ import (
 // framedWire carries envelopes as codec frames over a byte stream. It is the
 // wire of the Unix-socket transport and of reverse connections.
 type framedWire struct {
-	nc        net.Conn
-	r         *codec.Reader
-	w         *iwire.FrameWriter
+	*iwire.Framed
 	transport string
-	closeOnce sync.Once
 }
 
 var _ wire = (*framedWire)(nil)
 
 func newFramedWire(nc net.Conn, cfg *config, transport string) *framedWire {
-	return &framedWire{
-		nc:        nc,
-		r:         codec.NewReader(nc, cfg.maxFrameSize),
-		w:         iwire.NewFrameWriter(nc, cfg.maxFrameSize, cfg.maxPending),
-		transport: transport,
-	}
+	return &framedWire{Framed: iwire.NewFramed(nc, nc, cfg.maxFrameSize, cfg.maxPending), transport: transport}
 }
 
 func (f *framedWire) send(ctx context.Context, m *agentv2.ProxyToAgent) error {
-	return f.w.Write(ctx, m)
+	return f.Write(ctx, m)
 }
 
 func (f *framedWire) sendBatched(ctx context.Context, m *agentv2.ProxyToAgent) error {
-	return f.w.WriteBatched(ctx, m)
+	return f.WriteBatched(ctx, m)
 }
 
 // recv decodes the next frame from a private copy of its payload, without
@@ -46,7 +37,7 @@ func (f *framedWire) sendBatched(ctx context.Context, m *agentv2.ProxyToAgent) e
 // replaces one per field; common responses take one allocation in all
 // (decodeResponse).
 func (f *framedWire) recv(m *agentv2.AgentToProxy) error {
-	t, payload, err := f.r.ReadFrame()
+	t, payload, err := f.R.ReadFrame()
 	if err != nil {
 		return err
 	}
@@ -59,25 +50,19 @@ func (f *framedWire) recv(m *agentv2.AgentToProxy) error {
 	return codec.Decode(m, t, payload, agentv2.IsAgentToProxyFrame, true)
 }
 
-func (f *framedWire) run(ctx context.Context) error { return f.w.Run(ctx) }
+func (f *framedWire) run(ctx context.Context) error { return f.Run(ctx) }
 
-func (f *framedWire) answered(uint64) {}
+func (f *framedWire) holdBatch() { f.Hold() }
 
-func (f *framedWire) holdBatch() { f.w.Hold() }
+func (f *framedWire) releaseBatch() { f.Release() }
 
-func (f *framedWire) releaseBatch() { f.w.Release() }
+func (f *framedWire) gathering() bool { return f.Held() }
 
-func (f *framedWire) gathering() bool { return f.w.Held() }
+func (f *framedWire) buffered() bool { return f.R.FrameBuffered() }
 
-func (f *framedWire) buffered() bool { return f.r.FrameBuffered() }
+func (f *framedWire) flush(ctx context.Context) error { return f.Flush(ctx) }
 
-func (f *framedWire) flush(ctx context.Context) error { return f.w.Flush(ctx) }
-
-func (f *framedWire) close() error {
-	var err error
-	f.closeOnce.Do(func() { err = f.nc.Close() })
-	return err
-}
+func (f *framedWire) close() error { return f.Close() }
 
 func (f *framedWire) name() string { return f.transport }
 

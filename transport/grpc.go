@@ -25,7 +25,7 @@ func DialGRPC(ctx context.Context, target string, opts ...Option) (Conn, error) 
 	if cfg.tlsConfig != nil {
 		creds = credentials.NewTLS(cfg.tlsConfig)
 	}
-	limit := maxOr(cfg.maxFrameSize)
+	limit := orDefault(cfg.maxFrameSize, codec.DefaultMaxFrameSize)
 	cc, err := grpc.NewClient(target,
 		grpc.WithTransportCredentials(creds),
 		// The codec passes the events senders encoded (encodedMsg) through.
@@ -37,56 +37,19 @@ func DialGRPC(ctx context.Context, target string, opts ...Option) (Conn, error) 
 	if err != nil {
 		return nil, agentwire.NewError(agentwire.CodeInvalidArgument, fmt.Errorf("grpc target %q: %w", target, err))
 	}
-	sctx, cancel := context.WithCancel(context.Background())
-	if cfg.streamHeaders != nil {
-		md := metadata.MD{}
-		cfg.streamHeaders(ctx, func(k, v string) { md.Append(k, v) })
-		sctx = metadata.NewOutgoingContext(sctx, md)
-	}
-	dctx := ctx
-	if cfg.handshakeTimeout > 0 {
-		var dcancel context.CancelFunc
-		dctx, dcancel = context.WithTimeout(ctx, cfg.handshakeTimeout)
-		defer dcancel()
-	}
-	// The stream outlives dctx; dctx only bounds getting it open.
-	opened := make(chan struct{})
-	stop := context.AfterFunc(dctx, func() {
-		select {
-		case <-opened:
-		default:
-			cancel()
+	return dialStream(ctx, cfg, TransportGRPC, func(sctx context.Context, w *streamWire) error {
+		if cfg.streamHeaders != nil {
+			md := metadata.MD{}
+			cfg.streamHeaders(ctx, func(k, v string) { md.Append(k, v) })
+			sctx = metadata.NewOutgoingContext(sctx, md)
 		}
+		stream, err := iwire.NewServiceClient(cc, cfg.serviceName).ProcessStream(sctx)
+		if err != nil {
+			_ = cc.Close()
+			return iwire.FromGRPC(fmt.Errorf("open ProcessStream on %s: %w", target, err))
+		}
+		rpc := iwire.GRPCStream[*encodedMsg, *replyTarget](stream)
+		w.sendMsg, w.recvMsg, w.teardown = rpc.Send, rpc.Recv, cc.Close
+		return nil
 	})
-	stream, err := iwire.NewServiceClient(cc, cfg.serviceName).ProcessStream(sctx)
-	close(opened)
-	stop()
-	if err != nil {
-		cancel()
-		_ = cc.Close()
-		return nil, iwire.FromGRPC(fmt.Errorf("open ProcessStream on %s: %w", target, err))
-	}
-	w := newStreamWire(TransportGRPC, cfg)
-	w.direct = true
-	w.sendMsg = func(e *encodedMsg) error { return stream.SendMsg(e) }
-	w.recvMsg = func(r *replyTarget) error { return iwire.FromGRPC(stream.RecvMsg(r)) }
-	w.teardown = func() error {
-		cancel()
-		return cc.Close()
-	}
-	return startSession(dctx, cfg, w)
-}
-
-func pendingOr(n int) int {
-	if n <= 0 {
-		return codec.DefaultMaxPending
-	}
-	return n
-}
-
-func maxOr(n int) int {
-	if n <= 0 {
-		return 16 << 20
-	}
-	return n
 }

@@ -9,13 +9,10 @@ import (
 )
 
 // h2SendFrameSize is the largest HTTP/2 DATA frame the Connect transport
-// sends, whatever the agent announces: golang.org/x/net/http2 gives every
-// request body (a ProcessStream, which lives as long as the connection) a
-// write buffer as large as the peer's SETTINGS_MAX_FRAME_SIZE, up to
-// 512 KiB. Go's net/http servers announce 1 MiB, so an idle connection
-// would hold 16 KiB or 512 KiB depending on whether the server's
-// settings arrived before the stream started. 16 KiB is the protocol's
-// initial value and grpc-go's default.
+// sends, whatever the agent announces: golang.org/x/net/http2 gives a
+// request body (ProcessStream lives as long as the connection) a write
+// buffer of the peer's SETTINGS_MAX_FRAME_SIZE, up to 512 KiB. 16 KiB is
+// the protocol's initial value and grpc-go's default.
 const h2SendFrameSize = 16 << 10
 
 // h2 frame and setting identifiers (RFC 9113, sections 6.5 and 6.5.2).
@@ -28,13 +25,10 @@ const (
 )
 
 // frameSizeCap is an HTTP/2 client connection that rewrites every
-// SETTINGS_MAX_FRAME_SIZE the server sends to h2SendFrameSize as the
-// bytes are read. Lowering it is always safe: it is the largest frame the
-// client may send, and every endpoint must accept frames of 16 KiB. The
-// rewrite works byte by byte across reads, so it needs no buffer; frames
-// other than SETTINGS are skipped whole.
-//
-// Only the HTTP/2 transport's read loop calls Read; writes pass through.
+// SETTINGS_MAX_FRAME_SIZE the server sends to h2SendFrameSize as it is
+// read, byte by byte across reads. Lowering it is always safe: every
+// endpoint accepts frames of 16 KiB. Only the HTTP/2 transport's read loop
+// calls Read; writes pass through.
 type frameSizeCap struct {
 	net.Conn
 	hdr  [h2FrameHeaderLen]byte
@@ -117,10 +111,10 @@ type tlsFrameSizeCap struct {
 func (t *tlsFrameSizeCap) ConnectionState() tls.ConnectionState { return t.tc.ConnectionState() }
 
 // dialH2 dials an HTTP/2 connection for the Connect transport, capped by
-// frameSizeCap: in the clear (h2c) without TLS, else over TLS with cfg
+// frameSizeCap: in the clear (h2c) with cfg nil, else over TLS with cfg
 // (prepared by the HTTP/2 transport to offer h2 by ALPN).
-func dialH2(ctx context.Context, network, addr string, useTLS bool, cfg *tls.Config) (net.Conn, error) {
-	if !useTLS {
+func dialH2(ctx context.Context, network, addr string, cfg *tls.Config) (net.Conn, error) {
+	if cfg == nil {
 		var d net.Dialer
 		c, err := d.DialContext(ctx, network, addr)
 		if err != nil {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"sync"
-	"sync/atomic"
 
 	"github.com/agentwire/agentwire"
 	"github.com/agentwire/agentwire/codec"
@@ -16,11 +15,11 @@ import (
 	"google.golang.org/grpc/mem"
 )
 
-// encodedMsg is a ProxyToAgent already encoded by the sender, so that the
-// stream's single writer goroutine only copies bytes and callers may reuse
-// their message as soon as send returns. Its memory comes from
-// iwire.Buffers: grpc-go takes the buffer and returns it there; connect-go
-// copies it, and the sender frees it.
+// encodedMsg is a ProxyToAgent the sender encoded, so that the stream's
+// writer only passes bytes on and callers may reuse their message as soon
+// as send returns. Its buffer comes from iwire.Buffers and goes back there
+// once the RPC library is done with it: grpc-go frees it after writing,
+// AppendWire after connect-go copied it.
 type encodedMsg []byte
 
 func (e *encodedMsg) free() { iwire.Buffers.Put((*[]byte)(e)) }
@@ -34,7 +33,11 @@ func (e *encodedMsg) MarshalBuffers() (mem.BufferSlice, error) {
 	return mem.BufferSlice{mem.NewBuffer((*[]byte)(e), iwire.Buffers)}, nil
 }
 
-func (e *encodedMsg) AppendWire(dst []byte) ([]byte, error) { return append(dst, *e...), nil }
+func (e *encodedMsg) AppendWire(dst []byte) ([]byte, error) {
+	dst = append(dst, *e...)
+	e.free()
+	return dst, nil
+}
 
 // replyTarget is what a gRPC or Connect stream receives an agent message
 // into: common decisions decode without the generated decoder
@@ -61,141 +64,113 @@ func (r *replyTarget) UnmarshalWire(b []byte) error {
 	return nil
 }
 
-// streamSendQueue is how many encoded messages may wait for a message
-// stream's writer, within the pending-bytes bound (WithMaxPending);
-// further senders wait, honouring their context. Each slot costs 16 bytes
-// of every connection, idle or not; 64 covers a pipelined burst.
+// streamSendQueue is how many encoded messages may wait for a stream's
+// writer, within the pending-bytes bound (WithMaxPending); further senders
+// wait, honouring their context. 64 covers a pipelined burst.
 const streamSendQueue = 64
 
 // streamWire carries envelopes as messages of a bidi RPC (gRPC or Connect):
-// senders encode in their own goroutine and queue, one writer sends. On
-// gRPC, a sender sends itself when nothing is queued and grpc-go cannot
-// make it wait (see directBudget): no goroutine hand-off per message.
+// senders encode in their own goroutine and queue, one writer sends, so
+// that a sender never waits on the RPC library's flow control beyond its
+// context.
 type streamWire struct {
 	transport string
 	max       int
-	queue     chan queuedMsg
+	queue     chan *encodedMsg
 	closed    chan struct{}
 	closeOnce sync.Once
-	// sendMsg, recvMsg and teardown adapt a concrete stream. sendMsg is
-	// called with sendMu held; recvMsg only from the session's reader,
-	// with an *agentwire.Error of the library's code (iwire.FromGRPC,
-	// iwire.FromConnect).
+	// sendMsg, recvMsg and teardown adapt a concrete stream (dialStream).
+	// Only run calls sendMsg, only the session's reader recvMsg.
 	sendMsg  func(*encodedMsg) error
 	recvMsg  func(*replyTarget) error
 	teardown func() error
-	// direct lets senders call sendMsg themselves.
-	direct bool
-	// in is what recv receives into.
-	in replyTarget
+	in       replyTarget // what recv receives into
 
 	// maxPending bounds the encoded bytes waiting for the writer, so that
 	// an agent that stops reading costs bounded memory however large the
-	// messages (the queue alone bounds only their number). A message
-	// larger than the bound still goes when nothing else waits.
+	// messages. A message larger than the bound still goes alone.
 	maxPending int
 	mu         sync.Mutex // mu guards the following
 	pending    int
 	// room, when not nil, is closed (and cleared) when the writer hands
 	// bytes on; senders waiting for room create it.
 	room chan struct{}
-
-	// queued counts messages handed to the writer and not yet sent: a
-	// sender may go direct only when it is zero, so messages keep their
-	// order.
-	queued atomic.Int64
-	// acked is the stream position up to which bytes are known to have
-	// reached the agent: the end of the last message it answered.
-	acked atomic.Uint64
-
-	sendMu sync.Mutex // sendMu is held around sendMsg and guards the following
-	// sent is the stream position: bytes handed to sendMsg so far, each
-	// message counted with its 5-byte gRPC prefix.
-	sent uint64
-
-	endsMu sync.Mutex // endsMu guards the following
-	// ends records, by event id modulo its size, where each event ends in
-	// the stream, for answered; allocated by the first event sent.
-	ends *[streamEnds]struct{ id, end uint64 }
 }
 
-// newStreamWire returns a stream wire for cfg; the caller adapts it to its
-// stream (sendMsg, recvMsg, teardown, direct).
-func newStreamWire(transport string, cfg *config) *streamWire {
-	return &streamWire{
-		transport:  transport,
-		max:        maxOr(cfg.maxFrameSize),
-		queue:      make(chan queuedMsg, streamSendQueue),
-		closed:     make(chan struct{}),
-		maxPending: pendingOr(cfg.maxPending),
+// dialStream opens a gRPC or Connect stream with open and handshakes on
+// it. open gets the stream's context, which outlives ctx (ctx bounds only
+// the dial and the handshake), adapts w to the stream it opened (sendMsg,
+// recvMsg, teardown), and cleans up after itself if it fails.
+func dialStream(ctx context.Context, cfg *config, transport string, open func(context.Context, *streamWire) error) (Conn, error) {
+	if cfg.handshakeTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cfg.handshakeTimeout)
+		defer cancel()
 	}
+	sctx, cancel := context.WithCancel(context.Background())
+	opened := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		select {
+		case <-opened:
+		default:
+			cancel()
+		}
+	})
+	w := &streamWire{
+		transport:  transport,
+		max:        orDefault(cfg.maxFrameSize, codec.DefaultMaxFrameSize),
+		queue:      make(chan *encodedMsg, streamSendQueue),
+		closed:     make(chan struct{}),
+		maxPending: orDefault(cfg.maxPending, codec.DefaultMaxPending),
+	}
+	err := open(sctx, w)
+	close(opened)
+	stop()
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	teardown := w.teardown
+	w.teardown = func() error {
+		cancel()
+		return teardown()
+	}
+	return startSession(ctx, cfg, w)
 }
 
-// queuedMsg is a message waiting for the writer.
-type queuedMsg struct {
-	e  *encodedMsg
-	id uint64 // event id, 0 for other messages
+// orDefault is n, or def for n <= 0.
+func orDefault(n, def int) int {
+	if n <= 0 {
+		return def
+	}
+	return n
 }
-
-// directBudget bounds the bytes a sender may have in flight (handed to
-// grpc-go and not yet known to have reached the agent) and still send
-// itself. grpc-go makes SendMsg wait only when a stream's write quota (64
-// KiB, replenished as its writer puts bytes on the connection) is used
-// up; every byte up to the end of an answered event has left, so with
-// less than the quota in flight, SendMsg cannot wait, and a direct sender
-// cannot outlive its context. Above it, messages take the queue and the
-// writer goroutine waits for the agent instead.
-const directBudget = 48 << 10
-
-// streamEnds is how many events' positions a stream remembers: more than
-// are usually in flight on one connection, or answers would find theirs
-// overwritten and the acknowledged position would lag.
-const streamEnds = 128
-
-// grpcPrefix is the size of gRPC's message prefix.
-const grpcPrefix = 5
 
 var _ wire = (*streamWire)(nil)
 
 func (w *streamWire) send(ctx context.Context, m *agentv2.ProxyToAgent) error {
-	bp, err := w.encode(m)
+	e, err := w.encode(m)
 	if err != nil {
 		return err
 	}
-	n := len(*bp)
-	q := queuedMsg{e: (*encodedMsg)(bp), id: m.GetEventId()}
-	if w.direct && w.queued.Load() == 0 && w.sendMu.TryLock() {
-		if w.queued.Load() == 0 && w.sent+uint64(n+grpcPrefix)-w.acked.Load() <= directBudget {
-			err := w.sendLocked(q)
-			w.sendMu.Unlock()
-			if err != nil && !errors.Is(err, io.EOF) {
-				return agentwire.NewError(agentwire.CodeUnavailable, fmt.Errorf("%w: %w", ErrPeerGone, err))
-			}
-			// On io.EOF the stream ended: as with the writer, the reader
-			// learns why from recv and fails the connection with it.
-			return nil
-		}
-		w.sendMu.Unlock()
-	}
+	n := len(*e)
 	if err := w.reserve(ctx, n); err != nil {
-		q.e.free()
+		e.free()
 		return err
 	}
-	w.queued.Add(1)
 	select {
-	case w.queue <- q:
+	case w.queue <- e:
 		return nil
 	default:
 	}
 	select {
-	case w.queue <- q:
+	case w.queue <- e:
 		return nil
 	case <-w.closed:
 	case <-ctx.Done():
 	}
-	w.queued.Add(-1)
 	w.release(n)
-	q.e.free()
+	e.free()
 	if ctx.Err() != nil {
 		return agentwire.WrapContextError(ctx.Err())
 	}
@@ -204,34 +179,9 @@ func (w *streamWire) send(ctx context.Context, m *agentv2.ProxyToAgent) error {
 
 // encode marshals m into a buffer from iwire.Buffers, failing it over
 // the size limit.
-func (w *streamWire) encode(m *agentv2.ProxyToAgent) (*[]byte, error) {
-	return iwire.Marshal(m, w.max)
-}
-
-// sendLocked sends q, recording where it ends; w.sendMu is held.
-func (w *streamWire) sendLocked(q queuedMsg) error {
-	w.sent += uint64(len(*q.e) + grpcPrefix)
-	if q.id != 0 {
-		w.endsMu.Lock()
-		if w.ends == nil {
-			w.ends = new([streamEnds]struct{ id, end uint64 })
-		}
-		w.ends[q.id%streamEnds] = struct{ id, end uint64 }{q.id, w.sent}
-		w.endsMu.Unlock()
-	}
-	return w.sendMsg(q.e)
-}
-
-// answered notes that the agent answered event id: every byte up to the
-// event's end has reached it.
-func (w *streamWire) answered(id uint64) {
-	w.endsMu.Lock()
-	if w.ends != nil {
-		if e := w.ends[id%streamEnds]; e.id == id && e.end > w.acked.Load() {
-			w.acked.Store(e.end)
-		}
-	}
-	w.endsMu.Unlock()
+func (w *streamWire) encode(m *agentv2.ProxyToAgent) (*encodedMsg, error) {
+	bp, err := iwire.Marshal(m, w.max)
+	return (*encodedMsg)(bp), err
 }
 
 // reserve waits, honouring ctx, until n more bytes fit under maxPending.
@@ -269,48 +219,40 @@ func (w *streamWire) release(n int) {
 	w.mu.Unlock()
 }
 
-// sendBatched is send: the stream's writer goroutine batches already.
+// sendBatched is send: the stream's writer batches already.
 func (w *streamWire) sendBatched(ctx context.Context, m *agentv2.ProxyToAgent) error {
 	return w.send(ctx, m)
 }
 
+// run is the writer: it sends what senders queued until ctx ends or the
+// stream fails. On io.EOF the stream ended, and the reader learns why from
+// recv.
 func (w *streamWire) run(ctx context.Context) error {
 	for {
-		var q queuedMsg
+		var e *encodedMsg
 		select {
-		case q = <-w.queue:
-		default:
+		case e = <-w.queue:
+		case <-ctx.Done():
+			return nil
+		case <-w.closed:
+			return nil
 		}
-		if q.e == nil {
-			select {
-			case q = <-w.queue:
-			case <-ctx.Done():
-				return nil
-			case <-w.closed:
-				return nil
-			}
-		}
-		n := len(*q.e) // sendMsg may free q.e
-		w.sendMu.Lock()
-		err := w.sendLocked(q)
-		w.queued.Add(-1)
-		w.sendMu.Unlock()
+		n := len(*e) // sendMsg frees e
+		err := w.sendMsg(e)
 		w.release(n)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
 		if err != nil {
-			if errors.Is(err, io.EOF) {
-				// The stream ended; the reader learns why from recv.
-				return nil
-			}
 			return err
 		}
 	}
 }
 
 // recv receives the next agent message into m. A stream that ends with
-// ResourceExhausted ended over a message larger than a size limit: the
-// agent's over ours (grpc-go says so before any codec sees it), or ours
-// over the agent's. The framed wires report both as codec.ErrFrameTooLarge,
-// a protocol violation, and so does recv.
+// ResourceExhausted ended over a message larger than a size limit, the
+// agent's or ours: as the framed wires do, recv reports it as
+// codec.ErrFrameTooLarge, a protocol violation.
 func (w *streamWire) recv(m *agentv2.AgentToProxy) error {
 	w.in = replyTarget{m: m}
 	err := w.recvMsg(&w.in)
@@ -325,21 +267,19 @@ func (w *streamWire) recv(m *agentv2.AgentToProxy) error {
 }
 
 // flush cannot tell when the RPC library, which owns the bytes once a
-// message is sent, has written them, and its close path does not promise
-// to deliver them: it reports errCannotFlush, and Close asks the agent
-// instead (see session.Close).
+// message is sent, has written them: it reports errCannotFlush, and Close
+// asks the agent instead (see session.Close).
 func (w *streamWire) flush(context.Context) error { return errCannotFlush }
 
 // errCannotFlush: the wire cannot wait for its bytes to leave.
 var errCannotFlush = errors.New("transport: the wire cannot flush")
 
-// The stream batches on its own terms (see run): it needs no holds.
+// The stream batches on its own terms (see run): it needs no holds, and
+// gRPC does not tell what is buffered.
 func (w *streamWire) holdBatch()      {}
 func (w *streamWire) releaseBatch()   {}
 func (w *streamWire) gathering() bool { return false }
-
-// buffered reports false: gRPC does not tell, and only the holds use it.
-func (w *streamWire) buffered() bool { return false }
+func (w *streamWire) buffered() bool  { return false }
 
 func (w *streamWire) close() error {
 	var err error
@@ -349,8 +289,8 @@ func (w *streamWire) close() error {
 		// Free what never went out.
 		for {
 			select {
-			case q := <-w.queue:
-				q.e.free()
+			case e := <-w.queue:
+				e.free()
 			default:
 				return
 			}

@@ -7,7 +7,6 @@ import (
 	"github.com/agentwire/agentwire"
 	"github.com/agentwire/agentwire/codec"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
-	iwire "github.com/agentwire/agentwire/internal/wire"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -36,8 +35,8 @@ func TestStreamEncode(t *testing.T) {
 			require.NoError(t, err)
 			bp, err := w.encode(m)
 			require.NoError(t, err)
-			assert.Equal(t, want, *bp, "round %d, %d bytes", round, len(want))
-			iwire.Buffers.Put(bp)
+			assert.Equal(t, want, []byte(*bp), "round %d, %d bytes", round, len(want))
+			bp.free()
 		}
 	}
 	small := &streamWire{max: 100}

@@ -28,7 +28,7 @@ func TestStreamPendingBytesBounded(t *testing.T) {
 	w := &streamWire{
 		transport:  "test",
 		max:        1 << 20,
-		queue:      make(chan queuedMsg, streamSendQueue),
+		queue:      make(chan *encodedMsg, streamSendQueue),
 		closed:     make(chan struct{}),
 		maxPending: bound,
 		sendMsg: func(e *encodedMsg) error {

@@ -24,17 +24,11 @@ type wire interface {
 	run(ctx context.Context) error
 	// flush waits, honouring ctx, until what was sent so far has been
 	// handed to the operating system, or returns errCannotFlush at once if
-	// the wire cannot tell; Close uses it so notices sent just before go
-	// out.
+	// the wire cannot tell.
 	flush(ctx context.Context) error
-	// answered tells the wire that the agent answered event id (a
-	// response carrying it arrived). Only the session's reader calls it.
-	answered(id uint64)
 	// holdBatch tells the wire that more events are coming from
-	// goroutines that are about to run (the senders a batch of responses
-	// woke), so batched sends may wait for them; releaseBatch ends one
-	// hold, and the last one lets what waits go out. No-ops where
-	// batching does not depend on them.
+	// goroutines about to run (the senders a batch of responses woke);
+	// releaseBatch ends one hold, and the last one lets what waits go out.
 	holdBatch()
 	// gathering reports whether a hold is out, so a send now would join
 	// the batch being gathered.

@@ -11,30 +11,15 @@ import (
 )
 
 // The codec of both sides' gRPC and Connect streams, one core behind a
-// grpc-go adapter ([GRPCCodec]) and a connect-go one ([ConnectCodec]).
-// Its name is "proto": peers see ordinary application/grpc+proto traffic.
-//
-// Encoding, by the first rule that applies to the value:
-//
-//  1. A value that encodes itself does: [BufferMarshaler] on gRPC,
-//     [AppendMarshaler] on Connect (the proxy's pre-encoded events, the
-//     agent's send targets).
-//  2. A vtprotobuf message is sized, then encoded ([Marshal]).
-//  3. Any other protobuf message (health, reflection, a user's service on
-//     the same server) goes through proto.Marshal: never a silent failure.
-//  4. Anything else fails.
-//
-// Decoding:
-//
-//  1. A [Target] decodes itself (the proxy's replies, the agent's recycled
-//     events).
-//  2. A vtprotobuf message that can decode in place (UnmarshalVTUnsafe)
-//     does, from a copy it owns: one allocation instead of one per string
-//     and bytes field. Its bytes fields are then clipped (ClipBytes, where
-//     generated), so appending to one cannot overwrite the next.
-//  3. Any other vtprotobuf message is reset and decoded (UnmarshalVT).
-//  4. Any other protobuf message goes through proto.Unmarshal.
-//  5. Anything else fails.
+// grpc-go adapter ([GRPCCodec]) and a connect-go one ([ConnectCodec]),
+// named "proto" as the standard one. It encodes, by the first rule that
+// applies: a value that encodes itself ([BufferMarshaler] on gRPC,
+// [AppendMarshaler] on Connect); a vtprotobuf message, sized first
+// ([Marshal]); any other protobuf message with proto.Marshal (health,
+// reflection, a user's service). It decodes: into a [Target]; into a
+// vtprotobuf message in place from a copy it owns (UnmarshalVTUnsafe, one
+// allocation, bytes fields clipped) or else with UnmarshalVT; into any
+// other protobuf message with proto.Unmarshal. Anything else fails.
 
 // Name is the codecs' name.
 const Name = "proto"

@@ -6,30 +6,21 @@ import (
 	"github.com/agentwire/agentwire/codec"
 )
 
-// Holds make frames wait so that they leave together, in one system call.
-// A hold is taken in one of two ways, by what the holder knows:
-//
-//   - More frames are coming from other goroutines, already running or
-//     runnable (the proxy's senders a batch of replies has just woken):
-//     [FrameWriter.Hold] holds every writer's frames until the last
-//     [FrameWriter.Release], which hands them to the flusher; the flusher
-//     first lets the runnable goroutines add theirs.
-//   - The caller itself has more frames to write (the agent's reader
-//     answering a burst of events): [FrameWriter.WriteHeld] holds just
-//     that frame, until the caller's [FrameWriter.ReleaseHeld] writes it
-//     from the calling goroutine, with no hand-off; any other write takes
-//     it along earlier.
-//
+// Holds make frames wait so that they leave together, in one system call:
+// [FrameWriter.Hold] when more frames are coming from other goroutines
+// (the proxy's senders a batch of replies woke), until the last
+// [FrameWriter.Release] hands them to the flusher; [FrameWriter.WriteHeld]
+// when the caller itself has more to write (the agent's reader answering a
+// burst), until its [FrameWriter.ReleaseHeld] writes them with no hand-off.
 // [FrameWriter.Flush] does not wait for holds.
 
-// Hold holds every frame written from now on ([FrameWriter.Write],
-// [FrameWriter.WriteBatched]) until the matching Release, and makes the
-// flusher start no further write. Holds nest; every Hold must be released,
-// and promptly: frames wait for the last Release.
+// Hold holds every frame written from now on until the last Release, and
+// makes the flusher start no further write. Holds nest; release each one
+// promptly.
 func (w *FrameWriter) Hold() { w.holds.Add(1) }
 
-// Held reports whether a Hold is out: a frame written now waits for the
-// frames already held back and leaves in the same system call.
+// Held reports whether a Hold is out: a frame written now leaves with the
+// frames held back.
 func (w *FrameWriter) Held() bool { return w.holds.Load() > 0 }
 
 // Release ends one Hold; the last one hands the frames queued meanwhile to
@@ -49,15 +40,13 @@ func (w *FrameWriter) Release() {
 }
 
 // WriteHeld queues m without writing it or waking the flusher: the caller
-// promises a ReleaseHeld (or a later Write) once it has no more frames to
-// add.
+// promises a ReleaseHeld (or a later Write).
 func (w *FrameWriter) WriteHeld(ctx context.Context, m codec.Frame) error {
 	return w.write(ctx, m, modeHeld)
 }
 
-// ReleaseHeld writes what is queued from the calling goroutine (one
-// non-blocking system call, the rest to the flusher), unless a write is
-// already under way, which then takes it along.
+// ReleaseHeld writes what is queued from the calling goroutine, unless a
+// write under way takes it along.
 func (w *FrameWriter) ReleaseHeld() error {
 	w.mu.Lock()
 	switch {

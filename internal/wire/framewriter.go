@@ -17,38 +17,33 @@ import (
 // (CodeUnavailable); it fails every later write.
 var ErrWriterClosed = errors.New("wire: writer closed")
 
-// FrameWriter writes codec frames from many goroutines into one stream:
-// both sides' framed connections (Unix sockets, reverse connections) send
-// through one. Callers encode into a shared pending buffer. When the stream
-// is idle and is a socket, the caller writes its frame itself with one
-// non-blocking system call (no goroutine hand-off on the latency path);
-// otherwise one flusher goroutine (the owner calls [FrameWriter.Run])
-// writes everything pending in one system call, so concurrent senders are
-// batched. A caller never blocks on the peer: what a non-blocking write
-// leaves over goes to the flusher. Holds (framehold.go) make frames wait to
-// leave together. Safe for concurrent use.
+// FrameWriter writes codec frames from many goroutines into one stream,
+// for both sides' framed connections. When the stream is idle and is a
+// socket, a caller writes its frame itself with one non-blocking system
+// call; otherwise one flusher goroutine ([FrameWriter.Run]) writes all that
+// is pending in one system call. A caller never blocks on the peer: what a
+// non-blocking write leaves over goes to the flusher. Holds (framehold.go)
+// make frames wait to leave together. Safe for concurrent use.
 type FrameWriter struct {
 	w          io.Writer
 	max        int
 	maxPending int
 	wake       chan struct{} // capacity 1: "the flusher has work"
-	// try writes without blocking and reports how much went out; nil when
-	// the stream does not support it, and then the flusher does all writes.
+	// try writes without blocking; nil when the stream cannot, and then the
+	// flusher does all writes.
 	try func([]byte) (int, error)
 	// holds counts Hold calls not yet released (see [FrameWriter.Hold]).
 	holds atomic.Int32
 
 	mu sync.Mutex // mu guards the following
-	// owner is who writes to the stream now; at most one does, so frames
-	// never interleave.
+	// owner is who writes to the stream now: at most one.
 	owner writerOwner
 	// pending holds encoded frames not yet handed to the flusher.
 	pending []byte
 	// spare is the flusher's last buffer, reused for pending.
 	spare []byte
 	// space, when not nil, is closed (and cleared) when the flusher drains
-	// pending or the writer fails. Writers waiting for room create it, so
-	// a writer that never fills up allocates none.
+	// pending or the writer fails; writers waiting for room create it.
 	space chan struct{}
 	err   error
 }
@@ -88,10 +83,8 @@ func (w *FrameWriter) Write(ctx context.Context, m codec.Frame) error {
 	return w.write(ctx, m, modeThrough)
 }
 
-// WriteBatched is Write without the write-through: the frame always waits
-// for the flusher, to share its system call with others. Callers that know
-// more frames are coming right behind this one (many events in flight) use
-// it to trade a little latency for far fewer system calls.
+// WriteBatched is Write without the write-through: the frame waits for the
+// flusher, to share its system call with the frames right behind it.
 func (w *FrameWriter) WriteBatched(ctx context.Context, m codec.Frame) error {
 	return w.write(ctx, m, modeBatched)
 }
@@ -106,18 +99,15 @@ const (
 )
 
 // scratchPool holds the buffers frames are encoded into before a writer
-// takes the lock: concurrent writers encode in parallel and hold the lock
-// only to copy the bytes (or, writing through, not even that). A held
-// write encodes in place instead: one goroutine's burst has nobody to
-// contend with.
+// takes the lock, so that concurrent writers encode in parallel. A held
+// write encodes in place instead: one goroutine's burst contends with
+// nobody.
 var scratchPool = sync.Pool{New: func() any {
 	b := make([]byte, 0, minScratch)
 	return &b
 }}
 
-// Scratch buffers start at minScratch bytes, enough for a request with
-// dozens of headers, and grow with the frames encoded into them up to
-// maxScratch; larger ones are not kept.
+// Scratch buffers start at minScratch bytes and are kept up to maxScratch.
 const (
 	minScratch = 4 << 10
 	maxScratch = 64 << 10
@@ -128,8 +118,6 @@ func (w *FrameWriter) write(ctx context.Context, m codec.Frame, mode writeMode) 
 		return w.queue(ctx, m, nil, mode)
 	}
 	bp := scratchPool.Get().(*[]byte)
-	// codec.AppendFrame sizes the envelope before encoding it (see
-	// marshal.go): a scratch buffer of any size is only grown.
 	buf, err := codec.AppendFrame((*bp)[:0], m, w.max)
 	if err == nil {
 		err = w.queue(ctx, nil, buf, mode)
@@ -154,8 +142,7 @@ func (w *FrameWriter) queue(ctx context.Context, m codec.Frame, frame []byte, mo
 		if len(w.pending) < w.maxPending {
 			switch {
 			case frame == nil:
-				// Held by the caller: its ReleaseHeld, or the current
-				// writer, takes this frame along.
+				// Held: ReleaseHeld or the current writer takes it.
 				out, err := codec.AppendFrame(w.pending, m, w.max)
 				w.pending = out
 				w.mu.Unlock()
@@ -165,9 +152,8 @@ func (w *FrameWriter) queue(ctx context.Context, m codec.Frame, frame []byte, mo
 				w.pending = append(w.pending, frame...)
 				w.mu.Unlock()
 			case w.holds.Load() > 0:
-				// The last Release hands it to the flusher. (A Release
-				// that ran before the check left it to us: the load
-				// then sees no hold.)
+				// The last Release hands it to the flusher (one that
+				// ran before the load left it to us).
 				w.pending = append(w.pending, frame...)
 				w.mu.Unlock()
 			case w.try == nil || mode == modeBatched:
@@ -190,11 +176,10 @@ func (w *FrameWriter) queue(ctx context.Context, m codec.Frame, frame []byte, mo
 	}
 }
 
-// writeThrough writes from the calling goroutine with one non-blocking
-// system call, handing whatever is left (the socket was full, or more
-// frames arrived meanwhile) to the flusher. It writes frame, which it does
-// not retain, when nothing is pending, or else (frame nil) what is
-// pending. w.mu is held on entry and released on return.
+// writeThrough writes frame (not retained), or with frame nil what is
+// pending, from the calling goroutine with one non-blocking system call,
+// and hands what is left to the flusher. w.mu is held on entry and
+// released on return.
 func (w *FrameWriter) writeThrough(frame []byte) error {
 	w.owner = ownerCaller
 	buf, owned := frame, frame == nil
@@ -235,10 +220,8 @@ func (w *FrameWriter) writeThrough(frame []byte) error {
 	return nil
 }
 
-// Flush waits until every frame queued before it was called has been
-// handed to the stream (nothing pending, nobody writing), the writer fails,
-// or ctx ends; held frames too. A closing connection uses it to get its
-// last frames out.
+// Flush waits until every frame queued before it, held ones too, has been
+// handed to the stream, the writer fails, or ctx ends.
 func (w *FrameWriter) Flush(ctx context.Context) error {
 	for {
 		w.mu.Lock()
@@ -286,11 +269,9 @@ func (w *FrameWriter) Run(ctx context.Context) error {
 			w.mu.Unlock()
 			return nil
 		}
-		// The writer that woke us often made us its successor on its
-		// processor: let the goroutines already runnable (other senders,
-		// typically woken by the same batch of replies) queue their frames
-		// first, so one system call carries them all. Returns at once when
-		// nothing else is runnable.
+		// Let the senders already runnable (woken by the same batch of
+		// replies, typically) queue their frames first, so that one system
+		// call carries them all.
 		runtime.Gosched()
 		for first := true; ; first = false {
 			w.mu.Lock()
@@ -300,9 +281,8 @@ func (w *FrameWriter) Run(ctx context.Context) error {
 				break
 			}
 			if len(w.pending) == 0 || (!first && w.holds.Load() > 0) {
-				// Nothing is due, or, after the write we were woken for,
-				// more frames are coming: the last Release hands them
-				// back.
+				// Nothing is due, or more frames are coming: the last
+				// Release hands them back.
 				w.owner = ownerNone
 				w.wakeWaitersLocked()
 				w.mu.Unlock()
@@ -315,9 +295,8 @@ func (w *FrameWriter) Run(ctx context.Context) error {
 			_, err := w.w.Write(out)
 			w.mu.Lock()
 			if err != nil {
-				// Fail in the same critical section that wakes waiting
-				// writers, so none of them queues a frame that will never
-				// be written.
+				// Fail where waiting writers wake, so that none queues a
+				// frame never to be written.
 				return w.failLocked(err)
 			}
 			if cap(out) <= 4*w.maxPending {
@@ -329,9 +308,9 @@ func (w *FrameWriter) Run(ctx context.Context) error {
 	}
 }
 
-// failLocked fails the writer after the stream's write failed with err,
-// wakes the writers waiting for room, and returns the error every write
-// now returns. w.mu is held on entry and released on return.
+// failLocked fails the writer with err, the stream's, wakes the waiting
+// writers and returns what every write now returns. w.mu is held on entry
+// and released on return.
 func (w *FrameWriter) failLocked(err error) error {
 	werr := agentwire.NewError(agentwire.CodeUnavailable, fmt.Errorf("%w: %w", ErrWriterClosed, err))
 	if w.err == nil {

@@ -2,8 +2,11 @@ package wire
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
+	"connectrpc.com/connect"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
@@ -50,4 +53,37 @@ func TestNewServiceClient(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, []string{"/" + name + "/ProcessStream", "/" + name + "/ProcessEvent"}, cc.methods)
 	}
+}
+
+// TestConnectRenamed: the generated Connect client calls, and the
+// generated handler serves, the methods under the service name given,
+// below a base path too.
+func TestConnectRenamed(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{agentv2connect.AgentServiceV2Name, zentinel} {
+		path, h := ConnectHandler(name, echoHandler{})
+		assert.Equal(t, "/"+name+"/", path)
+		var seen []string
+		mux := http.NewServeMux()
+		mux.Handle("/base"+path, http.StripPrefix("/base", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			seen = append(seen, r.URL.Path)
+			h.ServeHTTP(w, r)
+		})))
+		srv := httptest.NewServer(mux)
+		c := NewConnectClient(srv.Client(), srv.URL+"/base/", name)
+		resp, err := c.ProcessEvent(t.Context(), connect.NewRequest(&agentv2.ProxyToAgent{EventId: 7}))
+		srv.Close()
+		require.NoError(t, err)
+		assert.Equal(t, uint64(7), resp.Msg.GetEventId())
+		assert.Equal(t, []string{"/" + name + "/ProcessEvent"}, seen)
+	}
+}
+
+// echoHandler answers ProcessEvent with the event's id.
+type echoHandler struct {
+	agentv2connect.UnimplementedAgentServiceV2Handler
+}
+
+func (echoHandler) ProcessEvent(_ context.Context, req *connect.Request[agentv2.ProxyToAgent]) (*connect.Response[agentv2.AgentToProxy], error) {
+	return connect.NewResponse(&agentv2.AgentToProxy{EventId: req.Msg.GetEventId()}), nil
 }

@@ -22,26 +22,20 @@ const staleProbeTimeout = time.Second
 const sunPathMax = len(syscall.RawSockaddrUnix{}.Path) - 1
 
 // ListenUnix creates a Unix socket at path with permission mode and listens
-// on it. Both sides' Unix listeners use it, with these rules:
+// on it, for both sides:
 //
-//   - No moment with umask permissions: the socket is bound in a private
-//     directory (0700) next to path, chmod'ed to mode there, then
-//     hard-linked into place; link never replaces a file, so a socket that
-//     appeared meanwhile is an error (AlreadyExists), not clobbered.
-//   - Only a stale socket is replaced: one that refuses connections
-//     (ECONNREFUSED). A live socket is AlreadyExists; a regular file,
-//     directory or other non-socket FailedPrecondition; a socket this
-//     process may not connect to PermissionDenied; any other probe failure
-//     Unavailable. None of those is touched.
-//   - Long paths: a path longer than a socket address holds is
-//     InvalidArgument, since no peer could dial it. If only the private
-//     directory's name makes the bind path too long, the socket is bound
-//     through /proc/self/fd (Linux) instead, which keeps the rules above;
-//     without /proc that is InvalidArgument too.
+//   - No moment with umask permissions: the socket is bound and chmod'ed
+//     in a private directory (0700) next to path, then hard-linked into
+//     place; a file that appeared there meanwhile is AlreadyExists.
+//   - Only a socket that refuses connections is stale and replaced. A live
+//     one is AlreadyExists, a non-socket FailedPrecondition, one that may
+//     not be probed PermissionDenied, any other probe failure Unavailable.
+//   - A path too long for a socket address is InvalidArgument. If only the
+//     private directory makes it too long, the socket is bound through
+//     /proc/self/fd (Linux) instead.
 //
-// Errors are *agentwire.Error wrapping the system's error, if any.
-// Closing the listener removes the socket file, unless something else has
-// replaced it since.
+// Errors are *agentwire.Error. Closing the listener removes the socket
+// file, unless something else has replaced it since.
 func ListenUnix(ctx context.Context, path string, mode os.FileMode) (*UnixListener, error) {
 	if len(path) > sunPathMax {
 		return nil, agentwire.Errorf(agentwire.CodeInvalidArgument,
