@@ -17,6 +17,12 @@ import (
 // same word, so that a slot and retiring agree on who saw what: a retired
 // connection is never closed under an event that got a slot. It is safe
 // for concurrent use.
+//
+// BenchmarkLimiters, take+read+return, median of 5 (3) on a loaded 2-core
+// VM: below the limit, as every event runs, this 53 ns, x/sync/semaphore
+// with an atomic in-flight count 107, a channel 217; saturated (16
+// goroutines per core on 4 slots) this 1785, semaphore 310, channel 165:
+// it wins where every event pays and loses only where events queue.
 type limiter struct {
 	// word is the slots taken, plus waiterUnit times the waiters queued,
 	// plus the retired and closing bits. The waiter count changes only

@@ -17,6 +17,11 @@ const tableShards = 64
 // A key is hashed once, into a [tableKey], and that one hash picks the
 // shard and the slot: the events of a request hash their correlation id
 // once each, however many table operations they do.
+//
+// BenchmarkTables, one request's work (pin, two lookups, unpin), median
+// of 5 alternating runs on a loaded 2-core VM: this table 565 ns serial,
+// 490 parallel; 64 maps under mutexes, the natural replacement (tried in
+// the pool itself), 1044 and 578; sync.Map allocates 3 times.
 type connTable struct {
 	max   int64
 	ttl   int64 // nanoseconds
