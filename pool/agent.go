@@ -10,6 +10,7 @@ import (
 	"time"
 
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/pool/breaker"
 	"github.com/agentwire/agentwire/transport"
 )
 
@@ -28,7 +29,7 @@ type agent struct {
 	draining atomic.Bool
 	removing atomic.Bool
 	idle     chan struct{} // capacity 1; poked when draining and a counter reaches zero
-	breaker  *breaker
+	breaker  *breaker.Breaker
 	aff      *connTable // correlation id -> connection holding the request
 	sticky   *connTable // session id -> connection
 
@@ -117,7 +118,7 @@ func newAgent(p *Pool, id string, cfg agentConfig, endpoint string) *agent {
 		cfg:       cfg,
 		endpoint:  endpoint,
 		idle:      make(chan struct{}, 1),
-		breaker:   newBreaker(cfg.breaker),
+		breaker:   breaker.New(cfg.breaker),
 		aff:       newConnTable(cfg.maxAffinities, cfg.affinityTTL),
 		sticky:    newConnTable(cfg.maxSessions, cfg.sessionTTL),
 		ctx:       ctx,

@@ -12,6 +12,7 @@ import (
 
 	"github.com/agentwire/agentwire"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/pool/breaker"
 	"github.com/agentwire/agentwire/transport"
 )
 
@@ -90,7 +91,7 @@ type agentConfig struct {
 	flowMode         FlowControlMode
 	flowWait         time.Duration
 	failureThreshold int
-	breaker          BreakerConfig
+	breaker          breaker.Config
 	maxReverse       int
 	transportOpts    []transport.Option
 	liveness         time.Duration
@@ -133,7 +134,7 @@ func defaultConfig() config {
 			flowMode:         FailClosed,
 			flowWait:         DefaultFlowControlWait,
 			failureThreshold: DefaultFailureThreshold,
-			breaker: BreakerConfig{
+			breaker: breaker.Config{
 				Failures: DefaultBreakerFailures,
 				Window:   DefaultBreakerWindow,
 				Cooldown: DefaultBreakerCooldown,
@@ -268,13 +269,13 @@ func WithFailureThreshold(n int) SharedOption {
 // held. Default 5 failures in 10 s, 5 s cool-down.
 func WithCircuitBreaker(failures int, window, cooldown time.Duration) SharedOption {
 	return sharedOption(func(c *agentConfig) {
-		c.breaker = BreakerConfig{Failures: failures, Window: window, Cooldown: cooldown}
+		c.breaker = breaker.Config{Failures: failures, Window: window, Cooldown: cooldown}
 	})
 }
 
 // WithoutCircuitBreaker disables the circuit breaker.
 func WithoutCircuitBreaker() SharedOption {
-	return sharedOption(func(c *agentConfig) { c.breaker = BreakerConfig{} })
+	return sharedOption(func(c *agentConfig) { c.breaker = breaker.Config{} })
 }
 
 // WithMaxReverseConns caps each agent's reverse connections (default

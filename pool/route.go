@@ -47,7 +47,7 @@ func (x *exchange) route(rt route) error {
 		}
 		return agentwire.Errorf(agentwire.CodeUnavailable, "%w: agent %q", sentinel, a.id)
 	}
-	ok, probe := a.breaker.allow(x.start)
+	ok, probe := a.breaker.Allow(x.start)
 	if !ok {
 		a.breakerRejected.Add(1)
 		return agentwire.Errorf(agentwire.CodeUnavailable, "%w: agent %q", ErrCircuitOpen, a.id)

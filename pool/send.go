@@ -7,6 +7,7 @@ import (
 
 	"github.com/agentwire/agentwire"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/pool/breaker"
 	"github.com/agentwire/agentwire/transport"
 )
 
@@ -218,7 +219,7 @@ type exchange struct {
 	sent     bool           // reached the transport
 	silent   bool           // given up by its caller on a silent agent (see heardNothing)
 	latency  time.Duration  // of the transport call, if timed (see latencySample)
-	outcome  outcome
+	outcome  breaker.Outcome
 }
 
 // deliver applies flow control, pins a new request, and sends.
@@ -256,7 +257,7 @@ func (x *exchange) deliver(ev *agentv2.ProxyToAgent) (*agentv2.AgentResponse, er
 	// The end is timed for one event in latencySample, and for whoever
 	// needs this one's: an observer, a picker's Done, a caller who gave up.
 	sample := sc.requests.Add(1)%latencySample == 1
-	if sample || x.timed || x.done != nil || watched && err != nil && x.outcome == outcomeNeutral {
+	if sample || x.timed || x.done != nil || watched && err != nil && x.outcome == breaker.Neutral {
 		x.latency = time.Duration(a.p.cfg.nanos() - x.sendAt)
 		if sample {
 			sc.latencyNs.Add(uint64(x.latency))
@@ -264,7 +265,7 @@ func (x *exchange) deliver(ev *agentv2.ProxyToAgent) (*agentv2.AgentResponse, er
 		}
 	}
 	if watched && x.heardNothing(err, mark) {
-		x.outcome, x.silent = outcomeFailure, true
+		x.outcome, x.silent = breaker.Failure, true
 	}
 	return resp, err
 }
@@ -315,7 +316,7 @@ func (x *exchange) finish(resp *agentv2.AgentResponse, err error) {
 			sc.errors.Add(1)
 		}
 		switch x.outcome {
-		case outcomeFailure:
+		case breaker.Failure:
 			if x.kind == agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS && sc.gone() {
 				// The pin may postdate the sweep of the dead connection.
 				a.aff.markKeyLost(x.key, sc)
@@ -324,7 +325,7 @@ func (x *exchange) finish(resp *agentv2.AgentResponse, err error) {
 				a.p.cfg.logger.Warn("pool: connection taken out after consecutive failures", "agent", a.id, "conn", sc.id, "error", err)
 				a.rebuild()
 			}
-		case outcomeSuccess:
+		case breaker.Success:
 			if sc.consecutive.Load() != 0 {
 				sc.consecutive.Store(0)
 			}
@@ -336,8 +337,8 @@ func (x *exchange) finish(resp *agentv2.AgentResponse, err error) {
 	if x.done != nil {
 		x.done(DoneInfo{Err: err, Latency: x.latency})
 	}
-	if x.probe || x.outcome == outcomeFailure && x.breakerCounts(err) {
-		a.breaker.done(a.p.cfg.nanos(), x.probe, x.outcome)
+	if x.probe || x.outcome == breaker.Failure && x.breakerCounts(err) {
+		a.breaker.Done(a.p.cfg.nanos(), x.probe, x.outcome)
 	}
 	if err != nil {
 		a.errors.Add(1)
@@ -374,21 +375,21 @@ func (x *exchange) breakerCounts(err error) bool {
 
 // classify tells transport failures, which count against the connection
 // and the breaker, from outcomes that say nothing about it.
-func classify(ctx context.Context, err error) outcome {
+func classify(ctx context.Context, err error) breaker.Outcome {
 	if err == nil || agentwire.IsWireError(err) {
-		return outcomeSuccess
+		return breaker.Success
 	}
 	if ctx.Err() != nil {
 		// The caller cancelled, or its own deadline passed.
-		return outcomeNeutral
+		return breaker.Neutral
 	}
 	switch agentwire.CodeOf(err) {
 	case agentwire.CodeUnavailable, agentwire.CodeDeadlineExceeded, agentwire.CodeInternal,
 		agentwire.CodeDataLoss, agentwire.CodeUnknown:
-		return outcomeFailure
+		return breaker.Failure
 	}
 	// Explicit cancels, invalid or oversize events.
-	return outcomeNeutral
+	return breaker.Neutral
 }
 
 // terminal reports whether a decision ends the request.

@@ -6,7 +6,19 @@ import (
 	"time"
 
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/pool/breaker"
 	"github.com/agentwire/agentwire/transport"
+)
+
+// BreakerState is the state of an agent's circuit breaker
+// ([WithCircuitBreaker]).
+type BreakerState = breaker.State
+
+// The states of a circuit breaker.
+const (
+	BreakerClosed   = breaker.Closed
+	BreakerOpen     = breaker.Open
+	BreakerHalfOpen = breaker.HalfOpen
 )
 
 // AgentStats is a snapshot of one agent.
@@ -97,7 +109,7 @@ func (p *Pool) AgentStats(id string) (AgentStats, error) {
 }
 
 func (a *agent) stats() AgentStats {
-	br, opened := a.breaker.snapshot()
+	br, opened := a.breaker.State()
 	s := AgentStats{
 		ID:                 a.id,
 		Endpoint:           a.endpoint,

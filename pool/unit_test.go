@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentwire/agentwire"
+	"github.com/agentwire/agentwire/pool/breaker"
 )
 
 func TestConnTable(t *testing.T) {
@@ -48,79 +49,6 @@ func TestConnTable(t *testing.T) {
 	_, ok = small.del(small.key("x"))
 	assert.False(t, ok)
 	assert.True(t, small.put(small.key("x2"), tableEntry{sc: sc[0], touched: now}))
-}
-
-func TestBreaker(t *testing.T) {
-	t.Parallel()
-	b := newBreaker(BreakerConfig{Failures: 3, Window: time.Second, Cooldown: 5 * time.Second})
-	sec := int64(time.Second)
-	now := 100 * sec
-	ok, probe := b.allow(now)
-	assert.True(t, ok)
-	assert.False(t, probe)
-
-	// Failures spread wider than the window do not open it.
-	b.done(now, false, outcomeFailure)
-	b.done(now+sec, false, outcomeFailure)
-	b.done(now+2*sec, false, outcomeFailure)
-	st, _ := b.snapshot()
-	assert.Equal(t, BreakerClosed, st)
-
-	// Three within the window do; neutral outcomes and successes don't count.
-	now += 10 * sec
-	b.done(now, false, outcomeFailure)
-	b.done(now, false, outcomeNeutral)
-	b.done(now, false, outcomeSuccess)
-	b.done(now+sec/4, false, outcomeFailure)
-	b.done(now+sec/2, false, outcomeFailure)
-	st, opened := b.snapshot()
-	assert.Equal(t, BreakerOpen, st)
-	assert.Equal(t, uint64(1), opened)
-	ok, _ = b.allow(now + sec)
-	assert.False(t, ok, "open during the cool-down")
-
-	// After the cool-down one probe goes; others wait for its outcome.
-	now += 6 * sec
-	ok, probe = b.allow(now)
-	assert.True(t, ok)
-	assert.True(t, probe)
-	ok, _ = b.allow(now)
-	assert.False(t, ok, "only one probe")
-	st, _ = b.snapshot()
-	assert.Equal(t, BreakerHalfOpen, st)
-
-	// A failed probe reopens it for another cool-down.
-	b.done(now, true, outcomeFailure)
-	st, opened = b.snapshot()
-	assert.Equal(t, BreakerOpen, st)
-	assert.Equal(t, uint64(2), opened)
-	ok, _ = b.allow(now + sec)
-	assert.False(t, ok)
-
-	// A probe that learnt nothing lets the next request probe at once.
-	now += 6 * sec
-	_, probe = b.allow(now)
-	require.True(t, probe)
-	b.done(now, true, outcomeNeutral)
-	ok, probe = b.allow(now)
-	assert.True(t, ok)
-	assert.True(t, probe)
-
-	// A successful probe closes it.
-	b.done(now, true, outcomeSuccess)
-	st, _ = b.snapshot()
-	assert.Equal(t, BreakerClosed, st)
-	ok, probe = b.allow(now)
-	assert.True(t, ok)
-	assert.False(t, probe)
-
-	// Disabled.
-	off := newBreaker(BreakerConfig{})
-	for range 10 {
-		off.done(now, false, outcomeFailure)
-	}
-	ok, _ = off.allow(now)
-	assert.True(t, ok)
 }
 
 func TestBackoff(t *testing.T) {
@@ -194,16 +122,16 @@ func TestClassify(t *testing.T) {
 	for _, tc := range []struct {
 		ctx  context.Context
 		err  error
-		want outcome
+		want breaker.Outcome
 	}{
-		{live, nil, outcomeSuccess},
-		{live, agentwire.NewWireError(agentwire.CodeInternal, "handler failed"), outcomeSuccess},
-		{live, agentwire.NewError(agentwire.CodeUnavailable, errors.New("gone")), outcomeFailure},
-		{live, agentwire.Errorf(agentwire.CodeDeadlineExceeded, "no decision within 1s"), outcomeFailure},
-		{dead, agentwire.WrapContextError(context.Canceled), outcomeNeutral},
-		{dead, agentwire.NewError(agentwire.CodeUnavailable, errors.New("gone")), outcomeNeutral},
-		{live, agentwire.Errorf(agentwire.CodeCanceled, "request cancelled"), outcomeNeutral},
-		{live, agentwire.Errorf(agentwire.CodeResourceExhausted, "too big"), outcomeNeutral},
+		{live, nil, breaker.Success},
+		{live, agentwire.NewWireError(agentwire.CodeInternal, "handler failed"), breaker.Success},
+		{live, agentwire.NewError(agentwire.CodeUnavailable, errors.New("gone")), breaker.Failure},
+		{live, agentwire.Errorf(agentwire.CodeDeadlineExceeded, "no decision within 1s"), breaker.Failure},
+		{dead, agentwire.WrapContextError(context.Canceled), breaker.Neutral},
+		{dead, agentwire.NewError(agentwire.CodeUnavailable, errors.New("gone")), breaker.Neutral},
+		{live, agentwire.Errorf(agentwire.CodeCanceled, "request cancelled"), breaker.Neutral},
+		{live, agentwire.Errorf(agentwire.CodeResourceExhausted, "too big"), breaker.Neutral},
 	} {
 		assert.Equal(t, tc.want, classify(tc.ctx, tc.err), fmt.Sprint(tc.err))
 	}
