@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net/netip"
 	"slices"
 	"time"
 
 	"github.com/agentwire/agentwire"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 	"github.com/agentwire/agentwire/pool/breaker"
+	"github.com/agentwire/agentwire/pool/resolver"
 	"github.com/agentwire/agentwire/transport"
 )
 
@@ -30,7 +30,7 @@ const (
 	DefaultAffinityTTL      = 5 * time.Minute
 	DefaultMaxSessions      = 10_000
 	DefaultSessionTTL       = 5 * time.Minute
-	DefaultDNSInterval      = 30 * time.Second
+	DefaultDNSInterval      = resolver.DefaultInterval
 	DefaultDrainTimeout     = 30 * time.Second
 	DefaultBackoffBase      = 100 * time.Millisecond
 	DefaultBackoffMax       = 30 * time.Second
@@ -46,9 +46,7 @@ type Dialer func(ctx context.Context, endpoint string, opts ...transport.Option)
 
 // Resolver looks up the addresses of a host name for DNS discovery
 // (network "ip4" or "ip6"). *net.Resolver implements it.
-type Resolver interface {
-	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
-}
+type Resolver = resolver.Lookup
 
 // ConfigUpdateFunc answers an agent's request to change its configuration;
 // agentID names the agent in the pool. A nil response rejects the request.

@@ -76,44 +76,6 @@ func scaleMs(ds []time.Duration) []time.Duration {
 	return out
 }
 
-func TestParseTarget(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		endpoint string
-		interval time.Duration
-		want     target
-		bad      bool
-	}{
-		{endpoint: "unix:///run/a.sock", want: target{endpoint: "unix:///run/a.sock"}},
-		{endpoint: "grpc://10.0.0.1:50051", want: target{endpoint: "grpc://10.0.0.1:50051"}},
-		{endpoint: "grpc://waf.svc:50051", interval: time.Second, want: target{
-			endpoint: "grpc://waf.svc:50051", discover: true, scheme: "grpc", host: "waf.svc", port: "50051", interval: time.Second,
-		}},
-		{endpoint: "dns:///waf.svc:443?scheme=https&interval=2s", want: target{
-			endpoint: "dns:///waf.svc:443?scheme=https&interval=2s", discover: true, scheme: "https", host: "waf.svc", port: "443", interval: 2 * time.Second,
-		}},
-		{endpoint: "dns://127.0.0.1:5353/waf.svc:50051", want: target{
-			endpoint: "dns://127.0.0.1:5353/waf.svc:50051", discover: true, scheme: "grpc", host: "waf.svc", port: "50051",
-			interval: DefaultDNSInterval, server: "127.0.0.1:5353",
-		}},
-		{endpoint: "unix:///a.sock", interval: time.Second, bad: true},
-		{endpoint: "grpc://waf.svc", interval: time.Second, bad: true},
-		{endpoint: "dns:///waf.svc", bad: true},
-		{endpoint: "dns:///waf.svc:1?scheme=unix", bad: true},
-		{endpoint: "dns:///waf.svc:1?interval=-1s", bad: true},
-		{endpoint: "/run/a.sock", bad: true},
-		{endpoint: "tcp://x:1", bad: true},
-	} {
-		got, err := parseTarget(tc.endpoint, tc.interval)
-		if tc.bad {
-			assert.Equal(t, agentwire.CodeInvalidArgument, agentwire.CodeOf(err), tc.endpoint)
-			continue
-		}
-		require.NoError(t, err, tc.endpoint)
-		assert.Equal(t, tc.want, got, tc.endpoint)
-	}
-}
-
 func TestClassify(t *testing.T) {
 	t.Parallel()
 	live := context.Background()
