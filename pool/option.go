@@ -11,6 +11,7 @@ import (
 
 	"github.com/agentwire/agentwire"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/pool/balancer"
 	"github.com/agentwire/agentwire/pool/breaker"
 	"github.com/agentwire/agentwire/pool/resolver"
 	"github.com/agentwire/agentwire/transport"
@@ -83,7 +84,7 @@ func (f agentOption) applyAgent(c *agentConfig) { f(c) }
 type agentConfig struct {
 	conns            int
 	policy           string
-	builder          Builder
+	builder          balancer.Builder
 	maxConcurrency   int
 	queueWait        time.Duration
 	flowMode         FlowControlMode
@@ -126,7 +127,7 @@ func defaultConfig() config {
 	return config{
 		agent: agentConfig{
 			conns:            DefaultConnections,
-			policy:           LeastInFlight,
+			policy:           balancer.LeastInFlight,
 			maxConcurrency:   DefaultMaxConcurrency,
 			queueWait:        DefaultQueueWait,
 			flowMode:         FailClosed,
@@ -190,7 +191,7 @@ func (c *agentConfig) validate() error {
 		errs = append(errs, errors.New("connections per agent must be positive"))
 	}
 	if c.builder == nil {
-		b, ok := builtins[c.policy]
+		b, ok := balancer.Get(c.policy)
 		if !ok {
 			errs = append(errs, fmt.Errorf("unknown balancing policy %q", c.policy))
 		}
@@ -223,8 +224,9 @@ func WithConnections(n int) SharedOption {
 	return sharedOption(func(c *agentConfig) { c.conns = n })
 }
 
-// WithPolicy chooses a built-in balancing policy by name: [LeastInFlight]
-// (default), [RoundRobin], [Weighted] or [Random]. The default keeps
+// WithPolicy chooses a built-in balancing policy by name:
+// [balancer.LeastInFlight] (default), [balancer.RoundRobin],
+// [balancer.Weighted] or [balancer.Random]. The default keeps
 // events off a connection whose agent answers slowly, where round robin
 // would keep sending it its share and pile events up behind it.
 func WithPolicy(name string) SharedOption {
@@ -232,7 +234,7 @@ func WithPolicy(name string) SharedOption {
 }
 
 // WithBalancer sets a custom balancing policy.
-func WithBalancer(b Builder) SharedOption {
+func WithBalancer(b balancer.Builder) SharedOption {
 	return sharedOption(func(c *agentConfig) { c.builder = b })
 }
 

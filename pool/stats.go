@@ -128,9 +128,9 @@ func (a *agent) stats() AgentStats {
 		StickyOverflow:     a.stickyOverflow.Load(),
 		ProtocolViolations: a.violations.Load(),
 		Unresponsive:       a.unresponsive.Load(),
-		OpenRequests:       a.aff.live(),
-		LostRequests:       a.aff.len() - a.aff.live(),
-		Sessions:           a.sticky.len(),
+		OpenRequests:       a.aff.Live(),
+		LostRequests:       a.aff.Len() - a.aff.Live(),
+		Sessions:           a.sticky.Len(),
 	}
 	if c := a.configState.Load(); c != nil {
 		cc := *c
@@ -161,7 +161,7 @@ func (sc *SubConn) stats() ConnStats {
 		Health:              st.Health,
 		Load:                st.Load.CloneVT(),
 		InFlight:            sc.InFlight(),
-		Limit:               sc.slots.limit(),
+		Limit:               sc.slots.Limit(),
 		Requests:            req,
 		Errors:              sc.errors.Load(),
 		ConsecutiveFailures: int(sc.consecutive.Load()),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -11,45 +12,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentwire/agentwire"
+	"github.com/agentwire/agentwire/pool/balancer"
 	"github.com/agentwire/agentwire/pool/breaker"
 )
-
-func TestConnTable(t *testing.T) {
-	t.Parallel()
-	tab := newConnTable(3, time.Second)
-	zero := 0
-	tab.onZero = func() { zero++ }
-	sc := testConns(2)
-	now := int64(1e12)
-	require.True(t, tab.put(tab.key("a"), tableEntry{sc: sc[0], touched: now}))
-	require.True(t, tab.put(tab.key("b"), tableEntry{sc: sc[1], touched: now}))
-	require.True(t, tab.put(tab.key("a"), tableEntry{sc: sc[1], touched: now}), "rebinding an existing key")
-	require.True(t, tab.put(tab.key("c"), tableEntry{sc: sc[0], touched: now}))
-	assert.False(t, tab.put(tab.key("d"), tableEntry{sc: sc[0], touched: now}), "full")
-	assert.Equal(t, 3, tab.len())
-
-	e, ok := tab.get(tab.key("a"), now+int64(500*time.Millisecond))
-	require.True(t, ok)
-	assert.Same(t, sc[1], e.sc)
-	// "a" was touched, "b" and "c" expire.
-	assert.Equal(t, 2, tab.sweep(now+int64(1200*time.Millisecond)))
-	_, ok = tab.get(tab.key("b"), now)
-	assert.False(t, ok)
-	_, ok = tab.get(tab.key("a"), now+int64(1600*time.Millisecond))
-	assert.False(t, ok, "expired on read")
-	assert.Equal(t, 0, tab.len())
-	assert.Equal(t, 1, zero)
-
-	// A full table reclaims expired entries of the shard before refusing.
-	small := newConnTable(1, time.Second)
-	require.True(t, small.put(small.key("x"), tableEntry{sc: sc[0], touched: now}))
-	assert.False(t, small.put(small.key("x2"), tableEntry{sc: sc[0], touched: now}))
-	_, ok = small.del(small.key("x"))
-	assert.True(t, ok)
-	_, ok = small.del(small.key("x"))
-	assert.False(t, ok)
-	assert.True(t, small.put(small.key("x2"), tableEntry{sc: sc[0], touched: now}))
-}
 
 func TestBackoff(t *testing.T) {
 	t.Parallel()
@@ -120,8 +85,27 @@ func TestOptionValidation(t *testing.T) {
 // TestDefaultPolicy: pools balance least in flight unless told otherwise.
 func TestDefaultPolicy(t *testing.T) {
 	t.Parallel()
-	require.Equal(t, LeastInFlight, defaultConfig().agent.policy)
-	b, ok := builtins[defaultConfig().agent.policy]
+	require.Equal(t, balancer.LeastInFlight, defaultConfig().agent.policy)
+	b, ok := balancer.Get(defaultConfig().agent.policy)
 	require.True(t, ok)
-	require.Equal(t, LeastInFlight, b.Name())
+	require.Equal(t, balancer.LeastInFlight, b.Name())
+}
+
+// TestAgentSet looks agents up by id in sets small enough to scan and
+// large enough to hash.
+func TestAgentSet(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{0, 1, maxScan, maxScan + 1, 3 * maxScan} {
+		m := map[string]*agent{}
+		for i := range n {
+			id := "agent-" + strconv.Itoa(i)
+			m[id] = &agent{id: id}
+		}
+		s := newAgentSet(m)
+		for id, a := range m {
+			assert.Same(t, a, s.get(id), "%d agents, %s", n, id)
+		}
+		assert.Nil(t, s.get("agent-x"), "%d agents", n)
+		assert.Nil(t, s.get(""), "%d agents", n)
+	}
 }

@@ -1,4 +1,4 @@
-package pool
+package limiter
 
 import (
 	"context"
@@ -22,18 +22,18 @@ type slotOps interface {
 	give()
 }
 
-type limiterOps struct{ l *limiter }
+type limiterOps struct{ l *Limiter }
 
 func (o limiterOps) take(ctx context.Context) bool {
-	ok, err := o.l.tryAcquire(false)
+	ok, err := o.l.TryAcquire(false)
 	if !ok && err == nil {
-		_, err = o.l.acquire(ctx, false, nil, time.Second)
+		_, err = o.l.Acquire(ctx, false, nil, time.Second)
 		ok = err == nil
 	}
 	return ok
 }
-func (o limiterOps) inFlight() int64 { return o.l.inFlight() }
-func (o limiterOps) give()           { o.l.release() }
+func (o limiterOps) inFlight() int64 { return o.l.InFlight() }
+func (o limiterOps) give()           { o.l.Release() }
 
 // chanOps is a buffered channel used as a semaphore.
 type chanOps struct {
@@ -89,7 +89,7 @@ func BenchmarkLimiters(b *testing.B) {
 		name string
 		new  func(n int) slotOps
 	}{
-		{"limiter", func(n int) slotOps { return limiterOps{newLimiter(n)} }},
+		{"limiter", func(n int) slotOps { return limiterOps{New(n)} }},
 		{"chan", func(n int) slotOps { return chanOps{make(chan struct{}, n), new(atomic.Int64)} }},
 		{"x_semaphore", func(n int) slotOps { return semOps{semaphore.NewWeighted(int64(n)), new(atomic.Int64)} }},
 	}
@@ -98,7 +98,7 @@ func BenchmarkLimiters(b *testing.B) {
 	for _, load := range []struct {
 		name       string
 		slots, par int
-	}{{"free", DefaultMaxConcurrency, 1}, {"full", 4, 16}} {
+	}{{"free", 100, 1}, {"full", 4, 16}} {
 		for _, impl := range impls {
 			b.Run(load.name+"/"+impl.name, func(b *testing.B) {
 				o := impl.new(load.slots)
