@@ -73,8 +73,8 @@ const (
 	flagFailing
 )
 
-// SubConn is one pooled connection as balancers see it. Its methods are safe
-// for concurrent use.
+// SubConn is one pooled connection; balancers see it as a
+// [balancer.SubConn]. Its methods are safe for concurrent use.
 type SubConn struct {
 	// slots is the connection's one pool-side count, written by every
 	// event: the events sent or waiting to be, with retirement in its
