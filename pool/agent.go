@@ -10,6 +10,9 @@ import (
 	"time"
 
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/pool/balancer"
+	"github.com/agentwire/agentwire/pool/breaker"
+	"github.com/agentwire/agentwire/pool/internal/affinity"
 	"github.com/agentwire/agentwire/transport"
 )
 
@@ -28,9 +31,9 @@ type agent struct {
 	draining atomic.Bool
 	removing atomic.Bool
 	idle     chan struct{} // capacity 1; poked when draining and a counter reaches zero
-	breaker  *breaker
-	aff      *connTable // correlation id -> connection holding the request
-	sticky   *connTable // session id -> connection
+	breaker  *breaker.Breaker
+	aff      *affinity.Table[*SubConn] // correlation id -> connection holding the request
+	sticky   *affinity.Table[*SubConn] // session id -> connection
 
 	// notice is the drain notice once the agent drains: connections that
 	// join later get it too.
@@ -59,7 +62,7 @@ type agent struct {
 	// conns are the installed connections that are not retired, in order.
 	conns     []*SubConn
 	instances map[string]*instance
-	bal       Balancer
+	bal       balancer.Balancer
 	seq       int // numbers connections
 	reverse   int // adopted connections installed
 	reserved  int // reverse connections admitted at registration, not yet installed
@@ -104,7 +107,7 @@ type instance struct {
 // connections it picks from (to fall back on when a pick went stale) and
 // the paused connections to fall back on when nothing is ready.
 type snapshot struct {
-	picker Picker
+	picker balancer.Picker
 	ready  []*SubConn
 	paused []*SubConn
 }
@@ -117,17 +120,17 @@ func newAgent(p *Pool, id string, cfg agentConfig, endpoint string) *agent {
 		cfg:       cfg,
 		endpoint:  endpoint,
 		idle:      make(chan struct{}, 1),
-		breaker:   newBreaker(cfg.breaker),
-		aff:       newConnTable(cfg.maxAffinities, cfg.affinityTTL),
-		sticky:    newConnTable(cfg.maxSessions, cfg.sessionTTL),
+		breaker:   breaker.New(cfg.breaker),
+		aff:       affinity.New[*SubConn](cfg.maxAffinities, cfg.affinityTTL),
+		sticky:    affinity.New[*SubConn](cfg.maxSessions, cfg.sessionTTL),
 		ctx:       ctx,
 		cancel:    cancel,
 		force:     make(chan struct{}),
 		instances: make(map[string]*instance),
 	}
-	a.aff.onZero = a.pokeIdle
-	a.bal = cfg.builder.Build(BuildOptions{AgentID: id, Rand: p.cfg.rand})
-	a.snap.Store(&snapshot{picker: a.bal.UpdateState(State{})})
+	a.aff.OnZero = a.pokeIdle
+	a.bal = cfg.builder.Build(balancer.BuildOptions{AgentID: id, Rand: p.cfg.rand})
+	a.snap.Store(&snapshot{picker: a.bal.UpdateState(balancer.State{})})
 	return a
 }
 
@@ -243,9 +246,7 @@ func (a *agent) runSlot(in *instance, first chan<- error) {
 	}
 }
 
-// connect dials in's endpoint and installs the connection, after replaying
-// the agent's configuration to it if there is one (a connection whose
-// replay fails is removed and closed, and err says why). installed is
+// connect dials in's endpoint and installs the connection. installed is
 // false when the agent closed meanwhile; the caller then closes c.
 func (a *agent) connect(in *instance) (sc *SubConn, c transport.Conn, installed bool, err error) {
 	sc = a.newSubConn(in.endpoint, false)
@@ -253,35 +254,13 @@ func (a *agent) connect(in *instance) (sc *SubConn, c transport.Conn, installed 
 	if err != nil {
 		return nil, nil, false, err
 	}
-	replay := a.config.Load() != nil
-	sc.setFlag(flagConfiguring, replay)
-	installed = a.install(sc, c)
-	if installed && replay {
-		if err := a.configure(in.ctx, sc); err != nil {
-			a.uninstall(sc)
-			closeConn(c)
-			return nil, nil, false, err
-		}
-	}
-	return sc, c, installed, nil
+	return sc, c, a.install(sc, c), nil
 }
 
-// watchReverse owns an adopted connection: it replays the agent's
-// configuration to it if it joined configuring, removes it when it fails
-// and retires it when the agent closes.
+// watchReverse owns an adopted connection: it removes it when it fails and
+// retires it when the agent closes.
 func (a *agent) watchReverse(sc *SubConn) {
 	defer a.wg.Done()
-	if sc.flags.Load()&flagConfiguring != 0 {
-		if err := a.configure(a.ctx, sc); err != nil {
-			if a.ctx.Err() == nil {
-				a.p.cfg.logger.Warn("pool: configuration replay failed; closing the reverse connection",
-					"agent", a.id, "conn", sc.id, "error", err)
-			}
-			a.uninstall(sc)
-			closeConn(sc.conn)
-			return
-		}
-	}
 	select {
 	case <-sc.conn.Done():
 		a.uninstall(sc)
@@ -337,8 +316,11 @@ func (a *agent) installLocked(sc *SubConn, c transport.Conn) {
 	if m := int(c.Capabilities().GetLimits().GetMaxConcurrency()); m > 0 && m < limit {
 		limit = m
 	}
-	sc.slots.init(limit)
+	sc.slots.Init(limit)
 	sc.since = a.p.cfg.now()
+	// A connection joining after a config push is configuring until the
+	// config component has replayed it (see agent.replay).
+	sc.setFlag(flagConfiguring, a.config.Load() != nil)
 	a.conns = append(a.conns, sc)
 	if sc.reverse {
 		a.reverse++
@@ -356,7 +338,7 @@ func (a *agent) uninstall(sc *SubConn) {
 	}
 	a.mu.Unlock()
 	a.report(ch)
-	a.aff.markLost(sc)
+	a.aff.MarkLost(sc)
 	if installed {
 		switch err := sc.conn.Err(); {
 		case errors.Is(err, transport.ErrProtocol):
@@ -386,7 +368,7 @@ func (a *agent) retireConn(sc *SubConn, grace time.Duration) {
 	// Out of the picker first: a pick from an older picker that comes after
 	// retire fails to take a slot and picks again.
 	ch := a.removeLocked(sc)
-	sc.slots.retire()
+	sc.slots.Retire()
 	if old := ConnState(sc.state.Swap(int32(ConnRetired))); old != ConnRetired {
 		ch = append(ch, stateChange{sc, old, ConnRetired})
 	}
@@ -395,7 +377,7 @@ func (a *agent) retireConn(sc *SubConn, grace time.Duration) {
 	if grace > 0 {
 		t := time.NewTimer(grace)
 		select {
-		case <-sc.slots.idle:
+		case <-sc.slots.Idle():
 		case <-t.C:
 		case <-a.force:
 		case <-sc.conn.Done():
@@ -406,7 +388,7 @@ func (a *agent) retireConn(sc *SubConn, grace time.Duration) {
 	if old := ConnState(sc.state.Swap(int32(ConnClosed))); old != ConnClosed {
 		a.report([]stateChange{{sc, old, ConnClosed}})
 	}
-	a.aff.markLost(sc)
+	a.aff.MarkLost(sc)
 }
 
 func closeConn(c transport.Conn) {
@@ -439,7 +421,7 @@ func (a *agent) startDrain(ctx context.Context, msg *agentv2.ProxyToAgent) {
 // waitIdle waits until no event is in flight and no request is open, or ctx
 // ends. a.draining must be set.
 func (a *agent) waitIdle(ctx context.Context) error {
-	for a.events.inFlight() != 0 || a.aff.live() != 0 {
+	for a.events.inFlight() != 0 || a.aff.Live() != 0 {
 		select {
 		case <-a.idle:
 		case <-ctx.Done():
@@ -464,7 +446,7 @@ func (a *agent) close() {
 	if a.bal != nil {
 		a.bal.Close()
 		a.bal = nil
-		a.snap.Store(&snapshot{picker: emptyPicker{}})
+		a.snap.Store(&snapshot{picker: balancer.Empty{}})
 	}
 	a.mu.Unlock()
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/pool/balancer"
 )
 
 // request is the three events of a minimal exchange: headers (pick and
@@ -52,7 +53,7 @@ func newBenchPool(b *testing.B, opts ...Option) *Pool {
 // answers at once. ns/event and allocs/event are per event, not per
 // three-event request.
 func BenchmarkHotPath(b *testing.B) {
-	for _, policy := range []string{RoundRobin, LeastInFlight, Weighted, Random} {
+	for _, policy := range []string{balancer.RoundRobin, balancer.LeastInFlight, balancer.Weighted, balancer.Random} {
 		b.Run(policy, func(b *testing.B) {
 			p := newBenchPool(b, WithPolicy(policy))
 			reqs := newRequests(1024)
@@ -68,7 +69,7 @@ func BenchmarkHotPath(b *testing.B) {
 			}
 			b.StopTimer()
 			reportPerEvent(b, 3)
-			if n := p.lookup("waf").aff.len(); n != 0 {
+			if n := p.lookup("waf").aff.Len(); n != 0 {
 				b.Fatalf("%d pins left", n)
 			}
 		})

@@ -76,54 +76,16 @@ func (p *Pool) PushConfig(ctx context.Context, agentID string, cfg *agentv2.Conf
 		}
 		agents = []*agent{a}
 	}
-	// Connections that join from now on get cfg before they take requests
-	// (see agent.configure); restored below if every instance rejects it.
-	stored := cfg.CloneVT()
-	prev := make([]*agentv2.ConfigureEvent, len(agents))
-	for i, a := range agents {
-		prev[i] = a.config.Swap(stored)
-	}
-	type job struct {
-		a   *agent
-		key string
-	}
-	var jobs []job
-	for _, a := range agents {
-		for _, key := range a.pushTargets() {
-			jobs = append(jobs, job{a, key})
-		}
-	}
-	acks := make([]ConfigAck, len(jobs))
+	acks := make([][]ConfigAck, len(agents))
 	var wg sync.WaitGroup
-	for i, j := range jobs {
-		wg.Go(func() { acks[i] = j.a.push(ctx, j.key, cfg) })
+	for i, a := range agents {
+		wg.Go(func() { acks[i] = a.pushConfig(ctx, cfg) })
 	}
 	wg.Wait()
-
-	now := p.cfg.now()
+	all := slices.Concat(acks...)
 	var errs []error
 	var code agentwire.Code
-	for i, a := range agents {
-		st := &ConfigStatus{Version: cfg.GetConfigVersion(), At: now}
-		rejected := 0
-		for _, ack := range acks {
-			if ack.AgentID != a.id {
-				continue
-			}
-			st.Instances++
-			if ack.Accepted {
-				st.Accepted++
-			} else if rejection(ack.Err) {
-				rejected++
-			}
-		}
-		if rejected > 0 && rejected == st.Instances {
-			// The agent refuses this configuration: do not replay it.
-			a.config.CompareAndSwap(stored, prev[i])
-		}
-		a.configState.Store(st)
-	}
-	for _, ack := range acks {
+	for _, ack := range all {
 		if !ack.Accepted {
 			if code == 0 {
 				code = agentwire.CodeOf(ack.Err)
@@ -132,9 +94,40 @@ func (p *Pool) PushConfig(ctx context.Context, agentID string, cfg *agentv2.Conf
 		}
 	}
 	if len(errs) > 0 {
-		return acks, agentwire.NewError(code, errors.Join(errs...))
+		return all, agentwire.NewError(code, errors.Join(errs...))
 	}
-	return acks, nil
+	return all, nil
+}
+
+// pushConfig pushes cfg to every instance of a at once and records the
+// push.
+func (a *agent) pushConfig(ctx context.Context, cfg *agentv2.ConfigureEvent) []ConfigAck {
+	// Connections that join from now on get cfg before they take requests
+	// (see agent.replay); restored below if every instance rejects it.
+	stored := cfg.CloneVT()
+	prev := a.config.Swap(stored)
+	keys := a.pushTargets()
+	acks := make([]ConfigAck, len(keys))
+	var wg sync.WaitGroup
+	for i, key := range keys {
+		wg.Go(func() { acks[i] = a.push(ctx, key, cfg) })
+	}
+	wg.Wait()
+	st := &ConfigStatus{Version: cfg.GetConfigVersion(), Instances: len(acks), At: a.p.cfg.now()}
+	rejected := 0
+	for _, ack := range acks {
+		if ack.Accepted {
+			st.Accepted++
+		} else if rejection(ack.Err) {
+			rejected++
+		}
+	}
+	if rejected > 0 && rejected == len(acks) {
+		// The agent refuses this configuration: do not replay it.
+		a.config.CompareAndSwap(stored, prev)
+	}
+	a.configState.Store(st)
+	return acks
 }
 
 type tristate int
@@ -233,6 +226,27 @@ func (a *agent) push(ctx context.Context, key string, cfg *agentv2.ConfigureEven
 			return ack
 		}
 	}
+}
+
+// replay is the config component's subscription to new connections: a
+// connection that joins configuring gets the agent's configuration before
+// it takes requests. A replay that fails closes the connection, which is
+// then redialled or, if adopted, removed.
+func (a *agent) replay(sc *SubConn) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return
+	}
+	a.wg.Go(func() {
+		if err := a.configure(a.ctx, sc); err != nil {
+			if a.ctx.Err() == nil {
+				a.p.cfg.logger.Warn("pool: configuration replay failed; closing the connection",
+					"agent", a.id, "conn", sc.id, "error", err)
+			}
+			closeConn(sc.conn)
+		}
+	})
 }
 
 // configure replays the agent's configuration to sc, installed with

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 
 	sdk "github.com/agentwire/agentwire/agent"
+	"github.com/agentwire/agentwire/pool/balancer"
 )
 
 // dnsServer is an authoritative DNS server on loopback whose A records the
@@ -136,7 +137,7 @@ func TestDNSDiscoveryAddsAndRemovesInstances(t *testing.T) {
 	ep1, ep2 := "grpc://127.0.0.1:"+port, "grpc://127.0.0.2:"+port
 
 	ds.set("agents.test.", "127.0.0.1")
-	p := newTestPool(t, WithResolver(ds.resolver()), WithConnections(2), WithPolicy(RoundRobin))
+	p := newTestPool(t, WithResolver(ds.resolver()), WithConnections(2), WithPolicy(balancer.RoundRobin))
 	ctx := testCtx(t)
 	require.NoError(t, p.AddAgent(ctx, "waf", "dns:///agents.test.:"+port+"?scheme=grpc&interval=10ms"))
 	instances := func() []string {

@@ -9,11 +9,11 @@
 // looks at transports: it dials through a [Dialer] ([transport.Dial] by
 // default) and uses only the Conn interface.
 //
-// Balancing follows grpc-go: a [Builder] makes a [Balancer] per agent, which
-// turns the connections that are ready and not draining into an immutable
-// [Picker]; the pool swaps pickers atomically when membership, health or
-// load change, so picking never blocks. Built in: [LeastInFlight] (the
-// default), [RoundRobin], [Weighted] and [Random].
+// Balancing follows grpc-go (package pool/balancer): a builder makes a
+// balancer per agent, which turns the connections that are ready and not
+// draining into an immutable picker, swapped atomically, so picking never
+// blocks. DNS discovery is a resolver (pool/resolver) feeding the agent its
+// endpoints; the circuit breaker is pool/breaker.
 //
 // Health comes from the transport, which pushes each connection's status
 // to the pool's listener (a closed connection leaves at once and a new one

@@ -1,6 +1,10 @@
 package pool
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/agentwire/agentwire/pool/balancer"
+)
 
 // Sentinel errors, always wrapped in an *agentwire.Error whose code is given
 // below; test with errors.Is. Each says what the caller should do.
@@ -12,7 +16,7 @@ var (
 	// ErrNoConnAvailable: the agent has no connection that may take a new
 	// request right now (CodeUnavailable). The pool is reconnecting; apply
 	// the agent's failure policy to this request.
-	ErrNoConnAvailable = errors.New("pool: no connection available")
+	ErrNoConnAvailable = balancer.ErrNoSubConn
 	// ErrCircuitOpen: the agent's circuit breaker is open (CodeUnavailable);
 	// requests fail fast until its cool-down ends and a probe succeeds.
 	ErrCircuitOpen = errors.New("pool: circuit breaker open")

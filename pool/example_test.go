@@ -13,6 +13,7 @@ import (
 	"github.com/agentwire/agentwire/agent"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 	"github.com/agentwire/agentwire/pool"
+	"github.com/agentwire/agentwire/pool/balancer"
 	"github.com/agentwire/agentwire/transport"
 )
 
@@ -52,7 +53,7 @@ func Example() {
 	defer func() { srv.Close(); <-served }()
 
 	// The proxy's side: a pool with the agent in it.
-	p, err := pool.New(pool.WithPolicy(pool.LeastInFlight))
+	p, err := pool.New(pool.WithPolicy(balancer.LeastInFlight))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,14 +73,14 @@ func (c *memConn) Close(context.Context) error {
 	return nil
 }
 
-// seqRand returns 0, 1, 2, ... : a fixed sequence for distribution tests.
-func seqRand() func() uint64 {
-	var mu sync.Mutex
-	var n uint64
-	return func() uint64 {
-		mu.Lock()
-		defer mu.Unlock()
-		n++
-		return n - 1
+// testConns returns n SubConns over in-memory connections.
+func testConns(n int) []*SubConn {
+	out := make([]*SubConn, n)
+	for i := range out {
+		out[i] = newSubConn(nil, "c"+strconv.Itoa(i), "mem", false)
+		c := newMemConn()
+		out[i].conn, out[i].gather = c, c
+		out[i].status.Store(&transport.Status{State: transport.StateReady})
 	}
+	return out
 }

@@ -32,10 +32,10 @@ func (p *Pool) tick(ctx context.Context) {
 }
 
 func (a *agent) tick(ctx context.Context, now int64) {
-	if n := a.aff.sweep(now); n > 0 {
+	if n := a.aff.Sweep(now); n > 0 {
 		a.p.cfg.logger.Debug("pool: expired idle requests", "agent", a.id, "count", n)
 	}
-	a.sticky.sweep(now)
+	a.sticky.Sweep(now)
 	conns := a.connList()
 	for _, sc := range conns {
 		sc.decay()

@@ -17,6 +17,7 @@ import (
 
 	sdk "github.com/agentwire/agentwire/agent"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/pool/balancer"
 	"github.com/agentwire/agentwire/transport"
 )
 
@@ -223,7 +224,7 @@ func holdUntil(prefix string, release <-chan struct{}) func(context.Context, str
 func newTestPool(t *testing.T, opts ...Option) *Pool {
 	t.Helper()
 	base := []Option{WithBackoff(5*time.Millisecond, 50*time.Millisecond), WithProbeInterval(time.Hour, time.Second),
-		WithLogger(slog.New(slog.DiscardHandler)), WithPolicy(RoundRobin)}
+		WithLogger(slog.New(slog.DiscardHandler)), WithPolicy(balancer.RoundRobin)}
 	p, err := New(append(base, opts...)...)
 	require.NoError(t, err)
 	t.Cleanup(func() {

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net/netip"
 	"slices"
 	"time"
 
 	"github.com/agentwire/agentwire"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/pool/balancer"
+	"github.com/agentwire/agentwire/pool/breaker"
+	"github.com/agentwire/agentwire/pool/resolver"
 	"github.com/agentwire/agentwire/transport"
 )
 
@@ -29,7 +31,7 @@ const (
 	DefaultAffinityTTL      = 5 * time.Minute
 	DefaultMaxSessions      = 10_000
 	DefaultSessionTTL       = 5 * time.Minute
-	DefaultDNSInterval      = 30 * time.Second
+	DefaultDNSInterval      = resolver.DefaultInterval
 	DefaultDrainTimeout     = 30 * time.Second
 	DefaultBackoffBase      = 100 * time.Millisecond
 	DefaultBackoffMax       = 30 * time.Second
@@ -45,9 +47,7 @@ type Dialer func(ctx context.Context, endpoint string, opts ...transport.Option)
 
 // Resolver looks up the addresses of a host name for DNS discovery
 // (network "ip4" or "ip6"). *net.Resolver implements it.
-type Resolver interface {
-	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
-}
+type Resolver = resolver.Lookup
 
 // ConfigUpdateFunc answers an agent's request to change its configuration;
 // agentID names the agent in the pool. A nil response rejects the request.
@@ -84,13 +84,13 @@ func (f agentOption) applyAgent(c *agentConfig) { f(c) }
 type agentConfig struct {
 	conns            int
 	policy           string
-	builder          Builder
+	builder          balancer.Builder
 	maxConcurrency   int
 	queueWait        time.Duration
 	flowMode         FlowControlMode
 	flowWait         time.Duration
 	failureThreshold int
-	breaker          BreakerConfig
+	breaker          breaker.Config
 	maxReverse       int
 	transportOpts    []transport.Option
 	liveness         time.Duration
@@ -127,13 +127,13 @@ func defaultConfig() config {
 	return config{
 		agent: agentConfig{
 			conns:            DefaultConnections,
-			policy:           LeastInFlight,
+			policy:           balancer.LeastInFlight,
 			maxConcurrency:   DefaultMaxConcurrency,
 			queueWait:        DefaultQueueWait,
 			flowMode:         FailClosed,
 			flowWait:         DefaultFlowControlWait,
 			failureThreshold: DefaultFailureThreshold,
-			breaker: BreakerConfig{
+			breaker: breaker.Config{
 				Failures: DefaultBreakerFailures,
 				Window:   DefaultBreakerWindow,
 				Cooldown: DefaultBreakerCooldown,
@@ -191,7 +191,7 @@ func (c *agentConfig) validate() error {
 		errs = append(errs, errors.New("connections per agent must be positive"))
 	}
 	if c.builder == nil {
-		b, ok := builtins[c.policy]
+		b, ok := balancer.Get(c.policy)
 		if !ok {
 			errs = append(errs, fmt.Errorf("unknown balancing policy %q", c.policy))
 		}
@@ -224,8 +224,9 @@ func WithConnections(n int) SharedOption {
 	return sharedOption(func(c *agentConfig) { c.conns = n })
 }
 
-// WithPolicy chooses a built-in balancing policy by name: [LeastInFlight]
-// (default), [RoundRobin], [Weighted] or [Random]. The default keeps
+// WithPolicy chooses a built-in balancing policy by name:
+// [balancer.LeastInFlight] (default), [balancer.RoundRobin],
+// [balancer.Weighted] or [balancer.Random]. The default keeps
 // events off a connection whose agent answers slowly, where round robin
 // would keep sending it its share and pile events up behind it.
 func WithPolicy(name string) SharedOption {
@@ -233,7 +234,7 @@ func WithPolicy(name string) SharedOption {
 }
 
 // WithBalancer sets a custom balancing policy.
-func WithBalancer(b Builder) SharedOption {
+func WithBalancer(b balancer.Builder) SharedOption {
 	return sharedOption(func(c *agentConfig) { c.builder = b })
 }
 
@@ -268,13 +269,13 @@ func WithFailureThreshold(n int) SharedOption {
 // held. Default 5 failures in 10 s, 5 s cool-down.
 func WithCircuitBreaker(failures int, window, cooldown time.Duration) SharedOption {
 	return sharedOption(func(c *agentConfig) {
-		c.breaker = BreakerConfig{Failures: failures, Window: window, Cooldown: cooldown}
+		c.breaker = breaker.Config{Failures: failures, Window: window, Cooldown: cooldown}
 	})
 }
 
 // WithoutCircuitBreaker disables the circuit breaker.
 func WithoutCircuitBreaker() SharedOption {
-	return sharedOption(func(c *agentConfig) { c.breaker = BreakerConfig{} })
+	return sharedOption(func(c *agentConfig) { c.breaker = breaker.Config{} })
 }
 
 // WithMaxReverseConns caps each agent's reverse connections (default

@@ -5,15 +5,13 @@ import (
 	"fmt"
 	"maps"
 	"net"
-	"net/url"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/agentwire/agentwire"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/pool/resolver"
 	"github.com/agentwire/agentwire/transport"
 )
 
@@ -189,7 +187,7 @@ func (p *Pool) AddAgent(ctx context.Context, id, endpoint string, opts ...AgentO
 	if err := cfg.validate(); err != nil {
 		return agentwire.Errorf(agentwire.CodeInvalidArgument, "agent %q: %w", id, err)
 	}
-	t, err := parseTarget(endpoint, cfg.dnsInterval)
+	t, err := resolver.Parse(endpoint, cfg.dnsInterval)
 	if err != nil {
 		return err
 	}
@@ -205,16 +203,20 @@ func (p *Pool) AddAgent(ctx context.Context, id, endpoint string, opts ...AgentO
 	return nil
 }
 
-// start creates the agent's first instances and waits for a connection.
-func (a *agent) start(ctx context.Context, t target) error {
-	eps := []string{t.endpoint}
-	if t.discover {
+// start creates the agent's first instances and waits for a connection;
+// with discovery, a watch keeps the instances in step with DNS.
+func (a *agent) start(ctx context.Context, t resolver.Target) error {
+	eps := []string{t.Endpoint}
+	if t.Discover {
 		var err error
-		if eps, err = a.resolve(ctx, t); err != nil {
-			return err
+		if eps, err = resolver.Resolve(ctx, a.p.cfg.resolver, t); err != nil {
+			return agentwire.NewError(agentwire.CodeOf(err), fmt.Errorf("agent %q: %w", a.id, err))
 		}
-		a.wg.Add(1)
-		go a.discover(t)
+		a.wg.Go(func() {
+			resolver.Watch(a.ctx, a.p.cfg.resolver, t, func(eps []string) { a.setInstances(eps) }, func(err error) {
+				a.p.cfg.logger.Warn("pool: DNS discovery failed", "agent", a.id, "error", err)
+			})
+		})
 	}
 	first, n := a.setInstances(eps)
 	var last error
@@ -234,72 +236,6 @@ func (a *agent) start(ctx context.Context, t target) error {
 		return agentwire.NewError(agentwire.CodeOf(last), fmt.Errorf("agent %q: %w", a.id, last))
 	}
 	return nil
-}
-
-// target is a parsed AddAgent endpoint.
-type target struct {
-	endpoint string // what to dial when not discovering
-	discover bool
-	// For discovery: the name to resolve and how to build endpoints.
-	scheme, host, port, path string
-	interval                 time.Duration
-	server                   string // DNS server from a dns://server/ authority
-}
-
-func parseTarget(endpoint string, interval time.Duration) (target, error) {
-	bad := func(format string, args ...any) (target, error) {
-		return target{}, agentwire.Errorf(agentwire.CodeInvalidArgument, "endpoint %q: "+format, append([]any{endpoint}, args...)...)
-	}
-	u, err := url.Parse(endpoint)
-	if err != nil {
-		return bad("%w", err)
-	}
-	t := target{endpoint: endpoint, interval: interval}
-	switch u.Scheme {
-	case "unix":
-		if interval > 0 {
-			return bad("DNS discovery needs a network endpoint")
-		}
-		return t, nil
-	case "grpc", "grpcs", "http", "https":
-		if interval == 0 {
-			return t, nil
-		}
-		t.scheme, t.path = u.Scheme, u.Path
-		t.host, t.port = u.Hostname(), u.Port()
-	case "dns":
-		t.server = u.Host
-		t.scheme = u.Query().Get("scheme")
-		if t.scheme == "" {
-			t.scheme = "grpc"
-		}
-		switch t.scheme {
-		case "grpc", "grpcs", "http", "https":
-		default:
-			return bad("unknown scheme %q (want grpc, grpcs, http or https)", t.scheme)
-		}
-		if s := u.Query().Get("interval"); s != "" {
-			d, err := time.ParseDuration(s)
-			if err != nil || d <= 0 {
-				return bad("bad interval %q", s)
-			}
-			t.interval = d
-		}
-		if t.interval == 0 {
-			t.interval = DefaultDNSInterval
-		}
-		hp := strings.TrimPrefix(u.Path, "/")
-		if t.host, t.port, err = net.SplitHostPort(hp); err != nil {
-			return bad("want dns:///name:port: %w", err)
-		}
-	default:
-		return bad("unknown scheme %q (want unix, grpc, grpcs, http, https or dns)", u.Scheme)
-	}
-	if t.host == "" || t.port == "" {
-		return bad("DNS discovery needs a host name and a port")
-	}
-	t.discover = true
-	return t, nil
 }
 
 // RemoveAgent takes an agent out of the pool: it stops sending it new
@@ -355,4 +291,16 @@ func (p *Pool) handlerOptions(agentID string, listen func(transport.Status)) []t
 // Agents returns the ids of the pool's agents, sorted.
 func (p *Pool) Agents() []string {
 	return slices.Sorted(maps.Keys(p.agents.Load().byID))
+}
+
+// Instances returns the endpoints agent agentID currently has connection
+// slots for (one per address with DNS discovery), sorted.
+func (p *Pool) Instances(agentID string) ([]string, error) {
+	a := p.lookup(agentID)
+	if a == nil {
+		return nil, unknownAgent(agentID)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Sorted(maps.Keys(a.instances)), nil
 }

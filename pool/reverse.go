@@ -152,7 +152,6 @@ func (a *agent) adopt(sc *SubConn, c transport.Conn, reserved bool) error {
 		a.mu.Unlock()
 		return a.p.closedErr()
 	}
-	sc.setFlag(flagConfiguring, a.config.Load() != nil)
 	a.installLocked(sc, c)
 	ch := a.rebuildLocked()
 	a.wg.Add(1)

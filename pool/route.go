@@ -3,6 +3,9 @@ package pool
 import (
 	"github.com/agentwire/agentwire"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/pool/balancer"
+	"github.com/agentwire/agentwire/pool/internal/affinity"
+	"github.com/agentwire/agentwire/pool/internal/limiter"
 )
 
 // Routing: which connection an event goes to, and its slot there.
@@ -20,19 +23,19 @@ func (x *exchange) route(rt route) error {
 		}
 		return nil
 	}
-	if x.kind != agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS && x.key.s != "" {
-		if e, ok := a.aff.get(x.key, x.start); ok {
-			if e.skip {
+	if x.kind != agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS && x.key.String() != "" {
+		if e, ok := a.aff.Get(x.key, x.start); ok {
+			if e.Skip {
 				x.skip = true
 				return nil
 			}
-			if !e.lost {
-				if ok, err := x.take(e.sc, true); ok || err != nil {
+			if !e.Lost {
+				if ok, err := x.take(e.Conn, true); ok || err != nil {
 					return err
 				}
 			}
 			return agentwire.Errorf(agentwire.CodeFailedPrecondition, "%w: request %q was on %s",
-				ErrAffinityLost, x.key.s, e.sc.id)
+				ErrAffinityLost, x.key.String(), e.Conn.id)
 		}
 		a.affinityMisses.Add(1)
 		if o := a.p.cfg.observer; o != nil {
@@ -47,17 +50,17 @@ func (x *exchange) route(rt route) error {
 		}
 		return agentwire.Errorf(agentwire.CodeUnavailable, "%w: agent %q", sentinel, a.id)
 	}
-	ok, probe := a.breaker.allow(x.start)
+	ok, probe := a.breaker.Allow(x.start)
 	if !ok {
 		a.breakerRejected.Add(1)
 		return agentwire.Errorf(agentwire.CodeUnavailable, "%w: agent %q", ErrCircuitOpen, a.id)
 	}
 	x.probe = probe
-	var session tableKey
+	var session affinity.Key
 	if rt.session != "" {
-		session = a.sticky.key(rt.session)
-		if e, ok := a.sticky.get(session, x.start); ok && e.sc.State().pickable() {
-			if ok, err := x.take(e.sc, false); ok || err != nil {
+		session = a.sticky.Key(rt.session)
+		if e, ok := a.sticky.Get(session, x.start); ok && e.Conn.State().pickable() {
+			if ok, err := x.take(e.Conn, false); ok || err != nil {
 				return err
 			}
 		}
@@ -65,7 +68,7 @@ func (x *exchange) route(rt route) error {
 	if err := x.pick(); err != nil {
 		return err
 	}
-	if rt.session != "" && !a.sticky.put(session, tableEntry{sc: x.sc, touched: x.start}) {
+	if rt.session != "" && !a.sticky.Put(session, affinity.Entry[*SubConn]{Conn: x.sc, Touched: x.start}) {
 		a.stickyOverflow.Add(1)
 	}
 	return nil
@@ -77,8 +80,8 @@ func (x *exchange) route(rt route) error {
 // take the event (closed, or retired and the event not pinned to it): the
 // caller routes it elsewhere.
 func (x *exchange) take(sc *SubConn, pinned bool) (bool, error) {
-	if sc.conn.Paused(x.key.s) {
-		if sc.gone() || !pinned && sc.slots.retired() {
+	if sc.conn.Paused(x.key.String()) {
+		if sc.gone() || !pinned && sc.slots.Retired() {
 			return false, nil
 		}
 		x.sc, x.pinned, x.paused = sc, pinned, true
@@ -89,7 +92,7 @@ func (x *exchange) take(sc *SubConn, pinned bool) (bool, error) {
 
 // slot takes one of sc's slots for the event (see take).
 func (x *exchange) slot(sc *SubConn, pinned bool) (bool, error) {
-	ok, err := sc.slots.tryAcquire(pinned)
+	ok, err := sc.slots.TryAcquire(pinned)
 	if !ok && err == nil {
 		ok, err = x.wait(sc, pinned)
 	}
@@ -97,7 +100,7 @@ func (x *exchange) slot(sc *SubConn, pinned bool) (bool, error) {
 		return false, err
 	}
 	if sc.gone() {
-		sc.slots.release()
+		sc.slots.Release()
 		return false, nil
 	}
 	x.sc, x.pinned, x.slotted = sc, pinned, true
@@ -107,22 +110,22 @@ func (x *exchange) slot(sc *SubConn, pinned bool) (bool, error) {
 // wait takes a slot on a full connection, waiting up to the queue wait.
 func (x *exchange) wait(sc *SubConn, pinned bool) (bool, error) {
 	a := x.a
-	waited, err := sc.slots.acquire(x.ctx, pinned, sc.conn.Done(), a.cfg.queueWait)
+	waited, err := sc.slots.Acquire(x.ctx, pinned, sc.conn.Done(), a.cfg.queueWait)
 	switch {
 	case err == nil:
 		if waited {
 			x.sendAt = a.p.cfg.nanos()
 		}
 		return true, nil
-	case err == errRetired:
+	case err == limiter.ErrRetired:
 		return false, nil
-	case err == errConnGone:
+	case err == limiter.ErrGone:
 		return false, sc.conn.Err()
-	case err != errLimitWait:
+	case err != limiter.ErrWait:
 		return false, agentwire.WrapContextError(err)
 	}
 	a.limitRejected.Add(1)
-	return false, agentwire.Errorf(agentwire.CodeResourceExhausted, "%w: %s has %d in flight", ErrConcurrencyLimit, sc.id, sc.slots.limit())
+	return false, agentwire.Errorf(agentwire.CodeResourceExhausted, "%w: %s has %d in flight", ErrConcurrencyLimit, sc.id, sc.slots.Limit())
 }
 
 // pickAttempts bounds re-picking when a picker hands out a connection that
@@ -149,17 +152,18 @@ func (x *exchange) pick() error {
 			// not rebuilt it yet: any other of its connections will do.
 			return x.scan(s)
 		}
-		res, err := s.picker.Pick(PickInfo{CorrelationID: x.key.s, Event: x.kind})
+		res, err := s.picker.Pick(balancer.PickInfo{CorrelationID: x.key.String(), Event: x.kind})
 		if err != nil {
 			return err
 		}
-		if res.Conn == nil || res.Conn.agent != a {
+		sc, ok := res.Conn.(*SubConn)
+		if !ok || sc.agent != a {
 			if res.Done != nil {
-				res.Done(DoneInfo{Err: errBadPick})
+				res.Done(balancer.DoneInfo{Err: errBadPick})
 			}
 			return errBadPick
 		}
-		ok, err := x.take(res.Conn, false)
+		ok, err = x.take(sc, false)
 		if ok {
 			x.done = res.Done
 			return nil
@@ -168,7 +172,7 @@ func (x *exchange) pick() error {
 			if err == nil {
 				err = errStalePick
 			}
-			res.Done(DoneInfo{Err: err})
+			res.Done(balancer.DoneInfo{Err: err})
 		}
 		if err != nil && err != errStalePick {
 			return err
@@ -193,5 +197,8 @@ func (x *exchange) scan(s *snapshot) error {
 // errStalePick is what a picker's Done hears when its connection went away
 // before the event could use it; the event is picked again.
 var errStalePick = agentwire.Errorf(agentwire.CodeUnavailable, "pool: picked connection went away; picked again")
+
+// bounded maps a random value to [0, n), n > 0.
+func bounded(r uint64, n int) int { return int(r % uint64(n)) }
 
 var errBadPick = agentwire.Errorf(agentwire.CodeInternal, "pool: picker returned a connection of another agent")

@@ -13,6 +13,7 @@ import (
 
 	"github.com/agentwire/agentwire"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/pool/balancer"
 	"github.com/agentwire/agentwire/transport"
 )
 
@@ -37,7 +38,7 @@ func TestRoundRobinOverRealConnections(t *testing.T) {
 	t.Parallel()
 	rec := newRecorder("a")
 	ua := newUnixAgent(t, rec)
-	p := newTestPool(t, WithPolicy(RoundRobin))
+	p := newTestPool(t, WithPolicy(balancer.RoundRobin))
 	ctx := testCtx(t)
 	require.NoError(t, p.AddAgent(ctx, "waf", ua.endpoint()))
 	require.Eventually(t, func() bool { return countState(stats(t, p, "waf"), ConnReady) == 4 }, 5*time.Second, 5*time.Millisecond)
@@ -67,7 +68,7 @@ func TestLeastInFlightAvoidsSlowAgent(t *testing.T) {
 		return nil, nil
 	})
 	us, uf := newUnixAgent(t, slow), newUnixAgent(t, fast)
-	p := newTestPool(t, WithDialer(alternating(us.endpoint(), uf.endpoint())), WithPolicy(LeastInFlight))
+	p := newTestPool(t, WithDialer(alternating(us.endpoint(), uf.endpoint())), WithPolicy(balancer.LeastInFlight))
 	ctx := testCtx(t)
 	require.NoError(t, p.AddAgent(ctx, "waf", us.endpoint()))
 	require.Eventually(t, func() bool { return countState(stats(t, p, "waf"), ConnReady) == 4 }, 5*time.Second, 5*time.Millisecond)

@@ -7,6 +7,9 @@ import (
 
 	"github.com/agentwire/agentwire"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/pool/balancer"
+	"github.com/agentwire/agentwire/pool/breaker"
+	"github.com/agentwire/agentwire/pool/internal/affinity"
 	"github.com/agentwire/agentwire/transport"
 )
 
@@ -52,24 +55,26 @@ func (m FlowControlMode) String() string {
 //  4. send, and wait for the decision;
 //  5. accounting: counters, latency, health and breaker, exactly once.
 //
-// The pin ends with the request_complete event, a block, redirect or
-// challenge decision, an answer without a decision
-// ([transport.ErrNoDecision]), [Pool.Cancel], or its idle TTL. The pool
-// never sends an event twice: an event that reached a connection and
-// failed (a lost connection, a mismatched answer) is not retried; only a
-// pick that found its connection gone before sending is picked again.
-// Errors are *agentwire.Error; the agent's own failures satisfy
+// The pin ends with request_complete, a block, redirect or challenge, an
+// answer without a decision ([transport.ErrNoDecision]), [Pool.Cancel], or
+// its idle TTL. An event that reached a connection is never sent again;
+// only a pick whose connection went away before sending is picked again.
+// Errors are *agentwire.Error; the agent's own satisfy
 // agentwire.IsWireError.
-// The event's event_id is set by the connection.
 func (p *Pool) Send(ctx context.Context, agentID string, event *agentv2.ProxyToAgent) (*agentv2.AgentResponse, error) {
+	return p.sendTo(ctx, agentID, "", event)
+}
+
+// sendTo is Send and SendSession: through the interceptors, if any.
+func (p *Pool) sendTo(ctx context.Context, agentID, session string, ev *agentv2.ProxyToAgent) (*agentv2.AgentResponse, error) {
 	if p.send != nil {
-		return p.intercept(ctx, agentID, "", event)
+		return p.intercept(ctx, agentID, session, ev)
 	}
 	a, err := p.agentFor(agentID)
 	if err != nil {
 		return nil, err
 	}
-	return a.send(ctx, route{}, event)
+	return a.send(ctx, route{session: session}, ev)
 }
 
 func (p *Pool) agentFor(id string) (*agent, error) {
@@ -89,14 +94,7 @@ func (p *Pool) agentFor(id string) (*agent, error) {
 // Sessions expire when idle ([WithStickySessions]); end one with
 // [Pool.EndSession].
 func (p *Pool) SendSession(ctx context.Context, agentID, sessionID string, event *agentv2.ProxyToAgent) (*agentv2.AgentResponse, error) {
-	if p.send != nil {
-		return p.intercept(ctx, agentID, sessionID, event)
-	}
-	a, err := p.agentFor(agentID)
-	if err != nil {
-		return nil, err
-	}
-	return a.send(ctx, route{session: sessionID}, event)
+	return p.sendTo(ctx, agentID, sessionID, event)
 }
 
 // EndSession forgets a sticky session; it reports whether it existed.
@@ -105,7 +103,7 @@ func (p *Pool) EndSession(agentID, sessionID string) bool {
 	if a == nil {
 		return false
 	}
-	_, ok := a.sticky.del(a.sticky.key(sessionID))
+	_, ok := a.sticky.Del(a.sticky.Key(sessionID))
 	return ok
 }
 
@@ -121,14 +119,14 @@ func (p *Pool) Cancel(ctx context.Context, agentID, correlationID string, reason
 	if correlationID == "" {
 		return agentwire.Errorf(agentwire.CodeInvalidArgument, "pool: Cancel needs a correlation id")
 	}
-	e, ok := a.aff.del(a.aff.key(correlationID))
+	e, ok := a.aff.Del(a.aff.Key(correlationID))
 	if !ok {
 		return agentwire.Errorf(agentwire.CodeNotFound, "%w: %q on agent %q", ErrUnknownRequest, correlationID, a.id)
 	}
-	if e.skip || e.lost || e.sc.gone() {
+	if e.Skip || e.Lost || e.Conn.gone() {
 		return nil
 	}
-	return e.sc.conn.Cancel(ctx, correlationID, reason)
+	return e.Conn.conn.Cancel(ctx, correlationID, reason)
 }
 
 // route says where an event must go beyond the default.
@@ -146,7 +144,7 @@ func (a *agent) send(ctx context.Context, rt route, ev *agentv2.ProxyToAgent) (*
 	kind := transport.EventType(ev)
 	x := exchange{a: a, ctx: ctx, kind: kind}
 	if corr != "" {
-		x.key = a.aff.key(corr)
+		x.key = a.aff.Key(corr)
 	}
 	obs := a.p.cfg.observer
 	// info is only filled in for an observer: without one it costs nothing.
@@ -197,7 +195,7 @@ type exchange struct {
 	ctx context.Context
 	// key is the correlation id, hashed for the affinity table (zero
 	// without one).
-	key  tableKey
+	key  affinity.Key
 	kind agentv2.EventType
 	// start is when the event entered the pipeline (pool clock, see
 	// config.nanos); sendAt is start unless the event waited (flow
@@ -206,32 +204,32 @@ type exchange struct {
 	start, sendAt int64
 	info          EventInfo // zero without an observer
 
-	sc       *SubConn       // the connection, once routed
-	slotted  bool           // the event holds one of sc's slots
-	pinned   bool           // sc holds the event's request
-	paused   bool           // sc was paused when routed: flow control, then a slot
-	done     func(DoneInfo) // the picker's callback
-	timed    bool           // the end of the call is timed (an observer wants its duration)
-	probe    bool           // the breaker's half-open probe
-	skip     bool           // the request skips the agent (fail-open on its headers)
-	failOpen bool           // answered without the agent
-	sent     bool           // reached the transport
-	silent   bool           // given up by its caller on a silent agent (see heardNothing)
-	latency  time.Duration  // of the transport call, if timed (see latencySample)
-	outcome  outcome
+	sc       *SubConn                // the connection, once routed
+	slotted  bool                    // the event holds one of sc's slots
+	pinned   bool                    // sc holds the event's request
+	paused   bool                    // sc was paused when routed: flow control, then a slot
+	done     func(balancer.DoneInfo) // the picker's callback
+	timed    bool                    // the end of the call is timed (an observer wants its duration)
+	probe    bool                    // the breaker's half-open probe
+	skip     bool                    // the request skips the agent (fail-open on its headers)
+	failOpen bool                    // answered without the agent
+	sent     bool                    // reached the transport
+	silent   bool                    // given up by its caller on a silent agent (see heardNothing)
+	latency  time.Duration           // of the transport call, if timed (see latencySample)
+	outcome  breaker.Outcome
 }
 
 // deliver applies flow control, pins a new request, and sends.
 func (x *exchange) deliver(ev *agentv2.ProxyToAgent) (*agentv2.AgentResponse, error) {
 	a, sc := x.a, x.sc
-	headers := x.kind == agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS && x.key.s != ""
+	headers := x.kind == agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS && x.key.String() != ""
 	if x.paused {
 		if err := x.flowControl(); err != nil || x.failOpen {
 			if x.failOpen && headers {
-				a.aff.put(x.key, tableEntry{sc: sc, touched: x.start, skip: true})
+				a.aff.Put(x.key, affinity.Entry[*SubConn]{Conn: sc, Touched: x.start, Skip: true})
 			}
 			if x.failOpen {
-				return allowResponse(x.key.s), nil
+				return allowResponse(x.key.String()), nil
 			}
 			return nil, err
 		}
@@ -240,13 +238,13 @@ func (x *exchange) deliver(ev *agentv2.ProxyToAgent) (*agentv2.AgentResponse, er
 				// Retired or closed while paused.
 				err = agentwire.Errorf(agentwire.CodeUnavailable, "%w: %s closed", ErrNoConnAvailable, sc.id)
 				if x.pinned {
-					err = agentwire.Errorf(agentwire.CodeFailedPrecondition, "%w: request %q was on %s", ErrAffinityLost, x.key.s, sc.id)
+					err = agentwire.Errorf(agentwire.CodeFailedPrecondition, "%w: request %q was on %s", ErrAffinityLost, x.key.String(), sc.id)
 				}
 			}
 			return nil, err
 		}
 	}
-	if headers && !a.aff.put(x.key, tableEntry{sc: sc, touched: x.start}) {
+	if headers && !a.aff.Put(x.key, affinity.Entry[*SubConn]{Conn: sc, Touched: x.start}) {
 		return nil, agentwire.Errorf(agentwire.CodeResourceExhausted, "%w: agent %q has %d", ErrAffinityFull, a.id, a.cfg.maxAffinities)
 	}
 	mark, watched := x.markSilence()
@@ -256,7 +254,7 @@ func (x *exchange) deliver(ev *agentv2.ProxyToAgent) (*agentv2.AgentResponse, er
 	// The end is timed for one event in latencySample, and for whoever
 	// needs this one's: an observer, a picker's Done, a caller who gave up.
 	sample := sc.requests.Add(1)%latencySample == 1
-	if sample || x.timed || x.done != nil || watched && err != nil && x.outcome == outcomeNeutral {
+	if sample || x.timed || x.done != nil || watched && err != nil && x.outcome == breaker.Neutral {
 		x.latency = time.Duration(a.p.cfg.nanos() - x.sendAt)
 		if sample {
 			sc.latencyNs.Add(uint64(x.latency))
@@ -264,7 +262,7 @@ func (x *exchange) deliver(ev *agentv2.ProxyToAgent) (*agentv2.AgentResponse, er
 		}
 	}
 	if watched && x.heardNothing(err, mark) {
-		x.outcome, x.silent = outcomeFailure, true
+		x.outcome, x.silent = breaker.Failure, true
 	}
 	return resp, err
 }
@@ -283,7 +281,7 @@ func (x *exchange) flowControl() error {
 		a.failOpen.Add(1)
 	case WaitAndRetry:
 		wctx, cancel := context.WithTimeout(x.ctx, a.cfg.flowWait)
-		werr := sc.conn.WaitResume(wctx, x.key.s)
+		werr := sc.conn.WaitResume(wctx, x.key.String())
 		cancel()
 		x.sendAt = a.p.cfg.nanos()
 		waited = time.Duration(x.sendAt - x.start)
@@ -315,38 +313,38 @@ func (x *exchange) finish(resp *agentv2.AgentResponse, err error) {
 			sc.errors.Add(1)
 		}
 		switch x.outcome {
-		case outcomeFailure:
+		case breaker.Failure:
 			if x.kind == agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS && sc.gone() {
 				// The pin may postdate the sweep of the dead connection.
-				a.aff.markKeyLost(x.key, sc)
+				a.aff.MarkKeyLost(x.key, sc)
 			}
 			if sc.consecutive.Add(1) >= int32(a.cfg.failureThreshold) && sc.setFlag(flagFailing, true) {
 				a.p.cfg.logger.Warn("pool: connection taken out after consecutive failures", "agent", a.id, "conn", sc.id, "error", err)
 				a.rebuild()
 			}
-		case outcomeSuccess:
+		case breaker.Success:
 			if sc.consecutive.Load() != 0 {
 				sc.consecutive.Store(0)
 			}
 		}
 		if x.slotted {
-			sc.slots.release()
+			sc.slots.Release()
 		}
 	}
 	if x.done != nil {
-		x.done(DoneInfo{Err: err, Latency: x.latency})
+		x.done(balancer.DoneInfo{Err: err, Latency: x.latency})
 	}
-	if x.probe || x.outcome == outcomeFailure && x.breakerCounts(err) {
-		a.breaker.done(a.p.cfg.nanos(), x.probe, x.outcome)
+	if x.probe || x.outcome == breaker.Failure && x.breakerCounts(err) {
+		a.breaker.Done(a.p.cfg.nanos(), x.probe, x.outcome)
 	}
 	if err != nil {
 		a.errors.Add(1)
 	}
-	if x.key.s != "" && (x.kind == agentv2.EventType_EVENT_TYPE_REQUEST_COMPLETE || terminal(resp) ||
+	if x.key.String() != "" && (x.kind == agentv2.EventType_EVENT_TYPE_REQUEST_COMPLETE || terminal(resp) ||
 		errors.Is(err, transport.ErrNoDecision)) {
 		// An answer without a decision leaves the request's state at the
 		// agent unknown: its pin ends with it.
-		a.aff.del(x.key)
+		a.aff.Del(x.key)
 	}
 	// While the agent drains, the event that brings finished level with
 	// started pokes: of several finishing at once, only the last one sees
@@ -374,21 +372,21 @@ func (x *exchange) breakerCounts(err error) bool {
 
 // classify tells transport failures, which count against the connection
 // and the breaker, from outcomes that say nothing about it.
-func classify(ctx context.Context, err error) outcome {
+func classify(ctx context.Context, err error) breaker.Outcome {
 	if err == nil || agentwire.IsWireError(err) {
-		return outcomeSuccess
+		return breaker.Success
 	}
 	if ctx.Err() != nil {
 		// The caller cancelled, or its own deadline passed.
-		return outcomeNeutral
+		return breaker.Neutral
 	}
 	switch agentwire.CodeOf(err) {
 	case agentwire.CodeUnavailable, agentwire.CodeDeadlineExceeded, agentwire.CodeInternal,
 		agentwire.CodeDataLoss, agentwire.CodeUnknown:
-		return outcomeFailure
+		return breaker.Failure
 	}
 	// Explicit cancels, invalid or oversize events.
-	return outcomeNeutral
+	return breaker.Neutral
 }
 
 // terminal reports whether a decision ends the request.

@@ -2,6 +2,7 @@ package pool
 
 import (
 	"github.com/agentwire/agentwire"
+	"github.com/agentwire/agentwire/pool/breaker"
 	"github.com/agentwire/agentwire/transport"
 )
 
@@ -30,7 +31,7 @@ func (x *exchange) markSilence() (uint64, bool) {
 // found the receive count at mark, was given up by its caller after twice
 // the liveness interval with nothing received from the agent since.
 func (x *exchange) heardNothing(err error, mark uint64) bool {
-	if x.outcome != outcomeNeutral || x.ctx.Err() == nil || x.latency < 2*x.a.cfg.liveness {
+	if x.outcome != breaker.Neutral || x.ctx.Err() == nil || x.latency < 2*x.a.cfg.liveness {
 		return false
 	}
 	switch agentwire.CodeOf(err) {

@@ -1,6 +1,9 @@
 package pool
 
-import "github.com/agentwire/agentwire/transport"
+import (
+	"github.com/agentwire/agentwire/pool/balancer"
+	"github.com/agentwire/agentwire/transport"
+)
 
 // A connection's state reaches the pool as its transport pushes it, to the
 // listener given at dial; the pool's own flags change it too. Either way
@@ -65,12 +68,19 @@ func (a *agent) rebuildLocked() []stateChange {
 			paused = append(paused, sc)
 		}
 	}
-	a.snap.Store(&snapshot{picker: a.bal.UpdateState(State{Conns: ready}), ready: ready, paused: paused})
+	conns := make([]balancer.SubConn, len(ready))
+	for i, sc := range ready {
+		conns[i] = sc
+	}
+	a.snap.Store(&snapshot{picker: a.bal.UpdateState(balancer.State{Conns: conns}), ready: ready, paused: paused})
 	return changes
 }
 
 func (a *agent) report(changes []stateChange) {
 	for _, c := range changes {
+		if c.to == ConnConfiguring {
+			a.replay(c.sc)
+		}
 		a.p.cfg.logger.Debug("pool: connection state", "agent", a.id, "conn", c.sc.id, "from", c.from, "to", c.to)
 		if o := a.p.cfg.observer; o != nil {
 			o.ConnStateChange(a.id, c.sc.id, c.from, c.to)

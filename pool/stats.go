@@ -6,7 +6,19 @@ import (
 	"time"
 
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/pool/breaker"
 	"github.com/agentwire/agentwire/transport"
+)
+
+// BreakerState is the state of an agent's circuit breaker
+// ([WithCircuitBreaker]).
+type BreakerState = breaker.State
+
+// The states of a circuit breaker.
+const (
+	BreakerClosed   = breaker.Closed
+	BreakerOpen     = breaker.Open
+	BreakerHalfOpen = breaker.HalfOpen
 )
 
 // AgentStats is a snapshot of one agent.
@@ -97,7 +109,7 @@ func (p *Pool) AgentStats(id string) (AgentStats, error) {
 }
 
 func (a *agent) stats() AgentStats {
-	br, opened := a.breaker.snapshot()
+	br, opened := a.breaker.State()
 	s := AgentStats{
 		ID:                 a.id,
 		Endpoint:           a.endpoint,
@@ -116,9 +128,9 @@ func (a *agent) stats() AgentStats {
 		StickyOverflow:     a.stickyOverflow.Load(),
 		ProtocolViolations: a.violations.Load(),
 		Unresponsive:       a.unresponsive.Load(),
-		OpenRequests:       a.aff.live(),
-		LostRequests:       a.aff.len() - a.aff.live(),
-		Sessions:           a.sticky.len(),
+		OpenRequests:       a.aff.Live(),
+		LostRequests:       a.aff.Len() - a.aff.Live(),
+		Sessions:           a.sticky.Len(),
 	}
 	if c := a.configState.Load(); c != nil {
 		cc := *c
@@ -149,7 +161,7 @@ func (sc *SubConn) stats() ConnStats {
 		Health:              st.Health,
 		Load:                st.Load.CloneVT(),
 		InFlight:            sc.InFlight(),
-		Limit:               sc.slots.limit(),
+		Limit:               sc.slots.Limit(),
 		Requests:            req,
 		Errors:              sc.errors.Load(),
 		ConsecutiveFailures: int(sc.consecutive.Load()),

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/pool/balancer"
+	"github.com/agentwire/agentwire/pool/internal/limiter"
 	"github.com/agentwire/agentwire/transport"
 )
 
@@ -65,21 +67,21 @@ func (s ConnState) String() string {
 func (s ConnState) pickable() bool { return s == ConnReady || s == ConnDegraded }
 
 // Pool-only flags of a connection (SubConn.flags); retirement lives in
-// its slots word (see limiter.go).
+// its slots word (see package limiter).
 const (
 	flagConfiguring uint32 = 1 << iota
 	flagFailing
 )
 
-// SubConn is one pooled connection as balancers see it. Its methods are safe
-// for concurrent use.
+// SubConn is one pooled connection; balancers see it as a
+// [balancer.SubConn]. Its methods are safe for concurrent use.
 type SubConn struct {
 	// slots is the connection's one pool-side count, written by every
 	// event: the events sent or waiting to be, with retirement in its
 	// high bits. requests too is written by every event: both first, on
 	// their own cache line, away from the fields every event reads.
 	requests atomic.Uint64
-	slots    limiter
+	slots    limiter.Limiter
 	_        [64]byte
 
 	agent    *agent
@@ -119,14 +121,14 @@ type SubConn struct {
 	lastRequests, lastErrors, lastLatency, lastSampled uint64
 }
 
+var _ balancer.SubConn = (*SubConn)(nil)
+
 // gatherer is implemented by connections that batch writes (see
 // transport's session.Gathering); asserted once, at installation.
 type gatherer interface{ Gathering() bool }
 
 func newSubConn(a *agent, id, endpoint string, reverse bool) *SubConn {
-	sc := &SubConn{agent: a, id: id, endpoint: endpoint, reverse: reverse}
-	sc.slots.idle = make(chan struct{})
-	return sc
+	return &SubConn{agent: a, id: id, endpoint: endpoint, reverse: reverse}
 }
 
 // ID names the connection within its pool ("agent/endpoint#n").
@@ -144,7 +146,7 @@ func (sc *SubConn) Conn() transport.Conn { return sc.conn }
 // InFlight is the number of events that hold one of the connection's
 // concurrency slots or wait for one: the pool's one count per connection,
 // taken when an event is routed and returned when it ends.
-func (sc *SubConn) InFlight() int64 { return sc.slots.inFlight() }
+func (sc *SubConn) InFlight() int64 { return sc.slots.InFlight() }
 
 // Gathering reports whether an event sent on the connection now would share
 // a system call with writes it is already gathering; false where the
@@ -212,7 +214,7 @@ func (sc *SubConn) computeState() ConnState {
 	switch {
 	case st.State == transport.StateClosed:
 		return ConnClosed
-	case sc.slots.retired():
+	case sc.slots.Retired():
 		return ConnRetired
 	case flags&flagConfiguring != 0:
 		return ConnConfiguring

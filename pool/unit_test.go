@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -11,117 +12,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentwire/agentwire"
+	"github.com/agentwire/agentwire/pool/balancer"
+	"github.com/agentwire/agentwire/pool/breaker"
 )
-
-func TestConnTable(t *testing.T) {
-	t.Parallel()
-	tab := newConnTable(3, time.Second)
-	zero := 0
-	tab.onZero = func() { zero++ }
-	sc := testConns(2)
-	now := int64(1e12)
-	require.True(t, tab.put(tab.key("a"), tableEntry{sc: sc[0], touched: now}))
-	require.True(t, tab.put(tab.key("b"), tableEntry{sc: sc[1], touched: now}))
-	require.True(t, tab.put(tab.key("a"), tableEntry{sc: sc[1], touched: now}), "rebinding an existing key")
-	require.True(t, tab.put(tab.key("c"), tableEntry{sc: sc[0], touched: now}))
-	assert.False(t, tab.put(tab.key("d"), tableEntry{sc: sc[0], touched: now}), "full")
-	assert.Equal(t, 3, tab.len())
-
-	e, ok := tab.get(tab.key("a"), now+int64(500*time.Millisecond))
-	require.True(t, ok)
-	assert.Same(t, sc[1], e.sc)
-	// "a" was touched, "b" and "c" expire.
-	assert.Equal(t, 2, tab.sweep(now+int64(1200*time.Millisecond)))
-	_, ok = tab.get(tab.key("b"), now)
-	assert.False(t, ok)
-	_, ok = tab.get(tab.key("a"), now+int64(1600*time.Millisecond))
-	assert.False(t, ok, "expired on read")
-	assert.Equal(t, 0, tab.len())
-	assert.Equal(t, 1, zero)
-
-	// A full table reclaims expired entries of the shard before refusing.
-	small := newConnTable(1, time.Second)
-	require.True(t, small.put(small.key("x"), tableEntry{sc: sc[0], touched: now}))
-	assert.False(t, small.put(small.key("x2"), tableEntry{sc: sc[0], touched: now}))
-	_, ok = small.del(small.key("x"))
-	assert.True(t, ok)
-	_, ok = small.del(small.key("x"))
-	assert.False(t, ok)
-	assert.True(t, small.put(small.key("x2"), tableEntry{sc: sc[0], touched: now}))
-}
-
-func TestBreaker(t *testing.T) {
-	t.Parallel()
-	b := newBreaker(BreakerConfig{Failures: 3, Window: time.Second, Cooldown: 5 * time.Second})
-	sec := int64(time.Second)
-	now := 100 * sec
-	ok, probe := b.allow(now)
-	assert.True(t, ok)
-	assert.False(t, probe)
-
-	// Failures spread wider than the window do not open it.
-	b.done(now, false, outcomeFailure)
-	b.done(now+sec, false, outcomeFailure)
-	b.done(now+2*sec, false, outcomeFailure)
-	st, _ := b.snapshot()
-	assert.Equal(t, BreakerClosed, st)
-
-	// Three within the window do; neutral outcomes and successes don't count.
-	now += 10 * sec
-	b.done(now, false, outcomeFailure)
-	b.done(now, false, outcomeNeutral)
-	b.done(now, false, outcomeSuccess)
-	b.done(now+sec/4, false, outcomeFailure)
-	b.done(now+sec/2, false, outcomeFailure)
-	st, opened := b.snapshot()
-	assert.Equal(t, BreakerOpen, st)
-	assert.Equal(t, uint64(1), opened)
-	ok, _ = b.allow(now + sec)
-	assert.False(t, ok, "open during the cool-down")
-
-	// After the cool-down one probe goes; others wait for its outcome.
-	now += 6 * sec
-	ok, probe = b.allow(now)
-	assert.True(t, ok)
-	assert.True(t, probe)
-	ok, _ = b.allow(now)
-	assert.False(t, ok, "only one probe")
-	st, _ = b.snapshot()
-	assert.Equal(t, BreakerHalfOpen, st)
-
-	// A failed probe reopens it for another cool-down.
-	b.done(now, true, outcomeFailure)
-	st, opened = b.snapshot()
-	assert.Equal(t, BreakerOpen, st)
-	assert.Equal(t, uint64(2), opened)
-	ok, _ = b.allow(now + sec)
-	assert.False(t, ok)
-
-	// A probe that learnt nothing lets the next request probe at once.
-	now += 6 * sec
-	_, probe = b.allow(now)
-	require.True(t, probe)
-	b.done(now, true, outcomeNeutral)
-	ok, probe = b.allow(now)
-	assert.True(t, ok)
-	assert.True(t, probe)
-
-	// A successful probe closes it.
-	b.done(now, true, outcomeSuccess)
-	st, _ = b.snapshot()
-	assert.Equal(t, BreakerClosed, st)
-	ok, probe = b.allow(now)
-	assert.True(t, ok)
-	assert.False(t, probe)
-
-	// Disabled.
-	off := newBreaker(BreakerConfig{})
-	for range 10 {
-		off.done(now, false, outcomeFailure)
-	}
-	ok, _ = off.allow(now)
-	assert.True(t, ok)
-}
 
 func TestBackoff(t *testing.T) {
 	t.Parallel()
@@ -148,44 +41,6 @@ func scaleMs(ds []time.Duration) []time.Duration {
 	return out
 }
 
-func TestParseTarget(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		endpoint string
-		interval time.Duration
-		want     target
-		bad      bool
-	}{
-		{endpoint: "unix:///run/a.sock", want: target{endpoint: "unix:///run/a.sock"}},
-		{endpoint: "grpc://10.0.0.1:50051", want: target{endpoint: "grpc://10.0.0.1:50051"}},
-		{endpoint: "grpc://waf.svc:50051", interval: time.Second, want: target{
-			endpoint: "grpc://waf.svc:50051", discover: true, scheme: "grpc", host: "waf.svc", port: "50051", interval: time.Second,
-		}},
-		{endpoint: "dns:///waf.svc:443?scheme=https&interval=2s", want: target{
-			endpoint: "dns:///waf.svc:443?scheme=https&interval=2s", discover: true, scheme: "https", host: "waf.svc", port: "443", interval: 2 * time.Second,
-		}},
-		{endpoint: "dns://127.0.0.1:5353/waf.svc:50051", want: target{
-			endpoint: "dns://127.0.0.1:5353/waf.svc:50051", discover: true, scheme: "grpc", host: "waf.svc", port: "50051",
-			interval: DefaultDNSInterval, server: "127.0.0.1:5353",
-		}},
-		{endpoint: "unix:///a.sock", interval: time.Second, bad: true},
-		{endpoint: "grpc://waf.svc", interval: time.Second, bad: true},
-		{endpoint: "dns:///waf.svc", bad: true},
-		{endpoint: "dns:///waf.svc:1?scheme=unix", bad: true},
-		{endpoint: "dns:///waf.svc:1?interval=-1s", bad: true},
-		{endpoint: "/run/a.sock", bad: true},
-		{endpoint: "tcp://x:1", bad: true},
-	} {
-		got, err := parseTarget(tc.endpoint, tc.interval)
-		if tc.bad {
-			assert.Equal(t, agentwire.CodeInvalidArgument, agentwire.CodeOf(err), tc.endpoint)
-			continue
-		}
-		require.NoError(t, err, tc.endpoint)
-		assert.Equal(t, tc.want, got, tc.endpoint)
-	}
-}
-
 func TestClassify(t *testing.T) {
 	t.Parallel()
 	live := context.Background()
@@ -194,16 +49,16 @@ func TestClassify(t *testing.T) {
 	for _, tc := range []struct {
 		ctx  context.Context
 		err  error
-		want outcome
+		want breaker.Outcome
 	}{
-		{live, nil, outcomeSuccess},
-		{live, agentwire.NewWireError(agentwire.CodeInternal, "handler failed"), outcomeSuccess},
-		{live, agentwire.NewError(agentwire.CodeUnavailable, errors.New("gone")), outcomeFailure},
-		{live, agentwire.Errorf(agentwire.CodeDeadlineExceeded, "no decision within 1s"), outcomeFailure},
-		{dead, agentwire.WrapContextError(context.Canceled), outcomeNeutral},
-		{dead, agentwire.NewError(agentwire.CodeUnavailable, errors.New("gone")), outcomeNeutral},
-		{live, agentwire.Errorf(agentwire.CodeCanceled, "request cancelled"), outcomeNeutral},
-		{live, agentwire.Errorf(agentwire.CodeResourceExhausted, "too big"), outcomeNeutral},
+		{live, nil, breaker.Success},
+		{live, agentwire.NewWireError(agentwire.CodeInternal, "handler failed"), breaker.Success},
+		{live, agentwire.NewError(agentwire.CodeUnavailable, errors.New("gone")), breaker.Failure},
+		{live, agentwire.Errorf(agentwire.CodeDeadlineExceeded, "no decision within 1s"), breaker.Failure},
+		{dead, agentwire.WrapContextError(context.Canceled), breaker.Neutral},
+		{dead, agentwire.NewError(agentwire.CodeUnavailable, errors.New("gone")), breaker.Neutral},
+		{live, agentwire.Errorf(agentwire.CodeCanceled, "request cancelled"), breaker.Neutral},
+		{live, agentwire.Errorf(agentwire.CodeResourceExhausted, "too big"), breaker.Neutral},
 	} {
 		assert.Equal(t, tc.want, classify(tc.ctx, tc.err), fmt.Sprint(tc.err))
 	}
@@ -230,8 +85,27 @@ func TestOptionValidation(t *testing.T) {
 // TestDefaultPolicy: pools balance least in flight unless told otherwise.
 func TestDefaultPolicy(t *testing.T) {
 	t.Parallel()
-	require.Equal(t, LeastInFlight, defaultConfig().agent.policy)
-	b, ok := builtins[defaultConfig().agent.policy]
+	require.Equal(t, balancer.LeastInFlight, defaultConfig().agent.policy)
+	b, ok := balancer.Get(defaultConfig().agent.policy)
 	require.True(t, ok)
-	require.Equal(t, LeastInFlight, b.Name())
+	require.Equal(t, balancer.LeastInFlight, b.Name())
+}
+
+// TestAgentSet looks agents up by id in sets small enough to scan and
+// large enough to hash.
+func TestAgentSet(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{0, 1, maxScan, maxScan + 1, 3 * maxScan} {
+		m := map[string]*agent{}
+		for i := range n {
+			id := "agent-" + strconv.Itoa(i)
+			m[id] = &agent{id: id}
+		}
+		s := newAgentSet(m)
+		for id, a := range m {
+			assert.Same(t, a, s.get(id), "%d agents, %s", n, id)
+		}
+		assert.Nil(t, s.get("agent-x"), "%d agents", n)
+		assert.Nil(t, s.get(""), "%d agents", n)
+	}
 }

@@ -1,4 +1,7 @@
-package pool
+// Package limiter is the pool's one count of a connection's events: a
+// FIFO concurrency limit that also retires the connection once its events
+// are over.
+package limiter
 
 import (
 	"context"
@@ -9,15 +12,20 @@ import (
 	"time"
 )
 
-// limiter is the pool's one count of a connection's events: it bounds
-// those in flight ([WithConcurrencyLimit]) and retires the connection once
-// they are over. Taking and returning a slot is one atomic operation while
+// Limiter bounds the events in flight on one connection and retires the
+// connection once they are over. Taking and returning a slot is one atomic operation while
 // nobody waits; once someone waits, freed slots are handed to the waiters
 // in arrival order, and newcomers queue behind them. Retirement is in the
 // same word, so that a slot and retiring agree on who saw what: a retired
 // connection is never closed under an event that got a slot. It is safe
 // for concurrent use.
-type limiter struct {
+//
+// BenchmarkLimiters, take+read+return, median of 5 (3) on a loaded 2-core
+// VM: below the limit, as every event runs, this 53 ns, x/sync/semaphore
+// with an atomic in-flight count 107, a channel 217; saturated (16
+// goroutines per core on 4 slots) this 1785, semaphore 310, channel 165:
+// it wins where every event pays and loses only where events queue.
+type Limiter struct {
 	// word is the slots taken, plus waiterUnit times the waiters queued,
 	// plus the retired and closing bits. The waiter count changes only
 	// under mu.
@@ -60,61 +68,67 @@ var waiterPool = sync.Pool{New: func() any {
 	return &waiter{ch: make(chan struct{}, 1), t: t}
 }}
 
-// Why limiter.acquire gave up, besides its context ending: the caller turns
+// Why Acquire gave up, besides its context ending: the caller turns
 // them into its own errors.
 var (
-	// errLimitWait: no slot came within the wait (ErrConcurrencyLimit).
-	errLimitWait = errors.New("pool: no concurrency slot within the queue wait")
-	// errConnGone: the connection ended while waiting (its own error).
-	errConnGone = errors.New("pool: connection ended while waiting for a slot")
-	// errRetired: the connection is retired and the event not pinned to
-	// it, or it is closing: route the event elsewhere.
-	errRetired = errors.New("pool: connection retired")
+	// ErrWait: no slot came within the wait.
+	ErrWait = errors.New("pool: no concurrency slot within the queue wait")
+	// ErrGone: the connection ended while waiting (its own error).
+	ErrGone = errors.New("pool: connection ended while waiting for a slot")
+	// ErrRetired: the connection is retired and the event not pinned to
+	// it (an event of a request the connection already holds), or it is
+	// closing: route the event elsewhere.
+	ErrRetired = errors.New("pool: connection retired")
 )
 
-func newLimiter(n int) *limiter {
-	l := &limiter{idle: make(chan struct{})}
-	l.init(n)
+// New returns a limiter of n slots.
+func New(n int) *Limiter {
+	l := &Limiter{}
+	l.Init(n)
 	return l
 }
 
-// init sets the number of slots of a new limiter.
-func (l *limiter) init(n int) { l.max = int64(min(n, math.MaxInt32)) }
+// Init makes l, a zero Limiter, one of n slots; nothing may use l before.
+func (l *Limiter) Init(n int) {
+	l.max = int64(min(n, math.MaxInt32))
+	l.idle = make(chan struct{})
+}
 
-// inFlight is the number of events holding or waiting for a slot.
-func (l *limiter) inFlight() int64 {
+// InFlight is the number of events holding or waiting for a slot.
+func (l *Limiter) InFlight() int64 {
 	v := l.word.Load() & slotsBusy
 	return v&slotsTaken + v/waiterUnit
 }
 
-func (l *limiter) retired() bool { return l.word.Load()&slotsRetired != 0 }
+// Retired reports whether [Limiter.Retire] was called.
+func (l *Limiter) Retired() bool { return l.word.Load()&slotsRetired != 0 }
 
-// tryAcquire takes a free slot if there is one. There is none while
+// TryAcquire takes a free slot if there is one. There is none while
 // anybody waits: release hands freed slots to the waiters, so the slots
-// stay all taken until the queue is empty. It fails with errRetired when
+// stay all taken until the queue is empty. It fails with ErrRetired when
 // the connection takes no such event. One atomic add, undone on failure:
 // unlike a compare-and-swap it never retries when both cores race.
-func (l *limiter) tryAcquire(pinned bool) (bool, error) {
+func (l *Limiter) TryAcquire(pinned bool) (bool, error) {
 	v := l.word.Add(1)
 	if v&slotsClosing == 0 && (pinned || v&slotsRetired == 0) && v&slotsBusy <= l.max {
 		return true, nil
 	}
 	l.ended(l.word.Add(-1))
 	if v&slotsClosing != 0 || (!pinned && v&slotsRetired != 0) {
-		return false, errRetired
+		return false, ErrRetired
 	}
 	return false, nil
 }
 
-// acquire takes a slot, waiting up to wait behind the events that queued
-// first. It fails with errLimitWait after wait, and with the reason when ctx
+// Acquire takes a slot, waiting up to wait behind the events that queued
+// first. It fails with ErrWait after wait, and with the reason when ctx
 // or gone ends first; a slot handed over meanwhile is passed on.
-func (l *limiter) acquire(ctx context.Context, pinned bool, gone <-chan struct{}, wait time.Duration) (waited bool, err error) {
-	if ok, err := l.tryAcquire(pinned); ok || err != nil {
+func (l *Limiter) Acquire(ctx context.Context, pinned bool, gone <-chan struct{}, wait time.Duration) (waited bool, err error) {
+	if ok, err := l.TryAcquire(pinned); ok || err != nil {
 		return false, err
 	}
 	if wait <= 0 {
-		return false, errLimitWait
+		return false, ErrWait
 	}
 	l.mu.Lock()
 	for {
@@ -123,7 +137,7 @@ func (l *limiter) acquire(ctx context.Context, pinned bool, gone <-chan struct{}
 		v := l.word.Load()
 		if v&slotsClosing != 0 || (!pinned && v&slotsRetired != 0) {
 			l.mu.Unlock()
-			return false, errRetired
+			return false, ErrRetired
 		}
 		if v&slotsBusy < l.max {
 			if l.word.CompareAndSwap(v, v+1) {
@@ -149,9 +163,9 @@ func (l *limiter) acquire(ctx context.Context, pinned bool, gone <-chan struct{}
 	case <-ctx.Done():
 		err = ctx.Err()
 	case <-gone:
-		err = errConnGone
+		err = ErrGone
 	case <-w.t.C:
-		err = errLimitWait
+		err = ErrWait
 	}
 	w.t.Stop()
 	l.mu.Lock()
@@ -163,14 +177,14 @@ func (l *limiter) acquire(ctx context.Context, pinned bool, gone <-chan struct{}
 	if !queued {
 		// A release handed us a slot as we gave up: pass it on.
 		<-w.ch
-		l.release()
+		l.Release()
 	}
 	waiterPool.Put(w)
 	return true, err
 }
 
 // unqueueLocked removes w from the queue and reports whether it was there.
-func (l *limiter) unqueueLocked(w *waiter) bool {
+func (l *Limiter) unqueueLocked(w *waiter) bool {
 	for i := l.head; i < len(l.queue); i++ {
 		if l.queue[i] == w {
 			copy(l.queue[i:], l.queue[i+1:])
@@ -184,14 +198,14 @@ func (l *limiter) unqueueLocked(w *waiter) bool {
 }
 
 // compactLocked reuses the queue's storage once it is empty.
-func (l *limiter) compactLocked() {
+func (l *Limiter) compactLocked() {
 	if l.head == len(l.queue) {
 		l.queue, l.head = l.queue[:0], 0
 	}
 }
 
-// release returns a slot: to the oldest waiter if there is one.
-func (l *limiter) release() {
+// Release returns a slot: to the oldest waiter if there is one.
+func (l *Limiter) Release() {
 	v := l.word.Add(-1)
 	if v&slotsBusy < waiterUnit {
 		l.ended(v)
@@ -214,9 +228,9 @@ func (l *limiter) release() {
 	l.mu.Unlock()
 }
 
-// retire marks the connection out of service; idle is closed once it has
+// Retire marks the connection out of service; idle is closed once it has
 // nothing in flight.
-func (l *limiter) retire() {
+func (l *Limiter) Retire() {
 	if v := l.word.Or(slotsRetired); v&slotsRetired == 0 {
 		l.ended(v | slotsRetired)
 	}
@@ -224,11 +238,14 @@ func (l *limiter) retire() {
 
 // ended closes idle if v, the word after a change, is retired and idle;
 // of all who see that value, the one whose CAS wins closes it.
-func (l *limiter) ended(v int64) {
+func (l *Limiter) ended(v int64) {
 	if v == slotsRetired && l.word.CompareAndSwap(v, v|slotsClosing) {
 		close(l.idle)
 	}
 }
 
-// limit is the number of slots.
-func (l *limiter) limit() int { return int(l.max) }
+// Idle is closed once the limiter is retired with nothing in flight.
+func (l *Limiter) Idle() <-chan struct{} { return l.idle }
+
+// Limit is the number of slots.
+func (l *Limiter) Limit() int { return int(l.max) }

@@ -1,4 +1,4 @@
-package pool
+package balancer
 
 // leastInFlightBuilder builds [LeastInFlight] balancers.
 type leastInFlightBuilder struct{}
@@ -21,15 +21,15 @@ type leastInFlightBalancer struct {
 
 func (b *leastInFlightBalancer) UpdateState(s State) Picker {
 	if len(s.Conns) == 0 {
-		return emptyPicker{}
+		return Empty{}
 	}
-	return &leastInFlightPicker{conns: append([]*SubConn(nil), s.Conns...), rand: b.rand}
+	return &leastInFlightPicker{conns: append([]SubConn(nil), s.Conns...), rand: b.rand}
 }
 
 func (b *leastInFlightBalancer) Close() {}
 
 type leastInFlightPicker struct {
-	conns []*SubConn
+	conns []SubConn
 	rand  func() uint64
 }
 
@@ -78,14 +78,14 @@ const maxGatherScan = 16
 
 // gathering returns the least busy connection gathering a batch of writes,
 // or nil; drawn is one of the two drawn, considered first.
-func (p *leastInFlightPicker) gathering(drawn *SubConn) *SubConn {
+func (p *leastInFlightPicker) gathering(drawn SubConn) SubConn {
 	if drawn.Gathering() {
 		return nil // the drawn one is as good
 	}
 	if len(p.conns) > maxGatherScan {
 		return nil
 	}
-	var best *SubConn
+	var best SubConn
 	for _, c := range p.conns {
 		if c != drawn && c.Gathering() && (best == nil || c.InFlight() < best.InFlight()) {
 			best = c

@@ -1,4 +1,4 @@
-package pool
+package balancer
 
 import "sync/atomic"
 
@@ -24,15 +24,15 @@ type roundRobinBalancer struct {
 
 func (b *roundRobinBalancer) UpdateState(s State) Picker {
 	if len(s.Conns) == 0 {
-		return emptyPicker{}
+		return Empty{}
 	}
-	return &roundRobinPicker{conns: append([]*SubConn(nil), s.Conns...), next: &b.next}
+	return &roundRobinPicker{conns: append([]SubConn(nil), s.Conns...), next: &b.next}
 }
 
 func (b *roundRobinBalancer) Close() {}
 
 type roundRobinPicker struct {
-	conns []*SubConn
+	conns []SubConn
 	next  *atomic.Uint64
 }
 

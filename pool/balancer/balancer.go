@@ -1,13 +1,38 @@
-package pool
+// Package balancer spreads an agent's new requests over its connections,
+// as grpc-go's balancers do: a [Builder] makes a [Balancer] per agent,
+// which turns the connections that may take requests into an immutable
+// [Picker]; the pool swaps pickers atomically when membership, health or
+// load change, so picking never blocks. Built in: [LeastInFlight] (the
+// pool's default), [RoundRobin], [Weighted] and [Random].
+package balancer
 
 import (
+	"errors"
 	"time"
 
 	"github.com/agentwire/agentwire"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 )
 
-// Names of the built-in balancing policies, for [WithPolicy].
+// SubConn is one pooled connection as balancers see it; the pool's
+// connections implement it. Its methods are safe for concurrent use.
+type SubConn interface {
+	// ID names the connection within its pool.
+	ID() string
+	// InFlight is the number of the pool's events holding or waiting for
+	// one of the connection's concurrency slots.
+	InFlight() int64
+	// Gathering reports whether an event sent now would share a system
+	// call with writes the connection is already gathering.
+	Gathering() bool
+	// Health and Load are the agent's last report on the connection.
+	Health() agentv2.HealthState
+	Load() *agentv2.LoadMetrics
+	// ErrorRate is the connection's recent error rate in [0, 1].
+	ErrorRate() float64
+}
+
+// Names of the built-in balancing policies.
 const (
 	// RoundRobin takes connections in turn.
 	RoundRobin = "round_robin"
@@ -27,6 +52,12 @@ var builtins = map[string]Builder{
 	LeastInFlight: leastInFlightBuilder{},
 	Weighted:      weightedBuilder{},
 	Random:        randomBuilder{},
+}
+
+// Get returns the built-in policy called name.
+func Get(name string) (Builder, bool) {
+	b, ok := builtins[name]
+	return b, ok
 }
 
 // Builder creates the [Balancer] of one agent. Builders are stateless and
@@ -60,7 +91,7 @@ type Balancer interface {
 
 // State is the set of connections a picker chooses from.
 type State struct {
-	Conns []*SubConn
+	Conns []SubConn
 }
 
 // Picker chooses a connection for one event. A picker is immutable and its
@@ -81,7 +112,7 @@ type PickInfo struct {
 
 // PickResult is a picker's choice.
 type PickResult struct {
-	Conn *SubConn
+	Conn SubConn
 	// Done, if not nil, is called exactly once when the event ends, whatever
 	// the outcome (including rejections before sending). It must not block.
 	Done func(DoneInfo)
@@ -95,14 +126,17 @@ type DoneInfo struct {
 	Latency time.Duration
 }
 
-// errNoConns is what the built-in pickers return when they have nothing to
-// choose from; the pool turns it into its own error.
-var errNoConns = agentwire.NewError(agentwire.CodeUnavailable, ErrNoConnAvailable)
+// ErrNoSubConn: the picker has no connection to choose from
+// (CodeUnavailable); the pool's ErrNoConnAvailable is this error.
+var ErrNoSubConn = errors.New("pool: no connection available")
 
-// emptyPicker is the picker over no connections.
-type emptyPicker struct{}
+var errNoConns = agentwire.NewError(agentwire.CodeUnavailable, ErrNoSubConn)
 
-func (emptyPicker) Pick(PickInfo) (PickResult, error) { return PickResult{}, errNoConns }
+// Empty is the picker over no connections: it fails with [ErrNoSubConn].
+type Empty struct{}
+
+// Pick implements [Picker].
+func (Empty) Pick(PickInfo) (PickResult, error) { return PickResult{}, errNoConns }
 
 // bounded maps a random value to [0, n), n > 0. Modulo keeps fixed test
 // sequences readable; its bias is negligible for pool-sized n.

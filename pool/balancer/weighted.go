@@ -1,4 +1,4 @@
-package pool
+package balancer
 
 import (
 	"slices"
@@ -21,10 +21,10 @@ type weightedBalancer struct {
 
 func (b *weightedBalancer) UpdateState(s State) Picker {
 	if len(s.Conns) == 0 {
-		return emptyPicker{}
+		return Empty{}
 	}
 	p := &weightedPicker{
-		conns: append([]*SubConn(nil), s.Conns...),
+		conns: append([]SubConn(nil), s.Conns...),
 		cum:   make([]uint64, len(s.Conns)),
 		rand:  b.rand,
 	}
@@ -43,7 +43,7 @@ func (b *weightedBalancer) Close() {}
 // divided by 4 when the agent reports itself degraded, times (1-e)² for the
 // connection's recent error rate e. The pool refreshes it on every health
 // report and probe tick.
-func Weight(sc *SubConn) uint64 {
+func Weight(sc SubConn) uint64 {
 	w := 1e6
 	if l := sc.Load(); l != nil {
 		w /= 1 + float64(l.GetInFlight()) + float64(l.GetQueueDepth())
@@ -57,7 +57,7 @@ func Weight(sc *SubConn) uint64 {
 }
 
 type weightedPicker struct {
-	conns []*SubConn
+	conns []SubConn
 	cum   []uint64 // cumulative weights
 	rand  func() uint64
 }

@@ -1,32 +1,53 @@
-package pool
+package balancer
 
 import (
-	"math"
 	"math/rand/v2"
 	"strconv"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
-	"github.com/agentwire/agentwire/transport"
 )
 
-// testConns returns n SubConns over in-memory connections, for picker
-// tests.
-func testConns(n int) []*SubConn {
-	out := make([]*SubConn, n)
-	for i := range out {
-		out[i] = newSubConn(nil, "c"+strconv.Itoa(i), "mem", false)
-		c := newMemConn()
-		out[i].conn, out[i].gather = c, c
-		out[i].status.Store(&transport.Status{State: transport.StateReady})
-	}
-	return out
+// fakeConn is a SubConn whose figures the test sets.
+type fakeConn struct {
+	id        string
+	inFlight  atomic.Int64
+	gathering atomic.Bool
+	health    agentv2.HealthState
+	load      *agentv2.LoadMetrics
+	errRate   float64
 }
 
-func countPicks(t *testing.T, p Picker, conns []*SubConn, n int) []int {
+func (c *fakeConn) ID() string                  { return c.id }
+func (c *fakeConn) InFlight() int64             { return c.inFlight.Load() }
+func (c *fakeConn) Gathering() bool             { return c.gathering.Load() }
+func (c *fakeConn) Health() agentv2.HealthState { return c.health }
+func (c *fakeConn) Load() *agentv2.LoadMetrics  { return c.load }
+func (c *fakeConn) ErrorRate() float64          { return c.errRate }
+
+// testConns returns n connections for picker tests, as fakes and as the
+// SubConns a State holds.
+func testConns(n int) ([]*fakeConn, []SubConn) {
+	fakes := make([]*fakeConn, n)
+	conns := make([]SubConn, n)
+	for i := range fakes {
+		fakes[i] = &fakeConn{id: "c" + strconv.Itoa(i)}
+		conns[i] = fakes[i]
+	}
+	return fakes, conns
+}
+
+// seqRand returns 0, 1, 2...
+func seqRand() func() uint64 {
+	var n atomic.Uint64
+	return func() uint64 { return n.Add(1) - 1 }
+}
+
+func countPicks(t *testing.T, p Picker, conns []SubConn, n int) []int {
 	t.Helper()
 	counts := make([]int, len(conns))
 	for range n {
@@ -40,7 +61,7 @@ func countPicks(t *testing.T, p Picker, conns []*SubConn, n int) []int {
 	return counts
 }
 
-func indexOf(conns []*SubConn, sc *SubConn) int {
+func indexOf(conns []SubConn, sc SubConn) int {
 	for i, c := range conns {
 		if c == sc {
 			return i
@@ -51,7 +72,7 @@ func indexOf(conns []*SubConn, sc *SubConn) int {
 
 func TestRoundRobinDistribution(t *testing.T) {
 	t.Parallel()
-	conns := testConns(4)
+	_, conns := testConns(4)
 	b := builtins[RoundRobin].Build(BuildOptions{Rand: seqRand()})
 	defer b.Close()
 	p := b.UpdateState(State{Conns: conns})
@@ -71,7 +92,7 @@ func TestRoundRobinDistribution(t *testing.T) {
 
 func TestRandomDistribution(t *testing.T) {
 	t.Parallel()
-	conns := testConns(4)
+	_, conns := testConns(4)
 	src := rand.New(rand.NewPCG(1, 2))
 	b := builtins[Random].Build(BuildOptions{Rand: src.Uint64})
 	defer b.Close()
@@ -90,9 +111,9 @@ func TestRandomDistribution(t *testing.T) {
 
 func TestLeastInFlightDistribution(t *testing.T) {
 	t.Parallel()
-	conns := testConns(4)
+	fakes, conns := testConns(4)
 	for i, n := range []int64{0, 5, 0, 10} {
-		conns[i].slots.word.Store(n)
+		fakes[i].inFlight.Store(n)
 	}
 	src := rand.New(rand.NewPCG(3, 4))
 	b := builtins[LeastInFlight].Build(BuildOptions{Rand: src.Uint64})
@@ -118,11 +139,11 @@ func TestLeastInFlightPrefersGathering(t *testing.T) {
 	assert.Equal(t, int64(3), gatherSlack(10))
 	assert.Equal(t, int64(16), gatherSlack(64))
 	assert.Equal(t, int64(16), gatherSlack(1000))
-	conns := testConns(4)
+	fakes, conns := testConns(4)
 	for i, n := range []int64{10, 10, 10 + gatherSlack(10), 10} {
-		conns[i].slots.word.Store(n)
+		fakes[i].inFlight.Store(n)
 	}
-	conns[2].conn.(*memConn).gathering.Store(true)
+	fakes[2].gathering.Store(true)
 	src := rand.New(rand.NewPCG(5, 6))
 	b := builtins[LeastInFlight].Build(BuildOptions{Rand: src.Uint64})
 	defer b.Close()
@@ -130,27 +151,27 @@ func TestLeastInFlightPrefersGathering(t *testing.T) {
 	assert.Equal(t, []int{0, 0, 1000, 0}, countPicks(t, p, conns, 1000))
 
 	// One more event in flight and it is too busy: the two drawn decide.
-	conns[2].slots.word.Store(11 + gatherSlack(10))
+	fakes[2].inFlight.Store(11 + gatherSlack(10))
 	got := countPicks(t, p, conns, 1200)
 	assert.Zero(t, got[2])
 
 	// Of two gathering, the less busy.
-	conns[2].slots.word.Store(10)
-	conns[1].slots.word.Store(12)
-	conns[1].conn.(*memConn).gathering.Store(true)
+	fakes[2].inFlight.Store(10)
+	fakes[1].inFlight.Store(12)
+	fakes[1].gathering.Store(true)
 	assert.Equal(t, []int{0, 0, 1000, 0}, countPicks(t, p, conns, 1000))
 }
 
 func TestWeightedDistribution(t *testing.T) {
 	t.Parallel()
-	conns := testConns(4)
+	fakes, conns := testConns(4)
 	// Reported load 0, 1 and 3 in flight: weights 1e6, 5e5, 2.5e5.
 	for i, inflight := range []uint32{0, 1, 3} {
-		conns[i].status.Store(&transport.Status{State: transport.StateReady, Load: &agentv2.LoadMetrics{InFlight: inflight}})
+		fakes[i].load = &agentv2.LoadMetrics{InFlight: inflight}
 	}
 	// Idle but degraded, and failing half its events: 1e6 / 4 * 0.25.
-	conns[3].status.Store(&transport.Status{State: transport.StateReady, Health: agentv2.HealthState_HEALTH_STATE_DEGRADED})
-	conns[3].errRate.Store(math.Float64bits(0.5))
+	fakes[3].health = agentv2.HealthState_HEALTH_STATE_DEGRADED
+	fakes[3].errRate = 0.5
 	assert.Equal(t, []uint64{1_000_000, 500_000, 250_000, 62_500}, []uint64{Weight(conns[0]), Weight(conns[1]), Weight(conns[2]), Weight(conns[3])})
 
 	// A fixed sequence that walks the weight range in steps of 250.
@@ -164,9 +185,7 @@ func TestWeightedDistribution(t *testing.T) {
 
 func TestWeightFloor(t *testing.T) {
 	t.Parallel()
-	sc := testConns(1)[0]
-	sc.errRate.Store(math.Float64bits(1))
-	assert.Equal(t, uint64(1), Weight(sc))
+	assert.Equal(t, uint64(1), Weight(&fakeConn{errRate: 1}))
 }
 
 func TestEmptyPicker(t *testing.T) {
@@ -174,7 +193,7 @@ func TestEmptyPicker(t *testing.T) {
 	for name, builder := range builtins {
 		b := builder.Build(BuildOptions{Rand: seqRand()})
 		_, err := b.UpdateState(State{}).Pick(PickInfo{})
-		assert.ErrorIs(t, err, ErrNoConnAvailable, name)
+		assert.ErrorIs(t, err, ErrNoSubConn, name)
 		assert.Equal(t, name, builder.Name())
 		b.Close()
 	}

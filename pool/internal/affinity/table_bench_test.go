@@ -1,4 +1,4 @@
-package pool
+package affinity
 
 import (
 	"hash/maphash"
@@ -9,25 +9,25 @@ import (
 	"time"
 )
 
-// BenchmarkTables measures the affinity table against standard structures
+// BenchmarkTables measures the table against standard structures
 // on one request's table work: pin on headers, look up on a body chunk,
 // look up and unpin on request_complete.
 
 // tableOps is the per-event work of the affinity table.
 type tableOps interface {
-	put(k tableKey, e tableEntry) bool
-	get(k tableKey, now int64) (tableEntry, bool)
-	del(k tableKey) (tableEntry, bool)
-	key(s string) tableKey
+	Put(k Key, e Entry[*conn]) bool
+	Get(k Key, now int64) (Entry[*conn], bool)
+	Del(k Key) (Entry[*conn], bool)
+	Key(s string) Key
 }
 
-// mapTable is connTable's per-event work on sharded mutex+maps.
+// mapTable is Table[*conn]'s per-event work on sharded mutex+maps.
 type mapTable struct {
 	seed   maphash.Seed
 	count  atomic.Int64
-	shards [tableShards]struct {
+	shards [nShards]struct {
 		mu sync.Mutex
-		m  map[string]tableEntry
+		m  map[string]Entry[*conn]
 		_  [48]byte
 	}
 }
@@ -35,15 +35,15 @@ type mapTable struct {
 func newMapTable() *mapTable {
 	t := &mapTable{seed: maphash.MakeSeed()}
 	for i := range t.shards {
-		t.shards[i].m = make(map[string]tableEntry)
+		t.shards[i].m = make(map[string]Entry[*conn])
 	}
 	return t
 }
 
-func (t *mapTable) key(s string) tableKey { return tableKey{s: s, h: maphash.String(t.seed, s)} }
+func (t *mapTable) Key(s string) Key { return Key{s: s, h: maphash.String(t.seed, s)} }
 
-func (t *mapTable) put(k tableKey, e tableEntry) bool {
-	s := &t.shards[k.h%tableShards]
+func (t *mapTable) Put(k Key, e Entry[*conn]) bool {
+	s := &t.shards[k.h%nShards]
 	s.mu.Lock()
 	if _, ok := s.m[k.s]; !ok {
 		t.count.Add(1)
@@ -53,20 +53,20 @@ func (t *mapTable) put(k tableKey, e tableEntry) bool {
 	return true
 }
 
-func (t *mapTable) get(k tableKey, now int64) (tableEntry, bool) {
-	s := &t.shards[k.h%tableShards]
+func (t *mapTable) Get(k Key, now int64) (Entry[*conn], bool) {
+	s := &t.shards[k.h%nShards]
 	s.mu.Lock()
 	e, ok := s.m[k.s]
 	if ok {
-		e.touched = now
+		e.Touched = now
 		s.m[k.s] = e
 	}
 	s.mu.Unlock()
 	return e, ok
 }
 
-func (t *mapTable) del(k tableKey) (tableEntry, bool) {
-	s := &t.shards[k.h%tableShards]
+func (t *mapTable) Del(k Key) (Entry[*conn], bool) {
+	s := &t.shards[k.h%nShards]
 	s.mu.Lock()
 	e, ok := s.m[k.s]
 	if ok {
@@ -84,30 +84,30 @@ type syncMapTable struct {
 	count atomic.Int64
 }
 
-func (t *syncMapTable) key(s string) tableKey { return tableKey{s: s} }
+func (t *syncMapTable) Key(s string) Key { return Key{s: s} }
 
-func (t *syncMapTable) put(k tableKey, e tableEntry) bool {
+func (t *syncMapTable) Put(k Key, e Entry[*conn]) bool {
 	if _, loaded := t.m.Swap(k.s, e); !loaded {
 		t.count.Add(1)
 	}
 	return true
 }
 
-func (t *syncMapTable) get(k tableKey, _ int64) (tableEntry, bool) {
+func (t *syncMapTable) Get(k Key, _ int64) (Entry[*conn], bool) {
 	v, ok := t.m.Load(k.s)
 	if !ok {
-		return tableEntry{}, false
+		return Entry[*conn]{}, false
 	}
-	return v.(tableEntry), true
+	return v.(Entry[*conn]), true
 }
 
-func (t *syncMapTable) del(k tableKey) (tableEntry, bool) {
+func (t *syncMapTable) Del(k Key) (Entry[*conn], bool) {
 	v, ok := t.m.LoadAndDelete(k.s)
 	if !ok {
-		return tableEntry{}, false
+		return Entry[*conn]{}, false
 	}
 	t.count.Add(-1)
-	return v.(tableEntry), true
+	return v.(Entry[*conn]), true
 }
 
 func BenchmarkTables(b *testing.B) {
@@ -115,21 +115,21 @@ func BenchmarkTables(b *testing.B) {
 	for i := range keys {
 		keys[i] = "req-" + strconv.Itoa(i)
 	}
-	sc := &SubConn{}
+	sc := &conn{}
 	for _, tc := range []struct {
 		name string
 		new  func() tableOps
 	}{
-		{"connTable", func() tableOps { return newConnTable(DefaultMaxAffinities, time.Hour) }},
+		{"Table[*conn]", func() tableOps { return New[*conn](100_000, time.Hour) }},
 		{"mutex_map", func() tableOps { return newMapTable() }},
 		{"sync_map", func() tableOps { return &syncMapTable{} }},
 	} {
 		request := func(t tableOps, s string, now int64) {
-			k := t.key(s)
-			t.put(k, tableEntry{sc: sc, touched: now})
-			t.get(t.key(s), now)
-			t.get(t.key(s), now)
-			t.del(k)
+			k := t.Key(s)
+			t.Put(k, Entry[*conn]{Conn: sc, Touched: now})
+			t.Get(t.Key(s), now)
+			t.Get(t.Key(s), now)
+			t.Del(k)
 		}
 		b.Run(tc.name, func(b *testing.B) {
 			t := tc.new()

@@ -1,4 +1,4 @@
-package pool
+package balancer
 
 // randomBuilder builds [Random] balancers.
 type randomBuilder struct{}
@@ -15,15 +15,15 @@ type randomBalancer struct {
 
 func (b *randomBalancer) UpdateState(s State) Picker {
 	if len(s.Conns) == 0 {
-		return emptyPicker{}
+		return Empty{}
 	}
-	return &randomPicker{conns: append([]*SubConn(nil), s.Conns...), rand: b.rand}
+	return &randomPicker{conns: append([]SubConn(nil), s.Conns...), rand: b.rand}
 }
 
 func (b *randomBalancer) Close() {}
 
 type randomPicker struct {
-	conns []*SubConn
+	conns []SubConn
 	rand  func() uint64
 }
 

@@ -1,4 +1,8 @@
-package pool
+// Package affinity is the pool's table of open requests and sticky
+// sessions: which connection holds each, bounded in size, with entries
+// that expire when idle and entries whose connection died kept, flagged
+// lost, until the request ends.
+package affinity
 
 import (
 	"hash/maphash"
@@ -7,58 +11,69 @@ import (
 	"time"
 )
 
-// tableShards splits a connTable so that requests rarely share a lock.
-const tableShards = 64
+// nShards splits a Table so that requests rarely share a lock.
+const nShards = 64
 
-// connTable maps string keys (correlation ids, session ids) to connections,
-// bounded in size, with entries that expire when idle. It is safe for
-// concurrent use; each shard has its own lock, held only for table work.
+// Table maps string keys (correlation ids, session ids) to connections of
+// type C, bounded in size, with entries that expire when idle. It is safe
+// for concurrent use; each shard has its own lock, held only for table
+// work.
 //
-// A key is hashed once, into a [tableKey], and that one hash picks the
-// shard and the slot: the events of a request hash their correlation id
+// A key is hashed once, into a [Key], and that one hash picks the shard
+// and the slot: the events of a request hash their correlation id
 // once each, however many table operations they do.
-type connTable struct {
+//
+// BenchmarkTables, one request's work (pin, two lookups, unpin), median
+// of 5 alternating runs on a loaded 2-core VM: this table 565 ns serial,
+// 490 parallel; 64 maps under mutexes, the natural replacement (tried in
+// the pool itself), 1044 and 578; sync.Map allocates 3 times.
+type Table[C comparable] struct {
 	max   int64
 	ttl   int64 // nanoseconds
 	seed  maphash.Seed
 	count atomic.Int64
 	// lost counts entries whose connection died: kept so that the rest of
 	// the request fails clearly, but no longer open work.
-	lost   atomic.Int64
-	onZero func() // called when the last live entry goes
-	shards [tableShards]tableShard
+	lost atomic.Int64
+	// OnZero, if set before use, is called when the last live entry goes.
+	OnZero func()
+	shards [nShards]tableShard[C]
 }
 
-// tableKey is a key with its hash, from [connTable.key].
-type tableKey struct {
+// Key is a key with its hash, from [Table.Key].
+type Key struct {
 	s string
 	h uint64
 }
 
+// String returns the key.
+func (k Key) String() string { return k.s }
+
 // tableShard is an open-addressing hash table with linear probing: slots
 // is a power of two long (nil until the first entry) and at most half
 // full, so a lookup usually reads one slot.
-type tableShard struct {
+type tableShard[C comparable] struct {
 	mu    sync.Mutex // mu guards slots and n
-	slots []tableSlot
+	slots []tableSlot[C]
 	n     int
 	_     [24]byte // keep shards on separate cache lines
 }
 
-type tableSlot struct {
+type tableSlot[C comparable] struct {
 	h   uint64
 	key string
-	e   tableEntry
+	e   Entry[C]
 }
 
-type tableEntry struct {
-	sc      *SubConn
-	touched int64 // pool clock (nanoseconds) of the last use
-	// skip marks a request the pool answered without the agent (fail-open
+// Entry is what a key is bound to.
+type Entry[C comparable] struct {
+	Conn    C
+	Touched int64 // clock (nanoseconds) of the last use
+	// Skip marks a request the pool answered without the agent (fail-open
 	// on its headers): its remaining events skip the agent too.
-	skip bool
-	// lost marks a request whose connection died.
-	lost bool
+	Skip bool
+	// Lost marks a request whose connection died.
+	Lost bool
 	// used marks a slot that holds an entry.
 	used bool
 }
@@ -66,20 +81,22 @@ type tableEntry struct {
 // minSlots is the size of a shard's first slots.
 const minSlots = 8
 
-func newConnTable(maxEntries int, ttl time.Duration) *connTable {
-	return &connTable{max: int64(maxEntries), ttl: int64(ttl), seed: maphash.MakeSeed()}
+// New returns a table of at most maxEntries entries that expire after ttl
+// idle.
+func New[C comparable](maxEntries int, ttl time.Duration) *Table[C] {
+	return &Table[C]{max: int64(maxEntries), ttl: int64(ttl), seed: maphash.MakeSeed()}
 }
 
-// key hashes s for the table's operations.
-func (t *connTable) key(s string) tableKey { return tableKey{s: s, h: maphash.String(t.seed, s)} }
+// Key hashes s for the table's operations.
+func (t *Table[C]) Key(s string) Key { return Key{s: s, h: maphash.String(t.seed, s)} }
 
 // The low bits of a hash pick the shard, the bits above them the slot.
-func (t *connTable) shard(k tableKey) *tableShard { return &t.shards[k.h%tableShards] }
+func (t *Table[C]) shard(k Key) *tableShard[C] { return &t.shards[k.h%nShards] }
 
-func (s *tableShard) home(h uint64) int { return int(h/tableShards) & (len(s.slots) - 1) }
+func (s *tableShard[C]) home(h uint64) int { return int(h/nShards) & (len(s.slots) - 1) }
 
 // find returns the index of k's slot, or -1.
-func (s *tableShard) find(k tableKey) int {
+func (s *tableShard[C]) find(k Key) int {
 	if s.n == 0 {
 		return -1
 	}
@@ -96,16 +113,16 @@ func (s *tableShard) find(k tableKey) int {
 }
 
 // insert adds k, which is not in s, with e.
-func (s *tableShard) insert(k tableKey, e tableEntry) {
+func (s *tableShard[C]) insert(k Key, e Entry[C]) {
 	if (s.n+1)*2 > len(s.slots) {
 		s.resize(max(minSlots, 2*len(s.slots)))
 	}
-	s.place(tableSlot{h: k.h, key: k.s, e: e})
+	s.place(tableSlot[C]{h: k.h, key: k.s, e: e})
 	s.n++
 }
 
 // place puts sl in the first free slot from its home; there is one.
-func (s *tableShard) place(sl tableSlot) {
+func (s *tableShard[C]) place(sl tableSlot[C]) {
 	sl.e.used = true
 	mask := len(s.slots) - 1
 	i := s.home(sl.h)
@@ -115,9 +132,9 @@ func (s *tableShard) place(sl tableSlot) {
 	s.slots[i] = sl
 }
 
-func (s *tableShard) resize(n int) {
+func (s *tableShard[C]) resize(n int) {
 	old := s.slots
-	s.slots = make([]tableSlot, n)
+	s.slots = make([]tableSlot[C], n)
 	for i := range old {
 		if old[i].e.used {
 			s.place(old[i])
@@ -129,7 +146,7 @@ func (s *tableShard) resize(n int) {
 // that no lookup stops early at the hole. A slot that moves lands on an
 // index at or before i in probe order: callers walking the slots in order
 // must look at i again.
-func (s *tableShard) removeAt(i int) {
+func (s *tableShard[C]) removeAt(i int) {
 	mask := len(s.slots) - 1
 	for j := (i + 1) & mask; s.slots[j].e.used; j = (j + 1) & mask {
 		// The slot at j may move to i if its home is not in (i, j]
@@ -139,23 +156,23 @@ func (s *tableShard) removeAt(i int) {
 			i = j
 		}
 	}
-	s.slots[i] = tableSlot{}
+	s.slots[i] = tableSlot[C]{}
 	s.n--
 	if len(s.slots) > minSlots && s.n*8 < len(s.slots) {
 		s.resize(len(s.slots) / 2)
 	}
 }
 
-// put binds key to e.sc, replacing any binding. It returns false, binding
+// Put binds key to e.Conn, replacing any binding. It returns false, binding
 // nothing, when the table is full.
-func (t *connTable) put(k tableKey, e tableEntry) bool {
+func (t *Table[C]) Put(k Key, e Entry[C]) bool {
 	s := t.shard(k)
 	s.mu.Lock()
 	if i := s.find(k); i >= 0 {
-		wasLost := s.slots[i].e.lost
+		wasLost := s.slots[i].e.Lost
 		e.used = true
 		s.slots[i].e = e
-		if wasLost != e.lost {
+		if wasLost != e.Lost {
 			// A request pinned again after its connection died.
 			if wasLost {
 				t.lost.Add(-1)
@@ -168,7 +185,7 @@ func (t *connTable) put(k tableKey, e tableEntry) bool {
 	}
 	if t.count.Load() >= t.max {
 		// Reclaim this shard's expired entries before refusing.
-		removed := t.sweepShardLocked(s, e.touched)
+		removed := t.sweepShardLocked(s, e.Touched)
 		if removed == 0 || t.count.Load() >= t.max {
 			s.mu.Unlock()
 			return false
@@ -180,38 +197,38 @@ func (t *connTable) put(k tableKey, e tableEntry) bool {
 	return true
 }
 
-// get returns key's entry and marks it used at now; an expired entry is
+// Get returns key's entry and marks it used at now; an expired entry is
 // removed and not returned.
-func (t *connTable) get(k tableKey, now int64) (tableEntry, bool) {
+func (t *Table[C]) Get(k Key, now int64) (Entry[C], bool) {
 	s := t.shard(k)
 	s.mu.Lock()
 	i := s.find(k)
 	if i < 0 {
 		s.mu.Unlock()
-		return tableEntry{}, false
+		return Entry[C]{}, false
 	}
 	e := &s.slots[i].e
-	if now-e.touched > t.ttl {
+	if now-e.Touched > t.ttl {
 		gone := *e
 		s.removeAt(i)
 		s.mu.Unlock()
 		t.removed(gone)
-		return tableEntry{}, false
+		return Entry[C]{}, false
 	}
-	e.touched = now
+	e.Touched = now
 	got := *e
 	s.mu.Unlock()
 	return got, true
 }
 
-// del removes key and returns what it was bound to.
-func (t *connTable) del(k tableKey) (tableEntry, bool) {
+// Del removes key and returns what it was bound to.
+func (t *Table[C]) Del(k Key) (Entry[C], bool) {
 	s := t.shard(k)
 	s.mu.Lock()
 	i := s.find(k)
 	if i < 0 {
 		s.mu.Unlock()
-		return tableEntry{}, false
+		return Entry[C]{}, false
 	}
 	e := s.slots[i].e
 	s.removeAt(i)
@@ -220,37 +237,37 @@ func (t *connTable) del(k tableKey) (tableEntry, bool) {
 	return e, true
 }
 
-func (t *connTable) removed(e tableEntry) {
-	if e.lost {
+func (t *Table[C]) removed(e Entry[C]) {
+	if e.Lost {
 		t.lost.Add(-1)
 	}
 	t.count.Add(-1)
 	t.checkZero()
 }
 
-func (t *connTable) checkZero() {
-	if t.onZero != nil && t.live() == 0 {
-		t.onZero()
+func (t *Table[C]) checkZero() {
+	if t.OnZero != nil && t.Live() == 0 {
+		t.OnZero()
 	}
 }
 
-// live is the number of entries whose connection has not died.
-func (t *connTable) live() int { return int(t.count.Load() - t.lost.Load()) }
+// Live is the number of entries whose connection has not died.
+func (t *Table[C]) Live() int { return int(t.count.Load() - t.lost.Load()) }
 
-// markLost flags every entry bound to sc, whose connection died.
-func (t *connTable) markLost(sc *SubConn) {
+// MarkLost flags every entry bound to c, whose connection died.
+func (t *Table[C]) MarkLost(c C) {
 	var n int64
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
 		var k int64
 		for j := range s.slots {
-			if e := &s.slots[j].e; e.used && e.sc == sc && !e.lost && !e.skip {
-				e.lost = true
+			if e := &s.slots[j].e; e.used && e.Conn == c && !e.Lost && !e.Skip {
+				e.Lost = true
 				k++
 			}
 		}
-		// Counted under the shard's lock, as markKeyLost does: whoever
+		// Counted under the shard's lock, as MarkKeyLost does: whoever
 		// finds an entry flagged finds it counted.
 		t.lost.Add(k)
 		s.mu.Unlock()
@@ -261,14 +278,14 @@ func (t *connTable) markLost(sc *SubConn) {
 	}
 }
 
-// markKeyLost flags key's entry if it is bound to sc, whose connection died.
-func (t *connTable) markKeyLost(k tableKey, sc *SubConn) {
+// MarkKeyLost flags key's entry if it is bound to c, whose connection died.
+func (t *Table[C]) MarkKeyLost(k Key, c C) {
 	s := t.shard(k)
 	s.mu.Lock()
 	ok := false
 	if i := s.find(k); i >= 0 {
-		if e := &s.slots[i].e; e.sc == sc && !e.lost && !e.skip {
-			e.lost = true
+		if e := &s.slots[i].e; e.Conn == c && !e.Lost && !e.Skip {
+			e.Lost = true
 			t.lost.Add(1)
 			ok = true
 		}
@@ -279,8 +296,8 @@ func (t *connTable) markKeyLost(k tableKey, sc *SubConn) {
 	}
 }
 
-// sweep removes entries idle for longer than the TTL and returns how many.
-func (t *connTable) sweep(now int64) int {
+// Sweep removes entries idle for longer than the TTL and returns how many.
+func (t *Table[C]) Sweep(now int64) int {
 	total := 0
 	for i := range t.shards {
 		s := &t.shards[i]
@@ -294,16 +311,16 @@ func (t *connTable) sweep(now int64) int {
 
 // sweepShardLocked removes s's expired entries; s.mu must be held (onZero
 // only pokes a buffered channel, which is safe under it).
-func (t *connTable) sweepShardLocked(s *tableShard, now int64) int {
+func (t *Table[C]) sweepShardLocked(s *tableShard[C], now int64) int {
 	var n, lost int64
 	for i := 0; i < len(s.slots); {
 		e := &s.slots[i].e
-		if !e.used || now-e.touched <= t.ttl {
+		if !e.used || now-e.Touched <= t.ttl {
 			i++
 			continue
 		}
 		n++
-		if e.lost {
+		if e.Lost {
 			lost++
 		}
 		size := len(s.slots)
@@ -323,5 +340,5 @@ func (t *connTable) sweepShardLocked(s *tableShard, now int64) int {
 	return int(n)
 }
 
-// len is the number of entries.
-func (t *connTable) len() int { return int(t.count.Load()) }
+// Len is the number of entries.
+func (t *Table[C]) Len() int { return int(t.count.Load()) }
