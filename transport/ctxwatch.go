@@ -41,8 +41,8 @@ type ctxWatch struct {
 // context whose Done channel is done (not nil), rely on a watch if done
 // has one or another pending call shares it. It reports whether c is
 // watched; s.mu is held and s.err is nil.
-func (s *session) watchLocked(c *call, ctx context.Context, done <-chan struct{}) bool {
-	c.done = done
+func (s *session) watchLocked(c *call, ctx context.Context) bool {
+	done := c.done
 	w := s.watches[done]
 	if w != nil && w == s.idleWatch {
 		s.idleWatch = nil
