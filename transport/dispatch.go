@@ -185,9 +185,8 @@ func (s *session) goBackground(what string, f func(ctx context.Context)) {
 	if s.background >= maxBackground {
 		s.mu.Unlock()
 		if s.floodLogged.CompareAndSwap(false, true) {
-			s.cfg.logger.LogAttrs(context.Background(), slog.LevelWarn,
-				"agent sends pings or config updates faster than it reads the answers; dropping some",
-				slog.String("agent_id", s.caps.GetAgentId()), slog.String("transport", s.w.name()), slog.String("dropped", what))
+			s.log(slog.LevelWarn, "agent sends pings or config updates faster than it reads the answers; dropping some",
+				slog.String("dropped", what))
 		}
 		return
 	}

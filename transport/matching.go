@@ -1,7 +1,6 @@
 package transport
 
 import (
-	"context"
 	"log/slog"
 	"slices"
 
@@ -99,9 +98,7 @@ func (s *session) matchLocked(id uint64, corr string) (*call, verdict, error) {
 // mismatch is the violation of an agent that answered event id, of request
 // want, naming request got.
 func (s *session) mismatch(id uint64, want, got string) error {
-	s.cfg.logger.LogAttrs(context.Background(), slog.LevelError,
-		"agent answered an event with another request's correlation id; closing the connection",
-		slog.String("agent_id", s.caps.GetAgentId()), slog.String("transport", s.w.name()),
+	s.log(slog.LevelError, "agent answered an event with another request's correlation id; closing the connection",
 		slog.Uint64("event_id", id), slog.String("correlation_id", want), slog.String("answered_for", got))
 	return agentwire.Errorf(agentwire.CodeInternal, "%w: %w: event %d of request %q answered for request %q",
 		ErrProtocol, ErrMismatch, id, want, got)
