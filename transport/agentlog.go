@@ -62,13 +62,13 @@ func (l *logLimiter) allow(now time.Time, rate int) bool {
 	return true
 }
 
-// onLog writes an agent's log line to the proxy's log, within the limits.
-func (s *session) onLog(l *agentv2.LogMessage) {
+// VisitLog writes an agent's log line to the proxy's log, within the limits.
+func (s *session) VisitLog(_ *agentv2.AgentToProxy, l *agentv2.LogMessage) error {
 	lim := &s.logs
 	if !lim.allow(s.cfg.now(), s.cfg.logRate) {
 		lim.dropped.Add(1)
 		lim.unreported++
-		return
+		return nil
 	}
 	if n := lim.unreported; n > 0 {
 		lim.unreported = 0
@@ -77,7 +77,7 @@ func (s *session) onLog(l *agentv2.LogMessage) {
 	}
 	level := logLevels[l.GetLevel()] // info if not listed
 	if !s.cfg.logger.Enabled(context.Background(), level) {
-		return
+		return nil
 	}
 	budget := 4 * s.cfg.logBytes
 	msg, cut := clip(l.GetMessage(), s.cfg.logBytes)
@@ -105,6 +105,7 @@ func (s *session) onLog(l *agentv2.LogMessage) {
 		attrs = append(attrs, slog.String("truncated", "agent log line cut to "+strconv.Itoa(s.cfg.logBytes)+" bytes"))
 	}
 	s.log(level, msg, attrs...)
+	return nil
 }
 
 var logLevels = map[agentv2.LogLevel]slog.Level{

@@ -76,31 +76,26 @@ func (s *session) dispatch(msg *agentv2.AgentToProxy) error {
 	return err
 }
 
-// VisitResponse hands a decision to the call it answers.
+// VisitResponse hands a response to the call it answers (see matching.go),
+// and fails the connection if the agent broke the matching rules.
 func (s *session) VisitResponse(x *agentv2.AgentToProxy, resp *agentv2.AgentResponse) error {
-	if id := x.GetEventId(); id != 0 {
+	id := x.GetEventId()
+	if id != 0 {
 		s.w.answered(id)
 	}
-	s.deliver(x.GetEventId(), resp)
-	return nil
-}
-
-// deliver hands a response to the call it answers (see matching.go), and
-// fails the connection if the agent broke the matching rules.
-func (s *session) deliver(id uint64, resp *agentv2.AgentResponse) {
 	s.mu.Lock()
 	c, v, err := s.matchLocked(id, resp.GetCorrelationId())
 	s.mu.Unlock()
 	switch v {
 	case late:
 		s.lateResponses.Add(1)
-		return
 	case duplicate:
 		s.duplicateResponses.Add(1)
-		return
 	case violation:
 		s.fail(err)
-		return
+	}
+	if v != matched {
+		return nil
 	}
 	// Hold the wire until the woken Send has its result: it often sends
 	// again at once, and such events then leave in one write.
@@ -113,6 +108,7 @@ func (s *session) deliver(id uint64, resp *agentv2.AgentResponse) {
 	default:
 		c.ch <- result{resp: resp, held: true}
 	}
+	return nil
 }
 
 // VisitHealth records the agent's health and reports it.
@@ -154,12 +150,6 @@ func (s *session) VisitConfigUpdate(_ *agentv2.AgentToProxy, req *agentv2.Config
 		}
 		_ = s.w.send(ctx, &agentv2.ProxyToAgent{Message: &agentv2.ProxyToAgent_ConfigResponse{ConfigResponse: resp}})
 	})
-	return nil
-}
-
-// VisitLog writes the agent's log line (see agentlog.go).
-func (s *session) VisitLog(_ *agentv2.AgentToProxy, l *agentv2.LogMessage) error {
-	s.onLog(l)
 	return nil
 }
 

@@ -129,8 +129,8 @@ func (c *reverseConfig) validate() error {
 }
 
 // watch forgets an admitted connection when it ends (or the listener
-// closes) and calls release, if set, to free its cap slot.
-func (l *ReverseListener) watch(c Conn, release func()) {
+// closes), then calls ended, if set.
+func (l *ReverseListener) watch(c Conn, ended func()) {
 	defer l.wg.Done()
 	select {
 	case <-c.Done():
@@ -139,8 +139,8 @@ func (l *ReverseListener) watch(c Conn, release func()) {
 	l.mu.Lock()
 	delete(l.live, c)
 	l.mu.Unlock()
-	if release != nil {
-		release()
+	if ended != nil {
+		ended()
 	}
 }
 

@@ -26,11 +26,11 @@ func WithAdmission(f AdmissionFunc) ReverseOption {
 }
 
 // slot is the room held for one registering connection: an AdmissionFunc's
-// reservation, or (admit nil) the listener's own per-agent count, released
-// when the admitted connection ends.
+// reservation, or a place in the listener's own per-agent count, which
+// ended (called when the admitted connection ends) gives back.
 type slot struct {
-	admit   func(Conn)
-	release func()
+	admit          func(Conn)
+	release, ended func()
 }
 
 // reserve holds room for one more connection of reg's agent, or says why
@@ -51,7 +51,8 @@ func (l *ReverseListener) reserve(reg *agentv2.RegistrationRequest) (*slot, *rej
 			reason: fmt.Sprintf("agent already holds %d connections, the limit", l.cfg.maxPerAgent)}
 	}
 	l.perAgent[id]++
-	return &slot{release: func() { l.release(id) }}, nil
+	release := func() { l.release(id) }
+	return &slot{admit: func(c Conn) { l.cfg.admit(id, c, reg) }, release: release, ended: release}, nil
 }
 
 // release gives back one of agentID's places under the listener's own cap.

@@ -181,19 +181,11 @@ func (r *registration) admit(c Conn) error {
 	l.mu.Unlock()
 	s := r.held
 	r.held = nil
-	release := s.release
-	if s.admit != nil {
-		release = nil // the admission's receiver owns the room now
-	}
-	go l.watch(c, release)
+	go l.watch(c, s.ended)
 	l.peerResult(peerHost(r.peer), true)
 	l.conn.logger.LogAttrs(context.Background(), slog.LevelDebug, "reverse connection admitted",
 		slog.String("agent_id", r.agentID), slog.String("connection_id", r.connID), slog.String("peer", addrString(r.peer)))
-	if s.admit != nil {
-		s.admit(c)
-	} else {
-		l.cfg.admit(r.agentID, c, r.reg)
-	}
+	s.admit(c)
 	return nil
 }
 

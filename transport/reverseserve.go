@@ -165,7 +165,9 @@ func ListenReverseTCP(addr string, tlsConfig *tls.Config) (net.Listener, error) 
 	if tlsConfig == nil {
 		return ln, nil
 	}
-	return tls.NewListener(ln, reverseTLSConfig(tlsConfig)), nil
+	cfg := tlsConfig.Clone()
+	cfg.MinVersion = max(cfg.MinVersion, tls.VersionTLS12)
+	return tls.NewListener(ln, cfg), nil
 }
 
 // ListenReverseUnix creates a Unix socket at path that only the proxy's
