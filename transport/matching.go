@@ -31,8 +31,7 @@ import (
 const maxPlaceholders = 4096
 
 // maxRemembered bounds the abandoned ids (echo mode) and unmatchable
-// correlation ids (no-echo mode) one connection remembers. Forgetting an
-// abandoned id only changes how its late answer is counted.
+// correlation ids (no-echo mode) one connection remembers.
 const maxRemembered = 4096
 
 // verdict is what matching made of one response.
@@ -104,10 +103,10 @@ func (s *session) mismatch(id uint64, want, got string) error {
 		ErrProtocol, ErrMismatch, id, want, got)
 }
 
-// abandonLocked takes c, whose caller gives up on it (deadline, context),
-// out of the pending calls, keeping what matching needs to recognise its
-// late answer. It returns an error when the agent has left too many events
-// unanswered: the caller fails the connection with it. s.mu is held.
+// abandonLocked takes c, whose caller gives up, out of the pending calls,
+// keeping what matching needs to recognise its late answer. An error says
+// too many events are unanswered: the caller fails the connection with it.
+// s.mu is held.
 func (s *session) abandonLocked(c *call) error {
 	s.pending.remove(c)
 	s.unwatchLocked(c)
@@ -220,8 +219,7 @@ func noDecisionErr(id uint64, corr string) error {
 // decided reports whether resp carries a decision.
 func decided(resp *agentv2.AgentResponse) bool { return resp.GetDecision() != nil }
 
-// recentSet is a bounded set that forgets its oldest members first. Not
-// safe for concurrent use.
+// recentSet is a bounded set that forgets its oldest members first.
 type recentSet[K comparable] struct {
 	set  map[K]struct{}
 	ring []K

@@ -15,34 +15,29 @@ type call struct {
 	id   uint64
 	corr string
 	ch   chan result // capacity 1; exactly one result per call
-	// deadline is when sweep fails the call, on the session's monotonic
-	// clock (time since session.base); 0 without a call timeout.
+	// deadline: when sweep fails the call, as time since session.base.
 	deadline time.Duration
 	// prev and next link the pending calls in send order (pendingTable).
 	prev, next *call
-	// done is the Done channel of the Send's context (nil if none). While
-	// the call is pending, watch is the ctxWatch its Send relies on, if
-	// any, and ctx the context whose error the watch reports. Under mu.
+	// done is the Send's ctx.Done(); while pending, watch is the ctxWatch
+	// the Send relies on, if any, and ctx its context. Under mu.
 	done  <-chan struct{}
 	watch *ctxWatch
 	ctx   context.Context
-	// placeholder stands in, in its request's queue, for a call that gave
-	// up (see matching.go). Never pooled or sent to.
+	// placeholder stands in for a call that gave up (see matching.go).
 	placeholder bool
 }
 
 type result struct {
 	resp *agentv2.AgentResponse
 	err  error
-	// held: the reader took a wire hold for this result, which the Send
-	// releases once it has it (see wire.holdBatch).
+	// held: the reader took a wire hold (wire.holdBatch) for this result.
 	held bool
 }
 
 var callPool = sync.Pool{New: func() any { return &call{ch: make(chan result, 1)} }}
 
-// putCall pools c, which no table holds, without the references that
-// would keep its Send's context alive.
+// putCall pools c, which no table holds, dropping its context.
 func putCall(c *call) {
 	c.done, c.watch, c.ctx = nil, nil, nil
 	callPool.Put(c)
@@ -73,8 +68,7 @@ func (s *session) Send(ctx context.Context, event *agentv2.ProxyToAgent) (*agent
 		putCall(c)
 		return nil, err
 	}
-	// Alone in flight, the event goes out at once; with others, it shares
-	// the writer's next system call with them.
+	// With others in flight, the event shares the writer's next system call.
 	if busy {
 		err = s.w.sendBatched(ctx, event)
 	} else {
@@ -148,9 +142,8 @@ func (s *session) abandon(c *call, err error) result {
 	return <-c.ch // Send releases its hold
 }
 
-// forget removes c from the tables, as abandoned (sent; the agent may
-// still answer) or as never sent. False means someone else did and will
-// deliver c's result.
+// forget removes c from the tables, as abandoned (sent) or never sent.
+// False means someone else did and delivers c's result.
 func (s *session) forget(c *call, sent bool) bool {
 	s.mu.Lock()
 	if !s.pending.has(c) {
@@ -170,16 +163,15 @@ func (s *session) forget(c *call, sent bool) bool {
 	return true
 }
 
-// removeLocked takes c, answered or never sent, out of every table;
-// s.mu is held. A call whose caller gives up takes abandonLocked.
+// removeLocked takes c, answered or never sent, out of every table; s.mu
+// is held.
 func (s *session) removeLocked(c *call) {
 	s.pending.remove(c)
 	s.unqueueLocked(c)
 	s.unwatchLocked(c)
 }
 
-// sendErr is the error of a failed write: the connection's error if the
-// write failed because the connection did. nil stays nil.
+// sendErr is the error of a write: the connection's, if that failed.
 func (s *session) sendErr(err error) error {
 	var e *agentwire.Error
 	if errors.As(err, &e) && e.Code() == agentwire.CodeUnavailable {
@@ -199,19 +191,14 @@ func (s *session) Notify(ctx context.Context, msg *agentv2.ProxyToAgent) error {
 	return s.sendErr(s.w.send(ctx, msg))
 }
 
-// Gathering reports whether the connection is gathering a batch of writes
-// (answers are being delivered to callers about to send again), so an
-// event sent now shares their system call; always false on gRPC and
-// Connect. Not part of [Conn]: a balancer asserts it per connection.
+// Gathering reports whether an event sent now shares a system call with
+// a batch being gathered (always false on gRPC and Connect). Not part of
+// [Conn]: a balancer asserts it per connection.
 func (s *session) Gathering() bool { return s.w.gathering() }
 
-// The call timeout is one timer per session: pending calls are listed in
-// send order, the order of their deadlines, so it waits for the oldest
-// only. Armed while calls are pending, it runs sweep on its own goroutine,
-// which Close waits for.
-
-// armSweepLocked arms the sweep timer to fire in d; s.mu is held and no
-// sweep is armed.
+// armSweepLocked arms the call timeout's one timer to fire in d, for the
+// oldest pending call (send order is deadline order); Close waits for its
+// sweep. s.mu is held and no sweep is armed.
 func (s *session) armSweepLocked(d time.Duration) {
 	s.sweepArmed = true
 	s.wg.Add(1)
@@ -222,8 +209,7 @@ func (s *session) armSweepLocked(d time.Duration) {
 	}
 }
 
-// sweep fails the calls whose deadline passed and re-arms the timer for
-// the oldest one left.
+// sweep fails the calls past their deadline and re-arms for the oldest left.
 func (s *session) sweep() {
 	defer s.wg.Done()
 	var (

@@ -12,10 +12,9 @@ import (
 	iwire "github.com/agentwire/agentwire/internal/wire"
 )
 
-// session is the transport-independent connection core behind every Conn.
-// Its concerns have files of their own: handshake.go, send.go (calls and
-// their deadlines), matching.go, dispatch.go (the reader), cancel.go,
-// flow.go, ping.go, liveness.go, ctxwatch.go, agentlog.go and close.go.
+// session is the transport-independent connection core behind every Conn;
+// each concern has a file (handshake, send, matching, dispatch, cancel,
+// flow, ping, liveness, ctxwatch, agentlog, close).
 type session struct {
 	cfg  *config
 	w    wire
@@ -53,8 +52,7 @@ type session struct {
 
 	mu      sync.Mutex // mu guards the following
 	pending pendingTable
-	// sweepTimer runs sweep at the oldest call's deadline, armed
-	// (sweepArmed) while calls are pending.
+	// sweepTimer enforces the call timeout (see armSweepLocked).
 	sweepTimer *time.Timer
 	sweepArmed bool
 	// byCorr queues calls per correlation id, oldest first, for agents that
@@ -74,8 +72,7 @@ type session struct {
 	err   error
 	// pauses is what the agent paused; anyPause follows it.
 	pauses iwire.PauseSet
-	// resume is closed (and replaced) when a pause is lifted or the
-	// connection ends.
+	// resume is closed and replaced when a pause lifts or the session ends.
 	resume   chan struct{}
 	health   agentv2.HealthState
 	load     *agentv2.LoadMetrics
@@ -120,8 +117,8 @@ func (s *session) start(ctx context.Context) error {
 		s.wg.Wait()
 		return err
 	}
-	// The listener hears the first status before the dial returns, then
-	// every other from the reader, the last (closed) one as it exits.
+	// The first status goes out before the dial returns, the rest from the
+	// reader, the last (closed) as it exits.
 	s.pushStatus(s.Status())
 	s.wg.Add(1)
 	go func() {
