@@ -33,9 +33,8 @@ func (s *session) Cancel(ctx context.Context, correlationID string, reason agent
 	return s.sendErr(err)
 }
 
-// failCancelled fails, with err, the pending calls of correlationID (all
-// for "") whose event id is at most maxID, and with unpause lifts the
-// request's pauses. Their answers, if any come, count as late.
+// failCancelled fails with err the calls of correlationID (all for "") up
+// to event id maxID, whose answers count as late, and may lift its pauses.
 func (s *session) failCancelled(correlationID string, maxID uint64, err error, unpause bool) {
 	var victims []*call
 	s.mu.Lock()

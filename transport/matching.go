@@ -187,9 +187,8 @@ func (s *session) cancelQueueLocked(corr string) []*call {
 	return victims
 }
 
-// cancelPendingLocked takes the calls of corr (all for "") with ids up to
-// maxID out of the pending table for a cancel, remembering them as
-// abandoned, and returns them. Echo mode only; s.mu is held.
+// cancelPendingLocked abandons and returns the calls of corr (all for "")
+// up to event id maxID, for a cancel. Echo mode only; s.mu is held.
 func (s *session) cancelPendingLocked(corr string, maxID uint64) []*call {
 	var victims []*call
 	for c := s.pending.oldest; c != nil; {

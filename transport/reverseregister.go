@@ -114,10 +114,7 @@ func (r *registration) read(ctx context.Context) error {
 	r.peerFault = !rej.capacity()
 	// Best effort: the client may already be gone.
 	text := rej.code.String() + ": " + rej.reason
-	_ = l.writeResponse(r.nc, &agentv2.RegistrationResponse{
-		Accepted: false, Error: &text, Code: uint32(rej.code),
-		ProxyId: l.conn.proxyID, ProxyVersion: l.conn.proxyVersion,
-	})
+	_ = l.writeResponse(r.nc, &agentv2.RegistrationResponse{Error: &text, Code: uint32(rej.code)})
 	return rej.err()
 }
 
@@ -130,9 +127,7 @@ func (r *registration) accept(ctx context.Context, unblock func() bool) error {
 		return agentwire.NewError(agentwire.CodeInternal, fmt.Errorf("connection id: %w", err))
 	}
 	r.connID = hex.EncodeToString(id[:])
-	resp := &agentv2.RegistrationResponse{
-		Accepted: true, ProxyId: l.conn.proxyID, ProxyVersion: l.conn.proxyVersion, ConnectionId: r.connID,
-	}
+	resp := &agentv2.RegistrationResponse{Accepted: true, ConnectionId: r.connID}
 	if l.cfg.configFor != nil {
 		if js := l.cfg.configFor(r.reg); js != "" {
 			resp.ConfigJson = &js
@@ -163,9 +158,8 @@ func (r *registration) handshake() (Conn, error) {
 	return c, err
 }
 
-// admit hands the handshaken c to the admission or the admit handler, and
-// has it watched to free its slot when it ends. If the listener closed
-// meanwhile, it closes c and fails.
+// admit hands the handshaken c to its slot's receiver and has it watched
+// until it ends, unless the listener closed meanwhile.
 func (r *registration) admit(c Conn) error {
 	l := r.l
 	r.handedOver = true // c owns nc from here on
@@ -234,10 +228,9 @@ func (l *ReverseListener) ioErr(ctx context.Context, what string, err error, cod
 	return agentwire.NewError(code, fmt.Errorf("%s: %w", what, err))
 }
 
-// readRegistration reads exactly one frame, byte by byte as framed, so that
-// nothing the framed connection needs afterwards is consumed. A readable
-// frame that is no valid registration is a rejection (answered); a
-// transport failure an error (the connection is just closed).
+// readRegistration reads exactly one frame, consuming nothing the framed
+// connection needs after it. A frame that is no valid registration is a
+// rejection (answered); a transport failure an error (just closed).
 func (l *ReverseListener) readRegistration(ctx context.Context, nc net.Conn) (*agentv2.RegistrationRequest, *rejection, error) {
 	var hdr [agentv2.FrameHeaderSize]byte
 	if _, err := io.ReadFull(nc, hdr[:]); err != nil {
@@ -268,7 +261,9 @@ func (l *ReverseListener) readRegistration(ctx context.Context, nc net.Conn) (*a
 	return msg.GetRegistration(), nil, nil
 }
 
+// writeResponse answers a registration in the proxy's name.
 func (l *ReverseListener) writeResponse(nc net.Conn, resp *agentv2.RegistrationResponse) error {
+	resp.ProxyId, resp.ProxyVersion = l.conn.proxyID, l.conn.proxyVersion
 	msg := &agentv2.ProxyToAgent{Message: &agentv2.ProxyToAgent_RegistrationResponse{RegistrationResponse: resp}}
 	return codec.WriteFrameTo(nc, msg, 0)
 }

@@ -65,8 +65,7 @@ func (l *ReverseListener) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 // startRegistration registers nc on a goroutine of its own, unless too
-// many are pending or its peer is cooling down. It reports false if the
-// listener is closed.
+// many are pending or its peer is cooling down; false: the listener closed.
 func (l *ReverseListener) startRegistration(nc net.Conn) bool {
 	l.mu.Lock()
 	if l.isClosed {
