@@ -55,13 +55,11 @@ func (s *session) startLiveness() {
 		return
 	}
 	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		s.watchLiveness()
-	}()
+	go s.watchLiveness()
 }
 
 func (s *session) watchLiveness() {
+	defer s.wg.Done()
 	t := time.NewTicker(max(s.cfg.livenessInterval/livenessTicks, time.Millisecond))
 	defer t.Stop()
 	seen := s.Received()
