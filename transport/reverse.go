@@ -70,12 +70,11 @@ type ReverseListener struct {
 // nothing yet: call Serve, ListenUnix or ListenTCP.
 func NewReverseListener(opts ...ReverseOption) (*ReverseListener, error) {
 	cfg := reverseConfig{
-		timeout:       DefaultRegistrationTimeout,
-		maxPerAgent:   DefaultMaxConnsPerAgent,
-		maxPending:    DefaultMaxPendingRegistrations,
-		randRead:      rand.Read,
-		acceptBackoff: 5 * time.Millisecond,
-		now:           time.Now,
+		timeout:     DefaultRegistrationTimeout,
+		maxPerAgent: DefaultMaxConnsPerAgent,
+		maxPending:  DefaultMaxPendingRegistrations,
+		randRead:    rand.Read,
+		now:         time.Now,
 	}
 	for _, o := range opts {
 		o.applyReverse(&cfg)

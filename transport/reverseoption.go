@@ -81,7 +81,6 @@ type reverseConfig struct {
 	closeConns    bool
 	configFor     func(*agentv2.RegistrationRequest) string
 	randRead      func([]byte) (int, error)
-	acceptBackoff time.Duration
 	peerFailures  int
 	peerCooldown  time.Duration
 	now           func() time.Time

@@ -48,7 +48,7 @@ func (l *ReverseListener) Serve(ctx context.Context, ln net.Listener) error {
 			return nil
 		case errors.As(err, &ne) && ne.Timeout() || isTemporary(err):
 			// Out of file descriptors and the like: wait and retry.
-			delay = min(max(2*delay, l.cfg.acceptBackoff), time.Second)
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 			select {
 			case <-time.After(delay):
 			case <-l.closed:
