@@ -11,9 +11,8 @@ import (
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 )
 
-// Agents' log lines are written to the proxy's log, so an agent must not be
-// able to flood it: each connection passes at most a rate of lines (a
-// token bucket) and cuts each line to a size.
+// Agents' log lines go to the proxy's log, so each connection passes at
+// most a rate of lines (a token bucket) and cuts each line to a size.
 const (
 	// DefaultAgentLogRate is how many agent log lines per second one
 	// connection writes, with bursts of as many.
@@ -27,17 +26,16 @@ const (
 
 // WithAgentLogLimit sets how many log lines per second (with bursts of as
 // many) an agent may write into the proxy's log on one connection, and the
-// size in bytes its message is cut to (fields together: four times that);
-// defaults [DefaultAgentLogRate] and [DefaultAgentLogBytes]. Lines over the
-// rate are dropped and counted ([Status].LogsDropped), and a line of the
-// proxy's own says how many once lines pass again; a cut line says so.
+// bytes its message is cut to (fields: four times that); defaults
+// [DefaultAgentLogRate] and [DefaultAgentLogBytes]. Dropped lines are
+// counted ([Status].LogsDropped) and reported once lines pass again.
 // perSecond <= 0 drops every agent log line.
 func WithAgentLogLimit(perSecond, maxBytes int) Option {
 	return optionFunc(func(c *config) { c.logRate, c.logBytes = perSecond, maxBytes })
 }
 
-// logLimiter is the token bucket of one connection's agent log lines.
-// Only the session's reader uses it, except dropped.
+// logLimiter is one connection's token bucket; only the reader uses it,
+// except dropped.
 type logLimiter struct {
 	tokens  float64
 	last    time.Time
@@ -64,38 +62,27 @@ func (l *logLimiter) allow(now time.Time, rate int) bool {
 	return true
 }
 
-// onLog writes an agent's log line to the proxy's log, within the limits.
-func (s *session) onLog(l *agentv2.LogMessage) {
+// VisitLog writes an agent's log line to the proxy's log, within the limits.
+func (s *session) VisitLog(_ *agentv2.AgentToProxy, l *agentv2.LogMessage) error {
 	lim := &s.logs
 	if !lim.allow(s.cfg.now(), s.cfg.logRate) {
 		lim.dropped.Add(1)
 		lim.unreported++
-		return
+		return nil
 	}
-	ctx := context.Background()
 	if n := lim.unreported; n > 0 {
 		lim.unreported = 0
-		s.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "agent logs faster than the limit; lines dropped",
-			slog.String("agent_id", s.caps.GetAgentId()), slog.String("transport", s.w.name()),
+		s.log(slog.LevelWarn, "agent logs faster than the limit; lines dropped",
 			slog.Uint64("dropped", n), slog.Int("per_second", s.cfg.logRate))
 	}
-	level := slog.LevelInfo
-	switch l.GetLevel() {
-	case agentv2.LogLevel_LOG_LEVEL_DEBUG:
-		level = slog.LevelDebug
-	case agentv2.LogLevel_LOG_LEVEL_WARN:
-		level = slog.LevelWarn
-	case agentv2.LogLevel_LOG_LEVEL_ERROR:
-		level = slog.LevelError
-	}
-	if !s.cfg.logger.Enabled(ctx, level) {
-		return
+	level := logLevels[l.GetLevel()] // info if not listed
+	if !s.cfg.logger.Enabled(context.Background(), level) {
+		return nil
 	}
 	budget := 4 * s.cfg.logBytes
 	msg, cut := clip(l.GetMessage(), s.cfg.logBytes)
 	budget -= len(msg)
-	attrs := make([]slog.Attr, 0, min(len(l.GetFields()), maxLogFields)+4)
-	attrs = append(attrs, slog.String("agent_id", s.caps.GetAgentId()), slog.String("transport", s.w.name()))
+	attrs := make([]slog.Attr, 0, min(len(l.GetFields()), maxLogFields)+2)
 	if l.CorrelationId != nil {
 		corr, c := clip(l.GetCorrelationId(), 256)
 		cut = cut || c
@@ -117,7 +104,21 @@ func (s *session) onLog(l *agentv2.LogMessage) {
 	if cut {
 		attrs = append(attrs, slog.String("truncated", "agent log line cut to "+strconv.Itoa(s.cfg.logBytes)+" bytes"))
 	}
-	s.cfg.logger.LogAttrs(ctx, level, msg, attrs...)
+	s.log(level, msg, attrs...)
+	return nil
+}
+
+var logLevels = map[agentv2.LogLevel]slog.Level{
+	agentv2.LogLevel_LOG_LEVEL_DEBUG: slog.LevelDebug,
+	agentv2.LogLevel_LOG_LEVEL_WARN:  slog.LevelWarn,
+	agentv2.LogLevel_LOG_LEVEL_ERROR: slog.LevelError,
+}
+
+// log writes a line about the connection to the proxy's log, naming the
+// agent and the transport first.
+func (s *session) log(level slog.Level, msg string, attrs ...slog.Attr) {
+	head := []slog.Attr{slog.String("agent_id", s.caps.GetAgentId()), slog.String("transport", s.w.name())}
+	s.cfg.logger.LogAttrs(context.Background(), level, msg, append(head, attrs...)...)
 }
 
 // clip cuts s to at most n bytes on a rune boundary, marking the cut.

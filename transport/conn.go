@@ -13,24 +13,21 @@ import (
 //
 // A Conn is safe for concurrent use by multiple goroutines.
 type Conn interface {
-	// Send sends one event (any event case of ProxyToAgent: request or
-	// response headers, body chunks, request complete, websocket frame,
-	// guardrail, configure) and waits for the agent's decision. The event's
-	// event_id is assigned by the Conn. The call ends at ctx's deadline or
-	// the Conn's default timeout, whichever is sooner. Errors are
+	// Send sends one event (any event case of ProxyToAgent), with an
+	// event_id the Conn assigns, and waits for the agent's decision, until
+	// ctx's deadline or the Conn's call timeout. Errors are
 	// *agentwire.Error: Unavailable when the connection dropped,
 	// Canceled/DeadlineExceeded for the context, ResourceExhausted for an
 	// oversize event, and the agent's own code when it reported a failure.
 	// The returned response belongs to the caller.
 	Send(ctx context.Context, event *agentv2.ProxyToAgent) (*agentv2.AgentResponse, error)
 
-	// Cancel tells the agent to abandon correlationID and fails the calls
-	// waiting on it with Canceled. An empty correlationID cancels every
-	// request on the connection.
+	// Cancel tells the agent to abandon correlationID (every request for
+	// "") and fails the calls waiting on it with Canceled.
 	Cancel(ctx context.Context, correlationID string, reason agentv2.CancelReason) error
 
-	// Notify sends a message that has no decision: drain, shutdown,
-	// config responses. It returns once the message is queued.
+	// Notify sends a message that has no decision (drain, shutdown, config
+	// responses) and returns once it is queued.
 	Notify(ctx context.Context, msg *agentv2.ProxyToAgent) error
 
 	// Ping measures the round-trip time to the agent.
@@ -39,17 +36,16 @@ type Conn interface {
 	// Capabilities returns what the agent declared in the handshake.
 	Capabilities() *agentv2.AgentCapabilities
 
-	// Status returns a snapshot of the connection's state and the agent's
-	// last health report.
+	// Status returns a snapshot of the connection and the agent's last
+	// health report.
 	Status() Status
 
 	// Paused reports whether the agent has paused new events for
-	// correlationID (or for the whole connection, checked for any id).
+	// correlationID, or the whole connection.
 	Paused(correlationID string) bool
 
-	// WaitResume blocks until the pause that applies to correlationID is
-	// lifted, the connection closes, or ctx ends. It returns at once when
-	// nothing is paused.
+	// WaitResume blocks until no pause applies to correlationID, the
+	// connection closes, or ctx ends.
 	WaitResume(ctx context.Context, correlationID string) error
 
 	// Done is closed when the connection has failed or been closed, before
@@ -59,16 +55,14 @@ type Conn interface {
 	// Err returns why the connection ended, or nil while it is open.
 	Err() error
 
-	// Close cancels every in-flight call with Unavailable, closes the
-	// connection and waits, honouring ctx, for its goroutines to exit.
-	// Close is idempotent.
+	// Close fails every in-flight call with Unavailable, closes the
+	// connection and waits, honouring ctx, for its goroutines. Idempotent.
 	Close(ctx context.Context) error
 }
 
-// State is a connection's lifecycle state, as the transport sees it. It is
-// the one state enum of a connection: a pool adds only its own flags on
-// top (see pool.ConnState). The connection pushes it, with the rest of
-// its [Status], to the listener given with [WithStatusHandler].
+// State is a connection's lifecycle state, the one state enum of a
+// connection (a pool adds only its own flags, see pool.ConnState). The
+// connection pushes it, with its [Status], to [WithStatusHandler]'s listener.
 type State int
 
 const (
@@ -84,45 +78,35 @@ const (
 	StateClosed
 )
 
+var stateNames = [...]string{StateReady: "ready", StatePaused: "paused", StateDraining: "draining",
+	StateUnhealthy: "unhealthy", StateClosed: "closed"}
+
 func (s State) String() string {
-	switch s {
-	case StateReady:
-		return "ready"
-	case StatePaused:
-		return "paused"
-	case StateDraining:
-		return "draining"
-	case StateUnhealthy:
-		return "unhealthy"
-	case StateClosed:
-		return "closed"
+	if s < StateReady || s > StateClosed {
+		return "unknown"
 	}
-	return "unknown"
+	return stateNames[s]
 }
 
 // Status is a point-in-time view of a connection.
 type Status struct {
 	State State
-	// Health is the agent's own last report (HEALTH_STATE_UNSPECIFIED before
-	// the first), and Load the load it reported with it, if any.
-	Health agentv2.HealthState
-	Load   *agentv2.LoadMetrics
-	// HealthAt is when the last report arrived (zero if none).
+	// Health is the agent's last report (HEALTH_STATE_UNSPECIFIED before
+	// the first), Load the load it reported with it, HealthAt its arrival.
+	Health   agentv2.HealthState
+	Load     *agentv2.LoadMetrics
 	HealthAt time.Time
 	// InFlight is the number of calls waiting for a decision.
 	InFlight int
 	// RTT is the last measured ping round trip (zero if never measured).
 	RTT time.Duration
-	// UnknownResponses counts responses that matched no waiting call: the
-	// sum of LateResponses and DuplicateResponses.
+	// UnknownResponses is LateResponses + DuplicateResponses.
 	UnknownResponses uint64
-	// LateResponses counts answers to events whose caller had given up
-	// (deadline, cancel); DuplicateResponses counts answers to events
-	// already answered, or more answers than a request had events. Both
-	// are dropped.
+	// LateResponses counts dropped answers to events whose caller gave up;
+	// DuplicateResponses those to events already answered, or beyond a
+	// request's events.
 	LateResponses, DuplicateResponses uint64
-	// LogsDropped counts agent log lines over the rate limit
-	// ([WithAgentLogLimit]).
+	// LogsDropped counts agent log lines over [WithAgentLogLimit]'s rate.
 	LogsDropped uint64
 	// UnknownFrames counts frames of types this version does not know.
 	UnknownFrames uint64

@@ -2,15 +2,68 @@ package transport
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"log/slog"
 
-	agentwire "github.com/agentwire/agentwire"
+	"github.com/agentwire/agentwire"
+	"github.com/agentwire/agentwire/codec"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 )
 
-// A session acts on what its agent sends through the generated visitor:
-// one method per case of AgentToProxy, so a case added to the schema is a
-// method the session must implement.
+// A session acts on what its agent sends through the generated visitor, so
+// a case added to AgentToProxy is a method the session must implement.
 var _ agentv2.AgentToProxyVisitor = (*session)(nil)
+
+// maxBackground bounds the goroutines answering an agent's pings and
+// config-update requests at once: each may wait for room on a connection
+// the agent does not read, and a ping flood must not pile them up.
+const maxBackground = 64
+
+// readLoop receives until the wire fails, dispatching every message.
+func (s *session) readLoop() {
+	msg := &agentv2.AgentToProxy{}
+	// While frames are buffered, the reader holds the wire: the senders it
+	// wakes send again at once, and their events should leave together.
+	held := false
+	defer func() {
+		if held {
+			s.w.releaseBatch()
+		}
+	}()
+	for {
+		if held && !s.w.buffered() {
+			s.w.releaseBatch()
+			held = false
+		}
+		if err := s.w.recv(msg); err != nil {
+			if errors.Is(err, codec.ErrUnknownFrameType) {
+				s.unknownFrames.Add(1)
+				continue
+			}
+			s.fail(recvErr(err))
+			return
+		}
+		s.recvd.n.Add(1)
+		if !held {
+			s.w.holdBatch()
+			held = true
+		}
+		if err := s.dispatch(msg); err != nil {
+			s.fail(err)
+			return
+		}
+	}
+}
+
+// recvErr is the connection's error for a failed receive: a protocol
+// violation for a broken frame, the peer gone otherwise.
+func recvErr(err error) error {
+	if errors.Is(err, codec.ErrMalformed) || errors.Is(err, codec.ErrZeroLength) || errors.Is(err, codec.ErrFrameTooLarge) {
+		return agentwire.NewError(agentwire.CodeInternal, fmt.Errorf("%w: %w", ErrProtocol, err))
+	}
+	return agentwire.NewError(agentwire.CodeUnavailable, fmt.Errorf("%w: %w", ErrPeerGone, err))
+}
 
 // dispatch acts on one message from the agent.
 func (s *session) dispatch(msg *agentv2.AgentToProxy) error {
@@ -23,27 +76,47 @@ func (s *session) dispatch(msg *agentv2.AgentToProxy) error {
 	return err
 }
 
-// VisitResponse hands a decision to the call it answers.
+// VisitResponse hands a response to the call it answers (see matching.go),
+// and fails the connection if the agent broke the matching rules.
 func (s *session) VisitResponse(x *agentv2.AgentToProxy, resp *agentv2.AgentResponse) error {
-	s.deliver(x.GetEventId(), resp)
+	s.mu.Lock()
+	c, v, err := s.matchLocked(x.GetEventId(), resp.GetCorrelationId())
+	s.mu.Unlock()
+	switch v {
+	case late:
+		s.lateResponses.Add(1)
+	case duplicate:
+		s.duplicateResponses.Add(1)
+	case violation:
+		s.fail(err)
+	}
+	if v != matched {
+		return nil
+	}
+	// Hold the wire until the woken Send has its result: it often sends
+	// again at once, and such events then leave in one write.
+	s.w.holdBatch()
+	switch st := resp.GetError(); {
+	case st != nil:
+		c.ch <- result{err: agentwire.NewWireError(agentwire.Code(st.GetCode()), st.GetMessage()), held: true}
+	case !decided(resp):
+		c.ch <- result{err: noDecisionErr(c.id, c.corr), held: true}
+	default:
+		c.ch <- result{resp: resp, held: true}
+	}
 	return nil
 }
 
 // VisitHealth records the agent's health and reports it.
 func (s *session) VisitHealth(_ *agentv2.AgentToProxy, h *agentv2.HealthStatus) error {
 	s.mu.Lock()
-	s.health = h.GetState()
-	s.load = h.GetLoad()
-	s.healthAt = s.cfg.now()
-	st := s.statusLocked()
-	s.state = st.State
+	s.health, s.load, s.healthAt = h.GetState(), h.GetLoad(), s.cfg.now()
+	_, st := s.stateChangedLocked()
 	s.mu.Unlock()
 	if f := s.cfg.onHealth; f != nil {
 		f(h)
 	}
-	if f := s.cfg.onStatus; f != nil {
-		f(st)
-	}
+	s.pushStatus(st)
 	return nil
 }
 
@@ -52,49 +125,6 @@ func (s *session) VisitMetrics(_ *agentv2.AgentToProxy, m *agentv2.MetricsReport
 	if f := s.cfg.onMetrics; f != nil {
 		f(m)
 	}
-	return nil
-}
-
-// VisitFlowControl pauses or resumes the connection or one request.
-func (s *session) VisitFlowControl(_ *agentv2.AgentToProxy, sig *agentv2.FlowControlSignal) error {
-	s.mu.Lock()
-	switch s.pauses.Apply(sig) {
-	case agentv2.FlowAction_FLOW_ACTION_RESUME:
-		close(s.resume)
-		s.resume = make(chan struct{})
-	case agentv2.FlowAction_FLOW_ACTION_UNSPECIFIED:
-		s.mu.Unlock()
-		return nil
-	}
-	s.pausesChangedLocked()
-	changed, st := s.stateChangedLocked()
-	s.mu.Unlock()
-	if changed && s.cfg.onStatus != nil {
-		s.cfg.onStatus(st)
-	}
-	return nil
-}
-
-// VisitPong wakes the Ping waiting for this sequence number.
-func (s *session) VisitPong(_ *agentv2.AgentToProxy, p *agentv2.Pong) error {
-	s.mu.Lock()
-	ch := s.pings[p.GetSequence()]
-	delete(s.pings, p.GetSequence())
-	s.mu.Unlock()
-	if ch != nil {
-		close(ch)
-	}
-	return nil
-}
-
-// VisitPing answers the agent's ping in the background.
-func (s *session) VisitPing(x *agentv2.AgentToProxy, p *agentv2.Ping) error {
-	pong := &agentv2.ProxyToAgent{EventId: x.GetEventId(), Message: &agentv2.ProxyToAgent_Pong{Pong: &agentv2.Pong{
-		Sequence:        p.GetSequence(),
-		PingTimestampMs: p.GetTimestampMs(),
-		TimestampMs:     uint64(s.cfg.now().UnixMilli()),
-	}}}
-	s.goBackground("pong", func(ctx context.Context) { _ = s.w.send(ctx, pong) })
 	return nil
 }
 
@@ -119,12 +149,6 @@ func (s *session) VisitConfigUpdate(_ *agentv2.AgentToProxy, req *agentv2.Config
 	return nil
 }
 
-// VisitLog writes the agent's log line (see agentlog.go).
-func (s *session) VisitLog(_ *agentv2.AgentToProxy, l *agentv2.LogMessage) error {
-	s.onLog(l)
-	return nil
-}
-
 // VisitHandshake fails the connection: the handshake happened at dial.
 func (s *session) VisitHandshake(*agentv2.AgentToProxy, *agentv2.HandshakeResponse) error {
 	return agentwire.Errorf(agentwire.CodeInternal, "%w: second handshake response", ErrProtocol)
@@ -134,4 +158,32 @@ func (s *session) VisitHandshake(*agentv2.AgentToProxy, *agentv2.HandshakeRespon
 // handshake.
 func (s *session) VisitRegistration(*agentv2.AgentToProxy, *agentv2.RegistrationRequest) error {
 	return agentwire.Errorf(agentwire.CodeInternal, "%w: registration after the handshake", ErrProtocol)
+}
+
+// goBackground runs f on a goroutine Close waits for. It drops f (what
+// names it in the log) while maxBackground run.
+func (s *session) goBackground(what string, f func(ctx context.Context)) {
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return
+	}
+	if s.background >= maxBackground {
+		s.mu.Unlock()
+		if s.floodLogged.CompareAndSwap(false, true) {
+			s.log(slog.LevelWarn, "agent sends pings or config updates faster than it reads the answers; dropping some",
+				slog.String("dropped", what))
+		}
+		return
+	}
+	s.background++
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		f(s.bg)
+		s.mu.Lock()
+		s.background--
+		s.mu.Unlock()
+	}()
 }

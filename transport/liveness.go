@@ -10,44 +10,35 @@ import (
 	"github.com/agentwire/agentwire"
 )
 
-// A hung agent (a stopped process, a deadlocked reader) keeps its socket
-// open: nothing fails, and its calls wait for their deadlines while the
-// connection still looks ready. The session watches for that: the reader
-// counts the frames it receives (one atomic add, no clock read), and a
-// goroutine of the session compares the count between ticks of half the
-// liveness interval. When it has not moved for the whole interval while
-// calls were outstanding, the goroutine pings the agent; if the count has
-// still not moved once the liveness timeout has passed, the session fails
-// with ErrUnresponsive. Any frame counts, so an agent that answers events
-// but not pings stays up as long as it answers.
+// A hung agent keeps its socket open while its calls wait for their
+// deadlines. The reader counts frames (one atomic add); a goroutine checks
+// the count every half liveness interval, pings an agent silent for the
+// whole interval with calls outstanding, and fails the session with
+// ErrUnresponsive if nothing at all arrives within the liveness timeout.
 
-// livenessTicks is how many ticks make a liveness interval: the silence
-// is measured to within interval/livenessTicks.
+// livenessTicks is how many ticks make a liveness interval.
 const livenessTicks = 2
 
 // Receiver is implemented by every Conn of this package. A pool uses it to
-// tell a caller that gave up on a silent agent from one that gave up on a
-// busy one: a call whose context ended while Received did not move heard
-// nothing at all from the agent.
+// tell a call that gave up on a silent agent (Received did not move) from
+// one that gave up on a busy one.
 type Receiver interface {
-	// Received counts the messages received from the agent so far, of
-	// any kind. Reading it costs an atomic load or two.
+	// Received counts the messages of any kind received from the agent
+	// so far; it costs an atomic load or two.
 	Received() uint64
 }
 
 var _ Receiver = (*session)(nil)
 
-// frameCount is a counter on a cache line of its own: the reader bumps it
-// for every frame, and must not invalidate the line of the counters every
-// Send writes.
+// frameCount is a counter on a cache line of its own, so the reader's
+// adds do not invalidate the line of the counters every Send writes.
 type frameCount struct {
 	_ [64]byte
 	n atomic.Uint64
 	_ [56]byte
 }
 
-// Received implements Receiver. Frames of unknown types are counted apart
-// by the reader, and count too.
+// Received implements Receiver; frames of unknown types count too.
 func (s *session) Received() uint64 { return s.recvd.n.Load() + s.unknownFrames.Load() }
 
 // inFlight returns the number of calls waiting for a decision.
@@ -57,28 +48,22 @@ func (s *session) inFlight() int {
 	return s.pending.len()
 }
 
-// startLiveness starts the liveness watch, unless it is disabled. It runs
-// until the session ends; Close waits for it.
+// startLiveness starts the liveness watch, unless disabled; Close waits
+// for it.
 func (s *session) startLiveness() {
 	if s.cfg.livenessInterval <= 0 || s.cfg.livenessTimeout <= 0 {
 		return
 	}
 	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		s.watchLiveness()
-	}()
+	go s.watchLiveness()
 }
 
-// watchLiveness pings an agent that has sent nothing for the liveness
-// interval with calls outstanding, and fails the session if nothing comes
-// within the timeout after.
 func (s *session) watchLiveness() {
+	defer s.wg.Done()
 	t := time.NewTicker(max(s.cfg.livenessInterval/livenessTicks, time.Millisecond))
 	defer t.Stop()
 	seen := s.Received()
-	// since is the tick that last saw a frame or no call outstanding;
-	// quiet counts the ticks after it.
+	// since: the tick that last saw a frame or no call; quiet: ticks since.
 	since, quiet := time.Now(), 0
 	for {
 		var now time.Time
@@ -102,15 +87,14 @@ func (s *session) watchLiveness() {
 }
 
 // probe pings the agent, silent since then with calls outstanding, and
-// waits up to the liveness timeout for any frame past seen. It fails the
-// session if none comes, and reports whether the session lives on.
+// fails the session unless a frame past seen comes within the liveness
+// timeout. It reports whether the session lives on.
 func (s *session) probe(seen uint64, since time.Time) bool {
 	calls := s.inFlight()
 	ctx, cancel := context.WithTimeout(s.bg, s.cfg.livenessTimeout)
 	defer cancel()
 	if _, err := s.Ping(ctx); err != nil && ctx.Err() == nil && s.bg.Err() == nil {
-		// The ping could not go out (no room on the wire): the agent
-		// still gets the whole timeout to send anything.
+		// The ping could not go out: the agent still gets the timeout.
 		<-ctx.Done()
 	}
 	if s.bg.Err() != nil {
@@ -125,8 +109,7 @@ func (s *session) probe(seen uint64, since time.Time) bool {
 	silence := time.Since(since).Round(10 * time.Millisecond)
 	err := agentwire.NewError(agentwire.CodeUnavailable, fmt.Errorf("%w: agent sent nothing for %v with %d calls outstanding, not even a pong within %v",
 		ErrUnresponsive, silence, calls, s.cfg.livenessTimeout))
-	s.cfg.logger.LogAttrs(context.Background(), slog.LevelWarn, "agent unresponsive; closing the connection",
-		slog.String("agent_id", s.caps.GetAgentId()), slog.String("transport", s.w.name()),
+	s.log(slog.LevelWarn, "agent unresponsive; closing the connection",
 		slog.Duration("silence", silence), slog.Int("calls", calls))
 	s.fail(err)
 	return false

@@ -1,24 +1,23 @@
 package transport
 
 import (
-	"context"
 	"log/slog"
+	"slices"
 
 	"github.com/agentwire/agentwire"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 )
 
 // Matching responses to calls (docs/protocol.md §6 states these rules for
-// agent authors). A response is delivered to a caller only when it is
-// provably that caller's answer:
+// agent authors). A response reaches a caller only when it is provably that
+// caller's answer:
 //
 //   - With an event id, it goes to the call with that id, and only if it
-//     names the call's correlation id; a different one is a protocol
-//     violation that closes the connection (every call on it fails).
+//     names the call's correlation id; another one is a protocol violation
+//     that closes the connection (every call on it fails).
 //   - Without one (agents that do not echo ids), it goes to the oldest
-//     unanswered event of its correlation id. A call that gives up
-//     (timeout, context) leaves a placeholder in that queue, which its
-//     late answer consumes, so later answers keep their places.
+//     unanswered event of its correlation id. A call that gives up leaves a
+//     placeholder in that queue for its late answer to consume.
 //   - A cancel lets an agent drop its answers, which position matching
 //     cannot tell: a request cancelled with events unanswered is
 //     "unmatchable" on that connection, and its later events fail at once.
@@ -27,16 +26,12 @@ import (
 // counted apart.
 
 // maxPlaceholders bounds the events a non-echoing agent may leave
-// unanswered on one connection after their callers gave up; past it the
-// connection is recycled, since position matching can no longer be trusted
-// to stay short.
+// unanswered after their callers gave up; past it the connection is
+// recycled, as position matching can no longer be trusted to stay short.
 const maxPlaceholders = 4096
 
-// maxRemembered bounds the ids of abandoned events (echo mode) and the
-// unmatchable correlation ids (no-echo mode) one connection remembers.
-// Forgetting an abandoned id only changes how its late answer is counted;
-// forgetting an unmatchable correlation id matters only if the proxy
-// reused it after this many later cancels.
+// maxRemembered bounds the abandoned ids (echo mode) and unmatchable
+// correlation ids (no-echo mode) one connection remembers.
 const maxRemembered = 4096
 
 // verdict is what matching made of one response.
@@ -50,8 +45,8 @@ const (
 )
 
 // matchLocked finds the call a response answers. For a violation, err
-// says what the agent did; the caller fails the connection with it. s.mu
-// is held.
+// says what the agent did, and the caller fails the connection with it.
+// s.mu is held.
 func (s *session) matchLocked(id uint64, corr string) (*call, verdict, error) {
 	if id != 0 {
 		if c := s.pending.get(id); c != nil {
@@ -88,11 +83,13 @@ func (s *session) matchLocked(id uint64, corr string) (*call, verdict, error) {
 		s.unmatchable.add(corr)
 		return nil, duplicate, nil
 	}
-	if h := q[0]; h.placeholder {
-		s.popPlaceholderLocked(corr, q)
+	c := q[0]
+	if c.placeholder {
+		q[0] = nil
+		s.placeholders--
+		s.setQueueLocked(corr, q[1:])
 		return nil, late, nil
 	}
-	c := q[0]
 	s.removeLocked(c)
 	return c, matched, nil
 }
@@ -100,18 +97,16 @@ func (s *session) matchLocked(id uint64, corr string) (*call, verdict, error) {
 // mismatch is the violation of an agent that answered event id, of request
 // want, naming request got.
 func (s *session) mismatch(id uint64, want, got string) error {
-	s.cfg.logger.LogAttrs(context.Background(), slog.LevelError,
-		"agent answered an event with another request's correlation id; closing the connection",
-		slog.String("agent_id", s.caps.GetAgentId()), slog.String("transport", s.w.name()),
+	s.log(slog.LevelError, "agent answered an event with another request's correlation id; closing the connection",
 		slog.Uint64("event_id", id), slog.String("correlation_id", want), slog.String("answered_for", got))
 	return agentwire.Errorf(agentwire.CodeInternal, "%w: %w: event %d of request %q answered for request %q",
 		ErrProtocol, ErrMismatch, id, want, got)
 }
 
-// abandonLocked takes c, whose caller gives up on it (deadline, context),
-// out of the pending calls, keeping what matching needs to recognise its
-// late answer. It returns an error when the agent has left too many events
-// unanswered: the caller fails the connection with it. s.mu is held.
+// abandonLocked takes c, whose caller gives up, out of the pending calls,
+// keeping what matching needs to recognise its late answer. An error says
+// too many events are unanswered: the caller fails the connection with it.
+// s.mu is held.
 func (s *session) abandonLocked(c *call) error {
 	s.pending.remove(c)
 	s.unwatchLocked(c)
@@ -135,26 +130,26 @@ func (s *session) abandonLocked(c *call) error {
 	return nil
 }
 
-// dropPlaceholderLocked removes the placeholder of event id in corr's
-// queue, if there is one. s.mu is held.
+// dropPlaceholderLocked removes the placeholder of event id from corr's
+// queue, if there is one; s.mu is held.
 func (s *session) dropPlaceholderLocked(id uint64, corr string) bool {
-	q := s.byCorr[corr]
-	for i, p := range q {
-		if p.placeholder && p.id == id {
-			q = append(q[:i], q[i+1:]...)
-			s.placeholders--
-			s.setQueueLocked(corr, q)
-			return true
-		}
+	i := slices.IndexFunc(s.byCorr[corr], func(p *call) bool { return p.placeholder && p.id == id })
+	if i < 0 {
+		return false
 	}
-	return false
+	s.placeholders--
+	s.setQueueLocked(corr, slices.Delete(s.byCorr[corr], i, i+1))
+	return true
 }
 
-// popPlaceholderLocked removes q[0], a placeholder, from corr's queue q.
-func (s *session) popPlaceholderLocked(corr string, q []*call) {
-	q[0] = nil
-	s.placeholders--
-	s.setQueueLocked(corr, q[1:])
+// unqueueLocked removes c from its request's queue, if queued; s.mu is held.
+func (s *session) unqueueLocked(c *call) {
+	if s.byCorr == nil {
+		return
+	}
+	if q := s.byCorr[c.corr]; len(q) > 0 {
+		s.setQueueLocked(c.corr, slices.DeleteFunc(q, func(p *call) bool { return p == c }))
+	}
 }
 
 func (s *session) setQueueLocked(corr string, q []*call) {
@@ -167,8 +162,8 @@ func (s *session) setQueueLocked(corr string, q []*call) {
 
 // cancelQueueLocked forgets corr's queue for a cancel (all queues for
 // ""): the agent may drop the answers still owed, so a request that had
-// any becomes unmatchable. It returns the real calls to fail. Only for
-// agents that do not echo ids; s.mu is held.
+// any becomes unmatchable. It returns the calls to fail. No-echo mode
+// only; s.mu is held.
 func (s *session) cancelQueueLocked(corr string) []*call {
 	var victims []*call
 	for qc, q := range s.byCorr {
@@ -192,16 +187,30 @@ func (s *session) cancelQueueLocked(corr string) []*call {
 	return victims
 }
 
-// unmatchableErr is the error of an event of a request that cannot be
-// matched on this connection any more.
+// cancelPendingLocked abandons and returns the calls of corr (all for "")
+// up to event id maxID, for a cancel. Echo mode only; s.mu is held.
+func (s *session) cancelPendingLocked(corr string, maxID uint64) []*call {
+	var victims []*call
+	for c := s.pending.oldest; c != nil; {
+		next := c.next
+		if (corr == "" || c.corr == corr) && c.id <= maxID {
+			victims = append(victims, c)
+			s.removeLocked(c)
+			s.abandoned.add(c.id)
+		}
+		c = next
+	}
+	return victims
+}
+
+// unmatchableErr fails an event of a request that cannot be matched here.
 func unmatchableErr(corr string) error {
 	return agentwire.Errorf(agentwire.CodeFailedPrecondition,
 		"%w: request %q was cancelled (or over-answered) on this connection with answers outstanding, and the agent does not echo event ids",
 		ErrUnmatchable, corr)
 }
 
-// noDecisionErr is the error of a response that carries neither a decision
-// nor an error.
+// noDecisionErr fails a call answered with neither decision nor error.
 func noDecisionErr(id uint64, corr string) error {
 	return agentwire.Errorf(agentwire.CodeInternal, "%w: event %d of request %q", ErrNoDecision, id, corr)
 }
@@ -209,8 +218,7 @@ func noDecisionErr(id uint64, corr string) error {
 // decided reports whether resp carries a decision.
 func decided(resp *agentv2.AgentResponse) bool { return resp.GetDecision() != nil }
 
-// recentSet is a bounded set that forgets its oldest members first. Not
-// safe for concurrent use.
+// recentSet is a bounded set that forgets its oldest members first.
 type recentSet[K comparable] struct {
 	set  map[K]struct{}
 	ring []K

@@ -26,10 +26,9 @@ const DefaultServiceName = "sentinel.agent.v2.AgentServiceV2"
 const (
 	DefaultCallTimeout      = 30 * time.Second
 	DefaultHandshakeTimeout = 5 * time.Second
-	// DefaultLivenessInterval and DefaultLivenessTimeout: see WithLiveness.
-	// An agent that hangs with events outstanding is dropped 1.25 to
-	// 1.375 s after it last sent anything; one that is alive has a second
-	// to answer the ping.
+	// DefaultLivenessInterval and DefaultLivenessTimeout (see WithLiveness)
+	// drop an agent hung with events outstanding 1.25 to 1.375 s after it
+	// last sent anything; a live one has a second to answer the ping.
 	DefaultLivenessInterval = 250 * time.Millisecond
 	DefaultLivenessTimeout  = time.Second
 )
@@ -38,28 +37,26 @@ const (
 type ConfigUpdateFunc func(ctx context.Context, req *agentv2.ConfigUpdateRequest) *agentv2.ConfigUpdateResponse
 
 type config struct {
-	proxyID           string
-	proxyVersion      string
-	configJSON        string
-	versions          []uint32
-	callTimeout       time.Duration
-	handshakeTimeout  time.Duration
-	healthInterval    time.Duration
-	livenessInterval  time.Duration
-	livenessTimeout   time.Duration
-	maxFrameSize      int
-	maxPending        int
-	tlsConfig         *tls.Config
-	serviceName       string
-	logger            *slog.Logger
-	onMetrics         func(*agentv2.MetricsReport)
-	onHealth          func(*agentv2.HealthStatus)
-	onStatus          func(Status)
-	onConfigUpdate    ConfigUpdateFunc
-	now               func() time.Time
-	connectGRPCWeb    bool
-	grpcBufferedPipes int
-	streamHeaders     func(ctx context.Context, set func(key, value string))
+	proxyID          string
+	proxyVersion     string
+	configJSON       string
+	versions         []uint32
+	callTimeout      time.Duration
+	handshakeTimeout time.Duration
+	healthInterval   time.Duration
+	livenessInterval time.Duration
+	livenessTimeout  time.Duration
+	maxFrameSize     int
+	maxPending       int
+	tlsConfig        *tls.Config
+	serviceName      string
+	logger           *slog.Logger
+	onMetrics        func(*agentv2.MetricsReport)
+	onHealth         func(*agentv2.HealthStatus)
+	onStatus         func(Status)
+	onConfigUpdate   ConfigUpdateFunc
+	now              func() time.Time
+	streamHeaders    func(ctx context.Context, set func(key, value string))
 	// logRate and logBytes limit agent log lines (see WithAgentLogLimit).
 	logRate, logBytes int
 }
@@ -96,7 +93,7 @@ func WithHandshakeConfig(configJSON string) Option {
 }
 
 // WithProtocolVersions overrides the protocol versions offered in the
-// handshake (default: 2). Mostly useful to test version negotiation.
+// handshake (default: 2), to test version negotiation.
 func WithProtocolVersions(versions ...uint32) Option {
 	return optionFunc(func(c *config) { c.versions = append([]uint32(nil), versions...) })
 }
@@ -113,12 +110,10 @@ func WithHandshakeTimeout(d time.Duration) Option {
 }
 
 // WithLiveness sets how the connection finds a hung agent (default 250 ms
-// and 1 s): when calls are outstanding and nothing at all has arrived from
-// the agent for interval (measured to within interval/2), it pings the
-// agent; if still nothing arrives within timeout (a pong or any other
-// message), it fails with Unavailable ([ErrUnresponsive]) and so does
-// every call in flight. Any message proves the agent alive, so agents that
-// answer events but not pings are not dropped while they answer. Either
+// and 1 s): with calls outstanding and nothing at all from the agent for
+// interval (to within interval/2), it pings; if nothing arrives within
+// timeout either, it fails with Unavailable ([ErrUnresponsive]), and so
+// does every call in flight. Any message proves the agent alive. Either
 // value <= 0 disables the check.
 func WithLiveness(interval, timeout time.Duration) Option {
 	return optionFunc(func(c *config) { c.livenessInterval, c.livenessTimeout = interval, timeout })
@@ -135,8 +130,8 @@ func WithMaxFrameSize(n int) Option {
 }
 
 // WithMaxPending bounds the bytes queued for a peer that does not read
-// (default 4 MiB; on gRPC and Connect, on top of what HTTP/2 flow control
-// lets the RPC stack buffer). Senders wait, honouring their context.
+// (default 4 MiB; on gRPC and Connect, on top of HTTP/2's window). Senders
+// wait, honouring their context.
 func WithMaxPending(n int) Option {
 	return optionFunc(func(c *config) { c.maxPending = n })
 }
@@ -158,31 +153,29 @@ func WithLogger(l *slog.Logger) Option {
 	return optionFunc(func(c *config) { c.logger = l })
 }
 
-// WithMetricsHandler receives the agent's metrics reports. It runs on the
-// connection's reader goroutine: keep it short.
+// WithMetricsHandler receives the agent's metrics reports, on the reader
+// goroutine: keep it short.
 func WithMetricsHandler(f func(*agentv2.MetricsReport)) Option {
 	return optionFunc(func(c *config) { c.onMetrics = f })
 }
 
-// WithHealthHandler receives each health report. It runs on the reader
-// goroutine: keep it short.
+// WithHealthHandler receives each health report, on the reader goroutine:
+// keep it short.
 func WithHealthHandler(f func(*agentv2.HealthStatus)) Option {
 	return optionFunc(func(c *config) { c.onHealth = f })
 }
 
 // WithStatusHandler is the connection's one status listener: it is told
-// the connection's [Status] once the handshake is done, before the dial
-// returns, then at every health report and every change of State (pause,
-// resume, close), the last call being StateClosed. Calls come one at a
-// time, in order, from the dialling goroutine and then the connection's
-// reader, without locks held: keep it short and do not call back into the
-// Conn's blocking methods from it.
+// the [Status] before the dial returns, then at every health report and
+// change of State, the last being StateClosed. Calls come one at a time,
+// in order, without locks held: keep it short and do not call the Conn's
+// blocking methods from it.
 func WithStatusHandler(f func(Status)) Option {
 	return optionFunc(func(c *config) { c.onStatus = f })
 }
 
-// WithConfigUpdateHandler answers agents' config-update requests. Without
-// it, requests are rejected with an error saying no handler is set.
+// WithConfigUpdateHandler answers agents' config-update requests, which
+// are rejected without it.
 func WithConfigUpdateHandler(f ConfigUpdateFunc) Option {
 	return optionFunc(func(c *config) { c.onConfigUpdate = f })
 }
@@ -192,11 +185,10 @@ func WithClock(now func() time.Time) Option {
 	return optionFunc(func(c *config) { c.now = now })
 }
 
-// WithStreamHeaders adds request headers (gRPC metadata) to the
-// ProcessStream call of the gRPC and Connect transports: f runs once per
-// dial, with the dial's context, and calls set for each header, for
-// example a W3C traceparent. Framed transports have no headers and ignore
-// it.
+// WithStreamHeaders adds request headers (gRPC metadata, a W3C
+// traceparent for example) to the stream of the gRPC and Connect
+// transports: f runs once per dial and calls set for each. Framed
+// transports ignore it.
 func WithStreamHeaders(f func(ctx context.Context, set func(key, value string))) Option {
 	return optionFunc(func(c *config) { c.streamHeaders = f })
 }

@@ -1,20 +1,17 @@
 package transport
 
-// pendingSlots is the number of slots of a pendingTable: a power of two,
-// above what one connection usually has in flight.
+// pendingSlots is a power of two above what one connection usually has in
+// flight.
 const pendingSlots = 128
 
-// pendingTable maps event ids to the calls waiting for them. Ids are
-// issued in sequence, so the call with id i lives in slot i mod
-// pendingSlots, found without hashing; a call still waiting when its slot
-// is needed again (pendingSlots ids later) moves to a map. It also keeps
-// every call in a list in send order, which is the order of their
-// deadlines. Not safe for concurrent use: the session's mu guards it.
+// pendingTable maps event ids to waiting calls. Ids are sequential, so id
+// i lives in slot i mod pendingSlots, found without hashing; a call still
+// waiting when its slot is needed again moves to a map. It also lists the
+// calls in send order, the order of their deadlines. Guarded by session.mu.
 type pendingTable struct {
-	slots    *[pendingSlots]*call // allocated by the first put
-	overflow map[uint64]*call
-	n        int
-	// oldest and newest end the list of calls in send order.
+	slots          *[pendingSlots]*call // allocated by the first put
+	overflow       map[uint64]*call
+	n              int
 	oldest, newest *call
 }
 

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"path"
+	"slices"
 	"sync"
 	"time"
 
@@ -27,15 +29,13 @@ type ReverseStats struct {
 	Admitted, Rejected uint64
 }
 
-// ReverseListener is the proxy side of reverse connections: agents dial it,
-// register, and after validation (protocol version, agent id, allowlist,
-// token, connection cap, in that order) it runs the framed protocol over
-// their connection and hands the resulting [Conn] to the admit handler.
-// With [WithAdmission] the cap and the handing over are the admission's:
-// a pool passes its own (pool.Pool.ReverseOptions), so that connections
-// over its limit are refused at registration, with a reason.
-// One listener can serve several net.Listeners (Unix socket and TCP) with
-// one set of limits.
+// ReverseListener is the proxy side of reverse connections: agents dial it
+// and register, and after validation (protocol version, agent id,
+// allowlist, token, connection cap, in that order) it runs the framed
+// protocol over their connection and hands the [Conn] to the admit
+// handler, or with [WithAdmission] to a pool, whose limit then refuses
+// connections at registration. One listener can serve several
+// net.Listeners (Unix socket and TCP) with one set of limits.
 //
 // A ReverseListener is safe for concurrent use. Every goroutine it starts
 // (accept loops of ListenUnix/ListenTCP, one per pending registration, one
@@ -60,8 +60,8 @@ type ReverseListener struct {
 	live     map[Conn]struct{}
 	admitted uint64
 	rejected uint64
-	// peers counts failed registrations by peer address (WithPeerCooldown);
-	// peersPruned is when it was last scanned for expired entries.
+	// peers counts failed registrations by peer address (WithPeerCooldown),
+	// last scanned for expired entries at peersPruned.
 	peers       map[string]*peerRecord
 	peersPruned time.Time
 }
@@ -70,44 +70,17 @@ type ReverseListener struct {
 // nothing yet: call Serve, ListenUnix or ListenTCP.
 func NewReverseListener(opts ...ReverseOption) (*ReverseListener, error) {
 	cfg := reverseConfig{
-		timeout:       DefaultRegistrationTimeout,
-		maxPerAgent:   DefaultMaxConnsPerAgent,
-		maxPending:    DefaultMaxPendingRegistrations,
-		randRead:      rand.Read,
-		acceptBackoff: 5 * time.Millisecond,
-		now:           time.Now,
+		timeout:     DefaultRegistrationTimeout,
+		maxPerAgent: DefaultMaxConnsPerAgent,
+		maxPending:  DefaultMaxPendingRegistrations,
+		randRead:    rand.Read,
+		now:         time.Now,
 	}
 	for _, o := range opts {
 		o.applyReverse(&cfg)
 	}
-	var errs []error
-	switch {
-	case cfg.admission != nil && cfg.admit != nil:
-		errs = append(errs, errors.New("WithAdmission and WithAdmitHandler exclude each other"))
-	case cfg.admission != nil && cfg.maxPerAgentOK:
-		errs = append(errs, errors.New("WithAdmission sets the per-agent limit: drop WithMaxConnsPerAgent"))
-	case cfg.admission == nil && cfg.admit == nil:
-		errs = append(errs, errors.New("an admit handler is required (WithAdmitHandler or WithAdmission)"))
-	}
-	if cfg.timeout <= 0 {
-		errs = append(errs, errors.New("registration timeout must be positive"))
-	}
-	if cfg.maxPerAgent <= 0 || cfg.maxPending <= 0 {
-		errs = append(errs, errors.New("connection limits must be positive"))
-	}
-	if cfg.peerFailures < 0 || cfg.peerFailures > 0 && cfg.peerCooldown <= 0 {
-		errs = append(errs, errors.New("peer cooldown needs a positive failure count and duration"))
-	}
-	for _, p := range cfg.allow {
-		if _, err := path.Match(p, ""); err != nil {
-			errs = append(errs, fmt.Errorf("allowlist pattern %q: %w", p, err))
-		}
-	}
-	if !cfg.noAuth && len(cfg.agentTokens) == 0 && len(cfg.globalTokens) == 0 && cfg.verifier == nil {
-		errs = append(errs, errors.New("no authentication configured: set tokens, a verifier, or WithoutAuth"))
-	}
-	if len(errs) > 0 {
-		return nil, agentwire.NewError(agentwire.CodeInvalidArgument, fmt.Errorf("reverse listener: %w", errors.Join(errs...)))
+	if err := cfg.validate(); err != nil {
+		return nil, agentwire.NewError(agentwire.CodeInvalidArgument, fmt.Errorf("reverse listener: %w", err))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &ReverseListener{
@@ -123,29 +96,50 @@ func NewReverseListener(opts ...ReverseOption) (*ReverseListener, error) {
 	}, nil
 }
 
-// watch forgets an admitted connection when it ends and calls release, if
-// set, to free its cap slot.
-func (l *ReverseListener) watch(c Conn, release func()) {
+// validate reports every contradictory or missing setting at once.
+func (c *reverseConfig) validate() error {
+	var errs []error
+	switch {
+	case c.admission != nil && c.admit != nil:
+		errs = append(errs, errors.New("WithAdmission and WithAdmitHandler exclude each other"))
+	case c.admission != nil && c.maxPerAgentOK:
+		errs = append(errs, errors.New("WithAdmission sets the per-agent limit: drop WithMaxConnsPerAgent"))
+	case c.admission == nil && c.admit == nil:
+		errs = append(errs, errors.New("an admit handler is required (WithAdmitHandler or WithAdmission)"))
+	}
+	if c.timeout <= 0 {
+		errs = append(errs, errors.New("registration timeout must be positive"))
+	}
+	if c.maxPerAgent <= 0 || c.maxPending <= 0 {
+		errs = append(errs, errors.New("connection limits must be positive"))
+	}
+	if c.peerFailures < 0 || c.peerFailures > 0 && c.peerCooldown <= 0 {
+		errs = append(errs, errors.New("peer cooldown needs a positive failure count and duration"))
+	}
+	for _, p := range c.allow {
+		if _, err := path.Match(p, ""); err != nil {
+			errs = append(errs, fmt.Errorf("allowlist pattern %q: %w", p, err))
+		}
+	}
+	if !c.noAuth && len(c.agentTokens) == 0 && len(c.globalTokens) == 0 && c.verifier == nil {
+		errs = append(errs, errors.New("no authentication configured: set tokens, a verifier, or WithoutAuth"))
+	}
+	return errors.Join(errs...)
+}
+
+// watch forgets an admitted connection when it ends (or the listener
+// closes), then calls ended, if set.
+func (l *ReverseListener) watch(c Conn, ended func()) {
 	defer l.wg.Done()
 	select {
 	case <-c.Done():
 	case <-l.closed:
-		// Close closes the connection itself if asked to; either way the
-		// slot no longer matters.
 	}
 	l.mu.Lock()
 	delete(l.live, c)
 	l.mu.Unlock()
-	if release != nil {
-		release()
-	}
-}
-
-func (l *ReverseListener) release(agentID string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.perAgent[agentID]--; l.perAgent[agentID] <= 0 {
-		delete(l.perAgent, agentID)
+	if ended != nil {
+		ended()
 	}
 }
 
@@ -175,11 +169,12 @@ func (l *ReverseListener) Stats() ReverseStats {
 // open, waiting for each honouring ctx. The listener keeps serving.
 func (l *ReverseListener) CloseConns(ctx context.Context) error {
 	l.mu.Lock()
-	conns := make([]Conn, 0, len(l.live))
-	for c := range l.live {
-		conns = append(conns, c)
-	}
+	conns := slices.Collect(maps.Keys(l.live))
 	l.mu.Unlock()
+	return closeConns(ctx, conns)
+}
+
+func closeConns(ctx context.Context, conns []Conn) error {
 	var errs []error
 	for _, c := range conns {
 		if err := c.Close(ctx); err != nil {
@@ -195,9 +190,8 @@ func (l *ReverseListener) CloseConns(ctx context.Context) error {
 // started and for running Serve calls. Close is idempotent.
 func (l *ReverseListener) Close(ctx context.Context) error {
 	l.mu.Lock()
-	first := !l.isClosed
 	var conns []Conn
-	if first {
+	if !l.isClosed {
 		l.isClosed = true
 		close(l.closed)
 		l.cancel()
@@ -205,35 +199,19 @@ func (l *ReverseListener) Close(ctx context.Context) error {
 			_ = ln.Close()
 		}
 		if l.cfg.closeConns {
-			for c := range l.live {
-				conns = append(conns, c)
-			}
+			conns = slices.Collect(maps.Keys(l.live))
 		}
 	}
 	sockets := l.sockets
 	l.sockets = nil
 	l.mu.Unlock()
 
-	var errs []error
-	for _, c := range conns {
-		if err := c.Close(ctx); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	waited := make(chan struct{})
-	go func() {
-		l.serves.Wait()
-		l.wg.Wait()
-		close(waited)
-	}()
-	select {
-	case <-waited:
-	case <-ctx.Done():
-		errs = append(errs, agentwire.WrapContextError(ctx.Err()))
-		return errors.Join(errs...)
+	err := closeConns(ctx, conns)
+	if werr := waitCtx(ctx, &l.serves, &l.wg); werr != nil {
+		return errors.Join(err, werr)
 	}
 	for _, s := range sockets {
 		s.Remove()
 	}
-	return errors.Join(errs...)
+	return err
 }

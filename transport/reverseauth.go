@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net"
 	"path"
+	"slices"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 
@@ -17,19 +19,16 @@ import (
 // validate applies the checks in order and, on success, reserves a slot
 // under the agent's connection cap.
 func (l *ReverseListener) validate(ctx context.Context, reg *agentv2.RegistrationRequest, peer net.Addr) (*slot, *rejection) {
-	if v := reg.GetProtocolVersion(); v != ProtocolVersion {
+	switch v, id := reg.GetProtocolVersion(), reg.GetAgentId(); {
+	case v != ProtocolVersion:
 		return nil, &rejection{code: agentwire.CodeFailedPrecondition,
 			reason: fmt.Sprintf("protocol version %d not supported (want %d)", v, ProtocolVersion)}
-	}
-	id := reg.GetAgentId()
-	if id == "" {
+	case id == "":
 		return nil, &rejection{code: agentwire.CodeInvalidArgument, reason: "empty agent id"}
-	}
-	if !validAgentID(id) {
+	case !validAgentID(id):
 		return nil, &rejection{code: agentwire.CodeInvalidArgument,
 			reason: fmt.Sprintf("agent id must be at most %d bytes of printable UTF-8", MaxAgentIDLength)}
-	}
-	if !l.allowed(id) {
+	case !l.allowed(id):
 		return nil, &rejection{code: agentwire.CodePermissionDenied, reason: "agent id not allowed"}
 	}
 	if rej := l.authenticate(ctx, reg, peer); rej != nil {
@@ -39,32 +38,19 @@ func (l *ReverseListener) validate(ctx context.Context, reg *agentv2.Registratio
 }
 
 func validAgentID(id string) bool {
-	if len(id) > MaxAgentIDLength || !utf8.ValidString(id) {
-		return false
-	}
-	for _, r := range id {
-		if !unicode.IsPrint(r) {
-			return false
-		}
-	}
-	return true
+	return len(id) <= MaxAgentIDLength && utf8.ValidString(id) &&
+		!strings.ContainsFunc(id, func(r rune) bool { return !unicode.IsPrint(r) })
 }
 
 func (l *ReverseListener) allowed(id string) bool {
-	if len(l.cfg.allow) == 0 {
-		return true
-	}
-	for _, p := range l.cfg.allow {
-		if ok, _ := path.Match(p, id); ok {
-			return true
-		}
-	}
-	return false
+	return len(l.cfg.allow) == 0 || slices.ContainsFunc(l.cfg.allow, func(p string) bool {
+		ok, _ := path.Match(p, id)
+		return ok
+	})
 }
 
-// authenticate checks the token. Configured tokens are stored as SHA-256
-// digests and every one is compared in constant time, so neither the
-// comparison nor the token's length leaks through timing.
+// authenticate checks the token against every configured digest in
+// constant time, so neither match nor length leaks through timing.
 func (l *ReverseListener) authenticate(ctx context.Context, reg *agentv2.RegistrationRequest, peer net.Addr) *rejection {
 	if l.cfg.noAuth {
 		return nil

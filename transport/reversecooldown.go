@@ -7,22 +7,17 @@ import (
 	"github.com/agentwire/agentwire"
 )
 
-// maxCooldownPeers bounds the peers a listener remembers failures of, so
-// that a flood from many addresses costs bounded memory: past it, new
-// peers are not counted until old entries expire.
+// maxCooldownPeers bounds the peers a listener remembers failures of;
+// past it, new peers are not counted until old entries expire.
 const maxCooldownPeers = 4096
 
 // WithPeerCooldown refuses connections from an IP address for cooldown
-// once n registrations from it failed in a row (rejected, malformed,
-// timed out or failing the handshake); an admitted registration clears its
-// count, and a refusal for a connection limit, which comes after
-// authentication, does neither. Each attempt costs the proxy a goroutine, perhaps a TLS
-// handshake and a token check: this bounds what one misbehaving or
-// hostile client can make it spend, beyond [WithMaxPendingRegistrations].
-// Refused connections are closed at once and reported to the reject
-// handler as ResourceExhausted. Unix-socket peers have no address and are
-// never refused. Off by default, because agents behind one NAT address
-// share a count.
+// once n registrations from it failed in a row (rejected, malformed, timed
+// out or failing the handshake), bounding what one hostile client makes
+// the proxy spend. An admitted registration clears the count; a refusal
+// for a connection limit does neither. Refused connections are closed at
+// once and reported as ResourceExhausted. Unix-socket peers are never
+// refused. Off by default: agents behind one NAT address share a count.
 func WithPeerCooldown(n int, cooldown time.Duration) ReverseOption {
 	return reverseOptionFunc(func(c *reverseConfig) { c.peerFailures, c.peerCooldown = n, cooldown })
 }
@@ -91,9 +86,8 @@ func (l *ReverseListener) peerResult(host string, ok bool) {
 	}
 }
 
-// prunePeersLocked forgets peers that are not cooling down; it reports
-// whether there is room now. It scans at most once a second, so that a
-// flood from new addresses into a full table costs no scan per attempt.
+// prunePeersLocked forgets peers that are not cooling down, at most once a
+// second, and reports whether there is room now.
 func (l *ReverseListener) prunePeersLocked() bool {
 	now := l.cfg.now()
 	if now.Sub(l.peersPruned) < time.Second {

@@ -19,11 +19,11 @@ const (
 	// hold, unless [WithAdmission] sets the limit.
 	DefaultMaxConnsPerAgent = 16
 	// DefaultMaxPendingRegistrations is how many connections may be in
-	// registration (or the handshake after it) at once; further ones are
-	// closed as soon as they are accepted.
+	// registration (or the handshake after it) at once; more are closed
+	// as soon as they are accepted.
 	DefaultMaxPendingRegistrations = 128
-	// MaxRegistrationFrame is the largest registration frame accepted, so a
-	// client that has not authenticated yet cannot make the proxy buffer more.
+	// MaxRegistrationFrame is the largest registration frame accepted, so
+	// an unauthenticated client cannot make the proxy buffer more.
 	MaxRegistrationFrame = 64 << 10
 	// MaxAgentIDLength bounds an agent id, in bytes.
 	MaxAgentIDLength = 256
@@ -34,29 +34,26 @@ const (
 var ErrListenerClosed = errors.New("transport: reverse listener closed")
 
 // AdmitFunc receives a connection that passed registration and the
-// handshake. It owns c from then on (the pool adopts it). It runs on the
-// registration's goroutine, which the listener waits for in Close: hand c
-// over and return. If the listener is closing with [WithCloseConnsOnClose],
-// c may already be closed.
+// handshake, and owns it from then on. It runs on the registration's
+// goroutine, which Close waits for: hand c over and return. With
+// [WithCloseConnsOnClose] and the listener closing, c may be closed already.
 type AdmitFunc func(agentID string, c Conn, reg *agentv2.RegistrationRequest)
 
-// RejectFunc is told about every connection that was not admitted: refused
-// at registration, dropped at the timeout, or failed in the handshake.
-// err is an *agentwire.Error: InvalidArgument (malformed registration or
-// agent id), FailedPrecondition (protocol version), PermissionDenied (not
+// RejectFunc is told about every connection that was not admitted. err is
+// an *agentwire.Error: InvalidArgument (malformed registration or agent
+// id), FailedPrecondition (protocol version), PermissionDenied (not
 // allowlisted), Unauthenticated (token, verifier, TLS), ResourceExhausted
 // (connection cap, too many pending), DeadlineExceeded (too slow),
 // Unavailable or Canceled (the peer left, the listener closed), or the
 // handshake's error. agentID is empty if unknown. It must not block.
 type RejectFunc func(peer net.Addr, agentID string, err error)
 
-// TokenVerifier authenticates a registration the configured tokens did not
-// (for example a signed token). A nil error admits the agent (subject to
-// the connection cap); an error rejects it as Unauthenticated, or with the
-// error's own code if it is an *agentwire.Error of PermissionDenied or
-// Unauthenticated. Its message is reported to the [RejectFunc] but not
-// sent to the agent. ctx ends at the registration deadline; on TLS
-// listeners [PeerTLSState] returns the peer's verified certificates.
+// TokenVerifier authenticates a registration no configured token matched.
+// A nil error admits the agent (subject to the cap); an error rejects it as
+// Unauthenticated, or PermissionDenied if its code says so, and is reported
+// to the [RejectFunc] but not sent to the agent. ctx ends at the
+// registration deadline; on TLS listeners [PeerTLSState] gives the peer's
+// verified certificates.
 type TokenVerifier func(ctx context.Context, reg *agentv2.RegistrationRequest, peer net.Addr) error
 
 // ReverseOption configures a [ReverseListener].
@@ -84,41 +81,36 @@ type reverseConfig struct {
 	closeConns    bool
 	configFor     func(*agentv2.RegistrationRequest) string
 	randRead      func([]byte) (int, error)
-	acceptBackoff time.Duration
-	// peerFailures and peerCooldown: see WithPeerCooldown.
-	peerFailures int
-	peerCooldown time.Duration
-	now          func() time.Time
+	peerFailures  int
+	peerCooldown  time.Duration
+	now           func() time.Time
 }
 
-// WithConnOptions sets the options of the connections the listener admits
-// (proxy id and version, timeouts, handlers, logger); the proxy id and
-// version also go into the registration answer.
+// WithConnOptions sets the options of admitted connections; their proxy id
+// and version also go into the registration answer.
 func WithConnOptions(opts ...Option) ReverseOption {
 	return reverseOptionFunc(func(c *reverseConfig) { c.connOpts = append(c.connOpts, opts...) })
 }
 
-// WithConnOptionsFunc adds options chosen per admitted agent, after those of
-// [WithConnOptions]: a pool passes its per-agent status, health and
-// config-update handlers here (see pool.Pool.ConnOptions), so adopted
-// connections report to it like dialled ones.
+// WithConnOptionsFunc adds options chosen per admitted agent, after those
+// of [WithConnOptions]: a pool passes its per-agent handlers here (see
+// pool.Pool.ConnOptions), so adopted connections report like dialled ones.
 func WithConnOptionsFunc(f func(agentID string, reg *agentv2.RegistrationRequest) []Option) ReverseOption {
 	return reverseOptionFunc(func(c *reverseConfig) { c.connOptsFor = f })
 }
 
-// WithRegistrationTimeout bounds the TLS handshake, reading the registration
-// and answering it ([DefaultRegistrationTimeout]). Silent and slow clients
-// are dropped when it passes. The protocol handshake after registration has
-// its own timeout ([WithHandshakeTimeout] via [WithConnOptions]).
+// WithRegistrationTimeout bounds the TLS handshake, reading the
+// registration and answering it ([DefaultRegistrationTimeout]); slow
+// clients are dropped. The protocol handshake has its own timeout
+// ([WithHandshakeTimeout] via [WithConnOptions]).
 func WithRegistrationTimeout(d time.Duration) ReverseOption {
 	return reverseOptionFunc(func(c *reverseConfig) { c.timeout = d })
 }
 
-// WithAllowedAgents admits only agent ids matching one of patterns, matched
-// with [path.Match]: '*' matches any run of characters except '/', '?' one
-// such character, '[a-z]' a class ("waf-*" matches "waf-1" but not
-// "waf/1" or "auth-1"). Without it any id is allowed (still subject to
-// authentication). Invalid patterns fail [NewReverseListener].
+// WithAllowedAgents admits only agent ids matching one of patterns, as
+// [path.Match] matches ("waf-*" matches "waf-1" but not "waf/1"). Without
+// it any id is allowed (still subject to authentication). Invalid patterns
+// fail [NewReverseListener].
 func WithAllowedAgents(patterns ...string) ReverseOption {
 	return reverseOptionFunc(func(c *reverseConfig) { c.allow = append(c.allow, patterns...) })
 }
@@ -134,8 +126,7 @@ func WithAgentToken(agentID, token string) ReverseOption {
 	})
 }
 
-// WithGlobalToken accepts token from any agent id that has no token of its
-// own.
+// WithGlobalToken accepts token from any agent id without a token of its own.
 func WithGlobalToken(token string) ReverseOption {
 	return reverseOptionFunc(func(c *reverseConfig) {
 		c.globalTokens = append(c.globalTokens, sha256.Sum256([]byte(token)))
@@ -148,18 +139,16 @@ func WithTokenVerifier(f TokenVerifier) ReverseOption {
 	return reverseOptionFunc(func(c *reverseConfig) { c.verifier = f })
 }
 
-// WithoutAuth admits agents without a token. Use it only where something
-// else authenticates them: mTLS with verified client certificates, or a
-// socket only trusted users can open. Without it (and without tokens or a
-// verifier) [NewReverseListener] fails, so nothing is left open by mistake.
+// WithoutAuth admits agents without a token, where something else
+// authenticates them (verified client certificates, a socket only trusted
+// users can open). Without auth configured, [NewReverseListener] fails.
 func WithoutAuth() ReverseOption {
 	return reverseOptionFunc(func(c *reverseConfig) { c.noAuth = true })
 }
 
 // WithMaxConnsPerAgent caps the live connections of one agent id
-// ([DefaultMaxConnsPerAgent]); registrations over it are rejected with
-// ResourceExhausted. A connection counts from its acceptance until its
-// Conn's Done closes. Not with [WithAdmission], which sets the limit.
+// ([DefaultMaxConnsPerAgent]), from acceptance until Done closes; more
+// are rejected with ResourceExhausted. Not with [WithAdmission].
 func WithMaxConnsPerAgent(n int) ReverseOption {
 	return reverseOptionFunc(func(c *reverseConfig) { c.maxPerAgent, c.maxPerAgentOK = n, true })
 }
@@ -181,15 +170,14 @@ func WithRejectHandler(f RejectFunc) ReverseOption {
 	return reverseOptionFunc(func(c *reverseConfig) { c.reject = f })
 }
 
-// WithCloseConnsOnClose makes Close also close the connections the listener
-// admitted; by default they belong to whoever the admit handler gave them to.
+// WithCloseConnsOnClose makes Close also close the admitted connections,
+// which otherwise belong to whoever the admit handler gave them to.
 func WithCloseConnsOnClose() ReverseOption {
 	return reverseOptionFunc(func(c *reverseConfig) { c.closeConns = true })
 }
 
 // WithRegistrationConfig sets the configuration JSON sent to an accepted
-// agent in its registration answer (none by default; an empty string sends
-// none).
+// agent in its registration answer (none for an empty string).
 func WithRegistrationConfig(f func(reg *agentv2.RegistrationRequest) string) ReverseOption {
 	return reverseOptionFunc(func(c *reverseConfig) { c.configFor = f })
 }

@@ -16,36 +16,31 @@ import (
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 )
 
-// rejection is a registration refusal: code and the reason told to the agent,
-// plus detail for the proxy's own reporting.
+// rejection is a registration refusal: the code and reason told to the
+// agent, and detail for the proxy's own reporting. cause, if set, is the
+// error reason was taken from, which err wraps instead.
 type rejection struct {
-	code   agentwire.Code
-	reason string
-	detail error
-	// cause, if set, is the error reason is taken from: err wraps it
-	// rather than repeat reason.
-	cause error
-	// capacity marks a refusal for a connection limit, after authentication.
-	capacity bool
+	code          agentwire.Code
+	reason        string
+	detail, cause error
 }
 
 func (r *rejection) err() error {
-	if r.cause != nil {
+	switch {
+	case r.cause != nil:
 		return agentwire.Errorf(r.code, "registration rejected: %w", r.cause)
-	}
-	if r.detail != nil {
+	case r.detail != nil:
 		return agentwire.Errorf(r.code, "registration rejected: %s: %w", r.reason, r.detail)
 	}
 	return agentwire.Errorf(r.code, "registration rejected: %s", r.reason)
 }
 
-// wireText is what the agent is told: the code's name, then the reason.
-func (r *rejection) wireText() string { return r.code.String() + ": " + r.reason }
+// capacity reports a refusal for a connection limit, which comes after
+// authentication and is not held against the peer ([WithPeerCooldown]).
+func (r *rejection) capacity() bool { return r.code == agentwire.CodeResourceExhausted }
 
 // registration is one accepted connection on its way through registration
-// and the handshake. Each step returns the error that refuses the
-// connection; register reports it with fail, and finish is the one cleanup.
-// Only the registration's goroutine uses it.
+// and the handshake. Only the registration's goroutine uses it.
 type registration struct {
 	l    *ReverseListener
 	nc   net.Conn
@@ -54,38 +49,40 @@ type registration struct {
 	agentID string
 	reg     *agentv2.RegistrationRequest
 	connID  string
-	// held is the room validate reserved for the connection, handed back
-	// unless the connection gets admitted.
+	// held is the room reserved for the connection, given back unless
+	// the connection is admitted.
 	held *slot
-	// peerFault says a failure counts against the peer's address.
+	// peerFault: a failure counts against the peer's address.
 	peerFault bool
-	// handedOver: nc belongs to a Conn now (admitted, or closed with it).
+	// handedOver: nc belongs to a Conn now.
 	handedOver bool
 }
 
 // register runs one connection through registration and the handshake.
+// Each step returns the error that refuses the connection, fail reports
+// it, and finish is the one cleanup, whatever the outcome.
 func (l *ReverseListener) register(nc net.Conn) {
 	r := &registration{l: l, nc: nc, peer: nc.RemoteAddr(), peerFault: true}
 	defer r.finish()
-
-	ctx, cancel := context.WithTimeout(l.ctx, l.cfg.timeout)
-	defer cancel()
-	deadline, _ := ctx.Deadline()
-	_ = nc.SetDeadline(deadline)
-	// Closing the listener or the deadline ends blocked reads and writes.
-	unblock := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
-	defer unblock()
-
-	c, err := r.run(ctx, unblock)
+	c, err := r.run()
+	if err == nil {
+		err = r.admit(c)
+	}
 	if err != nil {
 		r.fail(err)
-		return
 	}
-	r.admit(c)
 }
 
-// run takes the connection from TLS to a handshaken Conn, in order.
-func (r *registration) run(ctx context.Context, unblock func() bool) (Conn, error) {
+// run takes the connection from TLS to a handshaken Conn, in order, within
+// the registration timeout.
+func (r *registration) run() (Conn, error) {
+	ctx, cancel := context.WithTimeout(r.l.ctx, r.l.cfg.timeout)
+	defer cancel()
+	deadline, _ := ctx.Deadline()
+	_ = r.nc.SetDeadline(deadline)
+	// Closing the listener or the deadline ends blocked reads and writes.
+	unblock := context.AfterFunc(ctx, func() { _ = r.nc.SetDeadline(time.Unix(1, 0)) })
+	defer unblock()
 	ctx, err := r.tlsHandshake(ctx)
 	if err != nil {
 		return nil, err
@@ -114,13 +111,10 @@ func (r *registration) read(ctx context.Context) error {
 	if rej == nil {
 		return nil
 	}
-	r.peerFault = !rej.capacity
+	r.peerFault = !rej.capacity()
 	// Best effort: the client may already be gone.
-	text := rej.wireText()
-	_ = l.writeResponse(r.nc, &agentv2.RegistrationResponse{
-		Accepted: false, Error: &text, Code: uint32(rej.code),
-		ProxyId: l.conn.proxyID, ProxyVersion: l.conn.proxyVersion,
-	})
+	text := rej.code.String() + ": " + rej.reason
+	_ = l.writeResponse(r.nc, &agentv2.RegistrationResponse{Error: &text, Code: uint32(rej.code)})
 	return rej.err()
 }
 
@@ -128,14 +122,12 @@ func (r *registration) read(ctx context.Context) error {
 // unblock stops the deadline's watch; false means it already fired.
 func (r *registration) accept(ctx context.Context, unblock func() bool) error {
 	l := r.l
-	connID, err := l.connectionID()
-	if err != nil {
+	var id [16]byte
+	if _, err := l.cfg.randRead(id[:]); err != nil {
 		return agentwire.NewError(agentwire.CodeInternal, fmt.Errorf("connection id: %w", err))
 	}
-	r.connID = connID
-	resp := &agentv2.RegistrationResponse{
-		Accepted: true, ProxyId: l.conn.proxyID, ProxyVersion: l.conn.proxyVersion, ConnectionId: connID,
-	}
+	r.connID = hex.EncodeToString(id[:])
+	resp := &agentv2.RegistrationResponse{Accepted: true, ConnectionId: r.connID}
 	if l.cfg.configFor != nil {
 		if js := l.cfg.configFor(r.reg); js != "" {
 			resp.ConfigJson = &js
@@ -152,7 +144,7 @@ func (r *registration) accept(ctx context.Context, unblock func() bool) error {
 }
 
 // handshake runs the framed protocol, exactly as over a Unix socket.
-// Closing the listener cancels l.ctx, which aborts the handshake.
+// Closing the listener cancels l.ctx, which aborts it.
 func (r *registration) handshake() (Conn, error) {
 	l := r.l
 	opts := l.cfg.connOpts
@@ -160,29 +152,22 @@ func (r *registration) handshake() (Conn, error) {
 		opts = append(append([]Option(nil), opts...), f(r.agentID, r.reg)...)
 	}
 	c, err := NewFramedConn(l.ctx, r.nc, TransportReverse, opts...)
-	if err != nil {
-		if l.ctx.Err() != nil {
-			err = agentwire.Errorf(agentwire.CodeCanceled, "handshake: %w", ErrListenerClosed)
-		}
-		return nil, err
+	if err != nil && l.ctx.Err() != nil {
+		err = agentwire.Errorf(agentwire.CodeCanceled, "handshake: %w", ErrListenerClosed)
 	}
-	return c, nil
+	return c, err
 }
 
-// admit hands the handshaken c to the admission or the admit handler, and
-// has it watched to free its slot when it ends; if the listener closed
-// meanwhile, it closes c instead.
-func (r *registration) admit(c Conn) {
+// admit hands the handshaken c to its slot's receiver and has it watched
+// until it ends, unless the listener closed meanwhile.
+func (r *registration) admit(c Conn) error {
 	l := r.l
 	r.handedOver = true // c owns nc from here on
 	l.mu.Lock()
 	if l.isClosed {
-		l.rejected++
 		l.mu.Unlock()
 		_ = c.Close(context.Background())
-		r.releaseHeld()
-		l.report(r.peer, r.agentID, agentwire.Errorf(agentwire.CodeCanceled, "after handshake: %w", ErrListenerClosed))
-		return
+		return agentwire.Errorf(agentwire.CodeCanceled, "after handshake: %w", ErrListenerClosed)
 	}
 	l.live[c] = struct{}{}
 	l.admitted++
@@ -190,20 +175,12 @@ func (r *registration) admit(c Conn) {
 	l.mu.Unlock()
 	s := r.held
 	r.held = nil
-	release := s.release
-	if s.admit != nil {
-		release = nil // the admission's receiver owns the room now
-	}
-	go l.watch(c, release)
+	go l.watch(c, s.ended)
 	l.peerResult(peerHost(r.peer), true)
-
 	l.conn.logger.LogAttrs(context.Background(), slog.LevelDebug, "reverse connection admitted",
 		slog.String("agent_id", r.agentID), slog.String("connection_id", r.connID), slog.String("peer", addrString(r.peer)))
-	if s.admit != nil {
-		s.admit(c)
-		return
-	}
-	l.cfg.admit(r.agentID, c, r.reg)
+	s.admit(c)
+	return nil
 }
 
 // fail refuses the connection. It frees the slot before reporting, so that
@@ -227,8 +204,8 @@ func (r *registration) releaseHeld() {
 	}
 }
 
-// finish is the registration's one cleanup, whatever the outcome: the slot
-// if still held, the pending count, and nc unless a Conn took it.
+// finish frees the slot if still held, the pending count, and nc unless a
+// Conn took it.
 func (r *registration) finish() {
 	r.releaseHeld()
 	r.l.mu.Lock()
@@ -241,23 +218,19 @@ func (r *registration) finish() {
 
 // ioErr classifies an I/O failure during registration.
 func (l *ReverseListener) ioErr(ctx context.Context, what string, err error, code agentwire.Code) error {
+	var ne net.Error
 	switch {
 	case l.ctx.Err() != nil:
 		return agentwire.Errorf(agentwire.CodeCanceled, "%s: %w", what, ErrListenerClosed)
-	case ctx.Err() != nil:
-		return agentwire.Errorf(agentwire.CodeDeadlineExceeded, "%s: no registration within %v", what, l.cfg.timeout)
-	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
+	case ctx.Err() != nil, errors.As(err, &ne) && ne.Timeout():
 		return agentwire.Errorf(agentwire.CodeDeadlineExceeded, "%s: no registration within %v", what, l.cfg.timeout)
 	}
 	return agentwire.NewError(code, fmt.Errorf("%s: %w", what, err))
 }
 
-// readRegistration reads exactly one frame, byte-exact, so that nothing the
-// framed connection needs afterwards is consumed. A frame that is readable
-// but not a valid registration yields a rejection (answered); a transport
-// failure an error (the connection is just closed).
+// readRegistration reads exactly one frame, consuming nothing the framed
+// connection needs after it. A frame that is no valid registration is a
+// rejection (answered); a transport failure an error (just closed).
 func (l *ReverseListener) readRegistration(ctx context.Context, nc net.Conn) (*agentv2.RegistrationRequest, *rejection, error) {
 	var hdr [agentv2.FrameHeaderSize]byte
 	if _, err := io.ReadFull(nc, hdr[:]); err != nil {
@@ -265,15 +238,17 @@ func (l *ReverseListener) readRegistration(ctx context.Context, nc net.Conn) (*a
 	}
 	n := int(binary.BigEndian.Uint32(hdr[:4]))
 	t := agentv2.FrameType(hdr[4])
+	var reason string
 	switch {
 	case n == 0:
-		return nil, &rejection{code: agentwire.CodeInvalidArgument, reason: "zero-length frame"}, nil
+		reason = "zero-length frame"
 	case n > MaxRegistrationFrame:
-		return nil, &rejection{code: agentwire.CodeInvalidArgument,
-			reason: fmt.Sprintf("registration frame of %d bytes exceeds %d", n, MaxRegistrationFrame)}, nil
+		reason = fmt.Sprintf("registration frame of %d bytes exceeds %d", n, MaxRegistrationFrame)
 	case t != agentv2.AgentToProxyFrameRegistration:
-		return nil, &rejection{code: agentwire.CodeInvalidArgument,
-			reason: fmt.Sprintf("first frame must be a registration, got type 0x%02x", uint8(t))}, nil
+		reason = fmt.Sprintf("first frame must be a registration, got type 0x%02x", uint8(t))
+	}
+	if reason != "" {
+		return nil, &rejection{code: agentwire.CodeInvalidArgument, reason: reason}, nil
 	}
 	payload := make([]byte, n-1)
 	if _, err := io.ReadFull(nc, payload); err != nil {
@@ -286,16 +261,9 @@ func (l *ReverseListener) readRegistration(ctx context.Context, nc net.Conn) (*a
 	return msg.GetRegistration(), nil, nil
 }
 
-// connectionID returns 128 random bits in hex.
-func (l *ReverseListener) connectionID() (string, error) {
-	var b [16]byte
-	if _, err := l.cfg.randRead(b[:]); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(b[:]), nil
-}
-
+// writeResponse answers a registration in the proxy's name.
 func (l *ReverseListener) writeResponse(nc net.Conn, resp *agentv2.RegistrationResponse) error {
+	resp.ProxyId, resp.ProxyVersion = l.conn.proxyID, l.conn.proxyVersion
 	msg := &agentv2.ProxyToAgent{Message: &agentv2.ProxyToAgent_RegistrationResponse{RegistrationResponse: resp}}
 	return codec.WriteFrameTo(nc, msg, 0)
 }

@@ -7,16 +7,6 @@ import (
 	"github.com/agentwire/agentwire"
 )
 
-// reverseTLSConfig is the caller's config for a reverse listener, cloned,
-// with MinVersion raised to TLS 1.2 at least.
-func reverseTLSConfig(c *tls.Config) *tls.Config {
-	cfg := c.Clone()
-	if cfg.MinVersion < tls.VersionTLS12 {
-		cfg.MinVersion = tls.VersionTLS12
-	}
-	return cfg
-}
-
 // tlsHandshake runs the TLS handshake of a connection from a TLS listener
 // and returns ctx carrying its state for [PeerTLSState]; plaintext
 // connections pass through. A failed handshake is Unauthenticated.
