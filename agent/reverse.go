@@ -89,7 +89,7 @@ type ReverseDialer struct {
 
 // NewReverseDialer returns a dialer that will serve srv to the proxy at
 // addr: "unix:///path/to.sock" or "tcp://host:port" (with TLS given by
-// [WithDialTLSConfig]). It fails with CodeInvalidArgument on a bad address
+// [WithTLSConfig]). It fails with CodeInvalidArgument on a bad address
 // or option.
 func NewReverseDialer(srv *Server, addr string, opts ...ReverseDialOption) (*ReverseDialer, error) {
 	cfg := reverseDialConfig{

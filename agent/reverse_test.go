@@ -207,7 +207,7 @@ func TestReverseDialerRegistersAndServes(t *testing.T) {
 			t.Cleanup(srv.Close)
 			registered := make(chan *agentv2.RegistrationResponse, 4)
 			d, err := NewReverseDialer(srv, p.addr,
-				WithAuthToken("s3cret"),
+				WithAgentToken("s3cret"),
 				WithRegistrationMetadata(map[string]string{"zone": "eu-1"}),
 				WithRegistrationHandler(func(r *agentv2.RegistrationResponse) { registered <- r }))
 			require.NoError(t, err)
@@ -267,7 +267,7 @@ func TestReverseDialerBackoff(t *testing.T) {
 		t.Cleanup(srv.Close)
 		var got dialErrors
 		d, err := NewReverseDialer(srv, addr, WithReconnectBackoff(10*time.Millisecond, 80*time.Millisecond),
-			WithBackoffRand(func() uint64 { return 0 }), WithDialErrorHandler(got.handler))
+			WithRand(func() uint64 { return 0 }), WithDialErrorHandler(got.handler))
 		require.NoError(t, err)
 		runDialer(t, d)
 		errs, waits := got.waitFor(t, 6)
@@ -327,7 +327,7 @@ func TestReverseDialerRejected(t *testing.T) {
 			t.Cleanup(srv.Close)
 			var got dialErrors
 			d, err := NewReverseDialer(srv, p.addr, WithReconnectBackoff(10*time.Millisecond, 40*time.Millisecond),
-				WithBackoffRand(func() uint64 { return 0 }), WithDialErrorHandler(got.handler))
+				WithRand(func() uint64 { return 0 }), WithDialErrorHandler(got.handler))
 			require.NoError(t, err)
 			runDialer(t, d)
 			for range 2 {
@@ -420,7 +420,7 @@ func TestReverseDialerUnstableProxy(t *testing.T) {
 			t.Cleanup(srv.Close)
 			var got dialErrors
 			d, err := NewReverseDialer(srv, p.addr, WithReconnectBackoff(4*time.Millisecond, 64*time.Millisecond),
-				WithBackoffRand(func() uint64 { return 0 }), WithDialErrorHandler(got.handler))
+				WithRand(func() uint64 { return 0 }), WithDialErrorHandler(got.handler))
 			require.NoError(t, err)
 			d.cfg.stableAfter = stable
 			runDialer(t, d)
@@ -561,7 +561,7 @@ func TestReverseDialerOptions(t *testing.T) {
 		"ZeroConns":      {addr: "tcp://127.0.0.1:9", opts: []ReverseDialOption{WithConnections(0)}},
 		"BackoffInverse": {addr: "tcp://127.0.0.1:9", opts: []ReverseDialOption{WithReconnectBackoff(time.Second, time.Millisecond)}},
 		"ZeroTimeout":    {addr: "tcp://127.0.0.1:9", opts: []ReverseDialOption{WithRegistrationTimeout(0)}},
-		"NilRand":        {addr: "tcp://127.0.0.1:9", opts: []ReverseDialOption{WithBackoffRand(nil)}},
+		"NilRand":        {addr: "tcp://127.0.0.1:9", opts: []ReverseDialOption{WithRand(nil)}},
 	}
 	for name, tc := range bad {
 		_, err := NewReverseDialer(srv, tc.addr, tc.opts...)

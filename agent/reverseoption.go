@@ -31,10 +31,10 @@ type reverseDialConfig struct {
 	dialer       net.Dialer
 }
 
-// WithAuthToken sets the token sent with every registration. Over TCP,
-// use [WithDialTLSConfig]: without TLS the token crosses the network in
+// WithAgentToken sets the token sent with every registration. Over TCP,
+// use [WithTLSConfig]: without TLS the token crosses the network in
 // the clear.
-func WithAuthToken(token string) ReverseDialOption {
+func WithAgentToken(token string) ReverseDialOption {
 	return reverseDialOptionFunc(func(c *reverseDialConfig) { c.token = token })
 }
 
@@ -63,15 +63,15 @@ func WithRegistrationTimeout(d time.Duration) ReverseDialOption {
 	return reverseDialOptionFunc(func(c *reverseDialConfig) { c.timeout = d })
 }
 
-// WithDialTLSConfig connects with TLS; give it a client certificate when
+// WithTLSConfig connects with TLS; give it a client certificate when
 // the proxy requires mTLS. An empty ServerName is set from the address.
-func WithDialTLSConfig(cfg *tls.Config) ReverseDialOption {
+func WithTLSConfig(cfg *tls.Config) ReverseDialOption {
 	return reverseDialOptionFunc(func(c *reverseDialConfig) { c.tlsConfig = cfg })
 }
 
-// WithBackoffRand sets the random source of the backoff jitter
+// WithRand sets the random source of the backoff jitter
 // (math/rand/v2's by default), for tests.
-func WithBackoffRand(f func() uint64) ReverseDialOption {
+func WithRand(f func() uint64) ReverseDialOption {
 	return reverseDialOptionFunc(func(c *reverseDialConfig) { c.rand = f })
 }
 

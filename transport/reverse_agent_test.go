@@ -56,7 +56,7 @@ func TestReverseEndToEnd(t *testing.T) {
 			rl := startReverse(t, network, transport.WithAgentToken("suite-agent", "tok"),
 				transport.WithAllowedAgents("suite-*"), transport.WithMaxConnsPerAgent(3))
 			start := time.Now()
-			runReverseAgent(t, srv, rl.agentAddr, agent.WithAuthToken("tok"), agent.WithConnections(3),
+			runReverseAgent(t, srv, rl.agentAddr, agent.WithAgentToken("tok"), agent.WithConnections(3),
 				agent.WithRegistrationMetadata(map[string]string{"build": "e2e"}))
 			conns := make([]transport.Conn, 0, 3)
 			for range 3 {
@@ -100,7 +100,7 @@ func TestReverseAgentRestart(t *testing.T) {
 				backoff := agent.WithReconnectBackoff(10*time.Millisecond, 100*time.Millisecond)
 
 				_, srv1 := newServer(t)
-				stop1 := runReverseAgent(t, srv1, rl.agentAddr, agent.WithAuthToken("tok"), backoff)
+				stop1 := runReverseAgent(t, srv1, rl.agentAddr, agent.WithAgentToken("tok"), backoff)
 				first := rl.nextAdmitted(t)
 				sendOK(t, first.c, "before")
 
@@ -118,7 +118,7 @@ func TestReverseAgentRestart(t *testing.T) {
 
 				_, srv2 := newServer(t)
 				restart := time.Now()
-				runReverseAgent(t, srv2, rl.agentAddr, agent.WithAuthToken("tok"), backoff)
+				runReverseAgent(t, srv2, rl.agentAddr, agent.WithAgentToken("tok"), backoff)
 				second := rl.nextAdmitted(t)
 				t.Logf("re-registered %v after the restart", time.Since(restart))
 				sendOK(t, second.c, "after")
@@ -146,7 +146,7 @@ func TestReverseProxyRestart(t *testing.T) {
 	_, srv := newServer(t)
 	const maxBackoff = 200 * time.Millisecond
 	var errs dialErrorLog
-	runReverseAgent(t, srv, "unix://"+path, agent.WithAuthToken("tok"),
+	runReverseAgent(t, srv, "unix://"+path, agent.WithAgentToken("tok"),
 		agent.WithReconnectBackoff(10*time.Millisecond, maxBackoff), agent.WithDialErrorHandler(errs.add))
 	c1 := <-admitted
 	sendOK(t, c1, "one")
@@ -189,9 +189,9 @@ func TestReverseRejectionDoesNotHammer(t *testing.T) {
 	_, srv := newServer(t)
 	var errs []error
 	got := make(chan error, 64)
-	stop := runReverseAgent(t, srv, rl.agentAddr, agent.WithAuthToken("wrong"),
+	stop := runReverseAgent(t, srv, rl.agentAddr, agent.WithAgentToken("wrong"),
 		agent.WithReconnectBackoff(time.Millisecond, 300*time.Millisecond),
-		agent.WithBackoffRand(func() uint64 { return 0 }), // always half the ceiling: 150 ms
+		agent.WithRand(func() uint64 { return 0 }), // always half the ceiling: 150 ms
 		agent.WithDialErrorHandler(func(err error, _ time.Duration) { got <- err }))
 	time.Sleep(time.Second)
 	stop()

@@ -145,7 +145,7 @@ func TestReverseClose(t *testing.T) {
 		addr, err := l.ListenTCP("127.0.0.1:0", nil)
 		require.NoError(t, err)
 		_, srv := newServer(t)
-		runReverseAgent(t, srv, "tcp://"+addr.String(), agent.WithAuthToken("t"))
+		runReverseAgent(t, srv, "tcp://"+addr.String(), agent.WithAgentToken("t"))
 		c := <-admitted
 		t.Cleanup(func() { require.NoError(t, c.Close(ctxT(t, 5*time.Second))) })
 
@@ -162,7 +162,7 @@ func TestReverseClose(t *testing.T) {
 		addr, err := l.ListenTCP("127.0.0.1:0", nil)
 		require.NoError(t, err)
 		_, srv := newServer(t)
-		runReverseAgent(t, srv, "tcp://"+addr.String(), agent.WithAuthToken("t"))
+		runReverseAgent(t, srv, "tcp://"+addr.String(), agent.WithAgentToken("t"))
 		c := <-admitted
 		require.NoError(t, l.Close(ctxT(t, 5*time.Second)))
 		select {
@@ -177,7 +177,7 @@ func TestReverseClose(t *testing.T) {
 		t.Parallel()
 		rl := startReverse(t, "unix", transport.WithGlobalToken("t"))
 		_, srv := newServer(t)
-		runReverseAgent(t, srv, rl.agentAddr, agent.WithAuthToken("t"), agent.WithReconnectBackoff(5*time.Millisecond, 50*time.Millisecond))
+		runReverseAgent(t, srv, rl.agentAddr, agent.WithAgentToken("t"), agent.WithReconnectBackoff(5*time.Millisecond, 50*time.Millisecond))
 		first := rl.nextAdmitted(t)
 		require.NoError(t, rl.CloseConns(ctxT(t, 5*time.Second)))
 		<-first.c.Done()

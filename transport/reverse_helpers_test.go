@@ -79,7 +79,7 @@ func dialReverse(ctx context.Context, t *testing.T, srv *agent.Server, network s
 	require.NoError(t, err)
 	addr := listenReverse(t, l, network)
 	d, err := agent.NewReverseDialer(srv, addr,
-		agent.WithAuthToken(reverseToken),
+		agent.WithAgentToken(reverseToken),
 		agent.WithReconnectBackoff(10*time.Millisecond, 100*time.Millisecond))
 	require.NoError(t, err)
 	done := make(chan struct{})

@@ -146,8 +146,8 @@ func TestReverseMTLS(t *testing.T) {
 
 	t.Run("AgentWithValidCertificate", func(t *testing.T) {
 		_, srv := newServer(t, agent.WithAgentID("waf-1"))
-		runReverseAgent(t, srv, rl.agentAddr, agent.WithAuthToken("cert"),
-			agent.WithDialTLSConfig(clientCfg(ca.issue(t, "waf-1", false))))
+		runReverseAgent(t, srv, rl.agentAddr, agent.WithAgentToken("cert"),
+			agent.WithTLSConfig(clientCfg(ca.issue(t, "waf-1", false))))
 		a := rl.nextAdmitted(t)
 		assert.Equal(t, "waf-1", a.id)
 		sendOK(t, a.c, "over-mtls")
@@ -156,8 +156,8 @@ func TestReverseMTLS(t *testing.T) {
 	t.Run("CertificateForAnotherAgent", func(t *testing.T) {
 		_, srv := newServer(t, agent.WithAgentID("waf-2"))
 		errs := make(chan error, 16)
-		runReverseAgent(t, srv, rl.agentAddr, agent.WithAuthToken("cert"),
-			agent.WithDialTLSConfig(clientCfg(ca.issue(t, "waf-1", false))),
+		runReverseAgent(t, srv, rl.agentAddr, agent.WithAgentToken("cert"),
+			agent.WithTLSConfig(clientCfg(ca.issue(t, "waf-1", false))),
 			agent.WithDialErrorHandler(func(err error, _ time.Duration) {
 				select {
 				case errs <- err:
@@ -178,8 +178,8 @@ func TestReverseMTLS(t *testing.T) {
 
 	t.Run("AgentWithoutCertificate", func(t *testing.T) {
 		_, srv := newServer(t, agent.WithAgentID("waf-1"))
-		d, err := agent.NewReverseDialer(srv, rl.agentAddr, agent.WithAuthToken("cert"),
-			agent.WithDialTLSConfig(clientCfg()), agent.WithReconnectBackoff(time.Hour, time.Hour))
+		d, err := agent.NewReverseDialer(srv, rl.agentAddr, agent.WithAgentToken("cert"),
+			agent.WithTLSConfig(clientCfg()), agent.WithReconnectBackoff(time.Hour, time.Hour))
 		require.NoError(t, err)
 		done := make(chan error, 1)
 		go func() { done <- d.Run(context.Background()) }()
