@@ -72,8 +72,6 @@ func (a *agent) rebuildLocked() []stateChange {
 func (a *agent) report(changes []stateChange) {
 	for _, c := range changes {
 		a.p.cfg.logger.Debug("pool: connection state", "agent", a.id, "conn", c.sc.id, "from", c.from, "to", c.to)
-		if o := a.p.cfg.observer; o != nil {
-			o.ConnStateChange(a.id, c.sc.id, c.from, c.to)
-		}
+		a.p.connStateChange(a.id, c.sc.id, c.from, c.to)
 	}
 }

@@ -120,7 +120,7 @@ func TestTraceBlockDecision(t *testing.T) {
 			if blockIsError {
 				opts = append(opts, WithBlockAsError())
 			}
-			e := newEnv(t, envConfig{obsOpts: opts, icOpts: opts})
+			e := newEnv(t, envConfig{pcOpts: opts, icOpts: opts})
 			ctx, root := e.root()
 			resp, err := e.pool.Send(ctx, "waf", headers("b1", "/block"))
 			root.End()
