@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
@@ -13,7 +14,10 @@ import (
 // interceptor may change Event (a trace context, say) before it calls the
 // next function, and reads the pipeline's fields once next returns. Each
 // pass through the pipeline sets them anew: an interceptor that calls next
-// concurrently gives each call a copy of the Call.
+// concurrently gives each call a copy of the Call. The pool reuses a Call
+// once Send returns (an allocation per event would cost more than the
+// pipeline): an interceptor must not keep it, nor leave it to a goroutine
+// that outlives its own return (give that goroutine a copy).
 type Call struct {
 	// AgentID is the agent the event goes to.
 	AgentID string
@@ -144,10 +148,18 @@ func (p *Pool) sendCall(ctx context.Context, c *Call) (*agentv2.AgentResponse, e
 	return a.send(ctx, route{session: c.Session, call: c}, c.Event)
 }
 
+// calls recycles Calls (see Call).
+var calls = sync.Pool{New: func() any { return new(Call) }}
+
 // intercept sends ev through the interceptors.
 func (p *Pool) intercept(ctx context.Context, agentID, session string, ev *agentv2.ProxyToAgent) (*agentv2.AgentResponse, error) {
 	corr, _ := transport.CorrelationID(ev)
-	return p.send(ctx, &Call{AgentID: agentID, Session: session, CorrelationID: corr, Type: transport.EventType(ev), Event: ev})
+	c := calls.Get().(*Call)
+	*c = Call{AgentID: agentID, Session: session, CorrelationID: corr, Type: transport.EventType(ev), Event: ev}
+	resp, err := p.send(ctx, c)
+	*c = Call{}
+	calls.Put(c)
+	return resp, err
 }
 
 // interceptorOptions are the transport options interceptors add to
