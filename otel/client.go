@@ -31,12 +31,16 @@ func (i *Interceptor) WrapSend(next pool.SendFunc) pool.SendFunc {
 			st.inFlight.Add(1)
 		}
 		ctx, span := i.startSpan(ctx, c)
+		var began time.Time // when a recording span began: its events' clock
+		if span != nil && span.IsRecording() {
+			began = i.cfg.now()
+		}
 		resp, err := next(ctx, c)
 		outcome := ""
 		if span != nil {
 			if span.IsRecording() {
 				outcome = outcomeOf(resp, err, c.FailOpen)
-				i.finishSpan(span, c, resp, err)
+				i.finishSpan(span, began, c, resp, err)
 			}
 			span.End()
 		}
@@ -85,8 +89,9 @@ func (i *Interceptor) startSpan(ctx context.Context, c *pool.Call) (context.Cont
 }
 
 // finishSpan sets the span's attributes, events and status from what the
-// pipeline did and its answer.
-func (i *Interceptor) finishSpan(span trace.Span, c *pool.Call, resp *agentv2.AgentResponse, err error) {
+// pipeline did and its answer. The events are dated when they happened:
+// routing (an affinity miss) at began, flow control once it waited.
+func (i *Interceptor) finishSpan(span trace.Span, began time.Time, c *pool.Call, resp *agentv2.AgentResponse, err error) {
 	attrs := make([]attribute.KeyValue, 0, 6)
 	if c.ConnID != "" {
 		attrs = append(attrs, ConnIDKey.String(c.ConnID), TransportKey.String(transportOf(c.Endpoint)))
@@ -106,10 +111,10 @@ func (i *Interceptor) finishSpan(span trace.Span, c *pool.Call, resp *agentv2.Ag
 	attrs = append(attrs, RPCStatusCodeKey.Int(code))
 	span.SetAttributes(attrs...)
 	if c.AffinityMiss {
-		span.AddEvent(EventAffinityMiss)
+		span.AddEvent(EventAffinityMiss, trace.WithTimestamp(began))
 	}
 	if p := c.Pause; p != nil {
-		span.AddEvent(EventFlowControl, trace.WithAttributes(
+		span.AddEvent(EventFlowControl, trace.WithTimestamp(began.Add(p.Waited)), trace.WithAttributes(
 			FlowModeKey.String(p.Mode.String()),
 			FlowResultKey.String(pauseResult(p)),
 			FlowWaitedKey.Float64(float64(p.Waited)/float64(time.Millisecond)),

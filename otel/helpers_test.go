@@ -262,13 +262,18 @@ func attrOf(s sdktrace.ReadOnlySpan, k attribute.Key) attribute.Value {
 	return attribute.Value{}
 }
 
+// hasEvent reports whether s has an event name dated within the span.
 func hasEvent(s sdktrace.ReadOnlySpan, name string) bool {
+	return eventOf(s, name) != nil
+}
+
+func eventOf(s sdktrace.ReadOnlySpan, name string) *sdktrace.Event {
 	for _, ev := range s.Events() {
-		if ev.Name == name {
-			return true
+		if ev.Name == name && !ev.Time.Before(s.StartTime()) && !ev.Time.After(s.EndTime()) {
+			return &ev
 		}
 	}
-	return false
+	return nil
 }
 
 func (e *env) collect() metricdata.ResourceMetrics {

@@ -189,8 +189,8 @@ func WithTraceContextCache(entries int, ttl time.Duration) Option {
 	return optionFunc(func(c *config) { c.traceContexts, c.traceContextTTL = entries, ttl })
 }
 
-// WithClock injects the clock used for report staleness and the trace
-// context cache (tests).
+// WithClock injects the clock used for report staleness, the trace
+// context cache and the dates of the pool side's span events (tests).
 func WithClock(now func() time.Time) Option {
 	return optionFunc(func(c *config) { c.now = now })
 }
