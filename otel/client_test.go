@@ -49,6 +49,9 @@ func TestTraceSuccess(t *testing.T) {
 
 	rootSpan := e.rec.Ended()[len(e.rec.Ended())-1]
 	require.Equal(t, "proxy request", rootSpan.Name())
+	for _, s := range e.rec.Ended() {
+		assert.NotEqual(t, "agentwire.Dial", s.Name(), "dial spans are off without WithDialSpans")
+	}
 
 	// Proxy spans: children of the caller's span, with the RPC attributes.
 	ch := e.span(trace.SpanKindClient, "RequestHeaders", "r1")
