@@ -17,7 +17,7 @@ import (
 )
 
 // memConn is an in-memory transport.Conn that allows every event at once,
-// so that benchmarks measure the pool and the Observer, not a transport.
+// so that benchmarks measure the pool and the Interceptor, not a transport.
 type memConn struct {
 	resp *agentv2.AgentResponse
 	done chan struct{}
@@ -75,7 +75,7 @@ func (c *cpuMeter) report(perOp int, unit string) {
 // benchVariants are the configurations the overhead is measured for.
 func benchVariants(b *testing.B) []struct {
 	name string
-	obs  func() pool.Observer
+	ic   func() pool.Interceptor
 } {
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
 	drop := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()))
@@ -86,9 +86,9 @@ func benchVariants(b *testing.B) []struct {
 		_ = all.Shutdown(context.Background())
 	})
 	prop := WithPropagator(propagation.TraceContext{})
-	mk := func(opts ...Option) func() pool.Observer {
-		return func() pool.Observer {
-			o, err := NewObserver(opts...)
+	mk := func(opts ...Option) func() pool.Interceptor {
+		return func() pool.Interceptor {
+			o, err := NewInterceptor(opts...)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -97,10 +97,10 @@ func benchVariants(b *testing.B) []struct {
 	}
 	return []struct {
 		name string
-		obs  func() pool.Observer
+		ic   func() pool.Interceptor
 	}{
-		{"no-otel", func() pool.Observer { return nil }},
-		{"nop-observer", func() pool.Observer { return pool.NopObserver{} }},
+		{"no-otel", func() pool.Interceptor { return nil }},
+		{"nop-interceptor", func() pool.Interceptor { return pool.InterceptorFunc(nopWrap) }},
 		{"disabled", mk(WithoutTracing(), WithoutMetrics(), prop)},
 		{"unset-globals", mk()},
 		{"sampler-drops", mk(WithTracerProvider(drop), WithoutMetrics(), prop)},
@@ -109,6 +109,8 @@ func benchVariants(b *testing.B) []struct {
 		{"sampled+metrics", mk(WithTracerProvider(all), WithMeterProvider(mp), prop)},
 	}
 }
+
+func nopWrap(next pool.SendFunc) pool.SendFunc { return next }
 
 func benchEvents(n int) [][3]*agentv2.ProxyToAgent {
 	out := make([][3]*agentv2.ProxyToAgent, n)
@@ -121,14 +123,14 @@ func benchEvents(n int) [][3]*agentv2.ProxyToAgent {
 
 // BenchmarkPoolSend measures pool.Send per event (headers, body chunk,
 // request_complete) over an in-memory connection, without OpenTelemetry
-// and with the Observer in each configuration: the difference to
-// "no-otel" is the Observer's cost.
+// and with the Interceptor in each configuration: the difference to
+// "no-otel" is the Interceptor's cost.
 func BenchmarkPoolSend(b *testing.B) {
 	for _, v := range benchVariants(b) {
 		b.Run(v.name, func(b *testing.B) {
 			opts := []pool.Option{pool.WithLogger(quiet()), pool.WithProbeInterval(time.Hour, time.Second)}
-			if o := v.obs(); o != nil {
-				opts = append(opts, pool.WithObserver(o))
+			if ic := v.ic(); ic != nil {
+				opts = append(opts, pool.WithInterceptors(ic))
 			}
 			p, err := pool.New(opts...)
 			if err != nil {
@@ -162,18 +164,24 @@ func BenchmarkPoolSend(b *testing.B) {
 	}
 }
 
-// BenchmarkObserver measures the Observer's own hooks for one event
-// (EventStart and EventEnd), the exact per-event overhead.
-func BenchmarkObserver(b *testing.B) {
+// BenchmarkWrapSend measures the pool side's wrapper alone for one event,
+// around a pipeline that fills the Call and allows at once: the exact
+// per-event overhead.
+func BenchmarkWrapSend(b *testing.B) {
+	resp := newMemConn().resp
+	pipeline := func(_ context.Context, c *pool.Call) (*agentv2.AgentResponse, error) {
+		c.ConnID, c.Endpoint, c.Duration = "waf/1", "unix:///run/waf.sock", time.Microsecond
+		return resp, nil
+	}
 	for _, v := range benchVariants(b) {
-		o := v.obs()
-		if o == nil {
+		ic := v.ic()
+		if ic == nil {
 			continue
 		}
 		b.Run(v.name, func(b *testing.B) {
 			ev := headers("bench", "/")
-			info := pool.EventInfo{AgentID: "waf", CorrelationID: "bench", Type: agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS, Event: ev}
-			res := pool.EventResult{ConnID: "waf/1", Endpoint: "unix:///run/waf.sock", Response: newMemConn().resp, Duration: time.Microsecond}
+			c := &pool.Call{AgentID: "waf", CorrelationID: "bench", Type: agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS, Event: ev}
+			send := ic.WrapSend(pipeline)
 			ctx := context.Background()
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -181,8 +189,9 @@ func BenchmarkObserver(b *testing.B) {
 			cpu := startCPU(b)
 			for range b.N {
 				md.Traceparent, md.Tracestate = nil, nil
-				c := o.EventStart(ctx, info)
-				o.EventEnd(c, info, res)
+				if _, err := send(ctx, c); err != nil {
+					b.Fatal(err)
+				}
 			}
 			cpu.report(1, "op")
 		})

@@ -5,30 +5,25 @@
 //
 //	import agentotel "github.com/agentwire/agentwire/otel"
 //
-// On the proxy, an [Observer] is a pool.Observer:
-//
-//	obs, err := agentotel.NewObserver()
-//	p, err := pool.New(pool.WithObserver(obs), pool.WithDialer(obs.Dialer(nil)),
-//		pool.WithTransportOptions(obs.TransportOptions("")...))
-//	reg, err := obs.ObservePool(p)
-//
-// It starts a client span per event, child of the span in the context given
-// to pool.Send, and writes the span's W3C trace context into the
-// request_headers event's RequestMetadata (traceparent, tracestate) on every
-// transport; on gRPC and Connect the dial's trace context also goes into
-// the ProcessStream request headers ([StreamHeaders]). NewObserver writes
-// into the event the caller passes: do not share one RequestHeadersEvent
-// between concurrent Sends.
-//
-// On the agent, an [Interceptor] is an agent.Interceptor:
+// One [Interceptor] plugs into either side with one option, as
+// otelconnect's does, and may serve both:
 //
 //	ic, err := agentotel.NewInterceptor()
-//	srv, err := agent.NewServer(h, agent.WithInterceptors(ic))
+//	p, err := pool.New(pool.WithInterceptors(ic))              // the proxy
+//	srv, err := agent.NewServer(h, agent.WithInterceptors(ic)) // the agent
 //
-// It starts a server span per event, child of the proxy's span, and hands
-// the handler a context carrying it. Only request_headers events carry
-// trace context; the request's other events become children of the proxy
-// span of its headers (see [Interceptor]).
+// On the proxy it starts a client span per event, child of the span in the
+// context given to pool.Send, and writes the span's W3C trace context into
+// the request_headers event's RequestMetadata (traceparent, tracestate) on
+// every transport; on gRPC and Connect the dial's trace context also goes
+// into the ProcessStream request headers ([StreamHeaders]; dials get spans
+// of their own with [WithDialSpans]). It writes into the event the caller
+// passes: do not share one RequestHeadersEvent between concurrent Sends.
+//
+// On the agent it starts a server span per event, child of the proxy's
+// span, and hands the handler a context carrying it. Only request_headers
+// events carry trace context; the request's other events become children
+// of the proxy span of its headers (see [Interceptor.WrapEvent]).
 //
 // Spans follow the OpenTelemetry RPC conventions: named
 // "<service>/<Method>" (Method is the Handler method, for example
@@ -53,12 +48,12 @@
 // The proxy side records agentwire.client.* metrics (see the Metric
 // constants): event count and duration by agent, transport, event kind and
 // outcome; events in flight; connections by state; reconnections;
-// flow-control pauses and waits; fail-open answers; affinity misses; and,
-// for pools registered with [Observer.ObservePool], open requests, sticky
-// sessions and circuit breaker state. Agents' metrics reports are bridged
-// into instruments named after the reported metrics, labelled with the
-// agent id, with a bounded number of series ([WithReportLimits]). The agent
-// side records agentwire.server.event.duration.
+// flow-control pauses and waits; fail-open answers; affinity misses; and
+// the pool's open requests, sticky sessions and circuit breaker state.
+// Agents' metrics reports are bridged into instruments named after the
+// reported metrics, labelled with the agent id, with a bounded number of
+// series ([WithReportLimits]). The agent side records
+// agentwire.server.event.duration.
 //
 // Tracer provider, meter provider and propagator default to the
 // OpenTelemetry globals, as in otelconnect; [WithTracerProvider],
@@ -67,8 +62,8 @@
 // until otel.SetTextMapPropagator is called: set it (usually to
 // propagation.TraceContext{}) or pass WithPropagator, on both sides, or
 // agent spans start new traces. Built on the global tracer and meter
-// providers before the program installs any, an Observer or Interceptor
-// starts no spans and records no measurements (the placeholders would drop
-// them) and costs no allocation per event; both start as soon as
+// providers before the program installs any, an Interceptor starts no
+// spans and records no measurements (the placeholders would drop them) and
+// costs no allocation per event; both start as soon as
 // otel.SetTracerProvider and otel.SetMeterProvider are called.
 package otel

@@ -37,9 +37,8 @@ func Example() {
 	go func() { defer close(served); _ = srv.ServeUnix(context.Background(), ln) }()
 	defer func() { srv.Close(); <-served }()
 
-	// The proxy: the Observer traces every event the pool sends.
-	obs, _ := agentotel.NewObserver(opts...)
-	p, _ := pool.New(pool.WithObserver(obs), pool.WithConnections(1))
+	// The proxy: the same Interceptor traces every event the pool sends.
+	p, _ := pool.New(pool.WithInterceptors(ic), pool.WithConnections(1))
 	defer p.Close()
 	ctx := context.Background()
 	if err := p.AddAgent(ctx, "waf", "unix://"+filepath.Join(dir, "waf.sock")); err != nil {

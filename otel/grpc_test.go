@@ -43,12 +43,11 @@ func (l *headerLog) get() []string {
 	return append([]string(nil), l.seen...)
 }
 
-// tracing is a span recorder with its provider and an Observer and
-// Interceptor writing to it.
+// tracing is a span recorder with its provider and an Interceptor
+// writing to it, which serves both the pool and the agent.
 type tracing struct {
 	rec *tracetest.SpanRecorder
 	tp  *sdktrace.TracerProvider
-	obs *Observer
 	ic  *Interceptor
 }
 
@@ -57,11 +56,9 @@ func newTracing(t *testing.T) *tracing {
 	tr := &tracing{rec: tracetest.NewSpanRecorder()}
 	tr.tp = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(tr.rec))
 	t.Cleanup(func() { _ = tr.tp.Shutdown(context.Background()) })
-	opts := []Option{WithTracerProvider(tr.tp), WithoutMetrics(), WithPropagator(propagation.TraceContext{})}
 	var err error
-	tr.obs, err = NewObserver(opts...)
-	require.NoError(t, err)
-	tr.ic, err = NewInterceptor(opts...)
+	tr.ic, err = NewInterceptor(WithTracerProvider(tr.tp), WithoutMetrics(), WithPropagator(propagation.TraceContext{}),
+		WithDialSpans())
 	require.NoError(t, err)
 	return tr
 }
@@ -88,8 +85,7 @@ func traceparentOf(sc trace.SpanContext) string {
 // dialPool is a pool whose dials are traced, with one agent at endpoint.
 func dialPool(t *testing.T, tr *tracing, endpoint string) *pool.Pool {
 	t.Helper()
-	p, err := pool.New(pool.WithObserver(tr.obs), pool.WithLogger(quiet()), pool.WithConnections(1),
-		pool.WithDialer(tr.obs.Dialer(nil)), pool.WithTransportOptions(tr.obs.TransportOptions("waf")...))
+	p, err := pool.New(pool.WithInterceptors(tr.ic), pool.WithLogger(quiet()), pool.WithConnections(1))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
@@ -220,11 +216,11 @@ func first(v []string) string {
 	return v[0]
 }
 
-// TestWithoutTracingPropagates: with the Observer's spans off, the agent's
+// TestWithoutTracingPropagates: with the pool's spans off, the agent's
 // span still joins the caller's trace.
 func TestWithoutTracingPropagates(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envConfig{obsOpts: []Option{WithoutTracing()}})
+	e := newEnv(t, envConfig{pcOpts: []Option{WithoutTracing()}})
 	ctx, root := e.root()
 	_, err := e.pool.Send(ctx, "waf", headers("w1", "/allow"))
 	require.NoError(t, err)

@@ -146,26 +146,26 @@ func (a *testAgent) kill() {
 	<-done
 }
 
-// env is a pool with an Observer in front of one real agent with an
-// Interceptor, both recording into the same SDK providers.
+// env is a pool with an Interceptor in front of one real agent with
+// another, both recording into the same SDK providers.
 type env struct {
 	t      *testing.T
 	rec    *tracetest.SpanRecorder
 	tp     *sdktrace.TracerProvider
 	reader *sdkmetric.ManualReader
-	obs    *Observer
-	ic     *Interceptor
+	pc     *Interceptor // the pool's
+	ic     *Interceptor // the agent's
 	pool   *pool.Pool
 	agent  *testAgent
 	h      *testHandler
 }
 
 type envConfig struct {
-	obsOpts, icOpts []Option
-	poolOpts        []pool.Option
-	agentOpts       []agent.Option
-	handler         agent.Handler // default: the env's testHandler
-	conns           int
+	pcOpts, icOpts []Option
+	poolOpts       []pool.Option
+	agentOpts      []agent.Option
+	handler        agent.Handler // default: the env's testHandler
+	conns          int
 }
 
 func newEnv(t *testing.T, cfg envConfig) *env {
@@ -179,7 +179,7 @@ func newEnv(t *testing.T, cfg envConfig) *env {
 	})
 	providers := []Option{WithTracerProvider(e.tp), WithMeterProvider(mp), WithPropagator(propagation.TraceContext{})}
 	var err error
-	e.obs, err = NewObserver(append(providers, cfg.obsOpts...)...)
+	e.pc, err = NewInterceptor(append(providers, cfg.pcOpts...)...)
 	require.NoError(t, err)
 	e.ic, err = NewInterceptor(append(providers, cfg.icOpts...)...)
 	require.NoError(t, err)
@@ -194,11 +194,10 @@ func newEnv(t *testing.T, cfg envConfig) *env {
 		conns = 1
 	}
 	e.pool, err = pool.New(append([]pool.Option{
-		pool.WithObserver(e.obs),
+		pool.WithInterceptors(e.pc),
 		pool.WithLogger(quiet()),
 		pool.WithConnections(conns),
 		pool.WithBackoff(10*time.Millisecond, 50*time.Millisecond),
-		pool.WithTransportOptions(e.obs.TransportOptions("waf")...),
 	}, cfg.poolOpts...)...)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = e.pool.Close() })
@@ -263,13 +262,18 @@ func attrOf(s sdktrace.ReadOnlySpan, k attribute.Key) attribute.Value {
 	return attribute.Value{}
 }
 
+// hasEvent reports whether s has an event name dated within the span.
 func hasEvent(s sdktrace.ReadOnlySpan, name string) bool {
+	return eventOf(s, name) != nil
+}
+
+func eventOf(s sdktrace.ReadOnlySpan, name string) *sdktrace.Event {
 	for _, ev := range s.Events() {
-		if ev.Name == name {
-			return true
+		if ev.Name == name && !ev.Time.Before(s.StartTime()) && !ev.Time.After(s.EndTime()) {
+			return &ev
 		}
 	}
-	return false
+	return nil
 }
 
 func (e *env) collect() metricdata.ResourceMetrics {

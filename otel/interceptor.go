@@ -1,57 +1,62 @@
 package otel
 
 import (
-	"context"
-	"math"
-	"strings"
-	"time"
+	"sync"
 
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
-	"google.golang.org/grpc/metadata"
 
 	"github.com/agentwire/agentwire"
 	"github.com/agentwire/agentwire/agent"
-	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
-	"github.com/agentwire/agentwire/transport"
+	"github.com/agentwire/agentwire/pool"
 )
 
-// Interceptor traces and measures an agent's event handling: give it to
-// agent.WithInterceptors. Each event gets a server span named like the
-// proxy's ("<service>/<Method>"), child of the proxy's span for the
-// request: a request_headers event carries the proxy span's trace context
-// in RequestMetadata.traceparent/tracestate; the request's later events
-// (body chunks, response headers, request_complete, ...) carry none, so
-// they become children of the span that sent the request's headers, which
-// the Interceptor remembers per connection and correlation id (see
-// [WithTraceContextCache]), with agentwire.parent.event.kind set to
-// "request_headers". Unary ProcessEvent calls take the trace context of
-// their gRPC request headers when the event carries none. The handler's
-// context carries the span, so agent code can start its own spans under
-// it. An Interceptor is safe for concurrent use.
+// Interceptor traces and measures events on either side of agentwire,
+// as otelconnect's interceptor does for Connect: give it to
+// pool.WithInterceptors on the proxy and to agent.WithInterceptors on the
+// agent; one Interceptor may serve both. On the proxy it starts a client
+// span per event, writes its trace context into the event, records the
+// client metrics, and also traces dials (with [WithDialSpans]), carries
+// their trace context in stream headers, bridges agents' metrics reports
+// and reports the pool's gauges. On the agent it starts a server span per
+// event, child of the proxy's. An Interceptor is safe for concurrent use.
 type Interceptor struct {
-	cfg      config
-	tracer   trace.Tracer // nil when tracing is off
-	spans    placeholder  // the tracer provider's
-	prop     propagation.TextMapPropagator
-	names    []string                // span names by kind index
-	duration metric.Float64Histogram // nil when metrics are off
-	attrs    attrCache[serverKey]
-	cache    *traceCache // nil when disabled
+	cfg    config
+	tracer trace.Tracer // nil when tracing is off
+	spans  placeholder  // the tracer provider's
+	meters placeholder  // the meter provider's
+	prop   propagation.TextMapPropagator
+	names  []string // span names by kind index
+
+	// The proxy side (client.go, clientconn.go); ins and bridge are nil
+	// when metrics are off.
+	ins        *clientInstruments
+	bridge     *reportBridge
+	agentAttrs attrCache[string]
+	eventAttrs attrCache[eventKey]
+	connAttrs  attrCache[[2]string]
+	flowAttrs  attrCache[[3]string]
+	conns      sync.Map // [2]string{agent id, state} -> *connCount
+	agents     sync.Map // agent id -> *agentState
+
+	// The agent side (server.go).
+	duration    metric.Float64Histogram // nil when metrics are off
+	serverAttrs attrCache[serverKey]
+	cache       *traceCache // nil when disabled
 }
 
-var _ agent.Interceptor = (*Interceptor)(nil)
-
-type serverKey struct {
-	kind    agentv2.EventType
-	outcome string
-}
+var (
+	_ pool.Interceptor     = (*Interceptor)(nil)
+	_ pool.DialInterceptor = (*Interceptor)(nil)
+	_ pool.ConnInterceptor = (*Interceptor)(nil)
+	_ pool.Watcher         = (*Interceptor)(nil)
+	_ agent.Interceptor    = (*Interceptor)(nil)
+)
 
 // NewInterceptor returns an Interceptor. Tracer provider, meter provider
-// and propagator default to the OpenTelemetry globals.
+// and propagator default to the OpenTelemetry globals; see
+// [WithoutTracing] and [WithoutMetrics] to turn either off.
 func NewInterceptor(opts ...Option) (*Interceptor, error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
@@ -67,125 +72,28 @@ func NewInterceptor(opts ...Option) (*Interceptor, error) {
 		i.tracer = cfg.tracerProvider.Tracer(instrumentationName)
 		i.spans = tracerPlaceholder(cfg.tracerProvider)
 	}
-	if !cfg.metricsOff() {
-		i.duration, err = cfg.meterProvider.Meter(instrumentationName).Float64Histogram(MetricServerDuration,
-			metric.WithUnit("s"), metric.WithDescription("Time an agent took to handle an event."),
-			metric.WithExplicitBucketBoundaries(durationBuckets...))
-		if err != nil {
-			return nil, agentwire.Errorf(agentwire.CodeInternal, "otel: creating instruments: %w", err)
-		}
+	if cfg.metricsOff() {
+		return i, nil
+	}
+	m := cfg.meterProvider.Meter(instrumentationName)
+	i.meters = meterPlaceholder(cfg.meterProvider)
+	if i.ins, err = newClientInstruments(m); err != nil {
+		return nil, agentwire.Errorf(agentwire.CodeInternal, "otel: creating instruments: %w", err)
+	}
+	i.bridge = newReportBridge(m, &cfg, i.ins.reportDrop)
+	if _, err := m.RegisterCallback(i.observeCounts, i.ins.inFlight, i.ins.connections); err != nil {
+		return nil, agentwire.Errorf(agentwire.CodeInternal, "otel: registering the count callback: %w", err)
+	}
+	i.duration, err = m.Float64Histogram(MetricServerDuration,
+		metric.WithUnit("s"), metric.WithDescription("Time an agent took to handle an event."),
+		metric.WithExplicitBucketBoundaries(durationBuckets...))
+	if err != nil {
+		return nil, agentwire.Errorf(agentwire.CodeInternal, "otel: creating instruments: %w", err)
 	}
 	return i, nil
 }
 
-// WrapEvent implements agent.Interceptor.
-func (i *Interceptor) WrapEvent(next agent.EventFunc) agent.EventFunc {
-	return func(ctx context.Context, ev *agentv2.ProxyToAgent) (*agentv2.AgentResponse, error) {
-		t := transport.EventType(ev)
-		cid, _ := transport.CorrelationID(ev)
-		peer := agent.PeerFromContext(ctx)
-		var start time.Time
-		if i.duration != nil {
-			start = i.cfg.now()
-		}
-		ctx, inherited := i.parent(ctx, ev, t, cid, peer)
-		var span trace.Span
-		if i.tracer != nil && !i.spans.idle() {
-			ctx, span = i.tracer.Start(ctx, i.names[kindIndex(t)], serverKind...)
-			if span.IsRecording() {
-				k := kindOf(t)
-				span.SetAttributes(rpcSystem, RPCServiceKey.String(i.cfg.serviceName), k.attrs[0], k.attrs[1])
-				if cid != "" {
-					// A copy: the event may borrow a read buffer, the span
-					// outlives it.
-					span.SetAttributes(CorrelationIDKey.String(strings.Clone(cid)))
-				}
-				if ev.EventId != 0 {
-					span.SetAttributes(EventIDKey.Int64(int64(min(ev.EventId, math.MaxInt64))))
-				}
-				if peer != nil {
-					span.SetAttributes(ProxyIDKey.String(peer.Handshake().GetProxyId()))
-				}
-				if inherited {
-					span.SetAttributes(ParentEventKindKey.String("request_headers"))
-				}
-			}
-		}
-		resp, err := next(ctx, ev)
-		if span != nil {
-			if span.IsRecording() {
-				finishServerSpan(span, i.cfg.blockIsError, resp, err)
-			}
-			span.End()
-		}
-		if i.cache != nil && peer != nil && cid != "" &&
-			(t == agentv2.EventType_EVENT_TYPE_REQUEST_COMPLETE || err == nil && terminal(resp)) {
-			i.cache.del(cacheKey{peer, cid})
-		}
-		if i.duration != nil {
-			key := serverKey{kind: t, outcome: serverOutcome(resp, err)}
-			set := i.attrs.get(key, func() []attribute.KeyValue {
-				return []attribute.KeyValue{rpcSystem, kindOf(key.kind).attrs[1], OutcomeKey.String(key.outcome)}
-			})
-			i.duration.Record(ctx, i.cfg.now().Sub(start).Seconds(), set.rec...)
-		}
-		return resp, err
-	}
-}
-
-// parent returns ctx with the proxy's trace context for event ev, and
-// whether it came from the request's headers rather than ev itself.
-func (i *Interceptor) parent(ctx context.Context, ev *agentv2.ProxyToAgent, t agentv2.EventType, cid string,
-	peer *agent.Peer,
-) (context.Context, bool) {
-	if t == agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS {
-		if md := ev.GetRequestHeaders().GetMetadata(); md.GetTraceparent() != "" {
-			pctx := i.prop.Extract(ctx, metadataCarrier{md})
-			if sc := trace.SpanContextFromContext(pctx); sc.IsValid() && i.cache != nil && peer != nil && cid != "" {
-				i.cache.put(cacheKey{peer, strings.Clone(cid)}, sc, i.cfg.now().UnixNano())
-			}
-			return pctx, false
-		}
-	} else if i.cache != nil && peer != nil && cid != "" {
-		if sc, ok := i.cache.get(cacheKey{peer, cid}, i.cfg.now().UnixNano()); ok {
-			return trace.ContextWithRemoteSpanContext(ctx, sc), true
-		}
-	}
-	if peer == nil {
-		// A unary ProcessEvent call: its own request headers.
-		if md, ok := metadata.FromIncomingContext(ctx); ok {
-			return i.prop.Extract(ctx, grpcCarrier(md)), false
-		}
-	}
-	return ctx, false
-}
-
-func finishServerSpan(span trace.Span, blockIsError bool, resp *agentv2.AgentResponse, err error) {
-	code := 0
-	if err != nil {
-		code = int(agentwire.CodeOf(err))
-	} else if d := decisionOf(resp); d != "" {
-		span.SetAttributes(DecisionKey.String(d))
-		if b := resp.GetBlock(); b != nil {
-			span.SetAttributes(BlockStatusKey.Int(int(b.GetStatus())))
-		}
-	} else {
-		// A nil response is an allow.
-		span.SetAttributes(DecisionKey.String(OutcomeAllow))
-	}
-	span.SetAttributes(RPCStatusCodeKey.Int(code))
-	if c, msg := spanStatus(true, blockIsError, resp, err); c != codes.Unset {
-		span.SetStatus(c, msg)
-	}
-	if err != nil {
-		span.RecordError(err)
-	}
-}
-
-// serverOutcome is outcomeOf for a handler's result, where nil means allow.
-func serverOutcome(resp *agentv2.AgentResponse, err error) string {
-	if resp == nil && err == nil {
-		return OutcomeAllow
-	}
-	return outcomeOf(resp, err, false)
-}
+var (
+	clientKind = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)}
+	serverKind = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
+)

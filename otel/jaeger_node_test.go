@@ -133,9 +133,9 @@ func TestJaegerNodeAgent(t *testing.T) {
 	)
 
 	proxyTP := newExportingProvider(t, j, proxySvc)
-	obs, err := NewObserver(WithTracerProvider(proxyTP), WithoutMetrics(), WithPropagator(propagation.TraceContext{}))
+	pc, err := NewInterceptor(WithTracerProvider(proxyTP), WithoutMetrics(), WithPropagator(propagation.TraceContext{}))
 	require.NoError(t, err)
-	p, err := pool.New(pool.WithObserver(obs), pool.WithLogger(quiet()), pool.WithConnections(1))
+	p, err := pool.New(pool.WithInterceptors(pc), pool.WithLogger(quiet()), pool.WithConnections(1))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)

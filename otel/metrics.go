@@ -39,7 +39,7 @@ var durationBuckets = []float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
 type clientInstruments struct {
 	duration metric.Float64Histogram
 	events   metric.Int64Counter
-	// inFlight and connections are observed from the Observer's own
+	// inFlight and connections are observed from the Interceptor's own
 	// counters: an Add at each end of an event would cost two more
 	// measurements per event, and both would drift below zero for the
 	// events and connections that started before a global meter provider
@@ -52,7 +52,7 @@ type clientInstruments struct {
 	connections  metric.Int64ObservableUpDownCounter
 	reconnects   metric.Int64Counter
 	reportDrop   metric.Int64Counter
-	// Observed from pools registered with Observer.ObservePool.
+	// Observed from the pools the Interceptor watches (Interceptor.Watch).
 	affinitySize  metric.Int64ObservableGauge
 	sessions      metric.Int64ObservableGauge
 	breaker       metric.Int64ObservableGauge

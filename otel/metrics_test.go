@@ -86,7 +86,7 @@ func TestReportBridgeLimits(t *testing.T) {
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
 	clock := &fakeClock{now: time.Unix(1_000_000, 0)}
-	o, err := NewObserver(WithoutTracing(), WithMeterProvider(mp), WithClock(clock.Now),
+	o, err := NewInterceptor(WithoutTracing(), WithMeterProvider(mp), WithClock(clock.Now),
 		WithReportLimits(3, 2, time.Minute), WithReportPrefix("agent."))
 	require.NoError(t, err)
 	collect := func() metricdata.ResourceMetrics {
@@ -135,13 +135,11 @@ func TestReportBridgeLimits(t *testing.T) {
 	assert.Equal(t, 21.0, g)
 }
 
-func TestObservePool(t *testing.T) {
+func TestPoolGauges(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envConfig{})
-	reg, err := e.obs.ObservePool(e.pool)
-	require.NoError(t, err)
 	ctx := context.Background()
-	_, err = e.pool.Send(ctx, "waf", headers("o1", "/allow"))
+	_, err := e.pool.Send(ctx, "waf", headers("o1", "/allow"))
 	require.NoError(t, err)
 	_, err = e.pool.SendSession(ctx, "waf", "ws-1", headers("o2", "/allow"))
 	require.NoError(t, err)
@@ -162,9 +160,11 @@ func TestObservePool(t *testing.T) {
 	n, _ = intValue(e.collect(), MetricClientAffinitySize, agentWAF)
 	assert.EqualValues(t, 1, n)
 
-	require.NoError(t, reg.Unregister())
+	_, err = e.pool.SendSession(ctx, "waf", "ws-1", complete("o2"))
+	require.NoError(t, err)
+	require.NoError(t, e.pool.Shutdown(ctx))
 	_, ok = intValue(e.collect(), MetricClientAffinitySize, agentWAF)
-	assert.False(t, ok, "no longer observed")
+	assert.False(t, ok, "no longer observed once the pool shut down")
 }
 
 // TestReportBridgeCollectsWhileCreating: reports that create instruments
@@ -175,7 +175,7 @@ func TestReportBridgeCollectsWhileCreating(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
-	o, err := NewObserver(WithoutTracing(), WithMeterProvider(mp), WithReportLimits(10000, 1000, time.Minute))
+	o, err := NewInterceptor(WithoutTracing(), WithMeterProvider(mp), WithReportLimits(10000, 1000, time.Minute))
 	require.NoError(t, err)
 
 	const reports = 300

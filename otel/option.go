@@ -16,7 +16,7 @@ import (
 	"github.com/agentwire/agentwire/transport"
 )
 
-// Defaults of [NewObserver] and [NewInterceptor].
+// Defaults of [NewInterceptor].
 const (
 	// DefaultReportSeries caps the series bridged from agents' metrics
 	// reports, over all agents.
@@ -35,8 +35,7 @@ const (
 	DefaultTraceContextTTL = 5 * time.Minute
 )
 
-// An Option configures an [Observer] (proxy side) or an [Interceptor]
-// (agent side).
+// An Option configures an [Interceptor].
 type Option interface {
 	apply(*config)
 }
@@ -52,6 +51,7 @@ type config struct {
 	serviceName    string
 	now            func() time.Time
 	blockIsError   bool
+	dialSpans      bool
 
 	reportSeries      int
 	reportInstruments int
@@ -158,6 +158,14 @@ func WithBlockAsError() Option {
 	return optionFunc(func(c *config) { c.blockIsError = true })
 }
 
+// WithDialSpans gives each dial of a pool's connection a client span,
+// "agentwire.Dial", which the gRPC and Connect transports carry in their
+// stream headers. Off by default: a pool dials from no request's context,
+// so each dial would be a trace of its own.
+func WithDialSpans() Option {
+	return optionFunc(func(c *config) { c.dialSpans = true })
+}
+
 // WithReportLimits bounds the bridge of agents' metrics reports: at most
 // series series (all agents together) and instruments metric names; a
 // series not reported for stale disappears. Reports beyond the caps are
@@ -181,8 +189,8 @@ func WithTraceContextCache(entries int, ttl time.Duration) Option {
 	return optionFunc(func(c *config) { c.traceContexts, c.traceContextTTL = entries, ttl })
 }
 
-// WithClock injects the clock used for report staleness and the trace
-// context cache (tests).
+// WithClock injects the clock used for report staleness, the trace
+// context cache and the dates of the pool side's span events (tests).
 func WithClock(now func() time.Time) Option {
 	return optionFunc(func(c *config) { c.now = now })
 }

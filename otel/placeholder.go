@@ -13,9 +13,9 @@ import (
 // nothing and carry their parent's context, its instruments drop every
 // measurement, and it delegates to the real provider once one is set.
 // Starting a span and recording measurements for every event would cost
-// allocations and attribute lookups for nothing, so an Observer or
-// Interceptor built on a placeholder checks on each event whether it is
-// still in place (an atomic load) and, while it is, skips that work.
+// allocations and attribute lookups for nothing, so an Interceptor built
+// on a placeholder checks on each event whether it is still in place (an
+// atomic load) and, while it is, skips that work.
 // Nothing is lost: the caller's trace context is still written into the
 // event, in-flight counts are kept apart (see agentState), and spans and
 // measurements start as soon as a provider is installed.

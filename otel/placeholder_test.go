@@ -43,34 +43,41 @@ func TestGlobalPlaceholderRecognised(t *testing.T) {
 	assert.False(t, meterPlaceholder(mp).idle())
 }
 
-func allowResult() pool.EventResult {
-	return pool.EventResult{Response: &agentv2.AgentResponse{Decision: &agentv2.AgentResponse_Allow{Allow: &agentv2.AllowDecision{}}}}
+var allowResp = &agentv2.AgentResponse{Decision: &agentv2.AgentResponse_Allow{Allow: &agentv2.AllowDecision{}}}
+
+// allow is a pool pipeline that allows every event.
+func allow(context.Context, *pool.Call) (*agentv2.AgentResponse, error) { return allowResp, nil }
+
+func headersCall(cid string) *pool.Call {
+	return &pool.Call{AgentID: "waf", CorrelationID: cid, Type: agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS, Event: headers(cid, "/")}
 }
 
-func headersInfo(cid string) pool.EventInfo {
-	return pool.EventInfo{AgentID: "waf", CorrelationID: cid, Type: agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS, Event: headers(cid, "/")}
-}
-
-func TestObserverSkipsPlaceholderSpans(t *testing.T) { // not parallel: it counts allocations
-	o, err := NewObserver(WithoutMetrics(), WithPropagator(propagation.TraceContext{}))
+func TestPoolSideSkipsPlaceholderSpans(t *testing.T) { // not parallel: it counts allocations
+	o, err := NewInterceptor(WithoutMetrics(), WithPropagator(propagation.TraceContext{}))
 	require.NoError(t, err)
 	require.True(t, o.spans.idle())
 	ctx := context.Background()
+	send := o.WrapSend(allow)
 
 	// No caller span: nothing started, nothing written, nothing allocated.
-	info := headersInfo("c1")
-	got := o.EventStart(ctx, info)
+	c := headersCall("c1")
+	var got context.Context
+	_, err = o.WrapSend(func(ctx context.Context, c *pool.Call) (*agentv2.AgentResponse, error) {
+		got = ctx
+		return allow(ctx, c)
+	})(ctx, c)
+	require.NoError(t, err)
 	assert.Equal(t, ctx, got)
-	assert.Nil(t, info.Event.GetRequestHeaders().GetMetadata().Traceparent)
-	body := pool.EventInfo{AgentID: "waf", CorrelationID: "c1", Type: agentv2.EventType_EVENT_TYPE_REQUEST_BODY_CHUNK, Event: bodyChunk("c1")}
-	res := allowResult()
-	allocs := testing.AllocsPerRun(200, func() { o.EventEnd(o.EventStart(ctx, body), body, res) })
+	assert.Nil(t, c.Event.GetRequestHeaders().GetMetadata().Traceparent)
+	body := &pool.Call{AgentID: "waf", CorrelationID: "c1", Type: agentv2.EventType_EVENT_TYPE_REQUEST_BODY_CHUNK, Event: bodyChunk("c1")}
+	allocs := testing.AllocsPerRun(200, func() { _, _ = send(ctx, body) })
 	assert.Zero(t, allocs)
 	// The same with metrics on the global placeholder meter provider.
-	withMetrics, err := NewObserver(WithPropagator(propagation.TraceContext{}))
+	withMetrics, err := NewInterceptor(WithPropagator(propagation.TraceContext{}))
 	require.NoError(t, err)
 	require.True(t, withMetrics.meters.idle())
-	allocs = testing.AllocsPerRun(200, func() { withMetrics.EventEnd(withMetrics.EventStart(ctx, body), body, res) })
+	sendM := withMetrics.WrapSend(allow)
+	allocs = testing.AllocsPerRun(200, func() { _, _ = sendM(ctx, body) })
 	assert.Zero(t, allocs)
 
 	// A remote parent (the proxy's own caller): its context goes to the
@@ -78,10 +85,11 @@ func TestObserverSkipsPlaceholderSpans(t *testing.T) { // not parallel: it count
 	sc := trace.NewSpanContext(trace.SpanContextConfig{
 		TraceID: trace.TraceID{1, 2, 3}, SpanID: trace.SpanID{4, 5, 6}, TraceFlags: trace.FlagsSampled, Remote: true,
 	})
-	info = headersInfo("c2")
-	o.EventEnd(o.EventStart(trace.ContextWithRemoteSpanContext(ctx, sc), info), info, res)
+	c = headersCall("c2")
+	_, err = send(trace.ContextWithRemoteSpanContext(ctx, sc), c)
+	require.NoError(t, err)
 	assert.Equal(t, "00-01020300000000000000000000000000-0405060000000000-01",
-		info.Event.GetRequestHeaders().GetMetadata().GetTraceparent())
+		c.Event.GetRequestHeaders().GetMetadata().GetTraceparent())
 
 	// A caller span that records (from a provider of its own): the event
 	// gets a (placeholder) child, and the caller's span is not ended.
@@ -89,10 +97,11 @@ func TestObserverSkipsPlaceholderSpans(t *testing.T) { // not parallel: it count
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	cctx, caller := tp.Tracer("test").Start(ctx, "caller")
-	info = headersInfo("c3")
-	o.EventEnd(o.EventStart(cctx, info), info, res)
-	assert.Empty(t, rec.Ended(), "the Observer ended the caller's span")
-	assert.Contains(t, info.Event.GetRequestHeaders().GetMetadata().GetTraceparent(), caller.SpanContext().TraceID().String())
+	c = headersCall("c3")
+	_, err = send(cctx, c)
+	require.NoError(t, err)
+	assert.Empty(t, rec.Ended(), "the Interceptor ended the caller's span")
+	assert.Contains(t, c.Event.GetRequestHeaders().GetMetadata().GetTraceparent(), caller.SpanContext().TraceID().String())
 	caller.End()
 	assert.Len(t, rec.Ended(), 1)
 }
@@ -119,7 +128,7 @@ func TestInterceptorSkipsPlaceholderSpans(t *testing.T) {
 }
 
 // TestGlobalProviderInstalledLater runs in a child process, which installs
-// a global tracer provider after the Observer and the Interceptor were
+// a global tracer provider after a pool's and an agent's Interceptor were
 // built on the placeholder: from then on they start spans.
 func TestGlobalProviderInstalledLater(t *testing.T) {
 	if os.Getenv("AGENTWIRE_OTEL_GLOBAL_CHILD") == "" {
@@ -132,37 +141,37 @@ func TestGlobalProviderInstalledLater(t *testing.T) {
 		return
 	}
 	prop := WithPropagator(propagation.TraceContext{})
-	o, err := NewObserver(prop)
+	o, err := NewInterceptor(prop)
 	require.NoError(t, err)
 	i, err := NewInterceptor(WithoutMetrics(), prop)
 	require.NoError(t, err)
 	ctx := context.Background()
-	early := headersInfo("c1")
-	earlyCtx := o.EventStart(ctx, early)
-	require.Equal(t, ctx, earlyCtx)
 	o.ConnStateChange("waf", "conn-1", 0, pool.ConnReady)
 
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	otelapi.SetTracerProvider(tp)
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
-	otelapi.SetMeterProvider(mp)
+	// The event that starts before the providers come ends after: no span
+	// of its own, but it counts, and in flight does not go negative; nor
+	// do the connections.
+	_, err = o.WrapSend(func(ctx context.Context, c *pool.Call) (*agentv2.AgentResponse, error) {
+		otelapi.SetTracerProvider(tp)
+		otelapi.SetMeterProvider(mp)
+		return allow(ctx, c)
+	})(ctx, headersCall("c1"))
+	require.NoError(t, err)
 	require.False(t, o.spans.idle())
 	require.False(t, o.meters.idle())
 	require.False(t, i.spans.idle())
-
-	// The event that started before the providers came ends after: no
-	// span of its own, but it counts, and in flight does not go negative;
-	// nor do the connections.
-	o.EventEnd(earlyCtx, early, allowResult())
 	o.ConnStateChange("waf", "conn-1", pool.ConnReady, pool.ConnClosed)
 	o.ConnStateChange("waf", "conn-2", 0, pool.ConnReady)
 	assert.Empty(t, rec.Ended())
-	info := headersInfo("c2")
-	o.EventEnd(o.EventStart(ctx, info), info, allowResult())
+	info := headersCall("c2")
+	_, err = o.WrapSend(allow)(ctx, info)
+	require.NoError(t, err)
 	var rm metricdata.ResourceMetrics
 	require.NoError(t, reader.Collect(ctx, &rm))
 	n, ok := intValue(rm, MetricClientInFlight, agentWAF)

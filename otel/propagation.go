@@ -119,8 +119,8 @@ func formatTraceparent(sc trace.SpanContext) *string {
 
 // InjectEvent writes the trace context of ctx into ev's RequestMetadata
 // (traceparent, tracestate) with p when ev is a request_headers event, and
-// does nothing otherwise. The [Observer] does this for events sent through
-// a pool; use InjectEvent when calling a transport.Conn directly.
+// does nothing otherwise. The [Interceptor] does this for events sent
+// through a pool; use InjectEvent when calling a transport.Conn directly.
 func InjectEvent(ctx context.Context, p propagation.TextMapPropagator, ev *agentv2.ProxyToAgent) {
 	if md := requestMetadata(ev); md != nil {
 		injectMetadata(ctx, p, md)

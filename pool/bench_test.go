@@ -112,8 +112,8 @@ func BenchmarkHotPath(b *testing.B) {
 		b.StopTimer()
 		reportPerEvent(b, 3)
 	})
-	b.Run("observer", func(b *testing.B) {
-		p := newBenchPool(b, WithObserver(NopObserver{}))
+	b.Run("interceptor", func(b *testing.B) {
+		p := newBenchPool(b, WithInterceptors(InterceptorFunc(func(next SendFunc) SendFunc { return next })))
 		reqs := newRequests(1024)
 		ctx := context.Background()
 		b.ReportAllocs()

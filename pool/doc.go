@@ -36,6 +36,9 @@
 //
 // Interceptors ([WithInterceptors]) wrap the send of every event, as
 // connect-go's wrap a call: they see the event and its decision, may answer
-// without the agent or call the rest of the pipeline more than once. An
-// [Observer] sees the pipeline's steps for tracing and metrics.
+// without the agent or call the rest of the pipeline more than once; once
+// it returns, the [Call] tells where the event went. Tracing and metrics
+// (package otel) plug in as one interceptor that may also wrap dials,
+// see connections and watch the pool ([DialInterceptor],
+// [ConnInterceptor], [Watcher]).
 package pool

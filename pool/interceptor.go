@@ -2,14 +2,22 @@ package pool
 
 import (
 	"context"
+	"sync"
+	"time"
 
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 	"github.com/agentwire/agentwire/transport"
 )
 
 // Call is one event on its way through the pool: what [Pool.Send] and
-// [Pool.SendSession] were given. An interceptor may change Event (a trace
-// context, say) before it calls the next function.
+// [Pool.SendSession] were given, and what the pipeline did with it. An
+// interceptor may change Event (a trace context, say) before it calls the
+// next function, and reads the pipeline's fields once next returns. Each
+// pass through the pipeline sets them anew: an interceptor that calls next
+// concurrently gives each call a copy of the Call. The pool reuses a Call
+// once Send returns (an allocation per event would cost more than the
+// pipeline): an interceptor must not keep it, nor leave it to a goroutine
+// that outlives its own return (give that goroutine a copy).
 type Call struct {
 	// AgentID is the agent the event goes to.
 	AgentID string
@@ -19,6 +27,32 @@ type Call struct {
 	CorrelationID string
 	Type          agentv2.EventType
 	Event         *agentv2.ProxyToAgent
+
+	// ConnID is the connection the pipeline routed the event to, and
+	// Endpoint that connection's instance endpoint ("unix:///...",
+	// "grpc://...", "reverse" for adopted connections); both empty if none.
+	ConnID, Endpoint string
+	// FailOpen is true when the pool answered allow without the agent.
+	FailOpen bool
+	// AffinityMiss is true when an event of a request found no connection
+	// pinned for it and was balanced instead.
+	AffinityMiss bool
+	// Pause is what flow control did, nil unless the event met a
+	// connection the agent had paused.
+	Pause *Pause
+	// Duration is the time the event spent in the pipeline.
+	Duration time.Duration
+}
+
+// Pause is what flow control did with an event whose connection the agent
+// had paused.
+type Pause struct {
+	Mode FlowControlMode
+	// Waited is how long the event waited for the agent to resume.
+	Waited time.Duration
+	// Err is nil when the event went on: after waiting, or answered with
+	// fail-open.
+	Err error
 }
 
 // SendFunc sends one event through the rest of the pipeline and returns
@@ -33,10 +67,36 @@ type SendFunc func(ctx context.Context, c *Call) (*agentv2.AgentResponse, error)
 // WrapSend runs once, when the pool is built; the function it returns runs
 // concurrently for many events and must be safe for that.
 //
-// Events the pool sends on its own (configuration pushes and their replay
-// to new connections) do not pass through interceptors.
+// An Interceptor may also implement [DialInterceptor], [ConnInterceptor]
+// and [Watcher]: [New] finds them. Events the pool sends on its own
+// (configuration pushes and their replay to new connections) do not pass
+// through interceptors.
 type Interceptor interface {
 	WrapSend(next SendFunc) SendFunc
+}
+
+// DialInterceptor is an [Interceptor] that also wraps the pool's [Dialer]
+// (a span per dial, say).
+type DialInterceptor interface {
+	WrapDial(next Dialer) Dialer
+}
+
+// ConnInterceptor is an [Interceptor] that also sees every connection of
+// the pool: those it dials and those it adopts ([Pool.ConnOptions],
+// [Pool.ReverseOptions]). ConnStateChange is called, without blocking, for
+// each change of a connection's state.
+type ConnInterceptor interface {
+	// TransportOptions are added to the options of agentID's connections,
+	// after [WithTransportOptions].
+	TransportOptions(agentID string) []transport.Option
+	ConnStateChange(agentID, connID string, from, to ConnState)
+}
+
+// Watcher is an [Interceptor] that also watches the pool as a whole (gauges
+// read from [Pool.Stats], say). Watch is called once the pool is built,
+// and stop when it shuts down.
+type Watcher interface {
+	Watch(p *Pool) (stop func())
 }
 
 // InterceptorFunc makes a function an [Interceptor].
@@ -52,17 +112,31 @@ func WithInterceptors(interceptors ...Interceptor) Option {
 	return poolOption(func(c *config) { c.interceptors = append(c.interceptors, interceptors...) })
 }
 
-// chain builds the pipeline the interceptors wrap, once; nil without
-// interceptors, so that Send calls the pipeline directly.
-func (p *Pool) chain() SendFunc {
-	if len(p.cfg.interceptors) == 0 {
-		return nil
+// useInterceptors builds the chain around the pipeline (left nil without
+// interceptors, so that Send calls the pipeline directly), wraps the
+// dialer and starts the watchers, once, in New.
+func (p *Pool) useInterceptors() {
+	ics := p.cfg.interceptors
+	if len(ics) == 0 {
+		return
 	}
 	next := SendFunc(p.sendCall)
-	for i := len(p.cfg.interceptors) - 1; i >= 0; i-- {
-		next = p.cfg.interceptors[i].WrapSend(next)
+	for i := len(ics) - 1; i >= 0; i-- {
+		next = ics[i].WrapSend(next)
+		if d, ok := ics[i].(DialInterceptor); ok {
+			p.cfg.dialer = d.WrapDial(p.cfg.dialer)
+		}
 	}
-	return next
+	p.send = next
+	for _, ic := range ics {
+		if w, ok := ic.(Watcher); ok {
+			stop := w.Watch(p)
+			p.wg.Go(func() {
+				<-p.bg.Done()
+				stop()
+			})
+		}
+	}
 }
 
 // sendCall is the pipeline under the interceptors.
@@ -71,11 +145,40 @@ func (p *Pool) sendCall(ctx context.Context, c *Call) (*agentv2.AgentResponse, e
 	if err != nil {
 		return nil, err
 	}
-	return a.send(ctx, route{session: c.Session}, c.Event)
+	return a.send(ctx, route{session: c.Session, call: c}, c.Event)
 }
+
+// calls recycles Calls (see Call).
+var calls = sync.Pool{New: func() any { return new(Call) }}
 
 // intercept sends ev through the interceptors.
 func (p *Pool) intercept(ctx context.Context, agentID, session string, ev *agentv2.ProxyToAgent) (*agentv2.AgentResponse, error) {
 	corr, _ := transport.CorrelationID(ev)
-	return p.send(ctx, &Call{AgentID: agentID, Session: session, CorrelationID: corr, Type: transport.EventType(ev), Event: ev})
+	c := calls.Get().(*Call)
+	*c = Call{AgentID: agentID, Session: session, CorrelationID: corr, Type: transport.EventType(ev), Event: ev}
+	resp, err := p.send(ctx, c)
+	*c = Call{}
+	calls.Put(c)
+	return resp, err
+}
+
+// interceptorOptions are the transport options interceptors add to
+// agentID's connections.
+func (p *Pool) interceptorOptions(agentID string) []transport.Option {
+	var opts []transport.Option
+	for _, ic := range p.cfg.interceptors {
+		if c, ok := ic.(ConnInterceptor); ok {
+			opts = append(opts, c.TransportOptions(agentID)...)
+		}
+	}
+	return opts
+}
+
+// connStateChange tells the interceptors of a connection's new state.
+func (p *Pool) connStateChange(agentID, connID string, from, to ConnState) {
+	for _, ic := range p.cfg.interceptors {
+		if c, ok := ic.(ConnInterceptor); ok {
+			c.ConnStateChange(agentID, connID, from, to)
+		}
+	}
 }

@@ -111,7 +111,6 @@ type config struct {
 	rand           func() uint64
 	dialer         Dialer
 	resolver       Resolver
-	observer       Observer
 	logger         *slog.Logger
 	backoffBase    time.Duration
 	backoffMax     time.Duration
@@ -363,12 +362,6 @@ func WithDialer(d Dialer) Option {
 // WithResolver sets the resolver of DNS discovery (default net.DefaultResolver).
 func WithResolver(r Resolver) Option {
 	return poolOption(func(c *config) { c.resolver = r })
-}
-
-// WithObserver sets hooks called along the request pipeline (tracing,
-// metrics). Nil, the default, costs a nil check.
-func WithObserver(o Observer) Option {
-	return poolOption(func(c *config) { c.observer = o })
 }
 
 // WithLogger sets where the pool logs connection changes.

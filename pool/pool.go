@@ -62,8 +62,8 @@ func New(opts ...Option) (*Pool, error) {
 	}
 	bg, stop := context.WithCancel(context.Background())
 	p := &Pool{cfg: cfg, bg: bg, stop: stop, shutdownDone: make(chan struct{})}
-	p.send = p.chain()
 	p.agents.Store(newAgentSet(nil))
+	p.useInterceptors()
 	p.wg.Add(1)
 	go p.maintain()
 	return p, nil
@@ -277,7 +277,7 @@ func (p *Pool) ConnOptions(agentID string) []transport.Option {
 // handlerOptions are the options of a connection of agentID whose status
 // goes to listen.
 func (p *Pool) handlerOptions(agentID string, listen func(transport.Status)) []transport.Option {
-	return []transport.Option{
+	return append(p.interceptorOptions(agentID),
 		transport.WithStatusHandler(listen),
 		transport.WithConfigUpdateHandler(func(ctx context.Context, req *agentv2.ConfigUpdateRequest) *agentv2.ConfigUpdateResponse {
 			if f := p.cfg.onConfigUpdate; f != nil {
@@ -285,7 +285,7 @@ func (p *Pool) handlerOptions(agentID string, listen func(transport.Status)) []t
 			}
 			return nil
 		}),
-	}
+	)
 }
 
 // Agents returns the ids of the pool's agents, sorted.

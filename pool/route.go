@@ -38,8 +38,8 @@ func (x *exchange) route(rt route) error {
 				ErrAffinityLost, x.key.String(), e.Conn.id)
 		}
 		a.affinityMisses.Add(1)
-		if o := a.p.cfg.observer; o != nil {
-			o.AffinityMiss(x.ctx, x.info)
+		if c := x.call; c != nil {
+			c.AffinityMiss = true
 		}
 	}
 	// A new request, or an event without one.

@@ -133,6 +133,7 @@ func (p *Pool) Cancel(ctx context.Context, agentID, correlationID string, reason
 type route struct {
 	session string   // sticky session id
 	conn    *SubConn // a fixed connection (config push)
+	call    *Call    // the interceptors' view, filled in at the end
 }
 
 // send is the request pipeline.
@@ -142,15 +143,12 @@ func (a *agent) send(ctx context.Context, rt route, ev *agentv2.ProxyToAgent) (*
 		return nil, agentwire.Errorf(agentwire.CodeInvalidArgument, "%w: %v", transport.ErrNotEvent, ev.FrameType())
 	}
 	kind := transport.EventType(ev)
-	x := exchange{a: a, ctx: ctx, kind: kind}
+	x := exchange{a: a, ctx: ctx, kind: kind, call: rt.call}
 	if corr != "" {
 		x.key = a.aff.Key(corr)
 	}
-	obs := a.p.cfg.observer
-	// info is only filled in for an observer: without one it costs nothing.
-	if obs != nil {
-		x.info = EventInfo{AgentID: a.id, CorrelationID: corr, Type: kind, Event: ev}
-		x.ctx = obs.EventStart(ctx, x.info)
+	if c := rt.call; c != nil {
+		c.AffinityMiss, c.Pause = false, nil
 		x.timed = true
 	}
 	// The event's one clock read: tables, the breaker and latencies work
@@ -172,18 +170,17 @@ func (a *agent) send(ctx context.Context, rt route, ev *agentv2.ProxyToAgent) (*
 		}
 	}
 	x.finish(resp, err)
-	if obs != nil {
-		var connID, endpoint string
+	if c := x.call; c != nil {
+		c.ConnID, c.Endpoint = "", ""
 		if x.sc != nil {
-			connID, endpoint = x.sc.id, x.sc.endpoint
+			c.ConnID, c.Endpoint = x.sc.id, x.sc.endpoint
 		}
+		c.FailOpen = x.failOpen
 		// The decision came at sendAt+latency: no need to read the clock again.
-		d := time.Duration(x.sendAt-start) + x.latency
+		c.Duration = time.Duration(x.sendAt-start) + x.latency
 		if !x.sent {
-			d = time.Duration(a.p.cfg.nanos() - start)
+			c.Duration = time.Duration(a.p.cfg.nanos() - start)
 		}
-		obs.EventEnd(x.ctx, x.info, EventResult{ConnID: connID, Endpoint: endpoint, Response: resp, Err: err,
-			FailOpen: x.failOpen, Duration: d})
 	}
 	return resp, err
 }
@@ -202,14 +199,14 @@ type exchange struct {
 	// control, concurrency slot): reading the clock costs more than the
 	// pipeline.
 	start, sendAt int64
-	info          EventInfo // zero without an observer
+	call          *Call // nil without interceptors
 
 	sc       *SubConn                // the connection, once routed
 	slotted  bool                    // the event holds one of sc's slots
 	pinned   bool                    // sc holds the event's request
 	paused   bool                    // sc was paused when routed: flow control, then a slot
 	done     func(balancer.DoneInfo) // the picker's callback
-	timed    bool                    // the end of the call is timed (an observer wants its duration)
+	timed    bool                    // the end of the call is timed (interceptors want its duration)
 	probe    bool                    // the breaker's half-open probe
 	skip     bool                    // the request skips the agent (fail-open on its headers)
 	failOpen bool                    // answered without the agent
@@ -252,7 +249,7 @@ func (x *exchange) deliver(ev *agentv2.ProxyToAgent) (*agentv2.AgentResponse, er
 	x.sent = true
 	x.outcome = classify(x.ctx, err)
 	// The end is timed for one event in latencySample, and for whoever
-	// needs this one's: an observer, a picker's Done, a caller who gave up.
+	// needs this one's: interceptors, a picker's Done, a caller who gave up.
 	sample := sc.requests.Add(1)%latencySample == 1
 	if sample || x.timed || x.done != nil || watched && err != nil && x.outcome == breaker.Neutral {
 		x.latency = time.Duration(a.p.cfg.nanos() - x.sendAt)
@@ -299,8 +296,8 @@ func (x *exchange) flowControl() error {
 		a.flowRejected.Add(1)
 		err = agentwire.Errorf(agentwire.CodeResourceExhausted, "%w: agent %q", ErrPaused, a.id)
 	}
-	if o := a.p.cfg.observer; o != nil {
-		o.FlowControl(x.ctx, x.info, a.cfg.flowMode, waited, err)
+	if c := x.call; c != nil {
+		c.Pause = &Pause{Mode: a.cfg.flowMode, Waited: waited, Err: err}
 	}
 	return err
 }

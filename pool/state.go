@@ -82,8 +82,6 @@ func (a *agent) report(changes []stateChange) {
 			a.replay(c.sc)
 		}
 		a.p.cfg.logger.Debug("pool: connection state", "agent", a.id, "conn", c.sc.id, "from", c.from, "to", c.to)
-		if o := a.p.cfg.observer; o != nil {
-			o.ConnStateChange(a.id, c.sc.id, c.from, c.to)
-		}
+		a.p.connStateChange(a.id, c.sc.id, c.from, c.to)
 	}
 }

@@ -110,29 +110,22 @@ func serve(ctx context.Context, ln, metricsLn net.Listener, agentURL, upstreamUR
 		return fmt.Errorf("upstream: %w", err)
 	}
 	popts := []pool.Option{pool.WithLogger(logger)}
-	var aopts []pool.AgentOption
 	var m *metricsSetup
 	if metricsLn != nil {
 		if m, err = newMetrics(); err != nil {
 			return err
 		}
-		popts = append(popts, m.poolOptions()...)
-		aopts = append(aopts, pool.WithTransportOptions(m.observer.TransportOptions("waf")...))
+		popts = append(popts, m.poolOption())
 	}
 	p, err := pool.New(popts...)
 	if err != nil {
 		return err
 	}
 	cleanups = append(cleanups, func() { _ = p.Close() })
-	if err := p.AddAgent(ctx, "waf", agentURL, aopts...); err != nil {
+	if err := p.AddAgent(ctx, "waf", agentURL); err != nil {
 		return fmt.Errorf("agent %s: %w", agentURL, err)
 	}
 	if m != nil {
-		reg, err := m.observer.ObservePool(p)
-		if err != nil {
-			return err
-		}
-		cleanups = append(cleanups, func() { _ = reg.Unregister() })
 		mctx, mcancel := context.WithCancel(context.Background())
 		mdone := make(chan struct{})
 		go func() { defer close(mdone); _ = m.serve(mctx, metricsLn) }()

@@ -22,7 +22,7 @@ import (
 // reports) in Prometheus format, through the OTel Prometheus exporter: no
 // hand-formatted text.
 type metricsSetup struct {
-	observer *agentotel.Observer
+	ic       *agentotel.Interceptor
 	provider *sdkmetric.MeterProvider
 	registry *prometheus.Registry
 }
@@ -34,16 +34,16 @@ func newMetrics() (*metricsSetup, error) {
 		return nil, fmt.Errorf("prometheus exporter: %w", err)
 	}
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
-	obs, err := agentotel.NewObserver(agentotel.WithMeterProvider(mp), agentotel.WithoutTracing())
+	ic, err := agentotel.NewInterceptor(agentotel.WithMeterProvider(mp), agentotel.WithoutTracing())
 	if err != nil {
 		return nil, err
 	}
-	return &metricsSetup{observer: obs, provider: mp, registry: reg}, nil
+	return &metricsSetup{ic: ic, provider: mp, registry: reg}, nil
 }
 
-// poolOptions wires the observer into a pool.
-func (m *metricsSetup) poolOptions() []pool.Option {
-	return []pool.Option{pool.WithObserver(m.observer)}
+// poolOption wires the metrics into a pool: one interceptor.
+func (m *metricsSetup) poolOption() pool.Option {
+	return pool.WithInterceptors(m.ic)
 }
 
 // serve runs the /metrics endpoint on ln until ctx ends.

@@ -46,16 +46,13 @@ func setupTracing(ctx context.Context, out io.Writer) (*tracing, error) {
 	res := resource.NewSchemaless(attribute.String("service.name", t.traceService))
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
 	opts := []agentotel.Option{agentotel.WithTracerProvider(tp), agentotel.WithPropagator(propagation.TraceContext{})}
-	obs, err := agentotel.NewObserver(opts...)
-	if err != nil {
-		return nil, err
-	}
+	// One interceptor, one option on each side.
 	ic, err := agentotel.NewInterceptor(opts...)
 	if err != nil {
 		return nil, err
 	}
 	t.tracer = tp.Tracer("agentwire/examples/quickstart")
-	t.poolOpts = []pool.Option{pool.WithObserver(obs)}
+	t.poolOpts = []pool.Option{pool.WithInterceptors(ic)}
 	t.agentOpts = []agent.Option{agent.WithInterceptors(ic)}
 	t.shutdown = tp.Shutdown
 	fmt.Fprintf(out, "tracing: exporting spans over OTLP to %s (service %q)\n", t.endpoint, t.traceService)

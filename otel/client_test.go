@@ -49,6 +49,9 @@ func TestTraceSuccess(t *testing.T) {
 
 	rootSpan := e.rec.Ended()[len(e.rec.Ended())-1]
 	require.Equal(t, "proxy request", rootSpan.Name())
+	for _, s := range e.rec.Ended() {
+		assert.NotEqual(t, "agentwire.Dial", s.Name(), "dial spans are off without WithDialSpans")
+	}
 
 	// Proxy spans: children of the caller's span, with the RPC attributes.
 	ch := e.span(trace.SpanKindClient, "RequestHeaders", "r1")
@@ -120,7 +123,7 @@ func TestTraceBlockDecision(t *testing.T) {
 			if blockIsError {
 				opts = append(opts, WithBlockAsError())
 			}
-			e := newEnv(t, envConfig{obsOpts: opts, icOpts: opts})
+			e := newEnv(t, envConfig{pcOpts: opts, icOpts: opts})
 			ctx, root := e.root()
 			resp, err := e.pool.Send(ctx, "waf", headers("b1", "/block"))
 			root.End()
@@ -312,7 +315,10 @@ func TestFlowControlFailOpen(t *testing.T) {
 	require.NoError(t, <-done)
 
 	s := e.span(trace.SpanKindClient, "RequestHeaders", "f2")
-	assert.True(t, hasEvent(s, EventFlowControl))
+	flow := eventOf(s, EventFlowControl)
+	require.NotNil(t, flow)
+	assert.ElementsMatch(t, []attribute.KeyValue{FlowModeKey.String("fail_open"), FlowResultKey.String("fail_open"),
+		FlowWaitedKey.Float64(0)}, flow.Attributes)
 	assert.True(t, hasEvent(s, EventFailOpen))
 	assert.Equal(t, attribute.StringValue("allow"), attrOf(s, DecisionKey))
 	assert.Nil(t, findSpan(e.rec.Ended(), trace.SpanKindServer, "RequestHeaders", "f2"), "the agent never saw f2")
@@ -322,6 +328,45 @@ func TestFlowControlFailOpen(t *testing.T) {
 	n, _ = intValue(rm, MetricClientFailOpen, agentWAF)
 	assert.EqualValues(t, 1, n)
 	n, _ = intValue(rm, MetricClientEvents, agentWAF, outcome("fail_open"))
+	assert.EqualValues(t, 1, n)
+}
+
+func TestFlowControlWaitRejected(t *testing.T) {
+	t.Parallel()
+	const wait = 30 * time.Millisecond
+	e := newEnv(t, envConfig{
+		agentOpts: []agent.Option{agent.WithMaxConcurrency(1)},
+		poolOpts:  []pool.Option{pool.WithFlowControl(pool.WaitAndRetry, wait), pool.WithConcurrencyLimit(10, 0)},
+	})
+	ctx := context.Background()
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.pool.Send(ctx, "waf", headers("w1", "/slow"))
+		done <- err
+	}()
+	<-e.h.started
+	require.Eventually(t, func() bool {
+		st, err := e.pool.AgentStats("waf")
+		return err == nil && len(st.Conns) == 1 && st.Conns[0].State == pool.ConnPaused
+	}, waitFor, 5*time.Millisecond, "agent never paused")
+	_, err := e.pool.Send(ctx, "waf", headers("w2", "/allow"))
+	require.ErrorIs(t, err, pool.ErrPaused)
+	e.h.releaseAll()
+	require.NoError(t, <-done)
+
+	s := e.span(trace.SpanKindClient, "RequestHeaders", "w2")
+	flow := eventOf(s, EventFlowControl)
+	require.NotNil(t, flow)
+	attrs := map[attribute.Key]attribute.Value{}
+	for _, kv := range flow.Attributes {
+		attrs[kv.Key] = kv.Value
+	}
+	assert.Equal(t, "wait_and_retry", attrs[FlowModeKey].AsString())
+	assert.Equal(t, "rejected", attrs[FlowResultKey].AsString())
+	assert.GreaterOrEqual(t, attrs[FlowWaitedKey].AsFloat64(), float64(wait/time.Millisecond))
+	assert.False(t, flow.Time.Before(s.StartTime().Add(wait)), "dated when the wait ended")
+	assert.Equal(t, codes.Error, s.Status().Code)
+	n, _ := intValue(e.collect(), MetricClientFlowControl, agentWAF, FlowModeKey.String("wait_and_retry"), FlowResultKey.String("rejected"))
 	assert.EqualValues(t, 1, n)
 }
 
