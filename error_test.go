@@ -89,10 +89,10 @@ func TestCorrelationIDOfEveryEvent(t *testing.T) {
 			inner.Set(f, protoreflect.ValueOfMessage(md))
 		}
 		m.ProtoReflect().Set(fd, protoreflect.ValueOfMessage(inner))
-		cid, ok := agentwire.CorrelationID(m)
-		isEvent := agentwire.EventTypeOf(m) != agentv2.EventType_EVENT_TYPE_UNSPECIFIED
+		cid, ok := m.EventCorrelationID()
+		isEvent := m.EventType() != agentv2.EventType_EVENT_TYPE_UNSPECIFIED
 		if ok != isEvent {
-			t.Errorf("%s: CorrelationID says event=%v, EventTypeOf says %v", info.Field, ok, isEvent)
+			t.Errorf("%s: EventCorrelationID says event=%v, EventType says %v", info.Field, ok, isEvent)
 		}
 		switch {
 		case !ok:
@@ -104,7 +104,7 @@ func TestCorrelationIDOfEveryEvent(t *testing.T) {
 			t.Errorf("%s: correlation id %q", info.Field, cid)
 		}
 	}
-	if _, ok := agentwire.CorrelationID(&agentv2.ProxyToAgent{}); ok {
+	if _, ok := (&agentv2.ProxyToAgent{}).EventCorrelationID(); ok {
 		t.Error("an empty envelope is an event")
 	}
 }

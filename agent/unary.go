@@ -14,7 +14,7 @@ func (srv *Server) processEvent(ctx context.Context, m *agentv2.ProxyToAgent) (*
 	if srv.draining() {
 		return nil, errServerClosed()
 	}
-	if cid, ok := agentwire.CorrelationID(m); ok {
+	if cid, ok := m.EventCorrelationID(); ok {
 		resp, err := srv.call(ctx, m)
 		return newReply(m.EventId, cid, resp, err), nil
 	}

@@ -49,7 +49,7 @@ func (t *tally) leave() { t.inFlight.Add(-1) }
 // records the outcome.
 func (t *tally) send(ctx context.Context, c transport.Conn, ev *agentv2.ProxyToAgent, respectPause bool) {
 	if respectPause {
-		corr, _ := transport.CorrelationID(ev)
+		corr, _ := ev.EventCorrelationID()
 		if err := c.WaitResume(ctx, corr); err != nil {
 			t.fail(fmt.Errorf("waiting for the agent to resume: %w", err))
 			return

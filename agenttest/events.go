@@ -106,7 +106,7 @@ func (s *suite) event(k eventKind, corr string, index uint32) *agentv2.ProxyToAg
 // id. An error the agent reported for the event is an answer too: it is
 // returned as the response's Error so callers can decide.
 func sendMatched(ctx context.Context, c transport.Conn, ev *agentv2.ProxyToAgent) (*agentv2.AgentResponse, error) {
-	want, _ := transport.CorrelationID(ev)
+	want, _ := ev.EventCorrelationID()
 	resp, err := c.Send(ctx, ev)
 	if err != nil {
 		if agentwire.IsWireError(err) {
@@ -117,12 +117,12 @@ func sendMatched(ctx context.Context, c transport.Conn, ev *agentv2.ProxyToAgent
 		if errors.Is(err, transport.ErrMismatch) {
 			// The transport refuses such an answer and closes the connection.
 			return nil, fmt.Errorf("%v event for %q answered with correlation id of another request: %w",
-				transport.EventType(ev), want, err)
+				ev.EventType(), want, err)
 		}
-		return nil, fmt.Errorf("%v event: %w", transport.EventType(ev), err)
+		return nil, fmt.Errorf("%v event: %w", ev.EventType(), err)
 	}
 	if got := resp.GetCorrelationId(); got != want {
-		return resp, fmt.Errorf("%v event for %q answered with correlation id %q", transport.EventType(ev), want, got)
+		return resp, fmt.Errorf("%v event for %q answered with correlation id %q", ev.EventType(), want, got)
 	}
 	return resp, nil
 }

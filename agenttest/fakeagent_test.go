@@ -217,7 +217,7 @@ func (a *fakeAgent) handle(c *fakeConn, m *agentv2.ProxyToAgent) {
 	c.write(&agentv2.AgentToProxy{EventId: m.GetEventId(), Message: &agentv2.AgentToProxy_Response{Response: resp}})
 }
 
-// eventCorrelation is written independently of transport.CorrelationID so
+// eventCorrelation is written independently of ProxyToAgent.EventCorrelationID so
 // the fake does not share code with what it tests.
 func eventCorrelation(m *agentv2.ProxyToAgent) (string, bool) {
 	switch {

@@ -294,7 +294,7 @@ func TestFlowControlFailOpen(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envConfig{
 		agentOpts: []agent.Option{agent.WithMaxConcurrency(1)},
-		poolOpts:  []pool.Option{pool.WithFlowControl(pool.FailOpen, 0), pool.WithConcurrencyLimit(10, 0)},
+		poolOpts:  []pool.Option{pool.WithFlowControl(pool.FailOpen, 0), pool.WithMaxConcurrency(10, 0)},
 	})
 	ctx := context.Background()
 	done := make(chan error, 1)
@@ -336,7 +336,7 @@ func TestFlowControlWaitRejected(t *testing.T) {
 	const wait = 30 * time.Millisecond
 	e := newEnv(t, envConfig{
 		agentOpts: []agent.Option{agent.WithMaxConcurrency(1)},
-		poolOpts:  []pool.Option{pool.WithFlowControl(pool.WaitAndRetry, wait), pool.WithConcurrencyLimit(10, 0)},
+		poolOpts:  []pool.Option{pool.WithFlowControl(pool.WaitAndRetry, wait), pool.WithMaxConcurrency(10, 0)},
 	})
 	ctx := context.Background()
 	done := make(chan error, 1)

@@ -197,7 +197,7 @@ func newEnv(t *testing.T, cfg envConfig) *env {
 		pool.WithInterceptors(e.pc),
 		pool.WithLogger(quiet()),
 		pool.WithConnections(conns),
-		pool.WithBackoff(10*time.Millisecond, 50*time.Millisecond),
+		pool.WithReconnectBackoff(10*time.Millisecond, 50*time.Millisecond),
 	}, cfg.poolOpts...)...)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = e.pool.Close() })

@@ -14,7 +14,6 @@ import (
 	"github.com/agentwire/agentwire"
 	"github.com/agentwire/agentwire/agent"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
-	"github.com/agentwire/agentwire/transport"
 )
 
 type serverKey struct {
@@ -36,8 +35,8 @@ type serverKey struct {
 // it.
 func (i *Interceptor) WrapEvent(next agent.EventFunc) agent.EventFunc {
 	return func(ctx context.Context, ev *agentv2.ProxyToAgent) (*agentv2.AgentResponse, error) {
-		t := transport.EventType(ev)
-		cid, _ := transport.CorrelationID(ev)
+		t := ev.EventType()
+		cid, _ := ev.EventCorrelationID()
 		peer := agent.PeerFromContext(ctx)
 		var start time.Time
 		if i.duration != nil {

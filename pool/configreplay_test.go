@@ -80,7 +80,7 @@ func newReplayFixture(t *testing.T, conns int) *replayFixture {
 	f := &replayFixture{log: new(configLog), rec: newRecorder("a"), ctx: testCtx(t)}
 	f.rec.configure = f.log.configure
 	f.ua = newUnixAgent(t, f.rec)
-	f.p = newTestPool(t, WithConnections(conns), WithBackoff(2*time.Millisecond, 20*time.Millisecond))
+	f.p = newTestPool(t, WithConnections(conns), WithReconnectBackoff(2*time.Millisecond, 20*time.Millisecond))
 	require.NoError(t, f.p.AddAgent(f.ctx, "waf", f.ua.endpoint()))
 	require.Eventually(t, func() bool { return onlyReady(t, f.p, "waf", conns) }, 5*time.Second, time.Millisecond)
 	return f

@@ -149,7 +149,7 @@ func TestConcurrencyLimit(t *testing.T) {
 	ua := newUnixAgent(t, rec)
 	// The queue wait leaves a loaded machine time to return a freed slot
 	// to r5 below.
-	p := newTestPool(t, WithConnections(1), WithConcurrencyLimit(2, 150*time.Millisecond))
+	p := newTestPool(t, WithConnections(1), WithMaxConcurrency(2, 150*time.Millisecond))
 	ctx := testCtx(t)
 	require.NoError(t, p.AddAgent(ctx, "waf", ua.endpoint()))
 	require.Equal(t, 2, stats(t, p, "waf").Conns[0].Limit)

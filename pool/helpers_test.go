@@ -223,7 +223,7 @@ func holdUntil(prefix string, release <-chan struct{}) func(context.Context, str
 // round robin, which routing tests count on, unless opts choose otherwise.
 func newTestPool(t *testing.T, opts ...Option) *Pool {
 	t.Helper()
-	base := []Option{WithBackoff(5*time.Millisecond, 50*time.Millisecond), WithProbeInterval(time.Hour, time.Second),
+	base := []Option{WithReconnectBackoff(5*time.Millisecond, 50*time.Millisecond), WithProbeInterval(time.Hour, time.Second),
 		WithLogger(slog.New(slog.DiscardHandler)), WithPolicy(balancer.RoundRobin)}
 	p, err := New(append(base, opts...)...)
 	require.NoError(t, err)

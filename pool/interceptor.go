@@ -153,9 +153,9 @@ var calls = sync.Pool{New: func() any { return new(Call) }}
 
 // intercept sends ev through the interceptors.
 func (p *Pool) intercept(ctx context.Context, agentID, session string, ev *agentv2.ProxyToAgent) (*agentv2.AgentResponse, error) {
-	corr, _ := transport.CorrelationID(ev)
+	corr, _ := ev.EventCorrelationID()
 	c := calls.Get().(*Call)
-	*c = Call{AgentID: agentID, Session: session, CorrelationID: corr, Type: transport.EventType(ev), Event: ev}
+	*c = Call{AgentID: agentID, Session: session, CorrelationID: corr, Type: ev.EventType(), Event: ev}
 	resp, err := p.send(ctx, c)
 	*c = Call{}
 	calls.Put(c)

@@ -206,7 +206,7 @@ func (r *pipelineRecorder) WrapDial(next Dialer) Dialer {
 type ctxCheckConn struct{ transport.Conn }
 
 func (c ctxCheckConn) Send(ctx context.Context, ev *agentv2.ProxyToAgent) (*agentv2.AgentResponse, error) {
-	if corr, _ := transport.CorrelationID(ev); ctx.Value(ctxKey{}) != corr {
+	if corr, _ := ev.EventCorrelationID(); ctx.Value(ctxKey{}) != corr {
 		return nil, agentwire.Errorf(agentwire.CodeInternal, "the interceptor's context did not reach the connection")
 	}
 	return c.Conn.Send(ctx, ev)

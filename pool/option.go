@@ -237,12 +237,12 @@ func WithBalancer(b balancer.Builder) SharedOption {
 	return sharedOption(func(c *agentConfig) { c.builder = b })
 }
 
-// WithConcurrencyLimit caps the events in flight on one connection (default
+// WithMaxConcurrency caps the events in flight on one connection (default
 // 100, lowered to the agent's declared max_concurrency when that is smaller).
 // An event that finds the connection full waits up to wait, honouring its
 // context, then fails with ResourceExhausted ([ErrConcurrencyLimit]);
 // wait 0 fails at once.
-func WithConcurrencyLimit(n int, wait time.Duration) SharedOption {
+func WithMaxConcurrency(n int, wait time.Duration) SharedOption {
 	return sharedOption(func(c *agentConfig) { c.maxConcurrency, c.queueWait = n, wait })
 }
 
@@ -369,9 +369,9 @@ func WithLogger(l *slog.Logger) Option {
 	return poolOption(func(c *config) { c.logger = l })
 }
 
-// WithBackoff sets the reconnection backoff: it starts at base, doubles on
+// WithReconnectBackoff sets the reconnection backoff: it starts at base, doubles on
 // each failed attempt up to max, with ±20% jitter, and never gives up.
-func WithBackoff(base, maxDelay time.Duration) Option {
+func WithReconnectBackoff(base, maxDelay time.Duration) Option {
 	return poolOption(func(c *config) { c.backoffBase, c.backoffMax = base, maxDelay })
 }
 

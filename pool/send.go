@@ -50,7 +50,7 @@ func (m FlowControlMode) String() string {
 //     pin. Events with no pin are balanced. If the pinned connection is gone
 //     the event fails with FailedPrecondition ([ErrAffinityLost]).
 //  2. flow control, if the agent paused the connection ([FlowControlMode]);
-//  3. the connection's concurrency limit ([WithConcurrencyLimit]), taken
+//  3. the connection's concurrency limit ([WithMaxConcurrency]), taken
 //     with the route unless the connection is paused;
 //  4. send, and wait for the decision;
 //  5. accounting: counters, latency, health and breaker, exactly once.
@@ -138,11 +138,11 @@ type route struct {
 
 // send is the request pipeline.
 func (a *agent) send(ctx context.Context, rt route, ev *agentv2.ProxyToAgent) (*agentv2.AgentResponse, error) {
-	corr, ok := transport.CorrelationID(ev)
+	corr, ok := ev.EventCorrelationID()
 	if !ok {
 		return nil, agentwire.Errorf(agentwire.CodeInvalidArgument, "%w: %v", transport.ErrNotEvent, ev.FrameType())
 	}
-	kind := transport.EventType(ev)
+	kind := ev.EventType()
 	x := exchange{a: a, ctx: ctx, kind: kind, call: rt.call}
 	if corr != "" {
 		x.key = a.aff.Key(corr)

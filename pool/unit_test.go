@@ -69,8 +69,8 @@ func TestOptionValidation(t *testing.T) {
 	for _, opt := range []Option{
 		WithPolicy("fastest"),
 		WithConnections(0),
-		WithConcurrencyLimit(0, 0),
-		WithBackoff(time.Second, time.Millisecond),
+		WithMaxConcurrency(0, 0),
+		WithReconnectBackoff(time.Second, time.Millisecond),
 		WithProbeInterval(0, time.Second),
 		WithCircuitBreaker(3, 0, time.Second),
 		WithFlowControl(FlowControlMode(7), 0),

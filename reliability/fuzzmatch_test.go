@@ -137,7 +137,7 @@ func matchFuzzAgent(nc net.Conn, echo bool, events int, prog []byte, connCh <-ch
 			if r.ReadProxyToAgent(m) != nil {
 				return
 			}
-			if _, ok := transport.CorrelationID(m); ok {
+			if _, ok := m.EventCorrelationID(); ok {
 				mu.Lock()
 				seen = append(seen, m)
 				mu.Unlock()
@@ -171,8 +171,8 @@ func matchFuzzAgent(nc net.Conn, echo bool, events int, prog []byte, connCh <-ch
 		if ev == nil {
 			return
 		}
-		corr, _ := transport.CorrelationID(ev)
-		ocorr, _ := transport.CorrelationID(other)
+		corr, _ := ev.EventCorrelationID()
+		ocorr, _ := other.EventCorrelationID()
 		var m *agentv2.AgentToProxy
 		switch op {
 		case 0: // right

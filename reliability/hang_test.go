@@ -80,7 +80,7 @@ func hangUnderLoad(t *testing.T, tr string) {
 		return c, err
 	}
 	const perInstance = 2
-	p := newTestPool(t, pool.WithConnections(perInstance), pool.WithBackoff(20*time.Millisecond, 200*time.Millisecond),
+	p := newTestPool(t, pool.WithConnections(perInstance), pool.WithReconnectBackoff(20*time.Millisecond, 200*time.Millisecond),
 		pool.WithDialer(dial), pool.WithResolver(twoInstances{}), pool.WithTransportOptions(transport.WithLogger(quietLogger)))
 	// Should the test end early, the process resumes before the pool shuts down.
 	t.Cleanup(func() { _ = procs[1].Signal(syscall.SIGCONT) })

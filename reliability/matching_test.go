@@ -112,8 +112,8 @@ func safetyTargets() []safetyTarget {
 
 // tag is the audit tag that names an event: its request and kind.
 func tag(ev *agentv2.ProxyToAgent) string {
-	corr, _ := transport.CorrelationID(ev)
-	return corr + "/" + transport.EventType(ev).String()
+	corr, _ := ev.EventCorrelationID()
+	return corr + "/" + ev.EventType().String()
 }
 
 // tagOf is the tag a decision carries.
@@ -128,7 +128,7 @@ func tagOf(r *agentv2.AgentResponse) string {
 // tagged with ev.
 func decisionFor(ev *agentv2.ProxyToAgent) *agentv2.AgentResponse {
 	r := &agentv2.AgentResponse{Audit: &agentv2.AuditMetadata{Tags: []string{tag(ev)}}}
-	if transport.EventType(ev) == agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS {
+	if ev.EventType() == agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS {
 		r.Decision = &agentv2.AgentResponse_Allow{Allow: &agentv2.AllowDecision{}}
 	} else {
 		r.Decision = &agentv2.AgentResponse_Block{Block: &agentv2.BlockDecision{Status: 403}}
@@ -167,7 +167,7 @@ func answering(echo bool, reply func(ev *agentv2.ProxyToAgent, corr string) []*a
 				if err != nil {
 					return
 				}
-				corr, _ := transport.CorrelationID(ev)
+				corr, _ := ev.EventCorrelationID()
 				for _, m := range reply(ev, corr) {
 					if pc.Send(m) != nil {
 						return
@@ -285,8 +285,8 @@ func swappedAnswers(t *testing.T, tg safetyTarget, echo bool) {
 				if err != nil {
 					return
 				}
-				ca, _ := transport.CorrelationID(a)
-				cb, _ := transport.CorrelationID(b)
+				ca, _ := a.EventCorrelationID()
+				cb, _ := b.EventCorrelationID()
 				if pc.Send(answer(a, decisionFor(b), cb, echo)) != nil || pc.Send(answer(b, decisionFor(a), ca, echo)) != nil {
 					return
 				}
@@ -323,7 +323,7 @@ func swappedAnswers(t *testing.T, tg safetyTarget, echo bool) {
 func rightIDOtherRequest(t *testing.T, tg safetyTarget) {
 	prev := headersEvent("someone-else", "/") // only the script's goroutine uses it
 	c := tg.connect(t, answering(true, func(ev *agentv2.ProxyToAgent, _ string) []*agentv2.AgentToProxy {
-		pcorr, _ := transport.CorrelationID(prev)
+		pcorr, _ := prev.EventCorrelationID()
 		m := answer(ev, decisionFor(prev), pcorr, true)
 		prev = ev
 		return []*agentv2.AgentToProxy{m}
@@ -381,8 +381,8 @@ func lateAfterTimeout(t *testing.T, tg safetyTarget, echo bool) {
 				if err != nil {
 					return
 				}
-				corr, _ := transport.CorrelationID(ev)
-				if transport.EventType(ev) == agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS {
+				corr, _ := ev.EventCorrelationID()
+				if ev.EventType() == agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS {
 					agentHeaders.Add(1)
 					done := make(chan struct{})
 					mu.Lock()
@@ -468,11 +468,11 @@ func lateAfterCancel(t *testing.T, tg safetyTarget, echo bool) {
 					delete(held, cn.GetCorrelationId())
 					continue
 				}
-				corr, ok := transport.CorrelationID(m)
+				corr, ok := m.EventCorrelationID()
 				if !ok {
 					continue
 				}
-				if transport.EventType(m) == agentv2.EventType_EVENT_TYPE_REQUEST_COMPLETE {
+				if m.EventType() == agentv2.EventType_EVENT_TYPE_REQUEST_COMPLETE {
 					if pc.Send(answer(m, decisionFor(m), corr, echo)) != nil {
 						return
 					}
@@ -615,8 +615,8 @@ func TestDecisionSafetyThroughPool(t *testing.T) {
 				if err != nil {
 					return
 				}
-				ca, _ := transport.CorrelationID(a)
-				cb, _ := transport.CorrelationID(b)
+				ca, _ := a.EventCorrelationID()
+				cb, _ := b.EventCorrelationID()
 				if pc.Send(answer(a, decisionFor(b), cb, true)) != nil || pc.Send(answer(b, decisionFor(a), ca, true)) != nil {
 					return
 				}
@@ -625,7 +625,7 @@ func TestDecisionSafetyThroughPool(t *testing.T) {
 	})
 	require.NoError(t, err)
 	defer p.Close()
-	pl, err := pool.New(pool.WithBackoff(time.Millisecond, 20*time.Millisecond), pool.WithConnections(4),
+	pl, err := pool.New(pool.WithReconnectBackoff(time.Millisecond, 20*time.Millisecond), pool.WithConnections(4),
 		pool.WithLogger(slog.New(slog.DiscardHandler)), pool.WithTransportOptions(transport.WithLogger(slog.New(slog.DiscardHandler))))
 	require.NoError(t, err)
 	defer pl.Close()

@@ -54,7 +54,7 @@ func TestAgentClosesMidFrame(t *testing.T) {
 	require.NoError(t, err)
 	defer peer.Close()
 
-	p := newTestPool(t, pool.WithConnections(2), pool.WithBackoff(10*time.Millisecond, 100*time.Millisecond))
+	p := newTestPool(t, pool.WithConnections(2), pool.WithReconnectBackoff(10*time.Millisecond, 100*time.Millisecond))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	require.NoError(t, p.AddAgent(ctx, "peer", peer.Endpoint()))

@@ -66,7 +66,7 @@ func killUnderLoad(t *testing.T, tr string) {
 		procs[i] = startWAF(t, addrs[i].args(ids[i])...)
 	}
 	const conns = 4
-	p := newTestPool(t, pool.WithConnections(conns), pool.WithBackoff(backoffBase, backoffMax),
+	p := newTestPool(t, pool.WithConnections(conns), pool.WithReconnectBackoff(backoffBase, backoffMax),
 		pool.WithCircuitBreaker(5, time.Second, 200*time.Millisecond))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

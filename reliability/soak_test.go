@@ -182,7 +182,7 @@ func TestSoak(t *testing.T) {
 	const conns = 3
 	rec := &connRecorder{}
 	p, err := pool.New(pool.WithLogger(quietLogger), pool.WithDialer(rec.dial), pool.WithConnections(conns),
-		pool.WithBackoff(10*time.Millisecond, 200*time.Millisecond),
+		pool.WithReconnectBackoff(10*time.Millisecond, 200*time.Millisecond),
 		pool.WithCircuitBreaker(5, time.Second, 200*time.Millisecond),
 		pool.WithProbeInterval(100*time.Millisecond, 500*time.Millisecond))
 	require.NoError(t, err)
@@ -317,7 +317,7 @@ func soakRequest(p *pool.Pool, rec *connRecorder, tally *soakTally, agentID, cor
 		if err != nil {
 			return false
 		}
-		if c, _ := transport.CorrelationID(ev); resp.GetCorrelationId() != c {
+		if c, _ := ev.EventCorrelationID(); resp.GetCorrelationId() != c {
 			tally.fail("%s %s: answer for correlation id %q", what, corr, resp.GetCorrelationId())
 		}
 		if check != nil && !check(resp) {

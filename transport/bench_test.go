@@ -132,7 +132,7 @@ func echoAnswer(in *agentv2.ProxyToAgent) *agentv2.AgentToProxy {
 	case *agentv2.ProxyToAgent_Ping:
 		return &agentv2.AgentToProxy{EventId: in.GetEventId(), Message: &agentv2.AgentToProxy_Pong{Pong: &agentv2.Pong{Sequence: m.Ping.GetSequence()}}}
 	}
-	corr, ok := transport.CorrelationID(in)
+	corr, ok := in.EventCorrelationID()
 	if !ok {
 		return nil
 	}

@@ -124,7 +124,7 @@ func TestLivenessAnswersWithoutPongs(t *testing.T) {
 						pings.Add(1)
 						continue
 					}
-					if _, ok := transport.CorrelationID(m); !ok {
+					if _, ok := m.EventCorrelationID(); !ok {
 						continue
 					}
 					time.Sleep(think)

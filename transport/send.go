@@ -45,7 +45,7 @@ func putCall(c *call) {
 
 // Send implements Conn.
 func (s *session) Send(ctx context.Context, event *agentv2.ProxyToAgent) (*agentv2.AgentResponse, error) {
-	corr, ok := CorrelationID(event)
+	corr, ok := event.EventCorrelationID()
 	if !ok {
 		return nil, agentwire.Errorf(agentwire.CodeInvalidArgument, "%w: %v", ErrNotEvent, event.FrameType())
 	}

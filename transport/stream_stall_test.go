@@ -42,7 +42,7 @@ func (a *stallingAgent) ProcessStream(stream agentv2.AgentServiceV2_ProcessStrea
 		if err != nil {
 			return err
 		}
-		corr, _ := CorrelationID(ev)
+		corr, _ := ev.EventCorrelationID()
 		if err := stream.Send(&agentv2.AgentToProxy{EventId: ev.GetEventId(), Message: &agentv2.AgentToProxy_Response{
 			Response: &agentv2.AgentResponse{CorrelationId: corr,
 				Decision: &agentv2.AgentResponse_Allow{Allow: &agentv2.AllowDecision{}}}}}); err != nil {

@@ -486,7 +486,7 @@ func runSuite(t *testing.T, h harness) {
 		for _, tc := range cases {
 			resp, err := c.Send(ctx, tc.event)
 			require.NoError(t, err, tc.name)
-			corr, _ := transport.CorrelationID(tc.event)
+			corr, _ := tc.event.EventCorrelationID()
 			assert.Equal(t, corr, resp.GetCorrelationId(), tc.name)
 			t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) { tc.check(t, resp) })
 		}

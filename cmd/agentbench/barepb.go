@@ -5,7 +5,6 @@ import (
 	"math"
 
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
-	"github.com/agentwire/agentwire/transport"
 	"google.golang.org/grpc"
 )
 
@@ -30,7 +29,7 @@ func (barePBServer) ProcessStream(ss grpc.BidiStreamingServer[agentv2.ProxyToAge
 		if err != nil {
 			return nil
 		}
-		cid, _ := transport.CorrelationID(ev)
+		cid, _ := ev.EventCorrelationID()
 		resp := &agentv2.AgentResponse{
 			CorrelationId: cid,
 			Decision:      &agentv2.AgentResponse_Allow{Allow: &agentv2.AllowDecision{}},

@@ -153,7 +153,7 @@ func BenchmarkPoolUDSRoundTrip(b *testing.B) {
 	for _, inflight := range benchInflight {
 		b.Run(benchName(inflight), func(b *testing.B) {
 			a := serveWAF(b)
-			p, err := pool.New(pool.WithConnections(1), pool.WithConcurrencyLimit(4*inflight+16, 0), pool.WithLogger(quietLogger))
+			p, err := pool.New(pool.WithConnections(1), pool.WithMaxConcurrency(4*inflight+16, 0), pool.WithLogger(quietLogger))
 			if err != nil {
 				b.Fatal(err)
 			}

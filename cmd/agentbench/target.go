@@ -216,7 +216,7 @@ func (e *env) openPool(ctx context.Context, tr string, conns, inflight int, a ag
 		pool.WithMaxReverseConns(conns),
 		// Round robin puts about inflight events on each connection; leave
 		// room so the bench measures the transport, not the limit.
-		pool.WithConcurrencyLimit(2*inflight+16, time.Second),
+		pool.WithMaxConcurrency(2*inflight+16, time.Second),
 		pool.WithTransportOptions(transport.WithProxyID("agentbench", "0")),
 		pool.WithLogger(quietLogger),
 	}

@@ -15,7 +15,6 @@ import (
 
 	"github.com/agentwire/agentwire"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
-	"github.com/agentwire/agentwire/transport"
 )
 
 // sentEvent is one event of a send and what became of it.
@@ -87,7 +86,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	failed := false
 	decided := false // an agent blocked, redirected or challenged
 	for _, ev := range events {
-		name := strings.ToLower(shortCode(transport.EventType(ev).String(), "EVENT_TYPE_"))
+		name := strings.ToLower(shortCode(ev.EventType().String(), "EVENT_TYPE_"))
 		if decided {
 			// A proxy sends nothing more once an agent has decided.
 			results = append(results, sentEvent{Event: name, Skipped: "not sent: the request was already decided"})

@@ -268,7 +268,7 @@ func (c *PeerConn) RecvEvent() (*agentv2.ProxyToAgent, error) {
 		if err != nil {
 			return nil, err
 		}
-		if _, ok := transport.CorrelationID(m); ok {
+		if _, ok := m.EventCorrelationID(); ok {
 			return m, nil
 		}
 		if ping := m.GetPing(); ping != nil {
@@ -326,7 +326,7 @@ func Response(ev *agentv2.ProxyToAgent, resp *agentv2.AgentResponse) *agentv2.Ag
 	if resp == nil {
 		resp = &agentv2.AgentResponse{Decision: &agentv2.AgentResponse_Allow{Allow: &agentv2.AllowDecision{}}}
 	}
-	resp.CorrelationId, _ = transport.CorrelationID(ev)
+	resp.CorrelationId, _ = ev.EventCorrelationID()
 	return &agentv2.AgentToProxy{EventId: ev.GetEventId(), Message: &agentv2.AgentToProxy_Response{Response: resp}}
 }
 

@@ -48,7 +48,7 @@ func TestExtraEventServed(t *testing.T) {
 	if got := ev("req-0").EventType(); got != agentv2.EventType_EVENT_TYPE_TLS_CLIENT_HELLO {
 		t.Fatalf("EventType() = %v", got)
 	}
-	if cid, ok := agentwire.CorrelationID(ev("req-0")); cid != "req-0" || !ok {
+	if cid, ok := ev("req-0").EventCorrelationID(); cid != "req-0" || !ok {
 		t.Fatalf("CorrelationID = %q, %v", cid, ok)
 	}
 	for _, tr := range []string{"unix", "grpc"} {
