@@ -41,9 +41,21 @@ func newMetrics() (*metricsSetup, error) {
 	return &metricsSetup{ic: ic, provider: mp, registry: reg}, nil
 }
 
-// poolOption wires the metrics into a pool: one interceptor.
-func (m *metricsSetup) poolOption() pool.Option {
-	return pool.WithInterceptors(m.ic)
+// serveMetrics serves the pool's metrics on ln (nil: none) and returns the
+// pool option that records them, and how to stop.
+func serveMetrics(ln net.Listener) ([]pool.Option, func(), error) {
+	if ln == nil {
+		return nil, func() {}, nil
+	}
+	m, err := newMetrics()
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = m.serve(ctx, ln) }()
+	fmt.Printf("metrics on http://%s/metrics\n", ln.Addr())
+	return []pool.Option{pool.WithInterceptors(m.ic)}, func() { cancel(); <-done }, nil
 }
 
 // serve runs the /metrics endpoint on ln until ctx ends.
