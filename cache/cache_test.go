@@ -13,6 +13,7 @@ import (
 
 	"github.com/agentwire/agentwire"
 	"github.com/agentwire/agentwire/agent"
+	"github.com/agentwire/agentwire/cache"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 )
 
@@ -241,6 +242,38 @@ func TestBodies(t *testing.T) {
 		} else {
 			assert.Equal(t, int64(3), pol.calls.Load(), "a request with a body needs the agent")
 			assert.Equal(t, int64(6), pol.bodies.Load())
+		}
+	}
+}
+
+// TestFlushOnConnect: with WithFlushOnConnect, a restarted agent's earlier
+// decisions are not served; without it they are.
+func TestFlushOnConnect(t *testing.T) {
+	t.Parallel()
+	for _, flush := range []bool{false, true} {
+		pol := &policy{decide: adminPolicy}
+		var opts []cache.Option
+		if flush {
+			opts = append(opts, cache.WithFlushOnConnect())
+		}
+		f := newFixture(t, pol, opts...)
+		_, err := f.send(t, headersEvent("GET", "/x"))
+		require.NoError(t, err)
+		before := f.ic.Stats()["waf"].Purges
+		// A connection completes a new handshake: close the pool's
+		// connections from the agent side and wait for the redial.
+		f.restartAgent(t)
+		require.Eventually(t, func() bool {
+			_, err := f.send(t, headersEvent("GET", "/y"))
+			return err == nil
+		}, 10*time.Second, 20*time.Millisecond)
+		_, err = f.send(t, headersEvent("GET", "/x"))
+		require.NoError(t, err)
+		if flush {
+			assert.Greater(t, f.ic.Stats()["waf"].Purges, before)
+			assert.Equal(t, int64(3), pol.calls.Load(), "flushed: /x asked again")
+		} else {
+			assert.Equal(t, int64(2), pol.calls.Load(), "kept: /x served from the cache")
 		}
 	}
 }

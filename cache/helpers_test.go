@@ -56,6 +56,14 @@ type fixture struct {
 	srv   *agent.Server
 	clock *fakeClock
 	stop  func() // stops the agent
+	start func() // starts the agent again, after stop
+}
+
+// restartAgent stops the agent and starts a new one on the same socket.
+func (f *fixture) restartAgent(t *testing.T) {
+	t.Helper()
+	f.stop()
+	f.start()
 }
 
 type fakeClock struct {
@@ -80,21 +88,35 @@ func newFixture(t *testing.T, h agent.Handler, opts ...cache.Option) *fixture {
 	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
 	ic, err := cache.NewInterceptor(append([]cache.Option{cache.WithClock(clock.Now)}, opts...)...)
 	require.NoError(t, err)
-	srv, err := agent.NewServer(h, agent.WithAgentID("waf"), agent.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	require.NoError(t, err)
 	path := filepath.Join(t.TempDir(), "a.sock")
-	ln, err := srv.ListenUnix(path)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- srv.ServeUnix(ctx, ln) }()
-	var once sync.Once
+	f := &fixture{ic: ic, clock: clock}
+	var mu sync.Mutex // guards stop's state across restarts
+	f.start = func() {
+		srv, err := agent.NewServer(h, agent.WithAgentID("waf"), agent.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+		require.NoError(t, err)
+		ln, err := srv.ListenUnix(path)
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(context.Background())
+		served := make(chan error, 1)
+		go func() { served <- srv.ServeUnix(ctx, ln) }()
+		var once sync.Once
+		mu.Lock()
+		f.srv = srv
+		f.stop = func() {
+			once.Do(func() {
+				cancel()
+				srv.Close()
+				require.NoError(t, <-served)
+			})
+		}
+		mu.Unlock()
+	}
+	f.start()
 	stop := func() {
-		once.Do(func() {
-			cancel()
-			srv.Close()
-			require.NoError(t, <-served)
-		})
+		mu.Lock()
+		s := f.stop
+		mu.Unlock()
+		s()
 	}
 	p, err := pool.New(pool.WithInterceptors(ic), pool.WithConfigUpdateHandler(ic.ConfigUpdateHandler(nil)),
 		pool.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
@@ -105,7 +127,8 @@ func newFixture(t *testing.T, h agent.Handler, opts ...cache.Option) *fixture {
 		stop()
 		ic.Close()
 	})
-	return &fixture{p: p, ic: ic, srv: srv, clock: clock, stop: stop}
+	f.p = p
+	return f
 }
 
 var nextID atomic.Int64

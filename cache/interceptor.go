@@ -11,6 +11,7 @@ import (
 	"github.com/agentwire/agentwire"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 	"github.com/agentwire/agentwire/pool"
+	"github.com/agentwire/agentwire/transport"
 )
 
 // Interceptor is a pool interceptor answering request_headers events
@@ -26,7 +27,10 @@ type Interceptor struct {
 	stats  statsByAgent
 }
 
-var _ pool.Interceptor = (*Interceptor)(nil)
+var (
+	_ pool.Interceptor     = (*Interceptor)(nil)
+	_ pool.ConnInterceptor = (*Interceptor)(nil)
+)
 
 // NewInterceptor returns an Interceptor; give it to pool.WithInterceptors,
 // after (inside) a tracing interceptor so that hits mark its spans.
@@ -245,5 +249,16 @@ func (ic *Interceptor) ConfigUpdateHandler(next pool.ConfigUpdateFunc) pool.Conf
 			resp.Accepted, resp.Error = false, &msg
 		}
 		return resp
+	}
+}
+
+// TransportOptions implements pool.ConnInterceptor: none.
+func (ic *Interceptor) TransportOptions(string) []transport.Option { return nil }
+
+// ConnStateChange implements pool.ConnInterceptor: with WithFlushOnConnect,
+// a connection that completed a handshake flushes its agent's decisions.
+func (ic *Interceptor) ConnStateChange(agentID, _ string, _, to pool.ConnState) {
+	if ic.cfg.flushOnReady && to == pool.ConnReady {
+		_ = ic.Purge(context.Background(), agentID)
 	}
 }

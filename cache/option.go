@@ -33,6 +33,12 @@ func WithStore(s Store) Option { return optionFunc(func(c *config) { c.store = s
 // WithMaxEntries bounds the default in-process store (DefaultMaxEntries).
 func WithMaxEntries(n int) Option { return optionFunc(func(c *config) { c.maxEntries = n }) }
 
+// WithFlushOnConnect drops an agent's cached decisions whenever one of its
+// connections completes a new handshake (a restarted agent may decide
+// differently), for agents whose decisions live no longer than their
+// process.
+func WithFlushOnConnect() Option { return optionFunc(func(c *config) { c.flushOnReady = true }) }
+
 // WithClock sets the interceptor's clock (default time.Now).
 func WithClock(now func() time.Time) Option { return optionFunc(func(c *config) { c.now = now }) }
 
