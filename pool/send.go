@@ -213,6 +213,7 @@ type exchange struct {
 	sent     bool                    // reached the transport
 	silent   bool                    // given up by its caller on a silent agent (see heardNothing)
 	latency  time.Duration           // of the transport call, if timed (see latencySample)
+	budget   time.Duration           // the caller's time left at the send, if it has a deadline (see heardNothing)
 	outcome  breaker.Outcome
 }
 

@@ -1,6 +1,10 @@
 package pool
 
 import (
+	"context"
+	"errors"
+	"time"
+
 	"github.com/agentwire/agentwire"
 	"github.com/agentwire/agentwire/pool/breaker"
 	"github.com/agentwire/agentwire/transport"
@@ -24,6 +28,9 @@ func (x *exchange) markSilence() (uint64, bool) {
 	if r == nil || x.a.cfg.liveness <= 0 || x.ctx.Done() == nil {
 		return 0, false
 	}
+	if d, ok := x.ctx.Deadline(); ok {
+		x.budget = time.Until(d) // the caller's own budget, on the clock its deadline is on
+	}
 	return r.Received(), true
 }
 
@@ -31,7 +38,13 @@ func (x *exchange) markSilence() (uint64, bool) {
 // found the receive count at mark, was given up by its caller after twice
 // the liveness interval with nothing received from the agent since.
 func (x *exchange) heardNothing(err error, mark uint64) bool {
-	if x.outcome != breaker.Neutral || x.ctx.Err() == nil || x.latency < 2*x.a.cfg.liveness {
+	waited := x.latency
+	if x.budget > 0 && errors.Is(x.ctx.Err(), context.DeadlineExceeded) {
+		// A caller whose deadline was short is in a hurry however late it
+		// was scheduled after the deadline passed.
+		waited = min(waited, x.budget)
+	}
+	if x.outcome != breaker.Neutral || x.ctx.Err() == nil || waited < 2*x.a.cfg.liveness {
 		return false
 	}
 	switch agentwire.CodeOf(err) {
