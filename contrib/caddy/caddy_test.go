@@ -1,0 +1,39 @@
+package caddyagentwire_test
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
+
+// TestWAFBehindCaddy puts the example WAF agent, on a Unix socket, in
+// front of reverse_proxy: blocked, redirected, and allowed with request
+// and response header mutations.
+func TestWAFBehindCaddy(t *testing.T) {
+	w := startWAF(t)
+	up := newUpstream(t)
+	port := freePort(t)
+	mustLoad(t, site(port, fmt.Sprintf(`agentwire {
+		agent waf %s {
+			events response_headers request_complete
+			timeout 2s
+		}
+	}`, w.endpoint()), "reverse_proxy "+up))
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	c := newClient(t)
+
+	admin := get(t, c, base+"/admin")
+	assert.Equal(t, http.StatusForbidden, admin.status)
+	assert.Equal(t, "forbidden\n", admin.body)
+
+	old := get(t, c, base+"/old-login")
+	assert.Equal(t, http.StatusMovedPermanently, old.status)
+	assert.Equal(t, "/login", old.header.Get("Location"))
+
+	ok := get(t, c, base+"/hello")
+	assert.Equal(t, http.StatusOK, ok.status)
+	assert.Equal(t, "upstream /hello x-waf=pass\n", ok.body, "the request mutation reaches the upstream")
+	assert.Equal(t, "agentwire", ok.header.Get("X-Waf-Agent"), "the response mutation reaches the client")
+}
