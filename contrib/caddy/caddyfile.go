@@ -90,6 +90,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return err
 		}
 	}
+	// Refuse what Provision would, with the Caddyfile line.
+	if err := h.validate(); err != nil {
+		return d.WrapErr(err)
+	}
 	return nil
 }
 

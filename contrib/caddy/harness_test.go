@@ -193,3 +193,5 @@ func eventually(t testing.TB, what string, f func() bool) {
 func site(port int, body ...string) string {
 	return fmt.Sprintf("http://127.0.0.1:%d {\n\t%s\n}\n", port, strings.Join(body, "\n\t"))
 }
+
+func stringsReader(s string) io.Reader { return strings.NewReader(s) }

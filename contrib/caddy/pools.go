@@ -61,17 +61,18 @@ func (h *Handler) newPool(logger *slog.Logger) (*sharedPool, error) {
 	for i := range h.Agents {
 		if err := addAgent(p, &h.Agents[i]); err != nil {
 			_ = p.Close()
-			return nil, fmt.Errorf("agentwire: agent %q: %w", h.Agents[i].ID, err)
+			return nil, fmt.Errorf("agentwire: %w", err)
 		}
 	}
 	return &sharedPool{Pool: p, drain: drain}, nil
 }
 
-// addAgent adds a to p and waits for its first connection.
+// addAgent adds a to p and waits for its first connection. Its errors
+// name the agent.
 func addAgent(p *pool.Pool, a *Agent) error {
 	tlsCfg, err := a.TLS.tlsConfig()
 	if err != nil {
-		return err
+		return fmt.Errorf("agent %q: %w", a.ID, err)
 	}
 	handshake := time.Duration(a.HandshakeTimeout)
 	if handshake == 0 {
