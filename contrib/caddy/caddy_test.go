@@ -37,3 +37,15 @@ func TestWAFBehindCaddy(t *testing.T) {
 	assert.Equal(t, "upstream /hello x-waf=pass\n", ok.body, "the request mutation reaches the upstream")
 	assert.Equal(t, "agentwire", ok.header.Get("X-Waf-Agent"), "the response mutation reaches the client")
 }
+
+// TestUpstreamDown answers reverse_proxy's error inside the guard: the
+// client gets its status.
+func TestUpstreamDown(t *testing.T) {
+	w := startWAF(t)
+	port := freePort(t)
+	mustLoad(t, site(port, "agentwire waf "+w.endpoint(), fmt.Sprintf("reverse_proxy 127.0.0.1:%d", freePort(t))))
+	c := newClient(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	assert.Equal(t, http.StatusBadGateway, get(t, c, base+"/hello").status)
+	assert.Equal(t, http.StatusForbidden, get(t, c, base+"/admin").status, "the agent still answers first")
+}
