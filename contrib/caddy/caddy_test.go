@@ -49,3 +49,24 @@ func TestUpstreamDown(t *testing.T) {
 	assert.Equal(t, http.StatusBadGateway, get(t, c, base+"/hello").status)
 	assert.Equal(t, http.StatusForbidden, get(t, c, base+"/admin").status, "the agent still answers first")
 }
+
+// TestMetrics reads the pool's and the guard's figures from Caddy's
+// metrics handler.
+func TestMetrics(t *testing.T) {
+	w := startWAF(t)
+	up := newUpstream(t)
+	port, metrics := freePort(t), freePort(t)
+	directive := "agentwire {\n\t\tagent waf " + w.endpoint() + " {\n\t\t\tconnections 1\n\t\t}\n\t}"
+	mustLoad(t, site(port, directive, "reverse_proxy "+up)+
+		site(freePort(t), directive, "reverse_proxy "+up)+site(metrics, "metrics"))
+	c := newClient(t)
+	for range 3 {
+		assert.Equal(t, http.StatusForbidden, get(t, c, fmt.Sprintf("http://127.0.0.1:%d/admin", port)).status)
+	}
+	m := get(t, c, fmt.Sprintf("http://127.0.0.1:%d/metrics", metrics))
+	assert.Equal(t, http.StatusOK, m.status)
+	series := fmt.Sprintf(`{agent="waf",endpoint="%s"`, w.endpoint())
+	assert.Contains(t, m.body, "caddy_agentwire_agent_events_total"+series+"} 3\n", "the shared pool, counted once")
+	assert.Contains(t, m.body, "caddy_agentwire_agent_connections"+series+`,state="ready"} 1`)
+	assert.Contains(t, m.body, `caddy_agentwire_failures_total{agent="waf",mode="closed",route="caddy"} 0`)
+}

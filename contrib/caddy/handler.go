@@ -10,6 +10,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/agentwire/agentwire/httpguard"
@@ -39,9 +40,10 @@ type Handler struct {
 	// its in-flight events before it closes (default 5s).
 	DrainTimeout caddy.Duration `json:"drain_timeout,omitempty"`
 
-	guard  *httpguard.Guard
-	key    string
-	logger *slog.Logger
+	guard    *httpguard.Guard
+	key      string
+	logger   *slog.Logger
+	registry *prometheus.Registry
 }
 
 var (
@@ -58,6 +60,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 
 // Provision checks the config, then connects the handler to its agents'
 // shared pool (creating it when no other handler uses the same agents).
+// When it fails, Caddy calls Cleanup.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.validate(); err != nil {
 		return err
@@ -98,9 +101,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.guard, err = httpguard.New(sp.Pool, opts...)
 	if err != nil {
-		_, _ = pools.Delete(key)
-		h.key = ""
 		return fmt.Errorf("agentwire: %w", err)
+	}
+	if reg := ctx.GetMetricsRegistry(); reg != nil {
+		if err := registerMetrics(reg, h, sp.Pool); err != nil {
+			return fmt.Errorf("agentwire: metrics: %w", err)
+		}
+		h.registry = reg
 	}
 	return nil
 }
@@ -112,6 +119,10 @@ func (h *Handler) Validate() error { return h.validate() }
 // releases the pool; its last user drains and closes it.
 func (h *Handler) Cleanup() error {
 	var errs []error
+	if h.registry != nil {
+		unregisterMetrics(h.registry, h)
+		h.registry = nil
+	}
 	if h.guard != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
