@@ -82,32 +82,41 @@ func freePort(t testing.TB) int {
 }
 
 // newUpstream is the proxied application: it echoes the x-waf header the
-// agent set on the request.
-func newUpstream(t testing.TB) string {
+// agent set on the request, then the headers named in show, a line each.
+func newUpstream(t testing.TB, show ...string) string {
 	t.Helper()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "upstream %s x-waf=%s\n", r.URL.Path, r.Header.Get("X-Waf"))
+		for _, h := range show {
+			fmt.Fprintln(w, r.Header.Get(h))
+		}
 	}))
 	t.Cleanup(up.Close)
 	return up.Listener.Addr().String()
 }
 
-// wafAgent is the example WAF agent served in-process on a Unix socket;
-// it can be stopped and started again on the same path.
+// wafAgent is an agent (the example WAF unless told) served in-process
+// on a Unix socket; it can be stopped and started again on the same path.
 type wafAgent struct {
 	t        testing.TB
+	h        agent.Handler
 	path     string
 	accepted atomic.Int64 // connections accepted, over every start
 	srv      *agent.Server
 	done     chan struct{}
 }
 
-func startWAF(t testing.TB) *wafAgent {
+func startWAF(t testing.TB) *wafAgent { return startAgent(t, new(waf.Handler)) }
+
+// serveAgent serves h and returns its endpoint.
+func serveAgent(t testing.TB, h agent.Handler) string { return startAgent(t, h).endpoint() }
+
+func startAgent(t testing.TB, h agent.Handler) *wafAgent {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "aw-caddy")
 	require.NoError(t, err)
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	w := &wafAgent{t: t, path: filepath.Join(dir, "waf.sock")}
+	w := &wafAgent{t: t, h: h, path: filepath.Join(dir, "agent.sock")}
 	w.start()
 	t.Cleanup(w.stop)
 	return w
@@ -117,7 +126,7 @@ func startWAF(t testing.TB) *wafAgent {
 func (w *wafAgent) endpoint() string { return "unix://" + w.path }
 
 func (w *wafAgent) start() {
-	srv, err := agent.NewServer(new(waf.Handler), agent.WithLogger(quiet))
+	srv, err := agent.NewServer(w.h, agent.WithLogger(quiet))
 	require.NoError(w.t, err)
 	ln, err := srv.ListenUnix(w.path)
 	require.NoError(w.t, err)
