@@ -37,8 +37,8 @@ func TestNodeAgentGRPC(t *testing.T) {
 	w := startWAF(t)
 	up := newUpstream(t)
 	nodePort, goPort := freePort(t), freePort(t)
-	mustLoad(t, site(nodePort, "agentwire {\n\t\tagent node grpc://"+grpcAddr+" {\n\t\t\tevents response_headers\n\t\t}\n\t}", "reverse_proxy "+up)+
-		site(goPort, "agentwire waf "+w.endpoint(), "reverse_proxy "+up))
+	nodeDirective := "agentwire {\n\t\tagent node grpc://" + grpcAddr + " {\n\t\t\tevents response_headers\n\t\t}\n\t}"
+	mustLoad(t, site(nodePort, nodeDirective, "reverse_proxy "+up)+site(goPort, "agentwire waf "+w.endpoint(), "reverse_proxy "+up))
 	c := newClient(t)
 	node := fmt.Sprintf("http://127.0.0.1:%d", nodePort)
 
