@@ -1,0 +1,103 @@
+package caddyagentwire
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/agentwire/agentwire/pool"
+	"github.com/agentwire/agentwire/transport"
+)
+
+// pools holds the pools of every loaded config, keyed by
+// [Handler.poolKey]: handlers with the same agents share one, and a
+// reload that keeps them keeps its connections (the new config takes a
+// reference before the old one drops its own).
+var pools = caddy.NewUsagePool()
+
+// sharedPool is a pool in the registry; the last reference drains it.
+type sharedPool struct {
+	*pool.Pool
+	drain time.Duration
+}
+
+// Destruct implements caddy.Destructor: it drains the pool's in-flight
+// events for up to the drain timeout, then closes it.
+func (s *sharedPool) Destruct() error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.drain)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("agentwire: closing pool: %w", err)
+	}
+	return nil
+}
+
+// acquirePool returns the shared pool for key, connecting a new one to
+// h's agents if there is none.
+func (h *Handler) acquirePool(key string, logger *slog.Logger) (*sharedPool, error) {
+	v, _, err := pools.LoadOrNew(key, func() (caddy.Destructor, error) {
+		return h.newPool(logger)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*sharedPool), nil
+}
+
+// newPool connects a pool to h's agents.
+func (h *Handler) newPool(logger *slog.Logger) (*sharedPool, error) {
+	p, err := pool.New(pool.WithLogger(logger))
+	if err != nil {
+		return nil, fmt.Errorf("agentwire: %w", err)
+	}
+	drain := time.Duration(h.DrainTimeout)
+	if drain == 0 {
+		drain = DefaultDrainTimeout
+	}
+	for i := range h.Agents {
+		if err := addAgent(p, &h.Agents[i]); err != nil {
+			_ = p.Close()
+			return nil, fmt.Errorf("agentwire: %w", err)
+		}
+	}
+	return &sharedPool{Pool: p, drain: drain}, nil
+}
+
+// addAgent adds a to p and waits for its first connection. Its errors
+// name the agent.
+func addAgent(p *pool.Pool, a *Agent) error {
+	tlsCfg, err := a.TLS.tlsConfig()
+	if err != nil {
+		return fmt.Errorf("agent %q: %w", a.ID, err)
+	}
+	handshake := time.Duration(a.HandshakeTimeout)
+	if handshake == 0 {
+		handshake = DefaultHandshakeTimeout
+	}
+	topts := []transport.Option{transport.WithProxyID("caddy-agentwire", caddyVersion()),
+		transport.WithHandshakeTimeout(handshake)}
+	if tlsCfg != nil {
+		topts = append(topts, transport.WithTLSConfig(tlsCfg))
+	}
+	opts := []pool.AgentOption{pool.WithTransportOptions(topts...)}
+	if a.Connections > 0 {
+		opts = append(opts, pool.WithConnections(a.Connections))
+	}
+	dial := time.Duration(a.DialTimeout)
+	if dial == 0 {
+		dial = DefaultDialTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), dial)
+	defer cancel()
+	return p.AddAgent(ctx, a.ID, a.Endpoint, opts...)
+}
+
+// caddyVersion is Caddy's version as the handshake reports it.
+func caddyVersion() string {
+	v, _ := caddy.Version()
+	return v
+}
