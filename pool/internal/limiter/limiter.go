@@ -113,7 +113,15 @@ func (l *Limiter) TryAcquire(pinned bool) (bool, error) {
 	if v&slotsClosing == 0 && (pinned || v&slotsRetired == 0) && v&slotsBusy <= l.max {
 		return true, nil
 	}
-	l.ended(l.word.Add(-1))
+	v2 := l.word.Add(-1)
+	if v2&slotsBusy >= waiterUnit && v2&slotsTaken < l.max {
+		// The increment undone may have kept a Release from handing its
+		// slot to a waiter: hand it now.
+		l.mu.Lock()
+		l.handoffLocked()
+		l.mu.Unlock()
+	}
+	l.ended(v2)
 	if v&slotsClosing != 0 || (!pinned && v&slotsRetired != 0) {
 		return false, ErrRetired
 	}
@@ -212,20 +220,33 @@ func (l *Limiter) Release() {
 		return
 	}
 	l.mu.Lock()
+	l.handoffLocked()
 	if l.head == len(l.queue) {
-		// The waiters gave up meanwhile.
 		l.ended(l.word.Load())
-		l.mu.Unlock()
-		return
 	}
-	w := l.queue[l.head]
-	l.queue[l.head] = nil
-	l.head++
-	l.compactLocked()
-	// The slot is taken again, for w.
-	l.word.Add(1 - waiterUnit)
-	w.ch <- struct{}{}
 	l.mu.Unlock()
+}
+
+// handoffLocked gives free slots to queued waiters, oldest first. It
+// rechecks the count under mu: between a Release's decrement and its lock,
+// another caller may have taken the freed slot (handing it on then would
+// exceed the limit). A failing TryAcquire's passing increment can make it
+// stop early; that TryAcquire calls it again once it has undone it.
+func (l *Limiter) handoffLocked() {
+	for l.head < len(l.queue) {
+		v := l.word.Load()
+		if v&slotsTaken >= l.max {
+			return
+		}
+		if !l.word.CompareAndSwap(v, v+1-waiterUnit) {
+			continue
+		}
+		w := l.queue[l.head]
+		l.queue[l.head] = nil
+		l.head++
+		l.compactLocked()
+		w.ch <- struct{}{}
+	}
 }
 
 // Retire marks the connection out of service; idle is closed once it has
