@@ -62,8 +62,8 @@ func (w *writer) WriteHeader(code int) {
 		return
 	}
 	// The header reaches the client with the first body bytes the agents
-	// let through (or a flush, or the end): a block on the first chunk
-	// can still replace the response.
+	// let through (or the end; or a flush when no agent judges the body):
+	// a block on the first chunk can still replace the response.
 	applyOps(w.w.Header(), x.takeOps(kindResponseHeaders))
 }
 
@@ -107,6 +107,12 @@ func (w *writer) FlushError() error {
 		w.WriteHeader(http.StatusOK)
 	}
 	if w.discard || w.abort || w.x.needy(kindResponseBody) {
+		return nil
+	}
+	if !w.sent && w.x.rt.wants(kindResponseBody) {
+		// Agents judge the body: the header waits for the first bytes they
+		// let through, so that a block on them can still replace the
+		// response. (httputil.ReverseProxy flushes before its first write.)
 		return nil
 	}
 	if err := w.emit(nil); err != nil {
