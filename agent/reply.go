@@ -110,6 +110,10 @@ func copyResponse(dst, src *agentv2.AgentResponse) {
 	dst.NeedsMore = src.NeedsMore
 	dst.Error = src.Error
 	dst.Cache = src.Cache
+	dst.RequestBodyMutation = src.RequestBodyMutation
+	dst.ResponseBodyMutation = src.ResponseBodyMutation
+	dst.WebsocketDecision = src.WebsocketDecision
+	dst.RoutingMetadata = src.RoutingMetadata
 	if u := src.ProtoReflect().GetUnknown(); len(u) > 0 {
 		dst.ProtoReflect().SetUnknown(u)
 	}

@@ -241,14 +241,15 @@ func TestNoReplyMessage(t *testing.T) {
 	}
 }
 
-// fixTypeNames renames the references to a message in f.
+// fixTypeNames renames the references to a message, and to the types
+// nested in it (map entries), in f.
 func fixTypeNames(f *descriptorpb.FileDescriptorProto, from, to string) {
 	var walk func(msgs []*descriptorpb.DescriptorProto)
 	walk = func(msgs []*descriptorpb.DescriptorProto) {
 		for _, m := range msgs {
 			for _, fd := range m.Field {
-				if fd.GetTypeName() == from {
-					fd.TypeName = proto.String(to)
+				if n := fd.GetTypeName(); n == from || strings.HasPrefix(n, from+".") {
+					fd.TypeName = proto.String(to + strings.TrimPrefix(n, from))
 				}
 			}
 			walk(m.NestedType)

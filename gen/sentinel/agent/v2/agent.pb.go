@@ -555,6 +555,59 @@ func (WebSocketFrameEvent_FrameType) EnumDescriptor() ([]byte, []int) {
 	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{33, 0}
 }
 
+// Action on the frame; unspecified counts as allow.
+type WebSocketDecision_Action int32
+
+const (
+	WebSocketDecision_ACTION_UNSPECIFIED WebSocketDecision_Action = 0
+	WebSocketDecision_ACTION_ALLOW       WebSocketDecision_Action = 1
+	WebSocketDecision_ACTION_DROP        WebSocketDecision_Action = 2
+	WebSocketDecision_ACTION_CLOSE       WebSocketDecision_Action = 3
+)
+
+// Enum value maps for WebSocketDecision_Action.
+var (
+	WebSocketDecision_Action_name = map[int32]string{
+		0: "ACTION_UNSPECIFIED",
+		1: "ACTION_ALLOW",
+		2: "ACTION_DROP",
+		3: "ACTION_CLOSE",
+	}
+	WebSocketDecision_Action_value = map[string]int32{
+		"ACTION_UNSPECIFIED": 0,
+		"ACTION_ALLOW":       1,
+		"ACTION_DROP":        2,
+		"ACTION_CLOSE":       3,
+	}
+)
+
+func (x WebSocketDecision_Action) Enum() *WebSocketDecision_Action {
+	p := new(WebSocketDecision_Action)
+	*p = x
+	return p
+}
+
+func (x WebSocketDecision_Action) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (WebSocketDecision_Action) Descriptor() protoreflect.EnumDescriptor {
+	return file_sentinel_agent_v2_agent_proto_enumTypes[9].Descriptor()
+}
+
+func (WebSocketDecision_Action) Type() protoreflect.EnumType {
+	return &file_sentinel_agent_v2_agent_proto_enumTypes[9]
+}
+
+func (x WebSocketDecision_Action) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use WebSocketDecision_Action.Descriptor instead.
+func (WebSocketDecision_Action) EnumDescriptor() ([]byte, []int) {
+	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{46, 0}
+}
+
 // AgentCapabilities is what an agent declares about itself in the handshake.
 type AgentCapabilities struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
@@ -3961,9 +4014,19 @@ type AgentResponse struct {
 	Error *Status `protobuf:"bytes,20,opt,name=error,proto3,oneof" json:"error,omitempty"`
 	// agentwire: the proxy may reuse this request_headers decision for later
 	// requests that agree on the directive's scope. Absent: never reused.
-	Cache         *CacheDirective `protobuf:"bytes,21,opt,name=cache,proto3,oneof" json:"cache,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Cache *CacheDirective `protobuf:"bytes,21,opt,name=cache,proto3,oneof" json:"cache,omitempty"`
+	// agentwire (the reference carries these on Unix sockets): what becomes of
+	// the request or response body chunk this answers. Absent: it passes on.
+	RequestBodyMutation  *BodyMutation `protobuf:"bytes,22,opt,name=request_body_mutation,json=requestBodyMutation,proto3,oneof" json:"request_body_mutation,omitempty"`
+	ResponseBodyMutation *BodyMutation `protobuf:"bytes,23,opt,name=response_body_mutation,json=responseBodyMutation,proto3,oneof" json:"response_body_mutation,omitempty"`
+	// agentwire: what becomes of the websocket frame this answers. Absent:
+	// the frame passes on.
+	WebsocketDecision *WebSocketDecision `protobuf:"bytes,24,opt,name=websocket_decision,json=websocketDecision,proto3,oneof" json:"websocket_decision,omitempty"`
+	// agentwire: values the agent hands to the proxy's routing (an upstream
+	// choice, a tenant); the proxy decides which keys it honours.
+	RoutingMetadata map[string]string `protobuf:"bytes,25,rep,name=routing_metadata,json=routingMetadata,proto3" json:"routing_metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *AgentResponse) Reset() {
@@ -4095,6 +4158,34 @@ func (x *AgentResponse) GetCache() *CacheDirective {
 	return nil
 }
 
+func (x *AgentResponse) GetRequestBodyMutation() *BodyMutation {
+	if x != nil {
+		return x.RequestBodyMutation
+	}
+	return nil
+}
+
+func (x *AgentResponse) GetResponseBodyMutation() *BodyMutation {
+	if x != nil {
+		return x.ResponseBodyMutation
+	}
+	return nil
+}
+
+func (x *AgentResponse) GetWebsocketDecision() *WebSocketDecision {
+	if x != nil {
+		return x.WebsocketDecision
+	}
+	return nil
+}
+
+func (x *AgentResponse) GetRoutingMetadata() map[string]string {
+	if x != nil {
+		return x.RoutingMetadata
+	}
+	return nil
+}
+
 type isAgentResponse_Decision interface {
 	isAgentResponse_Decision()
 }
@@ -4123,6 +4214,124 @@ func (*AgentResponse_Redirect) isAgentResponse_Decision() {}
 
 func (*AgentResponse_Challenge) isAgentResponse_Decision() {}
 
+// BodyMutation (agentwire) replaces or drops the body chunk an answer is for.
+type BodyMutation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// chunk_index repeats the answered chunk's index; the proxy refuses a
+	// mutation for another chunk.
+	ChunkIndex uint32 `protobuf:"varint,1,opt,name=chunk_index,json=chunkIndex,proto3" json:"chunk_index,omitempty"`
+	// data replaces the chunk when set; empty drops it; absent leaves it.
+	Data          []byte `protobuf:"bytes,2,opt,name=data,proto3,oneof" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BodyMutation) Reset() {
+	*x = BodyMutation{}
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BodyMutation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BodyMutation) ProtoMessage() {}
+
+func (x *BodyMutation) ProtoReflect() protoreflect.Message {
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BodyMutation.ProtoReflect.Descriptor instead.
+func (*BodyMutation) Descriptor() ([]byte, []int) {
+	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *BodyMutation) GetChunkIndex() uint32 {
+	if x != nil {
+		return x.ChunkIndex
+	}
+	return 0
+}
+
+func (x *BodyMutation) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+// WebSocketDecision (agentwire) is what becomes of one websocket frame.
+type WebSocketDecision struct {
+	state  protoimpl.MessageState   `protogen:"open.v1"`
+	Action WebSocketDecision_Action `protobuf:"varint,1,opt,name=action,proto3,enum=sentinel.agent.v2.WebSocketDecision_Action" json:"action,omitempty"`
+	// close_code and close_reason go with ACTION_CLOSE (RFC 6455 section 7.4).
+	CloseCode     uint32 `protobuf:"varint,2,opt,name=close_code,json=closeCode,proto3" json:"close_code,omitempty"`
+	CloseReason   string `protobuf:"bytes,3,opt,name=close_reason,json=closeReason,proto3" json:"close_reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WebSocketDecision) Reset() {
+	*x = WebSocketDecision{}
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WebSocketDecision) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WebSocketDecision) ProtoMessage() {}
+
+func (x *WebSocketDecision) ProtoReflect() protoreflect.Message {
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WebSocketDecision.ProtoReflect.Descriptor instead.
+func (*WebSocketDecision) Descriptor() ([]byte, []int) {
+	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *WebSocketDecision) GetAction() WebSocketDecision_Action {
+	if x != nil {
+		return x.Action
+	}
+	return WebSocketDecision_ACTION_UNSPECIFIED
+}
+
+func (x *WebSocketDecision) GetCloseCode() uint32 {
+	if x != nil {
+		return x.CloseCode
+	}
+	return 0
+}
+
+func (x *WebSocketDecision) GetCloseReason() string {
+	if x != nil {
+		return x.CloseReason
+	}
+	return ""
+}
+
 // CacheDirective (agentwire) is an agent declaring that its decision on a
 // request_headers event depended only on the request attributes in scope,
 // so the proxy may answer requests that agree on them from its cache.
@@ -4147,7 +4356,7 @@ type CacheDirective struct {
 
 func (x *CacheDirective) Reset() {
 	*x = CacheDirective{}
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[45]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4159,7 +4368,7 @@ func (x *CacheDirective) String() string {
 func (*CacheDirective) ProtoMessage() {}
 
 func (x *CacheDirective) ProtoReflect() protoreflect.Message {
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[45]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4172,7 +4381,7 @@ func (x *CacheDirective) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CacheDirective.ProtoReflect.Descriptor instead.
 func (*CacheDirective) Descriptor() ([]byte, []int) {
-	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{45}
+	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *CacheDirective) GetTtlMs() uint64 {
@@ -4232,7 +4441,7 @@ type CacheScope struct {
 
 func (x *CacheScope) Reset() {
 	*x = CacheScope{}
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[46]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4244,7 +4453,7 @@ func (x *CacheScope) String() string {
 func (*CacheScope) ProtoMessage() {}
 
 func (x *CacheScope) ProtoReflect() protoreflect.Message {
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[46]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4257,7 +4466,7 @@ func (x *CacheScope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CacheScope.ProtoReflect.Descriptor instead.
 func (*CacheScope) Descriptor() ([]byte, []int) {
-	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{46}
+	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *CacheScope) GetMethod() bool {
@@ -4313,7 +4522,7 @@ type CachePurge struct {
 
 func (x *CachePurge) Reset() {
 	*x = CachePurge{}
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[47]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4325,7 +4534,7 @@ func (x *CachePurge) String() string {
 func (*CachePurge) ProtoMessage() {}
 
 func (x *CachePurge) ProtoReflect() protoreflect.Message {
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[47]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4338,7 +4547,7 @@ func (x *CachePurge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CachePurge.ProtoReflect.Descriptor instead.
 func (*CachePurge) Descriptor() ([]byte, []int) {
-	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{47}
+	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *CachePurge) GetTags() []string {
@@ -4360,7 +4569,7 @@ type Status struct {
 
 func (x *Status) Reset() {
 	*x = Status{}
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[48]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4372,7 +4581,7 @@ func (x *Status) String() string {
 func (*Status) ProtoMessage() {}
 
 func (x *Status) ProtoReflect() protoreflect.Message {
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[48]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4385,7 +4594,7 @@ func (x *Status) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Status.ProtoReflect.Descriptor instead.
 func (*Status) Descriptor() ([]byte, []int) {
-	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{48}
+	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *Status) GetCode() uint32 {
@@ -4417,7 +4626,7 @@ type RegistrationRequest struct {
 
 func (x *RegistrationRequest) Reset() {
 	*x = RegistrationRequest{}
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[49]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4429,7 +4638,7 @@ func (x *RegistrationRequest) String() string {
 func (*RegistrationRequest) ProtoMessage() {}
 
 func (x *RegistrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[49]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4442,7 +4651,7 @@ func (x *RegistrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegistrationRequest.ProtoReflect.Descriptor instead.
 func (*RegistrationRequest) Descriptor() ([]byte, []int) {
-	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{49}
+	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *RegistrationRequest) GetProtocolVersion() uint32 {
@@ -4499,7 +4708,7 @@ type RegistrationResponse struct {
 
 func (x *RegistrationResponse) Reset() {
 	*x = RegistrationResponse{}
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[50]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4511,7 +4720,7 @@ func (x *RegistrationResponse) String() string {
 func (*RegistrationResponse) ProtoMessage() {}
 
 func (x *RegistrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[50]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4524,7 +4733,7 @@ func (x *RegistrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegistrationResponse.ProtoReflect.Descriptor instead.
 func (*RegistrationResponse) Descriptor() ([]byte, []int) {
-	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{50}
+	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *RegistrationResponse) GetAccepted() bool {
@@ -4608,7 +4817,7 @@ type ProxyToAgent struct {
 
 func (x *ProxyToAgent) Reset() {
 	*x = ProxyToAgent{}
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[51]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4620,7 +4829,7 @@ func (x *ProxyToAgent) String() string {
 func (*ProxyToAgent) ProtoMessage() {}
 
 func (x *ProxyToAgent) ProtoReflect() protoreflect.Message {
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[51]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4633,7 +4842,7 @@ func (x *ProxyToAgent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProxyToAgent.ProtoReflect.Descriptor instead.
 func (*ProxyToAgent) Descriptor() ([]byte, []int) {
-	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{51}
+	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ProxyToAgent) GetMessage() isProxyToAgent_Message {
@@ -4920,7 +5129,7 @@ type AgentToProxy struct {
 
 func (x *AgentToProxy) Reset() {
 	*x = AgentToProxy{}
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[52]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4932,7 +5141,7 @@ func (x *AgentToProxy) String() string {
 func (*AgentToProxy) ProtoMessage() {}
 
 func (x *AgentToProxy) ProtoReflect() protoreflect.Message {
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[52]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4945,7 +5154,7 @@ func (x *AgentToProxy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentToProxy.ProtoReflect.Descriptor instead.
 func (*AgentToProxy) Descriptor() ([]byte, []int) {
-	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{52}
+	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *AgentToProxy) GetMessage() isAgentToProxy_Message {
@@ -5133,7 +5342,7 @@ type AgentControl struct {
 
 func (x *AgentControl) Reset() {
 	*x = AgentControl{}
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[53]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5145,7 +5354,7 @@ func (x *AgentControl) String() string {
 func (*AgentControl) ProtoMessage() {}
 
 func (x *AgentControl) ProtoReflect() protoreflect.Message {
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[53]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5158,7 +5367,7 @@ func (x *AgentControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentControl.ProtoReflect.Descriptor instead.
 func (*AgentControl) Descriptor() ([]byte, []int) {
-	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{53}
+	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *AgentControl) GetMessage() isAgentControl_Message {
@@ -5248,7 +5457,7 @@ type ProxyControl struct {
 
 func (x *ProxyControl) Reset() {
 	*x = ProxyControl{}
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[54]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5260,7 +5469,7 @@ func (x *ProxyControl) String() string {
 func (*ProxyControl) ProtoMessage() {}
 
 func (x *ProxyControl) ProtoReflect() protoreflect.Message {
-	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[54]
+	mi := &file_sentinel_agent_v2_agent_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5273,7 +5482,7 @@ func (x *ProxyControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProxyControl.ProtoReflect.Descriptor instead.
 func (*ProxyControl) Descriptor() ([]byte, []int) {
-	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{54}
+	return file_sentinel_agent_v2_agent_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ProxyControl) GetMessage() isProxyControl_Message {
@@ -5724,7 +5933,8 @@ const file_sentinel_agent_v2_agent_proto_rawDesc = "" +
 	"\x06params\x18\x02 \x03(\v20.sentinel.agent.v2.ChallengeDecision.ParamsEntryR\x06params\x1a9\n" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x85\x06\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x87\n" +
+	"\n" +
 	"\rAgentResponse\x12%\n" +
 	"\x0ecorrelation_id\x18\x01 \x01(\tR\rcorrelationId\x128\n" +
 	"\x05allow\x18\x02 \x01(\v2 .sentinel.agent.v2.AllowDecisionH\x00R\x05allow\x128\n" +
@@ -5739,13 +5949,38 @@ const file_sentinel_agent_v2_agent_proto_rawDesc = "" +
 	"\n" +
 	"needs_more\x18\x0e \x01(\bR\tneedsMore\x124\n" +
 	"\x05error\x18\x14 \x01(\v2\x19.sentinel.agent.v2.StatusH\x03R\x05error\x88\x01\x01\x12<\n" +
-	"\x05cache\x18\x15 \x01(\v2!.sentinel.agent.v2.CacheDirectiveH\x04R\x05cache\x88\x01\x01B\n" +
+	"\x05cache\x18\x15 \x01(\v2!.sentinel.agent.v2.CacheDirectiveH\x04R\x05cache\x88\x01\x01\x12X\n" +
+	"\x15request_body_mutation\x18\x16 \x01(\v2\x1f.sentinel.agent.v2.BodyMutationH\x05R\x13requestBodyMutation\x88\x01\x01\x12Z\n" +
+	"\x16response_body_mutation\x18\x17 \x01(\v2\x1f.sentinel.agent.v2.BodyMutationH\x06R\x14responseBodyMutation\x88\x01\x01\x12X\n" +
+	"\x12websocket_decision\x18\x18 \x01(\v2$.sentinel.agent.v2.WebSocketDecisionH\aR\x11websocketDecision\x88\x01\x01\x12`\n" +
+	"\x10routing_metadata\x18\x19 \x03(\v25.sentinel.agent.v2.AgentResponse.RoutingMetadataEntryR\x0froutingMetadata\x1aB\n" +
+	"\x14RoutingMetadataEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\n" +
 	"\n" +
 	"\bdecisionB\b\n" +
 	"\x06_auditB\x15\n" +
 	"\x13_processing_time_msB\b\n" +
 	"\x06_errorB\b\n" +
-	"\x06_cache\"\xb9\x01\n" +
+	"\x06_cacheB\x18\n" +
+	"\x16_request_body_mutationB\x19\n" +
+	"\x17_response_body_mutationB\x15\n" +
+	"\x13_websocket_decision\"Q\n" +
+	"\fBodyMutation\x12\x1f\n" +
+	"\vchunk_index\x18\x01 \x01(\rR\n" +
+	"chunkIndex\x12\x17\n" +
+	"\x04data\x18\x02 \x01(\fH\x00R\x04data\x88\x01\x01B\a\n" +
+	"\x05_data\"\xf1\x01\n" +
+	"\x11WebSocketDecision\x12C\n" +
+	"\x06action\x18\x01 \x01(\x0e2+.sentinel.agent.v2.WebSocketDecision.ActionR\x06action\x12\x1d\n" +
+	"\n" +
+	"close_code\x18\x02 \x01(\rR\tcloseCode\x12!\n" +
+	"\fclose_reason\x18\x03 \x01(\tR\vcloseReason\"U\n" +
+	"\x06Action\x12\x16\n" +
+	"\x12ACTION_UNSPECIFIED\x10\x00\x12\x10\n" +
+	"\fACTION_ALLOW\x10\x01\x12\x0f\n" +
+	"\vACTION_DROP\x10\x02\x12\x10\n" +
+	"\fACTION_CLOSE\x10\x03\"\xb9\x01\n" +
 	"\x0eCacheDirective\x12\x15\n" +
 	"\x06ttl_ms\x18\x01 \x01(\x04R\x05ttlMs\x123\n" +
 	"\x05scope\x18\x02 \x01(\v2\x1d.sentinel.agent.v2.CacheScopeR\x05scope\x12\x19\n" +
@@ -5902,8 +6137,8 @@ func file_sentinel_agent_v2_agent_proto_rawDescGZIP() []byte {
 	return file_sentinel_agent_v2_agent_proto_rawDescData
 }
 
-var file_sentinel_agent_v2_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
-var file_sentinel_agent_v2_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
+var file_sentinel_agent_v2_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
+var file_sentinel_agent_v2_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
 var file_sentinel_agent_v2_agent_proto_goTypes = []any{
 	(EventType)(0),                     // 0: sentinel.agent.v2.EventType
 	(HealthState)(0),                   // 1: sentinel.agent.v2.HealthState
@@ -5914,165 +6149,174 @@ var file_sentinel_agent_v2_agent_proto_goTypes = []any{
 	(ShutdownRequest_Reason)(0),        // 6: sentinel.agent.v2.ShutdownRequest.Reason
 	(DrainRequest_Reason)(0),           // 7: sentinel.agent.v2.DrainRequest.Reason
 	(WebSocketFrameEvent_FrameType)(0), // 8: sentinel.agent.v2.WebSocketFrameEvent.FrameType
-	(*AgentCapabilities)(nil),          // 9: sentinel.agent.v2.AgentCapabilities
-	(*AgentFeatures)(nil),              // 10: sentinel.agent.v2.AgentFeatures
-	(*AgentLimits)(nil),                // 11: sentinel.agent.v2.AgentLimits
-	(*HealthConfig)(nil),               // 12: sentinel.agent.v2.HealthConfig
-	(*HandshakeRequest)(nil),           // 13: sentinel.agent.v2.HandshakeRequest
-	(*HandshakeResponse)(nil),          // 14: sentinel.agent.v2.HandshakeResponse
-	(*HealthStatus)(nil),               // 15: sentinel.agent.v2.HealthStatus
-	(*LoadMetrics)(nil),                // 16: sentinel.agent.v2.LoadMetrics
-	(*ResourceMetrics)(nil),            // 17: sentinel.agent.v2.ResourceMetrics
-	(*CancelRequest)(nil),              // 18: sentinel.agent.v2.CancelRequest
-	(*ConfigUpdateRequest)(nil),        // 19: sentinel.agent.v2.ConfigUpdateRequest
-	(*RequestReload)(nil),              // 20: sentinel.agent.v2.RequestReload
-	(*RuleUpdate)(nil),                 // 21: sentinel.agent.v2.RuleUpdate
-	(*ListUpdate)(nil),                 // 22: sentinel.agent.v2.ListUpdate
-	(*RestartRequired)(nil),            // 23: sentinel.agent.v2.RestartRequired
-	(*ConfigError)(nil),                // 24: sentinel.agent.v2.ConfigError
-	(*RuleDefinition)(nil),             // 25: sentinel.agent.v2.RuleDefinition
-	(*ConfigUpdateResponse)(nil),       // 26: sentinel.agent.v2.ConfigUpdateResponse
-	(*ShutdownRequest)(nil),            // 27: sentinel.agent.v2.ShutdownRequest
-	(*DrainRequest)(nil),               // 28: sentinel.agent.v2.DrainRequest
-	(*LogMessage)(nil),                 // 29: sentinel.agent.v2.LogMessage
-	(*MetricsReport)(nil),              // 30: sentinel.agent.v2.MetricsReport
-	(*CounterMetric)(nil),              // 31: sentinel.agent.v2.CounterMetric
-	(*GaugeMetric)(nil),                // 32: sentinel.agent.v2.GaugeMetric
-	(*HistogramMetric)(nil),            // 33: sentinel.agent.v2.HistogramMetric
-	(*HistogramBucket)(nil),            // 34: sentinel.agent.v2.HistogramBucket
-	(*FlowControlSignal)(nil),          // 35: sentinel.agent.v2.FlowControlSignal
-	(*RequestMetadata)(nil),            // 36: sentinel.agent.v2.RequestMetadata
-	(*Header)(nil),                     // 37: sentinel.agent.v2.Header
-	(*HeaderOp)(nil),                   // 38: sentinel.agent.v2.HeaderOp
-	(*RequestHeadersEvent)(nil),        // 39: sentinel.agent.v2.RequestHeadersEvent
-	(*ResponseHeadersEvent)(nil),       // 40: sentinel.agent.v2.ResponseHeadersEvent
-	(*BodyChunkEvent)(nil),             // 41: sentinel.agent.v2.BodyChunkEvent
-	(*WebSocketFrameEvent)(nil),        // 42: sentinel.agent.v2.WebSocketFrameEvent
-	(*GuardrailInspectEvent)(nil),      // 43: sentinel.agent.v2.GuardrailInspectEvent
-	(*RequestCompleteEvent)(nil),       // 44: sentinel.agent.v2.RequestCompleteEvent
-	(*ConfigureEvent)(nil),             // 45: sentinel.agent.v2.ConfigureEvent
-	(*Ping)(nil),                       // 46: sentinel.agent.v2.Ping
-	(*Pong)(nil),                       // 47: sentinel.agent.v2.Pong
-	(*AuditMetadata)(nil),              // 48: sentinel.agent.v2.AuditMetadata
-	(*AllowDecision)(nil),              // 49: sentinel.agent.v2.AllowDecision
-	(*BlockDecision)(nil),              // 50: sentinel.agent.v2.BlockDecision
-	(*RedirectDecision)(nil),           // 51: sentinel.agent.v2.RedirectDecision
-	(*ChallengeDecision)(nil),          // 52: sentinel.agent.v2.ChallengeDecision
-	(*AgentResponse)(nil),              // 53: sentinel.agent.v2.AgentResponse
-	(*CacheDirective)(nil),             // 54: sentinel.agent.v2.CacheDirective
-	(*CacheScope)(nil),                 // 55: sentinel.agent.v2.CacheScope
-	(*CachePurge)(nil),                 // 56: sentinel.agent.v2.CachePurge
-	(*Status)(nil),                     // 57: sentinel.agent.v2.Status
-	(*RegistrationRequest)(nil),        // 58: sentinel.agent.v2.RegistrationRequest
-	(*RegistrationResponse)(nil),       // 59: sentinel.agent.v2.RegistrationResponse
-	(*ProxyToAgent)(nil),               // 60: sentinel.agent.v2.ProxyToAgent
-	(*AgentToProxy)(nil),               // 61: sentinel.agent.v2.AgentToProxy
-	(*AgentControl)(nil),               // 62: sentinel.agent.v2.AgentControl
-	(*ProxyControl)(nil),               // 63: sentinel.agent.v2.ProxyControl
-	nil,                                // 64: sentinel.agent.v2.LogMessage.FieldsEntry
-	nil,                                // 65: sentinel.agent.v2.CounterMetric.LabelsEntry
-	nil,                                // 66: sentinel.agent.v2.GaugeMetric.LabelsEntry
-	nil,                                // 67: sentinel.agent.v2.HistogramMetric.LabelsEntry
-	nil,                                // 68: sentinel.agent.v2.AuditMetadata.CustomEntry
-	nil,                                // 69: sentinel.agent.v2.ChallengeDecision.ParamsEntry
-	nil,                                // 70: sentinel.agent.v2.RegistrationRequest.MetadataEntry
+	(WebSocketDecision_Action)(0),      // 9: sentinel.agent.v2.WebSocketDecision.Action
+	(*AgentCapabilities)(nil),          // 10: sentinel.agent.v2.AgentCapabilities
+	(*AgentFeatures)(nil),              // 11: sentinel.agent.v2.AgentFeatures
+	(*AgentLimits)(nil),                // 12: sentinel.agent.v2.AgentLimits
+	(*HealthConfig)(nil),               // 13: sentinel.agent.v2.HealthConfig
+	(*HandshakeRequest)(nil),           // 14: sentinel.agent.v2.HandshakeRequest
+	(*HandshakeResponse)(nil),          // 15: sentinel.agent.v2.HandshakeResponse
+	(*HealthStatus)(nil),               // 16: sentinel.agent.v2.HealthStatus
+	(*LoadMetrics)(nil),                // 17: sentinel.agent.v2.LoadMetrics
+	(*ResourceMetrics)(nil),            // 18: sentinel.agent.v2.ResourceMetrics
+	(*CancelRequest)(nil),              // 19: sentinel.agent.v2.CancelRequest
+	(*ConfigUpdateRequest)(nil),        // 20: sentinel.agent.v2.ConfigUpdateRequest
+	(*RequestReload)(nil),              // 21: sentinel.agent.v2.RequestReload
+	(*RuleUpdate)(nil),                 // 22: sentinel.agent.v2.RuleUpdate
+	(*ListUpdate)(nil),                 // 23: sentinel.agent.v2.ListUpdate
+	(*RestartRequired)(nil),            // 24: sentinel.agent.v2.RestartRequired
+	(*ConfigError)(nil),                // 25: sentinel.agent.v2.ConfigError
+	(*RuleDefinition)(nil),             // 26: sentinel.agent.v2.RuleDefinition
+	(*ConfigUpdateResponse)(nil),       // 27: sentinel.agent.v2.ConfigUpdateResponse
+	(*ShutdownRequest)(nil),            // 28: sentinel.agent.v2.ShutdownRequest
+	(*DrainRequest)(nil),               // 29: sentinel.agent.v2.DrainRequest
+	(*LogMessage)(nil),                 // 30: sentinel.agent.v2.LogMessage
+	(*MetricsReport)(nil),              // 31: sentinel.agent.v2.MetricsReport
+	(*CounterMetric)(nil),              // 32: sentinel.agent.v2.CounterMetric
+	(*GaugeMetric)(nil),                // 33: sentinel.agent.v2.GaugeMetric
+	(*HistogramMetric)(nil),            // 34: sentinel.agent.v2.HistogramMetric
+	(*HistogramBucket)(nil),            // 35: sentinel.agent.v2.HistogramBucket
+	(*FlowControlSignal)(nil),          // 36: sentinel.agent.v2.FlowControlSignal
+	(*RequestMetadata)(nil),            // 37: sentinel.agent.v2.RequestMetadata
+	(*Header)(nil),                     // 38: sentinel.agent.v2.Header
+	(*HeaderOp)(nil),                   // 39: sentinel.agent.v2.HeaderOp
+	(*RequestHeadersEvent)(nil),        // 40: sentinel.agent.v2.RequestHeadersEvent
+	(*ResponseHeadersEvent)(nil),       // 41: sentinel.agent.v2.ResponseHeadersEvent
+	(*BodyChunkEvent)(nil),             // 42: sentinel.agent.v2.BodyChunkEvent
+	(*WebSocketFrameEvent)(nil),        // 43: sentinel.agent.v2.WebSocketFrameEvent
+	(*GuardrailInspectEvent)(nil),      // 44: sentinel.agent.v2.GuardrailInspectEvent
+	(*RequestCompleteEvent)(nil),       // 45: sentinel.agent.v2.RequestCompleteEvent
+	(*ConfigureEvent)(nil),             // 46: sentinel.agent.v2.ConfigureEvent
+	(*Ping)(nil),                       // 47: sentinel.agent.v2.Ping
+	(*Pong)(nil),                       // 48: sentinel.agent.v2.Pong
+	(*AuditMetadata)(nil),              // 49: sentinel.agent.v2.AuditMetadata
+	(*AllowDecision)(nil),              // 50: sentinel.agent.v2.AllowDecision
+	(*BlockDecision)(nil),              // 51: sentinel.agent.v2.BlockDecision
+	(*RedirectDecision)(nil),           // 52: sentinel.agent.v2.RedirectDecision
+	(*ChallengeDecision)(nil),          // 53: sentinel.agent.v2.ChallengeDecision
+	(*AgentResponse)(nil),              // 54: sentinel.agent.v2.AgentResponse
+	(*BodyMutation)(nil),               // 55: sentinel.agent.v2.BodyMutation
+	(*WebSocketDecision)(nil),          // 56: sentinel.agent.v2.WebSocketDecision
+	(*CacheDirective)(nil),             // 57: sentinel.agent.v2.CacheDirective
+	(*CacheScope)(nil),                 // 58: sentinel.agent.v2.CacheScope
+	(*CachePurge)(nil),                 // 59: sentinel.agent.v2.CachePurge
+	(*Status)(nil),                     // 60: sentinel.agent.v2.Status
+	(*RegistrationRequest)(nil),        // 61: sentinel.agent.v2.RegistrationRequest
+	(*RegistrationResponse)(nil),       // 62: sentinel.agent.v2.RegistrationResponse
+	(*ProxyToAgent)(nil),               // 63: sentinel.agent.v2.ProxyToAgent
+	(*AgentToProxy)(nil),               // 64: sentinel.agent.v2.AgentToProxy
+	(*AgentControl)(nil),               // 65: sentinel.agent.v2.AgentControl
+	(*ProxyControl)(nil),               // 66: sentinel.agent.v2.ProxyControl
+	nil,                                // 67: sentinel.agent.v2.LogMessage.FieldsEntry
+	nil,                                // 68: sentinel.agent.v2.CounterMetric.LabelsEntry
+	nil,                                // 69: sentinel.agent.v2.GaugeMetric.LabelsEntry
+	nil,                                // 70: sentinel.agent.v2.HistogramMetric.LabelsEntry
+	nil,                                // 71: sentinel.agent.v2.AuditMetadata.CustomEntry
+	nil,                                // 72: sentinel.agent.v2.ChallengeDecision.ParamsEntry
+	nil,                                // 73: sentinel.agent.v2.AgentResponse.RoutingMetadataEntry
+	nil,                                // 74: sentinel.agent.v2.RegistrationRequest.MetadataEntry
 }
 var file_sentinel_agent_v2_agent_proto_depIdxs = []int32{
 	0,  // 0: sentinel.agent.v2.AgentCapabilities.supported_events:type_name -> sentinel.agent.v2.EventType
-	10, // 1: sentinel.agent.v2.AgentCapabilities.features:type_name -> sentinel.agent.v2.AgentFeatures
-	11, // 2: sentinel.agent.v2.AgentCapabilities.limits:type_name -> sentinel.agent.v2.AgentLimits
-	12, // 3: sentinel.agent.v2.AgentCapabilities.health_config:type_name -> sentinel.agent.v2.HealthConfig
-	9,  // 4: sentinel.agent.v2.HandshakeResponse.capabilities:type_name -> sentinel.agent.v2.AgentCapabilities
+	11, // 1: sentinel.agent.v2.AgentCapabilities.features:type_name -> sentinel.agent.v2.AgentFeatures
+	12, // 2: sentinel.agent.v2.AgentCapabilities.limits:type_name -> sentinel.agent.v2.AgentLimits
+	13, // 3: sentinel.agent.v2.AgentCapabilities.health_config:type_name -> sentinel.agent.v2.HealthConfig
+	10, // 4: sentinel.agent.v2.HandshakeResponse.capabilities:type_name -> sentinel.agent.v2.AgentCapabilities
 	1,  // 5: sentinel.agent.v2.HealthStatus.state:type_name -> sentinel.agent.v2.HealthState
-	16, // 6: sentinel.agent.v2.HealthStatus.load:type_name -> sentinel.agent.v2.LoadMetrics
-	17, // 7: sentinel.agent.v2.HealthStatus.resources:type_name -> sentinel.agent.v2.ResourceMetrics
+	17, // 6: sentinel.agent.v2.HealthStatus.load:type_name -> sentinel.agent.v2.LoadMetrics
+	18, // 7: sentinel.agent.v2.HealthStatus.resources:type_name -> sentinel.agent.v2.ResourceMetrics
 	3,  // 8: sentinel.agent.v2.CancelRequest.reason:type_name -> sentinel.agent.v2.CancelReason
-	20, // 9: sentinel.agent.v2.ConfigUpdateRequest.request_reload:type_name -> sentinel.agent.v2.RequestReload
-	21, // 10: sentinel.agent.v2.ConfigUpdateRequest.rule_update:type_name -> sentinel.agent.v2.RuleUpdate
-	22, // 11: sentinel.agent.v2.ConfigUpdateRequest.list_update:type_name -> sentinel.agent.v2.ListUpdate
-	23, // 12: sentinel.agent.v2.ConfigUpdateRequest.restart_required:type_name -> sentinel.agent.v2.RestartRequired
-	24, // 13: sentinel.agent.v2.ConfigUpdateRequest.config_error:type_name -> sentinel.agent.v2.ConfigError
-	56, // 14: sentinel.agent.v2.ConfigUpdateRequest.cache_purge:type_name -> sentinel.agent.v2.CachePurge
-	25, // 15: sentinel.agent.v2.RuleUpdate.rules:type_name -> sentinel.agent.v2.RuleDefinition
+	21, // 9: sentinel.agent.v2.ConfigUpdateRequest.request_reload:type_name -> sentinel.agent.v2.RequestReload
+	22, // 10: sentinel.agent.v2.ConfigUpdateRequest.rule_update:type_name -> sentinel.agent.v2.RuleUpdate
+	23, // 11: sentinel.agent.v2.ConfigUpdateRequest.list_update:type_name -> sentinel.agent.v2.ListUpdate
+	24, // 12: sentinel.agent.v2.ConfigUpdateRequest.restart_required:type_name -> sentinel.agent.v2.RestartRequired
+	25, // 13: sentinel.agent.v2.ConfigUpdateRequest.config_error:type_name -> sentinel.agent.v2.ConfigError
+	59, // 14: sentinel.agent.v2.ConfigUpdateRequest.cache_purge:type_name -> sentinel.agent.v2.CachePurge
+	26, // 15: sentinel.agent.v2.RuleUpdate.rules:type_name -> sentinel.agent.v2.RuleDefinition
 	6,  // 16: sentinel.agent.v2.ShutdownRequest.reason:type_name -> sentinel.agent.v2.ShutdownRequest.Reason
 	7,  // 17: sentinel.agent.v2.DrainRequest.reason:type_name -> sentinel.agent.v2.DrainRequest.Reason
 	4,  // 18: sentinel.agent.v2.LogMessage.level:type_name -> sentinel.agent.v2.LogLevel
-	64, // 19: sentinel.agent.v2.LogMessage.fields:type_name -> sentinel.agent.v2.LogMessage.FieldsEntry
-	31, // 20: sentinel.agent.v2.MetricsReport.counters:type_name -> sentinel.agent.v2.CounterMetric
-	32, // 21: sentinel.agent.v2.MetricsReport.gauges:type_name -> sentinel.agent.v2.GaugeMetric
-	33, // 22: sentinel.agent.v2.MetricsReport.histograms:type_name -> sentinel.agent.v2.HistogramMetric
-	65, // 23: sentinel.agent.v2.CounterMetric.labels:type_name -> sentinel.agent.v2.CounterMetric.LabelsEntry
-	66, // 24: sentinel.agent.v2.GaugeMetric.labels:type_name -> sentinel.agent.v2.GaugeMetric.LabelsEntry
-	67, // 25: sentinel.agent.v2.HistogramMetric.labels:type_name -> sentinel.agent.v2.HistogramMetric.LabelsEntry
-	34, // 26: sentinel.agent.v2.HistogramMetric.buckets:type_name -> sentinel.agent.v2.HistogramBucket
+	67, // 19: sentinel.agent.v2.LogMessage.fields:type_name -> sentinel.agent.v2.LogMessage.FieldsEntry
+	32, // 20: sentinel.agent.v2.MetricsReport.counters:type_name -> sentinel.agent.v2.CounterMetric
+	33, // 21: sentinel.agent.v2.MetricsReport.gauges:type_name -> sentinel.agent.v2.GaugeMetric
+	34, // 22: sentinel.agent.v2.MetricsReport.histograms:type_name -> sentinel.agent.v2.HistogramMetric
+	68, // 23: sentinel.agent.v2.CounterMetric.labels:type_name -> sentinel.agent.v2.CounterMetric.LabelsEntry
+	69, // 24: sentinel.agent.v2.GaugeMetric.labels:type_name -> sentinel.agent.v2.GaugeMetric.LabelsEntry
+	70, // 25: sentinel.agent.v2.HistogramMetric.labels:type_name -> sentinel.agent.v2.HistogramMetric.LabelsEntry
+	35, // 26: sentinel.agent.v2.HistogramMetric.buckets:type_name -> sentinel.agent.v2.HistogramBucket
 	2,  // 27: sentinel.agent.v2.FlowControlSignal.action:type_name -> sentinel.agent.v2.FlowAction
-	37, // 28: sentinel.agent.v2.HeaderOp.set:type_name -> sentinel.agent.v2.Header
-	37, // 29: sentinel.agent.v2.HeaderOp.add:type_name -> sentinel.agent.v2.Header
-	36, // 30: sentinel.agent.v2.RequestHeadersEvent.metadata:type_name -> sentinel.agent.v2.RequestMetadata
-	37, // 31: sentinel.agent.v2.RequestHeadersEvent.headers:type_name -> sentinel.agent.v2.Header
-	37, // 32: sentinel.agent.v2.ResponseHeadersEvent.headers:type_name -> sentinel.agent.v2.Header
+	38, // 28: sentinel.agent.v2.HeaderOp.set:type_name -> sentinel.agent.v2.Header
+	38, // 29: sentinel.agent.v2.HeaderOp.add:type_name -> sentinel.agent.v2.Header
+	37, // 30: sentinel.agent.v2.RequestHeadersEvent.metadata:type_name -> sentinel.agent.v2.RequestMetadata
+	38, // 31: sentinel.agent.v2.RequestHeadersEvent.headers:type_name -> sentinel.agent.v2.Header
+	38, // 32: sentinel.agent.v2.ResponseHeadersEvent.headers:type_name -> sentinel.agent.v2.Header
 	8,  // 33: sentinel.agent.v2.WebSocketFrameEvent.frame_type:type_name -> sentinel.agent.v2.WebSocketFrameEvent.FrameType
 	5,  // 34: sentinel.agent.v2.GuardrailInspectEvent.content_type:type_name -> sentinel.agent.v2.GuardrailContentType
-	68, // 35: sentinel.agent.v2.AuditMetadata.custom:type_name -> sentinel.agent.v2.AuditMetadata.CustomEntry
-	37, // 36: sentinel.agent.v2.BlockDecision.headers:type_name -> sentinel.agent.v2.Header
-	69, // 37: sentinel.agent.v2.ChallengeDecision.params:type_name -> sentinel.agent.v2.ChallengeDecision.ParamsEntry
-	49, // 38: sentinel.agent.v2.AgentResponse.allow:type_name -> sentinel.agent.v2.AllowDecision
-	50, // 39: sentinel.agent.v2.AgentResponse.block:type_name -> sentinel.agent.v2.BlockDecision
-	51, // 40: sentinel.agent.v2.AgentResponse.redirect:type_name -> sentinel.agent.v2.RedirectDecision
-	52, // 41: sentinel.agent.v2.AgentResponse.challenge:type_name -> sentinel.agent.v2.ChallengeDecision
-	38, // 42: sentinel.agent.v2.AgentResponse.request_headers:type_name -> sentinel.agent.v2.HeaderOp
-	38, // 43: sentinel.agent.v2.AgentResponse.response_headers:type_name -> sentinel.agent.v2.HeaderOp
-	48, // 44: sentinel.agent.v2.AgentResponse.audit:type_name -> sentinel.agent.v2.AuditMetadata
-	57, // 45: sentinel.agent.v2.AgentResponse.error:type_name -> sentinel.agent.v2.Status
-	54, // 46: sentinel.agent.v2.AgentResponse.cache:type_name -> sentinel.agent.v2.CacheDirective
-	55, // 47: sentinel.agent.v2.CacheDirective.scope:type_name -> sentinel.agent.v2.CacheScope
-	9,  // 48: sentinel.agent.v2.RegistrationRequest.capabilities:type_name -> sentinel.agent.v2.AgentCapabilities
-	70, // 49: sentinel.agent.v2.RegistrationRequest.metadata:type_name -> sentinel.agent.v2.RegistrationRequest.MetadataEntry
-	13, // 50: sentinel.agent.v2.ProxyToAgent.handshake:type_name -> sentinel.agent.v2.HandshakeRequest
-	39, // 51: sentinel.agent.v2.ProxyToAgent.request_headers:type_name -> sentinel.agent.v2.RequestHeadersEvent
-	41, // 52: sentinel.agent.v2.ProxyToAgent.request_body_chunk:type_name -> sentinel.agent.v2.BodyChunkEvent
-	40, // 53: sentinel.agent.v2.ProxyToAgent.response_headers:type_name -> sentinel.agent.v2.ResponseHeadersEvent
-	41, // 54: sentinel.agent.v2.ProxyToAgent.response_body_chunk:type_name -> sentinel.agent.v2.BodyChunkEvent
-	42, // 55: sentinel.agent.v2.ProxyToAgent.websocket_frame:type_name -> sentinel.agent.v2.WebSocketFrameEvent
-	43, // 56: sentinel.agent.v2.ProxyToAgent.guardrail:type_name -> sentinel.agent.v2.GuardrailInspectEvent
-	44, // 57: sentinel.agent.v2.ProxyToAgent.request_complete:type_name -> sentinel.agent.v2.RequestCompleteEvent
-	18, // 58: sentinel.agent.v2.ProxyToAgent.cancel:type_name -> sentinel.agent.v2.CancelRequest
-	45, // 59: sentinel.agent.v2.ProxyToAgent.configure:type_name -> sentinel.agent.v2.ConfigureEvent
-	46, // 60: sentinel.agent.v2.ProxyToAgent.ping:type_name -> sentinel.agent.v2.Ping
-	28, // 61: sentinel.agent.v2.ProxyToAgent.drain:type_name -> sentinel.agent.v2.DrainRequest
-	27, // 62: sentinel.agent.v2.ProxyToAgent.shutdown:type_name -> sentinel.agent.v2.ShutdownRequest
-	26, // 63: sentinel.agent.v2.ProxyToAgent.config_response:type_name -> sentinel.agent.v2.ConfigUpdateResponse
-	59, // 64: sentinel.agent.v2.ProxyToAgent.registration_response:type_name -> sentinel.agent.v2.RegistrationResponse
-	47, // 65: sentinel.agent.v2.ProxyToAgent.pong:type_name -> sentinel.agent.v2.Pong
-	14, // 66: sentinel.agent.v2.AgentToProxy.handshake:type_name -> sentinel.agent.v2.HandshakeResponse
-	53, // 67: sentinel.agent.v2.AgentToProxy.response:type_name -> sentinel.agent.v2.AgentResponse
-	15, // 68: sentinel.agent.v2.AgentToProxy.health:type_name -> sentinel.agent.v2.HealthStatus
-	30, // 69: sentinel.agent.v2.AgentToProxy.metrics:type_name -> sentinel.agent.v2.MetricsReport
-	19, // 70: sentinel.agent.v2.AgentToProxy.config_update:type_name -> sentinel.agent.v2.ConfigUpdateRequest
-	35, // 71: sentinel.agent.v2.AgentToProxy.flow_control:type_name -> sentinel.agent.v2.FlowControlSignal
-	47, // 72: sentinel.agent.v2.AgentToProxy.pong:type_name -> sentinel.agent.v2.Pong
-	29, // 73: sentinel.agent.v2.AgentToProxy.log:type_name -> sentinel.agent.v2.LogMessage
-	58, // 74: sentinel.agent.v2.AgentToProxy.registration:type_name -> sentinel.agent.v2.RegistrationRequest
-	46, // 75: sentinel.agent.v2.AgentToProxy.ping:type_name -> sentinel.agent.v2.Ping
-	15, // 76: sentinel.agent.v2.AgentControl.health:type_name -> sentinel.agent.v2.HealthStatus
-	30, // 77: sentinel.agent.v2.AgentControl.metrics:type_name -> sentinel.agent.v2.MetricsReport
-	19, // 78: sentinel.agent.v2.AgentControl.config_update:type_name -> sentinel.agent.v2.ConfigUpdateRequest
-	29, // 79: sentinel.agent.v2.AgentControl.log:type_name -> sentinel.agent.v2.LogMessage
-	45, // 80: sentinel.agent.v2.ProxyControl.configure:type_name -> sentinel.agent.v2.ConfigureEvent
-	27, // 81: sentinel.agent.v2.ProxyControl.shutdown:type_name -> sentinel.agent.v2.ShutdownRequest
-	28, // 82: sentinel.agent.v2.ProxyControl.drain:type_name -> sentinel.agent.v2.DrainRequest
-	26, // 83: sentinel.agent.v2.ProxyControl.config_response:type_name -> sentinel.agent.v2.ConfigUpdateResponse
-	60, // 84: sentinel.agent.v2.AgentServiceV2.ProcessStream:input_type -> sentinel.agent.v2.ProxyToAgent
-	62, // 85: sentinel.agent.v2.AgentServiceV2.ControlStream:input_type -> sentinel.agent.v2.AgentControl
-	60, // 86: sentinel.agent.v2.AgentServiceV2.ProcessEvent:input_type -> sentinel.agent.v2.ProxyToAgent
-	61, // 87: sentinel.agent.v2.AgentServiceV2.ProcessStream:output_type -> sentinel.agent.v2.AgentToProxy
-	63, // 88: sentinel.agent.v2.AgentServiceV2.ControlStream:output_type -> sentinel.agent.v2.ProxyControl
-	61, // 89: sentinel.agent.v2.AgentServiceV2.ProcessEvent:output_type -> sentinel.agent.v2.AgentToProxy
-	87, // [87:90] is the sub-list for method output_type
-	84, // [84:87] is the sub-list for method input_type
-	84, // [84:84] is the sub-list for extension type_name
-	84, // [84:84] is the sub-list for extension extendee
-	0,  // [0:84] is the sub-list for field type_name
+	71, // 35: sentinel.agent.v2.AuditMetadata.custom:type_name -> sentinel.agent.v2.AuditMetadata.CustomEntry
+	38, // 36: sentinel.agent.v2.BlockDecision.headers:type_name -> sentinel.agent.v2.Header
+	72, // 37: sentinel.agent.v2.ChallengeDecision.params:type_name -> sentinel.agent.v2.ChallengeDecision.ParamsEntry
+	50, // 38: sentinel.agent.v2.AgentResponse.allow:type_name -> sentinel.agent.v2.AllowDecision
+	51, // 39: sentinel.agent.v2.AgentResponse.block:type_name -> sentinel.agent.v2.BlockDecision
+	52, // 40: sentinel.agent.v2.AgentResponse.redirect:type_name -> sentinel.agent.v2.RedirectDecision
+	53, // 41: sentinel.agent.v2.AgentResponse.challenge:type_name -> sentinel.agent.v2.ChallengeDecision
+	39, // 42: sentinel.agent.v2.AgentResponse.request_headers:type_name -> sentinel.agent.v2.HeaderOp
+	39, // 43: sentinel.agent.v2.AgentResponse.response_headers:type_name -> sentinel.agent.v2.HeaderOp
+	49, // 44: sentinel.agent.v2.AgentResponse.audit:type_name -> sentinel.agent.v2.AuditMetadata
+	60, // 45: sentinel.agent.v2.AgentResponse.error:type_name -> sentinel.agent.v2.Status
+	57, // 46: sentinel.agent.v2.AgentResponse.cache:type_name -> sentinel.agent.v2.CacheDirective
+	55, // 47: sentinel.agent.v2.AgentResponse.request_body_mutation:type_name -> sentinel.agent.v2.BodyMutation
+	55, // 48: sentinel.agent.v2.AgentResponse.response_body_mutation:type_name -> sentinel.agent.v2.BodyMutation
+	56, // 49: sentinel.agent.v2.AgentResponse.websocket_decision:type_name -> sentinel.agent.v2.WebSocketDecision
+	73, // 50: sentinel.agent.v2.AgentResponse.routing_metadata:type_name -> sentinel.agent.v2.AgentResponse.RoutingMetadataEntry
+	9,  // 51: sentinel.agent.v2.WebSocketDecision.action:type_name -> sentinel.agent.v2.WebSocketDecision.Action
+	58, // 52: sentinel.agent.v2.CacheDirective.scope:type_name -> sentinel.agent.v2.CacheScope
+	10, // 53: sentinel.agent.v2.RegistrationRequest.capabilities:type_name -> sentinel.agent.v2.AgentCapabilities
+	74, // 54: sentinel.agent.v2.RegistrationRequest.metadata:type_name -> sentinel.agent.v2.RegistrationRequest.MetadataEntry
+	14, // 55: sentinel.agent.v2.ProxyToAgent.handshake:type_name -> sentinel.agent.v2.HandshakeRequest
+	40, // 56: sentinel.agent.v2.ProxyToAgent.request_headers:type_name -> sentinel.agent.v2.RequestHeadersEvent
+	42, // 57: sentinel.agent.v2.ProxyToAgent.request_body_chunk:type_name -> sentinel.agent.v2.BodyChunkEvent
+	41, // 58: sentinel.agent.v2.ProxyToAgent.response_headers:type_name -> sentinel.agent.v2.ResponseHeadersEvent
+	42, // 59: sentinel.agent.v2.ProxyToAgent.response_body_chunk:type_name -> sentinel.agent.v2.BodyChunkEvent
+	43, // 60: sentinel.agent.v2.ProxyToAgent.websocket_frame:type_name -> sentinel.agent.v2.WebSocketFrameEvent
+	44, // 61: sentinel.agent.v2.ProxyToAgent.guardrail:type_name -> sentinel.agent.v2.GuardrailInspectEvent
+	45, // 62: sentinel.agent.v2.ProxyToAgent.request_complete:type_name -> sentinel.agent.v2.RequestCompleteEvent
+	19, // 63: sentinel.agent.v2.ProxyToAgent.cancel:type_name -> sentinel.agent.v2.CancelRequest
+	46, // 64: sentinel.agent.v2.ProxyToAgent.configure:type_name -> sentinel.agent.v2.ConfigureEvent
+	47, // 65: sentinel.agent.v2.ProxyToAgent.ping:type_name -> sentinel.agent.v2.Ping
+	29, // 66: sentinel.agent.v2.ProxyToAgent.drain:type_name -> sentinel.agent.v2.DrainRequest
+	28, // 67: sentinel.agent.v2.ProxyToAgent.shutdown:type_name -> sentinel.agent.v2.ShutdownRequest
+	27, // 68: sentinel.agent.v2.ProxyToAgent.config_response:type_name -> sentinel.agent.v2.ConfigUpdateResponse
+	62, // 69: sentinel.agent.v2.ProxyToAgent.registration_response:type_name -> sentinel.agent.v2.RegistrationResponse
+	48, // 70: sentinel.agent.v2.ProxyToAgent.pong:type_name -> sentinel.agent.v2.Pong
+	15, // 71: sentinel.agent.v2.AgentToProxy.handshake:type_name -> sentinel.agent.v2.HandshakeResponse
+	54, // 72: sentinel.agent.v2.AgentToProxy.response:type_name -> sentinel.agent.v2.AgentResponse
+	16, // 73: sentinel.agent.v2.AgentToProxy.health:type_name -> sentinel.agent.v2.HealthStatus
+	31, // 74: sentinel.agent.v2.AgentToProxy.metrics:type_name -> sentinel.agent.v2.MetricsReport
+	20, // 75: sentinel.agent.v2.AgentToProxy.config_update:type_name -> sentinel.agent.v2.ConfigUpdateRequest
+	36, // 76: sentinel.agent.v2.AgentToProxy.flow_control:type_name -> sentinel.agent.v2.FlowControlSignal
+	48, // 77: sentinel.agent.v2.AgentToProxy.pong:type_name -> sentinel.agent.v2.Pong
+	30, // 78: sentinel.agent.v2.AgentToProxy.log:type_name -> sentinel.agent.v2.LogMessage
+	61, // 79: sentinel.agent.v2.AgentToProxy.registration:type_name -> sentinel.agent.v2.RegistrationRequest
+	47, // 80: sentinel.agent.v2.AgentToProxy.ping:type_name -> sentinel.agent.v2.Ping
+	16, // 81: sentinel.agent.v2.AgentControl.health:type_name -> sentinel.agent.v2.HealthStatus
+	31, // 82: sentinel.agent.v2.AgentControl.metrics:type_name -> sentinel.agent.v2.MetricsReport
+	20, // 83: sentinel.agent.v2.AgentControl.config_update:type_name -> sentinel.agent.v2.ConfigUpdateRequest
+	30, // 84: sentinel.agent.v2.AgentControl.log:type_name -> sentinel.agent.v2.LogMessage
+	46, // 85: sentinel.agent.v2.ProxyControl.configure:type_name -> sentinel.agent.v2.ConfigureEvent
+	28, // 86: sentinel.agent.v2.ProxyControl.shutdown:type_name -> sentinel.agent.v2.ShutdownRequest
+	29, // 87: sentinel.agent.v2.ProxyControl.drain:type_name -> sentinel.agent.v2.DrainRequest
+	27, // 88: sentinel.agent.v2.ProxyControl.config_response:type_name -> sentinel.agent.v2.ConfigUpdateResponse
+	63, // 89: sentinel.agent.v2.AgentServiceV2.ProcessStream:input_type -> sentinel.agent.v2.ProxyToAgent
+	65, // 90: sentinel.agent.v2.AgentServiceV2.ControlStream:input_type -> sentinel.agent.v2.AgentControl
+	63, // 91: sentinel.agent.v2.AgentServiceV2.ProcessEvent:input_type -> sentinel.agent.v2.ProxyToAgent
+	64, // 92: sentinel.agent.v2.AgentServiceV2.ProcessStream:output_type -> sentinel.agent.v2.AgentToProxy
+	66, // 93: sentinel.agent.v2.AgentServiceV2.ControlStream:output_type -> sentinel.agent.v2.ProxyControl
+	64, // 94: sentinel.agent.v2.AgentServiceV2.ProcessEvent:output_type -> sentinel.agent.v2.AgentToProxy
+	92, // [92:95] is the sub-list for method output_type
+	89, // [89:92] is the sub-list for method input_type
+	89, // [89:89] is the sub-list for extension type_name
+	89, // [89:89] is the sub-list for extension extendee
+	0,  // [0:89] is the sub-list for field type_name
 }
 
 func init() { file_sentinel_agent_v2_agent_proto_init() }
@@ -6120,8 +6364,9 @@ func file_sentinel_agent_v2_agent_proto_init() {
 		(*AgentResponse_Redirect)(nil),
 		(*AgentResponse_Challenge)(nil),
 	}
-	file_sentinel_agent_v2_agent_proto_msgTypes[50].OneofWrappers = []any{}
-	file_sentinel_agent_v2_agent_proto_msgTypes[51].OneofWrappers = []any{
+	file_sentinel_agent_v2_agent_proto_msgTypes[45].OneofWrappers = []any{}
+	file_sentinel_agent_v2_agent_proto_msgTypes[52].OneofWrappers = []any{}
+	file_sentinel_agent_v2_agent_proto_msgTypes[53].OneofWrappers = []any{
 		(*ProxyToAgent_Handshake)(nil),
 		(*ProxyToAgent_RequestHeaders)(nil),
 		(*ProxyToAgent_RequestBodyChunk)(nil),
@@ -6139,7 +6384,7 @@ func file_sentinel_agent_v2_agent_proto_init() {
 		(*ProxyToAgent_RegistrationResponse)(nil),
 		(*ProxyToAgent_Pong)(nil),
 	}
-	file_sentinel_agent_v2_agent_proto_msgTypes[52].OneofWrappers = []any{
+	file_sentinel_agent_v2_agent_proto_msgTypes[54].OneofWrappers = []any{
 		(*AgentToProxy_Handshake)(nil),
 		(*AgentToProxy_Response)(nil),
 		(*AgentToProxy_Health)(nil),
@@ -6151,13 +6396,13 @@ func file_sentinel_agent_v2_agent_proto_init() {
 		(*AgentToProxy_Registration)(nil),
 		(*AgentToProxy_Ping)(nil),
 	}
-	file_sentinel_agent_v2_agent_proto_msgTypes[53].OneofWrappers = []any{
+	file_sentinel_agent_v2_agent_proto_msgTypes[55].OneofWrappers = []any{
 		(*AgentControl_Health)(nil),
 		(*AgentControl_Metrics)(nil),
 		(*AgentControl_ConfigUpdate)(nil),
 		(*AgentControl_Log)(nil),
 	}
-	file_sentinel_agent_v2_agent_proto_msgTypes[54].OneofWrappers = []any{
+	file_sentinel_agent_v2_agent_proto_msgTypes[56].OneofWrappers = []any{
 		(*ProxyControl_Configure)(nil),
 		(*ProxyControl_Shutdown)(nil),
 		(*ProxyControl_Drain)(nil),
@@ -6168,8 +6413,8 @@ func file_sentinel_agent_v2_agent_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sentinel_agent_v2_agent_proto_rawDesc), len(file_sentinel_agent_v2_agent_proto_rawDesc)),
-			NumEnums:      9,
-			NumMessages:   62,
+			NumEnums:      10,
+			NumMessages:   65,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

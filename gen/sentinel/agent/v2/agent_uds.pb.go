@@ -357,7 +357,7 @@ func (x *AgentToProxy) UnmarshalFrameUnsafe(t FrameType, payload []byte) error {
 // ClipBytes caps the capacity of every bytes field in x at its length.
 // Call it after UnmarshalFrameUnsafe or UnmarshalVTUnsafe: the fields then
 // share the payload, and an append to one would overwrite its neighbours.
-func (x *AgentToProxy) ClipBytes() {}
+func (x *AgentToProxy) ClipBytes() { clipBytesAgentToProxy(x) }
 
 func clipBytesProxyToAgent(m *ProxyToAgent) {
 	if m == nil {
@@ -373,6 +373,16 @@ func clipBytesProxyToAgent(m *ProxyToAgent) {
 	}
 }
 
+func clipBytesAgentToProxy(m *AgentToProxy) {
+	if m == nil {
+		return
+	}
+	switch o := m.Message.(type) {
+	case *AgentToProxy_Response:
+		clipBytesAgentResponse(o.Response)
+	}
+}
+
 func clipBytesBodyChunkEvent(m *BodyChunkEvent) {
 	if m == nil {
 		return
@@ -385,6 +395,21 @@ func clipBytesWebSocketFrameEvent(m *WebSocketFrameEvent) {
 		return
 	}
 	m.Payload = slices.Clip(m.Payload)
+}
+
+func clipBytesAgentResponse(m *AgentResponse) {
+	if m == nil {
+		return
+	}
+	clipBytesBodyMutation(m.RequestBodyMutation)
+	clipBytesBodyMutation(m.ResponseBodyMutation)
+}
+
+func clipBytesBodyMutation(m *BodyMutation) {
+	if m == nil {
+		return
+	}
+	m.Data = slices.Clip(m.Data)
 }
 
 // FrameSizeError reports a message too large for the frame limit.

@@ -1855,6 +1855,35 @@ export declare type AgentResponse = Message<"sentinel.agent.v2.AgentResponse"> &
    * @generated from field: optional sentinel.agent.v2.CacheDirective cache = 21;
    */
   cache?: CacheDirective | undefined;
+
+  /**
+   * agentwire (the reference carries these on Unix sockets): what becomes of
+   * the request or response body chunk this answers. Absent: it passes on.
+   *
+   * @generated from field: optional sentinel.agent.v2.BodyMutation request_body_mutation = 22;
+   */
+  requestBodyMutation?: BodyMutation | undefined;
+
+  /**
+   * @generated from field: optional sentinel.agent.v2.BodyMutation response_body_mutation = 23;
+   */
+  responseBodyMutation?: BodyMutation | undefined;
+
+  /**
+   * agentwire: what becomes of the websocket frame this answers. Absent:
+   * the frame passes on.
+   *
+   * @generated from field: optional sentinel.agent.v2.WebSocketDecision websocket_decision = 24;
+   */
+  websocketDecision?: WebSocketDecision | undefined;
+
+  /**
+   * agentwire: values the agent hands to the proxy's routing (an upstream
+   * choice, a tenant); the proxy decides which keys it honours.
+   *
+   * @generated from field: map<string, string> routing_metadata = 25;
+   */
+  routingMetadata: { [key: string]: string };
 };
 
 /**
@@ -1862,6 +1891,96 @@ export declare type AgentResponse = Message<"sentinel.agent.v2.AgentResponse"> &
  * Use `create(AgentResponseSchema)` to create a new message.
  */
 export declare const AgentResponseSchema: GenMessage<AgentResponse>;
+
+/**
+ * BodyMutation (agentwire) replaces or drops the body chunk an answer is for.
+ *
+ * @generated from message sentinel.agent.v2.BodyMutation
+ */
+export declare type BodyMutation = Message<"sentinel.agent.v2.BodyMutation"> & {
+  /**
+   * chunk_index repeats the answered chunk's index; the proxy refuses a
+   * mutation for another chunk.
+   *
+   * @generated from field: uint32 chunk_index = 1;
+   */
+  chunkIndex: number;
+
+  /**
+   * data replaces the chunk when set; empty drops it; absent leaves it.
+   *
+   * @generated from field: optional bytes data = 2;
+   */
+  data?: Uint8Array | undefined;
+};
+
+/**
+ * Describes the message sentinel.agent.v2.BodyMutation.
+ * Use `create(BodyMutationSchema)` to create a new message.
+ */
+export declare const BodyMutationSchema: GenMessage<BodyMutation>;
+
+/**
+ * WebSocketDecision (agentwire) is what becomes of one websocket frame.
+ *
+ * @generated from message sentinel.agent.v2.WebSocketDecision
+ */
+export declare type WebSocketDecision = Message<"sentinel.agent.v2.WebSocketDecision"> & {
+  /**
+   * @generated from field: sentinel.agent.v2.WebSocketDecision.Action action = 1;
+   */
+  action: WebSocketDecision_Action;
+
+  /**
+   * close_code and close_reason go with ACTION_CLOSE (RFC 6455 section 7.4).
+   *
+   * @generated from field: uint32 close_code = 2;
+   */
+  closeCode: number;
+
+  /**
+   * @generated from field: string close_reason = 3;
+   */
+  closeReason: string;
+};
+
+/**
+ * Describes the message sentinel.agent.v2.WebSocketDecision.
+ * Use `create(WebSocketDecisionSchema)` to create a new message.
+ */
+export declare const WebSocketDecisionSchema: GenMessage<WebSocketDecision>;
+
+/**
+ * Action on the frame; unspecified counts as allow.
+ *
+ * @generated from enum sentinel.agent.v2.WebSocketDecision.Action
+ */
+export enum WebSocketDecision_Action {
+  /**
+   * @generated from enum value: ACTION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: ACTION_ALLOW = 1;
+   */
+  ALLOW = 1,
+
+  /**
+   * @generated from enum value: ACTION_DROP = 2;
+   */
+  DROP = 2,
+
+  /**
+   * @generated from enum value: ACTION_CLOSE = 3;
+   */
+  CLOSE = 3,
+}
+
+/**
+ * Describes the enum sentinel.agent.v2.WebSocketDecision.Action.
+ */
+export declare const WebSocketDecision_ActionSchema: GenEnum<WebSocketDecision_Action>;
 
 /**
  * CacheDirective (agentwire) is an agent declaring that its decision on a

@@ -114,7 +114,14 @@ class AgentLimits(_message.Message):
     def __init__(self, max_body_size: _Optional[int] = ..., max_concurrency: _Optional[int] = ..., preferred_chunk_size: _Optional[int] = ..., max_memory: _Optional[int] = ..., max_processing_time_ms: _Optional[int] = ...) -> None: ...
 
 class AgentResponse(_message.Message):
-    __slots__ = ["allow", "audit", "block", "cache", "challenge", "correlation_id", "error", "needs_more", "processing_time_ms", "redirect", "request_headers", "response_headers"]
+    __slots__ = ["allow", "audit", "block", "cache", "challenge", "correlation_id", "error", "needs_more", "processing_time_ms", "redirect", "request_body_mutation", "request_headers", "response_body_mutation", "response_headers", "routing_metadata", "websocket_decision"]
+    class RoutingMetadataEntry(_message.Message):
+        __slots__ = ["key", "value"]
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     ALLOW_FIELD_NUMBER: _ClassVar[int]
     AUDIT_FIELD_NUMBER: _ClassVar[int]
     BLOCK_FIELD_NUMBER: _ClassVar[int]
@@ -125,8 +132,12 @@ class AgentResponse(_message.Message):
     NEEDS_MORE_FIELD_NUMBER: _ClassVar[int]
     PROCESSING_TIME_MS_FIELD_NUMBER: _ClassVar[int]
     REDIRECT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_BODY_MUTATION_FIELD_NUMBER: _ClassVar[int]
     REQUEST_HEADERS_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_BODY_MUTATION_FIELD_NUMBER: _ClassVar[int]
     RESPONSE_HEADERS_FIELD_NUMBER: _ClassVar[int]
+    ROUTING_METADATA_FIELD_NUMBER: _ClassVar[int]
+    WEBSOCKET_DECISION_FIELD_NUMBER: _ClassVar[int]
     allow: AllowDecision
     audit: AuditMetadata
     block: BlockDecision
@@ -137,9 +148,13 @@ class AgentResponse(_message.Message):
     needs_more: bool
     processing_time_ms: int
     redirect: RedirectDecision
+    request_body_mutation: BodyMutation
     request_headers: _containers.RepeatedCompositeFieldContainer[HeaderOp]
+    response_body_mutation: BodyMutation
     response_headers: _containers.RepeatedCompositeFieldContainer[HeaderOp]
-    def __init__(self, correlation_id: _Optional[str] = ..., allow: _Optional[_Union[AllowDecision, _Mapping]] = ..., block: _Optional[_Union[BlockDecision, _Mapping]] = ..., redirect: _Optional[_Union[RedirectDecision, _Mapping]] = ..., challenge: _Optional[_Union[ChallengeDecision, _Mapping]] = ..., request_headers: _Optional[_Iterable[_Union[HeaderOp, _Mapping]]] = ..., response_headers: _Optional[_Iterable[_Union[HeaderOp, _Mapping]]] = ..., audit: _Optional[_Union[AuditMetadata, _Mapping]] = ..., processing_time_ms: _Optional[int] = ..., needs_more: bool = ..., error: _Optional[_Union[Status, _Mapping]] = ..., cache: _Optional[_Union[CacheDirective, _Mapping]] = ...) -> None: ...
+    routing_metadata: _containers.ScalarMap[str, str]
+    websocket_decision: WebSocketDecision
+    def __init__(self, correlation_id: _Optional[str] = ..., allow: _Optional[_Union[AllowDecision, _Mapping]] = ..., block: _Optional[_Union[BlockDecision, _Mapping]] = ..., redirect: _Optional[_Union[RedirectDecision, _Mapping]] = ..., challenge: _Optional[_Union[ChallengeDecision, _Mapping]] = ..., request_headers: _Optional[_Iterable[_Union[HeaderOp, _Mapping]]] = ..., response_headers: _Optional[_Iterable[_Union[HeaderOp, _Mapping]]] = ..., audit: _Optional[_Union[AuditMetadata, _Mapping]] = ..., processing_time_ms: _Optional[int] = ..., needs_more: bool = ..., error: _Optional[_Union[Status, _Mapping]] = ..., cache: _Optional[_Union[CacheDirective, _Mapping]] = ..., request_body_mutation: _Optional[_Union[BodyMutation, _Mapping]] = ..., response_body_mutation: _Optional[_Union[BodyMutation, _Mapping]] = ..., websocket_decision: _Optional[_Union[WebSocketDecision, _Mapping]] = ..., routing_metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class AgentToProxy(_message.Message):
     __slots__ = ["config_update", "event_id", "flow_control", "handshake", "health", "log", "metrics", "ping", "pong", "registration", "response"]
@@ -221,6 +236,14 @@ class BodyChunkEvent(_message.Message):
     timestamp_ms: int
     total_size: int
     def __init__(self, correlation_id: _Optional[str] = ..., chunk_index: _Optional[int] = ..., data: _Optional[bytes] = ..., is_last: bool = ..., total_size: _Optional[int] = ..., bytes_transferred: _Optional[int] = ..., proxy_buffer_available: _Optional[int] = ..., timestamp_ms: _Optional[int] = ...) -> None: ...
+
+class BodyMutation(_message.Message):
+    __slots__ = ["chunk_index", "data"]
+    CHUNK_INDEX_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    chunk_index: int
+    data: bytes
+    def __init__(self, chunk_index: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class CacheDirective(_message.Message):
     __slots__ = ["body_not_inspected", "scope", "stale_ms", "tags", "ttl_ms"]
@@ -873,6 +896,22 @@ class Status(_message.Message):
     code: int
     message: str
     def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+
+class WebSocketDecision(_message.Message):
+    __slots__ = ["action", "close_code", "close_reason"]
+    class Action(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = []
+    ACTION_ALLOW: WebSocketDecision.Action
+    ACTION_CLOSE: WebSocketDecision.Action
+    ACTION_DROP: WebSocketDecision.Action
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    ACTION_UNSPECIFIED: WebSocketDecision.Action
+    CLOSE_CODE_FIELD_NUMBER: _ClassVar[int]
+    CLOSE_REASON_FIELD_NUMBER: _ClassVar[int]
+    action: WebSocketDecision.Action
+    close_code: int
+    close_reason: str
+    def __init__(self, action: _Optional[_Union[WebSocketDecision.Action, str]] = ..., close_code: _Optional[int] = ..., close_reason: _Optional[str] = ...) -> None: ...
 
 class WebSocketFrameEvent(_message.Message):
     __slots__ = ["client_to_server", "correlation_id", "frame_type", "payload"]
