@@ -10,15 +10,18 @@ import (
 )
 
 // inspect sends one chunk of body k (the request's or the response's) to
-// the agents that take it, each within its byte limit; it reports whether
-// the request goes on. Each agent's chunk state is written only by the
-// goroutine that moves that body.
-func (x *exchange) inspect(k kind, data []byte, last bool, total int64) bool {
+// the agents that take it, each within its byte limit; it returns the
+// chunk as an agent's mutation leaves it, and whether the request goes
+// on. fixed says the peer was told the body's length: a mutation that
+// changes it is then a failure of the agent that asked. Each agent's chunk
+// state is written only by the goroutine that moves that body.
+func (x *exchange) inspect(k kind, data []byte, last bool, total int64, fixed bool) ([]byte, bool) {
 	build := events.RequestBodyChunk
 	if k == kindResponseBody {
 		build = events.ResponseBodyChunk
 	}
-	x.ask(k, func(i int, _ bool) *agentv2.ProxyToAgent {
+	e := newEdit()
+	x.askEdit(k, &e, func(i int, _ bool) *agentv2.ProxyToAgent {
 		st := x.state[i].chunks(k)
 		if st.last {
 			return nil
@@ -33,11 +36,30 @@ func (x *exchange) inspect(k kind, data []byte, last bool, total int64) bool {
 		ev := build(x.corr, d, events.Chunk{Index: st.index, Last: last, Offset: uint64(st.offset), Total: total}, x.g.clock)
 		st.index++
 		st.offset += int64(len(d))
+		st.seen = len(d)
 		st.last = last
 		return ev
 	})
-	return !x.stopped()
+	if x.stopped() {
+		return nil, false
+	}
+	if e.by < 0 {
+		return data, true
+	}
+	out := e.applied(data, x.state[e.by].chunks(k).seen)
+	if fixed && len(out) != len(data) {
+		x.mu.Lock()
+		x.failLocked(e.by, errResized, x.rt.agents[e.by].failStatus)
+		x.mu.Unlock()
+		return data, !x.stopped()
+	}
+	return out, true
 }
+
+// errResized: an agent changed the length of a body whose length the peer
+// was told (Content-Length). Its request_headers or response_headers
+// answer can remove Content-Length first (protocol.md §18).
+var errResized = errors.New("body mutation changes the length of a body sent with Content-Length")
 
 // endErr is what a body returns once the request has ended.
 func (x *exchange) endErr() error {
@@ -66,6 +88,7 @@ type body struct {
 	read     int64
 	eof      bool // the client's body has ended
 	lastSent bool // the agents had its last chunk
+	fixed    bool // next's request declares the body's length
 	err      error
 }
 
@@ -118,10 +141,12 @@ func (b *body) fill() {
 		b.eof = err != nil || b.total >= 0 && b.read >= b.total
 		if n > 0 || b.eof && !b.lastSent {
 			b.lastSent = b.eof
-			if !x.inspect(kindRequestBody, b.buf[start:], b.eof, b.total) {
+			out, ok := x.inspect(kindRequestBody, b.buf[start:], b.eof, b.total, b.fixed)
+			if !ok {
 				b.buf, b.err = b.buf[:0], x.endErr()
 				return
 			}
+			b.buf = append(b.buf[:start], out...)
 		}
 		if x.needy(kindRequestBody) && x.overLimit(kindRequestBody) {
 			b.buf, b.err = b.buf[:0], ErrBodyLimit

@@ -69,9 +69,14 @@ func writeDecision(w http.ResponseWriter, r *http.Request, resp *agentv2.AgentRe
 }
 
 // applyRequestOps applies header operations to the request next will see;
-// a Host operation sets r.Host, which is what net/http sends.
+// a Host operation sets r.Host, which is what net/http sends, and removing
+// Content-Length lets body mutations change the length (the body then
+// goes upstream chunked).
 func applyRequestOps(r *http.Request, ops []*agentv2.HeaderOp) {
 	for _, op := range ops {
+		if rm, ok := op.GetOperation().(*agentv2.HeaderOp_Remove); ok && http.CanonicalHeaderKey(rm.Remove) == "Content-Length" {
+			r.ContentLength = -1
+		}
 		if set := op.GetSet(); set != nil && http.CanonicalHeaderKey(set.GetName()) == "Host" {
 			if validHeader("Host", set.GetValue()) {
 				r.Host = set.GetValue()

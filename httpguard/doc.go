@@ -61,6 +61,14 @@
 // Response bodies go the same way as next writes them, before the client
 // sees them, with needs_more holding the response.
 //
+// An agent may replace or drop the chunk it answers (a body mutation,
+// protocol.md §18): next or the client gets the chunk as the agent left
+// it. A mutation the guard cannot tie to the chunk it holds (another
+// chunk's index, another event, two agents editing one chunk) or that
+// changes the length of a body sent with Content-Length fails the agent,
+// as a protocol error would. Routing metadata the agents set on the
+// request headers reaches next through [RoutingMetadata].
+//
 // A decision that comes while next runs (on a request chunk, the response
 // headers or a response chunk) replaces next's response if nothing of it
 // reached the client: next's writes are then discarded and its body reads
@@ -92,7 +100,8 @@
 // most its byte limit of a frame; frames larger than every agent's limit
 // pass uninspected. A block closes the connection: the client gets a
 // close frame (1008, policy violation), and the copier its error
-// ([ErrFrameBlocked]). Bytes a handler moves through the hijacked
+// ([ErrFrameBlocked]). An agent's websocket decision drops the frame, or
+// closes the connection with its code and reason ([FrameClosedError]). Bytes a handler moves through the hijacked
 // bufio.ReadWriter are not inspected.
 //
 // # Metadata

@@ -53,6 +53,7 @@ type exchange struct {
 	final       *agentv2.AgentResponse // the answer that ended the request
 	reqOps      []*agentv2.HeaderOp
 	respOps     []*agentv2.HeaderOp
+	routing     map[string]string    // the agents' routing metadata
 	reason      agentv2.CancelReason // why the request ended early
 	status      int                  // sent to the client
 	upstreamErr error
@@ -71,6 +72,7 @@ type agentState struct {
 type chunkState struct {
 	index  uint32
 	offset int64
+	seen   int // bytes of the last chunk sent (up to the agent's limit)
 	last   bool
 }
 
@@ -79,6 +81,12 @@ type chunkState struct {
 // alone=false when the agent shares its group with others; it returns nil
 // to skip the agent.
 func (x *exchange) ask(k kind, build func(i int, alone bool) *agentv2.ProxyToAgent) {
+	x.askEdit(k, nil, build)
+}
+
+// askEdit is ask for a body chunk or a frame: the agents' edit of it goes
+// to e.
+func (x *exchange) askEdit(k kind, e *edit, build func(i int, alone bool) *agentv2.ProxyToAgent) {
 	for _, grp := range x.rt.groups[k] {
 		if x.stopped() {
 			return
@@ -93,10 +101,10 @@ func (x *exchange) ask(k kind, build func(i int, alone bool) *agentv2.ProxyToAge
 				continue
 			}
 			resp, err := x.send(x.Context, i, k, ev)
-			x.take(k, i, resp, err, false)
+			x.take(k, i, resp, err, false, e)
 			continue
 		}
-		x.askGroup(k, grp, build)
+		x.askGroup(k, grp, e, build)
 	}
 }
 
@@ -110,7 +118,7 @@ type result struct {
 // askGroup asks a group's agents at once. The first terminal answer to
 // come cancels the others (CANCEL_REASON_BLOCKED_BY_AGENT); the answers
 // are then combined in chain order.
-func (x *exchange) askGroup(k kind, grp []int, build func(i int, alone bool) *agentv2.ProxyToAgent) {
+func (x *exchange) askGroup(k kind, grp []int, e *edit, build func(i int, alone bool) *agentv2.ProxyToAgent) {
 	type member struct {
 		i      int
 		ctx    context.Context
@@ -153,7 +161,7 @@ func (x *exchange) askGroup(k kind, grp []int, build func(i int, alone bool) *ag
 		m.cancel()
 		for _, res := range got {
 			if res.i == m.i {
-				x.take(k, res.i, res.resp, res.err, cancelled[res.i])
+				x.take(k, res.i, res.resp, res.err, cancelled[res.i], e)
 			}
 		}
 	}
@@ -184,9 +192,10 @@ func (x *exchange) send(ctx context.Context, i int, k kind, ev *agentv2.ProxyToA
 	return x.g.pool.Send(ctx, a.id, ev)
 }
 
-// take folds agent i's answer to an event of kind k into the exchange.
-// cancelled says the guard cancelled the call itself.
-func (x *exchange) take(k kind, i int, resp *agentv2.AgentResponse, err error, cancelled bool) {
+// take folds agent i's answer to an event of kind k into the exchange,
+// and its edit of a chunk or frame into e. cancelled says the guard
+// cancelled the call itself.
+func (x *exchange) take(k kind, i int, resp *agentv2.AgentResponse, err error, cancelled bool, e *edit) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	st, a := &x.state[i], &x.rt.agents[i]
@@ -201,6 +210,9 @@ func (x *exchange) take(k kind, i int, resp *agentv2.AgentResponse, err error, c
 		return
 	case err == nil && resp.GetNeedsMore() && k.isBody() && lastChunk(st, k):
 		err = fmt.Errorf("needs_more on the last chunk of the body")
+	}
+	if err == nil {
+		err = x.editLocked(k, i, resp, e)
 	}
 	if err != nil {
 		x.failLocked(i, err, a.failStatus)

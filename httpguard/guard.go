@@ -142,11 +142,15 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return copyRequestHeaders(ev)
 	})
+	if !x.stopped() {
+		applyRequestOps(r, x.takeOps(kindRequestHeaders))
+	}
 	var rb io.ReadCloser
 	if r.Body != nil && r.Body != http.NoBody && !x.stopped() {
 		rb = &counted{ReadCloser: r.Body, n: &x.received}
 		if rt.wants(kindRequestBody) {
 			b := newBody(x, r.Body, r.ContentLength)
+			b.fixed = r.ContentLength >= 0
 			if x.needy(kindRequestBody) {
 				b.fill()
 			}
@@ -157,7 +161,6 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.respond(w, r)
 		return
 	}
-	applyRequestOps(r, x.takeOps(kindRequestHeaders))
 	r2 := r.WithContext(x)
 	if rb != nil {
 		r2.Body = rb

@@ -3,6 +3,7 @@ package httpguard
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 
@@ -43,7 +44,7 @@ func (c *frameConn) Read(p []byte) (int, error) {
 		n, err := c.Conn.Read(c.rbuf)
 		out, ferr := c.in.feed(c.rbuf[:n])
 		if ferr != nil {
-			c.closeBlocked()
+			c.closeWith(ferr)
 			return 0, ferr
 		}
 		c.pend = out
@@ -61,7 +62,7 @@ func (c *frameConn) Read(p []byte) (int, error) {
 func (c *frameConn) Write(p []byte) (int, error) {
 	out, err := c.out.feed(p)
 	if err != nil {
-		c.closeBlocked()
+		c.closeWith(err)
 		return 0, err
 	}
 	c.wmu.Lock()
@@ -72,11 +73,33 @@ func (c *frameConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// closeBlocked tells the client its connection ends by policy (1008).
-func (c *frameConn) closeBlocked() {
+// closeWith tells the client why its connection ends: the agent's close
+// code and reason, or policy violation (1008).
+func (c *frameConn) closeWith(err error) {
+	code, reason := uint32(1008), ""
+	if ce := (*FrameClosedError)(nil); errors.As(err, &ce) {
+		code, reason = ce.Code, ce.Reason
+	}
+	if len(reason) > 123 {
+		reason = reason[:123] // a control frame's payload is at most 125 bytes
+	}
+	frame := []byte{0x88, byte(2 + len(reason)), byte(code >> 8), byte(code)}
+	frame = append(frame, reason...)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	_, _ = c.Conn.Write([]byte{0x88, 0x02, 0x03, 0xf0})
+	_, _ = c.Conn.Write(frame)
+}
+
+// FrameClosedError is what a guarded websocket connection returns once an
+// agent's websocket_decision closed it (protocol.md §18); the client got a
+// close frame with Code and Reason.
+type FrameClosedError struct {
+	Code   uint32
+	Reason string
+}
+
+func (e *FrameClosedError) Error() string {
+	return fmt.Sprintf("httpguard: websocket closed by an agent: %d %s", e.Code, e.Reason)
 }
 
 // frames splits one direction's byte stream into frames and inspects them.
@@ -113,10 +136,13 @@ func (f *frames) feed(data []byte) ([]byte, error) {
 		if len(f.buf) < end {
 			break
 		}
-		if !f.inspect(h, f.buf[h.size:end]) {
-			return nil, ErrFrameBlocked
+		drop, err := f.inspect(h, f.buf[h.size:end])
+		if err != nil {
+			return nil, err
 		}
-		out = append(out, f.buf[:end]...)
+		if !drop {
+			out = append(out, f.buf[:end]...)
+		}
 		f.buf = f.buf[end:]
 	}
 	if len(f.buf) == 0 {
@@ -125,8 +151,9 @@ func (f *frames) feed(data []byte) ([]byte, error) {
 	return out, nil
 }
 
-// inspect sends one frame to the agents; false when one blocked it.
-func (f *frames) inspect(h frameHeader, payload []byte) bool {
+// inspect sends one frame to the agents: drop when one dropped it, an
+// error when one blocked it or closed the connection.
+func (f *frames) inspect(h frameHeader, payload []byte) (drop bool, err error) {
 	data := payload
 	if h.masked {
 		data = make([]byte, len(payload))
@@ -142,14 +169,33 @@ func (f *frames) inspect(h frameHeader, payload []byte) bool {
 		f.message = kind // the first fragment names the message's type
 	}
 	x := f.x
-	x.ask(kindFrame, func(i int, _ bool) *agentv2.ProxyToAgent {
+	e := newEdit()
+	x.askEdit(kindFrame, &e, func(i int, _ bool) *agentv2.ProxyToAgent {
 		d := data
 		if limit := x.rt.agents[i].maxBody; int64(len(d)) > limit {
 			d = d[:limit]
 		}
 		return events.WebSocketFrame(x.corr, f.clientToServer, kind, d)
 	})
-	return !x.stopped()
+	if x.stopped() {
+		return false, ErrFrameBlocked
+	}
+	switch ws := e.frame; ws.GetAction() {
+	case agentv2.WebSocketDecision_ACTION_CLOSE:
+		code := ws.GetCloseCode()
+		if code == 0 {
+			code = 1008
+		}
+		return false, &FrameClosedError{Code: code, Reason: ws.GetCloseReason()}
+	case agentv2.WebSocketDecision_ACTION_DROP:
+		if !h.fin || h.opcode == 0 {
+			// Dropping part of a fragmented message would leave the peer
+			// a broken one: the connection closes instead.
+			return false, &FrameClosedError{Code: 1008, Reason: "agent dropped a message fragment"}
+		}
+		return true, nil
+	}
+	return false, nil
 }
 
 func frameKind(opcode byte) agentv2.WebSocketFrameEvent_FrameType {

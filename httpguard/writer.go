@@ -30,6 +30,7 @@ type writer struct {
 	abort    bool // the response must be cut
 	hijacked bool
 	held     []byte // body held while an agent needs more
+	resized  bool   // an agent's mutation changed the body's length
 }
 
 var (
@@ -87,7 +88,11 @@ func (w *writer) Write(p []byte) (int, error) {
 	x, size := w.x, w.x.g.cfg.chunkSize
 	for off := 0; off < len(p); off += size {
 		part := p[off:min(off+size, len(p))]
-		if x.rt.wants(kindResponseBody) && !x.inspect(kindResponseBody, part, false, -1) || w.overLimit() {
+		ok := true
+		if x.rt.wants(kindResponseBody) {
+			part, ok = w.inspect(part, false)
+		}
+		if !ok || w.overLimit() {
 			if w.lateBlock() {
 				return off, ErrLateBlock
 			}
@@ -151,11 +156,12 @@ func (w *writer) end() bool {
 		w.WriteHeader(http.StatusOK)
 	}
 	x := w.x
+	var last []byte
 	if !w.discard && !w.abort && x.rt.wants(kindResponseBody) && x.decision() == nil {
-		x.inspect(kindResponseBody, nil, true, x.sent.Load())
+		last, _ = w.inspect(nil, true)
 	}
 	if !w.discard && !w.abort && !w.lateBlock() {
-		if err := w.emit(nil); err != nil {
+		if err := w.emit(last); err != nil {
 			w.abort = true
 		}
 	}
@@ -222,5 +228,26 @@ func (w *writer) replace() {
 
 func (w *writer) sendHeader() {
 	w.sent = true
+	if w.resized {
+		w.w.Header().Del("Content-Length") // an agent changed the body's length
+	}
 	w.w.WriteHeader(w.status)
+}
+
+// inspect sends a chunk of the response body to the agents and returns it
+// as an agent's mutation leaves it. Until the header reaches the client, a
+// change of length drops its Content-Length; after, it fails the agent:
+// the client would otherwise get a response that lies about its length.
+func (w *writer) inspect(part []byte, last bool) ([]byte, bool) {
+	x := w.x
+	total := int64(-1)
+	if last {
+		total = x.sent.Load()
+	}
+	fixed := w.sent && w.w.Header().Get("Content-Length") != ""
+	out, ok := x.inspect(kindResponseBody, part, last, total, fixed)
+	if ok && len(out) != len(part) {
+		w.resized = true
+	}
+	return out, ok
 }
