@@ -88,6 +88,11 @@ func (s *session) Send(ctx context.Context, event *agentv2.ProxyToAgent) (*agent
 	res := s.wait(ctx, c, watched)
 	putCall(c)
 	s.received(res)
+	if res.err == nil {
+		if err := checkEdits(event, res.resp); err != nil {
+			return nil, err
+		}
+	}
 	return res.resp, res.err
 }
 
