@@ -205,19 +205,7 @@ func TestWebsocketDecisions(t *testing.T) {
 	p := newPool(t, map[string]string{"a": startUnix(t, a)})
 	g := newGuard(t, p, httpguard.WithRoute("/", httpguard.WithAgent("a", httpguard.WithEvents(httpguard.WebSocketFrames))))
 	var upstreamGot atomic.Int64
-	up := serve(t, websocket.Handler(func(c *websocket.Conn) {
-		buf := make([]byte, 64)
-		for {
-			n, err := c.Read(buf)
-			if err != nil {
-				return
-			}
-			upstreamGot.Add(1)
-			if _, err := c.Write(buf[:n]); err != nil {
-				return
-			}
-		}
-	}))
+	up := echoWebsocket(t, &upstreamGot)
 	base := serveProxy(t, g, up)
 	conn, err := websocket.Dial(strings.Replace(base, "http://", "ws://", 1)+"/ws", "", base)
 	require.NoError(t, err)

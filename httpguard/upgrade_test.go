@@ -71,23 +71,7 @@ func TestWebsocketFrames(t *testing.T) {
 	p := newPool(t, map[string]string{"a": startGRPC(t, a)})
 	g := newGuard(t, p, httpguard.WithRoute("/", httpguard.WithAgent("a", httpguard.WithEvents(httpguard.WebSocketFrames))))
 	var upstreamGot atomic.Int64
-	up := serve(t, websocket.Handler(func(c *websocket.Conn) {
-		buf := make([]byte, 64)
-		for {
-			n, err := c.Read(buf)
-			if err != nil {
-				return
-			}
-			upstreamGot.Add(1)
-			reply := buf[:n]
-			if string(reply) == "leak" {
-				reply = []byte("the secret")
-			}
-			if _, err := c.Write(reply); err != nil {
-				return
-			}
-		}
-	}))
+	up := echoWebsocket(t, &upstreamGot, "leak", "the secret")
 	base := serveProxy(t, g, up)
 	ws := strings.Replace(base, "http://", "ws://", 1) + "/ws"
 	roundTrip := func(conn *websocket.Conn, msg string) (string, error) {
@@ -122,4 +106,27 @@ func TestWebsocketFrames(t *testing.T) {
 	assert.Contains(t, seen, "true FRAME_TYPE_TEXT hello")
 	assert.Contains(t, seen, "false FRAME_TYPE_TEXT hello")
 	assert.Contains(t, seen, "false FRAME_TYPE_TEXT the secret")
+}
+
+// echoWebsocket serves a websocket upstream that counts the messages it
+// reads in got and echoes each; replace, a pair, answers replace[1] to
+// replace[0].
+func echoWebsocket(t *testing.T, got *atomic.Int64, replace ...string) string {
+	return serve(t, websocket.Handler(func(c *websocket.Conn) {
+		buf := make([]byte, 64)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			got.Add(1)
+			reply := buf[:n]
+			if len(replace) == 2 && string(reply) == replace[0] {
+				reply = []byte(replace[1])
+			}
+			if _, err := c.Write(reply); err != nil {
+				return
+			}
+		}
+	}))
 }
