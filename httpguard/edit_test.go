@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/net/websocket"
 
 	"github.com/agentwire/agentwire/agent"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
@@ -207,23 +207,20 @@ func TestWebsocketDecisions(t *testing.T) {
 	var upstreamGot atomic.Int64
 	up := echoWebsocket(t, &upstreamGot)
 	base := serveProxy(t, g, up)
-	conn, err := websocket.Dial(strings.Replace(base, "http://", "ws://", 1)+"/ws", "", base)
+	conn, _, err := dialWebsocket(t, base+"/ws")
 	require.NoError(t, err)
-	defer conn.Close()
-	_, err = conn.Write([]byte("drop me"))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	require.NoError(t, conn.Write(ctx, websocket.MessageText, []byte("drop me")))
+	got, err := roundTrip(conn, "hello")
 	require.NoError(t, err)
-	_, err = conn.Write([]byte("hello"))
-	require.NoError(t, err)
-	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	buf := make([]byte, 64)
-	n, err := conn.Read(buf)
-	require.NoError(t, err)
-	assert.Equal(t, "hello", string(buf[:n]), "the dropped frame was never echoed")
+	assert.Equal(t, "hello", got, "the dropped frame was never echoed")
 	assert.Equal(t, int64(1), upstreamGot.Load())
 
-	_, err = conn.Write([]byte("bye"))
-	require.NoError(t, err)
-	_, err = conn.Read(buf)
-	assert.Error(t, err, "the agent closed the connection")
+	_, err = roundTrip(conn, "bye")
+	var ce websocket.CloseError
+	require.ErrorAs(t, err, &ce, "the agent closed the connection")
+	assert.Equal(t, websocket.StatusCode(4000), ce.Code)
+	assert.Equal(t, "bye now", ce.Reason)
 	assert.Equal(t, int64(1), upstreamGot.Load(), "the closing frame never reached the upstream")
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -12,9 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/net/websocket"
 
 	"github.com/agentwire/agentwire/agent"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
@@ -34,27 +33,24 @@ func TestWebsocketUpgrade(t *testing.T) {
 	p := newPool(t, map[string]string{"a": startUnix(t, a)})
 	g := newGuard(t, p, httpguard.WithRoute("/", httpguard.WithAgent("a",
 		httpguard.WithEvents(httpguard.ResponseHeaders|httpguard.RequestComplete))))
-	up := serve(t, websocket.Handler(func(c *websocket.Conn) { _, _ = io.Copy(c, c) }))
-	base := serveProxy(t, g, up)
-	ws := strings.Replace(base, "http://", "ws://", 1)
+	base := serveProxy(t, g, echoWebsocket(t, nil))
 
-	conn, err := websocket.Dial(ws+"/ws", "", base)
+	conn, _, err := dialWebsocket(t, base+"/ws")
 	require.NoError(t, err)
-	_, err = conn.Write([]byte("ping"))
+	got, err := roundTrip(conn, "ping")
 	require.NoError(t, err)
-	buf := make([]byte, 4)
-	_, err = io.ReadFull(conn, buf)
-	require.NoError(t, err)
-	assert.Equal(t, "ping", string(buf))
-	require.NoError(t, conn.Close())
+	assert.Equal(t, "ping", got)
+	require.NoError(t, conn.Close(websocket.StatusNormalClosure, ""))
 
-	_, err = websocket.Dial(ws+"/ws/deny", "", base)
+	_, res, err := dialWebsocket(t, base+"/ws/deny")
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "bad status")
+	require.NotNil(t, res)
+	assert.Equal(t, http.StatusForbidden, res.StatusCode)
 }
 
 // TestWebsocketFrames: frames in both directions go to the agent that
-// asked for them; a blocked frame never arrives, and the connection ends.
+// asked for them; a blocked frame never arrives, and the connection ends
+// with a policy-violation close.
 func TestWebsocketFrames(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
@@ -71,34 +67,21 @@ func TestWebsocketFrames(t *testing.T) {
 	p := newPool(t, map[string]string{"a": startGRPC(t, a)})
 	g := newGuard(t, p, httpguard.WithRoute("/", httpguard.WithAgent("a", httpguard.WithEvents(httpguard.WebSocketFrames))))
 	var upstreamGot atomic.Int64
-	up := echoWebsocket(t, &upstreamGot, "leak", "the secret")
-	base := serveProxy(t, g, up)
-	ws := strings.Replace(base, "http://", "ws://", 1) + "/ws"
-	roundTrip := func(conn *websocket.Conn, msg string) (string, error) {
-		if _, err := conn.Write([]byte(msg)); err != nil {
-			return "", err
-		}
-		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-		buf := make([]byte, 64)
-		n, err := conn.Read(buf)
-		return string(buf[:n]), err
-	}
+	base := serveProxy(t, g, echoWebsocket(t, &upstreamGot, "leak", "the secret"))
 
-	conn, err := websocket.Dial(ws, "", base)
+	conn, _, err := dialWebsocket(t, base+"/ws")
 	require.NoError(t, err)
 	got, err := roundTrip(conn, "hello")
 	require.NoError(t, err)
 	assert.Equal(t, "hello", got)
 	_, err = roundTrip(conn, "evil")
-	assert.Error(t, err, "a blocked frame ends the connection")
-	conn.Close()
+	assert.Equal(t, websocket.StatusPolicyViolation, websocket.CloseStatus(err), "a blocked frame ends the connection: %v", err)
 	assert.Equal(t, int64(1), upstreamGot.Load(), "the blocked frame never reached the upstream")
 
-	conn, err = websocket.Dial(ws, "", base)
+	conn, _, err = dialWebsocket(t, base+"/ws")
 	require.NoError(t, err)
-	defer conn.Close()
 	got, err = roundTrip(conn, "leak")
-	assert.Error(t, err, "a blocked server frame ends the connection")
+	assert.Equal(t, websocket.StatusPolicyViolation, websocket.CloseStatus(err), "a blocked server frame ends the connection: %v", err)
 	assert.Empty(t, got)
 
 	mu.Lock()
@@ -109,24 +92,54 @@ func TestWebsocketFrames(t *testing.T) {
 }
 
 // echoWebsocket serves a websocket upstream that counts the messages it
-// reads in got and echoes each; replace, a pair, answers replace[1] to
-// replace[0].
+// reads in got (if not nil) and echoes each; replace, a pair, answers
+// replace[1] to replace[0].
 func echoWebsocket(t *testing.T, got *atomic.Int64, replace ...string) string {
-	return serve(t, websocket.Handler(func(c *websocket.Conn) {
-		buf := make([]byte, 64)
+	return serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
 		for {
-			n, err := c.Read(buf)
+			typ, msg, err := c.Read(r.Context())
 			if err != nil {
 				return
 			}
-			got.Add(1)
-			reply := buf[:n]
-			if len(replace) == 2 && string(reply) == replace[0] {
-				reply = []byte(replace[1])
+			if got != nil {
+				got.Add(1)
 			}
-			if _, err := c.Write(reply); err != nil {
+			if len(replace) == 2 && string(msg) == replace[0] {
+				msg = []byte(replace[1])
+			}
+			if err := c.Write(r.Context(), typ, msg); err != nil {
 				return
 			}
 		}
 	}))
+}
+
+// dialWebsocket opens a websocket to u (http:// or https://), closed with
+// the test; res is the server's answer when the upgrade fails.
+func dialWebsocket(t *testing.T, u string) (*websocket.Conn, *http.Response, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, res, err := websocket.Dial(ctx, u, nil)
+	if err != nil {
+		return nil, res, err
+	}
+	t.Cleanup(func() { _ = c.CloseNow() })
+	return c, res, nil
+}
+
+// roundTrip sends msg as a text message and returns the next message.
+func roundTrip(c *websocket.Conn, msg string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+		return "", err
+	}
+	_, got, err := c.Read(ctx)
+	return string(got), err
 }

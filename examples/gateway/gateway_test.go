@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/net/websocket"
+	"github.com/coder/websocket"
 )
 
 // startGateway runs the gateway exactly as `go run ./examples/gateway` does,
@@ -159,19 +159,19 @@ func TestGatewayReadmeRequests(t *testing.T) {
 		}
 	})
 	t.Run("websocket", func(t *testing.T) {
-		ws, err := websocket.Dial(strings.Replace(base, "http://", "ws://", 1)+"/ws", "", base)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		ws, _, err := websocket.Dial(ctx, base+"/ws", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer ws.Close()
-		if _, err := ws.Write([]byte("ping over agentwire")); err != nil {
+		defer ws.CloseNow()
+		if err := ws.Write(ctx, websocket.MessageText, []byte("ping over agentwire")); err != nil {
 			t.Fatal(err)
 		}
-		buf := make([]byte, 64)
-		_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
-		n, err := ws.Read(buf)
-		if err != nil || string(buf[:n]) != "ping over agentwire" {
-			t.Fatalf("echo: %q %v", buf[:n], err)
+		_, got, err := ws.Read(ctx)
+		if err != nil || string(got) != "ping over agentwire" {
+			t.Fatalf("echo: %q %v", got, err)
 		}
 	})
 }

@@ -7,7 +7,7 @@ import (
 	"sort"
 	"strings"
 
-	"golang.org/x/net/websocket"
+	"github.com/coder/websocket"
 )
 
 // upstreamHandler is the embedded upstream: it echoes what it received as
@@ -15,9 +15,19 @@ import (
 // and a websocket echo at /ws.
 func upstreamHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/ws", websocket.Handler(func(c *websocket.Conn) {
-		_, _ = io.Copy(c, c)
-	}))
+	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		for {
+			typ, msg, err := c.Read(r.Context())
+			if err != nil || c.Write(r.Context(), typ, msg) != nil {
+				return
+			}
+		}
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 		names := make([]string, 0, len(r.Header))
