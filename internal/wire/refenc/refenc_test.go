@@ -228,9 +228,9 @@ func TestGolden(t *testing.T) {
 		},
 		want: frameHex(0x41, `{"sequence":1,"timestamp_ms":2}`),
 	}, {
-		name: "allow json",
+		name:  "allow json",
 		frame: func() ([]byte, error) { return AppendAgentToProxy(nil, JSON, allow, 0) },
-		want: frameHex(0x20, `{"version":2,"decision":"allow","request_headers":[],"response_headers":[],"routing_metadata":{},"audit":{"tags":[],"rule_ids":[],"confidence":null,"reason_codes":[],"custom":{"correlation_id":"c1"}},"needs_more":false,"request_body_mutation":null,"response_body_mutation":null,"websocket_decision":null}`),
+		want:  frameHex(0x20, `{"version":2,"decision":"allow","request_headers":[],"response_headers":[],"routing_metadata":{},"audit":{"tags":[],"rule_ids":[],"confidence":null,"reason_codes":[],"custom":{"correlation_id":"c1"}},"needs_more":false,"request_body_mutation":null,"response_body_mutation":null,"websocket_decision":null}`),
 	}, {
 		// [2, "allow", [], [], {}, [[], [], nil, [], {"correlation_id": "c1"}], false, nil, nil, nil]
 		name:  "allow msgpack",
