@@ -19,21 +19,30 @@ import (
 // reference before the old one drops its own).
 var pools = caddy.NewUsagePool()
 
-// sharedPool is a pool in the registry; the last reference drains it.
+// sharedPool is a pool in the registry, with its reverse listener if it
+// has one; the last reference drains it.
 type sharedPool struct {
 	*pool.Pool
-	drain time.Duration
+	reverse *transport.ReverseListener
+	drain   time.Duration
 }
 
-// Destruct implements caddy.Destructor: it drains the pool's in-flight
-// events for up to the drain timeout, then closes it.
+// Destruct implements caddy.Destructor: it stops the reverse listener,
+// drains the pool's in-flight events for up to the drain timeout, then
+// closes the pool and with it the connections.
 func (s *sharedPool) Destruct() error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.drain)
 	defer cancel()
-	if err := s.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("agentwire: closing pool: %w", err)
+	var errs []error
+	if s.reverse != nil {
+		if err := s.reverse.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("agentwire: closing reverse listener: %w", err))
+		}
 	}
-	return nil
+	if err := s.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		errs = append(errs, fmt.Errorf("agentwire: closing pool: %w", err))
+	}
+	return errors.Join(errs...)
 }
 
 // acquirePool returns the shared pool for key, connecting a new one to
@@ -48,23 +57,37 @@ func (h *Handler) acquirePool(key string, logger *slog.Logger) (*sharedPool, err
 	return v.(*sharedPool), nil
 }
 
-// newPool connects a pool to h's agents.
+// newPool connects a pool to h's agents, and starts its reverse listener
+// if h has one; reverse agents join when they dial in.
 func (h *Handler) newPool(logger *slog.Logger) (*sharedPool, error) {
-	p, err := pool.New(pool.WithLogger(logger))
+	opts := []pool.Option{pool.WithLogger(logger)}
+	if h.Reverse != nil && h.Reverse.MaxConns > 0 {
+		opts = append(opts, pool.WithMaxReverseConns(h.Reverse.MaxConns))
+	}
+	p, err := pool.New(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("agentwire: %w", err)
 	}
-	drain := time.Duration(h.DrainTimeout)
-	if drain == 0 {
-		drain = DefaultDrainTimeout
+	sp := &sharedPool{Pool: p, drain: time.Duration(h.DrainTimeout)}
+	if sp.drain == 0 {
+		sp.drain = DefaultDrainTimeout
 	}
 	for i := range h.Agents {
+		if h.Agents[i].Endpoint == ReverseEndpoint {
+			continue
+		}
 		if err := addAgent(p, &h.Agents[i]); err != nil {
 			_ = p.Close()
 			return nil, fmt.Errorf("agentwire: %w", err)
 		}
 	}
-	return &sharedPool{Pool: p, drain: drain}, nil
+	if h.Reverse != nil {
+		if sp.reverse, err = h.listen(p, logger); err != nil {
+			_ = p.Close()
+			return nil, fmt.Errorf("agentwire: %w", err)
+		}
+	}
+	return sp, nil
 }
 
 // addAgent adds a to p and waits for its first connection. Its errors

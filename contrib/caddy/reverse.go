@@ -1,0 +1,199 @@
+package caddyagentwire
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/netip"
+	"net/url"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/agentwire/agentwire/pool"
+	"github.com/agentwire/agentwire/transport"
+)
+
+// ReverseEndpoint is the endpoint of an agent that dials Caddy, through
+// the handler's reverse listener, instead of being dialled.
+const ReverseEndpoint = "reverse"
+
+// Reverse is a listener that agents dial (reverse connections), for agents
+// Caddy cannot reach. It feeds the handler's pool: an agent that registers
+// with the id of an agent of the chain serves its events.
+type Reverse struct {
+	// Address is unix:///path or tcp://<loopback IP>:port: tokens cross
+	// it in the clear, so it takes no other TCP address.
+	Address string `json:"address"`
+	// Tokens are accepted from any agent without a token of its own;
+	// AgentTokens from one agent id only. Each is a placeholder, such as
+	// {env.AGENTWIRE_TOKEN} or {file./run/secrets/token}, replaced when the
+	// config loads: the config (and Caddy's admin API) never holds a token.
+	Tokens      []string          `json:"tokens,omitempty"`
+	AgentTokens map[string]string `json:"agent_tokens,omitempty"`
+	// Allow lists the agent ids that may connect, as path.Match patterns
+	// (default: the ids of the chain's agents).
+	Allow []string `json:"allow,omitempty"`
+	// MaxConns caps each agent's reverse connections (default 4); more
+	// are refused at registration.
+	MaxConns int `json:"max_conns,omitempty"`
+}
+
+// reverseAuth is a listener's tokens, their placeholders replaced.
+type reverseAuth struct {
+	tokens      []string
+	agentTokens map[string]string
+}
+
+// validate checks the listener's settings; errors name the subdirective.
+func (r *Reverse) validate() error {
+	if _, err := r.network(); err != nil {
+		return fmt.Errorf("reverse: %w", err)
+	}
+	if len(r.Tokens) == 0 && len(r.AgentTokens) == 0 {
+		return errors.New("reverse: no token: set token or agent_token")
+	}
+	for _, tok := range r.Tokens {
+		if !isPlaceholder(tok) {
+			return errors.New("reverse: token: want a placeholder such as {env.AGENTWIRE_TOKEN}, not the token itself")
+		}
+	}
+	for id, tok := range r.AgentTokens {
+		if !isPlaceholder(tok) {
+			return fmt.Errorf("reverse: agent_token %q: want a placeholder such as {env.AGENTWIRE_TOKEN}, not the token itself", id)
+		}
+	}
+	for _, p := range r.Allow {
+		if _, err := path.Match(p, ""); err != nil {
+			return fmt.Errorf("reverse: allow %q: %w", p, err)
+		}
+	}
+	if r.MaxConns < 0 {
+		return errors.New("reverse: negative max_conns")
+	}
+	return nil
+}
+
+// isPlaceholder reports whether s is one placeholder, {name}.
+func isPlaceholder(s string) bool {
+	return len(s) > 2 && s[0] == '{' && s[len(s)-1] == '}' && strings.Count(s, "{") == 1
+}
+
+// network returns the listener's address as Caddy's network address.
+func (r *Reverse) network() (caddy.NetworkAddress, error) {
+	u, err := url.Parse(r.Address)
+	if err != nil {
+		return caddy.NetworkAddress{}, fmt.Errorf("address %q: %w", r.Address, err)
+	}
+	switch u.Scheme {
+	case "unix":
+		if u.Path == "" || u.Host != "" {
+			return caddy.NetworkAddress{}, fmt.Errorf("address %q: want unix:///path", r.Address)
+		}
+		return caddy.NetworkAddress{Network: "unix", Host: u.Path}, nil
+	case "tcp":
+		host, _, err := net.SplitHostPort(u.Host)
+		ip, perr := netip.ParseAddr(host)
+		if err != nil || perr != nil || !ip.IsLoopback() || u.Port() == "" || u.Path != "" {
+			return caddy.NetworkAddress{}, fmt.Errorf("address %q: want tcp://<loopback IP>:<port> (tokens are sent in the clear)", r.Address)
+		}
+		return caddy.ParseNetworkAddress("tcp/" + u.Host)
+	default:
+		return caddy.NetworkAddress{}, fmt.Errorf("address %q: want unix:///path or tcp://<loopback IP>:<port>", r.Address)
+	}
+}
+
+// resolve replaces the tokens' placeholders. Its errors name the
+// placeholder, never a value.
+func (r *Reverse) resolve() (reverseAuth, error) {
+	repl := caddy.NewReplacer()
+	value := func(ph string) (string, error) {
+		v := repl.ReplaceKnown(ph, "")
+		if v == "" || v == ph {
+			return "", fmt.Errorf("agentwire: reverse: token %s is empty", ph)
+		}
+		return v, nil
+	}
+	auth := reverseAuth{agentTokens: make(map[string]string, len(r.AgentTokens))}
+	for _, ph := range r.Tokens {
+		v, err := value(ph)
+		if err != nil {
+			return reverseAuth{}, err
+		}
+		auth.tokens = append(auth.tokens, v)
+	}
+	for id, ph := range r.AgentTokens {
+		v, err := value(ph)
+		if err != nil {
+			return reverseAuth{}, err
+		}
+		auth.agentTokens[id] = v
+	}
+	return auth, nil
+}
+
+// digest sums the tokens, for the pool key: a changed token makes a new
+// pool and listener.
+func (a reverseAuth) digest() string {
+	sum := sha256.New()
+	for _, t := range a.tokens {
+		fmt.Fprintf(sum, "%d:%s;", len(t), t)
+	}
+	for _, id := range slices.Sorted(maps.Keys(a.agentTokens)) {
+		fmt.Fprintf(sum, "%d:%s=%d:%s;", len(id), id, len(a.agentTokens[id]), a.agentTokens[id])
+	}
+	return hex.EncodeToString(sum.Sum(nil))
+}
+
+// listen starts h's reverse listener, feeding p. It listens through
+// Caddy, which shares the socket with the listener of the config being
+// replaced, so that a reload can move the address to a new pool.
+func (h *Handler) listen(p *pool.Pool, logger *slog.Logger) (*transport.ReverseListener, error) {
+	r := h.Reverse
+	allow := r.Allow
+	if len(allow) == 0 {
+		for _, a := range h.Agents {
+			allow = append(allow, a.ID)
+		}
+	}
+	opts := append(p.ReverseOptions(),
+		transport.WithConnOptions(transport.WithProxyID("caddy-agentwire", caddyVersion()),
+			transport.WithHandshakeTimeout(DefaultHandshakeTimeout), transport.WithLogger(logger)),
+		transport.WithAllowedAgents(allow...))
+	for _, t := range h.auth.tokens {
+		opts = append(opts, transport.WithGlobalToken(t))
+	}
+	for id, t := range h.auth.agentTokens {
+		opts = append(opts, transport.WithAgentToken(id, t))
+	}
+	l, err := transport.NewReverseListener(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("reverse: %w", err)
+	}
+	na, err := r.network()
+	if err != nil {
+		return nil, fmt.Errorf("reverse: %w", err)
+	}
+	v, err := na.Listen(context.Background(), 0, net.ListenConfig{})
+	if err != nil {
+		return nil, fmt.Errorf("reverse: listen %s: %w", r.Address, err)
+	}
+	ln, ok := v.(net.Listener)
+	if !ok {
+		return nil, fmt.Errorf("reverse: listen %s: not a stream listener", r.Address)
+	}
+	go func() {
+		err := l.Serve(context.Background(), ln)
+		if err != nil && !errors.Is(err, transport.ErrListenerClosed) {
+			logger.Error("agentwire: reverse listener stopped", "address", r.Address, "error", err)
+		}
+	}()
+	return l, nil
+}

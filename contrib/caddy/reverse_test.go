@@ -1,0 +1,172 @@
+package caddyagentwire_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/agentwire/agentwire"
+	"github.com/agentwire/agentwire/agent"
+	"github.com/agentwire/agentwire/examples/waf-agent/waf"
+)
+
+// reverseAgent runs the example WAF agent, as agent id, dialling addr
+// with token until the test ends; errs gets its failed attempts.
+func reverseAgent(t *testing.T, id, addr, token string) (d *agent.ReverseDialer, errs chan error) {
+	t.Helper()
+	srv, err := agent.NewServer(new(waf.Handler), agent.WithAgentID(id), agent.WithLogger(quiet))
+	require.NoError(t, err)
+	errs = make(chan error, 100)
+	d, err = agent.NewReverseDialer(srv, addr, agent.WithAgentToken(token), agent.WithConnections(2),
+		agent.WithReconnectBackoff(10*time.Millisecond, 100*time.Millisecond),
+		agent.WithDialErrorHandler(func(err error, _ time.Duration) {
+			select {
+			case errs <- err:
+			default:
+			}
+		}))
+	require.NoError(t, err)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = d.Run(context.Background())
+	}()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = d.Close(ctx)
+		<-done
+		srv.Close()
+	})
+	return d, errs
+}
+
+// refusal waits for a failed attempt of a dialer.
+func refusal(t *testing.T, errs chan error) error {
+	t.Helper()
+	select {
+	case err := <-errs:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatal("no refusal")
+		return nil
+	}
+}
+
+// TestReverseListener: an agent dials Caddy's reverse listener, on a Unix
+// socket, with a token from the environment; its decisions apply to
+// requests. A wrong token and an id not allowed are refused, the token is
+// in neither the adapted config nor the logs, and reloads keep the
+// connections or move them to the new pool.
+func TestReverseListener(t *testing.T) {
+	const token = "rev-s3cret-4f9a1c"
+	t.Setenv("AW_REVERSE_TOKEN", token)
+	dir, err := os.MkdirTemp("", "aw-rev")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock, logFile := filepath.Join(dir, "rev.sock"), filepath.Join(dir, "caddy.log")
+	up := newUpstream(t)
+	port := freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	c := newClient(t)
+	// Everything Caddy logs, at debug level, goes to logFile too.
+	debugLog := fmt.Sprintf("log everything {\n\t\toutput file %s {\n\t\t\troll_disabled\n\t\t}\n\t\tlevel DEBUG\n\t}", logFile)
+	config := func(maxConns int, tag string) string {
+		return site(port, fmt.Sprintf(`agentwire {
+		agent waf reverse {
+			timeout 2s
+		}
+		reverse unix://%s {
+			token {env.AW_REVERSE_TOKEN}
+			max_conns %d
+		}
+	}`, sock, maxConns), "header X-Config "+tag, "reverse_proxy "+up)
+	}
+
+	adapted, err := adaptWith(t, debugLog, config(2, "one"))
+	require.NoError(t, err)
+	assert.Contains(t, string(adapted), `"tokens":["{env.AW_REVERSE_TOKEN}"]`)
+	assert.NotContains(t, string(adapted), token)
+
+	require.NoError(t, loadWith(t, debugLog, config(2, "one")))
+	assert.Equal(t, http.StatusServiceUnavailable, get(t, c, base+"/hello").status, "no agent yet: fail closed")
+
+	d, _ := reverseAgent(t, "waf", "unix://"+sock, token)
+	eventually(t, "the agent's 2 connections", func() bool { return d.Stats().Connected == 2 })
+	eventually(t, "the agent's decisions", func() bool { return get(t, c, base+"/admin").status == http.StatusForbidden })
+	r := get(t, c, base+"/hello")
+	assert.Equal(t, "upstream /hello x-waf=pass\n", r.body)
+
+	_, errs := reverseAgent(t, "waf", "unix://"+sock, "wrong-token")
+	err = refusal(t, errs)
+	assert.ErrorIs(t, err, agent.ErrRegistrationRejected)
+	assert.Equal(t, agentwire.CodeUnauthenticated, agentwire.CodeOf(err), "%v", err)
+	_, errs = reverseAgent(t, "intruder", "unix://"+sock, token)
+	err = refusal(t, errs)
+	assert.Equal(t, agentwire.CodePermissionDenied, agentwire.CodeOf(err), "an id not in the chain: %v", err)
+
+	// The same agents: the pool and its listener stay, and so do the
+	// connections.
+	registered := d.Stats().Registered
+	require.NoError(t, loadWith(t, debugLog, config(2, "two")))
+	r = get(t, c, base+"/hello")
+	assert.Equal(t, "two", r.header.Get("X-Config"))
+	assert.Equal(t, "upstream /hello x-waf=pass\n", r.body)
+	assert.Equal(t, registered, d.Stats().Registered, "the connections were kept")
+
+	// Another limit: a new pool listens on the same socket, the old one
+	// closes its connections, and the agent dials them again.
+	require.NoError(t, loadWith(t, debugLog, config(3, "three")))
+	eventually(t, "the agent back", func() bool {
+		return d.Stats().Registered >= registered+2 && d.Stats().Connected == 2
+	})
+	eventually(t, "the agent's decisions", func() bool { return get(t, c, base+"/admin").status == http.StatusForbidden })
+	assert.Equal(t, "upstream /hello x-waf=pass\n", get(t, c, base+"/hello").body)
+
+	logs, err := os.ReadFile(logFile)
+	require.NoError(t, err)
+	assert.Contains(t, string(logs), "reverse connection rejected", "the log has the refusals")
+	assert.NotContains(t, string(logs), token)
+}
+
+// TestReverseJSON loads a reverse listener on loopback TCP from JSON
+// config, with a token of the agent's own and an allowlist pattern.
+func TestReverseJSON(t *testing.T) {
+	t.Setenv("AW_WAF_TOKEN", "waf-token-77")
+	t.Setenv("AW_ANY_TOKEN", "any-token-88")
+	up := newUpstream(t)
+	port, revPort := freePort(t), freePort(t)
+	handler := map[string]any{
+		"handler": "agentwire",
+		"agents":  []map[string]any{{"id": "waf-1", "endpoint": "reverse"}},
+		"reverse": map[string]any{
+			"address":      fmt.Sprintf("tcp://127.0.0.1:%d", revPort),
+			"tokens":       []string{"{env.AW_ANY_TOKEN}"},
+			"agent_tokens": map[string]string{"waf-1": "{env.AW_WAF_TOKEN}"},
+			"allow":        []string{"waf-*"},
+			"max_conns":    1,
+		},
+	}
+	loadJSON(t, port, handler, map[string]any{"handler": "reverse_proxy", "upstreams": []map[string]any{{"dial": up}}})
+	addr := fmt.Sprintf("tcp://127.0.0.1:%d", revPort)
+
+	// An agent with a token of its own is checked against that one only.
+	_, errs := reverseAgent(t, "waf-1", addr, "any-token-88")
+	assert.Equal(t, agentwire.CodeUnauthenticated, agentwire.CodeOf(refusal(t, errs)))
+	d, errs := reverseAgent(t, "waf-1", addr, "waf-token-77")
+	eventually(t, "a connection", func() bool { return d.Stats().Connected == 1 })
+	err := refusal(t, errs)
+	assert.Equal(t, agentwire.CodeResourceExhausted, agentwire.CodeOf(err), "max_conns 1: %v", err)
+
+	c := newClient(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	assert.Equal(t, http.StatusForbidden, get(t, c, base+"/admin").status)
+	assert.Equal(t, "upstream /hello x-waf=pass\n", get(t, c, base+"/hello").body)
+}
