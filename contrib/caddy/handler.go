@@ -45,6 +45,7 @@ type Handler struct {
 	Reverse *Reverse `json:"reverse,omitempty"`
 
 	auth     reverseAuth // Reverse's tokens, from their placeholders
+	claimed  *reverseUse // Reverse's address, claimed for this config
 	guard    *httpguard.Guard
 	key      string
 	logger   *slog.Logger
@@ -82,6 +83,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	if h.Reverse != nil {
+		if err := h.claimAddress(ctx, key); err != nil {
+			return err
+		}
+	}
 	sp, err := h.acquirePool(key, h.logger)
 	if err != nil {
 		return err
@@ -116,7 +122,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("agentwire: %w", err)
 	}
 	if reg := ctx.GetMetricsRegistry(); reg != nil {
-		if err := registerMetrics(reg, h, sp.Pool); err != nil {
+		if err := registerMetrics(reg, h, sp); err != nil {
 			return fmt.Errorf("agentwire: metrics: %w", err)
 		}
 		h.registry = reg
@@ -142,6 +148,7 @@ func (h *Handler) Cleanup() error {
 			errs = append(errs, fmt.Errorf("agentwire: %w", err))
 		}
 	}
+	h.releaseAddress()
 	if h.key != "" {
 		if _, err := pools.Delete(h.key); err != nil {
 			errs = append(errs, err)

@@ -14,6 +14,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -196,4 +197,48 @@ func (h *Handler) listen(p *pool.Pool, logger *slog.Logger) (*transport.ReverseL
 		}
 	}()
 	return l, nil
+}
+
+// reverseUse is a reverse address in one config (its context's Done).
+type reverseUse struct {
+	config  <-chan struct{}
+	address string
+}
+
+// reverseUses maps each config's reverse addresses to the pool they feed
+// and how many handlers use them: two pools on one address would split
+// its agents between them, so a config may not have them.
+var reverseUses = struct {
+	sync.Mutex
+	pool map[reverseUse]string
+	refs map[reverseUse]int
+}{pool: map[reverseUse]string{}, refs: map[reverseUse]int{}}
+
+// claimAddress records that h's pool (key) listens on h's reverse address
+// in the config of ctx, unless another pool of that config does.
+func (h *Handler) claimAddress(ctx caddy.Context, key string) error {
+	u := reverseUse{config: ctx.Done(), address: h.Reverse.Address}
+	reverseUses.Lock()
+	defer reverseUses.Unlock()
+	if k, ok := reverseUses.pool[u]; ok && k != key {
+		return fmt.Errorf("agentwire: reverse %s: another agentwire handler with other agents listens there", u.address)
+	}
+	reverseUses.pool[u] = key
+	reverseUses.refs[u]++
+	h.claimed = &u
+	return nil
+}
+
+// releaseAddress undoes claimAddress.
+func (h *Handler) releaseAddress() {
+	if h.claimed == nil {
+		return
+	}
+	reverseUses.Lock()
+	defer reverseUses.Unlock()
+	if reverseUses.refs[*h.claimed]--; reverseUses.refs[*h.claimed] <= 0 {
+		delete(reverseUses.refs, *h.claimed)
+		delete(reverseUses.pool, *h.claimed)
+	}
+	h.claimed = nil
 }

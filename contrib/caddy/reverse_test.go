@@ -73,7 +73,7 @@ func TestReverseListener(t *testing.T) {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	sock, logFile := filepath.Join(dir, "rev.sock"), filepath.Join(dir, "caddy.log")
 	up := newUpstream(t)
-	port := freePort(t)
+	port, metrics := freePort(t), freePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	c := newClient(t)
 	// Everything Caddy logs, at debug level, goes to logFile too.
@@ -87,7 +87,7 @@ func TestReverseListener(t *testing.T) {
 			token {env.AW_REVERSE_TOKEN}
 			max_conns %d
 		}
-	}`, sock, maxConns), "header X-Config "+tag, "reverse_proxy "+up)
+	}`, sock, maxConns), "header X-Config "+tag, "reverse_proxy "+up) + site(metrics, "metrics")
 	}
 
 	adapted, err := adaptWith(t, debugLog, config(2, "one"))
@@ -111,6 +111,9 @@ func TestReverseListener(t *testing.T) {
 	_, errs = reverseAgent(t, "intruder", "unix://"+sock, token)
 	err = refusal(t, errs)
 	assert.Equal(t, agentwire.CodePermissionDenied, agentwire.CodeOf(err), "an id not in the chain: %v", err)
+	m := get(t, c, fmt.Sprintf("http://127.0.0.1:%d/metrics", metrics)).body
+	assert.Contains(t, m, `caddy_agentwire_agent_connections{agent="waf",endpoint="reverse",state="ready"} 2`)
+	assert.Regexp(t, `caddy_agentwire_reverse_registrations_total\{address="unix://[^"]+",result="rejected"\} [1-9]`, m)
 
 	// The same agents: the pool and its listener stay, and so do the
 	// connections.
@@ -169,4 +172,21 @@ func TestReverseJSON(t *testing.T) {
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	assert.Equal(t, http.StatusForbidden, get(t, c, base+"/admin").status)
 	assert.Equal(t, "upstream /hello x-waf=pass\n", get(t, c, base+"/hello").body)
+}
+
+// TestReverseAddressShared: handlers with the same agents share one pool
+// and one listener; handlers with other agents may not listen on the same
+// address, where they would split the agents between two pools.
+func TestReverseAddressShared(t *testing.T) {
+	t.Setenv("AW_REVERSE_TOKEN", "tok-1")
+	dir, err := os.MkdirTemp("", "aw-rev")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	directive := func(id string) string {
+		return fmt.Sprintf("agentwire {\n\t\tagent %s reverse\n\t\treverse unix://%s/rev.sock {\n\t\t\ttoken {env.AW_REVERSE_TOKEN}\n\t\t}\n\t}", id, dir)
+	}
+	require.NoError(t, load(t, site(freePort(t), directive("waf"), "respond ok")+site(freePort(t), directive("waf"), "respond ok")))
+	err = load(t, site(freePort(t), directive("waf"), "respond ok")+site(freePort(t), directive("bot"), "respond ok"))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "agentwire: reverse unix://"+dir+"/rev.sock: another agentwire handler with other agents listens there")
 }
