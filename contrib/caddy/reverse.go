@@ -100,9 +100,8 @@ func (r *Reverse) network() (caddy.NetworkAddress, error) {
 		}
 		return caddy.NetworkAddress{Network: "unix", Host: u.Path}, nil
 	case "tcp":
-		host, _, err := net.SplitHostPort(u.Host)
-		ip, perr := netip.ParseAddr(host)
-		if err != nil || perr != nil || !ip.IsLoopback() || u.Port() == "" || u.Path != "" {
+		ap, err := netip.ParseAddrPort(u.Host)
+		if err != nil || !ap.Addr().IsLoopback() || ap.Port() == 0 || u.Path != "" {
 			return caddy.NetworkAddress{}, fmt.Errorf("address %q: want tcp://<loopback IP>:<port> (tokens are sent in the clear)", r.Address)
 		}
 		return caddy.ParseNetworkAddress("tcp/" + u.Host)
@@ -118,7 +117,7 @@ func (r *Reverse) resolve() (reverseAuth, error) {
 	value := func(ph string) (string, error) {
 		v := repl.ReplaceKnown(ph, "")
 		if v == "" || v == ph {
-			return "", fmt.Errorf("agentwire: reverse: token %s is empty", ph)
+			return "", fmt.Errorf("agentwire: reverse: token %s is empty (or not a known placeholder)", ph)
 		}
 		return v, nil
 	}

@@ -140,10 +140,12 @@ func TestReverseListener(t *testing.T) {
 }
 
 // TestReverseJSON loads a reverse listener on loopback TCP from JSON
-// config, with a token of the agent's own and an allowlist pattern.
+// config, with a token from a file, a token of the agent's own and an
+// allowlist pattern.
 func TestReverseJSON(t *testing.T) {
 	t.Setenv("AW_WAF_TOKEN", "waf-token-77")
-	t.Setenv("AW_ANY_TOKEN", "any-token-88")
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	require.NoError(t, os.WriteFile(tokenFile, []byte("any-token-88\n"), 0o600))
 	up := newUpstream(t)
 	port, revPort := freePort(t), freePort(t)
 	handler := map[string]any{
@@ -151,7 +153,7 @@ func TestReverseJSON(t *testing.T) {
 		"agents":  []map[string]any{{"id": "waf-1", "endpoint": "reverse"}},
 		"reverse": map[string]any{
 			"address":      fmt.Sprintf("tcp://127.0.0.1:%d", revPort),
-			"tokens":       []string{"{env.AW_ANY_TOKEN}"},
+			"tokens":       []string{"{file." + tokenFile + "}"},
 			"agent_tokens": map[string]string{"waf-1": "{env.AW_WAF_TOKEN}"},
 			"allow":        []string{"waf-*"},
 			"max_conns":    1,
@@ -163,6 +165,10 @@ func TestReverseJSON(t *testing.T) {
 	// An agent with a token of its own is checked against that one only.
 	_, errs := reverseAgent(t, "waf-1", addr, "any-token-88")
 	assert.Equal(t, agentwire.CodeUnauthenticated, agentwire.CodeOf(refusal(t, errs)))
+	_, errs = reverseAgent(t, "bot", addr, "any-token-88")
+	assert.Equal(t, agentwire.CodePermissionDenied, agentwire.CodeOf(refusal(t, errs)), "not allowed")
+	other, _ := reverseAgent(t, "waf-2", addr, "any-token-88")
+	eventually(t, "an allowed id with the file's token", func() bool { return other.Stats().Connected == 1 })
 	d, errs := reverseAgent(t, "waf-1", addr, "waf-token-77")
 	eventually(t, "a connection", func() bool { return d.Stats().Connected == 1 })
 	err := refusal(t, errs)
