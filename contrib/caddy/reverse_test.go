@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,8 +19,8 @@ import (
 )
 
 // reverseAgent runs the example WAF agent, as agent id, dialling addr
-// with token until the test ends; errs gets its failed attempts.
-func reverseAgent(t *testing.T, id, addr, token string) (d *agent.ReverseDialer, errs chan error) {
+// with token until stop or the test's end; errs gets its failed attempts.
+func reverseAgent(t *testing.T, id, addr, token string) (d *agent.ReverseDialer, errs chan error, stop func()) {
 	t.Helper()
 	srv, err := agent.NewServer(new(waf.Handler), agent.WithAgentID(id), agent.WithLogger(quiet))
 	require.NoError(t, err)
@@ -38,14 +39,18 @@ func reverseAgent(t *testing.T, id, addr, token string) (d *agent.ReverseDialer,
 		defer close(done)
 		_ = d.Run(context.Background())
 	}()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = d.Close(ctx)
-		<-done
-		srv.Close()
-	})
-	return d, errs
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = d.Close(ctx)
+			<-done
+			srv.Close()
+		})
+	}
+	t.Cleanup(stop)
+	return d, errs, stop
 }
 
 // refusal waits for a failed attempt of a dialer.
@@ -98,17 +103,17 @@ func TestReverseListener(t *testing.T) {
 	require.NoError(t, loadWith(t, debugLog, config(2, "one")))
 	assert.Equal(t, http.StatusServiceUnavailable, get(t, c, base+"/hello").status, "no agent yet: fail closed")
 
-	d, _ := reverseAgent(t, "waf", "unix://"+sock, token)
+	d, _, stop := reverseAgent(t, "waf", "unix://"+sock, token)
 	eventually(t, "the agent's 2 connections", func() bool { return d.Stats().Connected == 2 })
 	eventually(t, "the agent's decisions", func() bool { return get(t, c, base+"/admin").status == http.StatusForbidden })
 	r := get(t, c, base+"/hello")
 	assert.Equal(t, "upstream /hello x-waf=pass\n", r.body)
 
-	_, errs := reverseAgent(t, "waf", "unix://"+sock, "wrong-token")
+	_, errs, _ := reverseAgent(t, "waf", "unix://"+sock, "wrong-token")
 	err = refusal(t, errs)
 	assert.ErrorIs(t, err, agent.ErrRegistrationRejected)
 	assert.Equal(t, agentwire.CodeUnauthenticated, agentwire.CodeOf(err), "%v", err)
-	_, errs = reverseAgent(t, "intruder", "unix://"+sock, token)
+	_, errs, _ = reverseAgent(t, "intruder", "unix://"+sock, token)
 	err = refusal(t, errs)
 	assert.Equal(t, agentwire.CodePermissionDenied, agentwire.CodeOf(err), "an id not in the chain: %v", err)
 	m := get(t, c, fmt.Sprintf("http://127.0.0.1:%d/metrics", metrics)).body
@@ -131,6 +136,14 @@ func TestReverseListener(t *testing.T) {
 		return d.Stats().Registered >= registered+2 && d.Stats().Connected == 2
 	})
 	eventually(t, "the agent's decisions", func() bool { return get(t, c, base+"/admin").status == http.StatusForbidden })
+	assert.Equal(t, "upstream /hello x-waf=pass\n", get(t, c, base+"/hello").body)
+
+	// The agent killed: requests fail closed; another process dials in and
+	// they pass again.
+	stop()
+	eventually(t, "failing closed", func() bool { return get(t, c, base+"/hello").status == http.StatusServiceUnavailable })
+	reverseAgent(t, "waf", "unix://"+sock, token)
+	eventually(t, "the new agent's decisions", func() bool { return get(t, c, base+"/admin").status == http.StatusForbidden })
 	assert.Equal(t, "upstream /hello x-waf=pass\n", get(t, c, base+"/hello").body)
 
 	logs, err := os.ReadFile(logFile)
@@ -163,13 +176,13 @@ func TestReverseJSON(t *testing.T) {
 	addr := fmt.Sprintf("tcp://127.0.0.1:%d", revPort)
 
 	// An agent with a token of its own is checked against that one only.
-	_, errs := reverseAgent(t, "waf-1", addr, "any-token-88")
+	_, errs, _ := reverseAgent(t, "waf-1", addr, "any-token-88")
 	assert.Equal(t, agentwire.CodeUnauthenticated, agentwire.CodeOf(refusal(t, errs)))
-	_, errs = reverseAgent(t, "bot", addr, "any-token-88")
+	_, errs, _ = reverseAgent(t, "bot", addr, "any-token-88")
 	assert.Equal(t, agentwire.CodePermissionDenied, agentwire.CodeOf(refusal(t, errs)), "not allowed")
-	other, _ := reverseAgent(t, "waf-2", addr, "any-token-88")
+	other, _, _ := reverseAgent(t, "waf-2", addr, "any-token-88")
 	eventually(t, "an allowed id with the file's token", func() bool { return other.Stats().Connected == 1 })
-	d, errs := reverseAgent(t, "waf-1", addr, "waf-token-77")
+	d, errs, _ := reverseAgent(t, "waf-1", addr, "waf-token-77")
 	eventually(t, "a connection", func() bool { return d.Stats().Connected == 1 })
 	err := refusal(t, errs)
 	assert.Equal(t, agentwire.CodeResourceExhausted, agentwire.CodeOf(err), "max_conns 1: %v", err)
