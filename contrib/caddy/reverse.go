@@ -173,10 +173,6 @@ func (h *Handler) listen(p *pool.Pool, logger *slog.Logger) (*transport.ReverseL
 	for id, t := range h.auth.agentTokens {
 		opts = append(opts, transport.WithAgentToken(id, t))
 	}
-	l, err := transport.NewReverseListener(opts...)
-	if err != nil {
-		return nil, fmt.Errorf("reverse: %w", err)
-	}
 	na, err := r.network()
 	if err != nil {
 		return nil, fmt.Errorf("reverse: %w", err)
@@ -188,6 +184,11 @@ func (h *Handler) listen(p *pool.Pool, logger *slog.Logger) (*transport.ReverseL
 	ln, ok := v.(net.Listener)
 	if !ok {
 		return nil, fmt.Errorf("reverse: listen %s: not a stream listener", r.Address)
+	}
+	l, err := transport.NewReverseListener(opts...)
+	if err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("reverse: %w", err)
 	}
 	go func() {
 		err := l.Serve(context.Background(), ln)
@@ -204,14 +205,20 @@ type reverseUse struct {
 	address string
 }
 
-// reverseUses maps each config's reverse addresses to the pool they feed
-// and how many handlers use them: two pools on one address would split
-// its agents between them, so a config may not have them.
+// addressClaim is the pool a reverse address feeds in one config, and
+// how many handlers claimed it.
+type addressClaim struct {
+	key  string
+	refs int
+}
+
+// reverseUses holds the claims of every loaded config: two pools on one
+// address would split its agents between them, so a config may not have
+// them.
 var reverseUses = struct {
 	sync.Mutex
-	pool map[reverseUse]string
-	refs map[reverseUse]int
-}{pool: map[reverseUse]string{}, refs: map[reverseUse]int{}}
+	m map[reverseUse]*addressClaim
+}{m: map[reverseUse]*addressClaim{}}
 
 // claimAddress records that h's pool (key) listens on h's reverse address
 // in the config of ctx, unless another pool of that config does.
@@ -219,11 +226,15 @@ func (h *Handler) claimAddress(ctx caddy.Context, key string) error {
 	u := reverseUse{config: ctx.Done(), address: h.Reverse.Address}
 	reverseUses.Lock()
 	defer reverseUses.Unlock()
-	if k, ok := reverseUses.pool[u]; ok && k != key {
+	c := reverseUses.m[u]
+	if c == nil {
+		c = &addressClaim{key: key}
+		reverseUses.m[u] = c
+	}
+	if c.key != key {
 		return fmt.Errorf("agentwire: reverse %s: another agentwire handler with other agents listens there", u.address)
 	}
-	reverseUses.pool[u] = key
-	reverseUses.refs[u]++
+	c.refs++
 	h.claimed = &u
 	return nil
 }
@@ -235,9 +246,11 @@ func (h *Handler) releaseAddress() {
 	}
 	reverseUses.Lock()
 	defer reverseUses.Unlock()
-	if reverseUses.refs[*h.claimed]--; reverseUses.refs[*h.claimed] <= 0 {
-		delete(reverseUses.refs, *h.claimed)
-		delete(reverseUses.pool, *h.claimed)
+	if c := reverseUses.m[*h.claimed]; c != nil {
+		c.refs--
+		if c.refs <= 0 {
+			delete(reverseUses.m, *h.claimed)
+		}
 	}
 	h.claimed = nil
 }
