@@ -33,8 +33,9 @@
 // takes connections from agents that dial Caddy, authenticated by tokens
 // given as placeholders ({env.NAME}, {file./path}) so that no config holds
 // one; an agent of the chain whose endpoint is "reverse" is served by them.
-// The listener belongs to the handler's pool: Caddy's shared sockets let a
-// reload hand the address to a new pool.
+// The listener belongs to the handler's pool and starts with the config
+// (the agentwire app's Start), not when it is only validated; Caddy's
+// shared sockets let a reload hand the address to a new pool.
 //
 // # Client address
 //

@@ -65,8 +65,9 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 }
 
 // Provision checks the config, then connects the handler to its agents'
-// shared pool (creating it when no other handler uses the same agents).
-// When it fails, Caddy calls Cleanup.
+// shared pool (creating it when no other handler uses the same agents),
+// whose reverse listener the agentwire app starts with the config. When
+// it fails, Caddy calls Cleanup.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.validate(); err != nil {
 		return err
@@ -93,6 +94,17 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.key = key
+	if h.Reverse != nil {
+		app, err := ctx.App("agentwire")
+		if err != nil {
+			return fmt.Errorf("agentwire: %w", err)
+		}
+		a, ok := app.(*App)
+		if !ok {
+			return fmt.Errorf("agentwire: app %T is not agentwire's", app)
+		}
+		a.add(sp)
+	}
 	route := h.RouteID
 	if route == "" {
 		route = "caddy"

@@ -109,8 +109,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Unlock()
 	agents := map[agentKey]*agentSums{}
 	for p, addr := range pools {
-		if p.reverse != nil {
-			st := p.reverse.Stats()
+		if l := p.listener(); l != nil {
+			st := l.Stats()
 			ch <- prometheus.MustNewConstMetric(descRegistrations, prometheus.CounterValue, float64(st.Admitted), addr, "admitted")
 			ch <- prometheus.MustNewConstMetric(descRegistrations, prometheus.CounterValue, float64(st.Rejected), addr, "rejected")
 		}

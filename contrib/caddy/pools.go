@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -23,8 +24,35 @@ var pools = caddy.NewUsagePool()
 // has one; the last reference drains it.
 type sharedPool struct {
 	*pool.Pool
+	drain time.Duration
+
+	mu sync.Mutex // guards the following
+	// listen starts the reverse listener, once; nil without one.
+	listen  func() (*transport.ReverseListener, error)
 	reverse *transport.ReverseListener
-	drain   time.Duration
+}
+
+// startListener starts the pool's reverse listener, if it has one that
+// has not started.
+func (s *sharedPool) startListener() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.listen == nil || s.reverse != nil {
+		return nil
+	}
+	l, err := s.listen()
+	if err != nil {
+		return fmt.Errorf("agentwire: %w", err)
+	}
+	s.reverse, s.listen = l, nil
+	return nil
+}
+
+// listener is the pool's reverse listener, nil if none has started.
+func (s *sharedPool) listener() *transport.ReverseListener {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reverse
 }
 
 // Destruct implements caddy.Destructor: it stops the reverse listener,
@@ -34,8 +62,12 @@ func (s *sharedPool) Destruct() error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.drain)
 	defer cancel()
 	var errs []error
-	if s.reverse != nil {
-		if err := s.reverse.Close(ctx); err != nil {
+	s.mu.Lock()
+	l := s.reverse
+	s.reverse, s.listen = nil, nil
+	s.mu.Unlock()
+	if l != nil {
+		if err := l.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("agentwire: closing reverse listener: %w", err))
 		}
 	}
@@ -57,8 +89,9 @@ func (h *Handler) acquirePool(key string, logger *slog.Logger) (*sharedPool, err
 	return v.(*sharedPool), nil
 }
 
-// newPool connects a pool to h's agents, and starts its reverse listener
-// if h has one; reverse agents join when they dial in.
+// newPool connects a pool to h's agents; its reverse listener, if h has
+// one, starts with the config (App.Start), and reverse agents join when
+// they dial in.
 func (h *Handler) newPool(logger *slog.Logger) (*sharedPool, error) {
 	opts := []pool.Option{pool.WithLogger(logger)}
 	if h.Reverse != nil && h.Reverse.MaxConns > 0 {
@@ -81,11 +114,14 @@ func (h *Handler) newPool(logger *slog.Logger) (*sharedPool, error) {
 			return nil, fmt.Errorf("agentwire: %w", err)
 		}
 	}
-	if h.Reverse != nil {
-		if sp.reverse, err = h.listen(p, logger); err != nil {
-			_ = p.Close()
-			return nil, fmt.Errorf("agentwire: %w", err)
+	if r := h.Reverse; r != nil {
+		allow, auth := r.Allow, h.auth
+		if len(allow) == 0 {
+			for _, a := range h.Agents {
+				allow = append(allow, a.ID)
+			}
 		}
+		sp.listen = func() (*transport.ReverseListener, error) { return r.listen(p, allow, auth, logger) }
 	}
 	return sp, nil
 }

@@ -152,25 +152,19 @@ func (a reverseAuth) digest() string {
 	return hex.EncodeToString(sum.Sum(nil))
 }
 
-// listen starts h's reverse listener, feeding p. It listens through
-// Caddy, which shares the socket with the listener of the config being
-// replaced, so that a reload can move the address to a new pool.
-func (h *Handler) listen(p *pool.Pool, logger *slog.Logger) (*transport.ReverseListener, error) {
-	r := h.Reverse
-	allow := r.Allow
-	if len(allow) == 0 {
-		for _, a := range h.Agents {
-			allow = append(allow, a.ID)
-		}
-	}
+// listen starts the listener, feeding p, with the tokens of auth, for the
+// agent ids allow matches. It listens through Caddy, which shares the
+// socket with the listener of the config being replaced, so that a reload
+// can move the address to a new pool.
+func (r *Reverse) listen(p *pool.Pool, allow []string, auth reverseAuth, logger *slog.Logger) (*transport.ReverseListener, error) {
 	opts := append(p.ReverseOptions(),
 		transport.WithConnOptions(transport.WithProxyID("caddy-agentwire", caddyVersion()),
 			transport.WithHandshakeTimeout(DefaultHandshakeTimeout), transport.WithLogger(logger)),
 		transport.WithAllowedAgents(allow...))
-	for _, t := range h.auth.tokens {
+	for _, t := range auth.tokens {
 		opts = append(opts, transport.WithGlobalToken(t))
 	}
-	for id, t := range h.auth.agentTokens {
+	for id, t := range auth.agentTokens {
 		opts = append(opts, transport.WithAgentToken(id, t))
 	}
 	na, err := r.network()

@@ -2,7 +2,9 @@ package caddyagentwire_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -10,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -208,4 +211,34 @@ func TestReverseAddressShared(t *testing.T) {
 	err = load(t, site(freePort(t), directive("waf"), "respond ok")+site(freePort(t), directive("bot"), "respond ok"))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "agentwire: reverse unix://"+dir+"/rev.sock: another agentwire handler with other agents listens there")
+}
+
+// TestReverseValidateOnly: a config only validated (caddy validate)
+// leaves a socket in use at its reverse address alone (a running Caddy's,
+// say); the same config loaded listens there.
+func TestReverseValidateOnly(t *testing.T) {
+	t.Setenv("AW_REVERSE_TOKEN", "tok-1")
+	dir, err := os.MkdirTemp("", "aw-rev")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "rev.sock")
+	body := site(freePort(t), "agentwire {\n\t\tagent waf reverse\n\t\treverse unix://"+sock+
+		" {\n\t\t\ttoken {env.AW_REVERSE_TOKEN}\n\t\t}\n\t}", "respond ok")
+	running, err := net.Listen("unix", sock)
+	require.NoError(t, err)
+	defer running.Close()
+
+	adapted, err := adapt(t, body)
+	require.NoError(t, err)
+	var cfg caddy.Config
+	require.NoError(t, json.Unmarshal(adapted, &cfg))
+	require.NoError(t, caddy.Validate(&cfg))
+	conn, err := net.Dial("unix", sock)
+	require.NoError(t, err, "the socket in use is untouched")
+	conn.Close()
+
+	running.Close()
+	require.NoError(t, load(t, body))
+	_, err = os.Stat(sock)
+	assert.NoError(t, err, "a loaded config listens")
 }
