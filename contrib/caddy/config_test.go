@@ -3,6 +3,7 @@ package caddyagentwire_test
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"testing"
 
@@ -17,6 +18,10 @@ func TestBadCaddyfiles(t *testing.T) {
 	w := startWAF(t)
 	ep := w.endpoint()
 	t.Setenv("AW_UNSET_TOKEN", "")
+	t.Setenv("AW_TOKEN", "tok")
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer busy.Close()
 	for _, tc := range []struct {
 		name, directive, want string
 	}{
@@ -57,6 +62,9 @@ func TestBadCaddyfiles(t *testing.T) {
 			`agentwire: reverse: unknown subdirective "colour"`},
 		{"empty token", "agentwire {\n\t\tagent waf reverse\n\t\treverse unix:///tmp/aw.sock {\n\t\t\ttoken {env.AW_UNSET_TOKEN}\n\t\t}\n\t}",
 			"agentwire: reverse: token {env.AW_UNSET_TOKEN} is empty"},
+		{"reverse address in use", "agentwire {\n\t\tagent waf reverse\n\t\treverse tcp://" + busy.Addr().String() +
+			" {\n\t\t\ttoken {env.AW_TOKEN}\n\t\t}\n\t}",
+			"agentwire app module: start: agentwire: reverse: listen tcp://" + busy.Addr().String()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := load(t, site(freePort(t), tc.directive, "respond ok"))
