@@ -20,7 +20,7 @@ func (x *exchange) requestHeaders(r *http.Request) *agentv2.ProxyToAgent {
 	g := x.g
 	ev := events.RequestHeaders(r, x.corr, x.rt.eventOpts...)
 	md := ev.GetRequestHeaders().GetMetadata()
-	if len(g.cfg.trusted) > 0 {
+	if !setClientIP(r, md) && len(g.cfg.trusted) > 0 {
 		if ip, ok := clientBehind(r, g.cfg.trusted); ok {
 			md.ClientIp, md.ClientPort = ip, 0
 		}

@@ -49,10 +49,17 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		audit_header  <name>
 //		chunk_size    <size>
 //		drain_timeout <duration>
+//		reverse unix:///<path> | tcp://<loopback IP>:<port> {
+//			token       <placeholder>
+//			agent_token <id> <placeholder>
+//			allow       <pattern...>
+//			max_conns   <n>
+//		}
 //	}
 //
 // The agents form the chain in the order given; an agent on the directive's
-// line comes first.
+// line comes first. An agent whose endpoint is "reverse" dials Caddy's
+// reverse listener; tokens are placeholders such as {env.AGENTWIRE_TOKEN}.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive's name
 	if d.NextArg() {
@@ -83,6 +90,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.ChunkSize = int(n)
 		case "drain_timeout":
 			err = durationArg(d, &h.DrainTimeout)
+		case "reverse":
+			err = h.unmarshalReverse(d)
 		default:
 			err = d.Errf("agentwire: unknown subdirective %q", d.Val())
 		}
@@ -140,6 +149,50 @@ func (h *Handler) unmarshalAgent(d *caddyfile.Dispenser) error {
 		}
 	}
 	h.Agents = append(h.Agents, a)
+	return nil
+}
+
+// unmarshalReverse reads the reverse block.
+func (h *Handler) unmarshalReverse(d *caddyfile.Dispenser) error {
+	if h.Reverse != nil {
+		return d.Err("agentwire: reverse: only one reverse listener")
+	}
+	r := &Reverse{}
+	if err := oneArg(d, &r.Address); err != nil {
+		return err
+	}
+	for d.NextBlock(1) {
+		var err error
+		switch d.Val() {
+		case "token":
+			var tok string
+			err = oneArg(d, &tok)
+			r.Tokens = append(r.Tokens, tok)
+		case "agent_token":
+			var id, tok string
+			if !d.Args(&id, &tok) || d.NextArg() {
+				return d.Err("agentwire: reverse: agent_token: want <id> <placeholder>")
+			}
+			if r.AgentTokens == nil {
+				r.AgentTokens = map[string]string{}
+			}
+			r.AgentTokens[id] = tok
+		case "allow":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Err("agentwire: reverse: allow: want <pattern...>")
+			}
+			r.Allow = append(r.Allow, args...)
+		case "max_conns":
+			err = intArg(d, &r.MaxConns)
+		default:
+			err = d.Errf("agentwire: reverse: unknown subdirective %q", d.Val())
+		}
+		if err != nil {
+			return err
+		}
+	}
+	h.Reverse = r
 	return nil
 }
 

@@ -109,14 +109,28 @@ func (h *Handler) validate() error {
 		if err := a.validate(); err != nil {
 			return fmt.Errorf("agentwire: agent %q: %w", a.ID, err)
 		}
+		if a.Endpoint == ReverseEndpoint && h.Reverse == nil {
+			return fmt.Errorf("agentwire: agent %q: endpoint reverse needs a reverse listener", a.ID)
+		}
+	}
+	if h.Reverse != nil {
+		if err := h.Reverse.validate(); err != nil {
+			return fmt.Errorf("agentwire: %w", err)
+		}
 	}
 	return nil
 }
 
 func (a *Agent) validate() error {
+	if a.Endpoint == ReverseEndpoint {
+		if a.Connections != 0 || a.DialTimeout != 0 || a.HandshakeTimeout != 0 || a.TLS != nil {
+			return fmt.Errorf("connections, dial_timeout, handshake_timeout or tls on a reverse agent (it dials in)")
+		}
+		return a.validateChain()
+	}
 	u, err := url.Parse(a.Endpoint)
 	if err != nil || !slices.Contains(schemes, u.Scheme) {
-		return fmt.Errorf("endpoint %q: want unix://, grpc://, grpcs://, http://, https:// or dns:///", a.Endpoint)
+		return fmt.Errorf("endpoint %q: want unix://, grpc://, grpcs://, http://, https://, dns:/// or reverse", a.Endpoint)
 	}
 	if a.TLS != nil && u.Scheme == "unix" {
 		return fmt.Errorf("tls on a unix:// endpoint")
@@ -124,8 +138,16 @@ func (a *Agent) validate() error {
 	if a.TLS != nil && (a.TLS.Cert == "") != (a.TLS.Key == "") {
 		return fmt.Errorf("tls: cert and key go together")
 	}
-	if a.Connections < 0 || a.DialTimeout < 0 || a.HandshakeTimeout < 0 || a.Timeout < 0 || a.MaxBodyBytes < 0 {
-		return fmt.Errorf("negative connections, timeout or body limit")
+	if a.Connections < 0 || a.DialTimeout < 0 || a.HandshakeTimeout < 0 {
+		return fmt.Errorf("negative connections or timeout")
+	}
+	return a.validateChain()
+}
+
+// validateChain checks how the chain uses the agent.
+func (a *Agent) validateChain() error {
+	if a.Timeout < 0 || a.MaxBodyBytes < 0 {
+		return fmt.Errorf("negative timeout or body limit")
 	}
 	if a.FailStatus != 0 && (a.FailStatus < 100 || a.FailStatus > 599) {
 		return fmt.Errorf("fail status %d: want 100 to 599", a.FailStatus)
@@ -200,7 +222,8 @@ func (t *TLS) tlsConfig() (*tls.Config, error) {
 
 // poolKey names the handler's pool in the shared registry: its agents'
 // connection settings in id order, with the TLS files' contents (a changed
-// certificate makes a new pool), and the drain timeout.
+// certificate makes a new pool), the drain timeout and the reverse
+// listener with its tokens' digest.
 func (h *Handler) poolKey() (string, error) {
 	type conn struct {
 		ID, Endpoint    string
@@ -231,7 +254,15 @@ func (h *Handler) poolKey() (string, error) {
 		conns = append(conns, c)
 	}
 	slices.SortFunc(conns, func(a, b conn) int { return strings.Compare(a.ID, b.ID) })
-	b, err := json.Marshal(conns)
+	key := struct {
+		Agents  []conn
+		Reverse *Reverse
+		Auth    string
+	}{Agents: conns}
+	if h.Reverse != nil {
+		key.Reverse, key.Auth = h.Reverse, h.auth.digest()
+	}
+	b, err := json.Marshal(key)
 	if err != nil {
 		return "", fmt.Errorf("agentwire: pool key: %w", err)
 	}

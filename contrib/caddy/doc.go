@@ -27,6 +27,21 @@
 // pool. An agent must accept a connection when the config loads, or the
 // config is refused; afterwards the pool redials it with backoff.
 //
+// # Agents that dial Caddy
+//
+// A handler's reverse listener (a Unix socket or a loopback TCP address)
+// takes connections from agents that dial Caddy, authenticated by tokens
+// given as placeholders ({env.NAME}, {file./path}) so that no config holds
+// one; an agent of the chain whose endpoint is "reverse" is served by them.
+// The listener belongs to the handler's pool and starts with the config
+// (the agentwire app's Start), not when it is only validated; Caddy's
+// shared sockets let a reload hand the address to a new pool.
+//
+// # Client address
+//
+// Agents get Caddy's client address (the client_ip variable), which
+// honours the server's trusted_proxies, not the connection's.
+//
 // # Errors of the handlers that follow
 //
 // An error returned by the next handler (reverse_proxy's 502, say) is

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -39,7 +40,12 @@ type Handler struct {
 	// DrainTimeout bounds how long a pool that is no longer used waits for
 	// its in-flight events before it closes (default 5s).
 	DrainTimeout caddy.Duration `json:"drain_timeout,omitempty"`
+	// Reverse is a listener that agents dial, for the chain's agents whose
+	// endpoint is "reverse" (or any agent of the chain, as more connections).
+	Reverse *Reverse `json:"reverse,omitempty"`
 
+	auth     reverseAuth // Reverse's tokens, from their placeholders
+	claimed  *reverseUse // Reverse's address, claimed for this config
 	guard    *httpguard.Guard
 	key      string
 	logger   *slog.Logger
@@ -59,22 +65,46 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 }
 
 // Provision checks the config, then connects the handler to its agents'
-// shared pool (creating it when no other handler uses the same agents).
-// When it fails, Caddy calls Cleanup.
+// shared pool (creating it when no other handler uses the same agents),
+// whose reverse listener the agentwire app starts with the config. When
+// it fails, Caddy calls Cleanup.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.validate(); err != nil {
 		return err
 	}
 	h.logger = ctx.Slogger()
+	if h.Reverse != nil {
+		auth, err := h.Reverse.resolve()
+		if err != nil {
+			return err
+		}
+		h.auth = auth
+	}
 	key, err := h.poolKey()
 	if err != nil {
 		return err
+	}
+	if h.Reverse != nil {
+		if err := h.claimAddress(ctx, key); err != nil {
+			return err
+		}
 	}
 	sp, err := h.acquirePool(key, h.logger)
 	if err != nil {
 		return err
 	}
 	h.key = key
+	if h.Reverse != nil {
+		app, err := ctx.App("agentwire")
+		if err != nil {
+			return fmt.Errorf("agentwire: %w", err)
+		}
+		a, ok := app.(*App)
+		if !ok {
+			return fmt.Errorf("agentwire: app %T is not agentwire's", app)
+		}
+		a.add(sp)
+	}
 	route := h.RouteID
 	if route == "" {
 		route = "caddy"
@@ -104,7 +134,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("agentwire: %w", err)
 	}
 	if reg := ctx.GetMetricsRegistry(); reg != nil {
-		if err := registerMetrics(reg, h, sp.Pool); err != nil {
+		if err := registerMetrics(reg, h, sp); err != nil {
 			return fmt.Errorf("agentwire: metrics: %w", err)
 		}
 		h.registry = reg
@@ -130,6 +160,7 @@ func (h *Handler) Cleanup() error {
 			errs = append(errs, fmt.Errorf("agentwire: %w", err))
 		}
 	}
+	h.releaseAddress()
 	if h.key != "" {
 		if _, err := pools.Delete(h.key); err != nil {
 			errs = append(errs, err)
@@ -143,6 +174,7 @@ func (h *Handler) Cleanup() error {
 // answer is answered here, inside the guard, with its status (see the
 // package doc), and logged.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	r = withClientIP(r)
 	h.guard.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		err := next.ServeHTTP(w, r)
 		if err == nil || errors.Is(err, httpguard.ErrBlocked) || errors.Is(err, httpguard.ErrBodyLimit) {
@@ -164,4 +196,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		w.WriteHeader(status)
 	})).ServeHTTP(w, r)
 	return nil
+}
+
+// withClientIP gives the guard Caddy's client address, which honours the
+// server's trusted_proxies, when it is not the connection's.
+func withClientIP(r *http.Request) *http.Request {
+	s, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	ip, err := netip.ParseAddr(s)
+	if err != nil {
+		return r
+	}
+	if peer, err := netip.ParseAddrPort(r.RemoteAddr); err == nil && peer.Addr().Unmap() == ip.Unmap() {
+		return r
+	}
+	return r.WithContext(httpguard.ContextWithClientIP(r.Context(), ip))
 }

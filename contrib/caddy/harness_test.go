@@ -29,8 +29,9 @@ import (
 var quiet = slog.New(slog.DiscardHandler)
 
 // globals keeps the in-process Caddy off the admin port, the user's
-// config and data directories and the system trust store.
-func globals(storage string) string {
+// config and data directories and the system trust store; extra are more
+// global options.
+func globals(storage, extra string) string {
 	return fmt.Sprintf(`{
 	admin off
 	persist_config off
@@ -41,14 +42,18 @@ func globals(storage string) string {
 	log {
 		level ERROR
 	}
+	%s
 }
-`, storage)
+`, storage, extra)
 }
 
 // adapt turns a Caddyfile (after the global options) into JSON config.
-func adapt(t testing.TB, body string) ([]byte, error) {
+func adapt(t testing.TB, body string) ([]byte, error) { return adaptWith(t, "", body) }
+
+// adaptWith is adapt with more global options.
+func adaptWith(t testing.TB, extra, body string) ([]byte, error) {
 	t.Helper()
-	cfg, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(globals(t.TempDir())+body),
+	cfg, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(globals(t.TempDir(), extra)+body),
 		map[string]any{"filename": "Caddyfile"})
 	return cfg, err
 }
@@ -56,9 +61,12 @@ func adapt(t testing.TB, body string) ([]byte, error) {
 // load adapts a Caddyfile and makes it the running config; the test's end
 // stops Caddy. Caddy is one per process: tests that load configs do not
 // run in parallel.
-func load(t testing.TB, body string) error {
+func load(t testing.TB, body string) error { return loadWith(t, "", body) }
+
+// loadWith is load with more global options.
+func loadWith(t testing.TB, extra, body string) error {
 	t.Helper()
-	cfg, err := adapt(t, body)
+	cfg, err := adaptWith(t, extra, body)
 	if err != nil {
 		return err
 	}
@@ -178,7 +186,14 @@ func newClient(t testing.TB) *http.Client {
 
 func get(t testing.TB, c *http.Client, url string) response {
 	t.Helper()
-	resp, err := c.Get(url)
+	req, err := http.NewRequest("GET", url, nil)
+	require.NoError(t, err)
+	return do(t, c, req)
+}
+
+func do(t testing.TB, c *http.Client, req *http.Request) response {
+	t.Helper()
+	resp, err := c.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)

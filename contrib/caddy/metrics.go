@@ -24,6 +24,8 @@ var (
 		"1 while the agent's circuit breaker is not closed.", []string{"agent", "endpoint"}, nil)
 	descFailures = prometheus.NewDesc("caddy_agentwire_failures_total",
 		"Requests on which an agent failed, by failure mode.", []string{"route", "agent", "mode"}, nil)
+	descRegistrations = prometheus.NewDesc("caddy_agentwire_reverse_registrations_total",
+		"Registrations on the reverse listener, admitted or rejected.", []string{"address", "result"}, nil)
 )
 
 // collector reports the handlers of one config's metrics registry.
@@ -31,7 +33,7 @@ var (
 // summed, so series stay unique.
 type collector struct {
 	mu       sync.Mutex // guards handlers
-	handlers map[*Handler]*pool.Pool
+	handlers map[*Handler]*sharedPool
 }
 
 // collectors maps each config's registry to its collector.
@@ -41,12 +43,12 @@ var collectors = struct {
 }{m: map[*prometheus.Registry]*collector{}}
 
 // registerMetrics adds h, over p, to reg's collector.
-func registerMetrics(reg *prometheus.Registry, h *Handler, p *pool.Pool) error {
+func registerMetrics(reg *prometheus.Registry, h *Handler, p *sharedPool) error {
 	collectors.Lock()
 	defer collectors.Unlock()
 	c := collectors.m[reg]
 	if c == nil {
-		c = &collector{handlers: map[*Handler]*pool.Pool{}}
+		c = &collector{handlers: map[*Handler]*sharedPool{}}
 		if err := reg.Register(c); err != nil {
 			return err
 		}
@@ -78,7 +80,7 @@ func unregisterMetrics(reg *prometheus.Registry, h *Handler) {
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRequests, descErrors, descInFlight, descConns, descBreaker, descFailures} {
+	for _, d := range []*prometheus.Desc{descRequests, descErrors, descInFlight, descConns, descBreaker, descFailures, descRegistrations} {
 		ch <- d
 	}
 }
@@ -95,17 +97,28 @@ type failureKey struct{ route, agent, mode string }
 // Collect implements prometheus.Collector.
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
-	pools := map[*pool.Pool]bool{}
+	pools := map[*sharedPool]string{} // to its reverse address
 	var guards []*httpguard.Guard
 	for h, p := range c.handlers {
-		pools[p] = true
+		pools[p] = ""
+		if h.Reverse != nil {
+			pools[p] = h.Reverse.Address
+		}
 		guards = append(guards, h.guard)
 	}
 	c.mu.Unlock()
 	agents := map[agentKey]*agentSums{}
-	for p := range pools {
+	for p, addr := range pools {
+		if l := p.listener(); l != nil {
+			st := l.Stats()
+			ch <- prometheus.MustNewConstMetric(descRegistrations, prometheus.CounterValue, float64(st.Admitted), addr, "admitted")
+			ch <- prometheus.MustNewConstMetric(descRegistrations, prometheus.CounterValue, float64(st.Rejected), addr, "rejected")
+		}
 		for _, st := range p.Stats() {
 			k := agentKey{st.ID, st.Endpoint}
+			if k.endpoint == "" {
+				k.endpoint = ReverseEndpoint // its connections came in
+			}
 			s := agents[k]
 			if s == nil {
 				s = &agentSums{conns: map[string]float64{}}

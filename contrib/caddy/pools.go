@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -19,21 +20,61 @@ import (
 // reference before the old one drops its own).
 var pools = caddy.NewUsagePool()
 
-// sharedPool is a pool in the registry; the last reference drains it.
+// sharedPool is a pool in the registry, with its reverse listener if it
+// has one; the last reference drains it.
 type sharedPool struct {
 	*pool.Pool
 	drain time.Duration
+
+	mu sync.Mutex // guards the following
+	// listen starts the reverse listener, once; nil without one.
+	listen  func() (*transport.ReverseListener, error)
+	reverse *transport.ReverseListener
 }
 
-// Destruct implements caddy.Destructor: it drains the pool's in-flight
-// events for up to the drain timeout, then closes it.
+// startListener starts the pool's reverse listener, if it has one that
+// has not started.
+func (s *sharedPool) startListener() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.listen == nil || s.reverse != nil {
+		return nil
+	}
+	l, err := s.listen()
+	if err != nil {
+		return fmt.Errorf("agentwire: %w", err)
+	}
+	s.reverse, s.listen = l, nil
+	return nil
+}
+
+// listener is the pool's reverse listener, nil if none has started.
+func (s *sharedPool) listener() *transport.ReverseListener {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reverse
+}
+
+// Destruct implements caddy.Destructor: it stops the reverse listener,
+// drains the pool's in-flight events for up to the drain timeout, then
+// closes the pool and with it the connections.
 func (s *sharedPool) Destruct() error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.drain)
 	defer cancel()
-	if err := s.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("agentwire: closing pool: %w", err)
+	var errs []error
+	s.mu.Lock()
+	l := s.reverse
+	s.reverse, s.listen = nil, nil
+	s.mu.Unlock()
+	if l != nil {
+		if err := l.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("agentwire: closing reverse listener: %w", err))
+		}
 	}
-	return nil
+	if err := s.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		errs = append(errs, fmt.Errorf("agentwire: closing pool: %w", err))
+	}
+	return errors.Join(errs...)
 }
 
 // acquirePool returns the shared pool for key, connecting a new one to
@@ -48,23 +89,41 @@ func (h *Handler) acquirePool(key string, logger *slog.Logger) (*sharedPool, err
 	return v.(*sharedPool), nil
 }
 
-// newPool connects a pool to h's agents.
+// newPool connects a pool to h's agents; its reverse listener, if h has
+// one, starts with the config (App.Start), and reverse agents join when
+// they dial in.
 func (h *Handler) newPool(logger *slog.Logger) (*sharedPool, error) {
-	p, err := pool.New(pool.WithLogger(logger))
+	opts := []pool.Option{pool.WithLogger(logger)}
+	if h.Reverse != nil && h.Reverse.MaxConns > 0 {
+		opts = append(opts, pool.WithMaxReverseConns(h.Reverse.MaxConns))
+	}
+	p, err := pool.New(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("agentwire: %w", err)
 	}
-	drain := time.Duration(h.DrainTimeout)
-	if drain == 0 {
-		drain = DefaultDrainTimeout
+	sp := &sharedPool{Pool: p, drain: time.Duration(h.DrainTimeout)}
+	if sp.drain == 0 {
+		sp.drain = DefaultDrainTimeout
 	}
 	for i := range h.Agents {
+		if h.Agents[i].Endpoint == ReverseEndpoint {
+			continue
+		}
 		if err := addAgent(p, &h.Agents[i]); err != nil {
 			_ = p.Close()
 			return nil, fmt.Errorf("agentwire: %w", err)
 		}
 	}
-	return &sharedPool{Pool: p, drain: drain}, nil
+	if r := h.Reverse; r != nil {
+		allow, auth := r.Allow, h.auth
+		if len(allow) == 0 {
+			for _, a := range h.Agents {
+				allow = append(allow, a.ID)
+			}
+		}
+		sp.listen = func() (*transport.ReverseListener, error) { return r.listen(p, allow, auth, logger) }
+	}
+	return sp, nil
 }
 
 // addAgent adds a to p and waits for its first connection. Its errors
