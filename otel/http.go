@@ -51,7 +51,7 @@ type httpHandler struct {
 // httpKey identifies the attributes of a request's duration.
 type httpKey struct {
 	method, scheme, proto, route string
-	status                      int
+	status                       int
 }
 
 func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
