@@ -47,7 +47,7 @@ func (i *Interceptor) WrapSend(next pool.SendFunc) pool.SendFunc {
 			}
 			span.End()
 			if i.reqs != nil && c.CorrelationID != "" {
-				i.reqs.finish(cacheKey{agent: c.AgentID, cid: c.CorrelationID}, c.Type, resp, err, i.cfg.now().UnixNano())
+				i.reqs.finish(cacheKey{scope: c.AgentID, cid: c.CorrelationID}, c.Type, resp, err, i.cfg.now().UnixNano())
 			}
 		}
 		if st != nil {
@@ -72,7 +72,7 @@ func (i *Interceptor) startSpan(ctx context.Context, c *pool.Call) (context.Cont
 		}
 		return ctx, nil
 	}
-	key := cacheKey{agent: c.AgentID, cid: c.CorrelationID}
+	key := cacheKey{scope: c.AgentID, cid: c.CorrelationID}
 	if !trace.SpanContextFromContext(ctx).IsValid() {
 		if md != nil && md.Traceparent != nil {
 			ctx = i.prop.Extract(ctx, metadataCarrier{md})

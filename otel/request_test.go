@@ -2,7 +2,9 @@ package otel
 
 import (
 	"context"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -57,4 +59,34 @@ func TestNoCallerSpanOneTrace(t *testing.T) {
 		assertChild(t, ph, e.span(trace.SpanKindServer, m, "ns"))
 	}
 	assert.Zero(t, e.pc.reqs.len(), "request_complete forgets the request")
+}
+
+// TestCompleteOnAnotherConnection blocks requests on a pool of two
+// connections: the request_complete that follows each block is balanced
+// (its pin ended with the block) and may reach the agent on the other
+// connection; it still joins the request's trace.
+func TestCompleteOnAnotherConnection(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envConfig{conns: 2})
+	require.Eventually(t, func() bool {
+		n, _ := intValue(e.collect(), MetricClientConnections, agentWAF, ConnStateKey.String("ready"))
+		return n == 2
+	}, waitFor, 5*time.Millisecond, "two ready connections")
+	conns := map[string]bool{}
+	for i := range 8 {
+		cid := fmt.Sprintf("cc%d", i)
+		ctx, root := e.root()
+		_, err := e.pool.Send(ctx, "waf", headers(cid, "/block"))
+		require.NoError(t, err)
+		root.End()
+		_, err = e.pool.Send(context.Background(), "waf", complete(cid))
+		require.NoError(t, err)
+		ph := e.span(trace.SpanKindClient, "RequestHeaders", cid)
+		pc := e.span(trace.SpanKindClient, "RequestComplete", cid)
+		if attrOf(ph, ConnIDKey) != attrOf(pc, ConnIDKey) {
+			conns[cid] = true
+		}
+		assertChild(t, ph, e.span(trace.SpanKindServer, "RequestComplete", cid))
+	}
+	t.Logf("%d of 8 completions went on another connection than their headers", len(conns))
 }

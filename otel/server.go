@@ -27,7 +27,7 @@ type serverKey struct {
 // context in RequestMetadata.traceparent/tracestate; the request's later
 // events (body chunks, response headers, request_complete, ...) carry
 // none, so they become children of the span that sent the request's
-// headers, which the Interceptor remembers per connection and correlation
+// headers, which the Interceptor remembers per proxy id and correlation
 // id (see [WithTraceContextCache]), with agentwire.parent.event.kind set
 // to "request_headers"; a request_complete after a block joins too. Unary ProcessEvent calls take the trace context of
 // their gRPC request headers when the event carries none. The handler's
@@ -73,7 +73,7 @@ func (i *Interceptor) WrapEvent(next agent.EventFunc) agent.EventFunc {
 			span.End()
 		}
 		if i.cache != nil && peer != nil && cid != "" {
-			i.cache.finish(cacheKey{peer: peer, cid: cid}, t, resp, err, i.cfg.now().UnixNano())
+			i.cache.finish(cacheKey{scope: peer.Handshake().GetProxyId(), cid: cid}, t, resp, err, i.cfg.now().UnixNano())
 		}
 		if i.duration != nil {
 			key := serverKey{kind: t, outcome: serverOutcome(resp, err)}
@@ -97,12 +97,12 @@ func (i *Interceptor) parent(ctx context.Context, ev *agentv2.ProxyToAgent, t ag
 		if md := ev.GetRequestHeaders().GetMetadata(); md.GetTraceparent() != "" {
 			pctx := i.prop.Extract(ctx, metadataCarrier{md})
 			if sc := trace.SpanContextFromContext(pctx); sc.IsValid() && i.cache != nil && peer != nil && cid != "" {
-				i.cache.put(cacheKey{peer: peer, cid: strings.Clone(cid)}, sc, i.cfg.now().UnixNano())
+				i.cache.put(cacheKey{scope: strings.Clone(peer.Handshake().GetProxyId()), cid: strings.Clone(cid)}, sc, i.cfg.now().UnixNano())
 			}
 			return pctx, false
 		}
 	} else if i.cache != nil && peer != nil && cid != "" {
-		if sc, ok := i.cache.get(cacheKey{peer: peer, cid: cid}, i.cfg.now().UnixNano()); ok {
+		if sc, ok := i.cache.get(cacheKey{scope: peer.Handshake().GetProxyId(), cid: cid}, i.cfg.now().UnixNano()); ok {
 			return trace.ContextWithRemoteSpanContext(ctx, sc), true
 		}
 	}

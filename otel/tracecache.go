@@ -8,18 +8,18 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/agentwire/agentwire/agent"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 )
 
 // cacheShards splits a traceCache so that requests rarely share a lock.
 const cacheShards = 32
 
-// cacheKey names one request: of one proxy connection on the agent side,
-// of one agent on the proxy side.
+// cacheKey names one request: of one proxy (its handshake's proxy id) on
+// the agent side, whichever of its connections the events come on (a
+// request_complete after a block may come on another); of one agent on the
+// proxy side.
 type cacheKey struct {
-	peer  *agent.Peer
-	agent string
+	scope string
 	cid   string
 }
 
