@@ -137,6 +137,9 @@ func run(ctx context.Context, out io.Writer) error {
 		start := time.Now()
 		resp, err := p.Send(requests[corr], s.agentID, s.event)
 		elapsed := time.Since(start)
+		if s.event.GetRequestComplete() != nil {
+			trace.SpanFromContext(requests[corr]).End()
+		}
 		decision, details := describe(resp, err)
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.agentID, s.request, eventName(s.event), decision, details, elapsed.Round(time.Microsecond))
 	}
@@ -152,12 +155,11 @@ func run(ctx context.Context, out io.Writer) error {
 			continue
 		}
 		completed[corr] = true
-		if _, err := p.Send(requests[corr], s.agentID, requestComplete(corr, 200)); err != nil {
+		_, err := p.Send(requests[corr], s.agentID, requestComplete(corr, 200))
+		trace.SpanFromContext(requests[corr]).End()
+		if err != nil {
 			return fmt.Errorf("request complete %s: %w", corr, err)
 		}
-	}
-	for _, rctx := range requests {
-		trace.SpanFromContext(rctx).End()
 	}
 
 	// 4. What the pool saw.
