@@ -67,7 +67,7 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var span trace.Span
 	if i.tracer != nil && (!i.spans.idle() || trace.SpanFromContext(ctx).IsRecording()) {
-		ctx, span = i.tracer.Start(ctx, r.Method, serverKind...)
+		ctx, span = i.tracer.Start(ctx, spanName(method, ""), serverKind...)
 		if span.IsRecording() {
 			client, _, _ := net.SplitHostPort(r.RemoteAddr)
 			span.SetAttributes(HTTPMethodKey.String(method), URLSchemeKey.String(scheme), URLPathKey.String(r.URL.Path),
@@ -85,23 +85,23 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	sw := &statusWriter{ResponseWriter: w}
 	r2 := r.WithContext(ctx)
+	returned := false // false in the deferred call: next panicked (an abort, say)
 	defer func() {
-		v := recover()
 		status := sw.status
 		if status == 0 {
 			status = http.StatusOK
-			if v != nil {
+			if !returned {
 				status = http.StatusInternalServerError
 			}
 		}
 		route := r2.Pattern
 		if span != nil {
 			if route != "" {
-				span.SetName(r.Method + " " + route)
+				span.SetName(spanName(method, route))
 				span.SetAttributes(HTTPRouteKey.String(route))
 			}
 			span.SetAttributes(HTTPStatusCodeKey.Int(status))
-			if status >= 500 || v != nil {
+			if status >= 500 || !returned {
 				span.SetStatus(codes.Error, "")
 			}
 			span.End()
@@ -112,11 +112,21 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			set := i.httpAttrs.get(key, func() []attribute.KeyValue { return key.attrs() })
 			i.http.duration.Record(ctx, i.cfg.now().Sub(start).Seconds(), set.rec...)
 		}
-		if v != nil {
-			panic(v) // http.ErrAbortHandler cuts the response; keep it
-		}
 	}()
 	h.next.ServeHTTP(sw, r2)
+	returned = true
+}
+
+// spanName is "{method} {route}", or the method alone without a route
+// ("HTTP" for an unknown method), as the conventions name server spans.
+func spanName(method, route string) string {
+	if method == "_OTHER" {
+		method = "HTTP"
+	}
+	if route == "" {
+		return method
+	}
+	return method + " " + route
 }
 
 func (k httpKey) attrs() []attribute.KeyValue {

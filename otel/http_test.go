@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
@@ -68,6 +69,37 @@ func TestMiddlewareOneTrace(t *testing.T) {
 	rm := e.collect()
 	assert.EqualValues(t, 1, histCount(rm, MetricHTTPDuration, HTTPMethodKey.String("POST"), HTTPStatusCodeKey.Int(201)))
 	n, ok := intValue(rm, MetricHTTPActive, HTTPMethodKey.String("POST"))
+	assert.True(t, ok)
+	assert.Zero(t, n)
+}
+
+// TestMiddlewareAbort: a handler that aborts (http.ErrAbortHandler, as
+// httpguard does for a response it cannot unsend) still ends its span, as
+// an error, and the panic reaches net/http, which cuts the response.
+func TestMiddlewareAbort(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envConfig{})
+	srv := httptest.NewServer(e.pc.Middleware(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "partial")
+		panic(http.ErrAbortHandler)
+	})))
+	t.Cleanup(srv.Close)
+	resp, err := http.Get(srv.URL + "/cut")
+	if err == nil {
+		_, err = io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+	}
+	require.Error(t, err, "the response is cut")
+	require.Eventually(t, func() bool {
+		for _, s := range e.rec.Ended() {
+			if s.Name() == "GET" {
+				assert.Equal(t, codes.Error, s.Status().Code)
+				return true
+			}
+		}
+		return false
+	}, waitFor, 5*time.Millisecond, "no HTTP span")
+	n, ok := intValue(e.collect(), MetricHTTPActive, HTTPMethodKey.String("GET"))
 	assert.True(t, ok)
 	assert.Zero(t, n)
 }
