@@ -97,7 +97,9 @@ func (i *Interceptor) parent(ctx context.Context, ev *agentv2.ProxyToAgent, t ag
 		if md := ev.GetRequestHeaders().GetMetadata(); md.GetTraceparent() != "" {
 			pctx := i.prop.Extract(ctx, metadataCarrier{md})
 			if sc := trace.SpanContextFromContext(pctx); sc.IsValid() && i.cache != nil && peer != nil && cid != "" {
-				i.cache.put(cacheKey{scope: strings.Clone(peer.Handshake().GetProxyId()), cid: strings.Clone(cid)}, sc, i.cfg.now().UnixNano())
+				// The handshake lives with the connection; the event may
+				// borrow a read buffer.
+				i.cache.put(cacheKey{scope: peer.Handshake().GetProxyId(), cid: strings.Clone(cid)}, sc, i.cfg.now().UnixNano())
 			}
 			return pctx, false
 		}
