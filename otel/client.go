@@ -22,7 +22,10 @@ import (
 // its child. With tracing off the caller's trace context is still written.
 // When the caller's context has no span but the event already carries a
 // traceparent (the proxy copied the client's), the span continues that
-// trace.
+// trace. A later event of the request sent without a span (a
+// request_complete sent in the background, say) joins the trace of its
+// headers: as a sibling of their span, or as its child when that span was
+// the first of the trace (see [WithTraceContextCache]).
 func (i *Interceptor) WrapSend(next pool.SendFunc) pool.SendFunc {
 	return func(ctx context.Context, c *pool.Call) (*agentv2.AgentResponse, error) {
 		var st *agentState
@@ -43,6 +46,9 @@ func (i *Interceptor) WrapSend(next pool.SendFunc) pool.SendFunc {
 				i.finishSpan(span, began, c, resp, err)
 			}
 			span.End()
+			if i.reqs != nil && c.CorrelationID != "" {
+				i.reqs.finish(cacheKey{scope: c.AgentID, cid: c.CorrelationID}, c.Type, resp, err, i.cfg.now().UnixNano())
+			}
 		}
 		if st != nil {
 			st.inFlight.Add(-1)
@@ -66,10 +72,26 @@ func (i *Interceptor) startSpan(ctx context.Context, c *pool.Call) (context.Cont
 		}
 		return ctx, nil
 	}
-	if md != nil && md.Traceparent != nil && !trace.SpanContextFromContext(ctx).IsValid() {
-		ctx = i.prop.Extract(ctx, metadataCarrier{md})
+	key := cacheKey{scope: c.AgentID, cid: c.CorrelationID}
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		if md != nil && md.Traceparent != nil {
+			ctx = i.prop.Extract(ctx, metadataCarrier{md})
+		} else if md == nil && i.reqs != nil && key.cid != "" {
+			if sc, ok := i.reqs.get(key, i.cfg.now().UnixNano()); ok {
+				ctx = trace.ContextWithSpanContext(ctx, sc)
+			}
+		}
 	}
+	parent := trace.SpanContextFromContext(ctx)
 	ctx, span := i.tracer.Start(ctx, i.names[kindIndex(c.Type)], clientKind...)
+	if md != nil && i.reqs != nil && key.cid != "" {
+		// The request's later events join the caller's span, or this one
+		// when it starts the trace.
+		if !parent.IsValid() {
+			parent = span.SpanContext()
+		}
+		i.reqs.put(key, parent, i.cfg.now().UnixNano())
+	}
 	if span.IsRecording() {
 		k := kindOf(c.Type)
 		span.SetAttributes(
@@ -168,8 +190,8 @@ func (i *Interceptor) record(ctx context.Context, st *agentState, c *pool.Call, 
 	set := i.eventAttrs.get(key, func() []attribute.KeyValue {
 		k := kindOf(key.kind)
 		return []attribute.KeyValue{
-			rpcSystem, AgentIDKey.String(key.agent), TransportKey.String(key.transport),
-			k.attrs[1], OutcomeKey.String(key.outcome),
+			rpcSystem, RPCServiceKey.String(i.cfg.serviceName), k.attrs[0], k.attrs[1],
+			AgentIDKey.String(key.agent), TransportKey.String(key.transport), OutcomeKey.String(key.outcome),
 		}
 	})
 	i.ins.duration.Record(ctx, c.Duration.Seconds(), set.rec...)

@@ -37,8 +37,17 @@ func (i *Interceptor) agent(id string) *agentState {
 	if v, ok := i.agents.Load(id); ok {
 		return v.(*agentState)
 	}
-	v, _ := i.agents.LoadOrStore(id, &agentState{attrs: i.agentSet(id)})
-	return v.(*agentState)
+	v, loaded := i.agents.LoadOrStore(id, &agentState{attrs: i.agentSet(id)})
+	st := v.(*agentState)
+	if !loaded {
+		// The agent's counters start at zero, so that rates and alerts
+		// on them work before their first increment.
+		ctx := context.Background()
+		for _, c := range []metric.Int64Counter{i.ins.failOpen, i.ins.affinityMiss, i.ins.reconnects} {
+			c.Add(ctx, 0, st.attrs.add...)
+		}
+	}
+	return st
 }
 
 func (i *Interceptor) agentSet(id string) *measureOpts {

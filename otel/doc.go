@@ -6,13 +6,17 @@
 //	import agentotel "github.com/agentwire/agentwire/otel"
 //
 // One [Interceptor] plugs into either side with one option, as
-// otelconnect's does, and may serve both:
+// otelconnect's does, and may serve both; its [Interceptor.Middleware]
+// wraps the proxy's net/http layer:
 //
 //	ic, err := agentotel.NewInterceptor()
 //	p, err := pool.New(pool.WithInterceptors(ic))              // the proxy
+//	http.ListenAndServe(addr, ic.Middleware(g.Middleware(up))) // its HTTP side
 //	srv, err := agent.NewServer(h, agent.WithInterceptors(ic)) // the agent
 //
-// On the proxy it starts a client span per event, child of the span in the
+// A proxied request is one trace: the middleware's server span, a client
+// span per event under it, and the agents' spans under those. On the proxy
+// the Interceptor starts a client span per event, child of the span in the
 // context given to pool.Send, and writes the span's W3C trace context into
 // the request_headers event's RequestMetadata (traceparent, tracestate) on
 // every transport; on gRPC and Connect the dial's trace context also goes
@@ -20,10 +24,15 @@
 // of their own with [WithDialSpans]). It writes into the event the caller
 // passes: do not share one RequestHeadersEvent between concurrent Sends.
 //
+// A later event of a request sent without a span in its context (a
+// request_complete sent in the background) joins its request's trace, and
+// when the caller has no span at all the headers' span starts the trace.
+//
 // On the agent it starts a server span per event, child of the proxy's
 // span, and hands the handler a context carrying it. Only request_headers
 // events carry trace context; the request's other events become children
-// of the proxy span of its headers (see [Interceptor.WrapEvent]).
+// of the proxy span of its headers (see [Interceptor.WrapEvent]), a
+// request_complete after a block included.
 //
 // Spans follow the OpenTelemetry RPC conventions: named
 // "<service>/<Method>" (Method is the Handler method, for example
@@ -45,15 +54,21 @@
 //	any other error code (Canceled, InvalidArgument,
 //	  ResourceExhausted, FailedPrecondition, ...)      error     unset
 //
-// The proxy side records agentwire.client.* metrics (see the Metric
-// constants): event count and duration by agent, transport, event kind and
-// outcome; events in flight; connections by state; reconnections;
-// flow-control pauses and waits; fail-open answers; affinity misses; and
-// the pool's open requests, sticky sessions and circuit breaker state.
-// Agents' metrics reports are bridged into instruments named after the
-// reported metrics, labelled with the agent id, with a bounded number of
-// series ([WithReportLimits]). The agent side records
-// agentwire.server.event.duration.
+// Metrics (see the Metric constants) follow the OpenTelemetry semantic
+// conventions where they define one: rpc.client.call.duration and
+// rpc.server.call.duration (rpc.system, rpc.service, rpc.method, plus
+// agent, transport, event kind and outcome), http.server.request.duration
+// and http.server.active_requests from the middleware. The rest are
+// agentwire.client.*: event count; events in flight; connections by
+// state; reconnections; flow-control pauses and waits; fail-open answers;
+// affinity misses (an event of a request whose pin was lost while open,
+// never a request_complete after a block); the pool's open requests,
+// sticky sessions and circuit breaker state. An agent's counters start at
+// zero when the pool first sees it. Agents' metrics reports are bridged
+// into instruments named after the reported metrics, labelled with the
+// agent id, with a bounded number of series ([WithReportLimits]). The
+// service name comes from the meter and tracer providers' resource
+// (OTEL_SERVICE_NAME).
 //
 // Tracer provider, meter provider and propagator default to the
 // OpenTelemetry globals, as in otelconnect; [WithTracerProvider],

@@ -15,7 +15,8 @@ import (
 // Interceptor traces and measures events on either side of agentwire,
 // as otelconnect's interceptor does for Connect: give it to
 // pool.WithInterceptors on the proxy and to agent.WithInterceptors on the
-// agent; one Interceptor may serve both. On the proxy it starts a client
+// agent; one Interceptor may serve both. Its [Interceptor.Middleware]
+// gives the proxy's HTTP requests their spans, parents of the events'. On the proxy it starts a client
 // span per event, writes its trace context into the event, records the
 // client metrics, and also traces dials (with [WithDialSpans]), carries
 // their trace context in stream headers, bridges agents' metrics reports
@@ -39,6 +40,13 @@ type Interceptor struct {
 	flowAttrs  attrCache[[3]string]
 	conns      sync.Map // [2]string{agent id, state} -> *connCount
 	agents     sync.Map // agent id -> *agentState
+	// reqs remembers each open request's parent span, for its events sent
+	// without one (nil when disabled).
+	reqs *traceCache
+
+	// The net/http layer (http.go); http is nil when metrics are off.
+	http      *httpInstruments
+	httpAttrs attrCache[httpKey]
 
 	// The agent side (server.go).
 	duration    metric.Float64Histogram // nil when metrics are off
@@ -67,6 +75,7 @@ func NewInterceptor(opts ...Option) (*Interceptor, error) {
 		prop:  cfg.propagator,
 		names: spanNames(cfg.serviceName),
 		cache: newTraceCache(cfg.traceContexts, cfg.traceContextTTL),
+		reqs:  newTraceCache(cfg.traceContexts, cfg.traceContextTTL),
 	}
 	if !cfg.tracingOff() {
 		i.tracer = cfg.tracerProvider.Tracer(instrumentationName)
@@ -85,9 +94,12 @@ func NewInterceptor(opts ...Option) (*Interceptor, error) {
 		return nil, agentwire.Errorf(agentwire.CodeInternal, "otel: registering the count callback: %w", err)
 	}
 	i.duration, err = m.Float64Histogram(MetricServerDuration,
-		metric.WithUnit("s"), metric.WithDescription("Time an agent took to handle an event."),
+		metric.WithUnit("s"), metric.WithDescription("Time an agent took to handle an event (an agentwire event is an RPC)."),
 		metric.WithExplicitBucketBoundaries(durationBuckets...))
 	if err != nil {
+		return nil, agentwire.Errorf(agentwire.CodeInternal, "otel: creating instruments: %w", err)
+	}
+	if i.http, err = newHTTPInstruments(m); err != nil {
 		return nil, agentwire.Errorf(agentwire.CodeInternal, "otel: creating instruments: %w", err)
 	}
 	return i, nil

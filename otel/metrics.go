@@ -13,9 +13,12 @@ import (
 // instrumentationName is the instrumentation scope of tracers and meters.
 const instrumentationName = "github.com/agentwire/agentwire/otel"
 
-// Metric names of the proxy side (client) and the agent side (server).
+// Metric names of the proxy side (client), the agent side (server) and the
+// net/http layer ([Interceptor.Middleware]). The durations and the HTTP
+// metrics follow the OpenTelemetry semantic conventions; the others are
+// agentwire's own.
 const (
-	MetricClientDuration     = "agentwire.client.event.duration"
+	MetricClientDuration     = "rpc.client.call.duration"
 	MetricClientEvents       = "agentwire.client.events"
 	MetricClientInFlight     = "agentwire.client.events.in_flight"
 	MetricClientFailOpen     = "agentwire.client.fail_open"
@@ -29,7 +32,9 @@ const (
 	MetricClientBreaker      = "agentwire.client.breaker.state"
 	MetricClientBreakerOpen  = "agentwire.client.breaker.opened"
 	MetricClientReportDrop   = "agentwire.client.agent_metrics.dropped"
-	MetricServerDuration     = "agentwire.server.event.duration"
+	MetricServerDuration     = "rpc.server.call.duration"
+	MetricHTTPDuration       = "http.server.request.duration"
+	MetricHTTPActive         = "http.server.active_requests"
 )
 
 // durationBuckets suit agent round trips: 50 µs to 30 s.
@@ -71,7 +76,7 @@ func newClientInstruments(m metric.Meter) (*clientInstruments, error) {
 		}
 	}
 	c.duration, err = m.Float64Histogram(MetricClientDuration, metric.WithUnit("s"),
-		metric.WithDescription("Time from an event entering the pool to its decision."),
+		metric.WithDescription("Time from an event entering the pool to its decision (an agentwire event is an RPC)."),
 		metric.WithExplicitBucketBoundaries(durationBuckets...))
 	add(err)
 	c.events, err = m.Int64Counter(MetricClientEvents, metric.WithUnit("{event}"),
@@ -108,7 +113,7 @@ func newClientInstruments(m metric.Meter) (*clientInstruments, error) {
 	c.sessions, err = m.Int64ObservableGauge(MetricClientSessions, metric.WithUnit("{session}"),
 		metric.WithDescription("Sticky sessions bound to a connection."))
 	add(err)
-	c.breaker, err = m.Int64ObservableGauge(MetricClientBreaker, metric.WithUnit("1"),
+	c.breaker, err = m.Int64ObservableGauge(MetricClientBreaker, metric.WithUnit("{state}"),
 		metric.WithDescription("1 for the circuit breaker's current state, 0 for the others."))
 	add(err)
 	c.breakerOpened, err = m.Int64ObservableCounter(MetricClientBreakerOpen, metric.WithUnit("{open}"),

@@ -28,8 +28,8 @@ const (
 	DefaultReportStale = 5 * time.Minute
 	// DefaultReportPrefix is put before the names agents report.
 	DefaultReportPrefix = "agentwire.agent."
-	// DefaultTraceContexts caps the requests whose trace context the agent
-	// side remembers for their non-header events.
+	// DefaultTraceContexts caps the requests whose trace context each side
+	// remembers for their non-header events.
 	DefaultTraceContexts = 100_000
 	// DefaultTraceContextTTL is how long an idle remembered request lives.
 	DefaultTraceContextTTL = 5 * time.Minute
@@ -181,10 +181,10 @@ func WithReportPrefix(prefix string) Option {
 	return optionFunc(func(c *config) { c.reportPrefix = prefix })
 }
 
-// WithTraceContextCache bounds how many requests the agent side remembers
-// the trace context of (for their events after the headers) and how long
-// an idle one is kept. Defaults: [DefaultTraceContexts],
-// [DefaultTraceContextTTL]; 0 entries disables the cache.
+// WithTraceContextCache bounds how many requests each side remembers the
+// trace context of (for their events after the headers) and how long an
+// idle one is kept. Defaults: [DefaultTraceContexts],
+// [DefaultTraceContextTTL]; 0 entries disables the caches.
 func WithTraceContextCache(entries int, ttl time.Duration) Option {
 	return optionFunc(func(c *config) { c.traceContexts, c.traceContextTTL = entries, ttl })
 }

@@ -27,9 +27,9 @@ type serverKey struct {
 // context in RequestMetadata.traceparent/tracestate; the request's later
 // events (body chunks, response headers, request_complete, ...) carry
 // none, so they become children of the span that sent the request's
-// headers, which the Interceptor remembers per connection and correlation
+// headers, which the Interceptor remembers per proxy id and correlation
 // id (see [WithTraceContextCache]), with agentwire.parent.event.kind set
-// to "request_headers". Unary ProcessEvent calls take the trace context of
+// to "request_headers"; a request_complete after a block joins too. Unary ProcessEvent calls take the trace context of
 // their gRPC request headers when the event carries none. The handler's
 // context carries the span, so agent code can start its own spans under
 // it.
@@ -72,14 +72,15 @@ func (i *Interceptor) WrapEvent(next agent.EventFunc) agent.EventFunc {
 			}
 			span.End()
 		}
-		if i.cache != nil && peer != nil && cid != "" &&
-			(t == agentv2.EventType_EVENT_TYPE_REQUEST_COMPLETE || err == nil && terminal(resp)) {
-			i.cache.del(cacheKey{peer, cid})
+		if i.cache != nil && peer != nil && cid != "" {
+			i.cache.finish(cacheKey{scope: peer.Handshake().GetProxyId(), cid: cid}, t, resp, err, i.cfg.now().UnixNano())
 		}
 		if i.duration != nil {
 			key := serverKey{kind: t, outcome: serverOutcome(resp, err)}
 			set := i.serverAttrs.get(key, func() []attribute.KeyValue {
-				return []attribute.KeyValue{rpcSystem, kindOf(key.kind).attrs[1], OutcomeKey.String(key.outcome)}
+				k := kindOf(key.kind)
+				return []attribute.KeyValue{rpcSystem, RPCServiceKey.String(i.cfg.serviceName), k.attrs[0], k.attrs[1],
+					OutcomeKey.String(key.outcome)}
 			})
 			i.duration.Record(ctx, i.cfg.now().Sub(start).Seconds(), set.rec...)
 		}
@@ -96,12 +97,14 @@ func (i *Interceptor) parent(ctx context.Context, ev *agentv2.ProxyToAgent, t ag
 		if md := ev.GetRequestHeaders().GetMetadata(); md.GetTraceparent() != "" {
 			pctx := i.prop.Extract(ctx, metadataCarrier{md})
 			if sc := trace.SpanContextFromContext(pctx); sc.IsValid() && i.cache != nil && peer != nil && cid != "" {
-				i.cache.put(cacheKey{peer, strings.Clone(cid)}, sc, i.cfg.now().UnixNano())
+				// The handshake lives with the connection; the event may
+				// borrow a read buffer.
+				i.cache.put(cacheKey{scope: peer.Handshake().GetProxyId(), cid: strings.Clone(cid)}, sc, i.cfg.now().UnixNano())
 			}
 			return pctx, false
 		}
 	} else if i.cache != nil && peer != nil && cid != "" {
-		if sc, ok := i.cache.get(cacheKey{peer, cid}, i.cfg.now().UnixNano()); ok {
+		if sc, ok := i.cache.get(cacheKey{scope: peer.Handshake().GetProxyId(), cid: cid}, i.cfg.now().UnixNano()); ok {
 			return trace.ContextWithRemoteSpanContext(ctx, sc), true
 		}
 	}

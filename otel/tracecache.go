@@ -8,31 +8,40 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/agentwire/agentwire/agent"
+	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 )
 
 // cacheShards splits a traceCache so that requests rarely share a lock.
 const cacheShards = 32
 
-// cacheKey names one request of one proxy connection.
+// cacheKey names one request: of one proxy (its handshake's proxy id) on
+// the agent side, whichever of its connections the events come on (a
+// request_complete after a block may come on another); of one agent on the
+// proxy side.
 type cacheKey struct {
-	peer *agent.Peer
-	cid  string
+	scope string
+	cid   string
 }
 
-// traceCache remembers, per request, the trace context its request_headers
-// event carried, so that the request's later events (which carry none)
-// join the same trace. Entries end with the request (request_complete, a
-// final decision) or when idle for the TTL; the cache is bounded, and a
+// traceCache remembers, per request, the trace context its later events
+// (which carry none on the wire, or are sent without the caller's span)
+// join. Entries end with request_complete, live on for a short grace after
+// a terminal decision (so that the request_complete a proxy still sends
+// joins too), and expire when idle for the TTL; the cache is bounded, and a
 // request that finds it full (after expired entries are swept) is not
 // remembered. It is safe for concurrent use.
 type traceCache struct {
 	perShard int
 	ttl      int64 // nanoseconds
+	grace    int64 // nanoseconds an ended request is kept
 	seed     maphash.Seed
 	full     atomic.Uint64 // requests not remembered because the cache was full
 	shards   [cacheShards]cacheShard
 }
+
+// endedGrace is how long a request is remembered after its terminal
+// decision (at most the TTL).
+const endedGrace = 30 * time.Second
 
 type cacheShard struct {
 	mu sync.Mutex // mu guards m
@@ -41,14 +50,16 @@ type cacheShard struct {
 
 type cacheEntry struct {
 	sc      trace.SpanContext
-	touched int64
+	expires int64
+	ended   bool
 }
 
 func newTraceCache(entries int, ttl time.Duration) *traceCache {
 	if entries <= 0 {
 		return nil
 	}
-	c := &traceCache{perShard: max(1, (entries+cacheShards-1)/cacheShards), ttl: int64(ttl), seed: maphash.MakeSeed()}
+	c := &traceCache{perShard: max(1, (entries+cacheShards-1)/cacheShards), ttl: int64(ttl),
+		grace: int64(min(ttl, endedGrace)), seed: maphash.MakeSeed()}
 	for i := range c.shards {
 		c.shards[i].m = make(map[cacheKey]cacheEntry)
 	}
@@ -66,7 +77,7 @@ func (c *traceCache) put(k cacheKey, sc trace.SpanContext, now int64) bool {
 	defer s.mu.Unlock()
 	if _, ok := s.m[k]; !ok && len(s.m) >= c.perShard {
 		for key, e := range s.m {
-			if now-e.touched > c.ttl {
+			if now > e.expires {
 				delete(s.m, key)
 			}
 		}
@@ -75,12 +86,12 @@ func (c *traceCache) put(k cacheKey, sc trace.SpanContext, now int64) bool {
 			return false
 		}
 	}
-	s.m[k] = cacheEntry{sc: sc, touched: now}
+	s.m[k] = cacheEntry{sc: sc, expires: now + c.ttl}
 	return true
 }
 
-// get returns k's trace context and marks it used; expired entries are
-// removed and not returned.
+// get returns k's trace context and, unless its request ended, marks it
+// used; expired entries are removed and not returned.
 func (c *traceCache) get(k cacheKey, now int64) (trace.SpanContext, bool) {
 	s := c.shard(k)
 	s.mu.Lock()
@@ -89,29 +100,53 @@ func (c *traceCache) get(k cacheKey, now int64) (trace.SpanContext, bool) {
 	if !ok {
 		return trace.SpanContext{}, false
 	}
-	if now-e.touched > c.ttl {
+	if now > e.expires {
 		delete(s.m, k)
 		return trace.SpanContext{}, false
 	}
-	e.touched = now
-	s.m[k] = e
+	if !e.ended {
+		e.expires = now + c.ttl
+		s.m[k] = e
+	}
 	return e.sc, true
 }
 
-func (c *traceCache) del(k cacheKey) {
+// end marks k's request ended by a terminal decision: kept for the grace.
+func (c *traceCache) end(k cacheKey, now int64) {
 	s := c.shard(k)
 	s.mu.Lock()
-	delete(s.m, k)
+	if e, ok := s.m[k]; ok && !e.ended {
+		e.ended, e.expires = true, min(e.expires, now+c.grace)
+		s.m[k] = e
+	}
 	s.mu.Unlock()
 }
 
-// len counts the entries (tests).
+// finish forgets k after its request_complete event, or marks it ended
+// after a terminal decision.
+func (c *traceCache) finish(k cacheKey, t agentv2.EventType, resp *agentv2.AgentResponse, err error, now int64) {
+	switch {
+	case t == agentv2.EventType_EVENT_TYPE_REQUEST_COMPLETE:
+		s := c.shard(k)
+		s.mu.Lock()
+		delete(s.m, k)
+		s.mu.Unlock()
+	case err == nil && terminal(resp):
+		c.end(k, now)
+	}
+}
+
+// len counts the entries of requests still open (tests).
 func (c *traceCache) len() int {
 	n := 0
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()
-		n += len(s.m)
+		for _, e := range s.m {
+			if !e.ended {
+				n++
+			}
+		}
 		s.mu.Unlock()
 	}
 	return n

@@ -35,7 +35,8 @@ type Call struct {
 	// FailOpen is true when the pool answered allow without the agent.
 	FailOpen bool
 	// AffinityMiss is true when an event of a request found no connection
-	// pinned for it and was balanced instead.
+	// pinned for it and was balanced instead; never for request_complete,
+	// which finds none after a terminal decision by design.
 	AffinityMiss bool
 	// Pause is what flow control did, nil unless the event met a
 	// connection the agent had paused.

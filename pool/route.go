@@ -37,9 +37,13 @@ func (x *exchange) route(rt route) error {
 			return agentwire.Errorf(agentwire.CodeFailedPrecondition, "%w: request %q was on %s",
 				ErrAffinityLost, x.key.String(), e.Conn.id)
 		}
-		a.affinityMisses.Add(1)
-		if c := x.call; c != nil {
-			c.AffinityMiss = true
+		// request_complete finds no pin after a terminal decision ended
+		// the request: that is its normal end, not a miss.
+		if x.kind != agentv2.EventType_EVENT_TYPE_REQUEST_COMPLETE {
+			a.affinityMisses.Add(1)
+			if c := x.call; c != nil {
+				c.AffinityMiss = true
+			}
 		}
 	}
 	// A new request, or an event without one.

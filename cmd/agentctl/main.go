@@ -5,6 +5,7 @@
 //	agentctl send ENDPOINT -uri /x ...   send a request (headers, optional body), print the decisions
 //	agentctl watch ENDPOINT [-for 30s]   stream the health and metrics reports of one connection
 //	agentctl shadow URL                  a proxy's shadow-agent comparison (package shadow's report)
+//	agentctl trace TRACE-ID|--last       a trace from Jaeger's query API, as a text waterfall
 //
 // ENDPOINT is unix:///path/agent.sock, grpc://host:port, grpcs://host:port,
 // http://host:port (Connect/gRPC over h2c) or https://host:port; -cacert,
@@ -62,6 +63,7 @@ var commands = []command{
 	{"send", "send a request's headers (and body) and print the decisions", runSend},
 	{"watch", "stream health and metrics reports", runWatch},
 	{"shadow", "show a proxy's shadow-agent comparison (its shadow report URL)", runShadow},
+	{"trace", "print a trace from Jaeger's query API as a text waterfall", runTrace},
 }
 
 func main() {

@@ -151,7 +151,8 @@ func TestGatewayReadmeRequests(t *testing.T) {
 		text := string(body)
 		for _, want := range []string{
 			"agentwire_client_events_total", `agent_id="waf"`, `event_kind="request_headers"`,
-			"agentwire_client_event_duration", "agentwire_client_connections",
+			"rpc_client_call_duration_seconds", "agentwire_client_connections",
+			"http_server_request_duration_seconds", `service_name="agentwire-gateway"`,
 		} {
 			if !strings.Contains(text, want) {
 				t.Errorf("metrics lack %q:\n%.2000s", want, text)

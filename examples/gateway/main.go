@@ -55,7 +55,7 @@ func serve(ctx context.Context, ln, metricsLn net.Listener, agentURL, upstreamUR
 		return err
 	}
 	defer stopDemo()
-	popts, stopMetrics, err := serveMetrics(metricsLn)
+	popts, measured, stopMetrics, err := serveMetrics(metricsLn)
 	if err != nil {
 		return err
 	}
@@ -75,11 +75,11 @@ func serve(ctx context.Context, ln, metricsLn net.Listener, agentURL, upstreamUR
 		return err
 	}
 	defer g.Close(context.Background())
-	hs := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: g.Middleware(&httputil.ReverseProxy{
+	hs := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: measured(g.Middleware(&httputil.ReverseProxy{
 		Rewrite:       func(r *httputil.ProxyRequest) { r.SetURL(up); r.SetXForwarded() },
 		ErrorHandler:  httpguard.ProxyErrorHandler,
 		FlushInterval: -1,
-	})}
+	}))}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	ready(ln.Addr().String())

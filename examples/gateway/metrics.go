@@ -10,8 +10,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/attribute"
 	promexporter "go.opentelemetry.io/otel/exporters/prometheus"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/resource"
 
 	agentotel "github.com/agentwire/agentwire/otel"
 	"github.com/agentwire/agentwire/pool"
@@ -33,7 +35,15 @@ func newMetrics() (*metricsSetup, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prometheus exporter: %w", err)
 	}
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
+	// The service name is the gateway's unless OTEL_SERVICE_NAME says otherwise.
+	res, err := resource.Merge(resource.NewSchemaless(attribute.String("service.name", "agentwire-gateway")), resource.Environment())
+	if err == nil {
+		res, err = resource.Merge(resource.Default(), res)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("resource: %w", err)
+	}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp), sdkmetric.WithResource(res))
 	ic, err := agentotel.NewInterceptor(agentotel.WithMeterProvider(mp), agentotel.WithoutTracing())
 	if err != nil {
 		return nil, err
@@ -41,21 +51,22 @@ func newMetrics() (*metricsSetup, error) {
 	return &metricsSetup{ic: ic, provider: mp, registry: reg}, nil
 }
 
-// serveMetrics serves the pool's metrics on ln (nil: none) and returns the
-// pool option that records them, and how to stop.
-func serveMetrics(ln net.Listener) ([]pool.Option, func(), error) {
+// serveMetrics serves the pool's and the HTTP server's metrics on ln (nil:
+// none) and returns the pool option and the middleware that record them,
+// and how to stop.
+func serveMetrics(ln net.Listener) ([]pool.Option, func(http.Handler) http.Handler, func(), error) {
 	if ln == nil {
-		return nil, func() {}, nil
+		return nil, func(h http.Handler) http.Handler { return h }, func() {}, nil
 	}
 	m, err := newMetrics()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = m.serve(ctx, ln) }()
 	fmt.Printf("metrics on http://%s/metrics\n", ln.Addr())
-	return []pool.Option{pool.WithInterceptors(m.ic)}, func() { cancel(); <-done }, nil
+	return []pool.Option{pool.WithInterceptors(m.ic)}, m.ic.Middleware, func() { cancel(); <-done }, nil
 }
 
 // serve runs the /metrics endpoint on ln until ctx ends.

@@ -21,6 +21,7 @@ import (
 	"github.com/agentwire/agentwire/examples/waf-agent/waf"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 	"github.com/agentwire/agentwire/pool"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 )
 
@@ -124,14 +125,21 @@ func run(ctx context.Context, out io.Writer) error {
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "AGENT\tREQUEST\tEVENT\tDECISION\tDETAILS\tLATENCY")
+	// One span per proxied request, started with its headers and ended
+	// after its request-complete: the pool's spans of its events and the
+	// agent's become its children when tracing is on.
+	requests := map[string]context.Context{}
 	for _, s := range steps {
-		// One span per proxied request; the pool's spans and the agent's
-		// become its children when tracing is on.
-		sctx, span := tr.tracer.Start(ctx, "quickstart "+strings.TrimSpace(s.request))
+		corr := correlationOf(s.event)
+		if s.event.GetRequestHeaders() != nil {
+			requests[corr], _ = tr.tracer.Start(ctx, s.request, trace.WithSpanKind(trace.SpanKindServer))
+		}
 		start := time.Now()
-		resp, err := p.Send(sctx, s.agentID, s.event)
+		resp, err := p.Send(requests[corr], s.agentID, s.event)
 		elapsed := time.Since(start)
-		span.End()
+		if s.event.GetRequestComplete() != nil {
+			trace.SpanFromContext(requests[corr]).End()
+		}
 		decision, details := describe(resp, err)
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.agentID, s.request, eventName(s.event), decision, details, elapsed.Round(time.Microsecond))
 	}
@@ -142,12 +150,14 @@ func run(ctx context.Context, out io.Writer) error {
 	// request's affinity in the pool and the agent's per-request state.
 	completed := map[string]bool{"req-6": true}
 	for _, s := range steps {
-		corr, status := correlationOf(s.event), uint32(200)
-		if corr == "" || completed[corr] {
+		corr := correlationOf(s.event)
+		if s.event.GetRequestHeaders() == nil || completed[corr] {
 			continue
 		}
 		completed[corr] = true
-		if _, err := p.Send(ctx, s.agentID, requestComplete(corr, status)); err != nil {
+		_, err := p.Send(requests[corr], s.agentID, requestComplete(corr, 200))
+		trace.SpanFromContext(requests[corr]).End()
+		if err != nil {
 			return fmt.Errorf("request complete %s: %w", corr, err)
 		}
 	}
@@ -229,10 +239,8 @@ func waitReady(ctx context.Context, p *pool.Pool, n int) {
 }
 
 func correlationOf(ev *agentv2.ProxyToAgent) string {
-	if h := ev.GetRequestHeaders(); h != nil {
-		return h.GetMetadata().GetCorrelationId()
-	}
-	return ""
+	corr, _ := ev.EventCorrelationID()
+	return corr
 }
 
 func eventName(ev *agentv2.ProxyToAgent) string {

@@ -9,7 +9,9 @@
 //
 // It prints "listening grpc|connect <address>" on stdout for each TCP
 // listener (port 0 picks a free port), then "ready" once every listener is
-// up, and shuts down gracefully on SIGINT or SIGTERM.
+// up, and shuts down gracefully on SIGINT or SIGTERM. With
+// OTEL_EXPORTER_OTLP_ENDPOINT set (OTLP/gRPC, http://127.0.0.1:4317) it
+// exports a span per event, children of the proxy's (see tracing.go).
 package main
 
 import (
@@ -58,16 +60,21 @@ func run() error {
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
-	srv, err := agent.NewServer(&waf.Handler{CacheTTL: *cacheTTL},
-		agent.WithAgentID(*id), agent.WithName("waf-agent"), agent.WithVersion("0.1.0"),
-		agent.WithMaxConcurrency(*maxConc), agent.WithLogger(logger),
-		// The WAF keeps nothing from an event once it has answered it.
-		agent.WithBorrowedEvents())
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	tracing, flush, err := setupTracing(ctx, logger)
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
+	srv, err := agent.NewServer(&waf.Handler{CacheTTL: *cacheTTL}, append([]agent.Option{
+		agent.WithAgentID(*id), agent.WithName("waf-agent"), agent.WithVersion("0.1.0"),
+		agent.WithMaxConcurrency(*maxConc), agent.WithLogger(logger),
+		// The WAF keeps nothing from an event once it has answered it.
+		agent.WithBorrowedEvents(),
+	}, tracing...)...)
+	if err != nil {
+		return err
+	}
 
 	var wg sync.WaitGroup
 	errs := make(chan error, 3)
@@ -127,5 +134,8 @@ func run() error {
 	}
 	srv.Close()
 	wg.Wait()
+	if err := flush(sctx); err != nil {
+		logger.Warn("tracing: spans not flushed", "err", err)
+	}
 	return nil
 }
