@@ -22,7 +22,6 @@ type Interceptor struct {
 	cfg    config
 	local  *local
 	shared Store // nil without WithStore
-	scopes scopeLists
 	flight flights
 	served *servedSet // requests served from the cache
 	stats  statsByAgent
@@ -146,7 +145,7 @@ func (ic *Interceptor) headers(ctx context.Context, c *pool.Call, next pool.Send
 
 // lookup returns the entry stored under the full key k: from the
 // in-process layer, or from the shared store into that layer.
-func (ic *Interceptor) lookup(ctx context.Context, agentID string, k []byte, st *counters) *localEntry {
+func (ic *Interceptor) lookup(ctx context.Context, agentID string, k []byte, st *agentState) *localEntry {
 	if le := ic.local.get(k); le != nil || ic.shared == nil {
 		return le
 	}
@@ -166,8 +165,8 @@ const scopeRefresh = time.Second
 
 // scopesOf returns the scopes to try for agentID, reading the store's list
 // at most once per scopeRefresh.
-func (ic *Interceptor) scopesOf(ctx context.Context, agentID string, now time.Time, st *counters) []*scope {
-	a := ic.scopes.of(agentID)
+func (ic *Interceptor) scopesOf(ctx context.Context, agentID string, now time.Time, st *agentState) []*scope {
+	a := &st.scopes
 	last := a.refreshed.Load()
 	if ic.shared != nil && now.UnixNano()-last >= int64(scopeRefresh) && a.refreshed.CompareAndSwap(last, now.UnixNano()) {
 		shared, err := ic.shared.Scopes(ctx, agentID)
@@ -193,12 +192,12 @@ func (ic *Interceptor) serve(ctx context.Context, c *pool.Call, le *localEntry, 
 }
 
 // store1 caches resp if its agent allowed it.
-func (ic *Interceptor) store1(ctx context.Context, agentID string, ev *agentv2.RequestHeadersEvent, resp *agentv2.AgentResponse, now time.Time, st *counters) {
+func (ic *Interceptor) store1(ctx context.Context, agentID string, ev *agentv2.RequestHeadersEvent, resp *agentv2.AgentResponse, now time.Time, st *agentState) {
 	if !cacheable(resp) {
 		return
 	}
 	d := resp.GetCache()
-	sc, isNew := ic.scopes.of(agentID).add(d.GetScope(), ic.cfg.maxScopes)
+	sc, isNew := st.scopes.add(d.GetScope(), ic.cfg.maxScopes)
 	if isNew && ic.shared != nil && ic.shared.AddScope(ctx, agentID, d.GetScope()) != nil {
 		st.storeErrors.Add(1)
 	}
