@@ -1,7 +1,7 @@
 package cache
 
 import (
-	"google.golang.org/protobuf/proto"
+	"slices"
 
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 )
@@ -14,32 +14,28 @@ type answerShape uint8
 const (
 	// shapeClone: the generated CloneVT, an allocation per message.
 	shapeClone answerShape = iota
-	// shapeAllow: an allow whose hand-copied parts (the response, its
-	// decision and header operations) carry no unknown fields, copied
-	// into one allocation (three with more than one header operation).
+	// shapeAllow: an allow copied by hand into one allocation (three
+	// with more than one header operation).
 	shapeAllow
 )
 
-// shapeOf picks how hits copy r; it runs once, when r is stored.
+// shapeOf picks how hits copy r; it runs once, when r is stored. The
+// hand copy is used only if it equals r: a field it does not copy (one
+// added to the schema later, unknown fields) sends r to CloneVT.
 func shapeOf(r *agentv2.AgentResponse) answerShape {
-	if r.GetAllow() == nil || unknown(r) || unknown(r.GetAllow()) {
+	if r.GetAllow() == nil {
 		return shapeClone
 	}
 	for _, ops := range [][]*agentv2.HeaderOp{r.GetRequestHeaders(), r.GetResponseHeaders()} {
-		for _, op := range ops {
-			h := op.GetSet()
-			if h == nil {
-				h = op.GetAdd()
-			}
-			if op == nil || unknown(op) || h != nil && unknown(h) {
-				return shapeClone
-			}
+		if slices.Contains(ops, nil) {
+			return shapeClone
 		}
+	}
+	if !copyAnswer(r, shapeAllow, r.GetCorrelationId()).EqualVT(r) {
+		return shapeClone
 	}
 	return shapeAllow
 }
-
-func unknown(m proto.Message) bool { return len(m.ProtoReflect().GetUnknown()) > 0 }
 
 // answer is a shapeAllow copy: the response and everything it points to
 // that is not shared by every copy (strings are immutable).

@@ -23,6 +23,8 @@ func TestCopyAnswer(t *testing.T) {
 	rm := &agentv2.HeaderOp{Operation: &agentv2.HeaderOp_Remove{Remove: "x-rm"}}
 	withUnknown := agent.Allow()
 	withUnknown.ProtoReflect().SetUnknown([]byte{0xf8, 0x3f, 0x01}) // field 1023, varint 1
+	headerUnknown := agent.AllowSetRequestHeader("x-waf", "pass")
+	headerUnknown.GetRequestHeaders()[0].GetSet().ProtoReflect().SetUnknown([]byte{0xf8, 0x3f, 0x01})
 	for _, tc := range []struct {
 		name  string
 		resp  *agentv2.AgentResponse
@@ -40,6 +42,7 @@ func TestCopyAnswer(t *testing.T) {
 			ProcessingTimeMs: &ptime, NeedsMore: true, RequestHeaders: []*agentv2.HeaderOp{add}}, shapeAllow},
 		{"block", agent.Block(403, "no"), shapeClone},
 		{"unknown fields", withUnknown, shapeClone},
+		{"unknown fields in a header", headerUnknown, shapeClone},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
