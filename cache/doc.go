@@ -33,12 +33,15 @@
 //     answers it when it is given to the pool's config-update handler.
 //
 // A fleet of proxies shares decisions through Redis or Valkey with a
-// [RedisStore] (WithStore): an in-process layer in front, a decision one
+// [RedisStore] (WithStore) behind the in-process layer: a decision one
 // proxy stored found by the others, purges through Redis generations, and
-// a Redis outage degrading to the local layer, never to a failed request.
+// a Redis outage degrading to the in-process layer, never to a failed
+// request.
 //
-// Entries are bounded by count (WithMaxEntries); the in-process [Store]
-// is github.com/maypok86/otter, chosen over ristretto for its exact
+// The in-process layer is bounded by count (WithMaxEntries); it is
+// github.com/maypok86/otter, chosen over ristretto for its exact
 // admission (ristretto's TinyLFU refused most new decisions in our
-// measurements, internal/cachecompare).
+// measurements, internal/cachecompare). It is keyed by a seeded 64-bit
+// hash of the scope's values and compares the values themselves on a
+// hit; a shared store is keyed by their SHA-256 ([Key]).
 package cache

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"time"
 
@@ -19,9 +20,8 @@ import (
 // for concurrent use.
 type Interceptor struct {
 	cfg    config
-	store  Store
-	owned  MemoryStore // the default store, closed by Close
-	scopes scopeLists
+	local  *local
+	shared Store // nil without WithStore
 	flight flights
 	served *servedSet // requests served from the cache
 	stats  statsByAgent
@@ -39,14 +39,11 @@ func NewInterceptor(opts ...Option) (*Interceptor, error) {
 	for _, o := range opts {
 		o.apply(&cfg)
 	}
-	ic := &Interceptor{cfg: cfg, store: cfg.store}
-	if ic.store == nil {
-		s, err := NewMemoryStore(cfg.maxEntries, cfg.now)
-		if err != nil {
-			return nil, err
-		}
-		ic.store, ic.owned = s, s
+	l, err := newLocal(cfg.maxEntries, cfg.now)
+	if err != nil {
+		return nil, err
 	}
+	ic := &Interceptor{cfg: cfg, local: l, shared: cfg.store}
 	ic.served = newServedSet(cfg.maxEntries)
 	if err := ic.stats.register(cfg.meterProvider); err != nil {
 		ic.Close()
@@ -58,9 +55,7 @@ func NewInterceptor(opts ...Option) (*Interceptor, error) {
 // Close stops the interceptor's goroutines and metrics; a store given
 // with WithStore is the caller's to close. Close the pool first.
 func (ic *Interceptor) Close() {
-	if ic.owned != nil {
-		ic.owned.Close()
-	}
+	ic.local.close()
 	ic.stats.unregister()
 }
 
@@ -90,16 +85,14 @@ func (ic *Interceptor) headers(ctx context.Context, c *pool.Call, next pool.Send
 	st := ic.stats.of(c.AgentID)
 	now := ic.cfg.now()
 	body := 0 // whether the request has a body: 0 not looked at yet, 1 no, 2 yes
-	var stale *Entry
+	var stale *localEntry
+	var buf [512]byte // the full key, on the stack
 	for _, sc := range ic.scopesOf(ctx, c.AgentID, now, st) {
-		e, err := ic.store.Get(ctx, c.AgentID, sc.key(c.AgentID, ev))
-		if err != nil {
-			st.storeErrors.Add(1)
+		le := ic.lookup(ctx, c.AgentID, sc.appendKey(buf[:0], c.AgentID, ev), st)
+		if le == nil {
 			continue
 		}
-		if e == nil {
-			continue
-		}
+		e := le.e
 		if !e.BodyNotInspected {
 			if body == 0 {
 				body = 1
@@ -113,10 +106,10 @@ func (ic *Interceptor) headers(ctx context.Context, c *pool.Call, next pool.Send
 		}
 		if now.Before(e.Expires) {
 			st.hits.Add(1)
-			return ic.serve(ctx, c, e, "hit"), nil
+			return ic.serve(ctx, c, le, "hit"), nil
 		}
 		if now.Before(e.StaleUntil) && stale == nil {
-			stale = e
+			stale = le
 		}
 	}
 	st.misses.Add(1)
@@ -150,17 +143,33 @@ func (ic *Interceptor) headers(ctx context.Context, c *pool.Call, next pool.Send
 	return nil, err
 }
 
+// lookup returns the entry stored under the full key k: from the
+// in-process layer, or from the shared store into that layer.
+func (ic *Interceptor) lookup(ctx context.Context, agentID string, k []byte, st *agentState) *localEntry {
+	if le := ic.local.get(k); le != nil || ic.shared == nil {
+		return le
+	}
+	e, err := ic.shared.Get(ctx, agentID, Key(sha256.Sum256(k)))
+	if err != nil {
+		st.storeErrors.Add(1)
+	}
+	if e == nil {
+		return nil
+	}
+	return ic.local.set(agentID, k, e)
+}
+
 // scopeRefresh is how often an interceptor reads the store's scope list
 // (decisions other proxies stored may use scopes this one never saw).
 const scopeRefresh = time.Second
 
 // scopesOf returns the scopes to try for agentID, reading the store's list
 // at most once per scopeRefresh.
-func (ic *Interceptor) scopesOf(ctx context.Context, agentID string, now time.Time, st *counters) []*scope {
-	a := ic.scopes.of(agentID)
+func (ic *Interceptor) scopesOf(ctx context.Context, agentID string, now time.Time, st *agentState) []*scope {
+	a := &st.scopes
 	last := a.refreshed.Load()
-	if now.UnixNano()-last >= int64(scopeRefresh) && a.refreshed.CompareAndSwap(last, now.UnixNano()) {
-		shared, err := ic.store.Scopes(ctx, agentID)
+	if ic.shared != nil && now.UnixNano()-last >= int64(scopeRefresh) && a.refreshed.CompareAndSwap(last, now.UnixNano()) {
+		shared, err := ic.shared.Scopes(ctx, agentID)
 		if err != nil {
 			st.storeErrors.Add(1)
 		}
@@ -171,9 +180,8 @@ func (ic *Interceptor) scopesOf(ctx context.Context, agentID string, now time.Ti
 
 // serve answers c from e: a copy, with the caller's correlation id, and
 // the rest of the request answered by the cache too.
-func (ic *Interceptor) serve(ctx context.Context, c *pool.Call, e *Entry, how string) *agentv2.AgentResponse {
-	resp := e.Response.CloneVT()
-	resp.CorrelationId = c.CorrelationID
+func (ic *Interceptor) serve(ctx context.Context, c *pool.Call, le *localEntry, how string) *agentv2.AgentResponse {
+	resp := copyAnswer(le.e.Response, le.copy, c.CorrelationID)
 	if resp.GetAllow() != nil && c.CorrelationID != "" {
 		ic.served.add(servedKey{c.AgentID, c.CorrelationID})
 	}
@@ -184,22 +192,27 @@ func (ic *Interceptor) serve(ctx context.Context, c *pool.Call, e *Entry, how st
 }
 
 // store1 caches resp if its agent allowed it.
-func (ic *Interceptor) store1(ctx context.Context, agentID string, ev *agentv2.RequestHeadersEvent, resp *agentv2.AgentResponse, now time.Time, st *counters) {
+func (ic *Interceptor) store1(ctx context.Context, agentID string, ev *agentv2.RequestHeadersEvent, resp *agentv2.AgentResponse, now time.Time, st *agentState) {
 	if !cacheable(resp) {
 		return
 	}
 	d := resp.GetCache()
-	sc, isNew := ic.scopes.of(agentID).add(d.GetScope(), ic.cfg.maxScopes)
-	if isNew && ic.store.AddScope(ctx, agentID, d.GetScope()) != nil {
+	sc, isNew := st.scopes.add(d.GetScope(), ic.cfg.maxScopes)
+	if isNew && ic.shared != nil && ic.shared.AddScope(ctx, agentID, d.GetScope()) != nil {
 		st.storeErrors.Add(1)
 	}
 	e := &Entry{Response: resp.CloneVT(), Tags: d.GetTags(), BodyNotInspected: d.GetBodyNotInspected()}
 	e.Response.Cache = nil
 	e.Expires = now.Add(time.Duration(d.GetTtlMs()) * time.Millisecond)
 	e.StaleUntil = e.Expires.Add(time.Duration(d.GetStaleMs()) * time.Millisecond)
-	if err := ic.store.Set(ctx, agentID, sc.key(agentID, ev), e); err != nil {
-		st.storeErrors.Add(1)
-		return
+	var buf [512]byte
+	k := sc.appendKey(buf[:0], agentID, ev)
+	ic.local.set(agentID, k, e)
+	if ic.shared != nil {
+		if err := ic.shared.Set(ctx, agentID, Key(sha256.Sum256(k)), e); err != nil {
+			st.storeErrors.Add(1)
+			return
+		}
 	}
 	st.stores.Add(1)
 }
@@ -228,7 +241,11 @@ func unavailable(ctx context.Context, err error) bool {
 // them without tags.
 func (ic *Interceptor) Purge(ctx context.Context, agentID string, tags ...string) error {
 	ic.stats.of(agentID).purges.Add(1)
-	return ic.store.Purge(ctx, agentID, tags)
+	ic.local.purge(agentID, tags)
+	if ic.shared == nil {
+		return nil
+	}
+	return ic.shared.Purge(ctx, agentID, tags)
 }
 
 // ConfigUpdateHandler returns a pool config-update handler that answers

@@ -41,15 +41,11 @@ func newScope(s *agentv2.CacheScope) scope {
 	return sc
 }
 
-// Key is a cache key: a SHA-256 over length-prefixed fields, so that no
-// two requests that differ in scope collide (a decision must never reach a
-// request it was not made for).
-type Key [sha256.Size]byte
-
-// key is the cache key of ev's request for agentID under sc.
-func (sc *scope) key(agentID string, ev *agentv2.RequestHeadersEvent) Key {
-	var arr [1024]byte
-	b := field(arr[:0], "agentwire-cache-v1")
+// appendKey appends the full key of ev's request for agentID under sc:
+// length-prefixed fields, so that no two requests that differ in scope
+// share a key.
+func (sc *scope) appendKey(b []byte, agentID string, ev *agentv2.RequestHeadersEvent) []byte {
+	b = field(b, "agentwire-cache-v1")
 	b = field(b, agentID)
 	b = field(b, sc.id)
 	path, query, _ := strings.Cut(ev.GetUri(), "?")
@@ -69,16 +65,17 @@ func (sc *scope) key(agentID string, ev *agentv2.RequestHeadersEvent) Key {
 		b = field(b, ev.GetMetadata().GetRouteId())
 	}
 	for _, name := range sc.headers {
-		n := uint32(0)
+		count := uint32(0)
 		for _, hd := range ev.GetHeaders() {
-			if strings.EqualFold(hd.GetName(), name) {
+			// Lengths first: case-folding every name costs more.
+			if n := hd.GetName(); len(n) == len(name) && (n == name || strings.EqualFold(n, name)) {
 				b = field(b, hd.GetValue())
-				n++
+				count++
 			}
 		}
-		b = binary.BigEndian.AppendUint32(b, n)
+		b = binary.BigEndian.AppendUint32(b, count)
 	}
-	return sha256.Sum256(b)
+	return b
 }
 
 // fingerprint identifies ev's request entirely (everything an agent can
@@ -109,10 +106,11 @@ func field(b []byte, s string) []byte {
 // hasBody reports whether ev announces a request body.
 func hasBody(ev *agentv2.RequestHeadersEvent) bool {
 	for _, hd := range ev.GetHeaders() {
+		n := hd.GetName()
 		switch {
-		case strings.EqualFold(hd.GetName(), "transfer-encoding"):
+		case len(n) == len("transfer-encoding") && strings.EqualFold(n, "transfer-encoding"):
 			return true
-		case strings.EqualFold(hd.GetName(), "content-length"):
+		case len(n) == len("content-length") && strings.EqualFold(n, "content-length"):
 			if v := strings.TrimSpace(hd.GetValue()); v != "" && v != "0" {
 				return true
 			}

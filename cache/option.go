@@ -22,15 +22,14 @@ type optionFunc func(*config)
 
 func (f optionFunc) apply(c *config) { f(c) }
 
-// DefaultMaxEntries bounds the in-process store.
+// DefaultMaxEntries bounds the in-process layer.
 const DefaultMaxEntries = 100_000
 
-// WithStore sets where decisions are kept (default: an in-process store
-// of WithMaxEntries decisions). A shared store lets a fleet of proxies
-// share decisions.
+// WithStore adds a shared store (a [RedisStore]) behind the in-process
+// layer, so that a fleet of proxies shares decisions.
 func WithStore(s Store) Option { return optionFunc(func(c *config) { c.store = s }) }
 
-// WithMaxEntries bounds the default in-process store (DefaultMaxEntries).
+// WithMaxEntries bounds the in-process layer (DefaultMaxEntries).
 func WithMaxEntries(n int) Option { return optionFunc(func(c *config) { c.maxEntries = n }) }
 
 // WithFlushOnConnect drops an agent's cached decisions whenever one of its

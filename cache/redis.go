@@ -15,16 +15,15 @@ import (
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 )
 
-// RedisStore is a Store a fleet of proxies shares through Redis or Valkey,
-// behind an in-process layer: hits are local when they can be, a decision
-// one proxy stored is found by the others, and a purge reaches every
-// proxy's entries. When Redis fails, the store carries on with its local
-// layer alone (the failure is returned, and counted by the interceptor as a
-// miss or a failed store) and leaves Redis alone for a second before it
-// tries again. It is safe for concurrent use.
+// RedisStore is a Store a fleet of proxies shares through Redis or Valkey:
+// a decision one proxy stored is found by the others (behind each
+// interceptor's in-process layer), and a purge reaches every proxy's
+// entries. When Redis fails, the failure is returned (the interceptor
+// counts it and carries on with its in-process layer) and Redis is left
+// alone for a second before the store tries again. It is safe for
+// concurrent use.
 type RedisStore struct {
 	rdb     redis.UniversalClient
-	local   MemoryStore
 	prefix  string
 	now     func() time.Time
 	timeout time.Duration
@@ -33,19 +32,11 @@ type RedisStore struct {
 
 var _ Store = (*RedisStore)(nil)
 
-// NewRedisStore returns a RedisStore over rdb, whose keys start with
-// prefix, with a local layer of localEntries decisions. Each Redis call is
-// bounded by timeout. Close it when done; rdb stays the caller's.
-func NewRedisStore(rdb redis.UniversalClient, prefix string, localEntries int, timeout time.Duration, now func() time.Time) (*RedisStore, error) {
-	local, err := NewMemoryStore(localEntries, now)
-	if err != nil {
-		return nil, err
-	}
-	return &RedisStore{rdb: rdb, local: local, prefix: prefix, now: now, timeout: timeout}, nil
+// NewRedisStore returns a RedisStore over rdb whose keys start with
+// prefix. Each Redis call is bounded by timeout; rdb stays the caller's.
+func NewRedisStore(rdb redis.UniversalClient, prefix string, timeout time.Duration, now func() time.Time) *RedisStore {
+	return &RedisStore{rdb: rdb, prefix: prefix, now: now, timeout: timeout}
 }
-
-// Close stops the local layer's goroutine.
-func (s *RedisStore) Close() { s.local.Close() }
 
 // errRedisSkipped: Redis failed less than a second ago and is left alone.
 var errRedisSkipped = errors.New("cache: redis unavailable, using the local layer")
@@ -85,11 +76,8 @@ func (s *RedisStore) genKeys(agentID string, tags []string) []string {
 	return keys
 }
 
-// Get implements Store: the local layer first, then Redis.
+// Get implements Store.
 func (s *RedisStore) Get(ctx context.Context, agentID string, key Key) (*Entry, error) {
-	if e, _ := s.local.Get(ctx, agentID, key); e != nil {
-		return e, nil
-	}
 	var e *Entry
 	err := s.call(ctx, func(ctx context.Context) error {
 		pipe := s.rdb.Pipeline()
@@ -125,9 +113,6 @@ func (s *RedisStore) Get(ctx context.Context, agentID string, key Key) (*Entry, 
 		e = dec
 		return nil
 	})
-	if e != nil {
-		_ = s.local.Set(ctx, agentID, key, e)
-	}
 	return e, err
 }
 
@@ -136,9 +121,8 @@ func genOf(c *redis.StringCmd) uint64 {
 	return n
 }
 
-// Set implements Store: into the local layer and Redis.
+// Set implements Store.
 func (s *RedisStore) Set(ctx context.Context, agentID string, key Key, e *Entry) error {
-	_ = s.local.Set(ctx, agentID, key, e)
 	ttl := e.StaleUntil.Sub(s.now())
 	if ttl <= 0 {
 		return nil
@@ -202,10 +186,9 @@ func (s *RedisStore) Scopes(ctx context.Context, agentID string) ([]*agentv2.Cac
 	return out, err
 }
 
-// Purge implements Store: the local layer's entries and, by bumping
-// generations in Redis, every proxy's.
+// Purge implements Store: by bumping generations in Redis, the entries
+// of every proxy that looks them up afterwards.
 func (s *RedisStore) Purge(ctx context.Context, agentID string, tags []string) error {
-	_ = s.local.Purge(ctx, agentID, tags)
 	return s.call(ctx, func(ctx context.Context) error {
 		keys := s.genKeys(agentID, tags)
 		if len(tags) > 0 {

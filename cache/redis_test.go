@@ -76,10 +76,8 @@ func (r *redisServer) client(t *testing.T) *redis.Client {
 // proxyWithRedis is one proxy of a fleet: a pool whose cache shares rd.
 func proxyWithRedis(t *testing.T, h agent.Handler, rd *redisServer, clock *fakeClock) *fixture {
 	t.Helper()
-	s, err := cache.NewRedisStore(rd.client(t), "test:", 1000, time.Second, clock.Now)
-	require.NoError(t, err)
-	t.Cleanup(s.Close)
-	f := newFixture(t, h, cache.WithStore(s))
+	s := cache.NewRedisStore(rd.client(t), "test:", time.Second, clock.Now)
+	f := newFixture(t, h, cache.WithStore(s), cache.WithMaxEntries(1000), cache.WithClock(clock.Now))
 	f.clock = clock
 	return f
 }

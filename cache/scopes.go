@@ -1,30 +1,17 @@
 package cache
 
 import (
-	"sync"
 	"sync/atomic"
 
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 )
 
-// scopeLists keeps, per agent, the scopes its cacheable decisions used,
+// agentScopes keeps the scopes an agent's cacheable decisions used,
 // newest first: a lookup tries each. Lists are replaced, never changed,
 // so readers need no lock.
-type scopeLists struct {
-	m sync.Map // agent id -> *agentScopes
-}
-
 type agentScopes struct {
 	list      atomic.Pointer[[]*scope]
 	refreshed atomic.Int64 // unix nanoseconds of the last look at the store's list
-}
-
-func (l *scopeLists) of(agentID string) *agentScopes {
-	if a, ok := l.m.Load(agentID); ok {
-		return a.(*agentScopes)
-	}
-	a, _ := l.m.LoadOrStore(agentID, &agentScopes{})
-	return a.(*agentScopes)
 }
 
 func (a *agentScopes) get() []*scope {

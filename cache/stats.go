@@ -23,12 +23,15 @@ type Stats struct {
 	StoreErrors uint64
 }
 
-type counters struct {
+// agentState is what the interceptor keeps per agent: its counters and
+// its scopes, found with one lookup per event.
+type agentState struct {
 	hits, staleHits, misses, joins, stores, followers, purges, storeErrors atomic.Uint64
+	scopes                                                                 agentScopes
 }
 
 type statsByAgent struct {
-	m   sync.Map // agent id -> *counters
+	m   sync.Map // agent id -> *agentState
 	reg metric.Registration
 }
 
@@ -38,19 +41,19 @@ func (s *statsByAgent) unregister() {
 	}
 }
 
-func (s *statsByAgent) of(agentID string) *counters {
+func (s *statsByAgent) of(agentID string) *agentState {
 	if c, ok := s.m.Load(agentID); ok {
-		return c.(*counters)
+		return c.(*agentState)
 	}
-	c, _ := s.m.LoadOrStore(agentID, &counters{})
-	return c.(*counters)
+	c, _ := s.m.LoadOrStore(agentID, &agentState{})
+	return c.(*agentState)
 }
 
 // Stats returns the counters of every agent the cache has seen.
 func (ic *Interceptor) Stats() map[string]Stats {
 	out := map[string]Stats{}
 	ic.stats.m.Range(func(k, v any) bool {
-		c := v.(*counters)
+		c := v.(*agentState)
 		out[k.(string)] = Stats{
 			Hits: c.hits.Load(), StaleHits: c.staleHits.Load(), Misses: c.misses.Load(), Joins: c.joins.Load(),
 			Stores: c.stores.Load(), Followers: c.followers.Load(), Purges: c.purges.Load(), StoreErrors: c.storeErrors.Load(),
@@ -69,16 +72,16 @@ func (s *statsByAgent) register(mp metric.MeterProvider) error {
 	m := mp.Meter("github.com/agentwire/agentwire/cache")
 	type inst struct {
 		name, desc string
-		get        func(*counters) uint64
+		get        func(*agentState) uint64
 		c          metric.Int64ObservableCounter
 	}
 	insts := []*inst{
-		{name: "hits", desc: "request_headers events answered from the cache", get: func(c *counters) uint64 { return c.hits.Load() }},
-		{name: "stale_hits", desc: "expired decisions served while the agent was unavailable", get: func(c *counters) uint64 { return c.staleHits.Load() }},
-		{name: "misses", desc: "request_headers events the cache could not answer", get: func(c *counters) uint64 { return c.misses.Load() }},
-		{name: "joins", desc: "misses that waited for an identical request's agent call", get: func(c *counters) uint64 { return c.joins.Load() }},
-		{name: "stores", desc: "decisions stored", get: func(c *counters) uint64 { return c.stores.Load() }},
-		{name: "store_errors", desc: "failed cache lookups and writes", get: func(c *counters) uint64 { return c.storeErrors.Load() }},
+		{name: "hits", desc: "request_headers events answered from the cache", get: func(c *agentState) uint64 { return c.hits.Load() }},
+		{name: "stale_hits", desc: "expired decisions served while the agent was unavailable", get: func(c *agentState) uint64 { return c.staleHits.Load() }},
+		{name: "misses", desc: "request_headers events the cache could not answer", get: func(c *agentState) uint64 { return c.misses.Load() }},
+		{name: "joins", desc: "misses that waited for an identical request's agent call", get: func(c *agentState) uint64 { return c.joins.Load() }},
+		{name: "stores", desc: "decisions stored", get: func(c *agentState) uint64 { return c.stores.Load() }},
+		{name: "store_errors", desc: "failed cache lookups and writes", get: func(c *agentState) uint64 { return c.storeErrors.Load() }},
 	}
 	obs := make([]metric.Observable, len(insts))
 	for i, in := range insts {
@@ -92,7 +95,7 @@ func (s *statsByAgent) register(mp metric.MeterProvider) error {
 		s.m.Range(func(k, v any) bool {
 			attrs := metric.WithAttributes(attribute.String("agentwire.agent.id", k.(string)))
 			for _, in := range insts {
-				o.ObserveInt64(in.c, int64(in.get(v.(*counters))), attrs)
+				o.ObserveInt64(in.c, int64(in.get(v.(*agentState))), attrs)
 			}
 			return true
 		})

@@ -85,6 +85,7 @@ func scenarios(o options) []scenario {
 		add(payloadHeaders, []shape{{1, 64}}, tSockLimit, tRaw, tUDS, tReverse, tBareGRPC, tBareMsg, tBarePB, tGRPC, tBareConnect, tConnect)
 		add(payloadHeaders, []shape{{4, 64}}, tSockLimit, tRaw, tUDS, udsConn, tUDSCache)
 		add(payloadBody, []shape{{1, 64}}, tSockLimit, tRaw, tUDS)
+		add(payloadDecision, []shape{{1, 1}}, tRedisHit)
 	} else {
 		add(payloadHeaders, []shape{{1, 1}}, tSockLimit, tRaw, tUDS, udsConn, tReverse, tBareGRPC, tBareMsg, tBarePB, tGRPC, tBareConnect, tConnect)
 		add(payloadHeaders, []shape{{1, 64}}, tSockLimit, tRaw, tUDS, tReverse, tBareGRPC, tBareMsg, tBarePB, tGRPC, grpcConn, tBareConnect, tConnect)
@@ -92,6 +93,7 @@ func scenarios(o options) []scenario {
 		add(payloadHeaders, []shape{{4, 64}}, tSockLimit, tRaw, tUDS, udsConn, tReverse, tBareGRPC, tBareMsg, tBarePB, tGRPC, tBareConnect, tConnect)
 		add(payloadBody, []shape{{1, 64}, {4, 64}}, tSockLimit, tRaw, tUDS)
 		add(payloadBody, []shape{{1, 64}}, tBareGRPC, tBareMsg, tGRPC)
+		add(payloadDecision, []shape{{1, 1}, {4, 16}}, tRedisHit)
 	}
 	if len(o.only) == 0 {
 		return out
@@ -143,6 +145,7 @@ type env struct {
 
 	cacheAgent *child // the WAF policy with cacheable decisions (uds-cache)
 	cacheAddr  agentAddrs
+	redis      *redisServer // the decision cache's shared store (redis-hit); nil without redis-server
 
 	// requestSize is the frame size of each payload's event; baselines send
 	// requests of that size.
@@ -267,6 +270,12 @@ func setup(ctx context.Context, o options, scs []scenario, logf func(string, ...
 		e.closers = append(e.closers, e.cacheAgent.close)
 	}
 
+	if need[tRedisHit] {
+		if err = e.startRedis(ctx); err != nil {
+			return nil, err
+		}
+	}
+
 	// The slow agent parks requests for the in-flight memory measurement.
 	e.slowAddr = agentAddrs{uds: filepath.Join(dir, "slow.sock")}
 	if argv, err = selfArgv("agent", "-uds", e.slowAddr.uds, "-grpc", anyLoopbackPort,
@@ -306,6 +315,9 @@ func bench(ctx context.Context, o options, logf func(string, ...any)) (*Report, 
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
+			if e.skipped(sc) != "" {
+				continue
+			}
 			var res loopResult
 			var err error
 			// Goroutines started for the scenario (connections' readers
@@ -323,7 +335,9 @@ func bench(ctx context.Context, o options, logf func(string, ...any)) (*Report, 
 		}
 	}
 	for i, sc := range scs {
-		rep.Scenarios = append(rep.Scenarios, summarize(sc, e.requestSize[sc.Payload], samples[i]))
+		s := summarize(sc, e.requestSize[sc.Payload], samples[i])
+		s.Skipped = e.skipped(sc)
+		rep.Scenarios = append(rep.Scenarios, s)
 	}
 	rep.computeRatios()
 

@@ -86,6 +86,8 @@ type ScenarioResult struct {
 	ServerSys  Stat   `json:"server_syscalls_per_event"`
 	Errors     uint64 `json:"errors"`
 	FirstError string `json:"first_error,omitempty"`
+	// Skipped says why the scenario did not run.
+	Skipped string `json:"skipped,omitempty"`
 
 	// Ratios to the baseline's medians (0 for baselines).
 	ThroughputRatio float64 `json:"throughput_ratio,omitempty"`
@@ -248,6 +250,9 @@ func writeTables(w io.Writer, r *Report) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\treq B\tevents/s\t[min–max]\t×base\t×sock\tMB/s\tp50 µs\tp99 µs\tp99.9 µs\t×base p50\tCPU µs/ev proxy\tagent\tsyscalls/ev proxy\tagent\tallocs/ev\terrors\t")
 	for _, s := range r.Scenarios {
+		if s.Skipped != "" {
+			continue
+		}
 		mb := ""
 		if s.MBps != nil {
 			mb = num(s.MBps.Median)
@@ -266,6 +271,9 @@ func writeTables(w io.Writer, r *Report) {
 	for _, s := range r.Scenarios {
 		if s.FirstError != "" {
 			fmt.Fprintf(w, "  %s: first error: %s\n", s.Name, s.FirstError)
+		}
+		if s.Skipped != "" {
+			fmt.Fprintf(w, "  %s: %s\n", s.Name, s.Skipped)
 		}
 	}
 

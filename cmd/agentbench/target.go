@@ -92,6 +92,8 @@ func (e *env) openTarget(ctx context.Context, sc scenario) (*target, error) {
 		return openBaseline(ctx, sc, e.baseline.pid(), func(ctx context.Context) (baselineConn, error) {
 			return dialBareMsg(ctx, e.barePBAddr, sc.InFlight)
 		}, size)
+	case tRedisHit:
+		return e.openRedisHit(ctx, sc)
 	}
 
 	senders, pid, closeFn, err := e.openSenders(ctx, sc)
