@@ -77,18 +77,10 @@ func handshakeResponseIn(r *rd, v any) *agentv2.HandshakeResponse {
 	return h
 }
 
-// Event numbers: the reference counts Configure as 0, agentwire as 8.
-func eventOut(t agentv2.EventType) int64 {
-	if t == agentv2.EventType_EVENT_TYPE_CONFIGURE {
-		return 0
-	}
-	return int64(t)
-}
-
 func capabilitiesOut(c *agentv2.AgentCapabilities) *obj {
 	evs := make([]any, 0, len(c.GetSupportedEvents()))
 	for _, t := range c.GetSupportedEvents() {
-		evs = append(evs, eventOut(t))
+		evs = append(evs, int64(t))
 	}
 	f, l := c.GetFeatures(), c.GetLimits()
 	return strct(6).
@@ -112,8 +104,9 @@ func capabilitiesOut(c *agentv2.AgentCapabilities) *obj {
 			add("preferred_chunk_size", l.GetPreferredChunkSize()))
 }
 
-// capabilitiesIn reads UdsCapabilities; event numbers the reference does
-// not define are dropped, as its event_type_from_i32 drops them.
+// capabilitiesIn reads UdsCapabilities. Configure is 8 as agents write it
+// (server.rs event_type_to_i32) or 0 as uds.rs's event_type_from_i32
+// reads it; numbers neither defines are dropped, as uds.rs drops them.
 func capabilitiesIn(r *rd, v any) *agentv2.AgentCapabilities {
 	x := r.rec(v, "capabilities")
 	f := r.rec(x.get(4, "features"), "features")
@@ -143,7 +136,7 @@ func capabilitiesIn(r *rd, v any) *agentv2.AgentCapabilities {
 		switch n := r.i64(e, "supported_events"); {
 		case n == 0:
 			c.SupportedEvents = append(c.SupportedEvents, agentv2.EventType_EVENT_TYPE_CONFIGURE)
-		case n >= 1 && n <= 7:
+		case n >= 1 && n <= 8:
 			c.SupportedEvents = append(c.SupportedEvents, agentv2.EventType(n))
 		}
 	}
