@@ -149,3 +149,16 @@ func newRefReverseConn(ctx context.Context, nc net.Conn, reg *agentv2.Registrati
 	}
 	return startSession(ctx, cfg, w)
 }
+
+// EncodingOf names the payload encoding c speaks: "protobuf", or the
+// reference's "json" or "msgpack"; "" for a Conn this package did not make.
+func EncodingOf(c Conn) string {
+	s, ok := c.(*session)
+	if !ok {
+		return ""
+	}
+	if w, ok := s.w.(*refWire); ok {
+		return refenc.Encoding(w.enc.Load()).String()
+	}
+	return string(UnixProtobuf)
+}
