@@ -62,7 +62,7 @@ func (srv *Server) serveStream(ctx context.Context, st stream) error {
 	if ms := hs.GetHealthReportIntervalMs(); ms > 0 {
 		interval = time.Duration(ms) * time.Millisecond
 	}
-	resp, rejected := srv.handshakeResponse(hs, interval)
+	resp, rejected := srv.handshakeResponse(hs, interval, st)
 	if err := st.Send(ctx, &agentv2.AgentToProxy{Message: &agentv2.AgentToProxy_Handshake{Handshake: resp}}); err != nil {
 		return err
 	}
@@ -125,15 +125,26 @@ func (srv *Server) capabilities(interval time.Duration) *agentv2.AgentCapabiliti
 	}
 }
 
-// handshakeResponse answers a handshake; rejected is non-nil when the agent
-// cannot serve the proxy.
-func (srv *Server) handshakeResponse(hs *agentv2.HandshakeRequest, interval time.Duration) (resp *agentv2.HandshakeResponse, rejected error) {
-	resp = &agentv2.HandshakeResponse{ProtocolVersion: ProtocolVersion, Capabilities: srv.capabilities(interval), Success: true, Encoding: "protobuf"}
+// encodingNegotiator is implemented by streams that choose their payload
+// encoding from the proxy's offer (the framed stream: protobuf, or the
+// reference's msgpack or json); other streams speak protobuf.
+type encodingNegotiator interface {
+	negotiate(offered []string) (enc string, ok bool)
+}
+
+// handshakeResponse answers a handshake received on st (nil: none yet);
+// rejected is non-nil when the agent cannot serve the proxy.
+func (srv *Server) handshakeResponse(hs *agentv2.HandshakeRequest, interval time.Duration, st stream) (resp *agentv2.HandshakeResponse, rejected error) {
+	enc, encOK := protobufEncoding(hs.GetSupportedEncodings())
+	if n, ok := st.(encodingNegotiator); ok {
+		enc, encOK = n.negotiate(hs.GetSupportedEncodings())
+	}
+	resp = &agentv2.HandshakeResponse{ProtocolVersion: ProtocolVersion, Capabilities: srv.capabilities(interval), Success: true, Encoding: enc}
 	var problem string
 	switch {
 	case !slices.Contains(hs.GetSupportedVersions(), ProtocolVersion):
 		problem = fmt.Sprintf("unsupported protocol versions %v: this agent speaks version %d", hs.GetSupportedVersions(), ProtocolVersion)
-	case len(hs.GetSupportedEncodings()) > 0 && !slices.Contains(hs.GetSupportedEncodings(), "protobuf"):
+	case !encOK:
 		problem = fmt.Sprintf("unsupported encodings %q: this agent speaks \"protobuf\"", hs.GetSupportedEncodings())
 	default:
 		return resp, nil

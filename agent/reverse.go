@@ -17,6 +17,7 @@ import (
 	"github.com/agentwire/agentwire"
 	"github.com/agentwire/agentwire/codec"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/internal/wire/refenc"
 )
 
 // Defaults of a [ReverseDialer].
@@ -279,7 +280,25 @@ func (d *ReverseDialer) connect(ctx context.Context) (net.Conn, error) {
 	d.srv.cfg.logger.Debug("agent: registered with proxy", "addr", d.address,
 		"connection_id", resp.GetConnectionId(), "proxy_id", resp.GetProxyId())
 	ok = true
+	if d.cfg.zentinel {
+		return &refConn{Conn: nc, ref: newReverseRef(resp.GetProxyId())}, nil
+	}
 	return nc, nil
+}
+
+// refConn is a connection registered with a reference proxy, which sends
+// JSON events with no handshake.
+type refConn struct {
+	net.Conn
+	ref *refState
+}
+
+// serve serves a registered connection until it ends.
+func (d *ReverseDialer) serve(ctx context.Context, nc net.Conn) error {
+	if rc, ok := nc.(*refConn); ok {
+		return d.srv.serveConn(ctx, rc.Conn, rc.ref)
+	}
+	return d.srv.ServeConn(ctx, nc)
 }
 
 func (d *ReverseDialer) ioErr(ctx, rctx context.Context, what string, err error) error {
@@ -296,18 +315,32 @@ func (d *ReverseDialer) ioErr(ctx, rctx context.Context, what string, err error)
 }
 
 // register sends the registration and reads exactly one frame, the answer:
-// the proxy's handshake may follow in the same segment.
+// the proxy's handshake (or, from a reference proxy, an event) may follow in
+// the same segment.
 func (d *ReverseDialer) register(nc net.Conn) (*agentv2.RegistrationResponse, error) {
-	caps, _ := d.srv.handshakeResponse(&agentv2.HandshakeRequest{SupportedVersions: []uint32{ProtocolVersion}}, d.srv.cfg.healthInterval)
-	req := &agentv2.AgentToProxy{Message: &agentv2.AgentToProxy_Registration{Registration: &agentv2.RegistrationRequest{
+	caps, _ := d.srv.handshakeResponse(&agentv2.HandshakeRequest{SupportedVersions: []uint32{ProtocolVersion}}, d.srv.cfg.healthInterval, nil)
+	reg := &agentv2.RegistrationRequest{
 		ProtocolVersion: ProtocolVersion,
 		AgentId:         d.srv.cfg.agentID,
 		Capabilities:    caps.GetCapabilities(),
 		AuthToken:       d.cfg.token,
 		Metadata:        d.cfg.metadata,
-	}}}
-	if err := codec.WriteFrameTo(nc, req, d.srv.cfg.maxFrameSize); err != nil {
-		return nil, err
+	}
+	answer := agentv2.ProxyToAgentFrameRegistrationResponse
+	if d.cfg.zentinel {
+		frame, err := refenc.AppendRegistration(nil, reg)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := nc.Write(frame); err != nil {
+			return nil, err
+		}
+		answer = agentv2.AgentToProxyFrameHandshake // reverse.rs answers on 0x02
+	} else {
+		req := &agentv2.AgentToProxy{Message: &agentv2.AgentToProxy_Registration{Registration: reg}}
+		if err := codec.WriteFrameTo(nc, req, d.srv.cfg.maxFrameSize); err != nil {
+			return nil, err
+		}
 	}
 	var hdr [agentv2.FrameHeaderSize]byte
 	if _, err := io.ReadFull(nc, hdr[:]); err != nil {
@@ -318,12 +351,15 @@ func (d *ReverseDialer) register(nc net.Conn) (*agentv2.RegistrationResponse, er
 	if n == 0 || n > maxRegistrationAnswer {
 		return nil, agentwire.Errorf(agentwire.CodeInternal, "%w: registration answer of %d bytes", errProtocol, n)
 	}
-	if t != agentv2.ProxyToAgentFrameRegistrationResponse {
+	if t != answer {
 		return nil, agentwire.Errorf(agentwire.CodeInternal, "%w: expected a registration answer, got frame type 0x%02x", errProtocol, uint8(t))
 	}
 	payload := make([]byte, n-1)
 	if _, err := io.ReadFull(nc, payload); err != nil {
 		return nil, err
+	}
+	if d.cfg.zentinel {
+		return refenc.RegistrationResponseIn(payload)
 	}
 	var msg agentv2.ProxyToAgent
 	if err := codec.Decode(&msg, t, payload, agentv2.IsProxyToAgentFrame, false); err != nil {

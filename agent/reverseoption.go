@@ -29,6 +29,7 @@ type reverseDialConfig struct {
 	onError      func(err error, retryIn time.Duration)
 	stableAfter  time.Duration
 	dialer       net.Dialer
+	zentinel     bool
 }
 
 // WithAgentToken sets the token sent with every registration. Over TCP,
@@ -87,4 +88,12 @@ func WithRegistrationHandler(f func(resp *agentv2.RegistrationResponse)) Reverse
 // before the next. It must not block.
 func WithDialErrorHandler(f func(err error, retryIn time.Duration)) ReverseDialOption {
 	return reverseDialOptionFunc(func(c *reverseDialConfig) { c.onError = f })
+}
+
+// WithZentinelRegistration registers the way the reference proxy
+// (Sentinel/Zentinel reverse.rs) expects: a JSON registration, after which
+// the proxy sends JSON events with no handshake. Use it for reference
+// proxies only; agentwire proxies expect the default registration.
+func WithZentinelRegistration() ReverseDialOption {
+	return reverseDialOptionFunc(func(c *reverseDialConfig) { c.zentinel = true })
 }

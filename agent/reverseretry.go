@@ -92,7 +92,7 @@ func (d *ReverseDialer) keep(ctx context.Context) {
 			}
 			d.connected.Add(1)
 			start := time.Now()
-			err = d.srv.ServeConn(ctx, nc)
+			err = d.serve(ctx, nc)
 			d.connected.Add(-1)
 			if ctx.Err() != nil {
 				return

@@ -107,8 +107,19 @@ func (srv *Server) checkPeer(c net.Conn) error {
 // must be the proxy's handshake (a caller that buffered reads must pass a
 // conn returning the buffered bytes first). ServeConn returns nil when the
 // connection ended normally and the reason otherwise (also logged).
+//
+// A proxy speaking the reference's Unix-socket protocol (a JSON handshake,
+// then JSON or MessagePack payloads) is served too, in the encoding it
+// prefers; handlers see the same messages either way.
 func (srv *Server) ServeConn(ctx context.Context, conn net.Conn) error {
+	return srv.serveConn(ctx, conn, nil)
+}
+
+// serveConn is ServeConn; ref, if not nil, starts the connection in the
+// reference protocol (a reference reverse connection).
+func (srv *Server) serveConn(ctx context.Context, conn net.Conn, ref *refState) error {
 	fs := newFramedStream(conn, srv.cfg.maxFrameSize)
+	fs.ref, fs.sniffed = ref, ref != nil
 	if !srv.track(fs) {
 		_ = conn.Close()
 		return errServerClosed()
@@ -145,6 +156,11 @@ type framedStream struct {
 	// borrow: events decode straight from r's buffer (WithBorrowedEvents),
 	// set once the handshake was read.
 	borrow bool
+	// sniffed: the first frame was read; ref is then set if the proxy
+	// speaks the reference protocol (refstream.go). Set before the session
+	// starts, read-only afterwards.
+	sniffed bool
+	ref     *refState
 }
 
 var (
@@ -165,10 +181,19 @@ func newFramedStream(conn net.Conn, maxFrame int) *framedStream {
 // (teeReader), or the read buffer when borrowing. An idle connection pins
 // no copy.
 func (f *framedStream) Recv() (*agentv2.ProxyToAgent, error) {
+	if f.ref != nil {
+		return f.recvRef()
+	}
 	if f.tee.n == f.in.next {
 		f.tee.idle()
 	}
 	t, payload, err := f.R.ReadFrame()
+	if err == nil && !f.sniffed {
+		f.sniffed = true
+		if isRefHandshake(t, payload) {
+			return f.startRef(payload)
+		}
+	}
 	if err == nil {
 		if f.borrow {
 			f.in.lent = false
@@ -272,6 +297,9 @@ func (d *frameTarget) UnmarshalFrameUnsafe(t agentv2.FrameType, payload []byte) 
 // on (WithBorrowedEvents). The session calls it once the handshake, which
 // it keeps, was read.
 func (f *framedStream) lend() {
+	if f.ref != nil {
+		return // reference events never alias the read buffer
+	}
 	f.borrow, f.in.borrow, f.tee.borrow = true, true, true
 	f.tee.idle()
 }
@@ -301,13 +329,13 @@ func (f *framedStream) renew() {
 }
 
 func (f *framedStream) Send(ctx context.Context, m *agentv2.AgentToProxy) error {
-	return f.Write(ctx, m)
+	return f.Write(ctx, f.out(m))
 }
 
 // SendBatched queues m for the writer's next batch (see
 // wire.FrameWriter.WriteBatched).
 func (f *framedStream) SendBatched(ctx context.Context, m *agentv2.AgentToProxy) error {
-	return f.WriteBatched(ctx, m)
+	return f.WriteBatched(ctx, f.out(m))
 }
 
 func (f *framedStream) CloseRecv() { _ = f.Conn.SetReadDeadline(time.Unix(1, 0)) }
@@ -337,7 +365,7 @@ func (f *framedStream) InputBuffered() bool { return f.R.FrameBuffered() }
 
 // SendHeld queues m for the next ReleaseHeld.
 func (f *framedStream) SendHeld(ctx context.Context, m *agentv2.AgentToProxy) error {
-	return f.WriteHeld(ctx, m)
+	return f.WriteHeld(ctx, f.out(m))
 }
 
 // ReleaseHeld writes the held answers with one system call.

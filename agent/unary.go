@@ -19,7 +19,7 @@ func (srv *Server) processEvent(ctx context.Context, m *agentv2.ProxyToAgent) (*
 		return newReply(m.EventId, cid, resp, err), nil
 	}
 	if hs := m.GetHandshake(); hs != nil {
-		resp, _ := srv.handshakeResponse(hs, srv.cfg.healthInterval)
+		resp, _ := srv.handshakeResponse(hs, srv.cfg.healthInterval, nil)
 		return &agentv2.AgentToProxy{EventId: m.GetEventId(), Message: &agentv2.AgentToProxy_Handshake{Handshake: resp}}, nil
 	}
 	if p := m.GetPing(); p != nil {

@@ -82,7 +82,7 @@ func (r *record) bool(name string) bool {
 }
 
 func (r *record) uint(name string) uint64 {
-	n, _ := toUint(r.get(name))
+	n, _ := Uint(r.get(name))
 	return n
 }
 
@@ -108,8 +108,8 @@ func (r *record) strMap(name string) map[string]string {
 	return out
 }
 
-// toUint reads any integer the two decoders produce.
-func toUint(v any) (uint64, bool) {
+// Uint reads any non-negative integer the two decoders produce.
+func Uint(v any) (uint64, bool) {
 	switch n := v.(type) {
 	case json.Number:
 		u, err := n.Int64()
@@ -159,7 +159,7 @@ func toFloat(v any) (float64, bool) {
 	case float64:
 		return n, true
 	}
-	u, ok := toUint(v)
+	u, ok := Uint(v)
 	return float64(u), ok
 }
 

@@ -49,7 +49,7 @@ func DecodeEvent(enc Encoding, typ byte, p []byte) (Event, error) {
 		ev := BodyChunk{Response: typ == TypeResponseBodyChunk, CorrelationID: id, Data: data,
 			IsLast: r.bool("is_last"), ChunkIndex: uint32(r.uint("chunk_index")),
 			Bytes: r.uint("bytes_received") + r.uint("bytes_sent")}
-		if n, ok := toUint(r.get("total_size")); ok {
+		if n, ok := Uint(r.get("total_size")); ok {
 			ev.TotalSize = &n
 		}
 		return ev, nil

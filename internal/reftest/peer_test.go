@@ -211,7 +211,7 @@ func TestPingAndControl(t *testing.T) {
 	if err != nil || h.Type != TypeHealthStatus {
 		t.Fatalf("health %x: %v", h.Type, err)
 	}
-	if s, _ := toUint(v.(map[string]any)["state"]); s != 4 {
+	if s, _ := Uint(v.(map[string]any)["state"]); s != 4 {
 		t.Errorf("state %v", v)
 	}
 	if err := cl.Cancel("x", 1, SampleTS); err != nil {
