@@ -2,6 +2,8 @@ package transport_test
 
 import (
 	"context"
+	"net"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -73,4 +75,34 @@ func TestReferenceAgentFaults(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestGoSDKDialectAgent: an agent of the reference's Go SDK answers any
+// handshake it cannot read in its own dialect; the dial says so.
+func TestGoSDKDialectAgent(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(shortTempDir(t), "gosdk.sock")
+	ln, err := net.Listen("unix", path)
+	require.NoError(t, err)
+	defer ln.Close()
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer nc.Close()
+				if _, _, err := readRefFrame(nc); err != nil {
+					return
+				}
+				(&refConn{nc: nc}).write(0x02, []byte(`{"protocol_version":2,"agent_name":"go","capabilities":null,"error":"unsupported protocol version","accepted":false}`))
+				_, _, _ = readRefFrame(nc)
+			}()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err = transport.Dial(ctx, "unix://"+path)
+	require.ErrorContains(t, err, "zentinel-agent-go-sdk")
 }

@@ -63,6 +63,11 @@ func handshakeResponseOut(h *agentv2.HandshakeResponse) *obj {
 
 func handshakeResponseIn(r *rd, v any) *agentv2.HandshakeResponse {
 	x := r.rec(v, "handshake response")
+	if _, ok := x.m["accepted"]; ok && x.m["success"] == nil {
+		// The dialect of the reference's docs and Go SDK (request_id,
+		// client_name, 0xF0 pings), which its proxy does not speak either.
+		r.fail("the agent speaks the zentinel-agent-go-sdk v2 dialect (accepted, agent_name), not uds.rs's")
+	}
 	h := &agentv2.HandshakeResponse{
 		ProtocolVersion: r.u32(x.get(0, "protocol_version"), "protocol_version"),
 		Success:         r.boolean(x.get(2, "success"), "success"),
