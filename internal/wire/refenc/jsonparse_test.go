@@ -54,7 +54,7 @@ func FuzzParseJSON(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, p []byte) {
-		if bytes.Count(p, []byte("[")) + bytes.Count(p, []byte("{")) > maxDepth {
+		if bytes.Count(p, []byte("["))+bytes.Count(p, []byte("{")) > maxDepth {
 			return
 		}
 		checkParseJSON(t, p)
