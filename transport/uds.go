@@ -48,7 +48,7 @@ func ParseUnixEncoding(s string) (UnixEncoding, error) {
 }
 
 // errJSONHandshake: the agent answered the protobuf handshake in JSON.
-var errJSONHandshake = errors.New("transport: the agent answered in JSON")
+var errJSONHandshake = errors.New("transport: the agent answered in JSON (a reference agent: dial with ?encoding=auto, json or msgpack)")
 
 // DialUnix connects to an agent's Unix socket at path and handshakes. The
 // handshake timeout bounds every step, a fallback redial included; ctx
