@@ -72,6 +72,8 @@ type suite struct {
 	prefix string // correlation-id prefix of this run
 	seq    atomic.Uint64
 	caps   *agentv2.AgentCapabilities // from the first handshake
+	// encoding is the first connection's (transport.EncodingOf).
+	encoding string
 
 	mu     sync.Mutex // mu guards shared
 	shared transport.Conn
@@ -128,7 +130,7 @@ func (s *suite) handshake(ctx context.Context) error {
 		return agentwire.NewError(agentwire.CodeOf(err), &noAgentError{endpoint: s.endpoint, err: err})
 	}
 	s.mu.Lock()
-	s.shared, s.caps = c, c.Capabilities()
+	s.shared, s.caps, s.encoding = c, c.Capabilities(), transport.EncodingOf(c)
 	s.mu.Unlock()
 	return nil
 }
@@ -139,6 +141,9 @@ func (s *suite) runCheck(ctx context.Context, c check) Result {
 	switch {
 	case c.framed && s.socket == "":
 		r.Skipped, r.Detail = true, "framed transports only (unix://)"
+		return r
+	case c.framed && s.encoding != "" && s.encoding != string(transport.UnixProtobuf):
+		r.Skipped, r.Detail = true, "protobuf frames only (the agent speaks the reference's "+s.encoding+")"
 		return r
 	case ctx.Err() != nil:
 		r.Skipped, r.Detail = true, "not run: "+suiteEnded(ctx)

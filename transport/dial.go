@@ -11,7 +11,8 @@ import (
 // Dial connects to an agent endpoint, choosing the transport from the
 // scheme explicitly (never from the look of the address):
 //
-//	unix:///run/agent.sock   Unix socket
+//	unix:///run/agent.sock   Unix socket (?encoding=auto|protobuf|json|msgpack,
+//	                         see WithUnixEncoding)
 //	grpc://host:port         gRPC over plaintext HTTP/2 (grpc-go)
 //	grpcs://host:port        gRPC over TLS (grpc-go)
 //	http://host:port         Connect client, gRPC protocol over h2c
@@ -29,6 +30,13 @@ func Dial(ctx context.Context, endpoint string, opts ...Option) (Conn, error) {
 		}
 		if path == "" {
 			return nil, agentwire.Errorf(agentwire.CodeInvalidArgument, "endpoint %q: no socket path", endpoint)
+		}
+		if q := u.Query(); q.Has("encoding") {
+			enc, err := ParseUnixEncoding(q.Get("encoding"))
+			if err != nil {
+				return nil, agentwire.Errorf(agentwire.CodeInvalidArgument, "endpoint %q: %w", endpoint, err)
+			}
+			opts = append(opts[:len(opts):len(opts)], WithUnixEncoding(enc))
 		}
 		return DialUnix(ctx, path, opts...)
 	case "grpc":

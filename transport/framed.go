@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 
+	"github.com/agentwire/agentwire"
 	"github.com/agentwire/agentwire/codec"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 	iwire "github.com/agentwire/agentwire/internal/wire"
@@ -43,6 +44,10 @@ func (f *framedWire) recv(m *agentv2.AgentToProxy) error {
 	}
 	if t == agentv2.AgentToProxyFrameResponse && decodeResponse(m, payload) {
 		return nil
+	}
+	// No protobuf handshake response starts with '{' (field 15, a group).
+	if t == agentv2.AgentToProxyFrameHandshake && len(payload) > 0 && payload[0] == '{' {
+		return agentwire.NewError(agentwire.CodeUnimplemented, errJSONHandshake)
 	}
 	if agentv2.IsAgentToProxyFrame(t) {
 		payload = append([]byte(nil), payload...)

@@ -59,6 +59,7 @@ type config struct {
 	streamHeaders    func(ctx context.Context, set func(key, value string))
 	// logRate and logBytes limit agent log lines (see WithAgentLogLimit).
 	logRate, logBytes int
+	unixEncoding      UnixEncoding
 }
 
 func newConfig(opts []Option) *config {

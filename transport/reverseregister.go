@@ -14,6 +14,7 @@ import (
 	"github.com/agentwire/agentwire"
 	"github.com/agentwire/agentwire/codec"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/internal/wire/refenc"
 )
 
 // rejection is a registration refusal: the code and reason told to the
@@ -54,6 +55,8 @@ type registration struct {
 	held *slot
 	// peerFault: a failure counts against the peer's address.
 	peerFault bool
+	// ref: the agent registered the reference's way (JSON, reverse.rs).
+	ref bool
 	// handedOver: nc belongs to a Conn now.
 	handedOver bool
 }
@@ -100,7 +103,7 @@ func (r *registration) run() (Conn, error) {
 // agent's connection cap; a refusal is answered before it is returned.
 func (r *registration) read(ctx context.Context) error {
 	l := r.l
-	reg, rej, err := l.readRegistration(ctx, r.nc)
+	reg, rej, err := r.readRegistration(ctx)
 	if err != nil {
 		return err
 	}
@@ -114,7 +117,7 @@ func (r *registration) read(ctx context.Context) error {
 	r.peerFault = !rej.capacity()
 	// Best effort: the client may already be gone.
 	text := rej.code.String() + ": " + rej.reason
-	_ = l.writeResponse(r.nc, &agentv2.RegistrationResponse{Error: &text, Code: uint32(rej.code)})
+	_ = l.writeResponse(r.nc, &agentv2.RegistrationResponse{Error: &text, Code: uint32(rej.code)}, r.ref)
 	return rej.err()
 }
 
@@ -133,7 +136,7 @@ func (r *registration) accept(ctx context.Context, unblock func() bool) error {
 			resp.ConfigJson = &js
 		}
 	}
-	if err := l.writeResponse(r.nc, resp); err != nil {
+	if err := l.writeResponse(r.nc, resp, r.ref); err != nil {
 		return l.ioErr(ctx, "registration answer", err, agentwire.CodeUnavailable)
 	}
 	if !unblock() || ctx.Err() != nil {
@@ -151,7 +154,13 @@ func (r *registration) handshake() (Conn, error) {
 	if f := l.cfg.connOptsFor; f != nil {
 		opts = append(append([]Option(nil), opts...), f(r.agentID, r.reg)...)
 	}
-	c, err := NewFramedConn(l.ctx, r.nc, TransportReverse, opts...)
+	var c Conn
+	var err error
+	if r.ref {
+		c, err = newRefReverseConn(l.ctx, r.nc, r.reg, opts)
+	} else {
+		c, err = NewFramedConn(l.ctx, r.nc, TransportReverse, opts...)
+	}
 	if err != nil && l.ctx.Err() != nil {
 		err = agentwire.Errorf(agentwire.CodeCanceled, "handshake: %w", ErrListenerClosed)
 	}
@@ -229,9 +238,11 @@ func (l *ReverseListener) ioErr(ctx context.Context, what string, err error, cod
 }
 
 // readRegistration reads exactly one frame, consuming nothing the framed
-// connection needs after it. A frame that is no valid registration is a
-// rejection (answered); a transport failure an error (just closed).
-func (l *ReverseListener) readRegistration(ctx context.Context, nc net.Conn) (*agentv2.RegistrationRequest, *rejection, error) {
+// connection needs after it: ours (0x50) or the reference's (0x01, JSON).
+// A frame that is no valid registration is a rejection (answered); a
+// transport failure an error (just closed).
+func (r *registration) readRegistration(ctx context.Context) (*agentv2.RegistrationRequest, *rejection, error) {
+	l, nc := r.l, r.nc
 	var hdr [agentv2.FrameHeaderSize]byte
 	if _, err := io.ReadFull(nc, hdr[:]); err != nil {
 		return nil, nil, l.ioErr(ctx, "registration", err, agentwire.CodeUnavailable)
@@ -244,7 +255,7 @@ func (l *ReverseListener) readRegistration(ctx context.Context, nc net.Conn) (*a
 		reason = "zero-length frame"
 	case n > MaxRegistrationFrame:
 		reason = fmt.Sprintf("registration frame of %d bytes exceeds %d", n, MaxRegistrationFrame)
-	case t != agentv2.AgentToProxyFrameRegistration:
+	case t != agentv2.AgentToProxyFrameRegistration && t != refRegistrationFrame:
 		reason = fmt.Sprintf("first frame must be a registration, got type 0x%02x", uint8(t))
 	}
 	if reason != "" {
@@ -254,6 +265,13 @@ func (l *ReverseListener) readRegistration(ctx context.Context, nc net.Conn) (*a
 	if _, err := io.ReadFull(nc, payload); err != nil {
 		return nil, nil, l.ioErr(ctx, "registration", err, agentwire.CodeUnavailable)
 	}
+	if r.ref = t == refRegistrationFrame; r.ref {
+		reg, err := refenc.RegistrationIn(payload)
+		if err != nil {
+			return nil, &rejection{code: agentwire.CodeInvalidArgument, reason: "malformed registration", detail: err}, nil
+		}
+		return reg, nil, nil
+	}
 	var msg agentv2.AgentToProxy
 	if err := codec.Decode(&msg, t, payload, agentv2.IsAgentToProxyFrame, false); err != nil {
 		return nil, &rejection{code: agentwire.CodeInvalidArgument, reason: "malformed registration", detail: err}, nil
@@ -261,9 +279,17 @@ func (l *ReverseListener) readRegistration(ctx context.Context, nc net.Conn) (*a
 	return msg.GetRegistration(), nil, nil
 }
 
-// writeResponse answers a registration in the proxy's name.
-func (l *ReverseListener) writeResponse(nc net.Conn, resp *agentv2.RegistrationResponse) error {
+// writeResponse answers a registration in the proxy's name, the
+// reference's way if ref.
+func (l *ReverseListener) writeResponse(nc net.Conn, resp *agentv2.RegistrationResponse, ref bool) error {
 	resp.ProxyId, resp.ProxyVersion = l.conn.proxyID, l.conn.proxyVersion
+	if ref {
+		b, err := refenc.AppendRegistrationResponse(nil, resp)
+		if err == nil {
+			_, err = nc.Write(b)
+		}
+		return err
+	}
 	msg := &agentv2.ProxyToAgent{Message: &agentv2.ProxyToAgent_RegistrationResponse{RegistrationResponse: resp}}
 	return codec.WriteFrameTo(nc, msg, 0)
 }

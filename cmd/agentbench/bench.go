@@ -86,6 +86,7 @@ func scenarios(o options) []scenario {
 		add(payloadHeaders, []shape{{4, 64}}, tSockLimit, tRaw, tUDS, udsConn, tUDSCache)
 		add(payloadBody, []shape{{1, 64}}, tSockLimit, tRaw, tUDS)
 		add(payloadDecision, []shape{{1, 1}}, tRedisHit)
+		add(payloadHeaders, []shape{{1, 64}}, refTransports...)
 	} else {
 		add(payloadHeaders, []shape{{1, 1}}, tSockLimit, tRaw, tUDS, udsConn, tReverse, tBareGRPC, tBareMsg, tBarePB, tGRPC, tBareConnect, tConnect)
 		add(payloadHeaders, []shape{{1, 64}}, tSockLimit, tRaw, tUDS, tReverse, tBareGRPC, tBareMsg, tBarePB, tGRPC, grpcConn, tBareConnect, tConnect)
@@ -94,6 +95,8 @@ func scenarios(o options) []scenario {
 		add(payloadBody, []shape{{1, 64}, {4, 64}}, tSockLimit, tRaw, tUDS)
 		add(payloadBody, []shape{{1, 64}}, tBareGRPC, tBareMsg, tGRPC)
 		add(payloadDecision, []shape{{1, 1}, {4, 16}}, tRedisHit)
+		add(payloadHeaders, []shape{{1, 1}, {1, 64}, {4, 64}}, refTransports...)
+		add(payloadBody, []shape{{1, 64}}, refTransports...)
 	}
 	if len(o.only) == 0 {
 		return out

@@ -278,6 +278,8 @@ func endpoint(tr string, a agentAddrs) string {
 		return "grpc://" + a.grpc
 	case tConnect:
 		return "http://" + a.connect
+	case tUDSJSON, tUDSMsgPack:
+		return refEndpoint(tr, a)
 	}
 	return ""
 }
@@ -292,6 +294,8 @@ func dialAgent(ctx context.Context, tr string, a agentAddrs) (transport.Conn, er
 		return transport.DialGRPC(ctx, a.grpc, opts...)
 	case tConnect:
 		return transport.DialConnect(ctx, "http://"+a.connect, opts...)
+	case tUDSJSON, tUDSMsgPack:
+		return transport.DialUnix(ctx, a.uds, append(opts, refOption(tr))...)
 	}
 	return nil, fmt.Errorf("unknown transport %q", tr)
 }

@@ -13,6 +13,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/agentwire/agentwire/transport"
 )
 
 // tlsFlags configure TLS for grpcs:// and https:// endpoints.
@@ -68,6 +70,11 @@ func checkEndpoint(endpoint string, tlsSet bool) error {
 	}
 	switch u.Scheme {
 	case "unix":
+		if q := u.Query(); q.Has("encoding") {
+			if _, err := transport.ParseUnixEncoding(q.Get("encoding")); err != nil {
+				return failf(exitUsage, "endpoint %q: %v", endpoint, err)
+			}
+		}
 		return checkSocket(u.Path)
 	case "grpc", "http":
 		if tlsSet {

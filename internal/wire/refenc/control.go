@@ -1,6 +1,8 @@
 package refenc
 
 import (
+	"math"
+
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 )
 
@@ -8,7 +10,8 @@ import (
 // on every connection (json! maps, sorted keys), and its agents echo a
 // ping's payload as the pong. It reads health and flow control as
 // integers (state, action) and names nothing else, so agentwire writes
-// them as named maps in both encodings.
+// them as named maps in both encodings; metrics and config updates follow
+// their serde structs.
 
 // Cancel reasons: the reference's client::CancelReason cast to i32 counts
 // from 0, agentwire's enum from 1.
@@ -121,28 +124,35 @@ func labelsOut(m map[string]string) *obj {
 	return o
 }
 
+// metricsOut writes MetricsReport positionally, as rmp_serde would, but
+// with help always present (nil for none): skipping it, as its
+// skip_serializing_if does, would shift the fields after it.
 func metricsOut(m *agentv2.MetricsReport) *obj {
 	cs := make([]any, 0, len(m.GetCounters()))
 	for _, c := range m.GetCounters() {
-		cs = append(cs, mp(4).add("name", c.GetName()).add("help", optStr(c.Help)).
+		cs = append(cs, strct(4).add("name", c.GetName()).add("help", optStr(c.Help)).
 			add("labels", labelsOut(c.GetLabels())).add("value", c.GetValue()))
 	}
 	gs := make([]any, 0, len(m.GetGauges()))
 	for _, g := range m.GetGauges() {
-		gs = append(gs, mp(4).add("name", g.GetName()).add("help", optStr(g.Help)).
+		gs = append(gs, strct(4).add("name", g.GetName()).add("help", optStr(g.Help)).
 			add("labels", labelsOut(g.GetLabels())).add("value", g.GetValue()))
 	}
 	hs := make([]any, 0, len(m.GetHistograms()))
 	for _, h := range m.GetHistograms() {
 		bs := make([]any, 0, len(h.GetBuckets()))
 		for _, b := range h.GetBuckets() {
-			bs = append(bs, mp(2).add("le", b.GetLe()).add("count", b.GetCount()))
+			var le any = b.GetLe()
+			if math.IsInf(b.GetLe(), 1) {
+				le = "+Inf" // metrics.rs serialize_le
+			}
+			bs = append(bs, strct(2).add("le", le).add("count", b.GetCount()))
 		}
-		hs = append(hs, mp(6).add("name", h.GetName()).add("help", optStr(h.Help)).
+		hs = append(hs, strct(6).add("name", h.GetName()).add("help", optStr(h.Help)).
 			add("labels", labelsOut(h.GetLabels())).add("sum", h.GetSum()).
 			add("count", h.GetCount()).add("buckets", bs))
 	}
-	return mp(6).
+	return strct(6).
 		add("agent_id", m.GetAgentId()).
 		add("timestamp_ms", m.GetTimestampMs()).
 		add("interval_ms", m.GetIntervalMs()).

@@ -63,6 +63,11 @@ func handshakeResponseOut(h *agentv2.HandshakeResponse) *obj {
 
 func handshakeResponseIn(r *rd, v any) *agentv2.HandshakeResponse {
 	x := r.rec(v, "handshake response")
+	if _, ok := x.m["accepted"]; ok && x.m["success"] == nil {
+		// The dialect of the reference's docs and Go SDK (request_id,
+		// client_name, 0xF0 pings), which its proxy does not speak either.
+		r.fail("the agent speaks the zentinel-agent-go-sdk v2 dialect (accepted, agent_name), not uds.rs's")
+	}
 	h := &agentv2.HandshakeResponse{
 		ProtocolVersion: r.u32(x.get(0, "protocol_version"), "protocol_version"),
 		Success:         r.boolean(x.get(2, "success"), "success"),
@@ -77,18 +82,10 @@ func handshakeResponseIn(r *rd, v any) *agentv2.HandshakeResponse {
 	return h
 }
 
-// Event numbers: the reference counts Configure as 0, agentwire as 8.
-func eventOut(t agentv2.EventType) int64 {
-	if t == agentv2.EventType_EVENT_TYPE_CONFIGURE {
-		return 0
-	}
-	return int64(t)
-}
-
 func capabilitiesOut(c *agentv2.AgentCapabilities) *obj {
 	evs := make([]any, 0, len(c.GetSupportedEvents()))
 	for _, t := range c.GetSupportedEvents() {
-		evs = append(evs, eventOut(t))
+		evs = append(evs, int64(t))
 	}
 	f, l := c.GetFeatures(), c.GetLimits()
 	return strct(6).
@@ -112,8 +109,9 @@ func capabilitiesOut(c *agentv2.AgentCapabilities) *obj {
 			add("preferred_chunk_size", l.GetPreferredChunkSize()))
 }
 
-// capabilitiesIn reads UdsCapabilities; event numbers the reference does
-// not define are dropped, as its event_type_from_i32 drops them.
+// capabilitiesIn reads UdsCapabilities. Configure is 8 as agents write it
+// (server.rs event_type_to_i32) or 0 as uds.rs's event_type_from_i32
+// reads it; numbers neither defines are dropped, as uds.rs drops them.
 func capabilitiesIn(r *rd, v any) *agentv2.AgentCapabilities {
 	x := r.rec(v, "capabilities")
 	f := r.rec(x.get(4, "features"), "features")
@@ -143,7 +141,7 @@ func capabilitiesIn(r *rd, v any) *agentv2.AgentCapabilities {
 		switch n := r.i64(e, "supported_events"); {
 		case n == 0:
 			c.SupportedEvents = append(c.SupportedEvents, agentv2.EventType_EVENT_TYPE_CONFIGURE)
-		case n >= 1 && n <= 7:
+		case n >= 1 && n <= 8:
 			c.SupportedEvents = append(c.SupportedEvents, agentv2.EventType(n))
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
@@ -24,27 +25,33 @@ const maxDepth = 32
 // and a MessagePack message never starts with that byte (a bare integer).
 func parse(enc Encoding, p []byte) (any, error) {
 	if len(p) > 0 && p[0] == '{' || enc == JSON {
-		d := json.NewDecoder(bytes.NewReader(p))
-		d.UseNumber()
-		var v any
-		if err := d.Decode(&v); err != nil {
-			return nil, err
-		}
-		if d.More() {
-			return nil, errors.New("trailing data after the JSON value")
-		}
-		return v, nil
+		return parseJSON(p)
 	}
-	d := msgpack.NewDecoder(bytes.NewReader(p))
-	v, err := parseMsgpack(d, len(p), 0)
+	md := mpDecoders.Get().(*mpDecoder)
+	defer mpDecoders.Put(md)
+	md.r.Reset(p)
+	md.d.Reset(&md.r)
+	v, err := parseMsgpack(md.d, len(p), 0)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := d.PeekCode(); err == nil {
+	if md.r.Len() > 0 {
 		return nil, errors.New("trailing data after the MessagePack value")
 	}
 	return v, nil
 }
+
+// mpDecoder is a reusable MessagePack decoder over a payload.
+type mpDecoder struct {
+	r bytes.Reader
+	d *msgpack.Decoder
+}
+
+var mpDecoders = sync.Pool{New: func() any {
+	md := &mpDecoder{}
+	md.d = msgpack.NewDecoder(&md.r)
+	return md
+}}
 
 // parseMsgpack reads one value; size bounds the lengths it trusts.
 func parseMsgpack(d *msgpack.Decoder, size, depth int) (any, error) {
@@ -337,10 +344,8 @@ func jsonValue(s string) any {
 	if s == "" {
 		return nil
 	}
-	d := json.NewDecoder(bytes.NewReader([]byte(s)))
-	d.UseNumber()
-	var v any
-	if d.Decode(&v) != nil || d.More() {
+	v, err := parseJSON([]byte(s))
+	if err != nil {
 		return s
 	}
 	return v

@@ -269,6 +269,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"deep msgpack", MsgPack, 0x20, string(deep(100)), ErrMalformed, agentwire.CodeInternal},
 		{"huge array", MsgPack, 0x20, "\xdd\xff\xff\xff\xff", ErrMalformed, agentwire.CodeInternal},
 		{"trailing", JSON, 0x41, `{"sequence":1}{}`, ErrMalformed, agentwire.CodeInternal},
+		{"trailing msgpack", MsgPack, 0x41, "\x80\xc0", ErrMalformed, agentwire.CodeInternal},
 	}
 	for _, c := range cases {
 		var m agentv2.AgentToProxy
