@@ -56,11 +56,12 @@ func TestReferenceAgentFaults(t *testing.T) {
 			require.Equal(t, uint32(403), resp.GetBlock().GetStatus())
 		})
 		for name, payload := range map[string]string{
-			"garbage":            "\xc1\xff{not}",
-			"no correlation id":  `{"version":2,"decision":"allow"}`,
-			"unknown decision":   `{"version":2,"decision":"perhaps","audit":{"custom":{"correlation_id":"r"}}}`,
-			"body mutation":      `{"decision":"allow","audit":{"custom":{"correlation_id":"r"}},"request_body_mutation":{"data":"eA==","chunk_index":0}}`,
-			"websocket decision": `{"decision":"allow","audit":{"custom":{"correlation_id":"r"}},"websocket_decision":"drop"}`,
+			"garbage":           "\xc1\xff{not}",
+			"no correlation id": `{"version":2,"decision":"allow"}`,
+			"unknown decision":  `{"version":2,"decision":"perhaps","audit":{"custom":{"correlation_id":"r"}}}`,
+			// Edits answering request headers fit no chunk or frame (ErrMisplacedEdit).
+			"misplaced body mutation":      `{"decision":"allow","audit":{"custom":{"correlation_id":"r"}},"request_body_mutation":{"data":"eA==","chunk_index":0}}`,
+			"misplaced websocket decision": `{"decision":"allow","audit":{"custom":{"correlation_id":"r"}},"websocket_decision":"drop"}`,
 		} {
 			t.Run(enc+"/"+name, func(t *testing.T) {
 				t.Parallel()
@@ -74,6 +75,37 @@ func TestReferenceAgentFaults(t *testing.T) {
 				require.NotEqual(t, agentwire.CodeDeadlineExceeded, agentwire.CodeOf(err), "%v", err)
 			})
 		}
+	}
+}
+
+// TestReferenceAgentEdits: a reference agent's body mutation and websocket
+// verdict reach the caller when they answer the chunk or frame they edit.
+func TestReferenceAgentEdits(t *testing.T) {
+	t.Parallel()
+	for _, enc := range []string{"json", "msgpack"} {
+		t.Run(enc, func(t *testing.T) {
+			t.Parallel()
+			a := startRefAgent(t, true, func(c *refConn, typ byte, ev map[string]any) {
+				cid, _ := ev["correlation_id"].(string)
+				switch typ {
+				case 0x11:
+					c.write(0x20, []byte(`{"decision":"allow","audit":{"custom":{"correlation_id":"`+cid+`"}},"request_body_mutation":{"data":"eA==","chunk_index":0}}`))
+				case 0x15:
+					c.write(0x20, []byte(`{"decision":"allow","audit":{"custom":{"correlation_id":"`+cid+`"}},"websocket_decision":{"close":{"code":4000,"reason":"bye"}}}`))
+				default:
+					c.answer(cid, "allow", nil)
+				}
+			})
+			c := dialRef(t, a, enc)
+			ctx := context.Background()
+			resp, err := c.Send(ctx, refEvents("r")[0x11])
+			require.NoError(t, err)
+			require.Equal(t, []byte("x"), resp.GetRequestBodyMutation().GetData())
+			resp, err = c.Send(ctx, refEvents("w")[0x15])
+			require.NoError(t, err)
+			require.Equal(t, uint32(4000), resp.GetWebsocketDecision().GetCloseCode())
+			require.Equal(t, "bye", resp.GetWebsocketDecision().GetCloseReason())
+		})
 	}
 }
 

@@ -293,22 +293,6 @@ func deep(n int) []byte {
 	return append(b, 0xc0)
 }
 
-func TestUnsupportedVerdictsAreErrors(t *testing.T) {
-	t.Parallel()
-	for _, p := range []string{
-		`{"decision":"allow","audit":{"custom":{"correlation_id":"c"}},"request_body_mutation":{"data":"","chunk_index":0}}`,
-		`{"decision":"allow","audit":{"custom":{"correlation_id":"c"}},"websocket_decision":"drop"}`,
-	} {
-		var m agentv2.AgentToProxy
-		if err := DecodeAgentToProxy(JSON, 0x20, []byte(p), &m); err != nil {
-			t.Fatal(err)
-		}
-		if m.GetResponse().GetError() == nil {
-			t.Errorf("%s: decoded without an error: %v", p, m.GetResponse())
-		}
-	}
-}
-
 func TestOversize(t *testing.T) {
 	t.Parallel()
 	m := &agentv2.ProxyToAgent{Message: &agentv2.ProxyToAgent_RequestBodyChunk{RequestBodyChunk: &agentv2.BodyChunkEvent{Data: make([]byte, 100)}}}

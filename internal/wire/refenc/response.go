@@ -1,7 +1,6 @@
 package refenc
 
 import (
-	"fmt"
 	"slices"
 
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
@@ -40,12 +39,12 @@ func responseOut(a *agentv2.AgentResponse) *obj {
 		add("decision", decisionOut(a)).
 		add("request_headers", headerOpsOut(a.GetRequestHeaders())).
 		add("response_headers", headerOpsOut(a.GetResponseHeaders())).
-		add("routing_metadata", mp(0)).
+		add("routing_metadata", routingOut(a.GetRoutingMetadata())).
 		add("audit", au).
 		add("needs_more", a.GetNeedsMore()).
-		add("request_body_mutation", nil).
-		add("response_body_mutation", nil).
-		add("websocket_decision", nil)
+		add("request_body_mutation", mutationOut(a.GetRequestBodyMutation())).
+		add("response_body_mutation", mutationOut(a.GetResponseBodyMutation())).
+		add("websocket_decision", wsDecisionOut(a.GetWebsocketDecision()))
 }
 
 func orNone(s []string) []string {
@@ -118,9 +117,9 @@ func headerOpsOut(ops []*agentv2.HeaderOp) []any {
 }
 
 // responseIn reads an AgentResponse. A response without a string
-// correlation id cannot be tied to a request and is malformed; a body
-// mutation or websocket verdict, which agentwire cannot apply, makes the
-// response an error for its request rather than a silent allow.
+// correlation id cannot be tied to a request and is malformed. Its edits
+// (body mutations, websocket verdict) are checked against the event they
+// answer by the proxy's session (transport.ErrMisplacedEdit).
 func responseIn(r *rd, v any) *agentv2.AgentResponse {
 	x := r.rec(v, "agent response")
 	a := &agentv2.AgentResponse{NeedsMore: r.boolean(x.get(6, "needs_more"), "needs_more")}
@@ -159,22 +158,11 @@ func responseIn(r *rd, v any) *agentv2.AgentResponse {
 	if audit.Custom != nil || audit.Tags != nil || audit.RuleIds != nil || audit.ReasonCodes != nil || audit.Confidence != nil {
 		a.Audit = audit
 	}
-	for i, k := range []string{"request_body_mutation", "response_body_mutation"} {
-		if m := r.rec(x.get(7+i, k), k); m.get(0, "data") != nil {
-			unsupported(a, k)
-		}
-	}
-	switch wd := x.get(9, "websocket_decision"); wd {
-	case nil, "allow":
-	default:
-		unsupported(a, fmt.Sprintf("websocket_decision %v", wd))
-	}
+	a.RoutingMetadata = r.strMap(x.get(4, "routing_metadata"), "routing_metadata")
+	a.RequestBodyMutation = mutationIn(r, x.get(7, "request_body_mutation"), "request_body_mutation")
+	a.ResponseBodyMutation = mutationIn(r, x.get(8, "response_body_mutation"), "response_body_mutation")
+	a.WebsocketDecision = wsDecisionIn(r, x.get(9, "websocket_decision"))
 	return a
-}
-
-// unsupported turns a response into an error for its request.
-func unsupported(a *agentv2.AgentResponse, what string) {
-	a.Error = &agentv2.Status{Code: 12, Message: "refenc: the agent answered with a " + what + ", which agentwire cannot apply"}
 }
 
 // variant reads an externally tagged enum value: a bare name for a unit
