@@ -141,10 +141,11 @@ func (x *exchange) askGroup(k kind, grp []int, build func(i int, alone bool) *ag
 		if !isTerminal(res.resp) && !x.failsClosed(res.i, res.err) || len(cancelled) > 0 {
 			continue
 		}
+		req := x.cancelRequest(agentv2.CancelReason_CANCEL_REASON_BLOCKED_BY_AGENT, x.rt.agents[res.i].id)
 		for _, m := range members {
 			if m.i != res.i && !answered(got, m.i) {
 				cancelled[m.i] = true
-				_ = x.g.pool.Cancel(x.g.bg, x.rt.agents[m.i].id, x.corr, agentv2.CancelReason_CANCEL_REASON_BLOCKED_BY_AGENT)
+				_ = x.g.pool.Cancel(x.g.bg, x.rt.agents[m.i].id, req)
 				m.cancel()
 			}
 		}
@@ -157,6 +158,16 @@ func (x *exchange) askGroup(k kind, grp []int, build func(i int, alone bool) *ag
 			}
 		}
 	}
+}
+
+// cancelRequest is the cancel of the exchange's request; a block names
+// the agent that blocked.
+func (x *exchange) cancelRequest(reason agentv2.CancelReason, blocker string) *agentv2.CancelRequest {
+	req := &agentv2.CancelRequest{CorrelationId: x.corr, Reason: reason}
+	if reason == agentv2.CancelReason_CANCEL_REASON_BLOCKED_BY_AGENT && blocker != "" {
+		req.BlockingAgentId = &blocker
+	}
+	return req
 }
 
 func answered(got []result, i int) bool {

@@ -189,7 +189,7 @@ func (g *Guard) begin(rt *route, r *http.Request) *exchange {
 func (x *exchange) finish() {
 	x.mu.Lock()
 	x.done = true
-	reason := x.reason
+	reason, blocker := x.reason, x.audit.DecidedBy
 	switch {
 	case reason != agentv2.CancelReason_CANCEL_REASON_UNSPECIFIED:
 	case x.Err() != nil:
@@ -199,7 +199,10 @@ func (x *exchange) finish() {
 	}
 	x.mu.Unlock()
 	g := x.g
-	var complete *agentv2.ProxyToAgent
+	var (
+		complete *agentv2.ProxyToAgent
+		cancel   *agentv2.CancelRequest
+	)
 	for i := range x.state {
 		st := &x.state[i]
 		if !st.open {
@@ -215,7 +218,10 @@ func (x *exchange) finish() {
 				continue
 			}
 		}
-		if err := g.pool.Cancel(g.bg, a.id, x.corr, reason); err != nil && !isUnknownRequest(err) {
+		if cancel == nil {
+			cancel = x.cancelRequest(reason, blocker)
+		}
+		if err := g.pool.Cancel(g.bg, a.id, cancel); err != nil && !isUnknownRequest(err) {
 			g.cfg.logger.Debug("httpguard: cancel not sent", "agent", a.id, "correlation_id", x.corr, "error", err)
 		}
 	}

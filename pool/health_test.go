@@ -95,7 +95,7 @@ func TestCallerCancellationsDoNotCount(t *testing.T) {
 	assert.Zero(t, s.Conns[0].ConsecutiveFailures)
 	assert.Equal(t, uint64(10), s.Errors)
 	for i := range 5 {
-		require.NoError(t, p.Cancel(ctx, "waf", "hold-"+itoa(i), agentv2.CancelReason_CANCEL_REASON_CLIENT_DISCONNECT))
+		require.NoError(t, p.Cancel(ctx, "waf", &agentv2.CancelRequest{CorrelationId: "hold-" + itoa(i), Reason: agentv2.CancelReason_CANCEL_REASON_CLIENT_DISCONNECT}))
 		_, _ = p.Send(ctx, "waf", complete("wire-"+itoa(i)))
 	}
 	assert.Zero(t, stats(t, p, "waf").OpenRequests)
