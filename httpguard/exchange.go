@@ -45,6 +45,8 @@ type exchange struct {
 	w       writer // the ResponseWriter next gets
 
 	received, sent atomic.Int64 // body bytes
+	// wanted is the events some agent receives (see agentState.events).
+	wanted Events
 
 	mu          sync.Mutex // guards the following
 	state       []agentState
@@ -61,6 +63,7 @@ type exchange struct {
 
 // agentState is one agent's part of an exchange.
 type agentState struct {
+	events   Events         // what it receives: configured and declared
 	open     bool           // the agent holds the request
 	out      bool           // it gets no more events (failed open)
 	needs    [numKinds]bool // it answered needs_more for the body of kind
@@ -85,7 +88,7 @@ func (x *exchange) ask(k kind, build func(i int, alone bool) *agentv2.ProxyToAge
 		}
 		if len(grp) == 1 {
 			i := grp[0]
-			if !x.active(i) {
+			if !x.takes(i, k) {
 				continue
 			}
 			ev := build(i, true)
@@ -119,7 +122,7 @@ func (x *exchange) askGroup(k kind, grp []int, build func(i int, alone bool) *ag
 	results := make(chan result, len(grp))
 	var members []member
 	for _, i := range grp {
-		if !x.active(i) {
+		if !x.takes(i, k) {
 			continue
 		}
 		ev := build(i, false)
@@ -223,7 +226,7 @@ func (x *exchange) take(k kind, i int, resp *agentv2.AgentResponse, err error, c
 		x.endLocked(i, resp, agentv2.CancelReason_CANCEL_REASON_BLOCKED_BY_AGENT)
 		return
 	}
-	if body := k.body(); body != numKinds && a.events&(Events(1)<<body) != 0 {
+	if body := k.body(); body != numKinds && st.events&(Events(1)<<body) != 0 {
 		st.needs[body] = resp.GetNeedsMore()
 	}
 	if k == kindRequestHeaders {
@@ -305,12 +308,16 @@ func (x *exchange) needy(k kind) bool {
 	return false
 }
 
-// active reports whether agent i still takes events.
-func (x *exchange) active(i int) bool {
+// takes reports whether agent i takes events of kind k now.
+func (x *exchange) takes(i int, k kind) bool {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	return !x.state[i].out && !x.done
+	st := &x.state[i]
+	return !st.out && !x.done && st.events&(Events(1)<<k) != 0
 }
+
+// wants reports whether any agent receives events of kind k.
+func (x *exchange) wants(k kind) bool { return x.wanted&(Events(1)<<k) != 0 }
 
 // stopped reports whether the request has ended: decided by an agent, or
 // its client gone.

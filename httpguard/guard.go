@@ -145,7 +145,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var rb io.ReadCloser
 	if r.Body != nil && r.Body != http.NoBody && !x.stopped() {
 		rb = &counted{ReadCloser: r.Body, n: &x.received}
-		if rt.wants(kindRequestBody) {
+		if x.wants(kindRequestBody) {
 			b := newBody(x, r.Body, r.ContentLength)
 			if x.needy(kindRequestBody) {
 				b.fill()
@@ -178,6 +178,10 @@ func (g *Guard) begin(rt *route, r *http.Request) *exchange {
 	} else {
 		x.state = make([]agentState, len(rt.agents))
 	}
+	for i := range x.state {
+		x.state[i].events = g.declared(&rt.agents[i])
+		x.wanted |= x.state[i].events
+	}
 	x.audit.CorrelationID, x.audit.RouteID = x.corr, rt.id
 	return x
 }
@@ -209,7 +213,7 @@ func (x *exchange) finish() {
 			continue
 		}
 		a := &x.rt.agents[i]
-		if reason == agentv2.CancelReason_CANCEL_REASON_UNSPECIFIED && a.events&RequestComplete != 0 && !st.out {
+		if reason == agentv2.CancelReason_CANCEL_REASON_UNSPECIFIED && st.events&RequestComplete != 0 && !st.out {
 			if complete == nil {
 				complete = events.RequestComplete(x.corr, events.Completion{Status: x.status, Duration: g.cfg.now().Sub(x.start),
 					BytesReceived: uint64(x.received.Load()), BytesSent: uint64(x.sent.Load()), Upstream: x.rt.upstream})

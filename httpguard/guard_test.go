@@ -24,7 +24,7 @@ func TestWAFThroughReverseProxy(t *testing.T) {
 	t.Parallel()
 	for _, tr := range []struct {
 		name  string
-		start func(*testing.T, agent.Handler) string
+		start func(*testing.T, agent.Handler, ...agent.Option) string
 	}{{"unix", startUnix}, {"grpc", startGRPC}} {
 		t.Run(tr.name, func(t *testing.T) {
 			t.Parallel()

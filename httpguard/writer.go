@@ -51,7 +51,7 @@ func (w *writer) WriteHeader(code int) {
 	}
 	w.decided, w.status = true, code
 	x := w.x
-	if x.decision() == nil && x.rt.wants(kindResponseHeaders) {
+	if x.decision() == nil && x.wants(kindResponseHeaders) {
 		ev := events.ResponseHeaders(x.corr, code, w.w.Header())
 		x.ask(kindResponseHeaders, func(int, bool) *agentv2.ProxyToAgent {
 			return &agentv2.ProxyToAgent{Message: ev.Message}
@@ -87,7 +87,7 @@ func (w *writer) Write(p []byte) (int, error) {
 	x, size := w.x, w.x.g.cfg.chunkSize
 	for off := 0; off < len(p); off += size {
 		part := p[off:min(off+size, len(p))]
-		if x.rt.wants(kindResponseBody) && !x.inspect(kindResponseBody, part, false, -1) || w.overLimit() {
+		if x.wants(kindResponseBody) && !x.inspect(kindResponseBody, part, false, -1) || w.overLimit() {
 			if w.lateBlock() {
 				return off, ErrLateBlock
 			}
@@ -109,7 +109,7 @@ func (w *writer) FlushError() error {
 	if w.discard || w.abort || w.x.needy(kindResponseBody) {
 		return nil
 	}
-	if !w.sent && w.x.rt.wants(kindResponseBody) {
+	if !w.sent && w.x.wants(kindResponseBody) {
 		// Agents judge the body: the header waits for the first bytes they
 		// let through, so that a block on them can still replace the
 		// response. (httputil.ReverseProxy flushes before its first write.)
@@ -129,7 +129,7 @@ func (w *writer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	w.hijacked = true
-	if w.x.session != "" && w.x.rt.wants(kindFrame) {
+	if w.x.session != "" && w.x.wants(kindFrame) {
 		c = newFrameConn(c, w.x)
 	}
 	return c, rw, nil
@@ -151,7 +151,7 @@ func (w *writer) end() bool {
 		w.WriteHeader(http.StatusOK)
 	}
 	x := w.x
-	if !w.discard && !w.abort && x.rt.wants(kindResponseBody) && x.decision() == nil {
+	if !w.discard && !w.abort && x.wants(kindResponseBody) && x.decision() == nil {
 		x.inspect(kindResponseBody, nil, true, x.sent.Load())
 	}
 	if !w.discard && !w.abort && !w.lateBlock() {
