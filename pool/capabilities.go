@@ -3,6 +3,8 @@ package pool
 import (
 	"slices"
 
+	"google.golang.org/protobuf/reflect/protoreflect"
+
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 )
 
@@ -90,37 +92,44 @@ func (a *agent) agreeLocked(ready []*SubConn) {
 }
 
 // narrow makes m, a merged declaration, agree with d too: names kept only
-// when equal, features only when both have them, the strictest limits.
+// when equal, the features both have, the strictest limits.
 func narrow(m, d *agentv2.AgentCapabilities) {
 	m.ProtocolVersion = min(m.ProtocolVersion, d.GetProtocolVersion())
 	m.AgentId, m.Name, m.Version = same(m.AgentId, d.GetAgentId()), same(m.Name, d.GetName()), same(m.Version, d.GetVersion())
-	if f, g := m.Features, d.GetFeatures(); f != nil {
-		f.StreamingBody = f.StreamingBody && g.GetStreamingBody()
-		f.Websocket = f.Websocket && g.GetWebsocket()
-		f.Guardrails = f.Guardrails && g.GetGuardrails()
-		f.ConfigPush = f.ConfigPush && g.GetConfigPush()
-		f.MetricsExport = f.MetricsExport && g.GetMetricsExport()
-		f.Cancellation = f.Cancellation && g.GetCancellation()
-		f.FlowControl = f.FlowControl && g.GetFlowControl()
-		f.HealthReporting = f.HealthReporting && g.GetHealthReporting()
-		f.EchoesEventId = f.EchoesEventId && g.GetEchoesEventId()
-		f.ConcurrentRequests = strictest(f.ConcurrentRequests, g.GetConcurrentRequests())
+	if m.Features != nil {
+		agreeOn(m.Features.ProtoReflect(), d.GetFeatures().ProtoReflect())
 	}
-	if l := d.GetLimits(); l != nil {
+	if m.HealthConfig != nil {
+		agreeOn(m.HealthConfig.ProtoReflect(), d.GetHealthConfig().ProtoReflect())
+	}
+	if d.GetLimits() != nil {
 		if m.Limits == nil {
 			m.Limits = &agentv2.AgentLimits{}
 		}
-		m.Limits.MaxBodySize = strictest(m.Limits.MaxBodySize, l.MaxBodySize)
-		m.Limits.MaxConcurrency = strictest(m.Limits.MaxConcurrency, l.MaxConcurrency)
-		m.Limits.PreferredChunkSize = strictest(m.Limits.PreferredChunkSize, l.PreferredChunkSize)
-		m.Limits.MaxMemory = strictestOpt(m.Limits.MaxMemory, l.MaxMemory)
-		m.Limits.MaxProcessingTimeMs = strictestOpt(m.Limits.MaxProcessingTimeMs, l.MaxProcessingTimeMs)
+		agreeOn(m.Limits.ProtoReflect(), d.GetLimits().ProtoReflect())
 	}
-	if h := m.HealthConfig; h != nil {
-		// The slowest reporter sets the interval the proxy must tolerate.
-		h.ReportIntervalMs = max(h.ReportIntervalMs, d.GetHealthConfig().GetReportIntervalMs())
-		h.IncludeLoadMetrics = h.IncludeLoadMetrics && d.GetHealthConfig().GetIncludeLoadMetrics()
-		h.IncludeResourceMetrics = h.IncludeResourceMetrics && d.GetHealthConfig().GetIncludeResourceMetrics()
+}
+
+// agreeOn keeps in m, field by field, what d declares too: a flag only if
+// both set it, of two numbers (limits, counts) the smaller, 0 meaning none.
+func agreeOn(m, d protoreflect.Message) {
+	fields := m.Descriptor().Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		switch fd.Kind() {
+		case protoreflect.BoolKind:
+			if !d.Get(fd).Bool() {
+				m.Clear(fd)
+			}
+		case protoreflect.Uint32Kind:
+			if v := strictest(m.Get(fd).Uint(), d.Get(fd).Uint()); v != 0 {
+				m.Set(fd, protoreflect.ValueOfUint32(uint32(v)))
+			}
+		case protoreflect.Uint64Kind:
+			if v := strictest(m.Get(fd).Uint(), d.Get(fd).Uint()); v != 0 {
+				m.Set(fd, protoreflect.ValueOfUint64(v))
+			}
+		}
 	}
 }
 
@@ -132,20 +141,9 @@ func same(a, b string) string {
 }
 
 // strictest is the smaller limit, 0 meaning none.
-func strictest[T uint32 | uint64](a, b T) T {
+func strictest(a, b uint64) uint64 {
 	if a == 0 || b != 0 && b < a {
 		return b
-	}
-	return a
-}
-
-// strictestOpt is strictest for optional limits, nil meaning none.
-func strictestOpt(a, b *uint64) *uint64 {
-	if a == nil || b != nil && *b < *a {
-		if b != nil {
-			v := *b // not shared with the connection's declaration
-			return &v
-		}
 	}
 	return a
 }
