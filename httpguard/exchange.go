@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/agentwire/agentwire"
 	"github.com/agentwire/agentwire/agent"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
@@ -166,9 +168,9 @@ func (x *exchange) askGroup(k kind, grp []int, build func(i int, alone bool) *ag
 // cancelRequest is the cancel of the exchange's request; a block names
 // the agent that blocked.
 func (x *exchange) cancelRequest(reason agentv2.CancelReason, blocker string) *agentv2.CancelRequest {
-	req := &agentv2.CancelRequest{CorrelationId: x.corr, Reason: reason}
+	req := &agentv2.CancelRequest{CorrelationId: x.corr, Reason: reason, TimestampMs: uint64(x.g.cfg.now().UnixMilli())}
 	if reason == agentv2.CancelReason_CANCEL_REASON_BLOCKED_BY_AGENT && blocker != "" {
-		req.BlockingAgentId = &blocker
+		req.BlockingAgentId = proto.String(blocker)
 	}
 	return req
 }

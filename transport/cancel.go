@@ -10,11 +10,11 @@ import (
 
 // Cancel implements Conn.
 func (s *session) Cancel(ctx context.Context, req *agentv2.CancelRequest) error {
-	req = req.CloneVT()
 	if req == nil {
-		req = &agentv2.CancelRequest{}
+		return agentwire.Errorf(agentwire.CodeInvalidArgument, "transport: nil cancel request")
 	}
 	if req.TimestampMs == 0 {
+		req = req.CloneVT()
 		req.TimestampMs = uint64(s.cfg.now().UnixMilli())
 	}
 	correlationID := req.CorrelationId

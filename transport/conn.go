@@ -24,8 +24,8 @@ type Conn interface {
 
 	// Cancel tells the agent to abandon req's correlation id (every
 	// request for "") and fails the calls waiting on it with Canceled. It
-	// sends a copy of req, timestamped now if its timestamp is zero; the
-	// optional fields (blocking_agent_id, manual_reason) go as given.
+	// sends req as given (a copy timestamped now if its timestamp is
+	// zero), and neither modifies it nor keeps it.
 	Cancel(ctx context.Context, req *agentv2.CancelRequest) error
 
 	// Notify sends a message that has no decision (drain, shutdown, config
