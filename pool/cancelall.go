@@ -9,13 +9,12 @@ import (
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 )
 
-// CancelAll tells every connection of agent agentID to abandon every
-// request it holds (req, whose correlation id must be empty, goes to each:
-// see [transport.Conn.Cancel]) and fails the calls waiting on them with
-// Canceled. The requests' pins are marked lost: their later events fail
-// with FailedPrecondition ([ErrAffinityLost]). A request that opens while
-// CancelAll runs may be cancelled too. It returns the ids of the
-// connections told; the connections it could not tell make the error.
+// CancelAll sends req, whose correlation id must be empty, to every
+// connection of agent agentID: each abandons every request it holds and
+// fails their calls with Canceled (see [transport.Conn.Cancel]). Their
+// later events fail with FailedPrecondition ([ErrAffinityLost]); requests
+// opening meanwhile may be cancelled too. It returns the connections told;
+// those it could not tell make the error.
 func (p *Pool) CancelAll(ctx context.Context, agentID string, req *agentv2.CancelRequest) ([]string, error) {
 	a := p.lookup(agentID)
 	if a == nil {

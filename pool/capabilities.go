@@ -8,21 +8,18 @@ import (
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 )
 
-// Capabilities is what an agent declared in its handshakes, as agreed by
-// its ready connections ([Pool.Capabilities]). When they disagree (a
-// rolling upgrade) it is what they all declared: the events every one
-// lists, the features every one has, the strictest of their limits. Each
-// connection's own declaration is in its [ConnStats].
-//
-// While no connection is ready the last agreement stays: the agent most
-// likely comes back as it left, and [Pool.Ready] says it cannot take
-// requests meanwhile.
+// Capabilities is what an agent's ready connections declared in their
+// handshakes ([Pool.Capabilities]); when they disagree (a rolling upgrade),
+// what they all declared: the events all list, the features all have, the
+// strictest limits. Each connection's own is in its [ConnStats]. While no
+// connection is ready the last agreement stays: the agent most likely
+// comes back as it left, and [Pool.Ready] says it is not ready meanwhile.
 type Capabilities struct {
 	// Agreed is the merged declaration; nil before any connection of the
 	// agent was ready. Shared by every caller: do not modify it.
 	Agreed *agentv2.AgentCapabilities
-	// events has bit t set for each listed event type t below 64; all
-	// says no connection listed any.
+	// events has bit t set for each agreed event type t below 64; all: no
+	// connection listed any.
 	events uint64
 	all    bool
 }
@@ -30,10 +27,9 @@ type Capabilities struct {
 // lastBaseEvent is the last of the eight event kinds every v2 agent knows.
 const lastBaseEvent = agentv2.EventType_EVENT_TYPE_CONFIGURE
 
-// Handles reports whether the agent takes events of type t: every ready
-// connection listed it. An agent that lists no event types (older agents)
-// or whose declaration is unknown takes the eight kinds every v2 agent
-// knows, and no kind added since (docs/protocol.md §6).
+// Handles reports whether the agent takes events of type t. One that lists
+// no event types (older agents), or is unknown, takes the eight kinds every
+// v2 agent knows, and no kind added since (docs/protocol.md §6).
 func (c Capabilities) Handles(t agentv2.EventType) bool {
 	switch {
 	case c.Agreed == nil || c.all:
@@ -54,9 +50,8 @@ func (p *Pool) Capabilities(agentID string) (Capabilities, error) {
 	return *a.caps.Load(), nil
 }
 
-// agreeLocked publishes the agreement of ready, the ready connections,
-// unless there are none (the last agreement stays) or they are the ones
-// agreed last. a.mu must be held.
+// agreeLocked publishes what the ready connections agree on, unless there
+// are none or they agreed last time. a.mu must be held.
 func (a *agent) agreeLocked(ready []*SubConn) {
 	if len(ready) == 0 || slices.Equal(ready, a.agreedBy) {
 		return

@@ -96,14 +96,13 @@ const (
 	Ready Readiness = iota + 1
 	// NotReadyDraining: the agent or the pool drains, or is closed.
 	NotReadyDraining
-	// NotReadyBreakerOpen: the agent's circuit breaker refuses requests
-	// (once it lets a probe through, Ready again).
+	// NotReadyBreakerOpen: the circuit breaker refuses requests (and is
+	// Ready again when it would let a probe through).
 	NotReadyBreakerOpen
-	// NotReadyPaused: every connection that could take requests is paused;
-	// a new request meets the agent's [FlowControlMode].
+	// NotReadyPaused: the connections are paused; a new request meets the
+	// agent's [FlowControlMode].
 	NotReadyPaused
-	// NotReadyNoConn: no connection takes requests (connecting, failing,
-	// unhealthy or draining).
+	// NotReadyNoConn: no connection takes requests.
 	NotReadyNoConn
 )
 
@@ -116,10 +115,10 @@ func (r Readiness) String() string {
 	return readinessNames[r]
 }
 
-// Ready reports whether agent agentID takes new requests now, as [Pool.Send]
-// would find it, from state the pool keeps: a few atomic loads (a lock
-// too while the breaker is not closed), no I/O, no allocation. Events of
-// requests already open follow their pin whatever it says.
+// Ready reports whether agent agentID takes new requests now, as
+// [Pool.Send] would find it: a few atomic loads (and a lock while the
+// breaker is not closed), no allocation. Events of open requests follow
+// their pin whatever it says.
 func (p *Pool) Ready(agentID string) (Readiness, error) {
 	a := p.lookup(agentID)
 	if a == nil {
