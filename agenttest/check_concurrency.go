@@ -189,7 +189,7 @@ func checkCancel(ctx context.Context, s *suite) (string, error) {
 		})
 	}
 	started.Wait()
-	if err := c.Cancel(ctx, corr, agentv2.CancelReason_CANCEL_REASON_CLIENT_DISCONNECT); err != nil {
+	if err := c.Cancel(ctx, &agentv2.CancelRequest{CorrelationId: corr, Reason: agentv2.CancelReason_CANCEL_REASON_CLIENT_DISCONNECT}); err != nil {
 		return "", fmt.Errorf("sending cancel: %w", err)
 	}
 	cancelled := 0
@@ -218,7 +218,7 @@ func checkCancel(ctx context.Context, s *suite) (string, error) {
 	if _, err := sendMatched(ctx, c, s.requestHeaders(s.corrID(), "GET", s.cfg.allowPath)); err != nil {
 		return "", fmt.Errorf("request after cancel: %w", err)
 	}
-	if err := c.Cancel(ctx, "", agentv2.CancelReason_CANCEL_REASON_PROXY_SHUTDOWN); err != nil {
+	if err := c.Cancel(ctx, &agentv2.CancelRequest{Reason: agentv2.CancelReason_CANCEL_REASON_PROXY_SHUTDOWN}); err != nil {
 		return "", fmt.Errorf("sending cancel-all: %w", err)
 	}
 	if _, err := sendMatched(ctx, c, s.requestHeaders(s.corrID(), "GET", s.cfg.allowPath)); err != nil {

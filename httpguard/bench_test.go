@@ -70,7 +70,7 @@ func benchPool(b *testing.B, p *pool.Pool) {
 		if _, err := p.Send(ctx, "a", events.RequestHeaders(r, corr)); err != nil {
 			b.Fatal(err)
 		}
-		if err := p.Cancel(ctx, "a", corr, agentv2.CancelReason_CANCEL_REASON_UNSPECIFIED); err != nil &&
+		if err := p.Cancel(ctx, "a", &agentv2.CancelRequest{CorrelationId: corr, Reason: agentv2.CancelReason_CANCEL_REASON_UNSPECIFIED}); err != nil &&
 			!errors.Is(err, pool.ErrUnknownRequest) {
 			b.Fatal(err)
 		}

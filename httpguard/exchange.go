@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/agentwire/agentwire"
 	"github.com/agentwire/agentwire/agent"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
@@ -45,6 +47,8 @@ type exchange struct {
 	w       writer // the ResponseWriter next gets
 
 	received, sent atomic.Int64 // body bytes
+	// wanted is the events some agent receives (see agentState.events).
+	wanted Events
 
 	mu          sync.Mutex // guards the following
 	state       []agentState
@@ -62,6 +66,7 @@ type exchange struct {
 
 // agentState is one agent's part of an exchange.
 type agentState struct {
+	events   Events         // what it receives: configured and declared
 	open     bool           // the agent holds the request
 	out      bool           // it gets no more events (failed open)
 	needs    [numKinds]bool // it answered needs_more for the body of kind
@@ -93,7 +98,7 @@ func (x *exchange) askEdit(k kind, e *edit, build func(i int, alone bool) *agent
 		}
 		if len(grp) == 1 {
 			i := grp[0]
-			if !x.active(i) {
+			if !x.takes(i, k) {
 				continue
 			}
 			ev := build(i, true)
@@ -127,7 +132,7 @@ func (x *exchange) askGroup(k kind, grp []int, e *edit, build func(i int, alone 
 	results := make(chan result, len(grp))
 	var members []member
 	for _, i := range grp {
-		if !x.active(i) {
+		if !x.takes(i, k) {
 			continue
 		}
 		ev := build(i, false)
@@ -149,10 +154,11 @@ func (x *exchange) askGroup(k kind, grp []int, e *edit, build func(i int, alone 
 		if !isTerminal(res.resp) && !x.failsClosed(res.i, res.err) || len(cancelled) > 0 {
 			continue
 		}
+		req := x.cancelRequest(agentv2.CancelReason_CANCEL_REASON_BLOCKED_BY_AGENT, x.rt.agents[res.i].id)
 		for _, m := range members {
 			if m.i != res.i && !answered(got, m.i) {
 				cancelled[m.i] = true
-				_ = x.g.pool.Cancel(x.g.bg, x.rt.agents[m.i].id, x.corr, agentv2.CancelReason_CANCEL_REASON_BLOCKED_BY_AGENT)
+				_ = x.g.pool.Cancel(x.g.bg, x.rt.agents[m.i].id, req)
 				m.cancel()
 			}
 		}
@@ -165,6 +171,16 @@ func (x *exchange) askGroup(k kind, grp []int, e *edit, build func(i int, alone 
 			}
 		}
 	}
+}
+
+// cancelRequest is the cancel of the exchange's request; a block names
+// the agent that blocked.
+func (x *exchange) cancelRequest(reason agentv2.CancelReason, blocker string) *agentv2.CancelRequest {
+	req := &agentv2.CancelRequest{CorrelationId: x.corr, Reason: reason, TimestampMs: uint64(x.g.cfg.now().UnixMilli())}
+	if reason == agentv2.CancelReason_CANCEL_REASON_BLOCKED_BY_AGENT && blocker != "" {
+		req.BlockingAgentId = proto.String(blocker)
+	}
+	return req
 }
 
 func answered(got []result, i int) bool {
@@ -224,7 +240,7 @@ func (x *exchange) take(k kind, i int, resp *agentv2.AgentResponse, err error, c
 		x.endLocked(i, resp, agentv2.CancelReason_CANCEL_REASON_BLOCKED_BY_AGENT)
 		return
 	}
-	if body := k.body(); body != numKinds && a.events&(Events(1)<<body) != 0 {
+	if body := k.body(); body != numKinds && st.events&(Events(1)<<body) != 0 {
 		st.needs[body] = resp.GetNeedsMore()
 	}
 	if k == kindRequestHeaders {
@@ -306,12 +322,16 @@ func (x *exchange) needy(k kind) bool {
 	return false
 }
 
-// active reports whether agent i still takes events.
-func (x *exchange) active(i int) bool {
+// takes reports whether agent i takes events of kind k now.
+func (x *exchange) takes(i int, k kind) bool {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	return !x.state[i].out && !x.done
+	st := &x.state[i]
+	return !st.out && !x.done && st.events&(Events(1)<<k) != 0
 }
+
+// wants reports whether any agent receives events of kind k.
+func (x *exchange) wants(k kind) bool { return x.wanted&(Events(1)<<k) != 0 }
 
 // stopped reports whether the request has ended: decided by an agent, or
 // its client gone.

@@ -148,7 +148,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var rb io.ReadCloser
 	if r.Body != nil && r.Body != http.NoBody && !x.stopped() {
 		rb = &counted{ReadCloser: r.Body, n: &x.received}
-		if rt.wants(kindRequestBody) {
+		if x.wants(kindRequestBody) {
 			b := newBody(x, r.Body, r.ContentLength)
 			b.fixed = r.ContentLength >= 0
 			if x.needy(kindRequestBody) {
@@ -181,6 +181,10 @@ func (g *Guard) begin(rt *route, r *http.Request) *exchange {
 	} else {
 		x.state = make([]agentState, len(rt.agents))
 	}
+	for i := range x.state {
+		x.state[i].events = g.declared(&rt.agents[i])
+		x.wanted |= x.state[i].events
+	}
 	x.audit.CorrelationID, x.audit.RouteID = x.corr, rt.id
 	return x
 }
@@ -192,7 +196,7 @@ func (g *Guard) begin(rt *route, r *http.Request) *exchange {
 func (x *exchange) finish() {
 	x.mu.Lock()
 	x.done = true
-	reason := x.reason
+	reason, blocker := x.reason, x.audit.DecidedBy
 	switch {
 	case reason != agentv2.CancelReason_CANCEL_REASON_UNSPECIFIED:
 	case x.Err() != nil:
@@ -202,14 +206,17 @@ func (x *exchange) finish() {
 	}
 	x.mu.Unlock()
 	g := x.g
-	var complete *agentv2.ProxyToAgent
+	var (
+		complete *agentv2.ProxyToAgent
+		cancel   *agentv2.CancelRequest
+	)
 	for i := range x.state {
 		st := &x.state[i]
 		if !st.open {
 			continue
 		}
 		a := &x.rt.agents[i]
-		if reason == agentv2.CancelReason_CANCEL_REASON_UNSPECIFIED && a.events&RequestComplete != 0 && !st.out {
+		if reason == agentv2.CancelReason_CANCEL_REASON_UNSPECIFIED && st.events&RequestComplete != 0 && !st.out {
 			if complete == nil {
 				complete = events.RequestComplete(x.corr, events.Completion{Status: x.status, Duration: g.cfg.now().Sub(x.start),
 					BytesReceived: uint64(x.received.Load()), BytesSent: uint64(x.sent.Load()), Upstream: x.rt.upstream})
@@ -218,7 +225,10 @@ func (x *exchange) finish() {
 				continue
 			}
 		}
-		if err := g.pool.Cancel(g.bg, a.id, x.corr, reason); err != nil && !isUnknownRequest(err) {
+		if cancel == nil {
+			cancel = x.cancelRequest(reason, blocker)
+		}
+		if err := g.pool.Cancel(g.bg, a.id, cancel); err != nil && !isUnknownRequest(err) {
 			g.cfg.logger.Debug("httpguard: cancel not sent", "agent", a.id, "correlation_id", x.corr, "error", err)
 		}
 	}

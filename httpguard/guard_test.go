@@ -24,7 +24,7 @@ func TestWAFThroughReverseProxy(t *testing.T) {
 	t.Parallel()
 	for _, tr := range []struct {
 		name  string
-		start func(*testing.T, agent.Handler) string
+		start func(*testing.T, agent.Handler, ...agent.Option) string
 	}{{"unix", startUnix}, {"grpc", startGRPC}} {
 		t.Run(tr.name, func(t *testing.T) {
 			t.Parallel()
@@ -165,7 +165,27 @@ func TestParallelBlockCancelsNeighbour(t *testing.T) {
 	res := do(t, newClient(t), "GET", serve(t, g.Middleware(http.NotFoundHandler()))+"/", nil)
 	assert.Equal(t, http.StatusForbidden, res.status)
 	assert.Less(t, time.Since(start), 5*time.Second)
-	assert.Equal(t, agentv2.CancelReason_CANCEL_REASON_BLOCKED_BY_AGENT, slow.nextCancel(t).GetReason())
+	c := slow.nextCancel(t)
+	assert.Equal(t, agentv2.CancelReason_CANCEL_REASON_BLOCKED_BY_AGENT, c.GetReason())
+	assert.Equal(t, "blocker", c.GetBlockingAgentId())
+}
+
+// TestBlockCancelsEarlierAgents: a block ends the request at the agents
+// before it in the chain with CANCEL_REASON_BLOCKED_BY_AGENT, naming the
+// blocking agent.
+func TestBlockCancelsEarlierAgents(t *testing.T) {
+	t.Parallel()
+	first := &peer{}
+	blocker := &script{headers: func(context.Context, *agentv2.RequestHeadersEvent) (*agentv2.AgentResponse, error) {
+		return agent.Block(http.StatusForbidden, "blocked\n"), nil
+	}}
+	p := newPool(t, map[string]string{"first": startPeer(t, first), "waf": startUnix(t, blocker)})
+	g := newGuard(t, p, httpguard.WithRoute("/", httpguard.WithAgent("first"), httpguard.WithAgent("waf")))
+	res := do(t, newClient(t), "GET", serve(t, g.Middleware(http.NotFoundHandler()))+"/", nil)
+	assert.Equal(t, http.StatusForbidden, res.status)
+	c := first.nextCancel(t)
+	assert.Equal(t, agentv2.CancelReason_CANCEL_REASON_BLOCKED_BY_AGENT, c.GetReason())
+	assert.Equal(t, "waf", c.GetBlockingAgentId())
 }
 
 // TestUnmatchedGoesThrough: a request no route matches is not guarded.

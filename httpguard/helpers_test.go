@@ -44,9 +44,9 @@ func sockPath(t *testing.T) string {
 }
 
 // startUnix serves h on a Unix socket and returns its endpoint.
-func startUnix(t *testing.T, h agent.Handler) string {
+func startUnix(t *testing.T, h agent.Handler, opts ...agent.Option) string {
 	t.Helper()
-	srv, err := agent.NewServer(h, agent.WithLogger(quiet))
+	srv, err := agent.NewServer(h, append([]agent.Option{agent.WithLogger(quiet)}, opts...)...)
 	require.NoError(t, err)
 	path := sockPath(t)
 	ln, err := srv.ListenUnix(path)
@@ -58,9 +58,9 @@ func startUnix(t *testing.T, h agent.Handler) string {
 }
 
 // startGRPC serves h over gRPC on loopback and returns its endpoint.
-func startGRPC(t *testing.T, h agent.Handler) string {
+func startGRPC(t *testing.T, h agent.Handler, opts ...agent.Option) string {
 	t.Helper()
-	srv, err := agent.NewServer(h, agent.WithLogger(quiet))
+	srv, err := agent.NewServer(h, append([]agent.Option{agent.WithLogger(quiet)}, opts...)...)
 	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

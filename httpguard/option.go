@@ -164,7 +164,9 @@ func WithUpstream(id string) RouteOption {
 }
 
 // WithEvents sets the events the agent receives (default RequestHeaders |
-// RequestComplete); request headers are always included.
+// RequestComplete); request headers are always included. Of these it gets
+// only those its connections declared in their handshakes (see
+// pool.Capabilities): all of them if it declares no event types.
 func WithEvents(e Events) AgentOption {
 	return agentOption(func(a *agentSpec) { a.events = e })
 }

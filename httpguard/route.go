@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/agentwire/agentwire/events"
+	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 )
 
 // kind indexes the events of an exchange.
@@ -82,8 +83,32 @@ func newRoute(id, pattern string, match func(*http.Request) bool, opts []RouteOp
 	return rt
 }
 
-// wants reports whether any agent of the route receives events of kind k.
-func (rt *route) wants(k kind) bool { return len(rt.groups[k]) > 0 }
+// eventTypes are the protocol's event types of the kinds.
+var eventTypes = [numKinds]agentv2.EventType{
+	kindRequestHeaders:  agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS,
+	kindRequestBody:     agentv2.EventType_EVENT_TYPE_REQUEST_BODY_CHUNK,
+	kindResponseHeaders: agentv2.EventType_EVENT_TYPE_RESPONSE_HEADERS,
+	kindResponseBody:    agentv2.EventType_EVENT_TYPE_RESPONSE_BODY_CHUNK,
+	kindComplete:        agentv2.EventType_EVENT_TYPE_REQUEST_COMPLETE,
+	kindFrame:           agentv2.EventType_EVENT_TYPE_WEBSOCKET_FRAME,
+}
+
+// declared returns the events agent a receives now: those configured that
+// its connections declared (see [pool.Capabilities]), and request
+// headers, which open the request.
+func (g *Guard) declared(a *agentSpec) Events {
+	c, err := g.pool.Capabilities(a.id)
+	if err != nil {
+		return a.events // the send will tell
+	}
+	ev := a.events
+	for k := kindRequestBody; k < numKinds; k++ {
+		if !c.Handles(eventTypes[k]) {
+			ev &^= Events(1) << k
+		}
+	}
+	return ev
+}
 
 // router finds a request's route.
 type router struct {

@@ -52,7 +52,7 @@ func (w *writer) WriteHeader(code int) {
 	}
 	w.decided, w.status = true, code
 	x := w.x
-	if x.decision() == nil && x.rt.wants(kindResponseHeaders) {
+	if x.decision() == nil && x.wants(kindResponseHeaders) {
 		ev := events.ResponseHeaders(x.corr, code, w.w.Header())
 		x.ask(kindResponseHeaders, func(int, bool) *agentv2.ProxyToAgent {
 			return &agentv2.ProxyToAgent{Message: ev.Message}
@@ -89,7 +89,7 @@ func (w *writer) Write(p []byte) (int, error) {
 	for off := 0; off < len(p); off += size {
 		part := p[off:min(off+size, len(p))]
 		ok := true
-		if x.rt.wants(kindResponseBody) {
+		if x.wants(kindResponseBody) {
 			part, ok = w.inspect(part, false)
 		}
 		if !ok || w.overLimit() {
@@ -114,7 +114,7 @@ func (w *writer) FlushError() error {
 	if w.discard || w.abort || w.x.needy(kindResponseBody) {
 		return nil
 	}
-	if !w.sent && w.x.rt.wants(kindResponseBody) {
+	if !w.sent && w.x.wants(kindResponseBody) {
 		// Agents judge the body: the header waits for the first bytes they
 		// let through, so that a block on them can still replace the
 		// response. (httputil.ReverseProxy flushes before its first write.)
@@ -134,7 +134,7 @@ func (w *writer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	w.hijacked = true
-	if w.x.session != "" && w.x.rt.wants(kindFrame) {
+	if w.x.session != "" && w.x.wants(kindFrame) {
 		c = newFrameConn(c, w.x)
 	}
 	return c, rw, nil
@@ -157,7 +157,7 @@ func (w *writer) end() bool {
 	}
 	x := w.x
 	var last []byte
-	if !w.discard && !w.abort && x.rt.wants(kindResponseBody) && x.decision() == nil {
+	if !w.discard && !w.abort && x.wants(kindResponseBody) && x.decision() == nil {
 		last, _ = w.inspect(nil, true)
 	}
 	if !w.discard && !w.abort && !w.lateBlock() {

@@ -36,10 +36,10 @@ func newMemConn() *memConn {
 func (c *memConn) Send(context.Context, *agentv2.ProxyToAgent) (*agentv2.AgentResponse, error) {
 	return c.resp, nil
 }
-func (c *memConn) Cancel(context.Context, string, agentv2.CancelReason) error { return nil }
-func (c *memConn) Notify(context.Context, *agentv2.ProxyToAgent) error        { return nil }
-func (c *memConn) Gathering() bool                                            { return false }
-func (c *memConn) Ping(context.Context) (time.Duration, error)                { return 0, nil }
+func (c *memConn) Cancel(context.Context, *agentv2.CancelRequest) error { return nil }
+func (c *memConn) Notify(context.Context, *agentv2.ProxyToAgent) error  { return nil }
+func (c *memConn) Gathering() bool                                      { return false }
+func (c *memConn) Ping(context.Context) (time.Duration, error)          { return 0, nil }
 func (c *memConn) Capabilities() *agentv2.AgentCapabilities {
 	return &agentv2.AgentCapabilities{ProtocolVersion: 2}
 }

@@ -206,7 +206,7 @@ func TestTraceCancel(t *testing.T) {
 		done <- err
 	}()
 	require.Equal(t, "c2", <-e.h.started)
-	require.NoError(t, e.pool.Cancel(ctx, "waf", "c2", agentv2.CancelReason_CANCEL_REASON_CLIENT_DISCONNECT))
+	require.NoError(t, e.pool.Cancel(ctx, "waf", &agentv2.CancelRequest{CorrelationId: "c2", Reason: agentv2.CancelReason_CANCEL_REASON_CLIENT_DISCONNECT}))
 	require.Equal(t, agentwire.CodeCanceled, codeOf(<-done))
 	root.End()
 	s := e.span(trace.SpanKindServer, "RequestHeaders", "c2")

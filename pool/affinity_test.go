@@ -221,9 +221,9 @@ type cancelCounter struct {
 	cancels atomic.Int32
 }
 
-func (c *cancelCounter) Cancel(ctx context.Context, corr string, reason agentv2.CancelReason) error {
+func (c *cancelCounter) Cancel(ctx context.Context, req *agentv2.CancelRequest) error {
 	c.cancels.Add(1)
-	return c.Conn.Cancel(ctx, corr, reason)
+	return c.Conn.Cancel(ctx, req)
 }
 
 func TestCancelGoesToTheHoldingConnection(t *testing.T) {
@@ -266,7 +266,7 @@ func TestCancelGoesToTheHoldingConnection(t *testing.T) {
 	}()
 	require.Eventually(t, func() bool { return rec.active.Load() == 1 }, 5*time.Second, time.Millisecond)
 
-	require.NoError(t, p.Cancel(ctx, "waf", "c1", agentv2.CancelReason_CANCEL_REASON_CLIENT_DISCONNECT))
+	require.NoError(t, p.Cancel(ctx, "waf", &agentv2.CancelRequest{CorrelationId: "c1", Reason: agentv2.CancelReason_CANCEL_REASON_CLIENT_DISCONNECT}))
 	err = <-body
 	assert.Equal(t, agentwire.CodeCanceled, agentwire.CodeOf(err), "%v", err)
 	require.Eventually(t, func() bool { return cancelled.Load() == 1 }, 5*time.Second, time.Millisecond)
@@ -279,7 +279,7 @@ func TestCancelGoesToTheHoldingConnection(t *testing.T) {
 	assert.Equal(t, int32(1), total, "the cancel went to one connection only")
 	assert.Zero(t, stats(t, p, "waf").OpenRequests)
 
-	err = p.Cancel(ctx, "waf", "c1", agentv2.CancelReason_CANCEL_REASON_CLIENT_DISCONNECT)
+	err = p.Cancel(ctx, "waf", &agentv2.CancelRequest{CorrelationId: "c1", Reason: agentv2.CancelReason_CANCEL_REASON_CLIENT_DISCONNECT})
 	assert.ErrorIs(t, err, ErrUnknownRequest)
 	assert.Equal(t, agentwire.CodeNotFound, agentwire.CodeOf(err))
 }

@@ -28,6 +28,7 @@ type agent struct {
 	endpoint string // as given to AddAgent; empty for agents known only by reverse connections
 
 	snap     atomic.Pointer[snapshot]
+	caps     atomic.Pointer[Capabilities] // see agreeLocked
 	draining atomic.Bool
 	removing atomic.Bool
 	idle     chan struct{} // capacity 1; poked when draining and a counter reaches zero
@@ -71,6 +72,8 @@ type agent struct {
 	// their connection is admitted (see Pool.ReverseOptions).
 	bound  map[*agentv2.RegistrationRequest]*SubConn
 	closed bool
+	// agreedBy are the ready connections caps was agreed by.
+	agreedBy []*SubConn
 }
 
 // eventCounters count the events that entered and left an agent's
@@ -131,6 +134,7 @@ func newAgent(p *Pool, id string, cfg agentConfig, endpoint string) *agent {
 	a.aff.OnZero = a.pokeIdle
 	a.bal = cfg.builder.Build(balancer.BuildOptions{AgentID: id, Rand: p.cfg.rand})
 	a.snap.Store(&snapshot{picker: a.bal.UpdateState(balancer.State{})})
+	a.caps.Store(&Capabilities{})
 	return a
 }
 

@@ -40,15 +40,15 @@ func newMemConn() *memConn {
 func (c *memConn) Send(context.Context, *agentv2.ProxyToAgent) (*agentv2.AgentResponse, error) {
 	return c.resp, nil
 }
-func (c *memConn) Cancel(context.Context, string, agentv2.CancelReason) error { return nil }
-func (c *memConn) Notify(context.Context, *agentv2.ProxyToAgent) error        { return nil }
-func (c *memConn) Ping(context.Context) (time.Duration, error)                { return 0, nil }
-func (c *memConn) Capabilities() *agentv2.AgentCapabilities                   { return c.caps }
-func (c *memConn) Paused(string) bool                                         { return false }
-func (c *memConn) Gathering() bool                                            { return c.gathering.Load() }
-func (c *memConn) WaitResume(context.Context, string) error                   { return nil }
-func (c *memConn) Done() <-chan struct{}                                      { return c.done }
-func (c *memConn) Err() error                                                 { return nil }
+func (c *memConn) Cancel(context.Context, *agentv2.CancelRequest) error { return nil }
+func (c *memConn) Notify(context.Context, *agentv2.ProxyToAgent) error  { return nil }
+func (c *memConn) Ping(context.Context) (time.Duration, error)          { return 0, nil }
+func (c *memConn) Capabilities() *agentv2.AgentCapabilities             { return c.caps }
+func (c *memConn) Paused(string) bool                                   { return false }
+func (c *memConn) Gathering() bool                                      { return c.gathering.Load() }
+func (c *memConn) WaitResume(context.Context, string) error             { return nil }
+func (c *memConn) Done() <-chan struct{}                                { return c.done }
+func (c *memConn) Err() error                                           { return nil }
 
 func (c *memConn) Status() transport.Status {
 	c.mu.Lock()

@@ -95,7 +95,7 @@ func TestCallerCancellationsDoNotCount(t *testing.T) {
 	assert.Zero(t, s.Conns[0].ConsecutiveFailures)
 	assert.Equal(t, uint64(10), s.Errors)
 	for i := range 5 {
-		require.NoError(t, p.Cancel(ctx, "waf", "hold-"+itoa(i), agentv2.CancelReason_CANCEL_REASON_CLIENT_DISCONNECT))
+		require.NoError(t, p.Cancel(ctx, "waf", &agentv2.CancelRequest{CorrelationId: "hold-" + itoa(i), Reason: agentv2.CancelReason_CANCEL_REASON_CLIENT_DISCONNECT}))
 		_, _ = p.Send(ctx, "waf", complete("wire-"+itoa(i)))
 	}
 	assert.Zero(t, stats(t, p, "waf").OpenRequests)
@@ -123,10 +123,18 @@ func TestCircuitBreakerOpensAndHalfOpens(t *testing.T) {
 			require.Equal(t, agentwire.CodeDeadlineExceeded, agentwire.CodeOf(err), "%v", err)
 		}
 	}
+	ready := func() Readiness {
+		t.Helper()
+		r, err := p.Ready("waf")
+		require.NoError(t, err)
+		return r
+	}
+	assert.Equal(t, Ready, ready())
 	fail(3)
 	s := stats(t, p, "waf")
 	assert.Equal(t, BreakerOpen, s.Breaker)
 	assert.Equal(t, uint64(1), s.BreakerOpened)
+	assert.Equal(t, NotReadyBreakerOpen, ready())
 
 	// Open: new requests fail at once without reaching the agent.
 	seen := rec.events.Load()
@@ -141,12 +149,14 @@ func TestCircuitBreakerOpensAndHalfOpens(t *testing.T) {
 	// After the cool-down one probe goes through; while it runs the breaker
 	// is half-open and refuses others. The probe fails: open again.
 	clock.Advance(61 * time.Second)
+	assert.Equal(t, Ready, ready(), "a probe may go")
 	probe := make(chan error, 1)
 	go func() {
 		_, err := p.Send(ctx, "waf", headers("probe-1"))
 		probe <- err
 	}()
 	require.Eventually(t, func() bool { return stats(t, p, "waf").Breaker == BreakerHalfOpen }, 5*time.Second, time.Millisecond)
+	assert.Equal(t, NotReadyBreakerOpen, ready(), "the probe is out")
 	_, err = p.Send(ctx, "waf", headers("during-probe"))
 	assert.ErrorIs(t, err, ErrCircuitOpen)
 	assert.Equal(t, agentwire.CodeDeadlineExceeded, agentwire.CodeOf(<-probe))

@@ -107,26 +107,27 @@ func (p *Pool) EndSession(agentID, sessionID string) bool {
 	return ok
 }
 
-// Cancel tells the connection holding request correlationID of agent
-// agentID to abandon it, fails the calls waiting on it with Canceled, and
-// ends its pin. It fails with NotFound ([ErrUnknownRequest]) if the agent
-// has no such open request.
-func (p *Pool) Cancel(ctx context.Context, agentID, correlationID string, reason agentv2.CancelReason) error {
+// Cancel tells the connection holding request req.CorrelationId of agent
+// agentID to abandon it (see [transport.Conn.Cancel]), fails the calls
+// waiting on it with Canceled, and ends its pin. It fails with NotFound
+// ([ErrUnknownRequest]) if the agent has no such open request.
+func (p *Pool) Cancel(ctx context.Context, agentID string, req *agentv2.CancelRequest) error {
 	a := p.lookup(agentID)
 	if a == nil {
 		return unknownAgent(agentID)
 	}
-	if correlationID == "" {
-		return agentwire.Errorf(agentwire.CodeInvalidArgument, "pool: Cancel needs a correlation id")
+	corr := req.GetCorrelationId()
+	if corr == "" {
+		return agentwire.Errorf(agentwire.CodeInvalidArgument, "pool: Cancel needs a correlation id (CancelAll cancels every request)")
 	}
-	e, ok := a.aff.Del(a.aff.Key(correlationID))
+	e, ok := a.aff.Del(a.aff.Key(corr))
 	if !ok {
-		return agentwire.Errorf(agentwire.CodeNotFound, "%w: %q on agent %q", ErrUnknownRequest, correlationID, a.id)
+		return agentwire.Errorf(agentwire.CodeNotFound, "%w: %q on agent %q", ErrUnknownRequest, corr, a.id)
 	}
 	if e.Skip || e.Lost || e.Conn.gone() {
 		return nil
 	}
-	return e.Conn.conn.Cancel(ctx, correlationID, reason)
+	return e.Conn.conn.Cancel(ctx, req)
 }
 
 // route says where an event must go beyond the default.

@@ -73,6 +73,7 @@ func (a *agent) rebuildLocked() []stateChange {
 		conns[i] = sc
 	}
 	a.snap.Store(&snapshot{picker: a.bal.UpdateState(balancer.State{Conns: conns}), ready: ready, paused: paused})
+	a.agreeLocked(ready)
 	return changes
 }
 
@@ -84,4 +85,55 @@ func (a *agent) report(changes []stateChange) {
 		a.p.cfg.logger.Debug("pool: connection state", "agent", a.id, "conn", c.sc.id, "from", c.from, "to", c.to)
 		a.p.connStateChange(a.id, c.sc.id, c.from, c.to)
 	}
+}
+
+// Readiness is whether an agent takes new requests now ([Pool.Ready]),
+// and if not, why.
+type Readiness int
+
+const (
+	// Ready: a new request goes to a ready connection.
+	Ready Readiness = iota + 1
+	// NotReadyDraining: the agent or the pool drains, or is closed.
+	NotReadyDraining
+	// NotReadyBreakerOpen: the circuit breaker refuses requests (and is
+	// Ready again when it would let a probe through).
+	NotReadyBreakerOpen
+	// NotReadyPaused: the connections are paused; a new request meets the
+	// agent's [FlowControlMode].
+	NotReadyPaused
+	// NotReadyNoConn: no connection takes requests.
+	NotReadyNoConn
+)
+
+var readinessNames = [...]string{"unknown", "ready", "draining", "breaker_open", "paused", "no_connection"}
+
+func (r Readiness) String() string {
+	if r < 0 || int(r) >= len(readinessNames) {
+		return "unknown"
+	}
+	return readinessNames[r]
+}
+
+// Ready reports whether agent agentID takes new requests now, as
+// [Pool.Send] would find it: a few atomic loads (and a lock while the
+// breaker is not closed), no allocation. Events of open requests follow
+// their pin whatever it says.
+func (p *Pool) Ready(agentID string) (Readiness, error) {
+	a := p.lookup(agentID)
+	if a == nil {
+		return 0, unknownAgent(agentID)
+	}
+	s := a.snap.Load()
+	switch {
+	case a.draining.Load() || p.state.Load() != poolOpen:
+		return NotReadyDraining, nil
+	case a.breaker.Refuses(p.cfg.nanos):
+		return NotReadyBreakerOpen, nil
+	case len(s.ready) > 0:
+		return Ready, nil
+	case len(s.paused) > 0:
+		return NotReadyPaused, nil
+	}
+	return NotReadyNoConn, nil
 }

@@ -53,11 +53,14 @@ type AgentStats struct {
 	// nothing while events waited (transport.ErrUnresponsive).
 	ProtocolViolations, Unresponsive uint64
 	// OpenRequests is the number of pinned requests, LostRequests of those
-	// whose connection died (their remaining events fail), Sessions of
-	// sticky sessions.
+	// whose connection died or that [Pool.CancelAll] cancelled (their
+	// remaining events fail), Sessions of sticky sessions.
 	OpenRequests, LostRequests, Sessions int
 	// Config is the last config push, nil if none.
 	Config *ConfigStatus
+	// Capabilities is what the ready connections agreed on (see
+	// [Capabilities]); each connection's own is in Conns.
+	Capabilities *agentv2.AgentCapabilities
 
 	Conns []ConnStats
 }
@@ -87,6 +90,9 @@ type ConnStats struct {
 	LatencyAvg, LatencyRecent time.Duration
 	// Transport is the transport's own view (read now, not pushed).
 	Transport transport.Status
+	// Capabilities is what the agent declared in this connection's
+	// handshake.
+	Capabilities *agentv2.AgentCapabilities
 }
 
 // Stats returns a snapshot of every agent, sorted by id.
@@ -131,6 +137,7 @@ func (a *agent) stats() AgentStats {
 		OpenRequests:       a.aff.Live(),
 		LostRequests:       a.aff.Len() - a.aff.Live(),
 		Sessions:           a.sticky.Len(),
+		Capabilities:       a.caps.Load().Agreed.CloneVT(),
 	}
 	if c := a.configState.Load(); c != nil {
 		cc := *c
@@ -168,6 +175,7 @@ func (sc *SubConn) stats() ConnStats {
 		ErrorRate:           math.Float64frombits(sc.errRate.Load()),
 		LatencyRecent:       time.Duration(sc.latencyEWMA.Load()),
 		Transport:           st,
+		Capabilities:        sc.conn.Capabilities().CloneVT(),
 	}
 	if n := sc.sampled.Load(); n > 0 {
 		cs.LatencyAvg = time.Duration(sc.latencyNs.Load() / n)

@@ -204,7 +204,7 @@ func matchFuzzAgent(nc net.Conn, echo bool, events int, prog []byte, connCh <-ch
 			}
 		case 7: // the proxy cancels the request
 			cctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-			_ = conn.Cancel(cctx, corr, agentv2.CancelReason_CANCEL_REASON_TIMEOUT)
+			_ = conn.Cancel(cctx, &agentv2.CancelRequest{CorrelationId: corr, Reason: agentv2.CancelReason_CANCEL_REASON_TIMEOUT})
 			cancel()
 			continue
 		}

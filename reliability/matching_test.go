@@ -510,7 +510,7 @@ func lateAfterCancel(t *testing.T, tg safetyTarget, echo bool) {
 		case <-time.After(5 * time.Second):
 			t.Errorf("%s: the agent did not get both events", corr)
 		}
-		_ = c.Cancel(context.Background(), corr, agentv2.CancelReason_CANCEL_REASON_CLIENT_DISCONNECT)
+		_ = c.Cancel(context.Background(), &agentv2.CancelRequest{CorrelationId: corr, Reason: agentv2.CancelReason_CANCEL_REASON_CLIENT_DISCONNECT})
 		wg.Wait()
 		ev := completeEvent(corr)
 		r, err := c.Send(context.Background(), ev)

@@ -363,7 +363,7 @@ func soakRequest(p *pool.Pool, rec *connRecorder, tally *soakTally, agentID, cor
 	case n < 70: // cancelled by the proxy
 		if send(headersEvent(corr, "/upload"), passed, "headers") {
 			reason := agentv2.CancelReason_CANCEL_REASON_CLIENT_DISCONNECT
-			if err := p.Cancel(ctx, agentID, corr, reason); err != nil {
+			if err := p.Cancel(ctx, agentID, &agentv2.CancelRequest{CorrelationId: corr, Reason: reason}); err != nil {
 				tally.record(err)
 			}
 		}

@@ -9,13 +9,17 @@ import (
 )
 
 // Cancel implements Conn.
-func (s *session) Cancel(ctx context.Context, correlationID string, reason agentv2.CancelReason) error {
-	msg := &agentv2.ProxyToAgent{Message: &agentv2.ProxyToAgent_Cancel{Cancel: &agentv2.CancelRequest{
-		CorrelationId: correlationID,
-		Reason:        reason,
-		TimestampMs:   uint64(s.cfg.now().UnixMilli()),
-	}}}
-	cerr := agentwire.Errorf(agentwire.CodeCanceled, "request cancelled: %s", reason)
+func (s *session) Cancel(ctx context.Context, req *agentv2.CancelRequest) error {
+	if req == nil {
+		return agentwire.Errorf(agentwire.CodeInvalidArgument, "transport: nil cancel request")
+	}
+	if req.TimestampMs == 0 {
+		req = req.CloneVT()
+		req.TimestampMs = uint64(s.cfg.now().UnixMilli())
+	}
+	correlationID := req.CorrelationId
+	msg := &agentv2.ProxyToAgent{Message: &agentv2.ProxyToAgent_Cancel{Cancel: req}}
+	cerr := agentwire.Errorf(agentwire.CodeCanceled, "request cancelled: %s", req.Reason)
 	if s.byCorr != nil {
 		// Under orderMu the queues and the wire agree: the notice cancels
 		// exactly the events queued now.

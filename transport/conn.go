@@ -22,9 +22,11 @@ type Conn interface {
 	// The returned response belongs to the caller.
 	Send(ctx context.Context, event *agentv2.ProxyToAgent) (*agentv2.AgentResponse, error)
 
-	// Cancel tells the agent to abandon correlationID (every request for
-	// "") and fails the calls waiting on it with Canceled.
-	Cancel(ctx context.Context, correlationID string, reason agentv2.CancelReason) error
+	// Cancel tells the agent to abandon req's correlation id (every
+	// request for "") and fails the calls waiting on it with Canceled. It
+	// sends req as given (a copy timestamped now if its timestamp is
+	// zero), and neither modifies it nor keeps it.
+	Cancel(ctx context.Context, req *agentv2.CancelRequest) error
 
 	// Notify sends a message that has no decision (drain, shutdown, config
 	// responses) and returns once it is queued.

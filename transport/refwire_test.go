@@ -157,7 +157,7 @@ func TestReferenceAgentControl(t *testing.T) {
 				done <- err
 			}()
 			require.Eventually(t, func() bool { return len(a.seen()) == 1 }, 5*time.Second, 5*time.Millisecond)
-			require.NoError(t, c.Cancel(ctx, "req-c", agentv2.CancelReason_CANCEL_REASON_TIMEOUT))
+			require.NoError(t, c.Cancel(ctx, &agentv2.CancelRequest{CorrelationId: "req-c", Reason: agentv2.CancelReason_CANCEL_REASON_TIMEOUT}))
 			require.Equal(t, agentwire.CodeCanceled, agentwire.CodeOf(<-done))
 			require.Eventually(t, func() bool {
 				a.mu.Lock()

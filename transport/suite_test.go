@@ -684,7 +684,7 @@ func runSuite(t *testing.T, h harness) {
 			done <- err
 		}()
 		<-f.agent.started
-		require.NoError(t, c.Cancel(ctx, "cx", agentv2.CancelReason_CANCEL_REASON_CLIENT_DISCONNECT))
+		require.NoError(t, c.Cancel(ctx, &agentv2.CancelRequest{CorrelationId: "cx", Reason: agentv2.CancelReason_CANCEL_REASON_CLIENT_DISCONNECT}))
 		err := <-done
 		assert.Equal(t, agentwire.CodeCanceled, agentwire.CodeOf(err))
 		require.Eventually(t, func() bool { return f.agent.cancelled.Load() == 1 }, 5*time.Second, time.Millisecond)

@@ -137,7 +137,7 @@ func (e *env) inflightMemory(ctx context.Context, tr string, n int) (MemoryResul
 		cancelAll = func() {
 			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			defer cancel()
-			_ = c.Cancel(cctx, "", agentv2.CancelReason_CANCEL_REASON_MANUAL)
+			_ = c.Cancel(cctx, &agentv2.CancelRequest{Reason: agentv2.CancelReason_CANCEL_REASON_MANUAL})
 		}
 	} else {
 		p, err := e.openPool(ctx, agentTr, 1, n, e.slowAddr)
@@ -153,7 +153,11 @@ func (e *env) inflightMemory(ctx context.Context, tr string, n int) (MemoryResul
 			}
 			return st.Conns[0].Transport.InFlight
 		}
-		cancelAll = func() {}
+		cancelAll = func() {
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			_, _ = p.CancelAll(cctx, agentID, &agentv2.CancelRequest{Reason: agentv2.CancelReason_CANCEL_REASON_MANUAL})
+		}
 	}
 	events := make([]*agentv2.ProxyToAgent, n)
 	for i := range events {

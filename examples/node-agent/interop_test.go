@@ -388,7 +388,7 @@ func TestNodeAgentCancel(t *testing.T) {
 					t.Fatal("the agent never reported the slow event in flight")
 				}
 			}
-			if err := conn.Cancel(ctx, "slow", agentv2.CancelReason_CANCEL_REASON_CLIENT_DISCONNECT); err != nil {
+			if err := conn.Cancel(ctx, &agentv2.CancelRequest{CorrelationId: "slow", Reason: agentv2.CancelReason_CANCEL_REASON_CLIENT_DISCONNECT}); err != nil {
 				t.Fatalf("cancel: %v", err)
 			}
 			if err := <-done; agentwire.CodeOf(err) != agentwire.CodeCanceled {

@@ -403,7 +403,7 @@ func TestPythonAgent(t *testing.T) {
 				// Wait until the agent holds the event.
 				health.wait(t, health.len(), func(h *agentv2.HealthStatus) bool { return h.GetLoad().GetInFlight() == 1 }, 5*time.Second)
 				n := health.len()
-				require.NoError(t, conn.Cancel(ctx, "slow-1", agentv2.CancelReason_CANCEL_REASON_CLIENT_DISCONNECT))
+				require.NoError(t, conn.Cancel(ctx, &agentv2.CancelRequest{CorrelationId: "slow-1", Reason: agentv2.CancelReason_CANCEL_REASON_CLIENT_DISCONNECT}))
 				select {
 				case err := <-errc:
 					assert.Equal(t, agentwire.CodeCanceled, agentwire.CodeOf(err), "%v", err)

@@ -148,6 +148,18 @@ func (b *Breaker) openLocked(now int64) {
 	b.opened++
 }
 
+// Refuses reports whether Allow would refuse a request now, without
+// taking the probe: open and cooling down, or its probe out. It reads the
+// clock, now, only when the breaker is not closed.
+func (b *Breaker) Refuses(now func() int64) bool {
+	if b == nil || State(b.state.Load()) == Closed {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return State(b.state.Load()) != Closed && (b.probing || now() < b.openUntil)
+}
+
 // State returns the breaker's state and how many times it opened.
 func (b *Breaker) State() (State, uint64) {
 	if b == nil {
