@@ -60,7 +60,6 @@ func NewHedger(opts ...HedgeOption) (*Hedger, error) {
 		return nil, err
 	}
 	h := &Hedger{cfg: cfg, budget: newBudget(cfg.burst, cfg.fraction), counts: c, lat: map[string]*window{}}
-	h.budget.milli.Store(0) // earned, not given: at most fraction of requests, plus burst
 	for id := range cfg.agents {
 		h.lat[id] = &window{}
 	}
@@ -150,7 +149,11 @@ func (h *Hedger) hedge(ctx context.Context, next pool.SendFunc, c *pool.Call) (*
 	rc := &race{settled: make(chan struct{})}
 	first := h.newAttempt(ctx, *c, rc, "")
 	defer first.cancel()
-	timer := time.AfterFunc(h.Delay(c.AgentID), func() { h.launch(ctx, next, rc, first) })
+	// The transport writes into an event it sends: the hedge sends a copy,
+	// made before the first send.
+	base := *c
+	base.Event = c.Event.CloneVT()
+	timer := time.AfterFunc(h.Delay(c.AgentID), func() { h.launch(ctx, next, rc, first, base) })
 	first.resp, first.err = next(first.ctx, &first.call)
 	timer.Stop()
 	rc.mu.Lock()
@@ -197,20 +200,18 @@ func (h *Hedger) hedge(ctx context.Context, next pool.SendFunc, c *pool.Call) (*
 
 // launch sends the hedge if the first attempt is still out, was routed,
 // and the budget allows.
-func (h *Hedger) launch(ctx context.Context, next pool.SendFunc, rc *race, first *attempt) {
+func (h *Hedger) launch(ctx context.Context, next pool.SendFunc, rc *race, first *attempt, c pool.Call) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	if rc.over || first.conn == "" {
 		return
 	}
-	agentID := first.call.AgentID
+	agentID := c.AgentID
 	if !h.budget.spend() {
 		h.counts.add(agentID, HedgeNoBudget)
 		return
 	}
 	h.counts.add(agentID, Hedged)
-	c := first.call
-	c.Event = c.Event.CloneVT() // the caller may reuse its event once it has its answer
 	hedge := h.newAttempt(ctx, c, rc, first.conn)
 	rc.hedge = hedge
 	if !h.spawn(func() { h.race(next, rc, first, hedge) }) {

@@ -1,0 +1,120 @@
+package failover_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/agentwire/agentwire/agent"
+	"github.com/agentwire/agentwire/failover"
+	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+	"github.com/agentwire/agentwire/pool"
+)
+
+// lateFirst makes one attempt at a "slow" request's headers answer after
+// late, whatever the cancel, with a block (a late and lying answer): the
+// attempt at instance slowOn if set, else the first to arrive. Other
+// attempts get allow at once. It counts the late attempts cancelled.
+type lateFirst struct {
+	late      time.Duration
+	slowOn    atomic.Pointer[instance]
+	seen      sync.Map
+	cancelled atomic.Int64
+}
+
+func (l *lateFirst) answer(ctx context.Context, in *instance, corr string) *agentv2.AgentResponse {
+	_, again := l.seen.LoadOrStore(corr, true)
+	slow := !again
+	if on := l.slowOn.Load(); on != nil {
+		slow = on == in
+	}
+	if !slow || !strings.HasPrefix(corr, "slow") {
+		return agent.Allow()
+	}
+	time.Sleep(l.late)
+	if ctx.Err() != nil {
+		l.cancelled.Add(1)
+	}
+	return agent.Block(403, "late")
+}
+
+func hedged(t *testing.T, opts ...failover.HedgeOption) (*pool.Pool, *failover.Hedger, *lateFirst, [2]*instance) {
+	t.Helper()
+	l := &lateFirst{late: 400 * time.Millisecond}
+	a, b := newInstance(t, "a"), newInstance(t, "b")
+	a.answer = func(ctx context.Context, corr string) *agentv2.AgentResponse { return l.answer(ctx, a, corr) }
+	b.answer = func(ctx context.Context, corr string) *agentv2.AgentResponse { return l.answer(ctx, b, corr) }
+	h, err := failover.NewHedger(append([]failover.HedgeOption{failover.WithHedgedAgents("waf"),
+		failover.WithHedgeDelay(20 * time.Millisecond)}, opts...)...)
+	require.NoError(t, err)
+	return twoInstances(t, a, b, h), h, l, [2]*instance{a, b}
+}
+
+// TestHedgeWins: the first connection is late; the hedge's answer wins,
+// the late block is dropped and never reaches the request, the loser is
+// cancelled, and the request's later events stay on the winner.
+func TestHedgeWins(t *testing.T) {
+	t.Parallel()
+	p, h, l, in := hedged(t, failover.WithHedgeBudget(0, 5))
+	ctx := testCtx(t)
+	// Round robin: the next request's first attempt goes to the instance
+	// that did not get this one; that instance is the late one.
+	_, err := p.Send(ctx, "waf", headers("fast0"))
+	require.NoError(t, err)
+	l.slowOn.Store(in[0])
+	if len(in[1].events("fast0")) == 0 {
+		l.slowOn.Store(in[1])
+	}
+	start := time.Now()
+	resp, err := p.Send(ctx, "waf", headers("slow1"))
+	require.NoError(t, err)
+	assert.NotNil(t, resp.GetAllow(), "the hedge's allow, not the late block")
+	assert.Less(t, time.Since(start), l.late)
+	require.Eventually(t, func() bool { return l.cancelled.Load() == 1 }, 5*time.Second, 5*time.Millisecond,
+		"the loser got a CancelRequest")
+	time.Sleep(l.late) // the late block has come and gone
+	for i := range uint32(2) {
+		resp, err := p.Send(ctx, "waf", chunk("slow1", i, 10))
+		require.NoError(t, err)
+		assert.NotNil(t, resp.GetAllow())
+	}
+	loser, winner := in[0], in[1]
+	if l.slowOn.Load() == in[1] {
+		loser, winner = winner, loser
+	}
+	assert.Equal(t, []string{"H", "C0", "C1"}, winner.events("slow1"))
+	assert.Equal(t, []string{"H"}, loser.events("slow1"))
+	st := h.Stats()
+	assert.Equal(t, uint64(1), st[failover.Hedged])
+	assert.Equal(t, uint64(1), st[failover.HedgeWon])
+	assert.Zero(t, st[failover.PrimaryWon])
+}
+
+// TestHedgeBudget: past its budget a late request is not hedged and gets
+// the first connection's answer, as without hedging; fast requests are
+// never hedged.
+func TestHedgeBudget(t *testing.T) {
+	t.Parallel()
+	p, h, _, _ := hedged(t, failover.WithHedgeBudget(0, 1))
+	ctx := testCtx(t)
+	for _, corr := range []string{"fast1", "fast2"} {
+		resp, err := p.Send(ctx, "waf", headers(corr))
+		require.NoError(t, err)
+		assert.NotNil(t, resp.GetAllow())
+	}
+	resp, err := p.Send(ctx, "waf", headers("slow1"))
+	require.NoError(t, err)
+	assert.NotNil(t, resp.GetAllow(), "hedged")
+	resp, err = p.Send(ctx, "waf", headers("slow2"))
+	require.NoError(t, err)
+	assert.NotNil(t, resp.GetBlock(), "not hedged: the first connection's answer")
+	st := h.Stats()
+	assert.Equal(t, uint64(1), st[failover.Hedged])
+	assert.Equal(t, uint64(1), st[failover.HedgeNoBudget])
+}
