@@ -45,7 +45,7 @@ type instance struct {
 	path   string
 }
 
-func newInstance(t *testing.T, name string) *instance {
+func newInstance(t testing.TB, name string) *instance {
 	t.Helper()
 	in := &instance{name: name, mutate: "same", seen: map[string][]string{}}
 	srv, err := agent.NewServer(in, agent.WithLogger(slog.New(slog.DiscardHandler)))
