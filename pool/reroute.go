@@ -8,34 +8,27 @@ import (
 	"github.com/agentwire/agentwire/pool/internal/affinity"
 )
 
-// Rerouting: how interceptors that move a request between connections
-// (failover, hedging) steer the pipeline. Without a Reroute on the Call
-// the pipeline routes as [Pool.Send] says.
-
 // Pinning says how an event is routed and whether it pins its connection.
 type Pinning uint8
 
 const (
-	// PinDefault routes as [Pool.Send] does: request headers are balanced
-	// and pin their connection, other events follow the pin.
+	// PinDefault routes as [Pool.Send] does.
 	PinDefault Pinning = iota
 	// PinAgain balances the event as if it started its request and pins
-	// its connection, replacing the request's pin (a lost one too): the
-	// first event replayed on another connection.
+	// its connection in place of the request's pin (a lost one too).
 	PinAgain
 	// PinNone balances the event as if it started its request and pins
-	// nothing: one of two hedged attempts; [Pool.Pin] pins the winner.
+	// nothing (one of hedged attempts; [Pool.Pin] pins the winner).
 	PinNone
 )
 
-// Reroute, on a [Call], steers the pipeline for an event an interceptor
-// moves between connections.
+// Reroute, on a [Call], steers an event that an interceptor moves between
+// connections (failover, hedging).
 type Reroute struct {
 	Pin Pinning
 	// Exclude is a connection id the event must not be balanced to.
 	Exclude string
-	// Routed, if set, is called with the connection's id just before the
-	// event is sent to it, on the sending goroutine.
+	// Routed, if set, hears the connection's id just before the send.
 	Routed func(connID string)
 }
 
@@ -50,14 +43,12 @@ func (r *Reroute) pins(kind agentv2.EventType) bool {
 	return r.Pin == PinAgain
 }
 
-// excludes reports whether sc is the connection the event must avoid.
 func (r *Reroute) excludes(sc *SubConn) bool {
 	return r != nil && r.Exclude != "" && sc.id == r.Exclude
 }
 
-// Pin pins request correlationID of agent agentID to connection connID,
-// replacing its pin: the winner of hedged attempts sent with [PinNone].
-// It fails with Unavailable if the connection is gone.
+// Pin pins request correlationID of agent agentID to connection connID in
+// place of its pin. It fails with Unavailable if the connection is gone.
 func (p *Pool) Pin(agentID, correlationID, connID string) error {
 	a, sc, err := p.subConn(agentID, connID)
 	if err != nil {
@@ -73,9 +64,8 @@ func (p *Pool) Pin(agentID, correlationID, connID string) error {
 }
 
 // CancelOn tells connection connID of agent agentID to abandon request
-// correlationID, leaving the request's pin alone (it may be on another
-// connection): the loser of hedged attempts, or the connection a request
-// failed over from.
+// correlationID, leaving the request's pin alone: the loser of hedged
+// attempts.
 func (p *Pool) CancelOn(ctx context.Context, agentID, connID, correlationID string, reason agentv2.CancelReason) error {
 	_, sc, err := p.subConn(agentID, connID)
 	if err != nil {
