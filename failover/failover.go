@@ -113,13 +113,16 @@ func (ic *Interceptor) follow(ctx context.Context, next pool.SendFunc, c *pool.C
 	r.mu.Lock()
 	agentID, gen, dead := r.agentID, r.gen, r.dead
 	r.mu.Unlock()
+	complete := c.Type == agentv2.EventType_EVENT_TYPE_REQUEST_COMPLETE
+	if complete {
+		ic.reqs.drop(k)
+	}
 	if dead {
 		return nil, lost(c.CorrelationID)
 	}
 	c.AgentID = agentID
-	if c.Type == agentv2.EventType_EVENT_TYPE_REQUEST_COMPLETE {
+	if complete {
 		// Nothing left to decide: not worth a failover.
-		ic.reqs.drop(k)
 		return next(ctx, c)
 	}
 	resp, err := next(ctx, c)
@@ -138,10 +141,10 @@ func (ic *Interceptor) follow(ctx context.Context, next pool.SendFunc, c *pool.C
 }
 
 // failsOver reports whether err says the connection (or the agent) failed
-// the event, rather than the agent answering or the caller giving up: the
-// connection is gone, unavailable or broke the protocol.
+// the event, rather than the agent answering, the caller giving up or the
+// pool closing: the connection is gone, unavailable or broke the protocol.
 func failsOver(ctx context.Context, err error) bool {
-	if ctx.Err() != nil || agentwire.IsWireError(err) {
+	if ctx.Err() != nil || agentwire.IsWireError(err) || errors.Is(err, pool.ErrClosed) {
 		return false
 	}
 	return agentwire.CodeOf(err) == agentwire.CodeUnavailable || errors.Is(err, pool.ErrAffinityLost) ||

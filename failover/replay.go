@@ -38,6 +38,7 @@ func (ic *Interceptor) failover(ctx context.Context, next pool.SendFunc, c *pool
 		return next(ctx, c)
 	}
 	from := r.agentID
+	r.gen++
 	outcome := refusal(r, c.Type)
 	if outcome == "" && !ic.budget.spend() {
 		outcome = NoBudget
@@ -55,7 +56,6 @@ func (ic *Interceptor) failover(ctx context.Context, next pool.SendFunc, c *pool
 		}
 	}
 	ic.counts.add(from, outcome)
-	r.gen++
 	r.dead = true
 	ic.reqs.giveUp(r, outcome)
 	return nil, cause
@@ -65,7 +65,6 @@ func (ic *Interceptor) failover(ctx context.Context, next pool.SendFunc, c *pool
 // agent, then the fallback agent.
 func (ic *Interceptor) move(ctx context.Context, next pool.SendFunc, c *pool.Call, k key, r *request) (*agentv2.AgentResponse, error) {
 	from := r.agentID
-	r.gen++
 	// The old connection abandons the request (if it still can), and its
 	// pin goes.
 	ic.cancel(ctx, from, c.CorrelationID)
