@@ -122,3 +122,40 @@ func TestHedgeBudget(t *testing.T) {
 	assert.Equal(t, uint64(1), st[failover.Hedged])
 	assert.Equal(t, uint64(1), st[failover.HedgeNoBudget])
 }
+
+// TestHedgeThenFailover: with failover outside hedging, hedged headers are
+// kept as the winner answered them, and when the winner's instance dies
+// mid-body the request is replayed on the other.
+func TestHedgeThenFailover(t *testing.T) {
+	t.Parallel()
+	l := &lateFirst{late: 300 * time.Millisecond}
+	a, b := newInstance(t, "a"), newInstance(t, "b")
+	a.answer = func(ctx context.Context, corr string) *agentv2.AgentResponse { return l.answer(ctx, a, corr) }
+	b.answer = func(ctx context.Context, corr string) *agentv2.AgentResponse { return l.answer(ctx, b, corr) }
+	fo, err := failover.New(failover.WithAgents("waf"))
+	require.NoError(t, err)
+	h, err := failover.NewHedger(failover.WithHedgedAgents("waf"), failover.WithHedgeDelay(20*time.Millisecond))
+	require.NoError(t, err)
+	p := newPool(t, pool.WithInterceptors(fo, h), pool.WithDialer(spread(a, b)), pool.WithConnections(2))
+	ctx := testCtx(t)
+	require.NoError(t, p.AddAgent(ctx, "waf", "unix:///spread"))
+	require.Eventually(t, func() bool {
+		st, err := p.AgentStats("waf")
+		return err == nil && len(st.Conns) == 2 && st.Conns[0].State == pool.ConnReady && st.Conns[1].State == pool.ConnReady
+	}, 5*time.Second, 5*time.Millisecond)
+	for _, ev := range []*agentv2.ProxyToAgent{headers("r1"), chunk("r1", 0, 10)} {
+		resp, err := p.Send(ctx, "waf", ev)
+		require.NoError(t, err)
+		require.NotNil(t, resp.GetAllow())
+	}
+	dead, other := a, b
+	if len(b.events("r1")) == 2 {
+		dead, other = b, a
+	}
+	dead.kill()
+	resp, err := p.Send(ctx, "waf", chunk("r1", 1, 10))
+	require.NoError(t, err)
+	assert.NotNil(t, resp.GetAllow())
+	assert.Equal(t, []string{"H", "C0", "C1"}, other.events("r1")[len(other.events("r1"))-3:])
+	assert.Equal(t, uint64(1), fo.Stats()[failover.Succeeded])
+}
