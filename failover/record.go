@@ -2,6 +2,7 @@ package failover
 
 import (
 	"hash/maphash"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,8 +20,12 @@ type request struct {
 	// agentID and connID are where the request is now: the agent the
 	// caller named or its fallback, and the connection pinned.
 	agentID, connID string
-	events          []kept // headers first, then the events that followed, in order
-	bytes           int
+	// buf holds the events (headers first, then those that followed, in
+	// order) and the answers the caller got, marshalled one after the
+	// other: one growing buffer rather than a copy of each message.
+	buf    []byte
+	events []kept
+	inline [4]kept // events' first array: most requests keep a few
 	// refused is why the request can no longer fail over ("" while it can).
 	refused Outcome
 	// dead: a failover found the new agent answering otherwise; the
@@ -30,10 +35,21 @@ type request struct {
 	touched int64 // clock of the last event, for the idle sweep
 }
 
-// kept is one event and the answer the caller got for it.
-type kept struct {
-	ev   *agentv2.ProxyToAgent
-	resp *agentv2.AgentResponse
+// kept is where one event and its answer are in request.buf:
+// buf[start:mid] and buf[mid:end].
+type kept struct{ start, mid, end int }
+
+// event returns the i-th kept event and the answer the caller got.
+func (r *request) event(i int) (*agentv2.ProxyToAgent, *agentv2.AgentResponse, error) {
+	k := r.events[i]
+	ev, resp := new(agentv2.ProxyToAgent), new(agentv2.AgentResponse)
+	if err := ev.UnmarshalVT(r.buf[k.start:k.mid]); err != nil {
+		return nil, nil, err
+	}
+	if err := resp.UnmarshalVT(r.buf[k.mid:k.end]); err != nil {
+		return nil, nil, err
+	}
+	return ev, resp, nil
 }
 
 const nShards = 32
@@ -117,8 +133,9 @@ func (t *table) keep(r *request, ev *agentv2.ProxyToAgent, resp *agentv2.AgentRe
 		t.giveUp(r, UnsafeEvent)
 		return
 	}
-	n := ev.SizeVT() + resp.SizeVT()
-	if r.bytes+n > t.perRequest {
+	evSize, respSize := ev.SizeVT(), resp.SizeVT()
+	n := evSize + respSize
+	if len(r.buf)+n > t.perRequest {
 		t.giveUp(r, Overflow)
 		return
 	}
@@ -127,20 +144,37 @@ func (t *table) keep(r *request, ev *agentv2.ProxyToAgent, resp *agentv2.AgentRe
 		t.giveUp(r, Overflow)
 		return
 	}
-	r.bytes += n
-	r.events = append(r.events, kept{ev: ev.CloneVT(), resp: resp.CloneVT()})
+	if r.buf == nil {
+		r.buf = getBuf()
+	}
+	k := kept{start: len(r.buf), mid: len(r.buf) + evSize, end: len(r.buf) + n}
+	r.buf = slices.Grow(r.buf, n)[:k.end]
+	_, err := ev.MarshalToSizedBufferVT(r.buf[k.start:k.mid])
+	if err == nil {
+		_, err = resp.MarshalToSizedBufferVT(r.buf[k.mid:k.end])
+	}
+	if err != nil {
+		t.giveUp(r, UnsafeEvent)
+		return
+	}
+	if r.events == nil {
+		r.events = r.inline[:0]
+	}
+	r.events = append(r.events, k)
 }
 
 // giveUp frees r's events: it can no longer fail over, for reason.
 func (t *table) giveUp(r *request, reason Outcome) {
-	t.total.Add(-int64(r.bytes))
-	r.events, r.bytes, r.refused = nil, 0, reason
+	t.total.Add(-int64(len(r.buf)))
+	putBuf(r.buf)
+	r.buf, r.events, r.refused = nil, nil, reason
 }
 
 func (t *table) release(r *request) {
 	r.mu.Lock()
-	t.total.Add(-int64(r.bytes))
-	r.events, r.bytes = nil, 0
+	t.total.Add(-int64(len(r.buf)))
+	putBuf(r.buf)
+	r.buf, r.events = nil, nil
 	r.mu.Unlock()
 }
 
@@ -188,4 +222,23 @@ func replayable(kind agentv2.EventType) bool {
 		return true
 	}
 	return false
+}
+
+// bufs recycles requests' buffers: a new one costs its zeroing and every
+// growth's copy. Buffers past maxPooled are left to the collector.
+var bufs sync.Pool
+
+const maxPooled = 64 << 10
+
+func getBuf() []byte {
+	if b, ok := bufs.Get().([]byte); ok {
+		return b[:0]
+	}
+	return make([]byte, 0, 1024)
+}
+
+func putBuf(b []byte) {
+	if b != nil && cap(b) <= maxPooled {
+		bufs.Put(b) // boxing the slice costs a small allocation, far less than a new buffer
+	}
 }

@@ -108,8 +108,12 @@ func refusal(r *request, kind agentv2.EventType) Outcome {
 // those of its send to target.
 func (ic *Interceptor) replay(ctx context.Context, next pool.SendFunc, c *pool.Call, r *request, target, exclude string) (*agentv2.AgentResponse, error) {
 	rr := &pool.Reroute{Pin: pool.PinAgain, Exclude: exclude}
-	for i, e := range r.events {
-		sub := pool.Call{AgentID: target, CorrelationID: c.CorrelationID, Type: e.ev.EventType(), Event: e.ev}
+	for i := range r.events {
+		ev, want, err := r.event(i)
+		if err != nil {
+			return nil, err
+		}
+		sub := pool.Call{AgentID: target, CorrelationID: c.CorrelationID, Type: ev.EventType(), Event: ev}
 		if i == 0 {
 			sub.Reroute = rr
 		}
@@ -117,7 +121,7 @@ func (ic *Interceptor) replay(ctx context.Context, next pool.SendFunc, c *pool.C
 		if err != nil {
 			return nil, err
 		}
-		if !consistent(e.resp, resp) {
+		if !consistent(want, resp) {
 			return nil, errInconsistent
 		}
 	}
