@@ -38,6 +38,9 @@
 // pinned to its connection; the other attempt is cancelled (a
 // CancelRequest on its connection) and its answer, if it comes, is
 // dropped. At most a fraction of requests are hedged ([WithHedgeBudget]).
+// Use it with least-in-flight balancing (the default): under round robin
+// the hedge takes the other turn, and every first attempt meets the slow
+// connection.
 //
 // Counts go to OpenTelemetry (agentwire.failover.requests and
 // agentwire.hedge.requests, by agent and outcome) and to Stats.

@@ -3,6 +3,7 @@ package failover_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -158,4 +159,46 @@ func TestHedgeThenFailover(t *testing.T) {
 	assert.NotNil(t, resp.GetAllow())
 	assert.Equal(t, []string{"H", "C0", "C1"}, other.events("r1")[len(other.events("r1"))-3:])
 	assert.Equal(t, uint64(1), fo.Stats()[failover.Succeeded])
+}
+
+// TestHedgeCutsP99: with one of two instances slow, hedging keeps the
+// slowest header decisions near the hedge delay, within its budget.
+func TestHedgeCutsP99(t *testing.T) {
+	t.Parallel()
+	const slow, n = time.Second, 40
+	a, b := newInstance(t, "a"), newInstance(t, "b")
+	a.answer = func(ctx context.Context, _ string) *agentv2.AgentResponse {
+		select {
+		case <-time.After(slow):
+		case <-ctx.Done():
+		}
+		return agent.Allow()
+	}
+	h, err := failover.NewHedger(failover.WithHedgedAgents("waf"), failover.WithHedgeDelay(20*time.Millisecond),
+		failover.WithHedgeBudget(0.7, 10))
+	require.NoError(t, err)
+	// Least in flight, the default policy: with round robin every first
+	// attempt would go to the slow instance, the hedge taking the other turn.
+	p := newPool(t, pool.WithInterceptors(h), pool.WithDialer(spread(a, b)), pool.WithConnections(2),
+		pool.WithPolicy("least_in_flight"))
+	ctx := testCtx(t)
+	require.NoError(t, p.AddAgent(ctx, "waf", "unix:///spread"))
+	require.Eventually(t, func() bool {
+		st, err := p.AgentStats("waf")
+		return err == nil && len(st.Conns) == 2 && st.Conns[0].State == pool.ConnReady && st.Conns[1].State == pool.ConnReady
+	}, 5*time.Second, 5*time.Millisecond)
+	var took []time.Duration
+	for i := range n {
+		start := time.Now()
+		resp, err := p.Send(ctx, "waf", headers(fmt.Sprintf("r%d", i)))
+		require.NoError(t, err)
+		require.NotNil(t, resp.GetAllow())
+		took = append(took, time.Since(start))
+	}
+	slices.Sort(took)
+	p99 := took[len(took)*99/100]
+	t.Logf("p50 %v, p99 %v, hedged %d of %d", took[len(took)/2], p99, h.Stats()[failover.Hedged], n)
+	assert.Less(t, p99, slow/2, "about half the first attempts went to the slow instance")
+	assert.LessOrEqual(t, h.Stats()[failover.Hedged], uint64(0.7*n+10))
+	assert.Equal(t, h.Stats()[failover.Hedged], h.Stats()[failover.HedgeWon]+h.Stats()[failover.PrimaryWon])
 }
