@@ -43,6 +43,11 @@ func (r *Reroute) pins(kind agentv2.EventType) bool {
 	return r.Pin == PinAgain
 }
 
+// unpins reports whether the event's end may end its request's pin: not
+// for PinNone, which pinned nothing (a hedge's late block must not unpin
+// the winner).
+func (r *Reroute) unpins() bool { return r == nil || r.Pin != PinNone }
+
 func (r *Reroute) excludes(sc *SubConn) bool {
 	return r != nil && r.Exclude != "" && sc.id == r.Exclude
 }

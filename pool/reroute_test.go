@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -61,4 +62,27 @@ func TestReroute(t *testing.T) {
 	send(headers("r2"))
 	send(requestBody("r2", 0, false))
 	assert.True(t, miss, "PinNone pins nothing")
+
+	// A PinNone attempt that ends its request (a hedge's late block) leaves
+	// the pin of the attempt that won alone.
+	blocking := newMemConn()
+	blocking.resp = &agentv2.AgentResponse{Decision: &agentv2.AgentResponse_Block{Block: &agentv2.BlockDecision{Status: 403}}}
+	require.NoError(t, p.AdoptConn("blk", blocking))
+	require.NoError(t, p.AdoptConn("blk", newMemConn()))
+	var winner string
+	for _, sc := range stats(t, p, "blk").Conns {
+		if sc.ID != "" && !strings.HasSuffix(sc.ID, "/1") {
+			winner = sc.ID
+		}
+	}
+	require.NoError(t, p.Pin("blk", "r3", winner))
+	for range 2 {
+		rr = &Reroute{Pin: PinNone}
+		_, err := p.Send(ctx, "blk", headers("r3"))
+		require.NoError(t, err)
+	}
+	_, err = p.Send(ctx, "blk", requestBody("r3", 0, false))
+	require.NoError(t, err)
+	assert.False(t, miss, "still pinned")
+	assert.Equal(t, winner, conn)
 }

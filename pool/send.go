@@ -344,8 +344,8 @@ func (x *exchange) finish(resp *agentv2.AgentResponse, err error) {
 	if err != nil {
 		a.errors.Add(1)
 	}
-	if x.key.String() != "" && (x.kind == agentv2.EventType_EVENT_TYPE_REQUEST_COMPLETE || terminal(resp) ||
-		errors.Is(err, transport.ErrNoDecision)) {
+	if x.key.String() != "" && x.reroute.unpins() && (x.kind == agentv2.EventType_EVENT_TYPE_REQUEST_COMPLETE ||
+		terminal(resp) || errors.Is(err, transport.ErrNoDecision)) {
 		// An answer without a decision leaves the request's state at the
 		// agent unknown: its pin ends with it.
 		a.aff.Del(x.key)
