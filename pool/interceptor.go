@@ -27,6 +27,9 @@ type Call struct {
 	CorrelationID string
 	Type          agentv2.EventType
 	Event         *agentv2.ProxyToAgent
+	// Reroute, set by an interceptor before it calls next, moves the
+	// event off its request's pin (see [Reroute]); nil routes as usual.
+	Reroute *Reroute
 
 	// ConnID is the connection the pipeline routed the event to, and
 	// Endpoint that connection's instance endpoint ("unix:///...",

@@ -23,7 +23,7 @@ func (x *exchange) route(rt route) error {
 		}
 		return nil
 	}
-	if x.kind != agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS && x.key.String() != "" {
+	if x.kind != agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS && x.key.String() != "" && !x.reroute.balanced() {
 		if e, ok := a.aff.Get(x.key, x.start); ok {
 			if e.Skip {
 				x.skip = true
@@ -84,6 +84,9 @@ func (x *exchange) route(rt route) error {
 // take the event (closed, or retired and the event not pinned to it): the
 // caller routes it elsewhere.
 func (x *exchange) take(sc *SubConn, pinned bool) (bool, error) {
+	if !pinned && x.reroute.excludes(sc) {
+		return false, nil
+	}
 	if sc.conn.Paused(x.key.String()) {
 		if sc.gone() || !pinned && sc.slots.Retired() {
 			return false, nil

@@ -58,7 +58,8 @@ func (m FlowControlMode) String() string {
 // The pin ends with request_complete, a block, redirect or challenge, an
 // answer without a decision ([transport.ErrNoDecision]), [Pool.Cancel], or
 // its idle TTL. An event that reached a connection is never sent again;
-// only a pick whose connection went away before sending is picked again.
+// only a pick whose connection went away before sending is picked again
+// (interceptors may send it again elsewhere: see [Reroute]).
 // Errors are *agentwire.Error; the agent's own satisfy
 // agentwire.IsWireError.
 func (p *Pool) Send(ctx context.Context, agentID string, event *agentv2.ProxyToAgent) (*agentv2.AgentResponse, error) {
@@ -150,7 +151,7 @@ func (a *agent) send(ctx context.Context, rt route, ev *agentv2.ProxyToAgent) (*
 	}
 	if c := rt.call; c != nil {
 		c.AffinityMiss, c.Pause = false, nil
-		x.timed = true
+		x.timed, x.reroute = true, c.Reroute
 	}
 	// The event's one clock read: tables, the breaker and latencies work
 	// from it (reading the clock costs more than the pipeline).
@@ -200,7 +201,8 @@ type exchange struct {
 	// control, concurrency slot): reading the clock costs more than the
 	// pipeline.
 	start, sendAt int64
-	call          *Call // nil without interceptors
+	call          *Call    // nil without interceptors
+	reroute       *Reroute // the call's, if an interceptor moves the event
 
 	sc       *SubConn                // the connection, once routed
 	slotted  bool                    // the event holds one of sc's slots
@@ -222,9 +224,10 @@ type exchange struct {
 func (x *exchange) deliver(ev *agentv2.ProxyToAgent) (*agentv2.AgentResponse, error) {
 	a, sc := x.a, x.sc
 	headers := x.kind == agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS && x.key.String() != ""
+	pins := x.key.String() != "" && x.reroute.pins(x.kind)
 	if x.paused {
 		if err := x.flowControl(); err != nil || x.failOpen {
-			if x.failOpen && headers {
+			if x.failOpen && (headers || pins) {
 				a.aff.Put(x.key, affinity.Entry[*SubConn]{Conn: sc, Touched: x.start, Skip: true})
 			}
 			if x.failOpen {
@@ -243,8 +246,11 @@ func (x *exchange) deliver(ev *agentv2.ProxyToAgent) (*agentv2.AgentResponse, er
 			return nil, err
 		}
 	}
-	if headers && !a.aff.Put(x.key, affinity.Entry[*SubConn]{Conn: sc, Touched: x.start}) {
+	if pins && !a.aff.Put(x.key, affinity.Entry[*SubConn]{Conn: sc, Touched: x.start}) {
 		return nil, agentwire.Errorf(agentwire.CodeResourceExhausted, "%w: agent %q has %d", ErrAffinityFull, a.id, a.cfg.maxAffinities)
+	}
+	if x.reroute != nil && x.reroute.Routed != nil {
+		x.reroute.Routed(sc.id)
 	}
 	mark, watched := x.markSilence()
 	resp, err := sc.conn.Send(x.ctx, ev)
@@ -313,7 +319,7 @@ func (x *exchange) finish(resp *agentv2.AgentResponse, err error) {
 		}
 		switch x.outcome {
 		case breaker.Failure:
-			if x.kind == agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS && sc.gone() {
+			if x.reroute.pins(x.kind) && sc.gone() {
 				// The pin may postdate the sweep of the dead connection.
 				a.aff.MarkKeyLost(x.key, sc)
 			}
@@ -339,8 +345,8 @@ func (x *exchange) finish(resp *agentv2.AgentResponse, err error) {
 	if err != nil {
 		a.errors.Add(1)
 	}
-	if x.key.String() != "" && (x.kind == agentv2.EventType_EVENT_TYPE_REQUEST_COMPLETE || terminal(resp) ||
-		errors.Is(err, transport.ErrNoDecision)) {
+	if x.key.String() != "" && x.reroute.unpins() && (x.kind == agentv2.EventType_EVENT_TYPE_REQUEST_COMPLETE ||
+		terminal(resp) || errors.Is(err, transport.ErrNoDecision)) {
 		// An answer without a decision leaves the request's state at the
 		// agent unknown: its pin ends with it.
 		a.aff.Del(x.key)

@@ -1,0 +1,244 @@
+package failover
+
+import (
+	"hash/maphash"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
+)
+
+// key names a request of an agent: the same correlation id goes to every
+// agent of a chain.
+type key struct{ agent, corr string }
+
+// request is what is kept of one request, to replay it elsewhere.
+type request struct {
+	mu sync.Mutex // mu guards the following
+	// agentID and connID are where the request is now: the agent the
+	// caller named or its fallback, and the connection pinned.
+	agentID, connID string
+	// buf holds the events (headers first, then those that followed, in
+	// order) and the answers the caller got, marshalled one after the
+	// other: one growing buffer rather than a copy of each message.
+	buf    []byte
+	events []kept
+	inline [4]kept // events' first array: most requests keep a few
+	// refused is why the request can no longer fail over ("" while it can).
+	refused Outcome
+	// dead: a failover found the new agent answering otherwise; the
+	// request's later events fail.
+	dead    bool
+	gen     int   // failovers so far: an event that failed before one follows the new pin
+	touched int64 // clock of the last event, for the idle sweep
+}
+
+// kept is where one event and its answer are in request.buf:
+// buf[start:mid] and buf[mid:end].
+type kept struct{ start, mid, end int }
+
+// event returns the i-th kept event and the answer the caller got.
+func (r *request) event(i int) (*agentv2.ProxyToAgent, *agentv2.AgentResponse, error) {
+	k := r.events[i]
+	ev, resp := new(agentv2.ProxyToAgent), new(agentv2.AgentResponse)
+	if err := ev.UnmarshalVT(r.buf[k.start:k.mid]); err != nil {
+		return nil, nil, err
+	}
+	if err := resp.UnmarshalVT(r.buf[k.mid:k.end]); err != nil {
+		return nil, nil, err
+	}
+	return ev, resp, nil
+}
+
+const nShards = 32
+
+// table keeps the requests of the agents that fail over, bounded in bytes
+// per request and in total. It is safe for concurrent use.
+type table struct {
+	seed       maphash.Seed
+	shards     [nShards]shard
+	total      atomic.Int64 // bytes kept
+	limit      int64
+	perRequest int
+	ttl        int64 // nanoseconds
+	now        func() time.Time
+	lastSweep  atomic.Int64
+}
+
+type shard struct {
+	mu sync.Mutex // mu guards m
+	m  map[key]*request
+}
+
+func newTable(cfg config) *table {
+	t := &table{seed: maphash.MakeSeed(), limit: cfg.total, perRequest: cfg.perRequest, ttl: int64(cfg.ttl), now: cfg.now}
+	for i := range t.shards {
+		t.shards[i].m = make(map[key]*request)
+	}
+	return t
+}
+
+func (t *table) shard(k key) *shard {
+	return &t.shards[maphash.String(t.seed, k.corr)%nShards]
+}
+
+func (t *table) get(k key) *request {
+	s := t.shard(k)
+	s.mu.Lock()
+	r := s.m[k]
+	s.mu.Unlock()
+	return r
+}
+
+// start keeps a new request, replacing any of the same key, and sweeps
+// idle ones now and then.
+func (t *table) start(k key, r *request) {
+	now := t.now().UnixNano()
+	r.touched = now
+	s := t.shard(k)
+	s.mu.Lock()
+	old := s.m[k]
+	s.m[k] = r
+	s.mu.Unlock()
+	if old != nil {
+		t.release(old)
+	}
+	if last := t.lastSweep.Load(); now-last > t.ttl/2 && t.lastSweep.CompareAndSwap(last, now) {
+		t.sweep(now)
+	}
+}
+
+// drop forgets a request that ended.
+func (t *table) drop(k key) {
+	s := t.shard(k)
+	s.mu.Lock()
+	r := s.m[k]
+	delete(s.m, k)
+	s.mu.Unlock()
+	if r != nil {
+		t.release(r)
+	}
+}
+
+// keep appends an answered event to r, or gives r up past a bound.
+// Called with r.mu held.
+func (t *table) keep(r *request, ev *agentv2.ProxyToAgent, resp *agentv2.AgentResponse) {
+	r.touched = t.now().UnixNano()
+	if r.refused != "" {
+		return
+	}
+	if !replayable(ev.EventType()) {
+		t.giveUp(r, UnsafeEvent)
+		return
+	}
+	evSize, respSize := ev.SizeVT(), resp.SizeVT()
+	n := evSize + respSize
+	if len(r.buf)+n > t.perRequest {
+		t.giveUp(r, Overflow)
+		return
+	}
+	if t.total.Add(int64(n)) > t.limit {
+		t.total.Add(-int64(n))
+		t.giveUp(r, Overflow)
+		return
+	}
+	if r.buf == nil {
+		r.buf = getBuf()
+	}
+	k := kept{start: len(r.buf), mid: len(r.buf) + evSize, end: len(r.buf) + n}
+	r.buf = slices.Grow(r.buf, n)[:k.end]
+	_, err := ev.MarshalToSizedBufferVT(r.buf[k.start:k.mid])
+	if err == nil {
+		_, err = resp.MarshalToSizedBufferVT(r.buf[k.mid:k.end])
+	}
+	if err != nil {
+		t.giveUp(r, UnsafeEvent)
+		return
+	}
+	if r.events == nil {
+		r.events = r.inline[:0]
+	}
+	r.events = append(r.events, k)
+}
+
+// giveUp frees r's events: it can no longer fail over, for reason.
+func (t *table) giveUp(r *request, reason Outcome) {
+	t.total.Add(-int64(len(r.buf)))
+	putBuf(r.buf)
+	r.buf, r.events, r.refused = nil, nil, reason
+}
+
+func (t *table) release(r *request) {
+	r.mu.Lock()
+	t.total.Add(-int64(len(r.buf)))
+	putBuf(r.buf)
+	r.buf, r.events = nil, nil
+	r.mu.Unlock()
+}
+
+// sweep forgets requests idle past the TTL.
+func (t *table) sweep(now int64) {
+	var idle []*request
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		for k, r := range s.m {
+			if r.mu.TryLock() {
+				if now-r.touched > t.ttl {
+					delete(s.m, k)
+					idle = append(idle, r)
+				}
+				r.mu.Unlock()
+			}
+		}
+		s.mu.Unlock()
+	}
+	for _, r := range idle {
+		t.release(r)
+	}
+}
+
+// len is the number of requests kept.
+func (t *table) len() int {
+	n := 0
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		n += len(s.m)
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// replayable reports whether events of kind can be sent again to another
+// connection: the request's own events, whose answers are compared, not
+// re-applied. Websocket frames and guardrail inspections are not.
+func replayable(kind agentv2.EventType) bool {
+	switch kind {
+	case agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS, agentv2.EventType_EVENT_TYPE_REQUEST_BODY_CHUNK,
+		agentv2.EventType_EVENT_TYPE_RESPONSE_HEADERS, agentv2.EventType_EVENT_TYPE_RESPONSE_BODY_CHUNK:
+		return true
+	}
+	return false
+}
+
+// bufs recycles requests' buffers: a new one costs its zeroing and every
+// growth's copy. Buffers past maxPooled are left to the collector.
+var bufs sync.Pool
+
+const maxPooled = 64 << 10
+
+func getBuf() []byte {
+	if b, ok := bufs.Get().([]byte); ok {
+		return b[:0]
+	}
+	return make([]byte, 0, 1024)
+}
+
+func putBuf(b []byte) {
+	if b != nil && cap(b) <= maxPooled {
+		bufs.Put(b) // boxing the slice costs a small allocation, far less than a new buffer
+	}
+}
