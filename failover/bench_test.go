@@ -24,7 +24,7 @@ var allow = &agentv2.AgentResponse{Decision: &agentv2.AgentResponse_Allow{Allow:
 func (c *memConn) Send(context.Context, *agentv2.ProxyToAgent) (*agentv2.AgentResponse, error) {
 	return allow, nil
 }
-func (c *memConn) Cancel(context.Context, string, agentv2.CancelReason) error { return nil }
+func (c *memConn) Cancel(context.Context, *agentv2.CancelRequest) error { return nil }
 func (c *memConn) Notify(context.Context, *agentv2.ProxyToAgent) error        { return nil }
 func (c *memConn) Ping(context.Context) (time.Duration, error)                { return 0, nil }
 func (c *memConn) Capabilities() *agentv2.AgentCapabilities {

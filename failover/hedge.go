@@ -249,7 +249,7 @@ func (h *Hedger) cancelLoser(agentID, corr string, at *attempt) {
 	h.spawn(func() {
 		ctx, cancel := context.WithTimeout(h.ctx, cancelTimeout)
 		defer cancel()
-		_ = p.CancelOn(ctx, agentID, conn, corr, cancelReason)
+		_ = p.CancelOn(ctx, agentID, conn, &agentv2.CancelRequest{CorrelationId: corr, Reason: cancelReason})
 	})
 }
 

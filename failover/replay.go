@@ -144,7 +144,7 @@ func (ic *Interceptor) cancel(ctx context.Context, agentID, corr string) {
 		return
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cancelTimeout)
-	_ = p.Cancel(cctx, agentID, corr, cancelReason)
+	_ = p.Cancel(cctx, agentID, &agentv2.CancelRequest{CorrelationId: corr, Reason: cancelReason})
 	cancel()
 }
 

@@ -69,14 +69,17 @@ func (p *Pool) Pin(agentID, correlationID, connID string) error {
 }
 
 // CancelOn tells connection connID of agent agentID to abandon request
-// correlationID, leaving the request's pin alone: the loser of hedged
+// req's request, leaving the request's pin alone: the loser of hedged
 // attempts.
-func (p *Pool) CancelOn(ctx context.Context, agentID, connID, correlationID string, reason agentv2.CancelReason) error {
+func (p *Pool) CancelOn(ctx context.Context, agentID, connID string, req *agentv2.CancelRequest) error {
+	if req.GetCorrelationId() == "" {
+		return agentwire.Errorf(agentwire.CodeInvalidArgument, "pool: CancelOn needs a correlation id")
+	}
 	_, sc, err := p.subConn(agentID, connID)
 	if err != nil {
 		return err
 	}
-	return sc.conn.Cancel(ctx, correlationID, reason)
+	return sc.conn.Cancel(ctx, req)
 }
 
 // subConn finds a connection of an agent that is not gone.

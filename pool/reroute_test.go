@@ -52,8 +52,9 @@ func TestReroute(t *testing.T) {
 
 	require.NoError(t, p.Pin("waf", "r1", first))
 	assert.Equal(t, first, send(requestBody("r1", 3, false)), "Pin moves the request")
-	require.NoError(t, p.CancelOn(ctx, "waf", second, "r1", agentv2.CancelReason_CANCEL_REASON_MANUAL))
-	err := p.CancelOn(ctx, "waf", "nope", "r1", agentv2.CancelReason_CANCEL_REASON_MANUAL)
+	require.NoError(t, p.CancelOn(ctx, "waf", second, &agentv2.CancelRequest{CorrelationId: "r1", Reason: agentv2.CancelReason_CANCEL_REASON_MANUAL}))
+	assert.Equal(t, agentwire.CodeInvalidArgument, agentwire.CodeOf(p.CancelOn(ctx, "waf", second, &agentv2.CancelRequest{})))
+	err := p.CancelOn(ctx, "waf", "nope", &agentv2.CancelRequest{CorrelationId: "r1"})
 	assert.ErrorIs(t, err, ErrNoConnAvailable)
 	assert.Equal(t, agentwire.CodeUnavailable, agentwire.CodeOf(err))
 	assert.Error(t, p.Pin("waf", "r1", "nope"))
