@@ -25,8 +25,8 @@ func (c *memConn) Send(context.Context, *agentv2.ProxyToAgent) (*agentv2.AgentRe
 	return allow, nil
 }
 func (c *memConn) Cancel(context.Context, *agentv2.CancelRequest) error { return nil }
-func (c *memConn) Notify(context.Context, *agentv2.ProxyToAgent) error        { return nil }
-func (c *memConn) Ping(context.Context) (time.Duration, error)                { return 0, nil }
+func (c *memConn) Notify(context.Context, *agentv2.ProxyToAgent) error  { return nil }
+func (c *memConn) Ping(context.Context) (time.Duration, error)          { return 0, nil }
 func (c *memConn) Capabilities() *agentv2.AgentCapabilities {
 	return &agentv2.AgentCapabilities{ProtocolVersion: 2}
 }
