@@ -18,8 +18,9 @@
 // another connection of the same agent, then on the fallback agent if one
 // is configured, and the failed event is sent there: the caller gets that
 // answer. The agent sees the request anew from its headers; the caller
-// sees one answer per event, never two. A replayed event's answer is not
-// returned: it is compared with the one the caller got (decision,
+// sees one answer per event, never two; the replayed headers carry
+// RequestMetadata.replay_attempt (the failover count). A replayed event's
+// answer is not returned: it is compared with the one the caller got (decision,
 // needs_more, header mutations), and if it differs the request fails.
 //
 // Failover refuses, and the event fails as it would without it (an

@@ -3,6 +3,7 @@ package failover_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -97,7 +98,11 @@ func TestFailoverMidBody(t *testing.T) {
 	each(func(i int) error { return sendAll(chunk(corr(i), 2, 100), complete(corr(i))) })
 
 	for i := range n {
-		assert.Equal(t, []string{"H", "C0", "C1", "C2", "E"}, b.events(corr(i)), "%s: what b saw", corr(i))
+		h := "H"
+		if slices.Contains(onA, corr(i)) {
+			h = "H@1" // replayed, and says so
+		}
+		assert.Equal(t, []string{h, "C0", "C1", "C2", "E"}, b.events(corr(i)), "%s: what b saw", corr(i))
 	}
 	for _, c := range onA {
 		assert.Equal(t, []string{"H", "C0", "C1", "C2"}, a.events(c), "%s: what a saw", c)
@@ -129,8 +134,42 @@ func TestFailoverToFallback(t *testing.T) {
 		require.NoError(t, err)
 		assert.NotNil(t, resp.GetAllow())
 	}
-	assert.Equal(t, []string{"H", "C0", "C1", "C2", "E"}, b.events("r1"))
+	assert.Equal(t, []string{"H@1", "C0", "C1", "C2", "E"}, b.events("r1"))
 	assert.Equal(t, uint64(1), fo.Stats()[failover.Succeeded])
+}
+
+// TestFailoverOfHeaders: the connection dies before answering a request's
+// headers; the headers go to the fallback marked as a replay, and the
+// caller's own event is left unmarked.
+func TestFailoverOfHeaders(t *testing.T) {
+	t.Parallel()
+	a, b := newInstance(t, "a"), newInstance(t, "b")
+	held := make(chan struct{})
+	a.hold = func(ctx context.Context, _, what string) {
+		close(held)
+		<-ctx.Done()
+	}
+	fo, err := failover.New(failover.WithFallback("waf", "backup"))
+	require.NoError(t, err)
+	p := newPool(t, pool.WithInterceptors(fo))
+	ctx := testCtx(t)
+	require.NoError(t, p.AddAgent(ctx, "waf", a.endpoint()))
+	require.NoError(t, p.AddAgent(ctx, "backup", b.endpoint()))
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() {
+		<-held
+		a.kill()
+	})
+	ev := headers("r1")
+	resp, err := p.Send(ctx, "waf", ev)
+	require.NoError(t, err)
+	assert.NotNil(t, resp.GetAllow())
+	assert.Equal(t, []string{"H@1"}, b.events("r1"))
+	assert.Zero(t, ev.GetRequestHeaders().GetMetadata().GetReplayAttempt(), "the caller's event is not stamped")
+	_, err = p.Send(ctx, "waf", complete("r1"))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"H@1", "E"}, b.events("r1"))
 }
 
 // TestFailoverRefused: past a bound, without budget, or when the other

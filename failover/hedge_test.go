@@ -157,7 +157,7 @@ func TestHedgeThenFailover(t *testing.T) {
 	resp, err := p.Send(ctx, "waf", chunk("r1", 1, 10))
 	require.NoError(t, err)
 	assert.NotNil(t, resp.GetAllow())
-	assert.Equal(t, []string{"H", "C0", "C1"}, other.events("r1")[len(other.events("r1"))-3:])
+	assert.Equal(t, []string{"H@1", "C0", "C1"}, other.events("r1")[len(other.events("r1"))-3:])
 	assert.Equal(t, uint64(1), fo.Stats()[failover.Succeeded])
 }
 

@@ -23,7 +23,8 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // instance is one agent process: it records the events of each request in
-// order ("H", "C0", "C1", ... "R" for response headers, "E" for the end),
+// order ("H", "C0", "C1", ... "R" for response headers, "E" for the end;
+// replayed headers are "H@n", n their replay_attempt),
 // answers request headers with allow and a header naming the uri, and runs
 // hold (if set) before answering.
 type instance struct {
@@ -93,7 +94,11 @@ func (in *instance) events(corr string) []string {
 
 func (in *instance) RequestHeaders(ctx context.Context, ev *agentv2.RequestHeadersEvent) (*agentv2.AgentResponse, error) {
 	corr := ev.GetMetadata().GetCorrelationId()
-	in.record(ctx, corr, "H")
+	h := "H"
+	if n := ev.GetMetadata().GetReplayAttempt(); n > 0 {
+		h = fmt.Sprintf("H@%d", n)
+	}
+	in.record(ctx, corr, h)
 	if in.answer != nil {
 		return in.answer(ctx, corr), nil
 	}

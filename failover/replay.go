@@ -113,6 +113,7 @@ func (ic *Interceptor) replay(ctx context.Context, next pool.SendFunc, c *pool.C
 		if err != nil {
 			return nil, err
 		}
+		markReplay(ev, r.gen)
 		sub := pool.Call{AgentID: target, CorrelationID: c.CorrelationID, Type: ev.EventType(), Event: ev}
 		if i == 0 {
 			sub.Reroute = rr
@@ -129,11 +130,26 @@ func (ic *Interceptor) replay(ctx context.Context, next pool.SendFunc, c *pool.C
 	sub.AgentID = target
 	if len(r.events) == 0 {
 		sub.Reroute = rr
+		// The failed event starts the request: the replayed copy carries
+		// the marker, the caller's event stays as it was.
+		if md := c.Event.GetRequestHeaders().GetMetadata(); md != nil {
+			ev := c.Event.CloneVT()
+			markReplay(ev, r.gen)
+			sub.Event = ev
+		}
 	}
 	resp, err := next(ctx, &sub)
-	sub.Reroute = c.Reroute
+	sub.Reroute, sub.Event = c.Reroute, c.Event
 	*c = sub
 	return resp, err
+}
+
+// markReplay stamps a replayed request's headers with its failover count
+// (RequestMetadata.replay_attempt), so that the agent can tell.
+func markReplay(ev *agentv2.ProxyToAgent, n int) {
+	if md := ev.GetRequestHeaders().GetMetadata(); md != nil {
+		md.ReplayAttempt = uint32(n)
+	}
 }
 
 // cancel drops request corr's pin on agentID, telling its connection to

@@ -2772,7 +2772,12 @@ type RequestMetadata struct {
 	// W3C trace context of the proxy span for this event.
 	Traceparent *string `protobuf:"bytes,11,opt,name=traceparent,proto3,oneof" json:"traceparent,omitempty"`
 	// agentwire: W3C tracestate that goes with traceparent.
-	Tracestate    *string `protobuf:"bytes,20,opt,name=tracestate,proto3,oneof" json:"tracestate,omitempty"`
+	Tracestate *string `protobuf:"bytes,20,opt,name=tracestate,proto3,oneof" json:"tracestate,omitempty"`
+	// agentwire: how many times the proxy has moved this request to another
+	// connection or agent after the one holding it failed (0: never). The move
+	// resends the request's earlier events in order; an agent keeping state
+	// outside itself (shared counters, rate limits) can tell it from a new request.
+	ReplayAttempt uint32 `protobuf:"varint,21,opt,name=replay_attempt,json=replayAttempt,proto3" json:"replay_attempt,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2889,6 +2894,13 @@ func (x *RequestMetadata) GetTracestate() string {
 		return *x.Tracestate
 	}
 	return ""
+}
+
+func (x *RequestMetadata) GetReplayAttempt() uint32 {
+	if x != nil {
+		return x.ReplayAttempt
+	}
+	return 0
 }
 
 // Header is one HTTP header field.
@@ -5798,7 +5810,7 @@ const file_sentinel_agent_v2_agent_proto_rawDesc = "" +
 	"\x10buffer_available\x18\x03 \x01(\x04H\x01R\x0fbufferAvailable\x88\x01\x01\x12!\n" +
 	"\ftimestamp_ms\x18\x04 \x01(\x04R\vtimestampMsB\x11\n" +
 	"\x0f_correlation_idB\x13\n" +
-	"\x11_buffer_available\"\x8e\x04\n" +
+	"\x11_buffer_available\"\xb5\x04\n" +
 	"\x0fRequestMetadata\x12%\n" +
 	"\x0ecorrelation_id\x18\x01 \x01(\tR\rcorrelationId\x12\x1d\n" +
 	"\n" +
@@ -5819,7 +5831,8 @@ const file_sentinel_agent_v2_agent_proto_rawDesc = "" +
 	"\vtraceparent\x18\v \x01(\tH\x04R\vtraceparent\x88\x01\x01\x12#\n" +
 	"\n" +
 	"tracestate\x18\x14 \x01(\tH\x05R\n" +
-	"tracestate\x88\x01\x01B\x0e\n" +
+	"tracestate\x88\x01\x01\x12%\n" +
+	"\x0ereplay_attempt\x18\x15 \x01(\rR\rreplayAttemptB\x0e\n" +
 	"\f_server_nameB\x0e\n" +
 	"\f_tls_versionB\v\n" +
 	"\t_route_idB\x0e\n" +

@@ -815,6 +815,7 @@ func (m *RequestMetadata) CloneVT() *RequestMetadata {
 	r.ClientPort = m.ClientPort
 	r.Protocol = m.Protocol
 	r.TimestampMs = m.TimestampMs
+	r.ReplayAttempt = m.ReplayAttempt
 	if rhs := m.ServerName; rhs != nil {
 		tmpVal := *rhs
 		r.ServerName = &tmpVal
@@ -3099,6 +3100,9 @@ func (this *RequestMetadata) EqualVT(that *RequestMetadata) bool {
 		return false
 	}
 	if p, q := this.Tracestate, that.Tracestate; (p == nil && q != nil) || (p != nil && (q == nil || *p != *q)) {
+		return false
+	}
+	if this.ReplayAttempt != that.ReplayAttempt {
 		return false
 	}
 	return string(this.unknownFields) == string(that.unknownFields)
@@ -7138,6 +7142,13 @@ func (m *RequestMetadata) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
 	}
+	if m.ReplayAttempt != 0 {
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.ReplayAttempt))
+		i--
+		dAtA[i] = 0x1
+		i--
+		dAtA[i] = 0xa8
+	}
 	if m.Tracestate != nil {
 		i -= len(*m.Tracestate)
 		copy(dAtA[i:], *m.Tracestate)
@@ -10887,6 +10898,9 @@ func (m *RequestMetadata) SizeVT() (n int) {
 	if m.Tracestate != nil {
 		l = len(*m.Tracestate)
 		n += 2 + l + protohelpers.SizeOfVarint(uint64(l))
+	}
+	if m.ReplayAttempt != 0 {
+		n += 2 + protohelpers.SizeOfVarint(uint64(m.ReplayAttempt))
 	}
 	n += len(m.unknownFields)
 	return n
@@ -17772,6 +17786,25 @@ func (m *RequestMetadata) UnmarshalVT(dAtA []byte) error {
 			s := string(dAtA[iNdEx:postIndex])
 			m.Tracestate = &s
 			iNdEx = postIndex
+		case 21:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field ReplayAttempt", wireType)
+			}
+			m.ReplayAttempt = 0
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				m.ReplayAttempt |= uint32(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
 		default:
 			iNdEx = preIndex
 			skippy, err := protohelpers.Skip(dAtA[iNdEx:])
@@ -29985,6 +30018,25 @@ func (m *RequestMetadata) UnmarshalVTUnsafe(dAtA []byte) error {
 			s := stringValue
 			m.Tracestate = &s
 			iNdEx = postIndex
+		case 21:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field ReplayAttempt", wireType)
+			}
+			m.ReplayAttempt = 0
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				m.ReplayAttempt |= uint32(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
 		default:
 			iNdEx = preIndex
 			skippy, err := protohelpers.Skip(dAtA[iNdEx:])

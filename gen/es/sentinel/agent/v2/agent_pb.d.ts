@@ -1213,6 +1213,16 @@ export declare type RequestMetadata = Message<"sentinel.agent.v2.RequestMetadata
    * @generated from field: optional string tracestate = 20;
    */
   tracestate?: string | undefined;
+
+  /**
+   * agentwire: how many times the proxy has moved this request to another
+   * connection or agent after the one holding it failed (0: never). The move
+   * resends the request's earlier events in order; an agent keeping state
+   * outside itself (shared counters, rate limits) can tell it from a new request.
+   *
+   * @generated from field: uint32 replay_attempt = 21;
+   */
+  replayAttempt: number;
 };
 
 /**

@@ -779,11 +779,12 @@ class RequestHeadersEvent(_message.Message):
     def __init__(self, metadata: _Optional[_Union[RequestMetadata, _Mapping]] = ..., method: _Optional[str] = ..., uri: _Optional[str] = ..., http_version: _Optional[str] = ..., headers: _Optional[_Iterable[_Union[Header, _Mapping]]] = ...) -> None: ...
 
 class RequestMetadata(_message.Message):
-    __slots__ = ["client_ip", "client_port", "correlation_id", "protocol", "request_id", "route_id", "server_name", "timestamp_ms", "tls_version", "traceparent", "tracestate", "upstream_id"]
+    __slots__ = ["client_ip", "client_port", "correlation_id", "protocol", "replay_attempt", "request_id", "route_id", "server_name", "timestamp_ms", "tls_version", "traceparent", "tracestate", "upstream_id"]
     CLIENT_IP_FIELD_NUMBER: _ClassVar[int]
     CLIENT_PORT_FIELD_NUMBER: _ClassVar[int]
     CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    REPLAY_ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     ROUTE_ID_FIELD_NUMBER: _ClassVar[int]
     SERVER_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -796,6 +797,7 @@ class RequestMetadata(_message.Message):
     client_port: int
     correlation_id: str
     protocol: str
+    replay_attempt: int
     request_id: str
     route_id: str
     server_name: str
@@ -804,7 +806,7 @@ class RequestMetadata(_message.Message):
     traceparent: str
     tracestate: str
     upstream_id: str
-    def __init__(self, correlation_id: _Optional[str] = ..., request_id: _Optional[str] = ..., client_ip: _Optional[str] = ..., client_port: _Optional[int] = ..., server_name: _Optional[str] = ..., protocol: _Optional[str] = ..., tls_version: _Optional[str] = ..., route_id: _Optional[str] = ..., upstream_id: _Optional[str] = ..., timestamp_ms: _Optional[int] = ..., traceparent: _Optional[str] = ..., tracestate: _Optional[str] = ...) -> None: ...
+    def __init__(self, correlation_id: _Optional[str] = ..., request_id: _Optional[str] = ..., client_ip: _Optional[str] = ..., client_port: _Optional[int] = ..., server_name: _Optional[str] = ..., protocol: _Optional[str] = ..., tls_version: _Optional[str] = ..., route_id: _Optional[str] = ..., upstream_id: _Optional[str] = ..., timestamp_ms: _Optional[int] = ..., traceparent: _Optional[str] = ..., tracestate: _Optional[str] = ..., replay_attempt: _Optional[int] = ...) -> None: ...
 
 class RequestReload(_message.Message):
     __slots__ = []
