@@ -94,7 +94,7 @@ func echoed(t *testing.T, resp *agentv2.AgentResponse) string {
 // ids longer than a lane keeps in itself work as well.
 func TestBorrowedEventsInline(t *testing.T) {
 	t.Parallel()
-	e := startUDS(t, checkingHandler{}, WithBorrowedEvents())
+	e := startUDS(t, checkingHandler{}, WithBorrowedEvents(), WithMaxQueue(4000)) // the 3,000 unpaced events never overflow, even on a loaded machine
 	c := e.dialReady()
 	const n = 3000
 	cids := make(map[uint64]string, n)
