@@ -7,61 +7,168 @@ import (
 )
 
 // The reference numbers its frames as our frame table does (agentv2
-// FrameType constants); only the payloads differ.
+// FrameType constants); only the payloads differ. The encoders go through
+// the generated visitors: an event kind the schema gains has no reference
+// form and fails with ErrUnknownType; a new control message fails the
+// build until it is mapped here.
 
 // proxyPayload maps a proxy's envelope to its reference message.
 func proxyPayload(m *agentv2.ProxyToAgent) (payload, error) {
-	switch x := m.GetMessage().(type) {
-	case *agentv2.ProxyToAgent_Handshake:
-		return payload{t: agentv2.ProxyToAgentFrameHandshake, v: handshakeRequestOut(x.Handshake), json: true}, nil
-	case *agentv2.ProxyToAgent_RequestHeaders:
-		return payload{t: agentv2.ProxyToAgentFrameRequestHeaders, v: requestHeadersOut(x.RequestHeaders), sorted: true}, nil
-	case *agentv2.ProxyToAgent_RequestBodyChunk:
-		return payload{t: agentv2.ProxyToAgentFrameRequestBodyChunk, v: bodyChunkOut(x.RequestBodyChunk, "bytes_received"), sorted: true}, nil
-	case *agentv2.ProxyToAgent_ResponseHeaders:
-		return payload{t: agentv2.ProxyToAgentFrameResponseHeaders, v: responseHeadersOut(x.ResponseHeaders), sorted: true}, nil
-	case *agentv2.ProxyToAgent_ResponseBodyChunk:
-		return payload{t: agentv2.ProxyToAgentFrameResponseBodyChunk, v: bodyChunkOut(x.ResponseBodyChunk, "bytes_sent"), sorted: true}, nil
-	case *agentv2.ProxyToAgent_RequestComplete:
-		return payload{t: agentv2.ProxyToAgentFrameRequestComplete, v: requestCompleteOut(x.RequestComplete), sorted: true}, nil
-	case *agentv2.ProxyToAgent_WebsocketFrame:
-		return payload{t: agentv2.ProxyToAgentFrameWebsocketFrame, v: websocketOut(x.WebsocketFrame), sorted: true}, nil
-	case *agentv2.ProxyToAgent_Guardrail:
-		return payload{t: agentv2.ProxyToAgentFrameGuardrail, v: guardrailOut(x.Guardrail), sorted: true}, nil
-	case *agentv2.ProxyToAgent_Configure:
-		return payload{t: agentv2.ProxyToAgentFrameConfigure, v: configureOut(x.Configure), sorted: true}, nil
-	case *agentv2.ProxyToAgent_Cancel:
-		return payload{t: agentv2.ProxyToAgentFrameCancel, v: cancelOut(x.Cancel), sorted: true, json: true}, nil
-	case *agentv2.ProxyToAgent_Ping:
-		return payload{t: agentv2.ProxyToAgentFramePing, v: pingOut(x.Ping.GetSequence(), x.Ping.GetTimestampMs()), sorted: true, json: true}, nil
-	case *agentv2.ProxyToAgent_Pong:
-		return payload{t: agentv2.ProxyToAgentFramePong, v: pingOut(x.Pong.GetSequence(), x.Pong.GetPingTimestampMs()), sorted: true, json: true}, nil
+	if p, ok := agentv2.VisitEvent[payload](eventOut{}, m); ok {
+		if p.v == nil {
+			return payload{}, unknown("the reference has no %T", m.GetMessage())
+		}
+		p.t, p.sorted = m.FrameType(), true
+		return p, nil
 	}
-	return payload{}, unknown("the reference has no %T", m.GetMessage())
+	var c proxyControlOut
+	known, err := agentv2.VisitProxyToAgentControl(&c, m)
+	if !known {
+		return payload{}, unknown("the reference has no %T", m.GetMessage())
+	}
+	c.p.t = m.FrameType()
+	return c.p, err
+}
+
+// eventOut maps each event to its reference struct; events are JSON
+// objects with sorted keys (the reference builds them as serde_json::Value).
+type eventOut struct {
+	agentv2.UnimplementedEventVisitor[payload]
+}
+
+func (eventOut) VisitRequestHeaders(_ *agentv2.ProxyToAgent, m *agentv2.RequestHeadersEvent) payload {
+	return payload{v: requestHeadersOut(m)}
+}
+
+func (eventOut) VisitRequestBodyChunk(_ *agentv2.ProxyToAgent, m *agentv2.BodyChunkEvent) payload {
+	return payload{v: bodyChunkOut(m, "bytes_received")}
+}
+
+func (eventOut) VisitResponseHeaders(_ *agentv2.ProxyToAgent, m *agentv2.ResponseHeadersEvent) payload {
+	return payload{v: responseHeadersOut(m)}
+}
+
+func (eventOut) VisitResponseBodyChunk(_ *agentv2.ProxyToAgent, m *agentv2.BodyChunkEvent) payload {
+	return payload{v: bodyChunkOut(m, "bytes_sent")}
+}
+
+func (eventOut) VisitWebsocketFrame(_ *agentv2.ProxyToAgent, m *agentv2.WebSocketFrameEvent) payload {
+	return payload{v: websocketOut(m)}
+}
+
+func (eventOut) VisitGuardrail(_ *agentv2.ProxyToAgent, m *agentv2.GuardrailInspectEvent) payload {
+	return payload{v: guardrailOut(m)}
+}
+
+func (eventOut) VisitRequestComplete(_ *agentv2.ProxyToAgent, m *agentv2.RequestCompleteEvent) payload {
+	return payload{v: requestCompleteOut(m)}
+}
+
+func (eventOut) VisitConfigure(_ *agentv2.ProxyToAgent, m *agentv2.ConfigureEvent) payload {
+	return payload{v: configureOut(m)}
+}
+
+// proxyControlOut maps the proxy's control messages; the handshake,
+// cancels and pings are JSON on every connection.
+type proxyControlOut struct{ p payload }
+
+func (c *proxyControlOut) VisitHandshake(_ *agentv2.ProxyToAgent, m *agentv2.HandshakeRequest) error {
+	c.p = payload{v: handshakeRequestOut(m), json: true}
+	return nil
+}
+
+func (c *proxyControlOut) VisitCancel(_ *agentv2.ProxyToAgent, m *agentv2.CancelRequest) error {
+	c.p = payload{v: cancelOut(m), sorted: true, json: true}
+	return nil
+}
+
+func (c *proxyControlOut) VisitPing(_ *agentv2.ProxyToAgent, m *agentv2.Ping) error {
+	c.p = payload{v: pingOut(m.GetSequence(), m.GetTimestampMs()), sorted: true, json: true}
+	return nil
+}
+
+func (c *proxyControlOut) VisitPong(_ *agentv2.ProxyToAgent, m *agentv2.Pong) error {
+	c.p = payload{v: pingOut(m.GetSequence(), m.GetPingTimestampMs()), sorted: true, json: true}
+	return nil
+}
+
+func (*proxyControlOut) VisitDrain(*agentv2.ProxyToAgent, *agentv2.DrainRequest) error {
+	return unknown("the reference has no drain")
+}
+
+func (*proxyControlOut) VisitShutdown(*agentv2.ProxyToAgent, *agentv2.ShutdownRequest) error {
+	return unknown("the reference has no shutdown")
+}
+
+func (*proxyControlOut) VisitConfigResponse(*agentv2.ProxyToAgent, *agentv2.ConfigUpdateResponse) error {
+	return unknown("the reference has no config response")
+}
+
+func (*proxyControlOut) VisitRegistrationResponse(*agentv2.ProxyToAgent, *agentv2.RegistrationResponse) error {
+	return unknown("a registration response is not a frame of a dialled connection")
 }
 
 // agentPayload maps an agent's envelope to its reference message.
 func agentPayload(m *agentv2.AgentToProxy) (payload, error) {
-	switch x := m.GetMessage().(type) {
-	case *agentv2.AgentToProxy_Handshake:
-		return payload{t: agentv2.AgentToProxyFrameHandshake, v: handshakeResponseOut(x.Handshake), json: true}, nil
-	case *agentv2.AgentToProxy_Response:
-		return payload{t: agentv2.AgentToProxyFrameResponse, v: responseOut(x.Response)}, nil
-	case *agentv2.AgentToProxy_Health:
-		return payload{t: agentv2.AgentToProxyFrameHealth, v: healthOut(x.Health)}, nil
-	case *agentv2.AgentToProxy_Metrics:
-		return payload{t: agentv2.AgentToProxyFrameMetrics, v: metricsOut(x.Metrics)}, nil
-	case *agentv2.AgentToProxy_ConfigUpdate:
-		v, err := configUpdateOut(x.ConfigUpdate)
-		return payload{t: agentv2.AgentToProxyFrameConfigUpdate, v: v}, err
-	case *agentv2.AgentToProxy_FlowControl:
-		return payload{t: agentv2.AgentToProxyFrameFlowControl, v: flowOut(x.FlowControl)}, nil
-	case *agentv2.AgentToProxy_Ping:
-		return payload{t: agentv2.AgentToProxyFramePing, v: pingOut(x.Ping.GetSequence(), x.Ping.GetTimestampMs()), sorted: true, json: true}, nil
-	case *agentv2.AgentToProxy_Pong:
-		return payload{t: agentv2.AgentToProxyFramePong, v: pingOut(x.Pong.GetSequence(), x.Pong.GetPingTimestampMs()), sorted: true, json: true}, nil
+	var c agentOut
+	known, err := agentv2.VisitAgentToProxy(&c, m)
+	if !known {
+		return payload{}, unknown("the reference has no %T", m.GetMessage())
 	}
-	return payload{}, unknown("the reference has no %T", m.GetMessage())
+	c.p.t = m.FrameType()
+	return c.p, err
+}
+
+// agentOut maps the agent's messages.
+type agentOut struct{ p payload }
+
+func (c *agentOut) VisitHandshake(_ *agentv2.AgentToProxy, m *agentv2.HandshakeResponse) error {
+	c.p = payload{v: handshakeResponseOut(m), json: true}
+	return nil
+}
+
+func (c *agentOut) VisitResponse(_ *agentv2.AgentToProxy, m *agentv2.AgentResponse) error {
+	c.p = payload{v: responseOut(m)}
+	return nil
+}
+
+func (c *agentOut) VisitHealth(_ *agentv2.AgentToProxy, m *agentv2.HealthStatus) error {
+	c.p = payload{v: healthOut(m)}
+	return nil
+}
+
+func (c *agentOut) VisitMetrics(_ *agentv2.AgentToProxy, m *agentv2.MetricsReport) error {
+	c.p = payload{v: metricsOut(m)}
+	return nil
+}
+
+func (c *agentOut) VisitConfigUpdate(_ *agentv2.AgentToProxy, m *agentv2.ConfigUpdateRequest) error {
+	v, err := configUpdateOut(m)
+	c.p = payload{v: v}
+	return err
+}
+
+func (c *agentOut) VisitFlowControl(_ *agentv2.AgentToProxy, m *agentv2.FlowControlSignal) error {
+	c.p = payload{v: flowOut(m)}
+	return nil
+}
+
+func (c *agentOut) VisitPing(_ *agentv2.AgentToProxy, m *agentv2.Ping) error {
+	c.p = payload{v: pingOut(m.GetSequence(), m.GetTimestampMs()), sorted: true, json: true}
+	return nil
+}
+
+func (c *agentOut) VisitPong(_ *agentv2.AgentToProxy, m *agentv2.Pong) error {
+	c.p = payload{v: pingOut(m.GetSequence(), m.GetPingTimestampMs()), sorted: true, json: true}
+	return nil
+}
+
+func (*agentOut) VisitLog(*agentv2.AgentToProxy, *agentv2.LogMessage) error {
+	return unknown("the reference has no log message")
+}
+
+func (*agentOut) VisitRegistration(*agentv2.AgentToProxy, *agentv2.RegistrationRequest) error {
+	return unknown("a registration is not a frame of a dialled connection (AppendRegistration)")
 }
 
 func decodeProxy(t agentv2.FrameType, v any, m *agentv2.ProxyToAgent) error {
