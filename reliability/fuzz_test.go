@@ -390,9 +390,18 @@ func FuzzReverseRegistration(f *testing.F) {
 		default:
 		}
 
+		// A reference registration (0x01, JSON) is answered the reference's
+		// way (0x02, JSON); ours (0x50) with a protobuf frame.
+		ref := len(data) > 4 && data[4] == 0x01
 		var first agentv2.AgentToProxy
-		_, ferr := firstFrame(data, &first, agentv2.IsAgentToProxyFrame, transport.MaxRegistrationFrame, false)
-		reg := first.GetRegistration()
+		var reg *agentv2.RegistrationRequest
+		var ferr error
+		if ref {
+			reg, ferr = refRegistration(data)
+		} else {
+			_, ferr = firstFrame(data, &first, agentv2.IsAgentToProxyFrame, transport.MaxRegistrationFrame, false)
+			reg = first.GetRegistration()
+		}
 		valid := ferr == nil && reg != nil && reg.GetProtocolVersion() == transport.ProtocolVersion &&
 			reg.GetAgentId() == fuzzAgent && reg.GetAuthToken() == fuzzToken
 		if o.admitted && !valid {
@@ -400,17 +409,16 @@ func FuzzReverseRegistration(f *testing.F) {
 		}
 
 		// What the client was told.
-		var answer agentv2.ProxyToAgent
 		if len(out) == 0 {
 			if valid {
 				t.Fatal("a valid registration got no answer")
 			}
 			return
 		}
-		if _, err := firstFrame(out, &answer, agentv2.IsProxyToAgentFrame, 0, false); err != nil || answer.GetRegistrationResponse() == nil {
-			t.Fatalf("the listener's first frame is not a registration answer (%v)", err)
+		rr, err := registrationAnswer(out, ref)
+		if err != nil {
+			t.Fatalf("the listener's first frame is not a registration answer (reference: %v): %v", ref, err)
 		}
-		rr := answer.GetRegistrationResponse()
 		if rr.GetAccepted() != valid {
 			t.Fatalf("accepted %v, want %v, for %v (%v)", rr.GetAccepted(), valid, reg, ferr)
 		}
@@ -435,6 +443,9 @@ func registrationSeeds() [][]byte {
 	good := reg(2, fuzzAgent, fuzzToken)
 	hs := agentFrame(testagent.HandshakeResponse(fuzzAgent))
 	return [][]byte{
+		refRegistrationFrame(2, fuzzAgent, fuzzToken),
+		refRegistrationFrame(2, fuzzAgent, "wrong"),
+		refRegistrationFrame(1, fuzzAgent, fuzzToken),
 		append(slices.Clone(good), hs...),
 		good,
 		reg(2, fuzzAgent, "wrong"),

@@ -249,6 +249,8 @@ func (r *registration) readRegistration(ctx context.Context) (*agentv2.Registrat
 	}
 	n := int(binary.BigEndian.Uint32(hdr[:4]))
 	t := agentv2.FrameType(hdr[4])
+	// A reference agent is answered in its dialect, refusals included.
+	r.ref = t == refRegistrationFrame
 	var reason string
 	switch {
 	case n == 0:
@@ -265,7 +267,7 @@ func (r *registration) readRegistration(ctx context.Context) (*agentv2.Registrat
 	if _, err := io.ReadFull(nc, payload); err != nil {
 		return nil, nil, l.ioErr(ctx, "registration", err, agentwire.CodeUnavailable)
 	}
-	if r.ref = t == refRegistrationFrame; r.ref {
+	if r.ref {
 		reg, err := refenc.RegistrationIn(payload)
 		if err != nil {
 			return nil, &rejection{code: agentwire.CodeInvalidArgument, reason: "malformed registration", detail: err}, nil
