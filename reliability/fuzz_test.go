@@ -488,7 +488,7 @@ func TestWriteFuzzCorpus(t *testing.T) {
 			}
 			got, err := os.ReadFile(path)
 			if err != nil || string(got) != content {
-				t.Errorf("%s is missing or stale: run go test -run TestWriteFuzzCorpus -update-corpus ./reliability", path)
+				t.Errorf("%s is missing or stale: run go test ./reliability -run TestWriteFuzzCorpus -update-corpus", path)
 			}
 		}
 	}
