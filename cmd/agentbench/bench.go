@@ -87,6 +87,7 @@ func scenarios(o options) []scenario {
 		add(payloadBody, []shape{{1, 64}}, tSockLimit, tRaw, tUDS)
 		add(payloadDecision, []shape{{1, 1}}, tRedisHit)
 		add(payloadHeaders, []shape{{1, 64}}, refTransports...)
+		add(payloadRequest, []shape{{4, 64}}, reliaTransports...)
 	} else {
 		add(payloadHeaders, []shape{{1, 1}}, tSockLimit, tRaw, tUDS, udsConn, tReverse, tBareGRPC, tBareMsg, tBarePB, tGRPC, tBareConnect, tConnect)
 		add(payloadHeaders, []shape{{1, 64}}, tSockLimit, tRaw, tUDS, tReverse, tBareGRPC, tBareMsg, tBarePB, tGRPC, grpcConn, tBareConnect, tConnect)
@@ -97,6 +98,7 @@ func scenarios(o options) []scenario {
 		add(payloadDecision, []shape{{1, 1}, {4, 16}}, tRedisHit)
 		add(payloadHeaders, []shape{{1, 1}, {1, 64}, {4, 64}}, refTransports...)
 		add(payloadBody, []shape{{1, 64}}, refTransports...)
+		add(payloadRequest, []shape{{1, 1}, {4, 64}}, reliaTransports...)
 	}
 	if len(o.only) == 0 {
 		return out
@@ -132,7 +134,11 @@ type env struct {
 
 	agent     *child // the WAF agent: uds, grpc and connect
 	agentAddr agentAddrs
-	agentKind string // what the agent process is, for the report
+	agentKind string   // what the agent process is, for the report
+	agentCmd  []string // its command line without the listener flags
+
+	shadowAgent *child // a second instance of it (uds-shadow10)
+	shadowAddr  agentAddrs
 
 	reverse      *reverseSetup
 	reverseAgent *child
@@ -187,6 +193,7 @@ func setup(ctx context.Context, o options, scs []scenario, logf func(string, ...
 	e.requestSize = map[string]int{
 		payloadHeaders: frameSize(headersEvent(0)),
 		payloadBody:    frameSize(bodyEvent(0)),
+		payloadRequest: requestFrames(),
 	}
 	need := map[string]bool{}
 	for _, s := range scs {
@@ -217,6 +224,7 @@ func setup(ctx context.Context, o options, scs []scenario, logf func(string, ...
 		e.agentKind = o.agent
 		argv = append([]string{o.agent}, agentFlags...)
 	}
+	e.agentCmd = slices.Clone(argv[:len(argv)-len(agentFlags)])
 	if e.agent, err = startChild(ctx, "waf-agent", argv, nil); err != nil {
 		return nil, err
 	}
@@ -271,6 +279,12 @@ func setup(ctx context.Context, o options, scs []scenario, logf func(string, ...
 			return nil, err
 		}
 		e.closers = append(e.closers, e.cacheAgent.close)
+	}
+
+	if need[tUDSShadow] {
+		if err = e.startShadowAgent(ctx); err != nil {
+			return nil, err
+		}
 	}
 
 	if need[tRedisHit] {
@@ -359,7 +373,7 @@ const firstExchangeTimeout = 30 * time.Second
 // runOnce opens sc's connections, measures the load on them, and closes
 // them.
 func (e *env) runOnce(ctx context.Context, sc scenario) (loopResult, error) {
-	for _, c := range []*child{e.agent, e.baseline, e.reverseAgent, e.cacheAgent} {
+	for _, c := range []*child{e.agent, e.baseline, e.reverseAgent, e.cacheAgent, e.shadowAgent} {
 		if c != nil {
 			if err := c.alive(); err != nil {
 				return loopResult{}, err

@@ -94,6 +94,8 @@ func (e *env) openTarget(ctx context.Context, sc scenario) (*target, error) {
 		}, size)
 	case tRedisHit:
 		return e.openRedisHit(ctx, sc)
+	case tUDSPlain, tUDSFailover, tUDSShadow:
+		return e.openReliability(ctx, sc)
 	}
 
 	senders, pid, closeFn, err := e.openSenders(ctx, sc)

@@ -26,9 +26,9 @@ const (
 	cache4x64   = "uds-cache 4x64 headers"
 )
 
-// checkTargets checks issue 18's targets and the ones of issue 8 that it
-// leaves as they were. Ratios are 0, and their targets missing, when the
-// run lacks a scenario they divide.
+// checkTargets checks the targets of issues 18, 22 and 23 and the ones of
+// issue 8 that 18 leaves as they were. Ratios are 0, and their targets
+// missing, when the run lacks a scenario they divide.
 func (r *Report) checkTargets() {
 	check := func(issue int, target string, value float64, op string, want float64, measured bool) {
 		met := value >= want
@@ -72,6 +72,11 @@ func (r *Report) checkTargets() {
 		check(22, "uds 4x64 proxy CPU µs per cache hit", s.ClientCPU.Median, "<=", 1, true)
 	}
 
+	for _, tr := range []string{tUDSFailover, tUDSShadow} {
+		ratio(23, tr+" 4x64 "+payloadRequest+" throughput ratio to the plain pool (uds-plain)",
+			get(tr+" 4x64 "+payloadRequest, func(s *ScenarioResult) float64 { return s.ThroughputRatio }), ">=", 0.9)
+	}
+
 	if s := r.scenario(udsPool4x64); s != nil {
 		check(8, "uds 4x64 decisions/s", s.Throughput.Median, ">=", 350000, true)
 		check(8, "uds 4x64 proxy allocations per headers event", s.Allocs.Median, "<=", 10, true)
@@ -88,7 +93,7 @@ func (r *Report) checkTargets() {
 
 // writeTargets prints the targets with their verdicts.
 func writeTargets(w io.Writer, ts []TargetResult) {
-	fmt.Fprintln(w, "\ntargets (issue 18, issue 22, and issue 8's it keeps)")
+	fmt.Fprintln(w, "\ntargets (issue 18, issue 22, issue 23, and issue 8's it keeps)")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, t := range ts {
 		verdict := "MET"
