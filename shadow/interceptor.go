@@ -51,7 +51,7 @@ type job struct {
 // New returns an Interceptor mirroring agent primary to agent shadowID;
 // give it to pool.WithInterceptors.
 func New(primary, shadowID string, opts ...Option) (*Interceptor, error) {
-	cfg := config{rate: 1, workers: 4, queue: 1024, timeout: 5 * time.Second, logSize: 256, seed: rand.Uint64(), now: time.Now}
+	cfg := config{rate: 1, workers: 64, queue: 1024, timeout: 5 * time.Second, logSize: 256, seed: rand.Uint64(), now: time.Now}
 	for _, o := range opts {
 		o.apply(&cfg)
 	}

@@ -27,8 +27,10 @@ func (f optionFunc) apply(c *config) { f(c) }
 // WithSampleRate mirrors this fraction of requests, 0 to 1 (default 1).
 func WithSampleRate(rate float64) Option { return optionFunc(func(c *config) { c.rate = rate }) }
 
-// WithWorkers sets how many goroutines send to the shadow (default 4);
+// WithWorkers sets how many goroutines send to the shadow (default 64):
+// each has one event in flight, so they bound the shadow's concurrency;
 // the events of one request always go through the same one, in order.
+// Too few drop (and count) most of a sample under load.
 func WithWorkers(n int) Option { return optionFunc(func(c *config) { c.workers = n }) }
 
 // WithQueue bounds the events waiting per worker (default 1024); beyond

@@ -173,11 +173,9 @@ func (e *env) openReliability(ctx context.Context, sc scenario) (_ *target, err 
 		}
 		extra = append(extra, pool.WithInterceptors(fo))
 	case tUDSShadow:
-		// Each shadow worker has one event in flight: the default 4 drop
-		// most of the sample at 256 requests in flight, so size them to
-		// mirror it whole.
-		workers := shadow.WithWorkers(max(4, sc.Conns*sc.InFlight/4))
-		if sh, err = shadow.New(agentID, shadowAgentID, shadow.WithSampleRate(shadowRate), workers); err != nil {
+		// The default 64 workers mirror the whole sample at 256 requests
+		// in flight (4, the old default, dropped most of it).
+		if sh, err = shadow.New(agentID, shadowAgentID, shadow.WithSampleRate(shadowRate)); err != nil {
 			return nil, err
 		}
 		extra = append(extra, pool.WithInterceptors(sh))
