@@ -2,7 +2,6 @@ package transport_test
 
 import (
 	"context"
-	"net"
 	"path/filepath"
 	"testing"
 	"time"
@@ -17,18 +16,7 @@ import (
 func startPeer(t *testing.T, a *reftest.Agent) string {
 	t.Helper()
 	path := filepath.Join(shortTempDir(t), "peer.sock")
-	ln, err := net.Listen("unix", path)
-	require.NoError(t, err)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = a.Serve(ln)
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		a.CloseConns()
-		<-done
-	})
+	a.ServeUnix(t, path)
 	return path
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"net"
 	"testing"
 
 	"github.com/agentwire/agentwire/internal/reftest"
@@ -27,18 +26,7 @@ func TestReferenceAgent(t *testing.T) {
 					return reftest.Response{Version: 2}
 				}}
 			path := socketPath(t)
-			ln, err := net.Listen("unix", path)
-			require.NoError(t, err)
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				_ = a.Serve(ln)
-			}()
-			t.Cleanup(func() {
-				ln.Close()
-				a.CloseConns()
-				<-done
-			})
+			a.ServeUnix(t, path)
 			code, out, errOut := runBinary(t, "unix://"+path)
 			t.Logf("\n%s%s", out, errOut)
 			// The one failure is the reference's: its agents accept any

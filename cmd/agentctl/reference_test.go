@@ -1,7 +1,6 @@
 package main
 
 import (
-	"net"
 	"testing"
 
 	"github.com/agentwire/agentwire/internal/reftest"
@@ -21,18 +20,7 @@ func startRefAgent(t *testing.T, encs ...reftest.Encoding) string {
 			return reftest.Response{Version: 2, Decision: reftest.Decision{Kind: "allow"}}
 		}}
 	path := socketPath(t)
-	ln, err := net.Listen("unix", path)
-	require.NoError(t, err)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = a.Serve(ln)
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		a.CloseConns()
-		<-done
-	})
+	a.ServeUnix(t, path)
 	return "unix://" + path
 }
 
