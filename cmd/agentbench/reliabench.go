@@ -205,19 +205,7 @@ func addShadow(ctx context.Context, p *pool.Pool, conns int, a agentAddrs) error
 	if err := p.AddAgent(ctx, shadowAgentID, endpoint(tUDS, a)); err != nil {
 		return err
 	}
-	return waitFor(ctx, "the shadow agent's connections", func() bool {
-		st, err := p.AgentStats(shadowAgentID)
-		if err != nil {
-			return false
-		}
-		ready := 0
-		for _, c := range st.Conns {
-			if c.State == pool.ConnReady {
-				ready++
-			}
-		}
-		return ready >= conns
-	})
+	return waitReady(ctx, p, shadowAgentID, conns)
 }
 
 // checkShadow sends requests until one was mirrored and compared, and

@@ -246,20 +246,7 @@ func (e *env) openPool(ctx context.Context, tr string, conns, inflight int, a ag
 		shutdownPool(p)
 		return nil, err
 	}
-	err = waitFor(ctx, fmt.Sprintf("%d ready connections", conns), func() bool {
-		st, err := p.AgentStats(agentID)
-		if err != nil {
-			return false
-		}
-		ready := 0
-		for _, c := range st.Conns {
-			if c.State == pool.ConnReady {
-				ready++
-			}
-		}
-		return ready >= conns
-	})
-	if err != nil {
+	if err = waitReady(ctx, p, agentID, conns); err != nil {
 		shutdownPool(p)
 		return nil, err
 	}
@@ -345,4 +332,21 @@ func (e *env) openCachePool(ctx context.Context, sc scenario) ([]sender, int, fu
 		return nil, 0, nil, err
 	}
 	return []sender{poolSender{p}}, e.cacheAgent.pid(), func() { shutdownPool(p); ic.Close() }, nil
+}
+
+// waitReady waits until agent id has at least conns ready connections.
+func waitReady(ctx context.Context, p *pool.Pool, id string, conns int) error {
+	return waitFor(ctx, fmt.Sprintf("%d ready connections of %s", conns, id), func() bool {
+		st, err := p.AgentStats(id)
+		if err != nil {
+			return false
+		}
+		ready := 0
+		for _, c := range st.Conns {
+			if c.State == pool.ConnReady {
+				ready++
+			}
+		}
+		return ready >= conns
+	})
 }
