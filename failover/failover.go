@@ -103,7 +103,7 @@ func (ic *Interceptor) headers(ctx context.Context, next pool.SendFunc, c *pool.
 		return resp, err
 	}
 	r.connID = c.ConnID
-	ic.reqs.keep(r, c.Event, resp)
+	ic.reqs.keep(r, c.Type, c.Event, resp)
 	ic.reqs.start(k, r)
 	return resp, nil
 }
@@ -134,7 +134,7 @@ func (ic *Interceptor) follow(ctx context.Context, next pool.SendFunc, c *pool.C
 		ic.reqs.drop(k)
 	case err == nil:
 		r.mu.Lock()
-		ic.reqs.keep(r, c.Event, resp)
+		ic.reqs.keep(r, c.Type, c.Event, resp)
 		r.mu.Unlock()
 	}
 	return resp, err

@@ -24,15 +24,20 @@ type request struct {
 	// order) and the answers the caller got, marshalled one after the
 	// other: one growing buffer rather than a copy of each message.
 	buf    []byte
+	box    *[]byte // buf's box in the buffer pool, reused to put it back
 	events []kept
-	inline [4]kept // events' first array: most requests keep a few
+	inline [8]kept // events' first array: headers and a few body chunks
 	// refused is why the request can no longer fail over ("" while it can).
 	refused Outcome
 	// dead: a failover found the new agent answering otherwise; the
 	// request's later events fail.
 	dead    bool
 	gen     int   // failovers so far: an event that failed before one follows the new pin
-	touched int64 // clock of the last event, for the idle sweep
+	// touched and seen are for the idle sweep: the clock when the request
+	// started or a sweep last found it seen, and whether an event came
+	// since (a flag, not a clock reading per event).
+	touched int64
+	seen    bool
 }
 
 // kept is where one event and its answer are in request.buf:
@@ -96,7 +101,7 @@ func (t *table) get(k key) *request {
 // idle ones now and then.
 func (t *table) start(k key, r *request) {
 	now := t.now().UnixNano()
-	r.touched = now
+	r.touched, r.seen = now, false
 	s := t.shard(k)
 	s.mu.Lock()
 	old := s.m[k]
@@ -124,12 +129,12 @@ func (t *table) drop(k key) {
 
 // keep appends an answered event to r, or gives r up past a bound.
 // Called with r.mu held.
-func (t *table) keep(r *request, ev *agentv2.ProxyToAgent, resp *agentv2.AgentResponse) {
-	r.touched = t.now().UnixNano()
+func (t *table) keep(r *request, kind agentv2.EventType, ev *agentv2.ProxyToAgent, resp *agentv2.AgentResponse) {
+	r.seen = true
 	if r.refused != "" {
 		return
 	}
-	if !replayable(ev.EventType()) {
+	if !replayable(kind) {
 		t.giveUp(r, UnsafeEvent)
 		return
 	}
@@ -145,7 +150,7 @@ func (t *table) keep(r *request, ev *agentv2.ProxyToAgent, resp *agentv2.AgentRe
 		return
 	}
 	if r.buf == nil {
-		r.buf = getBuf()
+		r.buf, r.box = getBuf()
 	}
 	k := kept{start: len(r.buf), mid: len(r.buf) + evSize, end: len(r.buf) + n}
 	r.buf = slices.Grow(r.buf, n)[:k.end]
@@ -166,19 +171,21 @@ func (t *table) keep(r *request, ev *agentv2.ProxyToAgent, resp *agentv2.AgentRe
 // giveUp frees r's events: it can no longer fail over, for reason.
 func (t *table) giveUp(r *request, reason Outcome) {
 	t.total.Add(-int64(len(r.buf)))
-	putBuf(r.buf)
-	r.buf, r.events, r.refused = nil, nil, reason
+	putBuf(r.buf, r.box)
+	r.buf, r.box, r.events, r.refused = nil, nil, nil, reason
 }
 
 func (t *table) release(r *request) {
 	r.mu.Lock()
 	t.total.Add(-int64(len(r.buf)))
-	putBuf(r.buf)
-	r.buf, r.events = nil, nil
+	putBuf(r.buf, r.box)
+	r.buf, r.box, r.events = nil, nil, nil
 	r.mu.Unlock()
 }
 
-// sweep forgets requests idle past the TTL.
+// sweep forgets requests idle past the TTL. One seen since the last sweep
+// counts as touched now: a request goes at least a TTL after its last
+// event, and within a TTL and two sweeps (start sweeps every TTL/2).
 func (t *table) sweep(now int64) {
 	var idle []*request
 	for i := range t.shards {
@@ -186,7 +193,9 @@ func (t *table) sweep(now int64) {
 		s.mu.Lock()
 		for k, r := range s.m {
 			if r.mu.TryLock() {
-				if now-r.touched > t.ttl {
+				if r.seen {
+					r.touched, r.seen = now, false
+				} else if now-r.touched > t.ttl {
 					delete(s.m, k)
 					idle = append(idle, r)
 				}
@@ -224,21 +233,23 @@ func replayable(kind agentv2.EventType) bool {
 	return false
 }
 
-// bufs recycles requests' buffers: a new one costs its zeroing and every
-// growth's copy. Buffers past maxPooled are left to the collector.
+// bufs recycles requests' buffers, boxed: a new one costs its zeroing and
+// every growth's copy. Buffers past maxPooled are left to the collector.
 var bufs sync.Pool
 
 const maxPooled = 64 << 10
 
-func getBuf() []byte {
-	if b, ok := bufs.Get().([]byte); ok {
-		return b[:0]
+// getBuf returns an empty buffer and the box to put it back in.
+func getBuf() ([]byte, *[]byte) {
+	if box, ok := bufs.Get().(*[]byte); ok {
+		return (*box)[:0], box
 	}
-	return make([]byte, 0, 1024)
+	return make([]byte, 0, 1024), new([]byte)
 }
 
-func putBuf(b []byte) {
-	if b != nil && cap(b) <= maxPooled {
-		bufs.Put(b) // boxing the slice costs a small allocation, far less than a new buffer
+func putBuf(b []byte, box *[]byte) {
+	if b != nil && box != nil && cap(b) <= maxPooled {
+		*box = b
+		bufs.Put(box)
 	}
 }
