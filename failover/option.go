@@ -89,7 +89,9 @@ func WithRetryBudget(max, ratio float64) Option {
 }
 
 // WithIdleTimeout forgets a request not heard of for this long (default
-// 2 minutes): its caller never ended it.
+// 2 minutes): its caller never ended it. Requests are swept as others
+// start, at most every half timeout, so one goes between d and twice d
+// after its last event.
 func WithIdleTimeout(d time.Duration) Option { return optionFunc(func(c *config) { c.ttl = d }) }
 
 // WithHedgedAgents hedges these agents' request headers.
