@@ -152,6 +152,9 @@ func (ic *Interceptor) work(q chan job) {
 		ctx, cancel := context.WithTimeout(ic.ctx, ic.cfg.timeout)
 		resp, err := (*next)(ctx, &j.call)
 		cancel()
+		if err != nil && ic.ctx.Err() != nil {
+			continue // abandoned by Close: not the shadow's error
+		}
 		r := compare(j.primary, resp, j.primaryErr, err)
 		ic.count(j.pair, r)
 		if r != Agree && r != PrimaryError {
@@ -196,8 +199,8 @@ func (ic *Interceptor) Stats() map[Result]uint64 {
 	return out
 }
 
-// Close stops mirroring, abandons the shadow calls in flight and waits for
-// the workers. Close the pool after it.
+// Close stops mirroring, abandons the shadow calls in flight (neither
+// counted nor logged) and waits for the workers. Close the pool after it.
 func (ic *Interceptor) Close() {
 	ic.closeMu.Lock()
 	if ic.closed.Swap(true) {

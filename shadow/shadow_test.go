@@ -188,6 +188,24 @@ func TestStalledShadowChangesNothing(t *testing.T) {
 	close(stalled.stall)
 }
 
+// TestCloseAbandonsUncounted: Close abandons the calls a stalled shadow
+// holds; they are not the shadow's errors.
+func TestCloseAbandonsUncounted(t *testing.T) {
+	t.Parallel()
+	primary := &scripted{decide: func(string) *agentv2.AgentResponse { return agent.Allow() }}
+	stalled := &scripted{stall: make(chan struct{}), decide: func(string) *agentv2.AgentResponse { return agent.Allow() }}
+	p, ic := pair(t, primary, stalled, shadow.WithWorkers(2), shadow.WithTimeout(time.Minute))
+	for range 4 {
+		send(t, p, "a", headers("/x"))
+	}
+	require.Eventually(t, func() bool { return stalled.seen.Load() >= 1 }, 5*time.Second, time.Millisecond,
+		"a worker holds a call at the stalled shadow")
+	ic.Close()
+	assert.Zero(t, total(ic.Stats()), "abandoned calls are neither compared nor dropped")
+	assert.Empty(t, ic.Disagreements())
+	close(stalled.stall)
+}
+
 // TestSampling mirrors a sample of requests, each whole or not at all.
 func TestSampling(t *testing.T) {
 	t.Parallel()
