@@ -391,6 +391,7 @@ func TestSlab(t *testing.T) {
 	assert.Equal(t, "abc", string(a))
 	assert.Equal(t, 3, cap(a), "pieces are capped")
 	a = append(a, 'x')
+	assert.Equal(t, "abcx", string(a))
 	assert.Equal(t, "defg", string(b), "appending to a piece leaves the next one alone")
 	big := make([]byte, slabMaxPiece+1)
 	free := len(s.free)

@@ -87,8 +87,7 @@ func refRow(enum bool, cells []string) (string, error) {
 func schemaReference() map[string]refEntry {
 	out := map[string]refEntry{}
 	short := func(n protoreflect.FullName) string { return strings.TrimPrefix(string(n), schemaPackage) }
-	var enums func(protoreflect.EnumDescriptors)
-	enums = func(es protoreflect.EnumDescriptors) {
+	enums := func(es protoreflect.EnumDescriptors) {
 		for i := range es.Len() {
 			e := es.Get(i)
 			var rows []string

@@ -2,7 +2,6 @@ package pool
 
 import (
 	"context"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,16 +70,4 @@ func (c *memConn) Close(context.Context) error {
 		close(c.done)
 	}
 	return nil
-}
-
-// testConns returns n SubConns over in-memory connections.
-func testConns(n int) []*SubConn {
-	out := make([]*SubConn, n)
-	for i := range out {
-		out[i] = newSubConn(nil, "c"+strconv.Itoa(i), "mem", false)
-		c := newMemConn()
-		out[i].conn, out[i].gather = c, c
-		out[i].status.Store(&transport.Status{State: transport.StateReady})
-	}
-	return out
 }

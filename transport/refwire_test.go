@@ -15,8 +15,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func ptrTo[T any](v T) *T { return &v }
-
 // refEvents are one of each event kind, keyed by the reference's type.
 func refEvents(corr string) map[byte]*agentv2.ProxyToAgent {
 	return map[byte]*agentv2.ProxyToAgent{

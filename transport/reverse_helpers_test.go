@@ -37,18 +37,6 @@ func reverseHarness(name, network string) harness {
 	}}
 }
 
-// newReverseConnPair serves srv to a fresh reverse listener over loopback
-// TCP and returns the proxy's Conn to it. Listener and dialer are closed
-// when the test ends (and with them the Conn).
-func newReverseConnPair(t *testing.T, srv *agent.Server, opts ...transport.Option) transport.Conn {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, err := dialReverse(ctx, t, srv, "tcp", opts...)
-	require.NoError(t, err)
-	return c
-}
-
 // dialReverse starts a reverse listener on network ("unix" or "tcp") with
 // opts for its connections, lets srv dial it, and returns the first
 // admitted Conn, or the error that stopped the first connection (for
