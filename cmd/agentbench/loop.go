@@ -172,18 +172,25 @@ func measure(ctx context.Context, drivers []driver, warmup, duration time.Durati
 	}
 	sleepCtx(ctx, warmup)
 
+	// The window's edges are the phase changes. Returning from a system
+	// call can leave this goroutine waiting for a P behind every busy
+	// driver (up to a second with 256 of them never blocking, as cache
+	// hits do): no system call sits between an edge and the readings that
+	// must share it, and this process's CPU is read inside the window
+	// (the kernel reads it before any such wait), so a wait is either in
+	// the window for events, CPU and allocations alike, or in none.
 	var ms0, ms1 runtime.MemStats
+	srv0, sys0, ssys0 := procCPU(serverPID), procSyscalls(0), procSyscalls(serverPID)
 	runtime.ReadMemStats(&ms0)
-	self0, srv0 := selfCPU(), procCPU(serverPID)
-	sys0, ssys0 := procSyscalls(0), procSyscalls(serverPID)
 	t0 := time.Now()
 	phase.Store(phaseMeasure)
+	self0 := selfCPU()
 	sleepCtx(ctx, duration)
 	phase.Store(phaseStop)
 	res.elapsed = time.Since(t0)
-	self1, srv1 := selfCPU(), procCPU(serverPID)
-	sys1, ssys1 := procSyscalls(0), procSyscalls(serverPID)
 	runtime.ReadMemStats(&ms1)
+	self1 := selfCPU()
+	srv1, sys1, ssys1 := procCPU(serverPID), procSyscalls(0), procSyscalls(serverPID)
 	// In-flight exchanges finish on their own; a stuck one is cut off.
 	stuck := time.AfterFunc(5*time.Second, cancel)
 	wg.Wait()
