@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -31,10 +32,37 @@ type scripted struct {
 	decide func(uri string) *agentv2.AgentResponse
 	stall  chan struct{} // if set, every decision waits for it (or the cancel)
 	seen   atomic.Int64
+
+	mu     sync.Mutex     // mu guards byCorr
+	byCorr map[string]int // events seen per correlation id
+}
+
+// saw counts an event of request corr.
+func (s *scripted) saw(corr string) {
+	s.seen.Add(1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.byCorr == nil {
+		s.byCorr = map[string]int{}
+	}
+	s.byCorr[corr]++
+}
+
+// requests returns how many requests the agent saw, and how many of them
+// it saw n events of.
+func (s *scripted) requests(n int) (all, whole int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range s.byCorr {
+		if k == n {
+			whole++
+		}
+	}
+	return len(s.byCorr), whole
 }
 
 func (s *scripted) RequestHeaders(ctx context.Context, ev *agentv2.RequestHeadersEvent) (*agentv2.AgentResponse, error) {
-	s.seen.Add(1)
+	s.saw(ev.GetMetadata().GetCorrelationId())
 	if s.stall != nil {
 		select {
 		case <-s.stall:
@@ -45,8 +73,8 @@ func (s *scripted) RequestHeaders(ctx context.Context, ev *agentv2.RequestHeader
 	return s.decide(strings.SplitN(ev.GetUri(), "?", 2)[0]), nil
 }
 
-func (s *scripted) RequestComplete(context.Context, *agentv2.RequestCompleteEvent) (*agentv2.AgentResponse, error) {
-	s.seen.Add(1)
+func (s *scripted) RequestComplete(_ context.Context, ev *agentv2.RequestCompleteEvent) (*agentv2.AgentResponse, error) {
+	s.saw(ev.GetCorrelationId())
 	return agent.Allow(), nil
 }
 
@@ -218,11 +246,16 @@ func TestSampling(t *testing.T) {
 		send(t, p, "a", ev)
 		send(t, p, "a", complete(ev.GetRequestHeaders().GetMetadata().GetCorrelationId()))
 	}
-	require.Eventually(t, func() bool { return int64(total(ic.Stats())) == shadowAgent.seen.Load() }, 5*time.Second, 5*time.Millisecond)
-	mirrored := shadowAgent.seen.Load()
-	assert.Zero(t, mirrored%2, "a sampled request is mirrored whole: headers and completion")
-	assert.InDelta(t, 0.3*n, float64(mirrored/2), 0.12*n, "about 30%% of the requests")
-	assert.Equal(t, uint64(mirrored), ic.Stats()[shadow.Agree])
+	// A sampled request is mirrored whole, headers and completion: once
+	// the shadow has answered everything it was sent, it saw both events of
+	// every request it saw. (Until then a completion may still be queued.)
+	require.Eventually(t, func() bool {
+		all, whole := shadowAgent.requests(2)
+		return int64(total(ic.Stats())) == shadowAgent.seen.Load() && all == whole
+	}, 5*time.Second, 5*time.Millisecond, "the shadow saw part of a request")
+	mirrored, _ := shadowAgent.requests(2)
+	assert.InDelta(t, 0.3*n, float64(mirrored), 0.12*n, "about 30%% of the requests")
+	assert.Equal(t, uint64(2*mirrored), ic.Stats()[shadow.Agree])
 }
 
 func TestPromote(t *testing.T) {
