@@ -245,7 +245,9 @@ func (d *jsonParser) strEscaped(start int) (string, error) {
 				return "", d.errorf("bad \\u escape")
 			}
 			if utf16.IsSurrogate(r) {
-				if r2, ok := d.lowSurrogate(); ok {
+				// Only a high surrogate pairs; a lone low one stands alone,
+				// so "\udc00\udc00" is two replacement runes, as in encoding/json.
+				if r2, ok := d.pairLow(r); ok {
 					r = utf16.DecodeRune(r, r2)
 				} else {
 					r = utf8.RuneError
@@ -271,8 +273,12 @@ func (d *jsonParser) hex4() (rune, bool) {
 	return rune(n), true
 }
 
-// lowSurrogate reads a "\uDC00".."\uDFFF" that completes a pair.
-func (d *jsonParser) lowSurrogate() (rune, bool) {
+// pairLow reads the "\uDC00".."\uDFFF" that completes high surrogate hi;
+// after anything else it reads nothing.
+func (d *jsonParser) pairLow(hi rune) (rune, bool) {
+	if hi >= 0xdc00 {
+		return 0, false
+	}
 	if len(d.p)-d.i < 6 || d.p[d.i] != '\\' || d.p[d.i+1] != 'u' {
 		return 0, false
 	}
