@@ -313,7 +313,10 @@ func WithLiveness(interval, timeout time.Duration) SharedOption {
 }
 
 // WithAffinity bounds the table of open requests per agent (default 100 000
-// entries) and sets how long an idle entry lives (default 5 min).
+// entries) and sets how long an idle entry lives (default 5 min): the
+// pool's periodic sweep ([WithProbeInterval]) removes a request idle for
+// the TTL, so it goes between one TTL and one TTL plus two probe intervals
+// after its last event (its events read no clock to stamp it).
 func WithAffinity(maxEntries int, ttl time.Duration) SharedOption {
 	return sharedOption(func(c *agentConfig) { c.maxAffinities, c.affinityTTL = maxEntries, ttl })
 }

@@ -24,7 +24,7 @@ func (x *exchange) route(rt route) error {
 		return nil
 	}
 	if x.kind != agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS && x.key.String() != "" && !x.reroute.balanced() {
-		if e, ok := a.aff.Get(x.key, x.start); ok {
+		if e, ok := a.aff.Use(x.key); ok {
 			if e.Skip {
 				x.skip = true
 				return nil
@@ -54,7 +54,10 @@ func (x *exchange) route(rt route) error {
 		}
 		return agentwire.Errorf(agentwire.CodeUnavailable, "%w: agent %q", sentinel, a.id)
 	}
-	ok, probe := a.breaker.Allow(x.start)
+	ok, probe := true, false
+	if !a.breaker.Closed() {
+		ok, probe = a.breaker.Allow(x.now())
+	}
 	if !ok {
 		a.breakerRejected.Add(1)
 		return agentwire.Errorf(agentwire.CodeUnavailable, "%w: agent %q", ErrCircuitOpen, a.id)
@@ -63,7 +66,7 @@ func (x *exchange) route(rt route) error {
 	var session affinity.Key
 	if rt.session != "" {
 		session = a.sticky.Key(rt.session)
-		if e, ok := a.sticky.Get(session, x.start); ok && e.Conn.State().pickable() {
+		if e, ok := a.sticky.Get(session, x.now()); ok && e.Conn.State().pickable() {
 			if ok, err := x.take(e.Conn, false); ok || err != nil {
 				return err
 			}
@@ -72,7 +75,7 @@ func (x *exchange) route(rt route) error {
 	if err := x.pick(); err != nil {
 		return err
 	}
-	if rt.session != "" && !a.sticky.Put(session, affinity.Entry[*SubConn]{Conn: x.sc, Touched: x.start}) {
+	if rt.session != "" && !a.sticky.Put(session, affinity.Entry[*SubConn]{Conn: x.sc, Touched: x.now()}) {
 		a.stickyOverflow.Add(1)
 	}
 	return nil

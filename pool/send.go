@@ -153,10 +153,14 @@ func (a *agent) send(ctx context.Context, rt route, ev *agentv2.ProxyToAgent) (*
 		c.AffinityMiss, c.Pause = false, nil
 		x.timed, x.reroute = true, c.Reroute
 	}
-	// The event's one clock read: tables, the breaker and latencies work
-	// from it (reading the clock costs more than the pipeline).
-	start := a.p.cfg.nanos()
-	x.start, x.sendAt = start, start
+	// At most one clock reading per event, and none for most: reading the
+	// clock costs more than the pipeline. A request's later events mark
+	// its pin used without one (affinity.Table.Use); pins, sticky
+	// sessions, an open breaker, flow control and timed calls take it
+	// when they need it (exchange.now).
+	if x.timed {
+		x.now()
+	}
 	a.events.started.Add(1)
 
 	var (
@@ -179,9 +183,9 @@ func (a *agent) send(ctx context.Context, rt route, ev *agentv2.ProxyToAgent) (*
 		}
 		c.FailOpen = x.failOpen
 		// The decision came at sendAt+latency: no need to read the clock again.
-		c.Duration = time.Duration(x.sendAt-start) + x.latency
+		c.Duration = time.Duration(x.sendAt-x.start) + x.latency
 		if !x.sent {
-			c.Duration = time.Duration(a.p.cfg.nanos() - start)
+			c.Duration = time.Duration(a.p.cfg.nanos() - x.start)
 		}
 	}
 	return resp, err
@@ -196,11 +200,12 @@ type exchange struct {
 	// without one).
 	key  affinity.Key
 	kind agentv2.EventType
-	// start is when the event entered the pipeline (pool clock, see
-	// config.nanos); sendAt is start unless the event waited (flow
-	// control, concurrency slot): reading the clock costs more than the
-	// pipeline.
+	// start is the event's clock reading (pool clock, see config.nanos),
+	// taken when first needed (see now); sendAt is when it was sent, read
+	// only if the call is timed, or after a wait (flow control, a
+	// concurrency slot); 0 if not read.
 	start, sendAt int64
+	clocked       bool     // start is read
 	call          *Call    // nil without interceptors
 	reroute       *Reroute // the call's, if an interceptor moves the event
 
@@ -228,7 +233,7 @@ func (x *exchange) deliver(ev *agentv2.ProxyToAgent) (*agentv2.AgentResponse, er
 	if x.paused {
 		if err := x.flowControl(); err != nil || x.failOpen {
 			if x.failOpen && (headers || pins) {
-				a.aff.Put(x.key, affinity.Entry[*SubConn]{Conn: sc, Touched: x.start, Skip: true})
+				a.aff.Put(x.key, affinity.Entry[*SubConn]{Conn: sc, Touched: x.now(), Skip: true})
 			}
 			if x.failOpen {
 				return allowResponse(x.key.String()), nil
@@ -246,19 +251,22 @@ func (x *exchange) deliver(ev *agentv2.ProxyToAgent) (*agentv2.AgentResponse, er
 			return nil, err
 		}
 	}
-	if pins && !a.aff.Put(x.key, affinity.Entry[*SubConn]{Conn: sc, Touched: x.start}) {
+	if pins && !a.aff.Put(x.key, affinity.Entry[*SubConn]{Conn: sc, Touched: x.now()}) {
 		return nil, agentwire.Errorf(agentwire.CodeResourceExhausted, "%w: agent %q has %d", ErrAffinityFull, a.id, a.cfg.maxAffinities)
 	}
 	if x.reroute != nil && x.reroute.Routed != nil {
 		x.reroute.Routed(sc.id)
 	}
 	mark, watched := x.markSilence()
-	resp, err := sc.conn.Send(x.ctx, ev)
-	x.sent = true
-	x.outcome = classify(x.ctx, err)
 	// The end is timed for one event in latencySample, and for whoever
 	// needs this one's: interceptors, a picker's Done, a caller who gave up.
 	sample := sc.requests.Add(1)%latencySample == 1
+	if (sample || x.timed || x.done != nil || watched) && x.sendAt == 0 {
+		x.sendAt = x.now()
+	}
+	resp, err := sc.conn.Send(x.ctx, ev)
+	x.sent = true
+	x.outcome = classify(x.ctx, err)
 	if sample || x.timed || x.done != nil || watched && err != nil && x.outcome == breaker.Neutral {
 		x.latency = time.Duration(a.p.cfg.nanos() - x.sendAt)
 		if sample {
@@ -285,6 +293,7 @@ func (x *exchange) flowControl() error {
 		x.failOpen = true
 		a.failOpen.Add(1)
 	case WaitAndRetry:
+		x.now()
 		wctx, cancel := context.WithTimeout(x.ctx, a.cfg.flowWait)
 		werr := sc.conn.WaitResume(wctx, x.key.String())
 		cancel()
@@ -308,6 +317,14 @@ func (x *exchange) flowControl() error {
 		c.Pause = &Pause{Mode: a.cfg.flowMode, Waited: waited, Err: err}
 	}
 	return err
+}
+
+// now returns the event's clock reading, taken at the first need.
+func (x *exchange) now() int64 {
+	if !x.clocked {
+		x.start, x.clocked = x.a.p.cfg.nanos(), true
+	}
+	return x.start
 }
 
 // finish does the accounting of the event, once, whatever happened.

@@ -160,6 +160,10 @@ func (b *Breaker) Refuses(now func() int64) bool {
 	return State(b.state.Load()) != Closed && (b.probing || now() < b.openUntil)
 }
 
+// Closed reports, without a lock, whether the breaker is closed: Allow
+// then lets every request through whatever the time.
+func (b *Breaker) Closed() bool { return b == nil || State(b.state.Load()) == Closed }
+
 // State returns the breaker's state and how many times it opened.
 func (b *Breaker) State() (State, uint64) {
 	if b == nil {

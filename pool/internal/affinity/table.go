@@ -76,6 +76,9 @@ type Entry[C comparable] struct {
 	Lost bool
 	// used marks a slot that holds an entry.
 	used bool
+	// seen marks an entry [Table.Use] found since the last sweep, which
+	// stamps it with its own clock: a use reads no clock.
+	seen bool
 }
 
 // minSlots is the size of a shard's first slots.
@@ -208,14 +211,33 @@ func (t *Table[C]) Get(k Key, now int64) (Entry[C], bool) {
 		return Entry[C]{}, false
 	}
 	e := &s.slots[i].e
-	if now-e.Touched > t.ttl {
+	if !e.seen && now-e.Touched > t.ttl {
 		gone := *e
 		s.removeAt(i)
 		s.mu.Unlock()
 		t.removed(gone)
 		return Entry[C]{}, false
 	}
-	e.Touched = now
+	e.Touched, e.seen = now, false
+	got := *e
+	s.mu.Unlock()
+	return got, true
+}
+
+// Use returns key's entry and marks it used, without a clock: the next
+// sweep counts it as touched then. An entry goes once idle for a TTL by
+// the sweeps' clock, between one TTL and one TTL plus two sweep intervals
+// after its last use, and Use finds it until then.
+func (t *Table[C]) Use(k Key) (Entry[C], bool) {
+	s := t.shard(k)
+	s.mu.Lock()
+	i := s.find(k)
+	if i < 0 {
+		s.mu.Unlock()
+		return Entry[C]{}, false
+	}
+	e := &s.slots[i].e
+	e.seen = true
 	got := *e
 	s.mu.Unlock()
 	return got, true
@@ -315,6 +337,9 @@ func (t *Table[C]) sweepShardLocked(s *tableShard[C], now int64) int {
 	var n, lost int64
 	for i := 0; i < len(s.slots); {
 		e := &s.slots[i].e
+		if e.used && e.seen {
+			e.Touched, e.seen = now, false // used since the last sweep
+		}
 		if !e.used || now-e.Touched <= t.ttl {
 			i++
 			continue

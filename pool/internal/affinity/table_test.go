@@ -39,11 +39,19 @@ func TestConnTableModel(t *testing.T) {
 				return n
 			}
 			// expire removes the model's entries of shard (all shards if -1)
-			// idle for longer than the TTL at now, and returns how many.
+			// idle for longer than the TTL at now, and returns how many; an
+			// entry used (Use) since the last sweep counts as touched now.
 			expire := func(shard int, now int64) int {
 				n := 0
 				for k, e := range model {
-					if (shard < 0 || int(k.h%nShards) == shard) && now-e.Touched > ttl {
+					if shard >= 0 && int(k.h%nShards) != shard {
+						continue
+					}
+					if e.seen {
+						e.Touched, e.seen = now, false
+						model[k] = e
+					}
+					if now-e.Touched > ttl {
 						delete(model, k)
 						n++
 					}
@@ -66,16 +74,29 @@ func TestConnTableModel(t *testing.T) {
 					if want {
 						model[k] = e
 					}
-				case op < 60:
+				case op < 50:
 					got, ok := tab.Get(k, now)
 					want, wok := model[k]
-					if wok && now-want.Touched > ttl {
+					if wok && !want.seen && now-want.Touched > ttl {
 						delete(model, k)
 						wok = false
 					}
 					require.Equal(t, wok, ok, "step %d get %v", step, k)
 					if ok {
-						want.Touched = now
+						want.Touched, want.seen = now, false
+						model[k] = want
+						assert.Equal(t, want.Conn, got.Conn)
+						assert.Equal(t, want.Skip, got.Skip)
+						assert.Equal(t, want.Lost, got.Lost)
+					}
+				case op < 60:
+					// Use reads no clock: it finds an entry until a sweep
+					// removes it, and marks it used for the next sweep.
+					got, ok := tab.Use(k)
+					want, wok := model[k]
+					require.Equal(t, wok, ok, "step %d use %v", step, k)
+					if ok {
+						want.seen = true
 						model[k] = want
 						assert.Equal(t, want.Conn, got.Conn)
 						assert.Equal(t, want.Skip, got.Skip)
