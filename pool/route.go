@@ -24,7 +24,19 @@ func (x *exchange) route(rt route) error {
 		return nil
 	}
 	if x.kind != agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS && x.key.String() != "" && !x.reroute.balanced() {
-		if e, ok := a.aff.Use(x.key); ok {
+		var (
+			e  affinity.Entry[*SubConn]
+			ok bool
+		)
+		if x.kind == agentv2.EventType_EVENT_TYPE_REQUEST_COMPLETE && x.reroute.unpins() {
+			// The request ends with this event: its pin goes now rather
+			// than after the answer (one table operation, not two).
+			e, ok = a.aff.Del(x.key)
+			x.unpinned = true
+		} else {
+			e, ok = a.aff.Use(x.key)
+		}
+		if ok {
 			if e.Skip {
 				x.skip = true
 				return nil

@@ -55,7 +55,8 @@ func (m FlowControlMode) String() string {
 //  4. send, and wait for the decision;
 //  5. accounting: counters, latency, health and breaker, exactly once.
 //
-// The pin ends with request_complete, a block, redirect or challenge, an
+// The pin ends with request_complete (as it is routed: a Cancel then finds
+// no open request), a block, redirect or challenge, an
 // answer without a decision ([transport.ErrNoDecision]), [Pool.Cancel], or
 // its idle TTL. An event that reached a connection is never sent again;
 // only a pick whose connection went away before sending is picked again
@@ -212,6 +213,7 @@ type exchange struct {
 	sc       *SubConn                // the connection, once routed
 	slotted  bool                    // the event holds one of sc's slots
 	pinned   bool                    // sc holds the event's request
+	unpinned bool                    // route ended the request's pin (request_complete)
 	paused   bool                    // sc was paused when routed: flow control, then a slot
 	done     func(balancer.DoneInfo) // the picker's callback
 	timed    bool                    // the end of the call is timed (interceptors want its duration)
@@ -362,7 +364,7 @@ func (x *exchange) finish(resp *agentv2.AgentResponse, err error) {
 	if err != nil {
 		a.errors.Add(1)
 	}
-	if x.key.String() != "" && x.reroute.unpins() && (x.kind == agentv2.EventType_EVENT_TYPE_REQUEST_COMPLETE ||
+	if x.key.String() != "" && !x.unpinned && x.reroute.unpins() && (x.kind == agentv2.EventType_EVENT_TYPE_REQUEST_COMPLETE ||
 		terminal(resp) || errors.Is(err, transport.ErrNoDecision)) {
 		// An answer without a decision leaves the request's state at the
 		// agent unknown: its pin ends with it.
