@@ -201,6 +201,31 @@ func do(t testing.TB, c *http.Client, req *http.Request) response {
 	return response{status: resp.StatusCode, header: resp.Header, body: string(b)}
 }
 
+// afterReload gets url until the config tagged tag (its X-Config header)
+// answers, and returns that response. On Linux Caddy binds a new config's
+// socket beside the old one (SO_REUSEPORT) and then closes the old one,
+// which resets the connections the kernel had queued on it: a request
+// sent during the handover may read EOF. That is Caddy's reload, not
+// agentwire's, so requests right after a reload wait it out.
+func afterReload(t testing.TB, c *http.Client, url, tag string) response {
+	t.Helper()
+	var r response
+	eventually(t, "config "+tag+" serving", func() bool {
+		resp, err := c.Get(url)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return false
+		}
+		r = response{status: resp.StatusCode, header: resp.Header, body: string(b)}
+		return resp.Header.Get("X-Config") == tag
+	})
+	return r
+}
+
 // eventually polls f until it returns true or 15 s pass.
 func eventually(t testing.TB, what string, f func() bool) {
 	t.Helper()

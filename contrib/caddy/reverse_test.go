@@ -127,14 +127,14 @@ func TestReverseListener(t *testing.T) {
 	// connections.
 	registered := d.Stats().Registered
 	require.NoError(t, loadWith(t, debugLog, config(2, "two")))
-	r = get(t, c, base+"/hello")
-	assert.Equal(t, "two", r.header.Get("X-Config"))
+	r = afterReload(t, c, base+"/hello", "two")
 	assert.Equal(t, "upstream /hello x-waf=pass\n", r.body)
 	assert.Equal(t, registered, d.Stats().Registered, "the connections were kept")
 
 	// Another limit: a new pool listens on the same socket, the old one
 	// closes its connections, and the agent dials them again.
 	require.NoError(t, loadWith(t, debugLog, config(3, "three")))
+	afterReload(t, c, base+"/hello", "three")
 	eventually(t, "the agent back", func() bool {
 		return d.Stats().Registered >= registered+2 && d.Stats().Connected == 2
 	})
