@@ -98,6 +98,14 @@ func (t *Table[C]) shard(k Key) *tableShard[C] { return &t.shards[k.h%nShards] }
 
 func (s *tableShard[C]) home(h uint64) int { return int(h/nShards) & (len(s.slots) - 1) }
 
+// locate locks k's shard and returns it with the index of k's slot, or -1;
+// the caller unlocks the shard.
+func (t *Table[C]) locate(k Key) (*tableShard[C], int) {
+	s := t.shard(k)
+	s.mu.Lock()
+	return s, s.find(k)
+}
+
 // find returns the index of k's slot, or -1.
 func (s *tableShard[C]) find(k Key) int {
 	if s.n == 0 {
@@ -169,9 +177,8 @@ func (s *tableShard[C]) removeAt(i int) {
 // Put binds key to e.Conn, replacing any binding. It returns false, binding
 // nothing, when the table is full.
 func (t *Table[C]) Put(k Key, e Entry[C]) bool {
-	s := t.shard(k)
-	s.mu.Lock()
-	if i := s.find(k); i >= 0 {
+	s, i := t.locate(k)
+	if i >= 0 {
 		wasLost := s.slots[i].e.Lost
 		e.used = true
 		s.slots[i].e = e
@@ -203,9 +210,7 @@ func (t *Table[C]) Put(k Key, e Entry[C]) bool {
 // Get returns key's entry and marks it used at now; an expired entry is
 // removed and not returned.
 func (t *Table[C]) Get(k Key, now int64) (Entry[C], bool) {
-	s := t.shard(k)
-	s.mu.Lock()
-	i := s.find(k)
+	s, i := t.locate(k)
 	if i < 0 {
 		s.mu.Unlock()
 		return Entry[C]{}, false
@@ -229,9 +234,7 @@ func (t *Table[C]) Get(k Key, now int64) (Entry[C], bool) {
 // the sweeps' clock, between one TTL and one TTL plus two sweep intervals
 // after its last use, and Use finds it until then.
 func (t *Table[C]) Use(k Key) (Entry[C], bool) {
-	s := t.shard(k)
-	s.mu.Lock()
-	i := s.find(k)
+	s, i := t.locate(k)
 	if i < 0 {
 		s.mu.Unlock()
 		return Entry[C]{}, false
@@ -245,9 +248,7 @@ func (t *Table[C]) Use(k Key) (Entry[C], bool) {
 
 // Del removes key and returns what it was bound to.
 func (t *Table[C]) Del(k Key) (Entry[C], bool) {
-	s := t.shard(k)
-	s.mu.Lock()
-	i := s.find(k)
+	s, i := t.locate(k)
 	if i < 0 {
 		s.mu.Unlock()
 		return Entry[C]{}, false
@@ -302,10 +303,9 @@ func (t *Table[C]) MarkLost(c C) {
 
 // MarkKeyLost flags key's entry if it is bound to c, whose connection died.
 func (t *Table[C]) MarkKeyLost(k Key, c C) {
-	s := t.shard(k)
-	s.mu.Lock()
+	s, i := t.locate(k)
 	ok := false
-	if i := s.find(k); i >= 0 {
+	if i >= 0 {
 		if e := &s.slots[i].e; e.Conn == c && !e.Lost && !e.Skip {
 			e.Lost = true
 			t.lost.Add(1)
