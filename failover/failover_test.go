@@ -145,8 +145,12 @@ func TestFailoverOfHeaders(t *testing.T) {
 	t.Parallel()
 	a, b := newInstance(t, "a"), newInstance(t, "b")
 	held := make(chan struct{})
+	var once sync.Once
 	a.hold = func(ctx context.Context, _, what string) {
-		close(held)
+		// The replay may reach a's other connection before a dies: it
+		// holds too, and must not close held again (the handler would
+		// panic, and the agent's error is no reason to fail over).
+		once.Do(func() { close(held) })
 		<-ctx.Done()
 	}
 	fo, err := failover.New(failover.WithFallback("waf", "backup"))
