@@ -4,8 +4,6 @@ import (
 	"slices"
 	"strconv"
 
-	"google.golang.org/protobuf/proto"
-
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 )
 
@@ -25,8 +23,18 @@ const (
 	Dropped Result = "dropped"
 )
 
-// results lists every Result, for counters.
-var results = []Result{Agree, AllowVsBlock, BlockVsAllow, DifferentBlock, DifferentMutations, PrimaryError, ShadowError, Dropped}
+// results lists every Result, for counters: a Result's index is its place.
+var results = [...]Result{Agree, AllowVsBlock, BlockVsAllow, DifferentBlock, DifferentMutations, PrimaryError, ShadowError, Dropped}
+
+// index is r's place in results.
+func (r Result) index() int {
+	for i, x := range results {
+		if x == r {
+			return i
+		}
+	}
+	panic("shadow: unknown result " + string(r))
+}
 
 // compare classifies the shadow's answer against the primary's.
 func compare(primary, shadow *agentv2.AgentResponse, primaryErr, shadowErr error) Result {
@@ -43,7 +51,7 @@ func compare(primary, shadow *agentv2.AgentResponse, primaryErr, shadowErr error
 	case pStop && !sStop:
 		return BlockVsAllow
 	case pStop:
-		if !proto.Equal(stopOf(primary), stopOf(shadow)) {
+		if !sameStop(primary, shadow) {
 			return DifferentBlock
 		}
 		return Agree
@@ -58,20 +66,20 @@ func compare(primary, shadow *agentv2.AgentResponse, primaryErr, shadowErr error
 // stops reports whether r ends the request (block, redirect, challenge).
 func stops(r *agentv2.AgentResponse) bool { return r.GetDecision() != nil && r.GetAllow() == nil }
 
-// stopOf returns the decision message that stops the request, for
-// comparison: its kind and every field (status, body, location, ...).
-func stopOf(r *agentv2.AgentResponse) proto.Message {
-	if b := r.GetBlock(); b != nil {
-		return b
+// sameStop reports whether two decisions that stop the request are of one
+// kind with every field equal (status, body, location, ...).
+func sameStop(a, b *agentv2.AgentResponse) bool {
+	switch {
+	case a.GetBlock() != nil:
+		return b.GetBlock() != nil && a.GetBlock().EqualVT(b.GetBlock())
+	case a.GetRedirect() != nil:
+		return b.GetRedirect() != nil && a.GetRedirect().EqualVT(b.GetRedirect())
 	}
-	if rd := r.GetRedirect(); rd != nil {
-		return rd
-	}
-	return r.GetChallenge()
+	return b.GetChallenge() != nil && a.GetChallenge().EqualVT(b.GetChallenge())
 }
 
 func sameOps(a, b []*agentv2.HeaderOp) bool {
-	return slices.EqualFunc(a, b, func(x, y *agentv2.HeaderOp) bool { return proto.Equal(x, y) })
+	return slices.EqualFunc(a, b, (*agentv2.HeaderOp).EqualVT)
 }
 
 // summary describes an answer in a few words, for the disagreement log.

@@ -8,12 +8,17 @@ import (
 	"go.opentelemetry.io/otel/metric"
 )
 
-// metrics counts comparisons in OpenTelemetry.
+// metrics counts comparisons in OpenTelemetry. The attribute sets of both
+// orders of the pair (Promote swaps them) are built once: a set per count
+// would cost more than the count.
 type metrics struct {
-	c metric.Int64Counter
+	c    metric.Int64Counter
+	pair [2]string
+	// opts[o][i] are the attributes of result i, o = 1 once promoted.
+	opts [2][len(results)]metric.AddOption
 }
 
-func newMetrics(mp metric.MeterProvider) (*metrics, error) {
+func newMetrics(mp metric.MeterProvider, pair [2]string) (*metrics, error) {
 	if mp == nil {
 		mp = otel.GetMeterProvider()
 	}
@@ -22,14 +27,25 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &metrics{c: c}, nil
+	m := &metrics{c: c, pair: pair}
+	for o, p := range [2][2]string{pair, {pair[1], pair[0]}} {
+		for i, r := range results {
+			m.opts[o][i] = metric.WithAttributeSet(attribute.NewSet(
+				attribute.String("agentwire.agent.id", p[0]),
+				attribute.String("agentwire.shadow.id", p[1]),
+				attribute.String("agentwire.shadow.result", string(r))))
+		}
+	}
+	return m, nil
 }
 
-func (m *metrics) add(pair [2]string, r Result) {
-	m.c.Add(context.Background(), 1, metric.WithAttributes(
-		attribute.String("agentwire.agent.id", pair[0]),
-		attribute.String("agentwire.shadow.id", pair[1]),
-		attribute.String("agentwire.shadow.result", string(r))))
+// add counts result i for pair, the interceptor's pair in either order.
+func (m *metrics) add(pair [2]string, i int) {
+	o := 0
+	if pair != m.pair {
+		o = 1
+	}
+	m.c.Add(context.Background(), 1, m.opts[o][i])
 }
 
 func (m *metrics) close() {}
