@@ -37,7 +37,10 @@ func WithWorkers(n int) Option { return optionFunc(func(c *config) { c.workers =
 // it they are dropped and counted.
 func WithQueue(n int) Option { return optionFunc(func(c *config) { c.queue = n }) }
 
-// WithTimeout bounds each shadow call (default 5 s).
+// WithTimeout bounds each shadow call (default 5 s): a call is abandoned,
+// and counted as the shadow's error, after one to two timeouts (a worker's
+// calls share a deadline, renewed when less than d is left: a timer per
+// call would cost more than the rest of a mirror).
 func WithTimeout(d time.Duration) Option { return optionFunc(func(c *config) { c.timeout = d }) }
 
 // WithLogSize sets how many recent disagreements are kept (default 256).
