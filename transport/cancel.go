@@ -53,6 +53,6 @@ func (s *session) failCancelled(correlationID string, maxID uint64, err error, u
 	}
 	s.mu.Unlock()
 	for _, c := range victims {
-		c.ch <- result{err: err}
+		s.deliver(c, result{err: err})
 	}
 }

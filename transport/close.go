@@ -45,7 +45,7 @@ func (s *session) fail(err error) {
 	s.mu.Unlock()
 
 	for _, c := range victims {
-		c.ch <- result{err: err}
+		s.deliver(c, result{err: err})
 	}
 	s.stop()
 	// Closing the wire ends the reader, which tells the status listener.

@@ -25,16 +25,16 @@ type ctxWatch struct {
 }
 
 // watchLocked makes c, just made pending with a non-nil c.done, rely on a
-// watch if c.done has one or the previous call shares it, and reports
-// whether it does; s.mu is held and s.err is nil.
-func (s *session) watchLocked(c *call, ctx context.Context) bool {
+// watch if c.done has one, the previous call shares it or force is set,
+// and reports whether it does; s.mu is held and s.err is nil.
+func (s *session) watchLocked(c *call, ctx context.Context, force bool) bool {
 	done := c.done
 	w := s.watches[done]
 	if w != nil && w == s.idleWatch {
 		s.idleWatch = nil
 	}
 	if w == nil {
-		if p := c.prev; p == nil || p.done != done {
+		if p := c.prev; !force && (p == nil || p.done != done) {
 			return false
 		}
 		w = &ctxWatch{done: done}
@@ -125,6 +125,6 @@ func (s *session) watchFired(w *ctxWatch) {
 	}
 	for _, c := range victims {
 		// c.ctx stays set until its Send has the result.
-		c.ch <- result{err: agentwire.WrapContextError(c.ctx.Err())}
+		s.deliver(c, result{err: agentwire.WrapContextError(c.ctx.Err())})
 	}
 }

@@ -98,11 +98,11 @@ func (s *session) VisitResponse(x *agentv2.AgentToProxy, resp *agentv2.AgentResp
 	s.w.holdBatch()
 	switch st := resp.GetError(); {
 	case st != nil:
-		c.ch <- result{err: agentwire.NewWireError(agentwire.Code(st.GetCode()), st.GetMessage()), held: true}
+		s.deliver(c, result{err: agentwire.NewWireError(agentwire.Code(st.GetCode()), st.GetMessage()), held: true})
 	case !decided(resp):
-		c.ch <- result{err: noDecisionErr(c.id, c.corr), held: true}
+		s.deliver(c, result{err: noDecisionErr(c.id, c.corr), held: true})
 	default:
-		c.ch <- result{resp: resp, held: true}
+		s.deliver(c, result{resp: resp, held: true})
 	}
 	return nil
 }

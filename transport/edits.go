@@ -17,12 +17,25 @@ var ErrMisplacedEdit = errors.New("transport: edit does not fit the event it ans
 
 // checkEdits reports an answer whose edit fields do not fit ev.
 func checkEdits(ev *agentv2.ProxyToAgent, resp *agentv2.AgentResponse) error {
+	return editsFit(ev.EventType(), chunkIndex(ev), resp)
+}
+
+// chunkIndex is the index of ev's body chunk, if it is one.
+func chunkIndex(ev *agentv2.ProxyToAgent) uint32 {
+	if c := ev.GetRequestBodyChunk(); c != nil {
+		return c.GetChunkIndex()
+	}
+	return ev.GetResponseBodyChunk().GetChunkIndex()
+}
+
+// editsFit reports an answer whose edit fields do not fit an event of
+// kind t, and of body chunk index chunk.
+func editsFit(t agentv2.EventType, chunk uint32, resp *agentv2.AgentResponse) error {
 	rq, rs := resp.GetRequestBodyMutation(), resp.GetResponseBodyMutation()
 	ws, md := resp.GetWebsocketDecision(), resp.GetRoutingMetadata()
 	if rq == nil && rs == nil && ws == nil && len(md) == 0 {
 		return nil
 	}
-	t := ev.EventType()
 	var err error
 	switch {
 	case rq != nil && t != agentv2.EventType_EVENT_TYPE_REQUEST_BODY_CHUNK,
@@ -30,8 +43,7 @@ func checkEdits(ev *agentv2.ProxyToAgent, resp *agentv2.AgentResponse) error {
 		ws != nil && t != agentv2.EventType_EVENT_TYPE_WEBSOCKET_FRAME,
 		len(md) > 0 && t != agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS:
 		err = fmt.Errorf("%w: an edit for another kind of event in the answer to %v", ErrMisplacedEdit, t)
-	case rq != nil && rq.GetChunkIndex() != ev.GetRequestBodyChunk().GetChunkIndex(),
-		rs != nil && rs.GetChunkIndex() != ev.GetResponseBodyChunk().GetChunkIndex():
+	case rq != nil && rq.GetChunkIndex() != chunk, rs != nil && rs.GetChunkIndex() != chunk:
 		err = fmt.Errorf("%w: a body mutation for another chunk", ErrMisplacedEdit)
 	default:
 		return nil

@@ -26,6 +26,11 @@ type call struct {
 	ctx   context.Context
 	// placeholder stands in for a call that gave up (see matching.go).
 	placeholder bool
+	// async, for a call made by Go, takes the result instead of ch; kind
+	// and chunk are what checking its answer's edits needs of its event.
+	async func(*agentv2.AgentResponse, error)
+	kind  agentv2.EventType
+	chunk uint32
 }
 
 type result struct {
@@ -39,7 +44,7 @@ var callPool = sync.Pool{New: func() any { return &call{ch: make(chan result, 1)
 
 // putCall pools c, which no table holds, dropping its context.
 func putCall(c *call) {
-	c.done, c.watch, c.ctx = nil, nil, nil
+	c.done, c.watch, c.ctx, c.async = nil, nil, nil, nil
 	callPool.Put(c)
 }
 
@@ -60,7 +65,7 @@ func (s *session) Send(ctx context.Context, event *agentv2.ProxyToAgent) (*agent
 	if ordered {
 		s.orderMu.Lock()
 	}
-	busy, watched, err := s.addCall(ctx, c)
+	busy, watched, err := s.addCall(ctx, c, false)
 	if err != nil {
 		if ordered {
 			s.orderMu.Unlock()
@@ -97,8 +102,9 @@ func (s *session) Send(ctx context.Context, event *agentv2.ProxyToAgent) (*agent
 }
 
 // addCall enters c in the pending tables. busy says other calls are in
-// flight; watched that a ctxWatch ends c's wait for its context.
-func (s *session) addCall(ctx context.Context, c *call) (busy, watched bool, err error) {
+// flight; watched that a ctxWatch ends c's wait for its context (always,
+// with watch set).
+func (s *session) addCall(ctx context.Context, c *call, watch bool) (busy, watched bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err != nil {
@@ -108,7 +114,7 @@ func (s *session) addCall(ctx context.Context, c *call) (busy, watched bool, err
 		return false, false, unmatchableErr(c.corr)
 	}
 	s.pending.put(c)
-	watched = c.done != nil && s.watchLocked(c, ctx)
+	watched = c.done != nil && s.watchLocked(c, ctx, watch)
 	if s.byCorr != nil {
 		s.byCorr[c.corr] = append(s.byCorr[c.corr], c)
 	}
@@ -240,7 +246,7 @@ func (s *session) sweep() {
 	if len(expired) > 0 {
 		err := agentwire.Errorf(agentwire.CodeDeadlineExceeded, "no decision within %v", s.cfg.callTimeout)
 		for _, c := range expired {
-			c.ch <- result{err: err}
+			s.deliver(c, result{err: err})
 		}
 	}
 }
