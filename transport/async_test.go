@@ -113,7 +113,9 @@ func TestGoMatchesEachAnswer(t *testing.T) {
 		"uds": func(t *testing.T) (*testagent.Peer, error) {
 			return testagent.ListenFramedPeer(filepath.Join(shortTempDir(t), "a.sock"), reverseOrder)
 		},
-		"grpc": func(*testing.T) (*testagent.Peer, error) { return testagent.ListenGRPCPeer("127.0.0.1:0", reverseOrder) },
+		"grpc": func(*testing.T) (*testagent.Peer, error) {
+			return testagent.ListenGRPCPeer("127.0.0.1:0", reverseOrder)
+		},
 	}
 	for name, listen := range listen {
 		t.Run(name, func(t *testing.T) {
