@@ -115,6 +115,15 @@ func (x *exchange) take(sc *SubConn, pinned bool) (bool, error) {
 // slot takes one of sc's slots for the event (see take).
 func (x *exchange) slot(sc *SubConn, pinned bool) (bool, error) {
 	ok, err := sc.slots.TryAcquire(pinned)
+	if err == limiter.ErrRetired {
+		// Retired after the picker was built: route elsewhere.
+		return false, nil
+	}
+	if !ok && err == nil && x.async {
+		// Nothing may wait: fail as a queue wait of zero does.
+		x.a.limitRejected.Add(1)
+		return false, agentwire.Errorf(agentwire.CodeResourceExhausted, "%w: %s has %d in flight", ErrConcurrencyLimit, sc.id, sc.slots.Limit())
+	}
 	if !ok && err == nil {
 		ok, err = x.wait(sc, pinned)
 	}

@@ -225,10 +225,29 @@ type exchange struct {
 	latency  time.Duration           // of the transport call, if timed (see latencySample)
 	budget   time.Duration           // the caller's time left at the send, if it has a deadline (see heardNothing)
 	outcome  breaker.Outcome
+	async    bool                    // sent by Pool.Go: nothing waits (see slot, flowControl)
+	// Set by arm for settle: the receive count at the send and whether the
+	// call's end is judged by it (see markSilence), and whether the send
+	// is one of the latency samples.
+	mark            uint64
+	watched, sample bool
 }
 
 // deliver applies flow control, pins a new request, and sends.
 func (x *exchange) deliver(ev *agentv2.ProxyToAgent) (*agentv2.AgentResponse, error) {
+	if resp, err, ok := x.admit(); !ok {
+		return resp, err
+	}
+	x.arm()
+	resp, err := x.sc.conn.Send(x.ctx, ev)
+	x.settle(err)
+	return resp, err
+}
+
+// admit applies flow control on a paused connection, pins a new request
+// and tells the reroute hook; ok false means the event is answered with
+// resp or err without being sent.
+func (x *exchange) admit() (resp *agentv2.AgentResponse, err error, ok bool) {
 	a, sc := x.a, x.sc
 	headers := x.kind == agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS && x.key.String() != ""
 	pins := x.key.String() != "" && x.reroute.pins(x.kind)
@@ -238,9 +257,9 @@ func (x *exchange) deliver(ev *agentv2.ProxyToAgent) (*agentv2.AgentResponse, er
 				a.aff.Put(x.key, affinity.Entry[*SubConn]{Conn: sc, Touched: x.now(), Skip: true})
 			}
 			if x.failOpen {
-				return allowResponse(x.key.String()), nil
+				return allowResponse(x.key.String()), nil, false
 			}
-			return nil, err
+			return nil, err, false
 		}
 		if ok, err := x.slot(sc, x.pinned); !ok {
 			if err == nil {
@@ -250,36 +269,46 @@ func (x *exchange) deliver(ev *agentv2.ProxyToAgent) (*agentv2.AgentResponse, er
 					err = agentwire.Errorf(agentwire.CodeFailedPrecondition, "%w: request %q was on %s", ErrAffinityLost, x.key.String(), sc.id)
 				}
 			}
-			return nil, err
+			return nil, err, false
 		}
 	}
 	if pins && !a.aff.Put(x.key, affinity.Entry[*SubConn]{Conn: sc, Touched: x.now()}) {
-		return nil, agentwire.Errorf(agentwire.CodeResourceExhausted, "%w: agent %q has %d", ErrAffinityFull, a.id, a.cfg.maxAffinities)
+		return nil, agentwire.Errorf(agentwire.CodeResourceExhausted, "%w: agent %q has %d", ErrAffinityFull, a.id, a.cfg.maxAffinities), false
 	}
 	if x.reroute != nil && x.reroute.Routed != nil {
 		x.reroute.Routed(sc.id)
 	}
-	mark, watched := x.markSilence()
-	// The end is timed for one event in latencySample, and for whoever
-	// needs this one's: interceptors, a picker's Done, a caller who gave up.
-	sample := sc.requests.Add(1)%latencySample == 1
-	if (sample || x.timed || x.done != nil || watched) && x.sendAt == 0 {
+	return nil, nil, true
+}
+
+// arm prepares the accounting of the send: the silence watch, and the
+// send time if the end is timed: for one event in latencySample, and for
+// whoever needs this one's (interceptors, a picker's Done, a caller who
+// gave up).
+func (x *exchange) arm() {
+	x.mark, x.watched = x.markSilence()
+	x.sample = x.sc.requests.Add(1)%latencySample == 1
+	if (x.sample || x.timed || x.done != nil || x.watched) && x.sendAt == 0 {
 		x.sendAt = x.now()
 	}
-	resp, err := sc.conn.Send(x.ctx, ev)
+}
+
+// settle accounts for the send's end with err: its outcome, latency and
+// silence.
+func (x *exchange) settle(err error) {
+	sc := x.sc
 	x.sent = true
 	x.outcome = classify(x.ctx, err)
-	if sample || x.timed || x.done != nil || watched && err != nil && x.outcome == breaker.Neutral {
-		x.latency = time.Duration(a.p.cfg.nanos() - x.sendAt)
-		if sample {
+	if x.sample || x.timed || x.done != nil || x.watched && err != nil && x.outcome == breaker.Neutral {
+		x.latency = time.Duration(x.a.p.cfg.nanos() - x.sendAt)
+		if x.sample {
 			sc.latencyNs.Add(uint64(x.latency))
 			sc.sampled.Add(1)
 		}
 	}
-	if watched && x.heardNothing(err, mark) {
+	if x.watched && x.heardNothing(err, x.mark) {
 		x.outcome, x.silent = breaker.Failure, true
 	}
-	return resp, err
 }
 
 // flowControl handles a paused connection; nil with x.failOpen unset means
@@ -295,6 +324,12 @@ func (x *exchange) flowControl() error {
 		x.failOpen = true
 		a.failOpen.Add(1)
 	case WaitAndRetry:
+		if x.async {
+			// Nothing may wait: fail as FailClosed does.
+			a.flowRejected.Add(1)
+			err = agentwire.Errorf(agentwire.CodeResourceExhausted, "%w: agent %q", ErrPaused, a.id)
+			break
+		}
 		x.now()
 		wctx, cancel := context.WithTimeout(x.ctx, a.cfg.flowWait)
 		werr := sc.conn.WaitResume(wctx, x.key.String())
