@@ -225,7 +225,7 @@ type exchange struct {
 	latency  time.Duration           // of the transport call, if timed (see latencySample)
 	budget   time.Duration           // the caller's time left at the send, if it has a deadline (see heardNothing)
 	outcome  breaker.Outcome
-	async    bool                    // sent by Pool.Go: nothing waits (see slot, flowControl)
+	async    bool // sent by Pool.Go: nothing waits (see slot, flowControl)
 	// Set by arm for settle: the receive count at the send and whether the
 	// call's end is judged by it (see markSilence), and whether the send
 	// is one of the latency samples.
