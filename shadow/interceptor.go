@@ -11,14 +11,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/agentwire/agentwire"
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
-	"github.com/agentwire/agentwire/internal/wire"
 	"github.com/agentwire/agentwire/pool"
 )
 
 // Interceptor mirrors sampled requests from a primary agent to a shadow
 // agent and compares their answers. It is safe for concurrent use; Close
-// stops its workers.
+// stops the mirroring.
 type Interceptor struct {
 	cfg   config
 	pair  atomic.Pointer[[2]string] // primary, shadow
@@ -26,48 +26,29 @@ type Interceptor struct {
 	salt  uint64
 	limit uint64 // a request is sampled when its hash is below limit
 
-	next    atomic.Pointer[pool.SendFunc] // the pipeline, once WrapSend ran
-	queues  []chan *job
-	ctx     context.Context // ends with Close: stops the shadow calls
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	closed  atomic.Bool
-	closeMu sync.RWMutex // held for reading while enqueueing, for writing by Close
+	pool     atomic.Pointer[pool.Pool] // the pool it wraps (Watch)
+	inFlight atomic.Int64              // mirrored events waiting for the shadow
+	deadline atomic.Pointer[deadline]  // the context of the shadow calls
+	ctx      context.Context           // ends with Close: abandons the shadow calls
+	cancel   context.CancelFunc
+	calls    sync.WaitGroup // mirrored events whose answer Close waits for
+	closed   bool
+	closeMu  sync.RWMutex // guards closed, and calls.Add against Close
 
 	counts  [len(results)]atomic.Uint64
 	log     disagreementLog
 	metrics *metrics
 }
 
-var _ pool.Interceptor = (*Interceptor)(nil)
-
-// job is one event answered by the primary, to send to the shadow. The
-// event travels marshalled: a copy the caller's buffers cannot change, made
-// at a fifth of the cost of a clone, which the worker decodes into an event
-// it reuses. Jobs are pooled, and queued by pointer.
-type job struct {
-	pair          [2]string
-	session, corr string
-	kind          agentv2.EventType
-	event         *[]byte // from wire.Buffers
-	primary       *agentv2.AgentResponse
-	primaryErr    error
-}
-
-var jobs = sync.Pool{New: func() any { return new(job) }}
-
-func (j *job) release() {
-	if j.event != nil {
-		wire.Buffers.Put(j.event)
-	}
-	*j = job{}
-	jobs.Put(j)
-}
+var (
+	_ pool.Interceptor = (*Interceptor)(nil)
+	_ pool.Watcher     = (*Interceptor)(nil)
+)
 
 // New returns an Interceptor mirroring agent primary to agent shadowID;
 // give it to pool.WithInterceptors.
 func New(primary, shadowID string, opts ...Option) (*Interceptor, error) {
-	cfg := config{rate: 1, workers: 64, queue: 1024, timeout: 5 * time.Second, logSize: 256, seed: rand.Uint64(), now: time.Now}
+	cfg := config{rate: 1, maxInFlight: 1024, timeout: 5 * time.Second, logSize: 256, seed: rand.Uint64(), now: time.Now}
 	for _, o := range opts {
 		o.apply(&cfg)
 	}
@@ -76,8 +57,8 @@ func New(primary, shadowID string, opts ...Option) (*Interceptor, error) {
 		return nil, errors.New("shadow: want two different agent ids")
 	case cfg.rate < 0 || cfg.rate > 1 || math.IsNaN(cfg.rate):
 		return nil, errors.New("shadow: the sample rate must be between 0 and 1")
-	case cfg.workers < 1 || cfg.queue < 1 || cfg.logSize < 1 || cfg.timeout <= 0:
-		return nil, errors.New("shadow: workers, queue, log size and timeout must be positive")
+	case cfg.maxInFlight < 1 || cfg.logSize < 1 || cfg.timeout <= 0:
+		return nil, errors.New("shadow: events in flight, log size and timeout must be positive")
 	}
 	ic := &Interceptor{cfg: cfg, seed: maphash.MakeSeed(), salt: cfg.seed}
 	ic.limit = uint64(cfg.rate * float64(math.MaxUint64))
@@ -92,28 +73,24 @@ func New(primary, shadowID string, opts ...Option) (*Interceptor, error) {
 	}
 	ic.metrics = m
 	ic.ctx, ic.cancel = context.WithCancel(context.Background())
-	ic.queues = make([]chan *job, cfg.workers)
-	for i := range ic.queues {
-		q := make(chan *job, cfg.queue)
-		ic.queues[i] = q
-		ic.wg.Add(1)
-		go ic.work(q)
-	}
 	return ic, nil
+}
+
+// Watch implements pool.Watcher: the shadow's events go to the pool the
+// interceptor wraps.
+func (ic *Interceptor) Watch(p *pool.Pool) (stop func()) {
+	ic.pool.Store(p)
+	return func() {}
 }
 
 // WrapSend implements pool.Interceptor.
 func (ic *Interceptor) WrapSend(next pool.SendFunc) pool.SendFunc {
-	ic.next.Store(&next)
 	return func(ctx context.Context, c *pool.Call) (*agentv2.AgentResponse, error) {
 		resp, err := next(ctx, c)
 		pair := *ic.pair.Load()
-		if c.AgentID != pair[0] {
-			return resp, err
-		}
 		// Sampled by correlation id, so a request is mirrored whole.
-		if h := ic.hash(c.CorrelationID); h < ic.limit || ic.limit == math.MaxUint64 {
-			ic.mirror(pair, h, c, resp, err)
+		if c.AgentID == pair[0] && (ic.limit == math.MaxUint64 || ic.hash(c.CorrelationID) < ic.limit) {
+			ic.mirror(pair, c, resp, err)
 		}
 		return resp, err
 	}
@@ -129,95 +106,72 @@ func (ic *Interceptor) hash(correlationID string) uint64 {
 	return h.Sum64()
 }
 
-// mirror queues the event for the shadow, on the worker of its request
-// (h is its hash); a full queue drops it.
-func (ic *Interceptor) mirror(pair [2]string, h uint64, c *pool.Call, resp *agentv2.AgentResponse, err error) {
+// mirror sends the event to the shadow, after the primary answered it and
+// before the caller gets that answer: the pool writes it without waiting
+// for room or for the shadow's answer, which a job compares when it comes.
+// Past the events in flight, or where the pool would have to wait, the
+// event is dropped.
+func (ic *Interceptor) mirror(pair [2]string, c *pool.Call, resp *agentv2.AgentResponse, err error) {
+	p := ic.pool.Load()
+	if p == nil {
+		return // not wired to a pool
+	}
 	ic.closeMu.RLock()
 	defer ic.closeMu.RUnlock()
-	if ic.closed.Load() {
+	if ic.closed {
 		return
 	}
-	q := ic.queues[h%uint64(len(ic.queues))]
-	if len(q) == cap(q) {
-		ic.count(pair, Dropped) // not worth the copy
+	if ic.inFlight.Add(1) > int64(ic.cfg.maxInFlight) {
+		ic.inFlight.Add(-1)
+		ic.count(pair, Dropped)
 		return
 	}
-	event, merr := wire.Marshal(c.Event, 0)
-	if merr != nil {
-		ic.count(pair, ShadowError) // the shadow cannot be sent it
-		return
+	ic.calls.Add(1)
+	j, _ := jobs.Get().(*job)
+	if j == nil {
+		j = new(job)
+		j.answered = j.answer
 	}
-	j := jobs.Get().(*job)
-	*j = job{pair: pair, session: c.Session, corr: c.CorrelationID, kind: c.Type, event: event, primaryErr: err}
+	j.ic, j.pair, j.corr, j.kind, j.primaryErr = ic, pair, c.CorrelationID, c.Type, err
 	if resp != nil {
 		j.primary = resp.CloneVT()
 	}
-	select {
-	case q <- j:
+	p.Go(ic.callContext(), pair[1], c.Event, j.answered)
+}
+
+// job is one mirrored event waiting for the shadow's answer. Pooled, with
+// answered bound once.
+type job struct {
+	ic         *Interceptor
+	pair       [2]string
+	corr       string
+	kind       agentv2.EventType
+	primary    *agentv2.AgentResponse
+	primaryErr error
+	answered   func(*agentv2.AgentResponse, error) // j.answer
+}
+
+var jobs sync.Pool
+
+// answer compares the shadow's answer with the primary's. It runs on the
+// goroutine that ends the shadow call (its connection's reader).
+func (j *job) answer(resp *agentv2.AgentResponse, err error) {
+	ic := j.ic
+	switch {
+	case err != nil && ic.ctx.Err() != nil:
+		// Abandoned by Close: not the shadow's error.
+	case err != nil && !agentwire.IsWireError(err) && agentwire.CodeOf(err) == agentwire.CodeResourceExhausted:
+		ic.count(j.pair, Dropped) // the pool would have had to wait
 	default:
-		ic.count(pair, Dropped)
-		j.release()
+		ic.compare(j, resp, err)
 	}
+	*j = job{answered: j.answered}
+	jobs.Put(j)
+	ic.inFlight.Add(-1)
+	ic.calls.Done()
 }
 
-// work sends queued events to the shadow and compares, until Close.
-func (ic *Interceptor) work(q chan *job) {
-	defer ic.wg.Done()
-	ev := new(agentv2.ProxyToAgent) // each job's event, decoded in place
-	var dl deadline
-	defer dl.stop()
-	for j := range q {
-		next := ic.next.Load()
-		if next == nil || ic.ctx.Err() != nil {
-			j.release()
-			continue // not wired to a pool, or closing: drain
-		}
-		ic.send(dl.get(ic.ctx, ic.cfg.timeout), *next, ev, j)
-		j.release()
-	}
-}
-
-// deadline is a worker's context for its calls, renewed when less than
-// the timeout is left: each call gets between one and two timeouts, for
-// one timer per timeout rather than one per call.
-type deadline struct {
-	ctx    context.Context
-	cancel context.CancelFunc
-	at     time.Time
-}
-
-func (d *deadline) get(parent context.Context, timeout time.Duration) context.Context {
-	if now := time.Now(); d.at.Sub(now) < timeout {
-		d.stop()
-		d.at = now.Add(2 * timeout)
-		d.ctx, d.cancel = context.WithDeadline(parent, d.at)
-	}
-	return d.ctx
-}
-
-func (d *deadline) stop() {
-	if d.cancel != nil {
-		d.cancel()
-	}
-}
-
-// send sends j's event to the shadow, decoded into ev, and compares the
-// answers.
-func (ic *Interceptor) send(ctx context.Context, next pool.SendFunc, ev *agentv2.ProxyToAgent, j *job) {
-	ev.ResetVT()
-	// The event's strings and bytes alias j.event until j is released:
-	// the pipeline keeps nothing of an event once its Send returns.
-	var (
-		resp *agentv2.AgentResponse
-		err  = ev.UnmarshalVTUnsafe(*j.event)
-	)
-	if err == nil {
-		c := pool.Call{AgentID: j.pair[1], Session: j.session, CorrelationID: j.corr, Type: j.kind, Event: ev}
-		resp, err = next(ctx, &c)
-		if err != nil && ic.ctx.Err() != nil {
-			return // abandoned by Close: not the shadow's error
-		}
-	}
+func (ic *Interceptor) compare(j *job, resp *agentv2.AgentResponse, err error) {
 	r := compare(j.primary, resp, j.primaryErr, err)
 	ic.count(j.pair, r)
 	if r != Agree && r != PrimaryError {
@@ -228,6 +182,32 @@ func (ic *Interceptor) send(ctx context.Context, next pool.SendFunc, ev *agentv2
 			PrimaryTags: j.primary.GetAudit().GetTags(), ShadowTags: resp.GetAudit().GetTags(),
 		})
 	}
+}
+
+// deadline is the context of the shadow calls, shared by all of them and
+// renewed once less than the timeout is left: each call gets one to two
+// timeouts, for a timer (and a context watch per connection) per timeout
+// rather than per call.
+type deadline struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	at     time.Time
+}
+
+func (ic *Interceptor) callContext() context.Context {
+	now := time.Now()
+	d := ic.deadline.Load()
+	if d != nil && d.at.Sub(now) >= ic.cfg.timeout {
+		return d.ctx
+	}
+	nd := &deadline{at: now.Add(2 * ic.cfg.timeout)}
+	nd.ctx, nd.cancel = context.WithDeadline(ic.ctx, nd.at)
+	if ic.deadline.CompareAndSwap(d, nd) {
+		// The old context's calls keep it until its own deadline.
+		return nd.ctx
+	}
+	nd.cancel()
+	return ic.deadline.Load().ctx
 }
 
 func (ic *Interceptor) count(pair [2]string, r Result) {
@@ -263,18 +243,17 @@ func (ic *Interceptor) Stats() map[Result]uint64 {
 }
 
 // Close stops mirroring, abandons the shadow calls in flight (neither
-// counted nor logged) and waits for the workers. Close the pool after it.
+// counted nor logged) and waits until each has ended. Close the pool after
+// it.
 func (ic *Interceptor) Close() {
 	ic.closeMu.Lock()
-	if ic.closed.Swap(true) {
+	if ic.closed {
 		ic.closeMu.Unlock()
 		return
 	}
-	for _, q := range ic.queues {
-		close(q)
-	}
+	ic.closed = true
 	ic.closeMu.Unlock()
 	ic.cancel()
-	ic.wg.Wait()
+	ic.calls.Wait()
 	ic.metrics.close()
 }

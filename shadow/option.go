@@ -11,8 +11,7 @@ type Option interface{ apply(*config) }
 
 type config struct {
 	rate          float64
-	workers       int
-	queue         int
+	maxInFlight   int
 	timeout       time.Duration
 	logSize       int
 	seed          uint64
@@ -27,20 +26,15 @@ func (f optionFunc) apply(c *config) { f(c) }
 // WithSampleRate mirrors this fraction of requests, 0 to 1 (default 1).
 func WithSampleRate(rate float64) Option { return optionFunc(func(c *config) { c.rate = rate }) }
 
-// WithWorkers sets how many goroutines send to the shadow (default 64):
-// each has one event in flight, so they bound the shadow's concurrency;
-// the events of one request always go through the same one, in order.
-// Too few drop (and count) most of a sample under load.
-func WithWorkers(n int) Option { return optionFunc(func(c *config) { c.workers = n }) }
-
-// WithQueue bounds the events waiting per worker (default 1024); beyond
-// it they are dropped and counted.
-func WithQueue(n int) Option { return optionFunc(func(c *config) { c.queue = n }) }
+// WithMaxInFlight bounds the mirrored events waiting for the shadow's
+// answer (default 1024): past it, while the shadow falls behind, events
+// are dropped and counted.
+func WithMaxInFlight(n int) Option { return optionFunc(func(c *config) { c.maxInFlight = n }) }
 
 // WithTimeout bounds each shadow call (default 5 s): a call is abandoned,
-// and counted as the shadow's error, after one to two timeouts (a worker's
-// calls share a deadline, renewed when less than d is left: a timer per
-// call would cost more than the rest of a mirror).
+// and counted as the shadow's error, after one to two timeouts (the calls
+// share a deadline, renewed when less than d is left: a timer per call
+// would cost more than the rest of a mirror).
 func WithTimeout(d time.Duration) Option { return optionFunc(func(c *config) { c.timeout = d }) }
 
 // WithLogSize sets how many recent disagreements are kept (default 256).

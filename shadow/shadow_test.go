@@ -33,8 +33,9 @@ type scripted struct {
 	stall  chan struct{} // if set, every decision waits for it (or the cancel)
 	seen   atomic.Int64
 
-	mu     sync.Mutex     // mu guards byCorr
+	mu     sync.Mutex     // mu guards byCorr and bodies
 	byCorr map[string]int // events seen per correlation id
+	bodies []string       // body chunks' data, in arrival order
 }
 
 // saw counts an event of request corr.
@@ -73,12 +74,21 @@ func (s *scripted) RequestHeaders(ctx context.Context, ev *agentv2.RequestHeader
 	return s.decide(strings.SplitN(ev.GetUri(), "?", 2)[0]), nil
 }
 
+// RequestBodyChunk records the chunk's data.
+func (s *scripted) RequestBodyChunk(_ context.Context, ev *agentv2.BodyChunkEvent) (*agentv2.AgentResponse, error) {
+	s.saw(ev.GetCorrelationId())
+	s.mu.Lock()
+	s.bodies = append(s.bodies, string(ev.GetData()))
+	s.mu.Unlock()
+	return agent.Allow(), nil
+}
+
 func (s *scripted) RequestComplete(_ context.Context, ev *agentv2.RequestCompleteEvent) (*agentv2.AgentResponse, error) {
 	s.saw(ev.GetCorrelationId())
 	return agent.Allow(), nil
 }
 
-func serve(t *testing.T, h agent.Handler) string {
+func serve(t testing.TB, h agent.Handler) string {
 	t.Helper()
 	srv, err := agent.NewServer(h, agent.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	require.NoError(t, err)
@@ -97,7 +107,7 @@ func serve(t *testing.T, h agent.Handler) string {
 }
 
 // pair is a pool with agents "a" (primary) and "b" (shadow) behind ic.
-func pair(t *testing.T, a, b agent.Handler, opts ...shadow.Option) (*pool.Pool, *shadow.Interceptor) {
+func pair(t testing.TB, a, b agent.Handler, opts ...shadow.Option) (*pool.Pool, *shadow.Interceptor) {
 	t.Helper()
 	ic, err := shadow.New("a", "b", opts...)
 	require.NoError(t, err)
@@ -201,7 +211,7 @@ func TestStalledShadowChangesNothing(t *testing.T) {
 	t.Parallel()
 	primary := &scripted{decide: func(string) *agentv2.AgentResponse { return agent.Allow() }}
 	stalled := &scripted{stall: make(chan struct{}), decide: func(string) *agentv2.AgentResponse { return agent.Allow() }}
-	p, ic := pair(t, primary, stalled, shadow.WithWorkers(1), shadow.WithQueue(4), shadow.WithTimeout(10*time.Second))
+	p, ic := pair(t, primary, stalled, shadow.WithMaxInFlight(4), shadow.WithTimeout(10*time.Second))
 	const n = 50
 	var slowest time.Duration
 	for range n {
@@ -211,7 +221,7 @@ func TestStalledShadowChangesNothing(t *testing.T) {
 	}
 	assert.Less(t, slowest, time.Second, "the primary's calls never wait for the shadow")
 	st := ic.Stats()
-	assert.GreaterOrEqual(t, st[shadow.Dropped], uint64(n-1-4), "beyond the queue, events are dropped and counted")
+	assert.GreaterOrEqual(t, st[shadow.Dropped], uint64(n-4), "beyond 4 in flight, events are dropped and counted")
 	assert.Equal(t, int64(n), primary.seen.Load())
 	close(stalled.stall)
 }
@@ -222,12 +232,12 @@ func TestCloseAbandonsUncounted(t *testing.T) {
 	t.Parallel()
 	primary := &scripted{decide: func(string) *agentv2.AgentResponse { return agent.Allow() }}
 	stalled := &scripted{stall: make(chan struct{}), decide: func(string) *agentv2.AgentResponse { return agent.Allow() }}
-	p, ic := pair(t, primary, stalled, shadow.WithWorkers(2), shadow.WithTimeout(time.Minute))
+	p, ic := pair(t, primary, stalled, shadow.WithTimeout(time.Minute))
 	for range 4 {
 		send(t, p, "a", headers("/x"))
 	}
 	require.Eventually(t, func() bool { return stalled.seen.Load() >= 1 }, 5*time.Second, time.Millisecond,
-		"a worker holds a call at the stalled shadow")
+		"the stalled shadow holds a call")
 	ic.Close()
 	assert.Zero(t, total(ic.Stats()), "abandoned calls are neither compared nor dropped")
 	assert.Empty(t, ic.Disagreements())
@@ -282,7 +292,8 @@ func TestNewValidates(t *testing.T) {
 	}{
 		{"a", "a", nil}, {"", "b", nil},
 		{"a", "b", []shadow.Option{shadow.WithSampleRate(1.5)}},
-		{"a", "b", []shadow.Option{shadow.WithWorkers(0)}},
+		{"a", "b", []shadow.Option{shadow.WithMaxInFlight(0)}},
+		{"a", "b", []shadow.Option{shadow.WithTimeout(0)}},
 	} {
 		_, err := shadow.New(tc.a, tc.b, tc.opts...)
 		assert.Error(t, err)

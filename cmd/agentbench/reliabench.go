@@ -173,8 +173,6 @@ func (e *env) openReliability(ctx context.Context, sc scenario) (_ *target, err 
 		}
 		extra = append(extra, pool.WithInterceptors(fo))
 	case tUDSShadow:
-		// The default 64 workers mirror the whole sample at 256 requests
-		// in flight (4, the old default, dropped most of it).
 		if sh, err = shadow.New(agentID, shadowAgentID, shadow.WithSampleRate(shadowRate)); err != nil {
 			return nil, err
 		}
@@ -184,7 +182,7 @@ func (e *env) openReliability(ctx context.Context, sc scenario) (_ *target, err 
 		return nil, err
 	}
 	if sh != nil {
-		if err = addShadow(ctx, p, sc.Conns, e.shadowAddr); err != nil {
+		if err = addShadow(ctx, p, e.shadowAddr); err != nil {
 			return nil, err
 		}
 	}
@@ -200,12 +198,13 @@ func (e *env) openReliability(ctx context.Context, sc scenario) (_ *target, err 
 	return t, err
 }
 
-// addShadow adds the shadow agent to p and waits for its connections.
-func addShadow(ctx context.Context, p *pool.Pool, conns int, a agentAddrs) error {
-	if err := p.AddAgent(ctx, shadowAgentID, endpoint(tUDS, a)); err != nil {
+// addShadow adds the shadow agent to p with one connection, as the README
+// advises (its mirrored events then share system calls), and waits for it.
+func addShadow(ctx context.Context, p *pool.Pool, a agentAddrs) error {
+	if err := p.AddAgent(ctx, shadowAgentID, endpoint(tUDS, a), pool.WithConnections(1)); err != nil {
 		return err
 	}
-	return waitReady(ctx, p, shadowAgentID, conns)
+	return waitReady(ctx, p, shadowAgentID, 1)
 }
 
 // checkShadow sends requests until one was mirrored and compared, and
