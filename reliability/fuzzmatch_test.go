@@ -21,7 +21,8 @@ import (
 // late, after a cancel. Every call must end, with an error or an answer
 // the agent addressed to it: its event id, if the answer has one, and its
 // request's correlation id, always. (What the agent puts in an answer is
-// its own business; where the proxy delivers it is the proxy's.)
+// its own business; where the proxy delivers it is the proxy's.) Every
+// fourth event is sent with Go, whose answer comes to a done function.
 func FuzzSessionMatching(f *testing.F) {
 	f.Add([]byte{1, 0, 0, 0, 1, 0, 2, 0, 3})
 	f.Add([]byte{0, 0, 0, 0, 1, 0, 2, 0, 3})
@@ -54,6 +55,27 @@ func FuzzSessionMatching(f *testing.F) {
 		}
 		connCh <- c
 
+		// check asserts that ev's call ended with an error or an answer the
+		// agent addressed to it.
+		check := func(ev *agentv2.ProxyToAgent, corr string, r *agentv2.AgentResponse, err error) {
+			if err != nil {
+				var e *agentwire.Error
+				if !errors.As(err, &e) {
+					t.Errorf("untyped error %v", err)
+				}
+				return
+			}
+			m, ok := sent.Load(tagOf(r))
+			if !ok {
+				t.Errorf("event %s got an answer the agent never sent", tag(ev))
+				return
+			}
+			to := m.(*agentv2.AgentToProxy)
+			if id := to.GetEventId(); id != 0 && id != ev.GetEventId() || to.GetResponse().GetCorrelationId() != corr {
+				t.Errorf("event %d of %s (echo %v) got the answer to event %d of %q", ev.GetEventId(), corr, echo,
+					to.GetEventId(), to.GetResponse().GetCorrelationId())
+			}
+		}
 		var wg sync.WaitGroup
 		for i := range events {
 			corr := fmt.Sprintf("r%d", i/2)
@@ -65,27 +87,28 @@ func FuzzSessionMatching(f *testing.F) {
 			if i%3 == 2 {
 				d = 5 * time.Millisecond // gives up early: its answer comes late
 			}
+			if i%4 == 3 {
+				// Sent with Go: its done function is called exactly once
+				// (a second call would drive wg negative and panic).
+				wg.Add(1)
+				cctx, ccancel := context.WithTimeout(context.Background(), d)
+				err := c.(transport.AsyncConn).Go(cctx, ev, func(r *agentv2.AgentResponse, err error) {
+					defer wg.Done()
+					defer ccancel()
+					check(ev, corr, r, err)
+				})
+				if err != nil {
+					ccancel()
+					check(ev, corr, nil, err)
+					wg.Done()
+				}
+				continue
+			}
 			wg.Go(func() {
 				cctx, ccancel := context.WithTimeout(context.Background(), d)
 				defer ccancel()
 				r, err := c.Send(cctx, ev)
-				if err != nil {
-					var e *agentwire.Error
-					if !errors.As(err, &e) {
-						t.Errorf("untyped error %v", err)
-					}
-					return
-				}
-				m, ok := sent.Load(tagOf(r))
-				if !ok {
-					t.Errorf("event %s got an answer the agent never sent", tag(ev))
-					return
-				}
-				to := m.(*agentv2.AgentToProxy)
-				if id := to.GetEventId(); id != 0 && id != ev.GetEventId() || to.GetResponse().GetCorrelationId() != corr {
-					t.Errorf("event %d of %s (echo %v) got the answer to event %d of %q", ev.GetEventId(), corr, echo,
-						to.GetEventId(), to.GetResponse().GetCorrelationId())
-				}
+				check(ev, corr, r, err)
 			})
 		}
 		calls := make(chan struct{})
