@@ -186,3 +186,61 @@ func ExampleWithInterceptors() {
 	// true <nil>
 	// not_found: pool: unknown agent "waf"
 }
+
+// Events nobody waits for (an audit copy, a mirror) go through Go: the
+// caller's goroutine routes and writes the event, and the answer comes
+// later to a function.
+func ExamplePool_Go() {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "aw")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "waf.sock")
+	srv, err := agent.NewServer(waf{}, agent.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		log.Fatal(err)
+	}
+	ln, err := srv.ListenUnix(sock)
+	if err != nil {
+		log.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = srv.ServeUnix(ctx, ln)
+	}()
+	defer func() { srv.Close(); <-served }()
+
+	p, err := pool.New()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer p.Shutdown(ctx)
+	if err := p.AddAgent(ctx, "waf", "unix://"+sock); err != nil {
+		log.Fatal(err)
+	}
+
+	// Go needs a context that ends: it bounds the call.
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	answers := make(chan string, 1)
+	p.Go(cctx, "waf", &agentv2.ProxyToAgent{Message: &agentv2.ProxyToAgent_RequestHeaders{
+		RequestHeaders: &agentv2.RequestHeadersEvent{
+			Metadata: &agentv2.RequestMetadata{CorrelationId: "audit-1"}, Method: "GET", Uri: "/admin",
+		}}}, func(resp *agentv2.AgentResponse, err error) {
+		// On the connection's reader: hand the answer on, never block.
+		switch {
+		case err != nil:
+			answers <- "error: " + err.Error()
+		case resp.GetBlock() != nil:
+			answers <- fmt.Sprint("would block with ", resp.GetBlock().GetStatus())
+		default:
+			answers <- "would allow"
+		}
+	})
+	fmt.Println(<-answers)
+	// Output:
+	// would block with 403
+}
