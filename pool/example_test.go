@@ -27,16 +27,14 @@ func (waf) RequestHeaders(_ context.Context, ev *agentv2.RequestHeadersEvent) (*
 	return agent.Allow(), nil
 }
 
-func Example() {
-	ctx := context.Background()
+// serveWAF serves the waf agent on a Unix socket (normally another
+// process) and returns its endpoint and how to stop it.
+func serveWAF(ctx context.Context) (endpoint string, stop func()) {
 	dir, err := os.MkdirTemp("", "aw")
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer os.RemoveAll(dir)
 	sock := filepath.Join(dir, "waf.sock")
-
-	// An agent on a Unix socket (normally another process).
 	srv, err := agent.NewServer(waf{}, agent.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		log.Fatal(err)
@@ -50,7 +48,17 @@ func Example() {
 		defer close(served)
 		_ = srv.ServeUnix(ctx, ln)
 	}()
-	defer func() { srv.Close(); <-served }()
+	return "unix://" + sock, func() {
+		srv.Close()
+		<-served
+		_ = os.RemoveAll(dir)
+	}
+}
+
+func Example() {
+	ctx := context.Background()
+	endpoint, stop := serveWAF(ctx)
+	defer stop()
 
 	// The proxy's side: a pool with the agent in it.
 	p, err := pool.New(pool.WithPolicy(balancer.LeastInFlight))
@@ -58,7 +66,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer p.Shutdown(ctx)
-	if err := p.AddAgent(ctx, "waf", "unix://"+sock); err != nil {
+	if err := p.AddAgent(ctx, "waf", endpoint); err != nil {
 		log.Fatal(err)
 	}
 
@@ -192,33 +200,14 @@ func ExampleWithInterceptors() {
 // later to a function.
 func ExamplePool_Go() {
 	ctx := context.Background()
-	dir, err := os.MkdirTemp("", "aw")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	sock := filepath.Join(dir, "waf.sock")
-	srv, err := agent.NewServer(waf{}, agent.WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		log.Fatal(err)
-	}
-	ln, err := srv.ListenUnix(sock)
-	if err != nil {
-		log.Fatal(err)
-	}
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = srv.ServeUnix(ctx, ln)
-	}()
-	defer func() { srv.Close(); <-served }()
-
+	endpoint, stop := serveWAF(ctx)
+	defer stop()
 	p, err := pool.New()
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer p.Shutdown(ctx)
-	if err := p.AddAgent(ctx, "waf", "unix://"+sock); err != nil {
+	if err := p.AddAgent(ctx, "waf", endpoint); err != nil {
 		log.Fatal(err)
 	}
 
