@@ -7,15 +7,16 @@
 //
 // For a sampled request (sampled by correlation id, so a request is
 // mirrored whole or not at all), each event the primary agent answers is
-// sent to the shadow right after, in order, with pool.Go: written without
+// sent to the shadow right after, in order, with pool.Go: queued without
 // waiting for room or for the shadow's answer, which is compared when it
-// comes, on the shadow connection's reader. The caller never waits for the
+// comes, on the shadow connection's reader. The transport holds such
+// events for a couple of milliseconds (transport.WithAsyncWindow), so
+// that the shadow reads them in batches. The caller never waits for the
 // shadow, and the shadow's failures never reach it. Past a bound on the
 // events waiting for the shadow ([WithMaxInFlight]), or where the pool
 // would have to wait (a full connection, a paused one, a full write
-// queue), events are dropped and counted. Give the shadow agent one
-// connection (pool.WithConnections(1) on its AddAgent): its events then
-// share system calls. Each pair of answers is compared:
+// queue), events are dropped and counted. Each pair of answers is
+// compared:
 //
 //	agree                both allowed with the same mutations, or both stopped the request alike
 //	allow_vs_block       the primary allowed, the shadow blocked, redirected or challenged

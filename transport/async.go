@@ -14,7 +14,8 @@ import (
 type AsyncConn interface {
 	Conn
 	// Go sends event as Send does, with the same matching and errors, but
-	// returns once the event is written or queued; done then receives the
+	// returns once the event is queued (for up to the connection's async
+	// window, [WithAsyncWindow], to share a write); done then receives the
 	// answer, exactly once, on the goroutine that ends the call (the
 	// connection's reader, or the one failing it), possibly before Go
 	// returns. Go never waits for room: with the connection's write queue
@@ -24,6 +25,10 @@ type AsyncConn interface {
 	// not sent and done is not called.
 	Go(ctx context.Context, event *agentv2.ProxyToAgent, done func(*agentv2.AgentResponse, error)) error
 }
+
+// DefaultAsyncWindow is how long [AsyncConn.Go] holds events back by
+// default so that they share a write (see [WithAsyncWindow]).
+const DefaultAsyncWindow = 2 * time.Millisecond
 
 // ErrBusy: [AsyncConn.Go] found the connection's write queue full.
 var ErrBusy = errors.New("transport: write queue full")
@@ -64,9 +69,13 @@ func (s *session) Go(ctx context.Context, event *agentv2.ProxyToAgent, done func
 	// with its context.
 	busy, _, err := s.addCall(ctx, c, true)
 	if err == nil {
-		if busy {
+		switch {
+		case s.lazy != nil:
+			s.openWindow()
+			err = s.lazy.sendBatched(nowait, event)
+		case busy:
 			err = s.w.sendBatched(nowait, event)
-		} else {
+		default:
 			err = s.w.send(nowait, event)
 		}
 		if err != nil && !s.forget(c, false) {
@@ -111,4 +120,62 @@ func (s *session) deliver(c *call, res result) {
 		}
 	}
 	done(res.resp, res.err)
+}
+
+// Go's writes wait for company: the first of a window holds the wire for
+// the connection's async window, and the events Go sends meanwhile leave
+// in one write when it ends, on its timer or at the first other write.
+// Mirrored events, which nobody waits for, then cost the agent one read
+// per window rather than one per event.
+
+// windowedWire ends the window before every write but Go's.
+type windowedWire struct {
+	wire
+	s *session
+}
+
+func (w *windowedWire) send(ctx context.Context, m *agentv2.ProxyToAgent) error {
+	w.s.endWindow()
+	return w.wire.send(ctx, m)
+}
+
+func (w *windowedWire) sendBatched(ctx context.Context, m *agentv2.ProxyToAgent) error {
+	w.s.endWindow()
+	return w.wire.sendBatched(ctx, m)
+}
+
+// openWindow holds the wire for the async window unless a window is open.
+func (s *session) openWindow() {
+	if s.windowHeld.Load() || !s.windowHeld.CompareAndSwap(false, true) {
+		return
+	}
+	s.lazy.holdBatch()
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		s.endWindow()
+		return
+	}
+	// Close waits for the timer's function, unless fail stops it first.
+	s.wg.Add(1)
+	s.window = time.AfterFunc(s.cfg.asyncWindow, func() {
+		defer s.wg.Done()
+		s.endWindow()
+	})
+	s.mu.Unlock()
+}
+
+// endWindow lets the events held by an open window go out, and stops its
+// timer if it has not fired. s.mu is not held.
+func (s *session) endWindow() {
+	if !s.windowHeld.Load() || !s.windowHeld.CompareAndSwap(true, false) {
+		return
+	}
+	s.mu.Lock()
+	if s.window != nil && s.window.Stop() {
+		s.wg.Done()
+	}
+	s.window = nil
+	s.mu.Unlock()
+	s.lazy.releaseBatch()
 }

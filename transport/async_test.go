@@ -301,3 +301,93 @@ func TestGoChecksEdits(t *testing.T) {
 	assert.True(t, errors.Is(got["r3"].err, transport.ErrMisplacedEdit), "%v", got["r3"].err)
 	assert.Nil(t, got["r3"].resp)
 }
+
+// timedPeer answers every event at once and records when each arrived.
+func timedPeer(t *testing.T) (endpoint string, arrivals func() []time.Time) {
+	t.Helper()
+	var (
+		mu sync.Mutex
+		at []time.Time
+	)
+	peer, err := testagent.ListenFramedPeer(filepath.Join(shortTempDir(t), "a.sock"), func(*agentv2.ProxyToAgent) testagent.Script {
+		return func(c *testagent.PeerConn) {
+			if c.Accept("timed") != nil {
+				return
+			}
+			for {
+				ev, err := c.RecvEvent()
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				at = append(at, time.Now())
+				mu.Unlock()
+				if c.Reply(ev, nil) != nil {
+					return
+				}
+			}
+		}
+	})
+	require.NoError(t, err)
+	t.Cleanup(peer.Close)
+	return peer.Endpoint(), func() []time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]time.Time(nil), at...)
+	}
+}
+
+// TestGoWindow: Go's events wait for the async window and leave together;
+// a Send ends the window at once, taking them along; Close does not wait
+// for a window.
+func TestGoWindow(t *testing.T) {
+	t.Parallel()
+	t.Run("held together", func(t *testing.T) {
+		t.Parallel()
+		const window = 200 * time.Millisecond
+		endpoint, arrivals := timedPeer(t)
+		c := dialAsync(t, endpoint, transport.WithAsyncWindow(window))
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		a := newAnswers(t, 3)
+		start := time.Now()
+		for i := range 3 {
+			corr := fmt.Sprintf("r%d", i)
+			require.NoError(t, c.Go(ctx, bodyChunk(corr, 0, "x"), a.done(corr)))
+		}
+		for corr, ans := range a.wait(t) {
+			require.NoError(t, ans.err, corr)
+		}
+		at := arrivals()
+		require.Len(t, at, 3)
+		assert.GreaterOrEqual(t, at[0].Sub(start), window*3/4, "held for the window")
+		assert.Less(t, at[2].Sub(at[0]), window/2, "and sent together")
+	})
+	t.Run("a send ends it", func(t *testing.T) {
+		t.Parallel()
+		endpoint, _ := timedPeer(t)
+		c := dialAsync(t, endpoint, transport.WithAsyncWindow(time.Hour))
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		a := newAnswers(t, 1)
+		require.NoError(t, c.Go(ctx, bodyChunk("held", 0, "x"), a.done("held")))
+		start := time.Now()
+		_, err := c.Send(ctx, bodyChunk("sent", 0, "x"))
+		require.NoError(t, err)
+		require.NoError(t, a.wait(t)["held"].err)
+		assert.Less(t, time.Since(start), 5*time.Second)
+	})
+	t.Run("close", func(t *testing.T) {
+		t.Parallel()
+		endpoint, _, _ := silentPeer(t, 1)
+		c := dialAsync(t, endpoint, transport.WithAsyncWindow(time.Hour))
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		a := newAnswers(t, 1)
+		require.NoError(t, c.Go(ctx, bodyChunk("held", 0, "x"), a.done("held")))
+		start := time.Now()
+		require.NoError(t, c.Close(context.Background()))
+		assert.Less(t, time.Since(start), 5*time.Second)
+		assert.Equal(t, agentwire.CodeUnavailable, agentwire.CodeOf(a.wait(t)["held"].err))
+	})
+}

@@ -31,6 +31,9 @@ func (s *session) fail(err error) {
 		s.sweepArmed = false
 		s.wg.Done()
 	}
+	if s.window != nil && s.window.Stop() {
+		s.wg.Done()
+	}
 	clear(s.byCorr)
 	s.placeholders = 0
 	for seq, ch := range s.pings {
@@ -54,6 +57,7 @@ func (s *session) fail(err error) {
 
 // Close implements Conn.
 func (s *session) Close(ctx context.Context) error {
+	s.endWindow()
 	if s.Err() == nil {
 		// Let notices queued just before (drain, shutdown) reach the agent.
 		fctx, cancel := context.WithTimeout(ctx, closeFlushTimeout)

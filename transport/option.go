@@ -42,6 +42,7 @@ type config struct {
 	configJSON       string
 	versions         []uint32
 	callTimeout      time.Duration
+	asyncWindow      time.Duration
 	handshakeTimeout time.Duration
 	healthInterval   time.Duration
 	livenessInterval time.Duration
@@ -68,6 +69,7 @@ func newConfig(opts []Option) *config {
 		proxyVersion:     "0.1.0",
 		versions:         []uint32{ProtocolVersion},
 		callTimeout:      DefaultCallTimeout,
+		asyncWindow:      DefaultAsyncWindow,
 		handshakeTimeout: DefaultHandshakeTimeout,
 		livenessInterval: DefaultLivenessInterval,
 		livenessTimeout:  DefaultLivenessTimeout,
@@ -128,6 +130,16 @@ func WithHealthInterval(d time.Duration) Option {
 // WithMaxFrameSize limits a frame or message in either direction (default 16 MiB).
 func WithMaxFrameSize(n int) Option {
 	return optionFunc(func(c *config) { c.maxFrameSize = n })
+}
+
+// WithAsyncWindow sets how long [AsyncConn.Go] holds its events back so
+// that those sent meanwhile share one write (default [DefaultAsyncWindow];
+// 0 writes each at once). Any other write on the connection (a Send, a
+// cancel, a ping) ends the window at once: only events nobody waits for
+// wait. It applies to the Unix-socket and reverse transports; gRPC and
+// Connect batch their writes already.
+func WithAsyncWindow(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.asyncWindow = d })
 }
 
 // WithMaxPending bounds the bytes queued for a peer that does not read

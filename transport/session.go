@@ -82,13 +82,20 @@ type session struct {
 	state State
 	// background counts goroutines started by goBackground still running.
 	background int
+	// window ends the hold of Go's events (see async.go); windowHeld says
+	// a window is open.
+	window     *time.Timer
+	windowHeld atomic.Bool
+	// lazy is w's inner wire when windows are on: Go writes through it
+	// without ending the window.
+	lazy wire
 }
 
 var _ Conn = (*session)(nil)
 
 func newSession(cfg *config, w wire) *session {
 	bg, stop := context.WithCancel(context.Background())
-	return &session{
+	s := &session{
 		cfg:    cfg,
 		w:      w,
 		bg:     bg,
@@ -99,6 +106,11 @@ func newSession(cfg *config, w wire) *session {
 		state:  StateReady,
 		base:   time.Now(),
 	}
+	// Only framed wires hold writes; gRPC's and Connect's batch anyway.
+	if _, framed := w.(*framedWire); framed && cfg.asyncWindow > 0 {
+		s.lazy, s.w = w, &windowedWire{wire: w, s: s}
+	}
+	return s
 }
 
 // start runs the writer, performs the handshake, then starts the reader.

@@ -182,7 +182,7 @@ func (e *env) openReliability(ctx context.Context, sc scenario) (_ *target, err 
 		return nil, err
 	}
 	if sh != nil {
-		if err = addShadow(ctx, p, e.shadowAddr); err != nil {
+		if err = addShadow(ctx, p, sc.Conns, e.shadowAddr); err != nil {
 			return nil, err
 		}
 	}
@@ -198,13 +198,12 @@ func (e *env) openReliability(ctx context.Context, sc scenario) (_ *target, err 
 	return t, err
 }
 
-// addShadow adds the shadow agent to p with one connection, as the README
-// advises (its mirrored events then share system calls), and waits for it.
-func addShadow(ctx context.Context, p *pool.Pool, a agentAddrs) error {
-	if err := p.AddAgent(ctx, shadowAgentID, endpoint(tUDS, a), pool.WithConnections(1)); err != nil {
+// addShadow adds the shadow agent to p and waits for its connections.
+func addShadow(ctx context.Context, p *pool.Pool, conns int, a agentAddrs) error {
+	if err := p.AddAgent(ctx, shadowAgentID, endpoint(tUDS, a)); err != nil {
 		return err
 	}
-	return waitReady(ctx, p, shadowAgentID, 1)
+	return waitReady(ctx, p, shadowAgentID, conns)
 }
 
 // checkShadow sends requests until one was mirrored and compared, and
