@@ -13,9 +13,9 @@ import (
 // without waiting for the answer: done receives it exactly once, on the
 // goroutine that ends the call (the connection's reader, or one failing
 // it), or on this one before Go returns. Nothing in Go waits: where Send
-// would (a connection at its concurrency limit, a paused one under
-// [WaitAndRetry], a full write queue), the event fails with
-// ResourceExhausted at once. ctx bounds the call and must be cancellable;
+// would (a connection at its concurrency limit, a paused one, a full write
+// queue), the event fails with ResourceExhausted at once; it never fails
+// open, whatever [WithFlowControl] says. ctx bounds the call and must be cancellable;
 // done must not block. Go skips the interceptors: it is how they send
 // events nobody waits for (a shadow's mirror). The caller may reuse event
 // once Go returns. A connection whose transport is not a
@@ -66,9 +66,8 @@ func (a *agent) goSend(ctx context.Context, ev *agentv2.ProxyToAgent, done func(
 		return
 	}
 	if x.skip {
-		x.failOpen = true
-		a.failOpen.Add(1)
-		x.end(allowResponse(corr), nil)
+		// The request's headers failed open: the agent never saw it.
+		x.end(nil, agentwire.Errorf(agentwire.CodeResourceExhausted, "%w: request %q skips agent %q (it failed open)", ErrPaused, corr, a.id))
 		return
 	}
 	if resp, err, ok := x.admit(); !ok {

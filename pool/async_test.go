@@ -180,3 +180,30 @@ func TestGoCallerGivesUp(t *testing.T) {
 		assert.Zero(t, sc.InFlight())
 	}
 }
+
+// TestGoNeverFailsOpen: on a paused connection of an agent that fails
+// open, Go fails its event instead: an allow nobody asked the agent for
+// is nobody's answer.
+func TestGoNeverFailsOpen(t *testing.T) {
+	t.Parallel()
+	p, rec, release, held := pausedAgent(t, WithFlowControl(FailOpen, 0))
+	ctx := testCtx(t)
+	res := newGoResults(t)
+	p.Go(ctx, "waf", headers("r2"), res.done("r2"))
+	got := res.wait()["r2"]
+	assert.Nil(t, got.resp)
+	assert.ErrorIs(t, got.err, ErrPaused)
+	assert.Equal(t, agentwire.CodeResourceExhausted, agentwire.CodeOf(got.err))
+	assert.Equal(t, int64(2), rec.events.Load(), "the agent saw nothing more")
+	assert.Zero(t, stats(t, p, "waf").FailOpen)
+	// A request whose headers failed open on Send skips the agent; its
+	// later events sent with Go fail too rather than allow.
+	_, err := p.Send(ctx, "waf", headers("r3"))
+	require.NoError(t, err)
+	later := newGoResults(t)
+	p.Go(ctx, "waf", requestBody("r3", 0, true), later.done("r3"))
+	assert.ErrorIs(t, later.wait()["r3"].err, ErrPaused)
+	_, err = p.Send(ctx, "waf", complete("r3"))
+	require.NoError(t, err)
+	finishHolds(t, p, release, held)
+}

@@ -319,17 +319,17 @@ func (x *exchange) flowControl() error {
 		err    error
 		waited time.Duration
 	)
-	switch a.cfg.flowMode {
+	mode := a.cfg.flowMode
+	if x.async && mode != FailClosed {
+		// Nothing waits for the answer, and an allow nobody asked the
+		// agent for is nobody's answer: fail as FailClosed does.
+		mode = FailClosed
+	}
+	switch mode {
 	case FailOpen:
 		x.failOpen = true
 		a.failOpen.Add(1)
 	case WaitAndRetry:
-		if x.async {
-			// Nothing may wait: fail as FailClosed does.
-			a.flowRejected.Add(1)
-			err = agentwire.Errorf(agentwire.CodeResourceExhausted, "%w: agent %q", ErrPaused, a.id)
-			break
-		}
 		x.now()
 		wctx, cancel := context.WithTimeout(x.ctx, a.cfg.flowWait)
 		werr := sc.conn.WaitResume(wctx, x.key.String())

@@ -23,7 +23,7 @@
 //	block_vs_allow       the primary blocked, redirected or challenged, the shadow allowed
 //	different_block      both stopped the request, differently (kind or status)
 //	different_mutations  both allowed, with different header mutations
-//	primary_error        the primary failed (nothing to compare)
+//	primary_error        the primary failed, or the pool failed open for it (nothing to compare)
 //	shadow_error         the shadow failed or timed out
 //
 // Counts go to OpenTelemetry (agentwire.shadow.comparisons, by agent pair

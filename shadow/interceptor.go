@@ -133,6 +133,9 @@ func (ic *Interceptor) mirror(pair [2]string, c *pool.Call, resp *agentv2.AgentR
 		j.answered = j.answer
 	}
 	j.ic, j.pair, j.corr, j.kind, j.primaryErr = ic, pair, c.CorrelationID, c.Type, err
+	if err == nil && c.FailOpen {
+		j.primaryErr = errFailedOpen // the primary was not asked
+	}
 	if resp != nil {
 		j.primary = resp.CloneVT()
 	}
@@ -152,6 +155,11 @@ type job struct {
 }
 
 var jobs sync.Pool
+
+// errFailedOpen stands for the primary's answer when the pool allowed the
+// event without asking it (flow control's fail-open): there is nothing of
+// the primary's to compare.
+var errFailedOpen = errors.New("shadow: the pool allowed the event without asking the primary (fail-open)")
 
 // answer compares the shadow's answer with the primary's. It runs on the
 // goroutine that ends the shadow call (its connection's reader).

@@ -31,6 +31,8 @@ type scripted struct {
 	agent.Base
 	decide func(uri string) *agentv2.AgentResponse
 	stall  chan struct{} // if set, every decision waits for it (or the cancel)
+	// stallOnly, if set, limits the stall to uris with this prefix.
+	stallOnly string
 	seen   atomic.Int64
 
 	mu     sync.Mutex     // mu guards byCorr and bodies
@@ -64,7 +66,7 @@ func (s *scripted) requests(n int) (all, whole int) {
 
 func (s *scripted) RequestHeaders(ctx context.Context, ev *agentv2.RequestHeadersEvent) (*agentv2.AgentResponse, error) {
 	s.saw(ev.GetMetadata().GetCorrelationId())
-	if s.stall != nil {
+	if s.stall != nil && strings.HasPrefix(ev.GetUri(), s.stallOnly) {
 		select {
 		case <-s.stall:
 		case <-ctx.Done():
@@ -88,9 +90,9 @@ func (s *scripted) RequestComplete(_ context.Context, ev *agentv2.RequestComplet
 	return agent.Allow(), nil
 }
 
-func serve(t testing.TB, h agent.Handler) string {
+func serve(t testing.TB, h agent.Handler, opts ...agent.Option) string {
 	t.Helper()
-	srv, err := agent.NewServer(h, agent.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	srv, err := agent.NewServer(h, append([]agent.Option{agent.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))}, opts...)...)
 	require.NoError(t, err)
 	path := filepath.Join(t.TempDir(), "a.sock")
 	ln, err := srv.ListenUnix(path)
@@ -298,4 +300,49 @@ func TestNewValidates(t *testing.T) {
 		_, err := shadow.New(tc.a, tc.b, tc.opts...)
 		assert.Error(t, err)
 	}
+}
+
+// TestPrimaryFailedOpen: when the pool allows an event without asking the
+// primary (flow control's fail-open on a paused connection), the shadow's
+// answer has nothing to be compared with: primary_error, not agree.
+func TestPrimaryFailedOpen(t *testing.T) {
+	t.Parallel()
+	primary := &scripted{stall: make(chan struct{}), stallOnly: "/hold", decide: func(string) *agentv2.AgentResponse { return agent.Allow() }}
+	shadowAgent := &scripted{decide: func(string) *agentv2.AgentResponse { return agent.Allow() }}
+	ic, err := shadow.New("a", "b")
+	require.NoError(t, err)
+	p, err := pool.New(pool.WithInterceptors(ic), pool.WithConnections(1), pool.WithFlowControl(pool.FailOpen, 0),
+		pool.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// The primary takes two events at a time: two held ones pause it.
+	require.NoError(t, p.AddAgent(ctx, "a", serve(t, primary, agent.WithMaxConcurrency(2))))
+	require.NoError(t, p.AddAgent(ctx, "b", serve(t, shadowAgent)))
+	t.Cleanup(func() {
+		ic.Close()
+		assert.NoError(t, p.Close())
+	})
+	held := make(chan error, 2)
+	for range 2 {
+		go func() {
+			_, err := p.Send(ctx, "a", headers("/hold"))
+			held <- err
+		}()
+	}
+	require.Eventually(t, func() bool {
+		r, err := p.Ready("a")
+		return err == nil && r == pool.NotReadyPaused
+	}, 5*time.Second, time.Millisecond, "the primary paused its connection")
+	resp := send(t, p, "a", headers("/x"))
+	assert.NotNil(t, resp.GetAllow(), "the caller got the pool's fail-open allow")
+	require.Eventually(t, func() bool { return ic.Stats()[shadow.PrimaryError] == 1 }, 5*time.Second, time.Millisecond)
+	close(primary.stall)
+	for range 2 {
+		require.NoError(t, <-held)
+	}
+	require.Eventually(t, func() bool { return total(ic.Stats()) == 3 }, 5*time.Second, time.Millisecond)
+	st := ic.Stats()
+	assert.Equal(t, uint64(1), st[shadow.PrimaryError])
+	assert.Equal(t, uint64(2), st[shadow.Agree], "the held requests, answered by both")
 }
