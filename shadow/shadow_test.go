@@ -33,7 +33,7 @@ type scripted struct {
 	stall  chan struct{} // if set, every decision waits for it (or the cancel)
 	// stallOnly, if set, limits the stall to uris with this prefix.
 	stallOnly string
-	seen   atomic.Int64
+	seen      atomic.Int64
 
 	mu     sync.Mutex     // mu guards byCorr and bodies
 	byCorr map[string]int // events seen per correlation id
