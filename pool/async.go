@@ -15,10 +15,10 @@ import (
 // it), or on this one before Go returns. Nothing in Go waits: where Send
 // would (a connection at its concurrency limit, a paused one, a full write
 // queue), the event fails with ResourceExhausted at once; it never fails
-// open, whatever [WithFlowControl] says. ctx bounds the call and must be cancellable;
-// done must not block. Go skips the interceptors: it is how they send
-// events nobody waits for (a shadow's mirror). The caller may reuse event
-// once Go returns. A connection whose transport is not a
+// open, whatever [WithFlowControl] says. ctx bounds the call and must be
+// cancellable; done must not block. Go skips the interceptors: it is how
+// they send events nobody waits for (a shadow's mirror). The caller may
+// reuse event once Go returns. A connection whose transport is not a
 // [transport.AsyncConn] fails the event with Unimplemented.
 func (p *Pool) Go(ctx context.Context, agentID string, event *agentv2.ProxyToAgent, done func(*agentv2.AgentResponse, error)) {
 	a, err := p.agentFor(agentID)
