@@ -53,9 +53,9 @@ func (s *session) Go(ctx context.Context, event *agentv2.ProxyToAgent, done func
 	case ctx.Err() != nil:
 		return agentwire.WrapContextError(ctx.Err())
 	}
-	c := callPool.Get().(*call)
-	c.id, c.corr, c.done, c.deadline = s.nextID.Add(1), corr, ctx.Done(), 0
-	c.async, c.kind, c.chunk = done, event.EventType(), chunkIndex(event)
+	// Not pooled: whoever ends the call (the watch, a failure) may do so
+	// while Go still holds it, and must not recycle it under Go's feet.
+	c := &call{id: s.nextID.Add(1), corr: corr, done: ctx.Done(), async: done, kind: event.EventType(), chunk: chunkIndex(event)}
 	if d := s.cfg.callTimeout; d > 0 {
 		c.deadline = time.Since(s.base) + d
 	}
@@ -88,9 +88,6 @@ func (s *session) Go(ctx context.Context, event *agentv2.ProxyToAgent, done func
 	if ordered {
 		s.orderMu.Unlock()
 	}
-	if err != nil {
-		putCall(c)
-	}
 	return err
 }
 
@@ -111,11 +108,9 @@ func (s *session) deliver(c *call, res result) {
 		c.ch <- res
 		return
 	}
-	kind, chunk := c.kind, c.chunk
-	putCall(c)
 	s.received(res)
 	if res.err == nil {
-		if err := editsFit(kind, chunk, res.resp); err != nil {
+		if err := editsFit(c.kind, c.chunk, res.resp); err != nil {
 			res.resp, res.err = nil, err
 		}
 	}

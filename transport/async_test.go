@@ -76,7 +76,11 @@ func dialAsync(t *testing.T, endpoint string, opts ...transport.Option) transpor
 
 // reverseOrder answers each batch of 8 events in reverse order, each with
 // a header naming the event's data.
-func reverseOrder(*agentv2.ProxyToAgent) testagent.Script {
+func reverseOrder(*agentv2.ProxyToAgent) testagent.Script { return dataBatches(8) }
+
+// dataBatches answers each batch of n events in reverse order, each with a
+// header naming the event's data.
+func dataBatches(n int) testagent.Script {
 	return func(c *testagent.PeerConn) {
 		if c.Accept("reverse-order") != nil {
 			return
@@ -87,7 +91,7 @@ func reverseOrder(*agentv2.ProxyToAgent) testagent.Script {
 			if err != nil {
 				return
 			}
-			if held = append(held, ev); len(held) < 8 {
+			if held = append(held, ev); len(held) < n {
 				continue
 			}
 			for i := len(held) - 1; i >= 0; i-- {
@@ -390,4 +394,70 @@ func TestGoWindow(t *testing.T) {
 		assert.Less(t, time.Since(start), 5*time.Second)
 		assert.Equal(t, agentwire.CodeUnavailable, agentwire.CodeOf(a.wait(t)["held"].err))
 	})
+}
+
+// TestGoRacesSend: Go calls whose context ends as they are sent, on a
+// connection whose write queue keeps filling (so some writes fail with
+// ErrBusy), beside Sends on the same connection: every Send gets its own
+// answer or an error, and every Go's done is called once at most (and once
+// exactly when Go accepted the event). Bounded: 1,500 Go calls.
+func TestGoRacesSend(t *testing.T) {
+	t.Parallel()
+	peer, err := testagent.ListenFramedPeer(filepath.Join(shortTempDir(t), "a.sock"), func(*agentv2.ProxyToAgent) testagent.Script {
+		return dataBatches(1)
+	})
+	require.NoError(t, err)
+	t.Cleanup(peer.Close)
+	c := dialAsync(t, peer.Endpoint(), transport.WithMaxPending(8<<10), transport.WithAsyncWindow(0))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	big := string(make([]byte, 2<<10))
+	var wg sync.WaitGroup
+	var accepted, called sync.Map
+	for g := range 3 {
+		wg.Go(func() {
+			for i := range 500 {
+				corr := fmt.Sprintf("go%d-%d", g, i)
+				gctx, gcancel := context.WithCancel(ctx)
+				var once sync.Once
+				err := c.Go(gctx, bodyChunk(corr, 0, big), func(resp *agentv2.AgentResponse, err error) {
+					if _, dup := called.LoadOrStore(corr, true); dup {
+						t.Errorf("done called twice for %s", corr)
+					}
+					if err == nil && resp.GetCorrelationId() != corr {
+						t.Errorf("%s got the answer for %s", corr, resp.GetCorrelationId())
+					}
+				})
+				once.Do(gcancel) // races the send
+				if err == nil {
+					accepted.Store(corr, true)
+				}
+			}
+		})
+	}
+	for g := range 3 {
+		wg.Go(func() {
+			for i := range 150 {
+				corr := fmt.Sprintf("send%d-%d", g, i)
+				sctx, scancel := context.WithTimeout(ctx, 2*time.Second)
+				resp, err := c.Send(sctx, bodyChunk(corr, 0, "data of "+corr))
+				scancel()
+				if err == nil {
+					assert.Equal(t, corr, resp.GetCorrelationId())
+					assert.Equal(t, "data of "+corr, headerOp(resp.GetRequestHeaders(), "x-data"))
+				}
+			}
+		})
+	}
+	wg.Wait()
+	require.Eventually(t, func() bool {
+		missing := 0
+		accepted.Range(func(k, _ any) bool {
+			if _, ok := called.Load(k); !ok {
+				missing++
+			}
+			return true
+		})
+		return missing == 0
+	}, 10*time.Second, 10*time.Millisecond, "an accepted Go never heard of its end")
 }

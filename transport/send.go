@@ -44,7 +44,7 @@ var callPool = sync.Pool{New: func() any { return &call{ch: make(chan result, 1)
 
 // putCall pools c, which no table holds, dropping its context.
 func putCall(c *call) {
-	c.done, c.watch, c.ctx, c.async = nil, nil, nil, nil
+	c.done, c.watch, c.ctx = nil, nil, nil
 	callPool.Put(c)
 }
 
