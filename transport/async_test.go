@@ -274,27 +274,10 @@ func TestGoNeverWaits(t *testing.T) {
 // fails the call, as it does for Send.
 func TestGoChecksEdits(t *testing.T) {
 	t.Parallel()
-	peer, err := testagent.ListenFramedPeer(filepath.Join(shortTempDir(t), "a.sock"), func(*agentv2.ProxyToAgent) testagent.Script {
-		return func(c *testagent.PeerConn) {
-			if c.Accept("misplaced") != nil {
-				return
-			}
-			for {
-				ev, err := c.RecvEvent()
-				if err != nil {
-					return
-				}
-				resp := &agentv2.AgentResponse{Decision: &agentv2.AgentResponse_Allow{Allow: &agentv2.AllowDecision{}},
-					RequestBodyMutation: &agentv2.BodyMutation{ChunkIndex: 7}}
-				if c.Reply(ev, resp) != nil {
-					return
-				}
-			}
-		}
-	})
-	require.NoError(t, err)
-	t.Cleanup(peer.Close)
-	c := dialAsync(t, peer.Endpoint())
+	c := dialAsync(t, answering(t, func(*agentv2.ProxyToAgent) *agentv2.AgentResponse {
+		return &agentv2.AgentResponse{Decision: &agentv2.AgentResponse_Allow{Allow: &agentv2.AllowDecision{}},
+			RequestBodyMutation: &agentv2.BodyMutation{ChunkIndex: 7}}
+	}))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	a := newAnswers(t, 2)
@@ -306,27 +289,18 @@ func TestGoChecksEdits(t *testing.T) {
 	assert.Nil(t, got["r3"].resp)
 }
 
-// timedPeer answers every event at once and records when each arrived.
-func timedPeer(t *testing.T) (endpoint string, arrivals func() []time.Time) {
+// answering is a peer that answers every event at once with answer's
+// response (allow for nil).
+func answering(t *testing.T, answer func(*agentv2.ProxyToAgent) *agentv2.AgentResponse) (endpoint string) {
 	t.Helper()
-	var (
-		mu sync.Mutex
-		at []time.Time
-	)
 	peer, err := testagent.ListenFramedPeer(filepath.Join(shortTempDir(t), "a.sock"), func(*agentv2.ProxyToAgent) testagent.Script {
 		return func(c *testagent.PeerConn) {
-			if c.Accept("timed") != nil {
+			if c.Accept("answering") != nil {
 				return
 			}
 			for {
 				ev, err := c.RecvEvent()
-				if err != nil {
-					return
-				}
-				mu.Lock()
-				at = append(at, time.Now())
-				mu.Unlock()
-				if c.Reply(ev, nil) != nil {
+				if err != nil || c.Reply(ev, answer(ev)) != nil {
 					return
 				}
 			}
@@ -334,7 +308,23 @@ func timedPeer(t *testing.T) (endpoint string, arrivals func() []time.Time) {
 	})
 	require.NoError(t, err)
 	t.Cleanup(peer.Close)
-	return peer.Endpoint(), func() []time.Time {
+	return peer.Endpoint()
+}
+
+// timedPeer answers every event at once and records when each arrived.
+func timedPeer(t *testing.T) (endpoint string, arrivals func() []time.Time) {
+	t.Helper()
+	var (
+		mu sync.Mutex
+		at []time.Time
+	)
+	endpoint = answering(t, func(*agentv2.ProxyToAgent) *agentv2.AgentResponse {
+		mu.Lock()
+		at = append(at, time.Now())
+		mu.Unlock()
+		return nil
+	})
+	return endpoint, func() []time.Time {
 		mu.Lock()
 		defer mu.Unlock()
 		return append([]time.Time(nil), at...)
