@@ -28,8 +28,9 @@ type Interceptor struct {
 }
 
 var (
-	_ pool.Interceptor     = (*Interceptor)(nil)
-	_ pool.ConnInterceptor = (*Interceptor)(nil)
+	_ pool.Interceptor        = (*Interceptor)(nil)
+	_ pool.UntimedInterceptor = (*Interceptor)(nil)
+	_ pool.ConnInterceptor    = (*Interceptor)(nil)
 )
 
 // NewInterceptor returns an Interceptor; give it to pool.WithInterceptors,
@@ -58,6 +59,9 @@ func (ic *Interceptor) Close() {
 	ic.local.close()
 	ic.stats.unregister()
 }
+
+// Untimed implements pool.UntimedInterceptor: it never reads Call.Duration.
+func (*Interceptor) Untimed() {}
 
 // WrapSend implements pool.Interceptor.
 func (ic *Interceptor) WrapSend(next pool.SendFunc) pool.SendFunc {

@@ -24,8 +24,9 @@ type Interceptor struct {
 }
 
 var (
-	_ pool.Interceptor = (*Interceptor)(nil)
-	_ pool.Watcher     = (*Interceptor)(nil)
+	_ pool.Interceptor        = (*Interceptor)(nil)
+	_ pool.UntimedInterceptor = (*Interceptor)(nil)
+	_ pool.Watcher            = (*Interceptor)(nil)
 )
 
 // New returns an Interceptor for the agents named by [WithAgents] and
@@ -72,6 +73,9 @@ func (ic *Interceptor) Watch(p *pool.Pool) (stop func()) {
 
 // Stats returns how many failovers ended in each outcome.
 func (ic *Interceptor) Stats() map[Outcome]uint64 { return ic.counts.stats() }
+
+// Untimed implements pool.UntimedInterceptor: it never reads Call.Duration.
+func (*Interceptor) Untimed() {}
 
 // WrapSend implements pool.Interceptor.
 func (ic *Interceptor) WrapSend(next pool.SendFunc) pool.SendFunc {

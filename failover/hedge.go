@@ -29,8 +29,9 @@ type Hedger struct {
 }
 
 var (
-	_ pool.Interceptor = (*Hedger)(nil)
-	_ pool.Watcher     = (*Hedger)(nil)
+	_ pool.Interceptor        = (*Hedger)(nil)
+	_ pool.UntimedInterceptor = (*Hedger)(nil)
+	_ pool.Watcher            = (*Hedger)(nil)
 )
 
 // NewHedger returns a Hedger for the agents named by [WithHedgedAgents];
@@ -99,6 +100,9 @@ func (h *Hedger) Delay(agentID string) time.Duration {
 	}
 	return h.cfg.initial
 }
+
+// Untimed implements pool.UntimedInterceptor: it never reads Call.Duration.
+func (*Hedger) Untimed() {}
 
 // WrapSend implements pool.Interceptor.
 func (h *Hedger) WrapSend(next pool.SendFunc) pool.SendFunc {

@@ -31,8 +31,8 @@ type request struct {
 	refused Outcome
 	// dead: a failover found the new agent answering otherwise; the
 	// request's later events fail.
-	dead    bool
-	gen     int   // failovers so far: an event that failed before one follows the new pin
+	dead bool
+	gen  int // failovers so far: an event that failed before one follows the new pin
 	// touched and seen are for the idle sweep: the clock when the request
 	// started or a sweep last found it seen, and whether an event came
 	// since (a flag, not a clock reading per event).

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -42,4 +43,53 @@ func TestClockReadsPerRequest(t *testing.T) {
 	assert.GreaterOrEqual(t, got, int64(n), "each request's pin reads the clock")
 	assert.LessOrEqual(t, got, n+2*sampled, "later events read no clock")
 	assert.Zero(t, p.lookup("waf").aff.Len(), "every pin ended")
+}
+
+// untimedIC passes events on and never reads Call.Duration.
+type untimedIC struct{ durations []time.Duration }
+
+func (u *untimedIC) WrapSend(next SendFunc) SendFunc {
+	return func(ctx context.Context, c *Call) (*agentv2.AgentResponse, error) {
+		resp, err := next(ctx, c)
+		u.durations = append(u.durations, c.Duration)
+		return resp, err
+	}
+}
+
+func (*untimedIC) Untimed() {}
+
+// Interceptors that never read Call.Duration spare the pipeline its clock
+// readings; one interceptor that may read it brings them back.
+func TestUntimedInterceptors(t *testing.T) {
+	t.Parallel()
+	const n = 100
+	run := func(t *testing.T, ics ...Interceptor) (int64, *untimedIC) {
+		var reads atomic.Int64
+		t0 := time.Unix(1_700_000_000, 0)
+		p, err := New(WithProbeInterval(time.Hour, time.Second), WithInterceptors(ics...), WithClock(func() time.Time {
+			return t0.Add(time.Duration(reads.Add(1)) * time.Millisecond)
+		}))
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = p.Close() })
+		require.NoError(t, p.AdoptConn("waf", newMemConn()))
+		before := reads.Load()
+		for _, req := range newRequests(n) {
+			for _, ev := range req {
+				_, err := p.Send(context.Background(), "waf", ev)
+				require.NoError(t, err)
+			}
+		}
+		return reads.Load() - before, ics[0].(*untimedIC)
+	}
+	untimed, u := run(t, &untimedIC{})
+	assert.LessOrEqual(t, untimed, int64(n+2*(3*n/latencySample+2)), "as without interceptors")
+	assert.Len(t, u.durations, 3*n)
+	for _, d := range u.durations {
+		require.Zero(t, d)
+	}
+	timed, u := run(t, &untimedIC{}, InterceptorFunc(func(next SendFunc) SendFunc { return next }))
+	assert.GreaterOrEqual(t, timed, int64(2*3*n), "the start and the answer of every event")
+	for _, d := range u.durations {
+		require.Positive(t, d)
+	}
 }

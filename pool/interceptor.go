@@ -44,7 +44,8 @@ type Call struct {
 	// Pause is what flow control did, nil unless the event met a
 	// connection the agent had paused.
 	Pause *Pause
-	// Duration is the time the event spent in the pipeline.
+	// Duration is the time the event spent in the pipeline; zero when
+	// every interceptor of the pool is an [UntimedInterceptor].
 	Duration time.Duration
 }
 
@@ -103,6 +104,15 @@ type Watcher interface {
 	Watch(p *Pool) (stop func())
 }
 
+// UntimedInterceptor is an [Interceptor] that never reads [Call.Duration].
+// When every interceptor of a pool is one, the pipeline does not time its
+// events (two or three clock readings per event, more than the rest of
+// the pipeline costs) and Duration stays zero.
+type UntimedInterceptor interface {
+	Interceptor
+	Untimed()
+}
+
 // InterceptorFunc makes a function an [Interceptor].
 type InterceptorFunc func(next SendFunc) SendFunc
 
@@ -126,6 +136,9 @@ func (p *Pool) useInterceptors() {
 	}
 	next := SendFunc(p.sendCall)
 	for i := len(ics) - 1; i >= 0; i-- {
+		if _, ok := ics[i].(UntimedInterceptor); !ok {
+			p.timed = true
+		}
 		next = ics[i].WrapSend(next)
 		if d, ok := ics[i].(DialInterceptor); ok {
 			p.cfg.dialer = d.WrapDial(p.cfg.dialer)

@@ -24,6 +24,8 @@ type Pool struct {
 	// send is the interceptor chain around the pipeline (nil without
 	// interceptors); built once in New.
 	send SendFunc
+	// timed: some interceptor reads Call.Duration (see UntimedInterceptor).
+	timed bool
 
 	// agents is replaced, never modified, under mu: the hot path reads it
 	// without locks.

@@ -152,7 +152,7 @@ func (a *agent) send(ctx context.Context, rt route, ev *agentv2.ProxyToAgent) (*
 	}
 	if c := rt.call; c != nil {
 		c.AffinityMiss, c.Pause = false, nil
-		x.timed, x.reroute = true, c.Reroute
+		x.timed, x.reroute = a.p.timed, c.Reroute
 	}
 	// At most one clock reading per event, and none for most: reading the
 	// clock costs more than the pipeline. A request's later events mark
@@ -184,8 +184,12 @@ func (a *agent) send(ctx context.Context, rt route, ev *agentv2.ProxyToAgent) (*
 		}
 		c.FailOpen = x.failOpen
 		// The decision came at sendAt+latency: no need to read the clock again.
-		c.Duration = time.Duration(x.sendAt-x.start) + x.latency
-		if !x.sent {
+		switch {
+		case !x.timed:
+			c.Duration = 0
+		case x.sent:
+			c.Duration = time.Duration(x.sendAt-x.start) + x.latency
+		default:
 			c.Duration = time.Duration(a.p.cfg.nanos() - x.start)
 		}
 	}

@@ -41,8 +41,9 @@ type Interceptor struct {
 }
 
 var (
-	_ pool.Interceptor = (*Interceptor)(nil)
-	_ pool.Watcher     = (*Interceptor)(nil)
+	_ pool.Interceptor        = (*Interceptor)(nil)
+	_ pool.UntimedInterceptor = (*Interceptor)(nil)
+	_ pool.Watcher            = (*Interceptor)(nil)
 )
 
 // New returns an Interceptor mirroring agent primary to agent shadowID;
@@ -82,6 +83,9 @@ func (ic *Interceptor) Watch(p *pool.Pool) (stop func()) {
 	ic.pool.Store(p)
 	return func() {}
 }
+
+// Untimed implements pool.UntimedInterceptor: it never reads Call.Duration.
+func (*Interceptor) Untimed() {}
 
 // WrapSend implements pool.Interceptor.
 func (ic *Interceptor) WrapSend(next pool.SendFunc) pool.SendFunc {
