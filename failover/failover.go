@@ -57,7 +57,7 @@ func New(opts ...Option) (*Interceptor, error) {
 	}
 	c, err := newCounts(cfg.meterProvider, "agentwire.failover.requests",
 		"requests whose connection failed, by what failover did", "agentwire.failover.outcome",
-		Attempted, Succeeded, Failed, Overflow, UnsafeEvent, NoBudget, Inconsistent)
+		Attempted, Succeeded, Failed, Overflow, UnsafeEvent, NoBudget, Expired, Inconsistent)
 	if err != nil {
 		return nil, err
 	}

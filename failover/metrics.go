@@ -26,6 +26,9 @@ const (
 	UnsafeEvent Outcome = "refused_unsafe_event"
 	// NoBudget: the retry budget was spent.
 	NoBudget Outcome = "refused_budget"
+	// Expired: the request was forgotten (idle past the TTL, see
+	// WithIdleTimeout) while one of its events was in flight.
+	Expired Outcome = "refused_expired"
 	// Inconsistent: the new connection answered a replayed event otherwise
 	// than the caller was answered; the request fails from then on.
 	Inconsistent Outcome = "refused_inconsistent"

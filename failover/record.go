@@ -32,6 +32,9 @@ type request struct {
 	// dead: a failover found the new agent answering otherwise; the
 	// request's later events fail.
 	dead bool
+	// gone: the table forgot the request (it ended, or idled past the
+	// TTL) while an event of it was in flight: nothing more is kept.
+	gone bool
 	gen  int // failovers so far: an event that failed before one follows the new pin
 	// touched and seen are for the idle sweep: the clock when the request
 	// started or a sweep last found it seen, and whether an event came
@@ -131,7 +134,7 @@ func (t *table) drop(k key) {
 // Called with r.mu held.
 func (t *table) keep(r *request, kind agentv2.EventType, ev *agentv2.ProxyToAgent, resp *agentv2.AgentResponse) {
 	r.seen = true
-	if r.refused != "" {
+	if r.refused != "" || r.gone {
 		return
 	}
 	if !replayable(kind) {
@@ -179,7 +182,7 @@ func (t *table) release(r *request) {
 	r.mu.Lock()
 	t.total.Add(-int64(len(r.buf)))
 	putBuf(r.buf, r.box)
-	r.buf, r.box, r.events = nil, nil, nil
+	r.buf, r.box, r.events, r.gone = nil, nil, nil, true
 	r.mu.Unlock()
 }
 

@@ -96,6 +96,8 @@ func refusal(r *request, kind agentv2.EventType) Outcome {
 	switch {
 	case r.refused != "":
 		return r.refused
+	case r.gone:
+		return Expired
 	case !replayable(kind):
 		return UnsafeEvent
 	}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 )
@@ -83,4 +84,32 @@ func TestTableBoundsAndSweep(t *testing.T) {
 	tb.start(key{"a", "r8"}, &request{})
 	assert.Equal(t, 1, tb.len(), "all but the new one idle past the TTL")
 	assert.Zero(t, tb.total.Load())
+}
+
+// An event of a request the table forgot meanwhile (idle past the TTL)
+// keeps nothing, so no bytes stay counted, and cannot fail over: its
+// headers are gone.
+func TestForgottenRequestKeepsNothing(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1_700_000_000, 0)
+	tb := newTable(config{perRequest: 1 << 10, total: 1 << 20, ttl: time.Minute, shared: shared{now: func() time.Time { return now }}})
+	chunk := &agentv2.ProxyToAgent{Message: &agentv2.ProxyToAgent_RequestBodyChunk{RequestBodyChunk: &agentv2.BodyChunkEvent{
+		CorrelationId: "r1", Data: make([]byte, 100)}}}
+	allow := &agentv2.AgentResponse{Decision: &agentv2.AgentResponse_Allow{Allow: &agentv2.AllowDecision{}}}
+	r := &request{}
+	tb.keep(r, agentv2.EventType_EVENT_TYPE_REQUEST_BODY_CHUNK, chunk, allow)
+	tb.start(key{"a", "r1"}, r)
+	got := tb.get(key{"a", "r1"}) // an event of r1 on its way
+	require.Same(t, r, got)
+	now = now.Add(3 * time.Minute)
+	tb.start(key{"a", "r2"}, &request{}) // sweeps r1
+	require.Nil(t, tb.get(key{"a", "r1"}))
+	assert.Zero(t, tb.total.Load())
+
+	got.mu.Lock()
+	tb.keep(got, agentv2.EventType_EVENT_TYPE_REQUEST_BODY_CHUNK, chunk, allow)
+	got.mu.Unlock()
+	assert.Zero(t, tb.total.Load(), "nothing kept for a forgotten request")
+	assert.Empty(t, got.events)
+	assert.Equal(t, Expired, refusal(got, agentv2.EventType_EVENT_TYPE_REQUEST_BODY_CHUNK))
 }
