@@ -40,5 +40,7 @@
 // it returns, the [Call] tells where the event went. Tracing and metrics
 // (package otel) plug in as one interceptor that may also wrap dials,
 // see connections and watch the pool ([DialInterceptor],
-// [ConnInterceptor], [Watcher]).
+// [ConnInterceptor], [Watcher]). The pipeline times events only for
+// interceptors that may read [Call.Duration]: one that never does says so
+// ([UntimedInterceptor]), as the cache, shadow and failover ones do.
 package pool
