@@ -104,6 +104,10 @@ type ScenarioResult struct {
 	// frames included) to the socket-limit baseline of the same shape.
 	SockLimitBaseline string  `json:"sock_limit_baseline,omitempty"`
 	SockLimitRatio    float64 `json:"sock_limit_throughput_ratio,omitempty"`
+
+	// Per repetition, in run order (repetitions of all scenarios are
+	// interleaved, so the i-th ones ran minutes apart at most).
+	repThroughput, repP50 []float64
 }
 
 func summarize(sc scenario, reqBytes int, rs []loopResult) ScenarioResult {
@@ -141,6 +145,7 @@ func summarize(sc scenario, reqBytes int, rs []loopResult) ScenarioResult {
 			out.FirstError = r.firstErr.Error()
 		}
 	}
+	out.repThroughput, out.repP50 = thr, p50
 	out.Throughput, out.P50, out.P99, out.P999 = statOf(thr), statOf(p50), statOf(p99), statOf(p999)
 	out.ClientCPU, out.ServerCPU, out.Allocs = statOf(ccpu), statOf(scpu), statOf(allocs)
 	out.ClientSys, out.ServerSys = statOf(csys), statOf(ssys)

@@ -119,3 +119,42 @@ func TestTargetsMissingScenario(t *testing.T) {
 	assert.False(t, got.Met)
 	assert.True(t, targetNamed(t, r, "uds 4x64 throughput ratio to the socket limit").Met)
 }
+
+// A ratio target gives the spread of its repetitions taken in pairs: the
+// i-th of one scenario over the i-th of the other, which ran beside it.
+func TestTargetSpreadPairsRepetitions(t *testing.T) {
+	t.Parallel()
+	reps := func(sc scenario, evs ...float64) ScenarioResult {
+		var rs []loopResult
+		for _, ev := range evs {
+			res := loopResult{events: uint64(ev), elapsed: time.Second}
+			res.hist.record(100 * time.Microsecond)
+			rs = append(rs, res)
+		}
+		return summarize(sc, 506, rs)
+	}
+	byName := map[string]scenario{}
+	for _, sc := range scenarios(options{}) {
+		byName[sc.name()] = sc
+	}
+	r := &Report{Scenarios: []ScenarioResult{
+		// The machine slows in the second repetition and speeds up in the
+		// third: the pairs give 0.9, 0.8 and 0.8, the medians 450 over 500.
+		reps(byName["uds 4x64 headers"], 450, 240, 560),
+		reps(byName["uds-conn 4x64 headers"], 500, 300, 700),
+	}}
+	r.computeRatios()
+	r.checkTargets()
+	got := targetNamed(t, r, "uds 4x64 pool throughput ratio to transport.Conn (uds-conn)")
+	assert.InDelta(t, 0.9, got.Value, 1e-9)
+	assert.True(t, got.Met)
+	assert.InDelta(t, 0.8, got.Min, 1e-9)
+	assert.InDelta(t, 0.9, got.Max, 1e-9)
+
+	var out bytes.Buffer
+	writeTargets(&out, r.Targets)
+	assert.Contains(t, fields(out.String()), "(uds-conn) 0.90 [0.80–0.90] want >= 0.90 MET")
+
+	lo, hi := pairedSpread([]float64{1}, []float64{2})
+	assert.Zero(t, lo+hi, "one repetition has no spread")
+}
