@@ -172,9 +172,12 @@ func (s *session) worker() {
 			s.running++
 			s.mu.Unlock()
 			s.handle(l, m, nil)
+			if h := s.srv.cfg.answeredHook; h != nil {
+				h()
+			}
 			s.mu.Lock()
 			s.running--
-			s.finishLocked(l)
+			s.finishLocked(l, true)
 			if l.empty() {
 				delete(s.lanes, l.cid)
 				l.finish()
@@ -199,8 +202,12 @@ func (s *session) nextLaneLocked() *lane {
 }
 
 // finishLocked accounts for an answered event of lane l: the pending count,
-// idle waiters, flow control. It may release s.mu for a while.
-func (s *session) finishLocked(l *lane) {
+// idle waiters, flow control; replied says replying counted it. It may
+// release s.mu for a while.
+func (s *session) finishLocked(l *lane, replied bool) {
+	if replied {
+		s.answering--
+	}
 	if s.pending--; s.pending == 0 {
 		s.wakeIdleLocked()
 	}
@@ -217,11 +224,31 @@ func (s *session) finishLocked(l *lane) {
 	}
 }
 
-// flowLocked updates wantPause from pending and reports whether it changed.
+// flowLocked updates wantPause from the events waiting and reports
+// whether it changed.
 func (s *session) flowLocked() bool {
 	was := s.wantPause
-	s.wantPause = s.flow.Next(was, s.pending)
+	s.wantPause = s.flow.Next(was, s.waitingLocked())
 	return was != s.wantPause
+}
+
+// waitingLocked is what flow control counts: the events pending but those
+// whose answer is on its way.
+func (s *session) waitingLocked() int { return s.pending - s.answering }
+
+// replying takes an event about to be answered out of flow control's count
+// before the answer leaves, resuming the connection if that was the last
+// event over the mark: the proxy may send its next event as soon as it has
+// the answer, and must not find the connection paused by an event the
+// agent has answered. finishLocked ends the count.
+func (s *session) replying() {
+	s.mu.Lock()
+	s.answering++
+	flip := s.flowLocked()
+	s.mu.Unlock()
+	if flip {
+		s.updateFlow(nil)
+	}
 }
 
 // laneFlowLocked updates l.wantPause from its queued events and reports

@@ -60,6 +60,9 @@ type config struct {
 	serviceName            string
 	allowedUIDs            []uint32
 	interceptors           []Interceptor
+	// answeredHook, for tests, runs between an answer sent and its
+	// accounting.
+	answeredHook func()
 }
 
 func newConfig(opts []Option) (config, error) {

@@ -65,6 +65,9 @@ func (s *session) readLoop(id uint64) (err error, over bool) {
 // and held answers are released.
 func (s *session) runInline(id uint64, l *lane, m *agentv2.ProxyToAgent, bs burstStream) bool {
 	d := s.handle(l, m, bs)
+	if h := s.srv.cfg.answeredHook; h != nil && bs == nil {
+		h()
+	}
 	s.mu.Lock()
 	reader := s.readerID == id
 	if reader {
@@ -87,7 +90,7 @@ func (s *session) runInline(id uint64, l *lane, m *agentv2.ProxyToAgent, bs burs
 	}
 	s.inlined++
 	s.running--
-	s.finishLocked(l)
+	s.finishLocked(l, bs == nil)
 	switch {
 	case !l.empty() && !s.ended:
 		// Events of this request arrived through the new reader.
@@ -145,14 +148,14 @@ func (s *session) takeover(seq uint64) {
 // earlier event of the request is pending and no lane waits for a worker.
 func (s *session) submit(cid string, m *agentv2.ProxyToAgent) *lane {
 	s.mu.Lock()
-	if s.pending >= s.maxPending {
+	if s.waitingLocked() >= s.maxPending {
 		s.mu.Unlock()
 		s.refuse(cid, m, agentwire.Errorf(agentwire.CodeResourceExhausted,
 			"agent: %d events pending on this connection, the limit is %d", s.maxPending, s.maxPending))
 		return nil
 	}
 	l := s.lanes[cid]
-	quiet := s.budget > 0 && s.inlineLane == nil && s.ready.len() == 0 && s.flow.Next(s.wantPause, s.pending+1) == s.wantPause
+	quiet := s.budget > 0 && s.inlineLane == nil && s.ready.len() == 0 && s.flow.Next(s.wantPause, s.waitingLocked()+1) == s.wantPause
 	inline := l == nil && quiet && s.cooldown == 0
 	if !inline && s.lender != nil {
 		// The reader reads on: a queued event must not borrow its buffer.

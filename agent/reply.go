@@ -30,6 +30,11 @@ func (s *session) handle(l *lane, m *agentv2.ProxyToAgent, held burstStream) tim
 	if err != nil && agentwire.CodeOf(err) == agentwire.CodeDeadlineExceeded {
 		s.stats.timedOut.Add(1)
 	}
+	if held == nil {
+		// The answer leaves now, before finishLocked: held answers leave
+		// after it.
+		s.replying()
+	}
 	s.reply(m.EventId, l.cid, resp, err, held)
 	return d
 }

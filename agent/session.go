@@ -73,9 +73,10 @@ type session struct {
 	strikes int
 	// takeovers and inlined count for tests and profiles.
 	takeovers, inlined int
-	// pending counts events accepted and not yet answered, running those
-	// inside a handler call.
-	pending, running int
+	// pending counts events accepted and not yet accounted for, running
+	// those inside a handler call, answering those of pending whose answer
+	// is on its way (see replying).
+	pending, running, answering int
 	// workers counts worker goroutines, idle those parked and not yet woken.
 	workers, idle int
 	wantPause     bool
