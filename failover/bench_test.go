@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,7 +41,8 @@ func (c *memConn) Close(context.Context) error              { return nil }
 // BenchmarkBuffering is the cost of failover's buffering on the normal
 // path: a request of headers, four 1 KiB body chunks and request_complete,
 // with and without the interceptor, over in-memory connections and over a
-// real agent on a Unix socket.
+// real agent on a Unix socket, many requests at once on every core (where
+// the cache lines both cores write cost most).
 func BenchmarkBuffering(b *testing.B) {
 	for _, conn := range []string{"mem", "unix"} {
 		for _, on := range []bool{false, true} {
@@ -54,24 +56,55 @@ func BenchmarkBuffering(b *testing.B) {
 					opts = append(opts, pool.WithInterceptors(fo))
 				}
 				p := benchPool(b, conn, opts...)
-				ctx := context.Background()
 				b.ReportAllocs()
 				b.ResetTimer()
-				for i := range b.N {
-					corr := fmt.Sprintf("r%d", i)
-					evs := []*agentv2.ProxyToAgent{headers(corr)}
-					for j := range uint32(4) {
-						evs = append(evs, chunk(corr, j, 1024))
-					}
-					for _, ev := range append(evs, complete(corr)) {
-						if _, err := p.Send(ctx, "waf", ev); err != nil {
-							b.Fatal(err)
+				var next atomic.Int64
+				b.SetParallelism(32) // requests in flight, as a proxy has
+				b.RunParallel(func(pb *testing.PB) {
+					req := newBenchRequest()
+					for pb.Next() {
+						if err := req.send(p, fmt.Sprintf("r%d", next.Add(1))); err != nil {
+							b.Error(err)
+							return
 						}
 					}
-				}
+				})
 			})
 		}
 	}
+}
+
+// benchRequest is a request of headers, four 1 KiB body chunks and
+// request_complete, built once and sent again under new correlation ids,
+// so that the benchmark measures the pool rather than building events.
+type benchRequest struct {
+	evs    []*agentv2.ProxyToAgent
+	chunks []*agentv2.BodyChunkEvent
+}
+
+func newBenchRequest() *benchRequest {
+	r := &benchRequest{evs: []*agentv2.ProxyToAgent{headers("")}}
+	for j := range uint32(4) {
+		ev := chunk("", j, 1024)
+		r.evs = append(r.evs, ev)
+		r.chunks = append(r.chunks, ev.GetRequestBodyChunk())
+	}
+	r.evs = append(r.evs, complete(""))
+	return r
+}
+
+func (r *benchRequest) send(p *pool.Pool, corr string) error {
+	r.evs[0].GetRequestHeaders().Metadata.CorrelationId = corr
+	for _, c := range r.chunks {
+		c.CorrelationId = corr
+	}
+	r.evs[len(r.evs)-1].GetRequestComplete().CorrelationId = corr
+	for _, ev := range r.evs {
+		if _, err := p.Send(context.Background(), "waf", ev); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func benchPool(b *testing.B, conn string, opts ...pool.Option) *pool.Pool {

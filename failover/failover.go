@@ -17,7 +17,7 @@ import (
 // package doc). It is safe for concurrent use.
 type Interceptor struct {
 	cfg    config
-	reqs   *table
+	tables map[string]*table // by agent; read-only after New
 	budget *budget
 	counts *counts
 	pool   atomic.Pointer[pool.Pool]
@@ -61,7 +61,12 @@ func New(opts ...Option) (*Interceptor, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Interceptor{cfg: cfg, reqs: newTable(cfg), budget: newBudget(cfg.budgetMax, cfg.ratio), counts: c}, nil
+	ic := &Interceptor{cfg: cfg, tables: map[string]*table{}, budget: newBudget(cfg.budgetMax, cfg.ratio), counts: c}
+	b := newBound(cfg.total)
+	for id := range cfg.fallback {
+		ic.tables[id] = newTable(cfg, id, b)
+	}
+	return ic, nil
 }
 
 // Watch implements pool.Watcher: the interceptor cancels requests on the
@@ -80,46 +85,46 @@ func (*Interceptor) Untimed() {}
 // WrapSend implements pool.Interceptor.
 func (ic *Interceptor) WrapSend(next pool.SendFunc) pool.SendFunc {
 	return func(ctx context.Context, c *pool.Call) (*agentv2.AgentResponse, error) {
-		if _, ok := ic.cfg.fallback[c.AgentID]; !ok || c.CorrelationID == "" || c.Reroute != nil {
+		t, ok := ic.tables[c.AgentID]
+		if !ok || c.CorrelationID == "" || c.Reroute != nil {
 			return next(ctx, c)
 		}
-		k := key{agent: c.AgentID, corr: c.CorrelationID}
 		if c.Type == agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS {
-			return ic.headers(ctx, next, c, k)
+			return ic.headers(ctx, next, c, t)
 		}
-		if r := ic.reqs.get(k); r != nil {
-			return ic.follow(ctx, next, c, k, r)
+		if r := t.get(c.CorrelationID); r != nil {
+			return ic.follow(ctx, next, c, t, r)
 		}
 		return next(ctx, c)
 	}
 }
 
 // headers sends a request's headers and keeps them, with their answer.
-func (ic *Interceptor) headers(ctx context.Context, next pool.SendFunc, c *pool.Call, k key) (*agentv2.AgentResponse, error) {
+func (ic *Interceptor) headers(ctx context.Context, next pool.SendFunc, c *pool.Call, t *table) (*agentv2.AgentResponse, error) {
 	ic.budget.earn()
 	r := &request{agentID: c.AgentID}
 	resp, err := next(ctx, c)
 	if err != nil && failsOver(ctx, err) {
 		r.connID = c.ConnID
-		resp, err = ic.failover(ctx, next, c, k, r, 0, err)
+		resp, err = ic.failover(ctx, next, c, t, r, 0, err)
 	}
 	if err != nil || terminal(resp) {
 		return resp, err
 	}
 	r.connID = c.ConnID
-	ic.reqs.keep(r, c.Type, c.Event, resp)
-	ic.reqs.start(k, r)
+	t.keep(r, c.Type, c.Event, resp)
+	t.start(c.CorrelationID, r)
 	return resp, nil
 }
 
 // follow sends a later event of a kept request where the request is now.
-func (ic *Interceptor) follow(ctx context.Context, next pool.SendFunc, c *pool.Call, k key, r *request) (*agentv2.AgentResponse, error) {
+func (ic *Interceptor) follow(ctx context.Context, next pool.SendFunc, c *pool.Call, t *table, r *request) (*agentv2.AgentResponse, error) {
 	r.mu.Lock()
 	agentID, gen, dead := r.agentID, r.gen, r.dead
 	r.mu.Unlock()
 	complete := c.Type == agentv2.EventType_EVENT_TYPE_REQUEST_COMPLETE
 	if complete {
-		ic.reqs.drop(k)
+		t.drop(c.CorrelationID)
 	}
 	if dead {
 		return nil, lost(c.CorrelationID)
@@ -131,14 +136,14 @@ func (ic *Interceptor) follow(ctx context.Context, next pool.SendFunc, c *pool.C
 	}
 	resp, err := next(ctx, c)
 	if err != nil && failsOver(ctx, err) {
-		resp, err = ic.failover(ctx, next, c, k, r, gen, err)
+		resp, err = ic.failover(ctx, next, c, t, r, gen, err)
 	}
 	switch {
 	case err == nil && terminal(resp):
-		ic.reqs.drop(k)
+		t.drop(c.CorrelationID)
 	case err == nil:
 		r.mu.Lock()
-		ic.reqs.keep(r, c.Type, c.Event, resp)
+		t.keep(r, c.Type, c.Event, resp)
 		r.mu.Unlock()
 	}
 	return resp, err

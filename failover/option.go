@@ -80,6 +80,8 @@ func WithFallback(agentID, fallbackID string) Option {
 func WithRequestBuffer(n int) Option { return optionFunc(func(c *config) { c.perRequest = n }) }
 
 // WithTotalBuffer bounds the bytes kept for all requests (default 64 MiB).
+// Requests reserve it in steps of n/1024, at most 16 KiB, so one may be
+// refused up to a step before the bytes it keeps reach the bound.
 func WithTotalBuffer(n int64) Option { return optionFunc(func(c *config) { c.total = n }) }
 
 // WithRetryBudget sets the failover token bucket (default 10 and 0.1):

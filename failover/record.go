@@ -10,10 +10,6 @@ import (
 	agentv2 "github.com/agentwire/agentwire/gen/sentinel/agent/v2"
 )
 
-// key names a request of an agent: the same correlation id goes to every
-// agent of a chain.
-type key struct{ agent, corr string }
-
 // request is what is kept of one request, to replay it elsewhere.
 type request struct {
 	mu sync.Mutex // mu guards the following
@@ -27,6 +23,9 @@ type request struct {
 	box    *[]byte // buf's box in the buffer pool, reused to put it back
 	events []kept
 	inline [8]kept // events' first array: headers and a few body chunks
+	// reserved is what the request holds of the total bound: len(buf)
+	// rounded up to the bound's quantum.
+	reserved int64
 	// refused is why the request can no longer fail over ("" while it can).
 	refused Outcome
 	// dead: a failover found the new agent answering otherwise; the
@@ -62,37 +61,58 @@ func (r *request) event(i int) (*agentv2.ProxyToAgent, *agentv2.AgentResponse, e
 
 const nShards = 32
 
-// table keeps the requests of the agents that fail over, bounded in bytes
-// per request and in total. It is safe for concurrent use.
+// table keeps the requests of one agent that fails over, by correlation
+// id (the same id goes to every agent of a chain, so each has its table),
+// bounded in bytes per request and, with the other agents' tables, in
+// total. It is safe for concurrent use.
 type table struct {
-	seed       maphash.Seed
-	shards     [nShards]shard
-	total      atomic.Int64 // bytes kept
-	limit      int64
-	perRequest int
-	ttl        int64 // nanoseconds
-	now        func() time.Time
-	lastSweep  atomic.Int64
+	agent, fallback string
+	seed            maphash.Seed
+	shards          [nShards]shard
+	bytes           *bound
+	perRequest      int
+	ttl             int64 // nanoseconds
+	now             func() time.Time
+	lastSweep       atomic.Int64
+}
+
+// bound is the bytes all tables keep, reserved by requests a quantum at
+// a time so that most events touch no word both cores write. Reservations
+// never pass limit; a request may be refused up to a quantum early.
+type bound struct {
+	total   atomic.Int64 // bytes reserved
+	limit   int64
+	quantum int64
+}
+
+// maxQuantum is the largest reservation step: a request of headers and a
+// few body chunks reserves once.
+const maxQuantum = 16 << 10
+
+func newBound(limit int64) *bound {
+	return &bound{limit: limit, quantum: min(maxQuantum, max(limit/1024, 1))}
 }
 
 type shard struct {
 	mu sync.Mutex // mu guards m
-	m  map[key]*request
+	m  map[string]*request
+	_  [64 - 16]byte // a cache line each: both cores take shards' locks
 }
 
-func newTable(cfg config) *table {
-	t := &table{seed: maphash.MakeSeed(), limit: cfg.total, perRequest: cfg.perRequest, ttl: int64(cfg.ttl), now: cfg.now}
+func newTable(cfg config, agent string, b *bound) *table {
+	t := &table{agent: agent, fallback: cfg.fallback[agent], seed: maphash.MakeSeed(), bytes: b,
+		perRequest: cfg.perRequest, ttl: int64(cfg.ttl), now: cfg.now}
 	for i := range t.shards {
-		t.shards[i].m = make(map[key]*request)
+		t.shards[i].m = make(map[string]*request)
 	}
 	return t
 }
 
-func (t *table) shard(k key) *shard {
-	return &t.shards[maphash.String(t.seed, k.corr)%nShards]
+func (t *table) shard(corr string) *shard {
+	return &t.shards[maphash.String(t.seed, corr)%nShards]
 }
 
-func (t *table) get(k key) *request {
+func (t *table) get(k string) *request {
 	s := t.shard(k)
 	s.mu.Lock()
 	r := s.m[k]
@@ -102,7 +122,7 @@ func (t *table) get(k key) *request {
 
 // start keeps a new request, replacing any of the same key, and sweeps
 // idle ones now and then.
-func (t *table) start(k key, r *request) {
+func (t *table) start(k string, r *request) {
 	now := t.now().UnixNano()
 	r.touched, r.seen = now, false
 	s := t.shard(k)
@@ -119,7 +139,7 @@ func (t *table) start(k key, r *request) {
 }
 
 // drop forgets a request that ended.
-func (t *table) drop(k key) {
+func (t *table) drop(k string) {
 	s := t.shard(k)
 	s.mu.Lock()
 	r := s.m[k]
@@ -143,12 +163,7 @@ func (t *table) keep(r *request, kind agentv2.EventType, ev *agentv2.ProxyToAgen
 	}
 	evSize, respSize := ev.SizeVT(), resp.SizeVT()
 	n := evSize + respSize
-	if len(r.buf)+n > t.perRequest {
-		t.giveUp(r, Overflow)
-		return
-	}
-	if t.total.Add(int64(n)) > t.limit {
-		t.total.Add(-int64(n))
+	if len(r.buf)+n > t.perRequest || !t.bytes.reserve(r, int64(len(r.buf)+n), int64(t.perRequest)) {
 		t.giveUp(r, Overflow)
 		return
 	}
@@ -171,18 +186,38 @@ func (t *table) keep(r *request, kind agentv2.EventType, ev *agentv2.ProxyToAgen
 	r.events = append(r.events, k)
 }
 
+// reserve makes r's reservation cover need bytes, within ceiling: true,
+// or false past the total. Called with r.mu held.
+func (b *bound) reserve(r *request, need, ceiling int64) bool {
+	if need <= r.reserved {
+		return true
+	}
+	want := min((need+b.quantum-1)/b.quantum*b.quantum, max(ceiling, need))
+	if b.total.Add(want-r.reserved) > b.limit {
+		b.total.Add(r.reserved - want)
+		return false
+	}
+	r.reserved = want
+	return true
+}
+
+// free gives r's reservation and buffer back. Called with r.mu held.
+func (b *bound) free(r *request) {
+	b.total.Add(-r.reserved)
+	putBuf(r.buf, r.box)
+	r.buf, r.box, r.events, r.reserved = nil, nil, nil, 0
+}
+
 // giveUp frees r's events: it can no longer fail over, for reason.
 func (t *table) giveUp(r *request, reason Outcome) {
-	t.total.Add(-int64(len(r.buf)))
-	putBuf(r.buf, r.box)
-	r.buf, r.box, r.events, r.refused = nil, nil, nil, reason
+	t.bytes.free(r)
+	r.refused = reason
 }
 
 func (t *table) release(r *request) {
 	r.mu.Lock()
-	t.total.Add(-int64(len(r.buf)))
-	putBuf(r.buf, r.box)
-	r.buf, r.box, r.events, r.gone = nil, nil, nil, true
+	t.bytes.free(r)
+	r.gone = true
 	r.mu.Unlock()
 }
 

@@ -27,7 +27,7 @@ var errInconsistent = errors.New("failover: replayed event answered differently"
 // to c there. gen is r's failover count when c was sent: if another event
 // moved the request meanwhile, c just follows it. When it refuses or every
 // target fails it returns cause, and r's later events fail.
-func (ic *Interceptor) failover(ctx context.Context, next pool.SendFunc, c *pool.Call, k key, r *request, gen int, cause error) (*agentv2.AgentResponse, error) {
+func (ic *Interceptor) failover(ctx context.Context, next pool.SendFunc, c *pool.Call, t *table, r *request, gen int, cause error) (*agentv2.AgentResponse, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.gen != gen {
@@ -45,7 +45,7 @@ func (ic *Interceptor) failover(ctx context.Context, next pool.SendFunc, c *pool
 	}
 	if outcome == "" {
 		ic.counts.add(from, Attempted)
-		resp, err := ic.move(ctx, next, c, k, r)
+		resp, err := ic.move(ctx, next, c, t, r)
 		if err == nil {
 			ic.counts.add(from, Succeeded)
 			return resp, nil
@@ -57,19 +57,19 @@ func (ic *Interceptor) failover(ctx context.Context, next pool.SendFunc, c *pool
 	}
 	ic.counts.add(from, outcome)
 	r.dead = true
-	ic.reqs.giveUp(r, outcome)
+	t.giveUp(r, outcome)
 	return nil, cause
 }
 
 // move replays r on the targets in turn: the other connections of its
 // agent, then the fallback agent.
-func (ic *Interceptor) move(ctx context.Context, next pool.SendFunc, c *pool.Call, k key, r *request) (*agentv2.AgentResponse, error) {
+func (ic *Interceptor) move(ctx context.Context, next pool.SendFunc, c *pool.Call, t *table, r *request) (*agentv2.AgentResponse, error) {
 	from := r.agentID
 	// The old connection abandons the request (if it still can), and its
 	// pin goes.
 	ic.cancel(ctx, from, c.CorrelationID)
 	targets := []string{from}
-	if fb := ic.cfg.fallback[k.agent]; fb != "" && fb != from {
+	if fb := t.fallback; fb != "" && fb != from {
 		targets = append(targets, fb)
 	}
 	var err error
