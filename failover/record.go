@@ -193,12 +193,19 @@ func (b *bound) reserve(r *request, need, ceiling int64) bool {
 		return true
 	}
 	want := min((need+b.quantum-1)/b.quantum*b.quantum, max(ceiling, need))
-	if b.total.Add(want-r.reserved) > b.limit {
-		b.total.Add(r.reserved - want)
-		return false
+	for {
+		// Compare and swap rather than add and take back: the total never
+		// passes the limit, even for a moment, so no request is refused
+		// for another's attempt.
+		cur := b.total.Load()
+		if cur+want-r.reserved > b.limit {
+			return false
+		}
+		if b.total.CompareAndSwap(cur, cur+want-r.reserved) {
+			r.reserved = want
+			return true
+		}
 	}
-	r.reserved = want
-	return true
 }
 
 // free gives r's reservation and buffer back. Called with r.mu held.

@@ -1,6 +1,10 @@
 package failover
 
 import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -151,4 +155,50 @@ func TestReservationsBoundTheTotal(t *testing.T) {
 	assert.Len(t, r2.events, 2)
 	tb.release(r2)
 	assert.Zero(t, b.total.Load())
+}
+
+// Requests keeping, giving up and ending on both cores at once leave the
+// total as they found it, and never hold more than the bound.
+func TestReservationsUnderConcurrency(t *testing.T) {
+	t.Parallel()
+	b := &bound{limit: 64 << 10, quantum: 1 << 10}
+	tb := newTable(config{perRequest: 8 << 10, ttl: time.Minute, shared: shared{now: time.Now}}, "a", b)
+	allow := &agentv2.AgentResponse{Decision: &agentv2.AgentResponse_Allow{Allow: &agentv2.AllowDecision{}}}
+	const chunk = agentv2.EventType_EVENT_TYPE_REQUEST_BODY_CHUNK
+	var wg sync.WaitGroup
+	var over atomic.Int64
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(g), 1))
+			for i := range 500 {
+				corr := fmt.Sprintf("g%d-%d", g, i)
+				r := &request{}
+				r.mu.Lock()
+				for range 1 + rng.IntN(6) {
+					ev := &agentv2.ProxyToAgent{Message: &agentv2.ProxyToAgent_RequestBodyChunk{RequestBodyChunk: &agentv2.BodyChunkEvent{
+						CorrelationId: corr, Data: make([]byte, rng.IntN(3000))}}}
+					tb.keep(r, chunk, ev, allow)
+					if n := b.total.Load(); n > b.limit {
+						over.Store(n)
+					}
+				}
+				r.mu.Unlock()
+				tb.start(corr, r)
+				if rng.IntN(2) == 0 {
+					tb.drop(corr)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	assert.Zero(t, over.Load(), "the total never held more than the bound")
+	for g := range 8 {
+		for i := range 500 {
+			tb.drop(fmt.Sprintf("g%d-%d", g, i))
+		}
+	}
+	assert.Zero(t, b.total.Load(), "every reservation was given back")
+	assert.Zero(t, tb.len())
 }
