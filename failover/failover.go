@@ -89,8 +89,14 @@ func (ic *Interceptor) WrapSend(next pool.SendFunc) pool.SendFunc {
 		if !ok || c.CorrelationID == "" || c.Reroute != nil {
 			return next(ctx, c)
 		}
-		if c.Type == agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS {
+		switch c.Type {
+		case agentv2.EventType_EVENT_TYPE_REQUEST_HEADERS:
 			return ic.headers(ctx, next, c, t)
+		case agentv2.EventType_EVENT_TYPE_REQUEST_COMPLETE:
+			if r := t.take(c.CorrelationID); r != nil {
+				return ic.complete(ctx, next, c, t, r)
+			}
+			return next(ctx, c)
 		}
 		if r := t.get(c.CorrelationID); r != nil {
 			return ic.follow(ctx, next, c, t, r)
@@ -122,31 +128,38 @@ func (ic *Interceptor) follow(ctx context.Context, next pool.SendFunc, c *pool.C
 	r.mu.Lock()
 	agentID, gen, dead := r.agentID, r.gen, r.dead
 	r.mu.Unlock()
-	complete := c.Type == agentv2.EventType_EVENT_TYPE_REQUEST_COMPLETE
-	if complete {
-		t.drop(c.CorrelationID)
-	}
 	if dead {
 		return nil, lost(c.CorrelationID)
 	}
 	c.AgentID = agentID
-	if complete {
-		// Nothing left to decide: not worth a failover.
-		return next(ctx, c)
-	}
 	resp, err := next(ctx, c)
 	if err != nil && failsOver(ctx, err) {
 		resp, err = ic.failover(ctx, next, c, t, r, gen, err)
 	}
 	switch {
 	case err == nil && terminal(resp):
-		t.drop(c.CorrelationID)
+		t.drop(c.CorrelationID, r)
 	case err == nil:
 		r.mu.Lock()
 		t.keep(r, c.Type, c.Event, resp)
 		r.mu.Unlock()
 	}
 	return resp, err
+}
+
+// complete sends request_complete where the request is now, the table
+// having forgotten the request: nothing is left to decide, so it is not
+// worth a failover.
+func (ic *Interceptor) complete(ctx context.Context, next pool.SendFunc, c *pool.Call, t *table, r *request) (*agentv2.AgentResponse, error) {
+	r.mu.Lock()
+	agentID, dead := r.agentID, r.dead
+	r.mu.Unlock()
+	t.release(r)
+	if dead {
+		return nil, lost(c.CorrelationID)
+	}
+	c.AgentID = agentID
+	return next(ctx, c)
 }
 
 // failsOver reports whether err says the connection (or the agent) failed

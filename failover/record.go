@@ -138,16 +138,26 @@ func (t *table) start(k string, r *request) {
 	}
 }
 
-// drop forgets a request that ended.
-func (t *table) drop(k string) {
+// take forgets the request of k and returns it, or nil; the caller
+// releases it.
+func (t *table) take(k string) *request {
 	s := t.shard(k)
 	s.mu.Lock()
 	r := s.m[k]
 	delete(s.m, k)
 	s.mu.Unlock()
-	if r != nil {
-		t.release(r)
+	return r
+}
+
+// drop forgets r, which ended, unless a newer request has its key.
+func (t *table) drop(k string, r *request) {
+	s := t.shard(k)
+	s.mu.Lock()
+	if s.m[k] == r {
+		delete(s.m, k)
 	}
+	s.mu.Unlock()
+	t.release(r)
 }
 
 // keep appends an answered event to r, or gives r up past a bound.

@@ -187,7 +187,7 @@ func TestReservationsUnderConcurrency(t *testing.T) {
 				r.mu.Unlock()
 				tb.start(corr, r)
 				if rng.IntN(2) == 0 {
-					tb.drop(corr)
+					tb.drop(corr, r)
 				}
 			}
 		}()
@@ -196,9 +196,28 @@ func TestReservationsUnderConcurrency(t *testing.T) {
 	assert.Zero(t, over.Load(), "the total never held more than the bound")
 	for g := range 8 {
 		for i := range 500 {
-			tb.drop(fmt.Sprintf("g%d-%d", g, i))
+			if r := tb.take(fmt.Sprintf("g%d-%d", g, i)); r != nil {
+				tb.release(r)
+			}
 		}
 	}
 	assert.Zero(t, b.total.Load(), "every reservation was given back")
 	assert.Zero(t, tb.len())
+}
+
+// A request that ends forgets itself, not a newer request that took its
+// correlation id meanwhile; request_complete takes the request out in the
+// same step as it finds it.
+func TestDropForgetsOnlyItsRequest(t *testing.T) {
+	t.Parallel()
+	tb := newTable(config{perRequest: 1 << 10, ttl: time.Minute, shared: shared{now: time.Now}}, "a", newBound(1<<20))
+	older, newer := &request{}, &request{}
+	tb.start("x", older)
+	tb.start("x", newer) // replaces older, which is released
+	assert.True(t, older.gone)
+	tb.drop("x", older)
+	assert.Same(t, newer, tb.get("x"), "the newer request stays")
+	assert.Same(t, newer, tb.take("x"))
+	assert.Nil(t, tb.get("x"), "taken out")
+	assert.Nil(t, tb.take("x"))
 }
