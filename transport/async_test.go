@@ -360,11 +360,7 @@ func TestGoWindow(t *testing.T) {
 	t.Run("a send ends it", func(t *testing.T) {
 		t.Parallel()
 		endpoint, _ := timedPeer(t)
-		c := dialAsync(t, endpoint, transport.WithAsyncWindow(time.Hour))
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		a := newAnswers(t, 1)
-		require.NoError(t, c.Go(ctx, bodyChunk("held", 0, "x"), a.done("held")))
+		c, ctx, a := holdOne(t, endpoint)
 		start := time.Now()
 		_, err := c.Send(ctx, bodyChunk("sent", 0, "x"))
 		require.NoError(t, err)
@@ -374,16 +370,24 @@ func TestGoWindow(t *testing.T) {
 	t.Run("close", func(t *testing.T) {
 		t.Parallel()
 		endpoint, _, _ := silentPeer(t, 1)
-		c := dialAsync(t, endpoint, transport.WithAsyncWindow(time.Hour))
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		a := newAnswers(t, 1)
-		require.NoError(t, c.Go(ctx, bodyChunk("held", 0, "x"), a.done("held")))
+		c, _, a := holdOne(t, endpoint)
 		start := time.Now()
 		require.NoError(t, c.Close(context.Background()))
 		assert.Less(t, time.Since(start), 5*time.Second)
 		assert.Equal(t, agentwire.CodeUnavailable, agentwire.CodeOf(a.wait(t)["held"].err))
 	})
+}
+
+// holdOne dials endpoint with an hour-long async window and sends one
+// event ("held") with Go, which the window holds; ctx lasts the test.
+func holdOne(t *testing.T, endpoint string) (transport.AsyncConn, context.Context, *answers) {
+	t.Helper()
+	c := dialAsync(t, endpoint, transport.WithAsyncWindow(time.Hour))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	a := newAnswers(t, 1)
+	require.NoError(t, c.Go(ctx, bodyChunk("held", 0, "x"), a.done("held")))
+	return c, ctx, a
 }
 
 // TestGoRacesSend: Go calls whose context ends as they are sent, on a
