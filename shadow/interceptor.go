@@ -1,12 +1,15 @@
 package shadow
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/maphash"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -141,21 +144,41 @@ func (ic *Interceptor) mirror(pair [2]string, c *pool.Call, resp *agentv2.AgentR
 		j.primaryErr = errFailedOpen // the primary was not asked
 	}
 	if resp != nil {
-		j.primary = resp.CloneVT()
+		// The caller owns resp once Send returns: keep its encoding, into
+		// the job's recycled buffer (a copy without allocations).
+		var eerr error
+		j.hasPrimary = true
+		if j.primary, eerr = encode(j.primary[:0], resp); eerr != nil {
+			j.primaryErr = fmt.Errorf("shadow: the primary's answer cannot be encoded: %w", eerr)
+		}
 	}
 	p.Go(ic.callContext(), pair[1], c.Event, j.answered)
 }
 
+// encode appends resp's encoding to buf.
+func encode(buf []byte, resp *agentv2.AgentResponse) ([]byte, error) {
+	n := resp.SizeVT()
+	buf = slices.Grow(buf, n)[:len(buf)+n]
+	_, err := resp.MarshalToSizedBufferVT(buf[len(buf)-n:])
+	return buf, err
+}
+
+// maxKept is the largest encoding a recycled job keeps its buffers for.
+const maxKept = 16 << 10
+
 // job is one mirrored event waiting for the shadow's answer. Pooled, with
 // answered bound once.
 type job struct {
-	ic         *Interceptor
-	pair       [2]string
-	corr       string
-	kind       agentv2.EventType
-	primary    *agentv2.AgentResponse
-	primaryErr error
-	answered   func(*agentv2.AgentResponse, error) // j.answer
+	ic   *Interceptor
+	pair [2]string
+	corr string
+	kind agentv2.EventType
+	// primary is the encoding of the primary's answer, if hasPrimary;
+	// scratch is for the shadow's. Both are kept when the job is recycled.
+	primary, scratch []byte
+	hasPrimary       bool
+	primaryErr       error
+	answered         func(*agentv2.AgentResponse, error) // j.answer
 }
 
 var jobs sync.Pool
@@ -177,21 +200,42 @@ func (j *job) answer(resp *agentv2.AgentResponse, err error) {
 	default:
 		ic.compare(j, resp, err)
 	}
-	*j = job{answered: j.answered}
+	primary, scratch := j.primary[:0], j.scratch[:0]
+	if cap(primary) > maxKept || cap(scratch) > maxKept {
+		primary, scratch = nil, nil
+	}
+	*j = job{answered: j.answered, primary: primary, scratch: scratch}
 	jobs.Put(j)
 	ic.inFlight.Add(-1)
 	ic.calls.Done()
 }
 
 func (ic *Interceptor) compare(j *job, resp *agentv2.AgentResponse, err error) {
-	r := compare(j.primary, resp, j.primaryErr, err)
+	if j.hasPrimary && j.primaryErr == nil && err == nil && resp.GetDecision() != nil {
+		// Answers encoded alike are equal, and so agree: the common case
+		// needs no decoding. (Unlike encodings may still agree: maps have
+		// no order, and compare ignores audit fields.)
+		var eerr error
+		if j.scratch, eerr = encode(j.scratch[:0], resp); eerr == nil && bytes.Equal(j.primary, j.scratch) {
+			ic.count(j.pair, Agree)
+			return
+		}
+	}
+	var primary *agentv2.AgentResponse
+	if j.hasPrimary && j.primaryErr == nil {
+		primary = new(agentv2.AgentResponse)
+		if uerr := primary.UnmarshalVT(j.primary); uerr != nil {
+			j.primaryErr = fmt.Errorf("shadow: the primary's answer cannot be decoded: %w", uerr)
+		}
+	}
+	r := compare(primary, resp, j.primaryErr, err)
 	ic.count(j.pair, r)
 	if r != Agree && r != PrimaryError {
 		ic.log.add(Disagreement{
 			Time: ic.cfg.now(), Primary: j.pair[0], Shadow: j.pair[1], Result: r,
 			CorrelationID: j.corr, Event: j.kind.String(),
-			PrimaryDecision: summary(j.primary, j.primaryErr), ShadowDecision: summary(resp, err),
-			PrimaryTags: j.primary.GetAudit().GetTags(), ShadowTags: resp.GetAudit().GetTags(),
+			PrimaryDecision: summary(primary, j.primaryErr), ShadowDecision: summary(resp, err),
+			PrimaryTags: primary.GetAudit().GetTags(), ShadowTags: resp.GetAudit().GetTags(),
 		})
 	}
 }

@@ -346,3 +346,45 @@ func TestPrimaryFailedOpen(t *testing.T) {
 	assert.Equal(t, uint64(1), st[shadow.PrimaryError])
 	assert.Equal(t, uint64(2), st[shadow.Agree], "the held requests, answered by both")
 }
+
+// Answers that agree though they are encoded differently (audit fields,
+// which the comparison ignores, and maps, whose encoding has no order) are
+// counted as agreeing; a disagreement still reports the primary's own
+// decision and audit tags, kept from before its caller got the answer and
+// changed it.
+func TestComparesKeptAnswers(t *testing.T) {
+	t.Parallel()
+	withAudit := func(resp *agentv2.AgentResponse, tag string) *agentv2.AgentResponse {
+		resp.Audit = &agentv2.AuditMetadata{Tags: []string{tag}}
+		resp.RoutingMetadata = map[string]string{}
+		for i := range 8 {
+			resp.RoutingMetadata[fmt.Sprint("k", i)] = tag
+		}
+		return resp
+	}
+	primary := &scripted{decide: func(uri string) *agentv2.AgentResponse {
+		if uri == "/blocked" {
+			return withAudit(agent.Block(403, ""), "sqli")
+		}
+		return withAudit(agent.AllowSetRequestHeader("x", "1"), "primary")
+	}}
+	shadowAgent := &scripted{decide: func(string) *agentv2.AgentResponse {
+		return withAudit(agent.AllowSetRequestHeader("x", "1"), "shadow")
+	}}
+	p, ic := pair(t, primary, shadowAgent)
+	for range 20 {
+		send(t, p, "a", headers("/ok")).Decision = &agentv2.AgentResponse_Block{Block: &agentv2.BlockDecision{Status: 451}}
+	}
+	resp := send(t, p, "a", headers("/blocked"))
+	resp.Audit.Tags[0] = "changed by the caller"
+	resp.Decision = &agentv2.AgentResponse_Allow{Allow: &agentv2.AllowDecision{}}
+	require.Eventually(t, func() bool { return total(ic.Stats()) == 21 }, 5*time.Second, 5*time.Millisecond)
+	st := ic.Stats()
+	assert.Equal(t, uint64(20), st[shadow.Agree], "the callers' changes to their answers do not count")
+	assert.Equal(t, uint64(1), st[shadow.BlockVsAllow])
+	ds := ic.Disagreements()
+	require.Len(t, ds, 1)
+	assert.Equal(t, "block 403", ds[0].PrimaryDecision)
+	assert.Equal(t, []string{"sqli"}, ds[0].PrimaryTags)
+	assert.Equal(t, []string{"shadow"}, ds[0].ShadowTags)
+}
