@@ -66,14 +66,14 @@ const nShards = 32
 // bounded in bytes per request and, with the other agents' tables, in
 // total. It is safe for concurrent use.
 type table struct {
-	agent, fallback string
-	seed            maphash.Seed
-	shards          [nShards]shard
-	bytes           *bound
-	perRequest      int
-	ttl             int64 // nanoseconds
-	now             func() time.Time
-	lastSweep       atomic.Int64
+	fallback   string // the agent's fallback agent, "" if none
+	seed       maphash.Seed
+	shards     [nShards]shard
+	bytes      *bound
+	perRequest int
+	ttl        int64 // nanoseconds
+	now        func() time.Time
+	lastSweep  atomic.Int64
 }
 
 // bound is the bytes all tables keep, reserved by requests a quantum at
@@ -100,7 +100,7 @@ type shard struct {
 }
 
 func newTable(cfg config, agent string, b *bound) *table {
-	t := &table{agent: agent, fallback: cfg.fallback[agent], seed: maphash.MakeSeed(), bytes: b,
+	t := &table{fallback: cfg.fallback[agent], seed: maphash.MakeSeed(), bytes: b,
 		perRequest: cfg.perRequest, ttl: int64(cfg.ttl), now: cfg.now}
 	for i := range t.shards {
 		t.shards[i].m = make(map[string]*request)
